@@ -1,0 +1,338 @@
+//! Rules over commits → findings → a decision.
+//!
+//! A policy violation is a [`Finding`] (rule id, severity, message, fix), never
+//! an error: errors are for when git-audit cannot do its job.
+
+use serde::Serialize;
+
+use crate::git::ParsedCommit;
+use crate::policy::{BranchRule, Mode, Policy};
+use crate::signature::{SignatureChecker, SignatureFormat, SignatureStatus, Verdict};
+
+/// How a finding counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Fails the check (mode `enforce`).
+    Error,
+    /// Reported only (mode `warn`).
+    Warning,
+}
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable dotted rule id, e.g. `signing.required`.
+    pub rule: String,
+    pub severity: Severity,
+    pub message: String,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// Pass or fail for one commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitVerdict {
+    Pass,
+    Fail,
+}
+
+/// Everything the checks concluded about one commit.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitReport {
+    pub id: String,
+    pub subject: String,
+    pub verdict: CommitVerdict,
+    pub signature: Verdict,
+    pub findings: Vec<Finding>,
+    pub author: Option<String>,
+    pub committer: Option<String>,
+    pub parents: usize,
+    /// Set when an `exempt_identities` entry let this commit skip the signing rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exempt: Option<String>,
+}
+
+/// Applies a policy's commit rules, verifying signatures as it goes.
+pub struct CommitChecker<'p> {
+    policy: &'p Policy,
+    signatures: SignatureChecker,
+}
+
+impl<'p> CommitChecker<'p> {
+    pub fn new(policy: &'p Policy, signatures: SignatureChecker) -> CommitChecker<'p> {
+        CommitChecker { policy, signatures }
+    }
+
+    pub fn signatures(&mut self) -> &mut SignatureChecker {
+        &mut self.signatures
+    }
+
+    /// Checks one commit; `branch` is the `[[branches]]` entry of the ref it is
+    /// being pushed to, when known (it can change how findings count).
+    pub fn check(&mut self, id: &str, commit: &ParsedCommit, branch: Option<&BranchRule>) -> CommitReport {
+        let committer_time = commit.committer.as_ref().map_or(0, |c| c.time);
+        let verdict = self.signatures.check(commit.signature.as_deref(), &commit.payload, committer_time);
+        let mut out = Findings { policy: self.policy, branch, list: Vec::new() };
+        let committer_email = commit.committer.as_ref().map(|c| c.email.as_str()).unwrap_or("");
+        let author_email = commit.author.as_ref().map(|a| a.email.as_str()).unwrap_or("");
+        let policy = self.policy;
+
+        for p in &commit.problems {
+            out.add("commits.malformed", format!("malformed commit object: {p}"), None);
+        }
+
+        // Signing.
+        let exempt = policy.exemption_for(committer_email).map(|p| format!("committer {committer_email} matches exempt identity `{p}`"));
+        if policy.signing.required && verdict.status != SignatureStatus::Good && exempt.is_none() {
+            let detail = verdict.detail.clone().unwrap_or_default();
+            out.add(
+                "signing.required",
+                format!("signature {}: {detail}", verdict.status.as_str()),
+                Some(signing_fix(policy, &verdict, committer_email)),
+            );
+        }
+        if policy.signing.match_committer && verdict.status == SignatureStatus::Good && !verdict.binds(committer_email) {
+            let ids = if verdict.identities.is_empty() { "none".to_string() } else { verdict.identities.join(", ") };
+            out.add(
+                "signing.identity",
+                format!("signed by a key for {ids}, but the committer is {committer_email}"),
+                Some(format!(
+                    "commit as an identity of the key (`git config user.email {}`) or sign with a key bound to {committer_email}",
+                    verdict.identities.first().map(String::as_str).unwrap_or("<key email>")
+                )),
+            );
+        }
+
+        // Metadata.
+        let message = commit.message_text();
+        let trailers = trailers(&commit.message);
+        for key in &policy.commits.required_trailers {
+            if !trailers.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)) {
+                let fix = if key.eq_ignore_ascii_case("Signed-off-by") {
+                    "add it with `git commit --amend -s --no-edit`".to_string()
+                } else {
+                    format!("add it with `git commit --amend --trailer '{key}: …'`")
+                };
+                out.add("commits.trailer", format!("missing trailer `{key}:`"), Some(fix));
+            }
+        }
+        if policy.commits.signoff_matches_author {
+            let signoffs: Vec<&String> = trailers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("Signed-off-by")).map(|(_, v)| v).collect();
+            let named = signoffs.iter().any(|v| email_of(v).is_some_and(|e| e.eq_ignore_ascii_case(author_email)));
+            let required = policy.commits.required_trailers.iter().any(|k| k.eq_ignore_ascii_case("Signed-off-by"));
+            if !named && !(signoffs.is_empty() && required) {
+                out.add(
+                    "commits.signoff",
+                    format!("no Signed-off-by trailer names the author {author_email}"),
+                    Some("sign off as the author: `git commit --amend -s --no-edit` with user.email set to the author's".into()),
+                );
+            }
+        }
+        let subject = commit.subject();
+        if let Some(re) = &policy.commits.subject_pattern {
+            if !re.is_match(&subject) {
+                out.add(
+                    "commits.subject",
+                    format!("subject does not match `{}`", re.as_str()),
+                    Some("reword it with `git commit --amend` (or `git rebase -i` for older commits)".into()),
+                );
+            }
+        }
+        if let Some(max) = policy.commits.max_subject_length {
+            let len = subject.chars().count();
+            if len > max {
+                out.add(
+                    "commits.subject-length",
+                    format!("subject is {len} characters, more than {max}"),
+                    Some(format!("shorten the subject to {max} characters and move detail to the body")),
+                );
+            }
+        }
+        if !policy.commits.allowed_email_domains.is_empty() {
+            for (role, email) in [("author", author_email), ("committer", committer_email)] {
+                let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+                if !policy.commits.allowed_email_domains.contains(&domain) {
+                    out.add(
+                        "commits.email-domain",
+                        format!("{role} email {email} is not in {}", policy.commits.allowed_email_domains.join(", ")),
+                        Some(format!("set `git config user.email` to an address in {}", policy.commits.allowed_email_domains.join(", "))),
+                    );
+                }
+            }
+        }
+        let _ = message;
+
+        let findings = out.list;
+        let fail = findings.iter().any(|f| f.severity == Severity::Error);
+        CommitReport {
+            id: id.to_string(),
+            subject,
+            verdict: if fail { CommitVerdict::Fail } else { CommitVerdict::Pass },
+            signature: verdict,
+            findings,
+            author: commit.author.as_ref().map(|a| a.display()),
+            committer: commit.committer.as_ref().map(|c| c.display()),
+            parents: commit.parents.len(),
+            exempt: if policy.signing.required { exempt } else { None },
+        }
+    }
+}
+
+struct Findings<'a> {
+    policy: &'a Policy,
+    branch: Option<&'a BranchRule>,
+    list: Vec<Finding>,
+}
+
+impl Findings<'_> {
+    fn add(&mut self, rule: &str, message: String, fix: Option<String>) {
+        let severity = match self.policy.mode_for(rule, self.branch) {
+            Mode::Off => return,
+            Mode::Warn => Severity::Warning,
+            Mode::Enforce => Severity::Error,
+        };
+        self.list.push(Finding { rule: rule.to_string(), severity, message, fix });
+    }
+}
+
+fn signing_fix(policy: &Policy, v: &Verdict, committer: &str) -> String {
+    let policy_path = policy.path.display();
+    match (v.status, v.format) {
+        (SignatureStatus::Missing, _) => {
+            "sign your commits: `git config commit.gpgsign true`, then re-sign: `git commit --amend -S --no-edit` (older commits: `git rebase --exec 'git commit --amend -S --no-edit' <base>`)".into()
+        }
+        (SignatureStatus::UnknownKey, Some(SignatureFormat::Ssh)) => format!(
+            "pin the key: add `{committer} namespaces=\"git\" <public key>` to the ssh_allowed_signers file named in {policy_path}"
+        ),
+        (SignatureStatus::UnknownKey, _) => format!(
+            "pin the key: `gpg --armor --export {} > keys/<name>.asc` and list it in openpgp_keys in {policy_path}",
+            v.key.as_deref().unwrap_or("<KEYID>")
+        ),
+        (SignatureStatus::ExpiredKey, Some(SignatureFormat::Ssh)) => {
+            "re-sign with a key that is valid now, or extend valid-before in the allowed-signers file".into()
+        }
+        (SignatureStatus::ExpiredKey, _) => format!(
+            "extend the key (`gpg --quick-set-expire {} 1y`), re-export it into the policy, or re-sign with a valid key",
+            v.key.as_deref().unwrap_or("<FPR>")
+        ),
+        (SignatureStatus::RevokedKey, _) => "the key is revoked: re-sign the commit with a key that is not (`git commit --amend -S --no-edit`)".into(),
+        (SignatureStatus::Bad, _) => "the commit was changed after it was signed: re-create and re-sign it".into(),
+        _ => "re-sign the commit with a supported signature (OpenPGP or SSH)".into(),
+    }
+}
+
+/// Trailers as git reads them (libgit2's parser); an unparsable message has none.
+pub fn trailers(message: &[u8]) -> Vec<(String, String)> {
+    let mut clean: Vec<u8> = message.iter().copied().filter(|&b| b != 0).collect();
+    if !clean.ends_with(b"\n") {
+        clean.push(b'\n');
+    }
+    match git2::message_trailers_bytes(clean) {
+        Ok(t) => t
+            .iter()
+            .map(|(k, v)| (String::from_utf8_lossy(k).trim().to_string(), String::from_utf8_lossy(v).trim().to_string()))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn email_of(v: &str) -> Option<&str> {
+    let start = v.find('<')?;
+    let end = start + v[start..].find('>')?;
+    Some(v[start + 1..end].trim())
+}
+
+/// The result of checking a set of commits.
+#[derive(Debug, Clone, Serialize)]
+pub struct RangeReport {
+    pub commits: Vec<CommitReport>,
+    pub summary: Summary,
+}
+
+/// Counts over a [`RangeReport`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub checked: usize,
+    pub failed: usize,
+    /// Commits that pass but carry warnings.
+    pub warned: usize,
+    pub exempt: usize,
+}
+
+/// Errors that stop a range check.
+#[derive(Debug, thiserror::Error)]
+pub enum RangeError {
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
+    #[error("{location}: baseline {id} is not a commit in this repository\nHint: set baseline to a commit id from `git log`, or remove it")]
+    Baseline { id: String, location: String },
+    #[error(transparent)]
+    Signature(#[from] crate::signature::SignatureError),
+}
+
+/// Selects the commits named by `specs` (git range syntax), leaving out the
+/// policy's baseline history, and checks each one.
+pub fn check_range(repo: &git2::Repository, policy: &Policy, specs: &[String]) -> Result<RangeReport, RangeError> {
+    let mut hide = Vec::new();
+    if let Some(b) = &policy.baseline {
+        let id = crate::git::resolve_commit(repo, b).map_err(|_| RangeError::Baseline {
+            id: b.clone(),
+            location: policy.baseline_location.as_ref().map(|l| l.to_string()).unwrap_or_default(),
+        })?;
+        hide.push(id);
+    }
+    let ids = crate::git::select_commits(repo, specs, &hide)?;
+    let mut signatures = SignatureChecker::from_policy(policy, Some(repo));
+    if !policy.signing.openpgp_keys.is_empty() {
+        signatures.prepare()?;
+    }
+    let mut checker = CommitChecker::new(policy, signatures);
+    check_ids(repo, &mut checker, &ids, None)
+}
+
+/// Checks the given commits in order.
+pub fn check_ids(
+    repo: &git2::Repository,
+    checker: &mut CommitChecker<'_>,
+    ids: &[git2::Oid],
+    branch: Option<&BranchRule>,
+) -> Result<RangeReport, RangeError> {
+    let odb = repo.odb().map_err(crate::git::GitError::Walk)?;
+    let header = crate::git::signature_header(repo);
+    let mut commits = Vec::with_capacity(ids.len());
+    let mut summary = Summary::default();
+    for id in ids {
+        let parsed = crate::git::read_commit(repo, &odb, *id, header)?;
+        let report = checker.check(&id.to_string(), &parsed, branch);
+        summary.checked += 1;
+        match report.verdict {
+            CommitVerdict::Fail => summary.failed += 1,
+            CommitVerdict::Pass if !report.findings.is_empty() => summary.warned += 1,
+            CommitVerdict::Pass => {}
+        }
+        if report.exempt.is_some() {
+            summary.exempt += 1;
+        }
+        commits.push(report);
+    }
+    Ok(RangeReport { commits, summary })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_trailers_like_git() {
+        let t = trailers(b"feat: x\n\nbody\n\nSigned-off-by: A <a@x>\nReviewed-by: B <b@x>\n");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0], ("Signed-off-by".to_string(), "A <a@x>".to_string()));
+        assert!(trailers(b"feat: no trailers here\n").is_empty());
+        let _ = trailers(b"x\0y\xff"); // NUL and non-UTF-8 do not panic
+        assert_eq!(email_of("Alice <alice@example.com>"), Some("alice@example.com"));
+        assert_eq!(email_of("no email"), None);
+    }
+}

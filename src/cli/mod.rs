@@ -1,0 +1,92 @@
+//! Command-line interface: one module per subcommand, each a thin layer that
+//! parses arguments, calls the library and renders the result.
+
+pub mod init;
+pub mod policy;
+pub mod style;
+pub mod verify;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// What a command concluded, mapped to the exit code by `main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Pass,
+    /// Exit 1: at least one policy violation.
+    Violations,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "git-audit", version, about = "Makes every change to a codebase provable", propagate_version = true)]
+pub struct Cli {
+    /// The policy file (default: `git config audit.policy`, else .git-audit.toml at the repository root).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Run as if started in PATH.
+    #[arg(short = 'C', global = true, value_name = "PATH")]
+    pub directory: Option<PathBuf>,
+    /// Diagnostic log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// When to colour output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented starter policy (.git-audit.toml).
+    Init(init::InitArgs),
+    /// Work with the policy file.
+    Policy(policy::PolicyArgs),
+    /// Check commits against the policy: signatures and metadata.
+    Verify(verify::VerifyArgs),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    if let Some(dir) = &cli.directory {
+        std::env::set_current_dir(dir).map_err(|e| anyhow::anyhow!("cannot change to {}: {e}", dir.display()))?;
+    }
+    let color = style::enabled(cli.color);
+    let global = Global { policy: cli.policy.clone(), color };
+    match cli.command {
+        Command::Init(args) => init::run(&global, args),
+        Command::Policy(args) => policy::run(&global, args),
+        Command::Verify(args) => verify::run(&global, args),
+    }
+}
+
+/// Options every subcommand sees.
+pub struct Global {
+    pub policy: Option<PathBuf>,
+    pub color: bool,
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

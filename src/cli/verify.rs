@@ -1,0 +1,122 @@
+//! `git-audit verify [RANGE…]`: check commits against the policy.
+
+use std::collections::BTreeSet;
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use super::style::{dim, green, red, yellow};
+use super::{emit, Global, Outcome};
+use crate::check::{self, CommitVerdict, RangeReport, Severity};
+use crate::policy::Policy;
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Commits to check, in git's syntax: `A..B`, `A...B`, `^X Y`, refs, `--all`.
+    /// Default: the commits on HEAD not yet on its upstream (all of HEAD without one).
+    #[arg(value_name = "RANGE", allow_hyphen_values = true)]
+    pub range: Vec<String>,
+    /// Check every ref (same as the range `--all`).
+    #[arg(long)]
+    pub all: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
+    let repo = crate::git::open_from_env()?;
+    let policy = super::policy::load(global, Some(&repo))?;
+    let mut specs = args.range.clone();
+    if args.all {
+        specs.push("--all".into());
+    }
+    if specs.is_empty() {
+        specs = crate::git::default_specs(&repo);
+    }
+    tracing::debug!(?specs, policy = %policy.path.display(), "verifying");
+    let report = check::check_range(&repo, &policy, &specs)?;
+    match args.format {
+        Format::Json => emit(&(render_json(&report, &policy, &specs) + "\n"))?,
+        Format::Text => emit(&render_text(&report, &policy, global.color))?,
+    }
+    Ok(if report.summary.failed > 0 { Outcome::Violations } else { Outcome::Pass })
+}
+
+/// The JSON document: `{"commits": […], "summary": {…}, "policy": {…}, "range": […]}`.
+pub fn render_json(report: &RangeReport, policy: &Policy, specs: &[String]) -> String {
+    let doc = json!({
+        "commits": report.commits,
+        "summary": {
+            "checked": report.summary.checked,
+            "failed": report.summary.failed,
+            "warned": report.summary.warned,
+            "exempt": report.summary.exempt,
+        },
+        "policy": {"path": policy.path.display().to_string(), "digest": policy.digest},
+        "range": specs,
+    });
+    doc.to_string()
+}
+
+/// One line per commit that fails or warns, the fixes once each, a summary.
+pub fn render_text(report: &RangeReport, policy: &Policy, color: bool) -> String {
+    let mut out = String::new();
+    let mut fixes: Vec<(String, String)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for c in &report.commits {
+        let short = &c.id[..c.id.len().min(10)];
+        if let Some(e) = &c.exempt {
+            out.push_str(&format!("{} {short} {}: signing.required skipped ({e})\n", dim(color, "exempt"), c.subject));
+        }
+        if c.findings.is_empty() {
+            continue;
+        }
+        let label = match c.verdict {
+            CommitVerdict::Fail => red(color, "FAIL"),
+            CommitVerdict::Pass => yellow(color, "warn"),
+        };
+        let what: Vec<String> = c
+            .findings
+            .iter()
+            .map(|f| {
+                let tag = if f.severity == Severity::Warning { " [warn]" } else { "" };
+                format!("{}{tag} ({})", f.rule, f.message)
+            })
+            .collect();
+        out.push_str(&format!("{label} {short} {}: {}\n", c.subject, what.join("; ")));
+        for f in &c.findings {
+            if let Some(fix) = &f.fix {
+                if seen.insert((f.rule.clone(), fix.clone())) {
+                    fixes.push((f.rule.clone(), fix.clone()));
+                }
+            }
+        }
+    }
+    if !fixes.is_empty() {
+        out.push_str("\nHow to fix:\n");
+        for (rule, fix) in &fixes {
+            out.push_str(&format!("  {rule}: {fix}\n"));
+        }
+        out.push('\n');
+    }
+    let s = &report.summary;
+    let verdict = if s.failed > 0 { red(color, "failed") } else { green(color, "passed") };
+    out.push_str(&format!(
+        "{} commit{} checked: {} failed, {} with warnings, {} exempt; {verdict} (policy {}, digest {})\n",
+        s.checked,
+        super::policy::plural(s.checked),
+        s.failed,
+        s.warned,
+        s.exempt,
+        policy.path.display(),
+        &policy.digest[..12]
+    ));
+    out
+}

@@ -1,0 +1,160 @@
+//! git access through git2: opening a repository the way git's environment
+//! says, selecting commits with git's range syntax, reading raw commit objects.
+
+pub mod commit;
+
+use std::path::{Path, PathBuf};
+
+use git2::{Oid, Repository, RevparseMode, Sort};
+
+pub use commit::{Ident, ParsedCommit};
+
+/// Errors from git access; each names the spec, commit or path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("not inside a git repository (searched from {path}): {source}")]
+    NoRepository { path: PathBuf, source: git2::Error },
+    #[error("cannot resolve `{spec}`: {source}\nHint: use a branch, tag, commit id or a range such as `origin/main..HEAD`")]
+    BadSpec { spec: String, source: git2::Error },
+    #[error("`{spec}` names a {kind}, not a commit")]
+    NotACommit { spec: String, kind: String },
+    #[error("cannot read commit {id}: {source}")]
+    Read { id: String, source: git2::Error },
+    #[error("walking history failed: {0}")]
+    Walk(git2::Error),
+}
+
+/// Opens the repository as git's environment describes it (`GIT_DIR`,
+/// `GIT_OBJECT_DIRECTORY`, `GIT_ALTERNATE_OBJECT_DIRECTORIES` …), discovering
+/// it from the current directory otherwise.
+pub fn open_from_env() -> Result<Repository, GitError> {
+    Repository::open_from_env().map_err(|source| GitError::NoRepository {
+        path: std::env::current_dir().unwrap_or_default(),
+        source,
+    })
+}
+
+/// Opens the repository at or above `path`.
+pub fn open(path: &Path) -> Result<Repository, GitError> {
+    Repository::discover(path).map_err(|source| GitError::NoRepository { path: path.to_path_buf(), source })
+}
+
+/// The signature header for this repository's object format.
+pub fn signature_header(repo: &Repository) -> &'static str {
+    let sha256 = repo
+        .config()
+        .and_then(|c| c.get_string("extensions.objectformat"))
+        .map(|f| f.eq_ignore_ascii_case("sha256"))
+        .unwrap_or(false);
+    if sha256 {
+        commit::SIG_HEADER_SHA256
+    } else {
+        commit::SIG_HEADER_SHA1
+    }
+}
+
+/// Reads and parses one commit object.
+pub fn read_commit(repo: &Repository, odb: &git2::Odb<'_>, id: Oid, sig_header: &str) -> Result<ParsedCommit, GitError> {
+    let _ = repo;
+    let obj = odb.read(id).map_err(|source| GitError::Read { id: id.to_string(), source })?;
+    if obj.kind() != git2::ObjectType::Commit {
+        return Err(GitError::NotACommit { spec: id.to_string(), kind: obj.kind().str().to_string() });
+    }
+    Ok(ParsedCommit::parse(obj.data(), sig_header))
+}
+
+/// Selects commits the way `git rev-list` does for the given specs: `A..B`,
+/// `A...B`, `^X`, `Y`, `--all` (every ref but git-audit's own `refs/audit/*`).
+/// Commits reachable from any of `hide` (e.g. the policy's baseline) are left out.
+/// Newest first, parents after children.
+pub fn select_commits(repo: &Repository, specs: &[String], hide: &[Oid]) -> Result<Vec<Oid>, GitError> {
+    let mut walk = repo.revwalk().map_err(GitError::Walk)?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME).map_err(GitError::Walk)?;
+    for spec in specs {
+        if spec == "--all" {
+            for r in repo.references().map_err(GitError::Walk)?.flatten() {
+                if r.name().is_some_and(|n| n.starts_with("refs/audit/")) {
+                    continue;
+                }
+                if let Ok(c) = r.peel_to_commit() {
+                    walk.push(c.id()).map_err(GitError::Walk)?;
+                }
+            }
+            continue;
+        }
+        if let Some(rest) = spec.strip_prefix('^') {
+            walk.hide(peel(repo, rest)?).map_err(GitError::Walk)?;
+            continue;
+        }
+        let rs = repo.revparse(spec).map_err(|source| GitError::BadSpec { spec: spec.clone(), source })?;
+        let mode = rs.mode();
+        let commit_of = |o: Option<&git2::Object<'_>>| -> Result<Option<Oid>, GitError> {
+            match o {
+                None => Ok(None),
+                Some(o) => o
+                    .peel_to_commit()
+                    .map(|c| Some(c.id()))
+                    .map_err(|_| GitError::NotACommit {
+                        spec: spec.clone(),
+                        kind: o.kind().map_or("object", |k| k.str()).to_string(),
+                    }),
+            }
+        };
+        let from = commit_of(rs.from())?;
+        let to = commit_of(rs.to())?;
+        if mode.contains(RevparseMode::MERGE_BASE) {
+            let (a, b) = (from.ok_or_else(|| bad(spec))?, to.ok_or_else(|| bad(spec))?);
+            walk.push(a).map_err(GitError::Walk)?;
+            walk.push(b).map_err(GitError::Walk)?;
+            if let Ok(base) = repo.merge_base(a, b) {
+                walk.hide(base).map_err(GitError::Walk)?;
+            }
+        } else if mode.contains(RevparseMode::RANGE) {
+            if let Some(f) = from {
+                walk.hide(f).map_err(GitError::Walk)?;
+            }
+            if let Some(t) = to {
+                walk.push(t).map_err(GitError::Walk)?;
+            }
+        } else if let Some(f) = from {
+            walk.push(f).map_err(GitError::Walk)?;
+        }
+    }
+    for h in hide {
+        walk.hide(*h).map_err(GitError::Walk)?;
+    }
+    walk.collect::<Result<Vec<_>, _>>().map_err(GitError::Walk)
+}
+
+fn bad(spec: &str) -> GitError {
+    GitError::BadSpec { spec: spec.to_string(), source: git2::Error::from_str("incomplete range") }
+}
+
+fn peel(repo: &Repository, spec: &str) -> Result<Oid, GitError> {
+    let obj = repo.revparse_single(spec).map_err(|source| GitError::BadSpec { spec: spec.to_string(), source })?;
+    obj.peel_to_commit().map(|c| c.id()).map_err(|_| GitError::NotACommit {
+        spec: spec.to_string(),
+        kind: obj.kind().map_or("object", |k| k.str()).to_string(),
+    })
+}
+
+/// The default range when none is given: the commits on HEAD that its upstream
+/// does not have yet, or all of HEAD when there is no upstream.
+pub fn default_specs(repo: &Repository) -> Vec<String> {
+    let upstream = repo
+        .head()
+        .ok()
+        .and_then(|h| h.shorthand().map(str::to_string))
+        .and_then(|b| repo.find_branch(&b, git2::BranchType::Local).ok())
+        .and_then(|b| b.upstream().ok())
+        .and_then(|u| u.get().name().map(str::to_string));
+    match upstream {
+        Some(u) => vec![format!("{u}..HEAD")],
+        None => vec!["HEAD".to_string()],
+    }
+}
+
+/// Resolves a commit id given in the policy (the baseline).
+pub fn resolve_commit(repo: &Repository, spec: &str) -> Result<Oid, GitError> {
+    peel(repo, spec)
+}

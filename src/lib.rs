@@ -1,0 +1,11 @@
+//! git-audit: makes every change to a codebase provable.
+//!
+//! The library does the work; the `git-audit` binary only parses arguments and
+//! maps outcomes to exit codes. Flow: a [`policy`] is loaded, [`git`] selects
+//! commits, [`signature`] verifies them, [`check`] turns the results into findings.
+
+pub mod check;
+pub mod cli;
+pub mod git;
+pub mod policy;
+pub mod signature;

@@ -1,0 +1,601 @@
+//! The policy: loading `.git-audit.toml`, validating it into a checked form,
+//! and answering "how does this rule count here?".
+//!
+//! Every problem in a policy is reported at once, each with file:line:col,
+//! what was expected and how to fix it (as cargo-deny does for its config).
+
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+pub use schema::{Mode, Trust};
+
+use crate::signature::allowed_signers::{glob_match, AllowedSigners};
+
+/// The file name looked for at the repository root.
+pub const DEFAULT_FILE: &str = ".git-audit.toml";
+/// The commented starter policy that `git-audit init` writes.
+pub const STARTER: &str = include_str!("starter.toml");
+
+/// Every rule id git-audit can report. Stable: reports and users' CI depend on them.
+pub const RULE_IDS: &[&str] = &[
+    "signing.required",
+    "signing.identity",
+    "commits.trailer",
+    "commits.signoff",
+    "commits.subject",
+    "commits.subject-length",
+    "commits.email-domain",
+    "commits.malformed",
+    "branches.force-push",
+    "branches.deletion",
+    "branches.signed-tags",
+    "branches.pusher",
+    "branches.linear-history",
+    "policy.admin",
+];
+
+/// One problem in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  Hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A policy that could not be loaded: every problem found.
+#[derive(Debug, thiserror::Error)]
+pub struct PolicyError {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.diagnostics.len();
+        write!(f, "invalid policy ({n} problem{})", if n == 1 { "" } else { "s" })?;
+        for d in &self.diagnostics {
+            write!(f, "\n{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A pinned OpenPGP key file, with where the policy named it.
+#[derive(Debug, Clone)]
+pub struct KeyFile {
+    pub path: PathBuf,
+    pub armored: Vec<u8>,
+    /// Where in the policy the entry that brought this file in stands.
+    pub origin: Location,
+}
+
+/// A place in the policy file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// `[signing]`, checked.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    pub required: bool,
+    pub trust: Trust,
+    pub openpgp_keys: Vec<KeyFile>,
+    pub ssh_allowed_signers: Option<AllowedSigners>,
+    pub match_committer: bool,
+    pub exempt_identities: Vec<String>,
+    pub mode: Option<Mode>,
+}
+
+/// `[commits]`, checked.
+#[derive(Debug, Clone)]
+pub struct Commits {
+    pub required_trailers: Vec<String>,
+    pub signoff_matches_author: bool,
+    pub subject_pattern: Option<Regex>,
+    pub max_subject_length: Option<usize>,
+    pub allowed_email_domains: Vec<String>,
+    pub mode: Option<Mode>,
+}
+
+/// One `[[branches]]` entry, checked.
+#[derive(Debug, Clone)]
+pub struct BranchRule {
+    pub pattern: String,
+    matcher: globset::GlobMatcher,
+    pub forbid_force_push: bool,
+    pub forbid_deletion: bool,
+    pub require_signed_tags: bool,
+    pub require_linear_history: bool,
+    pub allowed_pushers: Option<Vec<String>>,
+    pub mode: Option<Mode>,
+}
+
+impl BranchRule {
+    pub fn matches(&self, refname: &str) -> bool {
+        self.matcher.is_match(refname)
+    }
+}
+
+/// A loaded, validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub path: PathBuf,
+    /// SHA-256 over the policy text and every key file it pins (hex).
+    pub digest: String,
+    pub mode: Mode,
+    pub baseline: Option<String>,
+    pub baseline_location: Option<Location>,
+    pub signing: Signing,
+    pub commits: Commits,
+    pub branches: Vec<BranchRule>,
+    pub rules: BTreeMap<String, Mode>,
+    pub roles: BTreeMap<String, Vec<String>>,
+    pub github_repositories: Vec<String>,
+    /// Things that are allowed but probably not meant (shown by `policy check`).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Policy {
+    /// Reads and validates the policy at `path`.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let bytes = std::fs::read(path).map_err(|e| PolicyError {
+            diagnostics: vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the policy: {e}"),
+                hint: Some("create one with `git-audit init`, or name it with --policy FILE".into()),
+            }],
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| PolicyError {
+            diagnostics: vec![diag_at(path, &[], e.utf8_error().valid_up_to()..0, "the policy is not valid UTF-8".into(), None)],
+        })?;
+        Self::from_str(&text, path)
+    }
+
+    /// Validates policy text as if read from `path` (paths resolve against its folder).
+    pub fn from_str(text: &str, path: &Path) -> Result<Policy, PolicyError> {
+        let raw: schema::RawPolicy = toml::from_str(text).map_err(|e| PolicyError {
+            diagnostics: vec![diag_at(path, text.as_bytes(), e.span().unwrap_or(0..0), clean_toml_message(e.message()), toml_hint(e.message()))],
+        })?;
+        Validator { path, text, diags: Vec::new(), warnings: Vec::new() }.run(raw)
+    }
+
+    /// How findings of `rule` count, for a ref matching `branch` if any.
+    /// Precedence: `[rules]` > the branch entry's mode > the section's mode > the global mode.
+    pub fn mode_for(&self, rule: &str, branch: Option<&BranchRule>) -> Mode {
+        if let Some(m) = self.rules.get(rule) {
+            return *m;
+        }
+        if let Some(m) = branch.and_then(|b| b.mode) {
+            return m;
+        }
+        let section = if rule.starts_with("signing.") {
+            self.signing.mode
+        } else if rule.starts_with("commits.") {
+            self.commits.mode
+        } else {
+            None
+        };
+        section.unwrap_or(self.mode)
+    }
+
+    /// The first `[[branches]]` entry matching `refname`.
+    pub fn branch_rule(&self, refname: &str) -> Option<&BranchRule> {
+        self.branches.iter().find(|b| b.matches(refname))
+    }
+
+    /// The exemption pattern that `email` matches, if any.
+    pub fn exemption_for(&self, email: &str) -> Option<&str> {
+        let email = email.to_ascii_lowercase();
+        self.signing
+            .exempt_identities
+            .iter()
+            .find(|p| glob_match(&p.to_ascii_lowercase(), &email))
+            .map(String::as_str)
+    }
+
+    /// Where the policy lives relative to which key paths resolve.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// Finds the policy to use: `--policy`, else `git config audit.policy`, else
+/// `.git-audit.toml` at the root of the work tree.
+pub fn locate(explicit: Option<&Path>, repo: Option<&git2::Repository>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    let repo = repo?;
+    if let Ok(p) = repo.config().and_then(|c| c.get_path("audit.policy")) {
+        return Some(p);
+    }
+    repo.workdir().map(|w| w.join(DEFAULT_FILE))
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+    diags: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn err(&mut self, span: Range<usize>, message: String, hint: Option<&str>) {
+        self.diags.push(diag_at(self.path, self.text.as_bytes(), span, message, hint.map(str::to_string)));
+    }
+
+    fn location(&self, span: Range<usize>) -> Location {
+        let (line, column) = line_col(self.text.as_bytes(), span.start);
+        Location { file: self.path.to_path_buf(), line, column }
+    }
+
+    fn resolve(&self, rel: &str) -> PathBuf {
+        let p = Path::new(rel);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+
+    fn run(mut self, raw: schema::RawPolicy) -> Result<Policy, PolicyError> {
+        if *raw.version.get_ref() != 1 {
+            self.err(
+                raw.version.span(),
+                format!("unsupported policy version {}; this git-audit reads version 1", raw.version.get_ref()),
+                Some("set `version = 1`"),
+            );
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(self.text.as_bytes());
+
+        // [signing]
+        let mut keys = Vec::new();
+        for entry in &raw.signing.openpgp_keys {
+            let origin = self.location(entry.span());
+            let resolved = self.resolve(entry.get_ref());
+            if resolved.is_dir() {
+                let mut found: Vec<PathBuf> = match std::fs::read_dir(&resolved) {
+                    Ok(rd) => rd
+                        .flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "asc") && p.is_file())
+                        .collect(),
+                    Err(e) => {
+                        self.err(entry.span(), format!("cannot read key directory {}: {e}", resolved.display()), None);
+                        continue;
+                    }
+                };
+                found.sort();
+                if found.is_empty() {
+                    self.err(
+                        entry.span(),
+                        format!("key directory {} holds no *.asc files", resolved.display()),
+                        Some("export keys with `gpg --armor --export KEYID > keys/NAME.asc`"),
+                    );
+                }
+                for f in found {
+                    if let Some(k) = self.read_key(&f, entry.span(), &origin) {
+                        keys.push(k);
+                    }
+                }
+            } else if let Some(k) = self.read_key(&resolved, entry.span(), &origin) {
+                keys.push(k);
+            }
+        }
+        for k in &keys {
+            hasher.update(k.path.to_string_lossy().as_bytes());
+            hasher.update(&k.armored);
+        }
+        let mut allowed = None;
+        if let Some(s) = &raw.signing.ssh_allowed_signers {
+            let resolved = self.resolve(s.get_ref());
+            if !resolved.is_file() {
+                self.err(
+                    s.span(),
+                    format!("allowed-signers file not found: {}", resolved.display()),
+                    Some("paths are relative to the policy file; the format is git's gpg.ssh.allowedSignersFile"),
+                );
+            } else {
+                match AllowedSigners::load(&resolved) {
+                    Ok(a) => {
+                        if let Ok(bytes) = std::fs::read(&resolved) {
+                            hasher.update(&bytes);
+                        }
+                        allowed = Some(a)
+                    }
+                    Err(errors) => {
+                        for e in errors {
+                            self.diags.push(Diagnostic {
+                                file: resolved.clone(),
+                                line: e.line,
+                                column: e.column,
+                                message: e.message,
+                                hint: Some("each line: `principals [namespaces=\"git\"] keytype base64-key`".into()),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let trust = raw.signing.trust.unwrap_or(Trust::Policy);
+        for id in &raw.signing.exempt_identities {
+            if id.get_ref().trim().is_empty() {
+                self.err(id.span(), "empty identity in exempt_identities".into(), Some("use a committer email, e.g. \"bot@example.com\""));
+            }
+        }
+
+        // [commits]
+        let subject_pattern = match &raw.commits.subject_pattern {
+            Some(p) => match Regex::new(p.get_ref()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    let msg = e.to_string().lines().last().unwrap_or("invalid").trim().trim_start_matches("error: ").to_string();
+                    self.err(p.span(), format!("subject_pattern is not a valid regular expression: {msg}"), Some("the syntax is Rust's regex crate; use single quotes to avoid TOML escapes"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let max_subject_length = match &raw.commits.max_subject_length {
+            Some(n) if *n.get_ref() <= 0 => {
+                self.err(n.span(), format!("max_subject_length must be a positive number of characters, not {}", n.get_ref()), None);
+                None
+            }
+            Some(n) => Some(*n.get_ref() as usize),
+            None => None,
+        };
+
+        // [[branches]]
+        let mut branches = Vec::new();
+        for b in raw.branches {
+            match globset::GlobBuilder::new(b.pattern.get_ref()).literal_separator(false).build() {
+                Ok(g) => branches.push(BranchRule {
+                    pattern: b.pattern.get_ref().clone(),
+                    matcher: g.compile_matcher(),
+                    forbid_force_push: b.forbid_force_push,
+                    forbid_deletion: b.forbid_deletion,
+                    require_signed_tags: b.require_signed_tags,
+                    require_linear_history: b.require_linear_history,
+                    allowed_pushers: b.allowed_pushers.map(|v| v.into_iter().map(|s| s.into_inner()).collect()),
+                    mode: b.mode,
+                }),
+                Err(e) => self.err(b.pattern.span(), format!("bad glob pattern: {}", e.kind()), Some("e.g. \"refs/heads/main\" or \"refs/heads/release/*\"")),
+            }
+        }
+
+        // [rules]
+        let mut rules = BTreeMap::new();
+        if let Some(r) = raw.rules {
+            let span = r.span();
+            for (id, mode) in r.into_inner() {
+                if RULE_IDS.contains(&id.as_str()) {
+                    rules.insert(id, mode);
+                } else {
+                    let at = self.text[span.start..].find(&id).map_or(span.clone(), |i| span.start + i..span.start + i + id.len());
+                    self.err(at, format!("unknown rule id `{id}`"), Some(&format!("known rule ids: {}", RULE_IDS.join(", "))));
+                }
+            }
+        }
+
+        // baseline
+        let mut baseline_location = None;
+        if let Some(b) = &raw.baseline {
+            let v = b.get_ref();
+            if !(4..=64).contains(&v.len()) || !v.bytes().all(|c| c.is_ascii_hexdigit()) {
+                self.err(b.span(), format!("baseline must be a commit id (hex), not `{v}`"), Some("use `git rev-parse HEAD` to get one"));
+            }
+            baseline_location = Some(self.location(b.span()));
+        }
+
+        let roles = raw.roles.into_iter().map(|(k, v)| (k, v.into_iter().map(|s| s.into_inner()).collect())).collect();
+        let github_repositories: Vec<String> = raw
+            .github
+            .map(|g| {
+                g.repositories
+                    .into_iter()
+                    .filter_map(|r| {
+                        let ok = r.get_ref().split('/').count() == 2 && !r.get_ref().contains(' ');
+                        if !ok {
+                            self.err(r.span(), format!("`{}` is not an owner/name repository", r.get_ref()), Some("e.g. \"acme/api\""));
+                        }
+                        ok.then(|| r.into_inner())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        if raw.signing.required && trust == Trust::Policy && keys.is_empty() && allowed.is_none() && self.diags.is_empty() {
+            self.warnings.push(Diagnostic {
+                file: self.path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: "signing.required is on but no keys are pinned: every signed commit will be `unknown-key`".into(),
+                hint: Some("add openpgp_keys or ssh_allowed_signers under [signing]".into()),
+            });
+        }
+
+        if !self.diags.is_empty() {
+            // In file order, the policy's own problems first.
+            let policy_file = self.path.to_path_buf();
+            self.diags.sort_by_key(|d| (d.file != policy_file, d.file.clone(), d.line, d.column));
+            return Err(PolicyError { diagnostics: self.diags });
+        }
+        Ok(Policy {
+            path: self.path.to_path_buf(),
+            digest: hex::encode(hasher.finalize()),
+            mode: raw.mode.unwrap_or(Mode::Enforce),
+            baseline: raw.baseline.map(|b| b.into_inner()),
+            baseline_location,
+            signing: Signing {
+                required: raw.signing.required,
+                trust,
+                openpgp_keys: keys,
+                ssh_allowed_signers: allowed,
+                match_committer: raw.signing.match_committer,
+                exempt_identities: raw.signing.exempt_identities.into_iter().map(|s| s.into_inner()).collect(),
+                mode: raw.signing.mode,
+            },
+            commits: Commits {
+                required_trailers: raw.commits.required_trailers,
+                signoff_matches_author: raw.commits.signoff_matches_author,
+                subject_pattern,
+                max_subject_length,
+                allowed_email_domains: raw.commits.allowed_email_domains.iter().map(|d| d.trim_start_matches('@').to_ascii_lowercase()).collect(),
+                mode: raw.commits.mode,
+            },
+            branches,
+            rules,
+            roles,
+            github_repositories,
+            warnings: self.warnings,
+        })
+    }
+
+    fn read_key(&mut self, path: &Path, span: Range<usize>, origin: &Location) -> Option<KeyFile> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                if !text.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----") {
+                    self.err(
+                        span,
+                        format!("{} is not an armored OpenPGP public key", path.display()),
+                        Some("export it with `gpg --armor --export KEYID`"),
+                    );
+                    return None;
+                }
+                Some(KeyFile { path: path.to_path_buf(), armored: bytes, origin: origin.clone() })
+            }
+            Err(e) => {
+                self.err(
+                    span,
+                    format!("key file {}: {e}", path.display()),
+                    Some("paths are relative to the policy file; export keys with `gpg --armor --export KEYID > keys/NAME.asc`"),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn diag_at(file: &Path, text: &[u8], span: Range<usize>, message: String, hint: Option<String>) -> Diagnostic {
+    let (line, column) = line_col(text, span.start);
+    Diagnostic { file: file.to_path_buf(), line, column, message, hint }
+}
+
+/// 1-based line and column (in characters) of byte offset `at`.
+pub fn line_col(text: &[u8], at: usize) -> (usize, usize) {
+    let at = at.min(text.len());
+    let before = &text[..at];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    (line, column)
+}
+
+fn clean_toml_message(m: &str) -> String {
+    m.trim().replace('\n', " ")
+}
+
+fn toml_hint(m: &str) -> Option<String> {
+    if m.contains("unknown field") {
+        Some("see the policy reference in README.md, or `git-audit init --stdout` for every option".into())
+    } else if m.contains("missing field `version`") {
+        Some("the first line of a policy is `version = 1`".into())
+    } else if m.contains("invalid type") {
+        Some("check the value's type: strings are quoted, lists use [ ], true/false are unquoted".into())
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Policy, PolicyError> {
+        Policy::from_str(text, Path::new("/nonexistent/.git-audit.toml"))
+    }
+
+    #[test]
+    fn starter_policy_is_valid() {
+        let p = load(STARTER).expect("starter policy must load");
+        assert_eq!(p.mode, Mode::Warn);
+        assert!(p.signing.required);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err = load("version = 1\n[signing]\nrequird = true\n").unwrap_err();
+        let d = &err.diagnostics[0];
+        assert_eq!((d.line, d.column), (3, 1), "{d}");
+        assert!(d.message.contains("requird"), "{d}");
+    }
+
+    #[test]
+    fn wrong_type_and_bad_variant() {
+        let err = load("version = 1\n[signing]\nrequired = \"yes\"\n").unwrap_err();
+        assert_eq!(err.diagnostics[0].line, 3);
+        let err = load("version = 1\nmode = \"warm\"\n").unwrap_err();
+        assert_eq!(err.diagnostics[0].line, 2);
+        assert!(err.diagnostics[0].message.contains("warn"), "{}", err.diagnostics[0]);
+    }
+
+    #[test]
+    fn collects_every_validation_problem() {
+        let text = "version = 2\nbaseline = \"nothex\"\n[signing]\nopenpgp_keys = [\"missing.asc\"]\n[commits]\nsubject_pattern = '(unclosed'\n[rules]\n\"commits.nope\" = \"warn\"\n";
+        let err = load(text).unwrap_err();
+        let lines: Vec<usize> = err.diagnostics.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![1, 2, 4, 6, 8], "{err}");
+        assert_eq!(err.diagnostics[2].column, 17);
+        assert_eq!(err.diagnostics[4].column, 2);
+        assert!(err.to_string().contains("missing.asc"));
+    }
+
+    #[test]
+    fn mode_precedence() {
+        let p = load("version = 1\nmode = \"warn\"\n[commits]\nmode = \"enforce\"\n[rules]\n\"commits.subject\" = \"off\"\n[[branches]]\npattern = \"refs/heads/main\"\nmode = \"warn\"\n").unwrap();
+        assert_eq!(p.mode_for("signing.required", None), Mode::Warn);
+        assert_eq!(p.mode_for("commits.trailer", None), Mode::Enforce);
+        assert_eq!(p.mode_for("commits.subject", None), Mode::Off);
+        let main = p.branch_rule("refs/heads/main");
+        assert!(main.is_some());
+        assert_eq!(p.mode_for("commits.trailer", main), Mode::Warn);
+        assert!(p.branch_rule("refs/heads/dev").is_none());
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncé d".as_bytes(), 7), (2, 4));
+        assert_eq!(line_col(b"", 5), (1, 1));
+    }
+}

@@ -1,0 +1,98 @@
+//! The policy file as written: serde structs that mirror `.git-audit.toml`.
+//! Spans are kept where validation needs to point back at the text.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// How a rule's findings count: `enforce` fails, `warn` reports only, `off` skips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Enforce,
+    Warn,
+    Off,
+}
+
+/// Whose keys decide whether an OpenPGP signature is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trust {
+    /// Only the keys pinned by the policy.
+    Policy,
+    /// The user's GnuPG keyring and its validity, like `git log --show-signature`.
+    Gnupg,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub version: Spanned<i64>,
+    pub mode: Option<Mode>,
+    pub baseline: Option<Spanned<String>>,
+    #[serde(default)]
+    pub signing: RawSigning,
+    #[serde(default)]
+    pub commits: RawCommits,
+    #[serde(default)]
+    pub branches: Vec<RawBranch>,
+    pub rules: Option<Spanned<BTreeMap<String, Mode>>>,
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<Spanned<String>>>,
+    pub github: Option<RawGithub>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigning {
+    #[serde(default)]
+    pub required: bool,
+    pub trust: Option<Trust>,
+    #[serde(default)]
+    pub openpgp_keys: Vec<Spanned<String>>,
+    pub ssh_allowed_signers: Option<Spanned<String>>,
+    #[serde(default)]
+    pub match_committer: bool,
+    #[serde(default)]
+    pub exempt_identities: Vec<Spanned<String>>,
+    pub mode: Option<Mode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCommits {
+    #[serde(default)]
+    pub required_trailers: Vec<String>,
+    #[serde(default)]
+    pub signoff_matches_author: bool,
+    pub subject_pattern: Option<Spanned<String>>,
+    pub max_subject_length: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    pub mode: Option<Mode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBranch {
+    pub pattern: Spanned<String>,
+    #[serde(default)]
+    pub forbid_force_push: bool,
+    #[serde(default)]
+    pub forbid_deletion: bool,
+    #[serde(default)]
+    pub require_signed_tags: bool,
+    #[serde(default)]
+    pub require_linear_history: bool,
+    pub allowed_pushers: Option<Vec<Spanned<String>>>,
+    pub mode: Option<Mode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGithub {
+    #[serde(default)]
+    pub repositories: Vec<Spanned<String>>,
+    pub api_url: Option<String>,
+}

@@ -1,0 +1,232 @@
+//! Signature verification: one [`Verdict`] per signed object, from verifiers
+//! behind the [`Verifier`] trait (OpenPGP through gpgme, SSH in process), so
+//! another OpenPGP backend can slot in without touching the checks.
+
+pub mod allowed_signers;
+pub mod openpgp;
+pub mod ssh;
+
+use serde::Serialize;
+
+use crate::policy::{Policy, Trust};
+
+/// The outcome of verifying one signature. Maps to git's `%G?` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureStatus {
+    /// Valid, by a trusted key that is valid now (git: G).
+    Good,
+    /// The signature does not match the content (git: B).
+    Bad,
+    /// Not made by a key in the trust set (git: E, or U for an untrusted key).
+    UnknownKey,
+    /// The key (or the signature) has expired (git: Y, X).
+    ExpiredKey,
+    /// The key has been revoked (git: R).
+    RevokedKey,
+    /// No signature (git: N).
+    Missing,
+    /// Malformed or unverifiable.
+    Error,
+}
+
+impl SignatureStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Good => "good",
+            Self::Bad => "bad",
+            Self::UnknownKey => "unknown-key",
+            Self::ExpiredKey => "expired-key",
+            Self::RevokedKey => "revoked-key",
+            Self::Missing => "missing",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// The kind of signature found on an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureFormat {
+    Openpgp,
+    Ssh,
+    X509,
+}
+
+impl SignatureFormat {
+    /// Recognises a signature by its armor.
+    pub fn detect(sig: &[u8]) -> Option<SignatureFormat> {
+        let head = String::from_utf8_lossy(&sig[..sig.len().min(64)]);
+        let head = head.trim_start();
+        if head.starts_with("-----BEGIN PGP SIGNATURE-----") || head.starts_with("-----BEGIN PGP MESSAGE-----") {
+            Some(Self::Openpgp)
+        } else if head.starts_with("-----BEGIN SSH SIGNATURE-----") {
+            Some(Self::Ssh)
+        } else if head.starts_with("-----BEGIN SIGNED MESSAGE-----") || head.starts_with("-----BEGIN PKCS7-----") {
+            Some(Self::X509)
+        } else {
+            None
+        }
+    }
+}
+
+/// What verification concluded about one signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub status: SignatureStatus,
+    pub format: Option<SignatureFormat>,
+    /// OpenPGP user id (`Name <email>`) or SSH principal(s).
+    pub signer: Option<String>,
+    /// OpenPGP primary key fingerprint, or the SSH key's `SHA256:` fingerprint.
+    pub key: Option<String>,
+    /// Identities the key is bound to (emails, principal patterns), for `signing.identity`.
+    #[serde(skip)]
+    pub identities: Vec<String>,
+    /// Why the status is what it is, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Verdict {
+    pub fn new(status: SignatureStatus, format: Option<SignatureFormat>) -> Verdict {
+        Verdict { status, format, signer: None, key: None, identities: Vec::new(), detail: None }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Verdict {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// True when `email` matches one of the key's identities (case-insensitive; SSH
+    /// principal patterns may use `*` and `?`).
+    pub fn binds(&self, email: &str) -> bool {
+        let email = email.to_ascii_lowercase();
+        self.identities.iter().any(|i| allowed_signers::glob_match(&i.to_ascii_lowercase(), &email))
+    }
+}
+
+/// A signature and the bytes it claims to sign.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedObject<'a> {
+    pub signature: &'a [u8],
+    pub payload: &'a [u8],
+    /// When the object says it was made (committer time), Unix seconds.
+    pub signed_at: i64,
+}
+
+/// A backend that verifies one kind of signature.
+pub trait Verifier {
+    fn verify(&mut self, object: &SignedObject<'_>) -> Verdict;
+}
+
+/// Errors that stop verification from running at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    #[error("cannot start GnuPG through gpgme: {0}\nHint: install GnuPG (`apt-get install gnupg`)")]
+    Engine(String),
+    #[error("{origin}: pinned key {path} could not be imported: {reason}\nHint: export it again with `gpg --armor --export KEYID`")]
+    KeyImport { origin: String, path: String, reason: String },
+    #[error("cannot create a private GnuPG home: {0}")]
+    Home(std::io::Error),
+}
+
+/// Dispatches each signature to the verifier for its format.
+pub struct SignatureChecker {
+    openpgp: Option<Box<dyn Verifier>>,
+    openpgp_setup: Option<Box<dyn FnOnce() -> Result<Box<dyn Verifier>, SignatureError>>>,
+    openpgp_failure: Option<String>,
+    ssh: ssh::SshVerifier,
+}
+
+impl SignatureChecker {
+    /// Builds the verifiers the policy asks for. The OpenPGP keyring is built on
+    /// first use (or by [`SignatureChecker::prepare`]), so SSH-only runs never start gpg.
+    pub fn from_policy(policy: &Policy, repo: Option<&git2::Repository>) -> SignatureChecker {
+        let allowed = policy.signing.ssh_allowed_signers.clone().or_else(|| {
+            // In gnupg trust mode, fall back to the user's own git setting, as git does.
+            if policy.signing.trust != Trust::Gnupg {
+                return None;
+            }
+            let path = repo?.config().ok()?.get_path("gpg.ssh.allowedSignersFile").ok()?;
+            allowed_signers::AllowedSigners::load(&path).ok()
+        });
+        let trust = policy.signing.trust;
+        let keys = policy.signing.openpgp_keys.clone();
+        let setup: Box<dyn FnOnce() -> Result<Box<dyn Verifier>, SignatureError>> = Box::new(move || {
+            let v: Box<dyn Verifier> = match trust {
+                Trust::Policy => Box::new(openpgp::GpgmeVerifier::pinned(&keys)?),
+                Trust::Gnupg => Box::new(openpgp::GpgmeVerifier::user_keyring()?),
+            };
+            Ok(v)
+        });
+        SignatureChecker {
+            openpgp: None,
+            openpgp_setup: Some(setup),
+            openpgp_failure: None,
+            ssh: ssh::SshVerifier::new(allowed),
+        }
+    }
+
+    /// Builds the OpenPGP keyring now, reporting unreadable keys.
+    pub fn prepare(&mut self) -> Result<(), SignatureError> {
+        if let Some(setup) = self.openpgp_setup.take() {
+            match setup() {
+                Ok(v) => self.openpgp = Some(v),
+                Err(e) => {
+                    self.openpgp_failure = Some(e.to_string());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies one object's signature (or reports it missing).
+    pub fn check(&mut self, signature: Option<&[u8]>, payload: &[u8], signed_at: i64) -> Verdict {
+        let Some(signature) = signature else {
+            return Verdict::new(SignatureStatus::Missing, None).with_detail("the commit is not signed");
+        };
+        let object = SignedObject { signature, payload, signed_at };
+        match SignatureFormat::detect(signature) {
+            Some(SignatureFormat::Openpgp) => {
+                if self.openpgp.is_none() && self.openpgp_failure.is_none() {
+                    let _ = self.prepare();
+                }
+                match self.openpgp.as_mut() {
+                    Some(v) => v.verify(&object),
+                    None => Verdict::new(SignatureStatus::Error, Some(SignatureFormat::Openpgp)).with_detail(format!(
+                        "OpenPGP verification is unavailable: {}",
+                        self.openpgp_failure.as_deref().unwrap_or("unknown reason")
+                    )),
+                }
+            }
+            Some(SignatureFormat::Ssh) => self.ssh.verify(&object),
+            Some(SignatureFormat::X509) => Verdict::new(SignatureStatus::Error, Some(SignatureFormat::X509))
+                .with_detail("x509 verification not supported yet (gitsign/smimesign signature)"),
+            None => Verdict::new(SignatureStatus::Error, None).with_detail("unrecognised signature format"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_formats() {
+        assert_eq!(SignatureFormat::detect(b"-----BEGIN PGP SIGNATURE-----\n"), Some(SignatureFormat::Openpgp));
+        assert_eq!(SignatureFormat::detect(b"-----BEGIN SSH SIGNATURE-----\n"), Some(SignatureFormat::Ssh));
+        assert_eq!(SignatureFormat::detect(b"-----BEGIN SIGNED MESSAGE-----\n"), Some(SignatureFormat::X509));
+        assert_eq!(SignatureFormat::detect(b"garbage"), None);
+        assert_eq!(SignatureFormat::detect(b""), None);
+    }
+
+    #[test]
+    fn identity_binding_is_case_insensitive_and_globbed() {
+        let mut v = Verdict::new(SignatureStatus::Good, Some(SignatureFormat::Ssh));
+        v.identities = vec!["Alice@Example.com".into(), "*@ops.example.com".into()];
+        assert!(v.binds("alice@example.COM"));
+        assert!(v.binds("bob@ops.example.com"));
+        assert!(!v.binds("bob@example.com"));
+    }
+}

@@ -1,0 +1,161 @@
+//! OpenPGP verification through gpgme.
+//!
+//! In `trust = "policy"` mode we build a private GnuPG home (mode 0700, owned by
+//! this process, removed on drop) holding only the pinned keys, so the user's
+//! keyring and trust database play no part. In `trust = "gnupg"` mode the
+//! user's own home decides, with its validity, as `git log --show-signature` does.
+
+use std::io::Write;
+
+use gpgme::{Context, Protocol, SignatureSummary, Validity};
+use tempfile::TempDir;
+
+use super::{SignatureError, SignatureFormat, SignatureStatus, SignedObject, Verdict, Verifier};
+use crate::policy::KeyFile;
+
+/// OpenPGP verification with gpgme (one gpg process per verification).
+pub struct GpgmeVerifier {
+    ctx: Context,
+    /// Kept alive for the context's lifetime; `None` when using the user's home.
+    _home: Option<TempDir>,
+    /// In the user's keyring, validity decides (like git's `U` vs `G`).
+    require_validity: bool,
+}
+
+impl GpgmeVerifier {
+    /// A verifier that trusts exactly `keys`.
+    pub fn pinned(keys: &[KeyFile]) -> Result<GpgmeVerifier, SignatureError> {
+        let _ = gpgme::init();
+        let home = tempfile::Builder::new().prefix("git-audit-gnupg-").tempdir().map_err(SignatureError::Home)?;
+        // No agent or dirmngr is needed to verify; never fetch keys from the network.
+        let mut conf = std::fs::File::create(home.path().join("gpg.conf")).map_err(SignatureError::Home)?;
+        conf.write_all(b"no-autostart\nno-auto-key-retrieve\ntrust-model always\n").map_err(SignatureError::Home)?;
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        let home_str = home.path().to_string_lossy().into_owned();
+        ctx.set_engine_home_dir(home_str).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        ctx.set_offline(true);
+        for k in keys {
+            let fail = |reason: String| SignatureError::KeyImport {
+                origin: k.origin.to_string(),
+                path: k.path.display().to_string(),
+                reason,
+            };
+            let result = ctx.import(&k.armored[..]).map_err(|e| fail(e.to_string()))?;
+            if result.considered() == 0 || (result.imported() + result.unchanged()) == 0 {
+                return Err(fail(format!("no usable public key in it ({} considered)", result.considered())));
+            }
+        }
+        Ok(GpgmeVerifier { ctx, _home: Some(home), require_validity: false })
+    }
+
+    /// A verifier that uses the user's GnuPG home (`GNUPGHOME` or `~/.gnupg`).
+    pub fn user_keyring() -> Result<GpgmeVerifier, SignatureError> {
+        let _ = gpgme::init();
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        ctx.set_offline(true);
+        Ok(GpgmeVerifier { ctx, _home: None, require_validity: true })
+    }
+}
+
+impl Verifier for GpgmeVerifier {
+    fn verify(&mut self, object: &SignedObject<'_>) -> Verdict {
+        let fmt = Some(SignatureFormat::Openpgp);
+        let result = match self.ctx.verify_detached(object.signature, object.payload) {
+            Ok(r) => r,
+            Err(e) => return Verdict::new(SignatureStatus::Error, fmt).with_detail(format!("gpg could not read the signature: {e}")),
+        };
+        let Some(sig) = result.signatures().next() else {
+            return Verdict::new(SignatureStatus::Error, fmt).with_detail("the signature block holds no signature");
+        };
+        let fpr = sig.fingerprint().ok().map(str::to_string);
+        let status_err = sig.status().err();
+        let (mut status, mut detail) = classify(status_err.map(|e| e.code()), sig.summary());
+        let validity = sig.validity();
+        let mut verdict = Verdict::new(status, fmt);
+        verdict.key = fpr.clone();
+        // Look the key up to name the signer, find its identities and check that it is valid now.
+        if let Some(fpr) = &fpr {
+            if let Ok(key) = self.ctx.get_key(fpr.as_str()) {
+                if let Ok(primary) = key.fingerprint() {
+                    verdict.key = Some(primary.to_string());
+                }
+                for uid in key.user_ids() {
+                    if uid.is_revoked() || uid.is_invalid() {
+                        continue;
+                    }
+                    if let Ok(email) = uid.email() {
+                        if !email.is_empty() {
+                            verdict.identities.push(email.to_string());
+                        }
+                    }
+                    if verdict.signer.is_none() {
+                        verdict.signer = uid.id().ok().map(str::to_string);
+                    }
+                }
+                let subkey = key.subkeys().find(|s| s.fingerprint().ok() == Some(fpr.as_str()));
+                let revoked = key.is_revoked() || subkey.as_ref().is_some_and(|s| s.is_revoked());
+                let expired = key.is_expired() || subkey.as_ref().is_some_and(|s| s.is_expired());
+                if status == SignatureStatus::Good && revoked {
+                    status = SignatureStatus::RevokedKey;
+                    detail = Some("the signing key has been revoked".into());
+                } else if status == SignatureStatus::Good && expired {
+                    status = SignatureStatus::ExpiredKey;
+                    detail = Some("the signing key has expired".into());
+                }
+            }
+        }
+        if status == SignatureStatus::Good && self.require_validity && !matches!(validity, Validity::Marginal | Validity::Full | Validity::Ultimate) {
+            status = SignatureStatus::UnknownKey;
+            detail = Some(format!("good signature, but your GnuPG keyring does not trust the key (validity: {validity})"));
+        }
+        verdict.status = status;
+        verdict.detail = detail;
+        verdict
+    }
+}
+
+/// Maps gpgme's per-signature status code and summary to a [`SignatureStatus`].
+/// Pure, so it can be tested on the codes gpgme reports.
+pub fn classify(code: Option<gpgme::error::ErrorCode>, summary: SignatureSummary) -> (SignatureStatus, Option<String>) {
+    use gpgme::Error as E;
+    let status = match code {
+        None => {
+            if summary.contains(SignatureSummary::KEY_REVOKED) {
+                return (SignatureStatus::RevokedKey, Some("the signing key has been revoked".into()));
+            }
+            if summary.contains(SignatureSummary::KEY_EXPIRED) {
+                return (SignatureStatus::ExpiredKey, Some("the signing key has expired".into()));
+            }
+            return (SignatureStatus::Good, None);
+        }
+        Some(c) if c == E::BAD_SIGNATURE.code() => (SignatureStatus::Bad, "the signature does not match the commit content"),
+        Some(c) if c == E::NO_PUBKEY.code() => (SignatureStatus::UnknownKey, "the signing key is not in the trust set"),
+        Some(c) if c == E::KEY_EXPIRED.code() => (SignatureStatus::ExpiredKey, "the signing key has expired"),
+        Some(c) if c == E::SIG_EXPIRED.code() => (SignatureStatus::ExpiredKey, "the signature has expired"),
+        Some(c) if c == E::CERT_REVOKED.code() => (SignatureStatus::RevokedKey, "the signing key has been revoked"),
+        Some(c) => return (SignatureStatus::Error, Some(format!("gpg reported: {}", gpgme::Error::from_code(c).description()))),
+    };
+    (status.0, Some(status.1.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpgme::Error as E;
+
+    #[test]
+    fn maps_gpgme_codes() {
+        let s = SignatureSummary::empty();
+        assert_eq!(classify(None, SignatureSummary::VALID).0, SignatureStatus::Good);
+        assert_eq!(classify(Some(E::BAD_SIGNATURE.code()), SignatureSummary::RED).0, SignatureStatus::Bad);
+        assert_eq!(classify(Some(E::NO_PUBKEY.code()), SignatureSummary::KEY_MISSING).0, SignatureStatus::UnknownKey);
+        assert_eq!(classify(Some(E::KEY_EXPIRED.code()), s).0, SignatureStatus::ExpiredKey);
+        assert_eq!(classify(Some(E::SIG_EXPIRED.code()), s).0, SignatureStatus::ExpiredKey);
+        assert_eq!(classify(Some(E::CERT_REVOKED.code()), s).0, SignatureStatus::RevokedKey);
+        assert_eq!(classify(None, SignatureSummary::KEY_REVOKED).0, SignatureStatus::RevokedKey);
+        assert_eq!(classify(None, SignatureSummary::KEY_EXPIRED).0, SignatureStatus::ExpiredKey);
+        let (st, detail) = classify(Some(E::GENERAL.code()), s);
+        assert_eq!(st, SignatureStatus::Error);
+        assert!(detail.unwrap().starts_with("gpg reported"));
+    }
+}
