@@ -1,1 +1,7 @@
+//! One integration test binary (keeps link time down on two cores).
 
+mod support;
+
+mod cli_policy;
+mod rules;
+mod signatures;

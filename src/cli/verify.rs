@@ -73,7 +73,7 @@ pub fn render_text(report: &RangeReport, policy: &Policy, color: bool) -> String
     for c in &report.commits {
         let short = &c.id[..c.id.len().min(10)];
         if let Some(e) = &c.exempt {
-            out.push_str(&format!("{} {short} {}: signing.required skipped ({e})\n", dim(color, "exempt"), c.subject));
+            out.push_str(&format!("{} {short} {} — signing.required skipped ({e})\n", dim(color, "exempt"), c.subject));
         }
         if c.findings.is_empty() {
             continue;
@@ -90,7 +90,7 @@ pub fn render_text(report: &RangeReport, policy: &Policy, color: bool) -> String
                 format!("{}{tag} ({})", f.rule, f.message)
             })
             .collect();
-        out.push_str(&format!("{label} {short} {}: {}\n", c.subject, what.join("; ")));
+        out.push_str(&format!("{label} {short} {} — {}\n", c.subject, what.join("; ")));
         for f in &c.findings {
             if let Some(fix) = &f.fix {
                 if seen.insert((f.rule.clone(), fix.clone())) {
