@@ -176,3 +176,36 @@ fn merge_commits_are_checked_and_do_not_vouch_for_parents() -> Result<()> {
     assert!(commit_entry(&v, &root).is_null());
     Ok(())
 }
+
+#[test]
+fn large_ranges_are_checked_in_parallel_in_order_and_agree_with_git() -> Result<()> {
+    let k = keys();
+    let repo = Repo::new()?;
+    // 140 commits (past the parallel threshold): every third unsigned, the rest signed.
+    for i in 0..140 {
+        let sign = if i % 3 == 0 { Sign::None } else { Sign::Pgp(&k.alice) };
+        repo.commit(&format!("feat: commit {i}"), sign)?;
+    }
+    let policy = repo.policy(&pinned_policy(""))?;
+    let (code, v) = repo.verify_json(&policy, &["HEAD"])?;
+    assert_eq!(code, 1);
+    let ours: Vec<(String, String)> = v["commits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| (c["id"].as_str().unwrap_or("").to_string(), c["signature"]["status"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let oracle = repo
+        .cmd("git")
+        .env("GNUPGHOME", &k.oracle_home)
+        .args(["log", "--format=%H %G?", "HEAD"])
+        .output()?;
+    let theirs: Vec<(String, String)> = String::from_utf8_lossy(&oracle.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(id, g)| (id.to_string(), from_git(g).to_string())))
+        .collect();
+    assert_eq!(theirs.len(), 140);
+    assert_eq!(ours, theirs, "same commits, same order, same verdicts as git");
+    assert_eq!(v["summary"]["failed"], 47);
+    Ok(())
+}

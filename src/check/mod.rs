@@ -271,6 +271,8 @@ pub enum RangeError {
     Baseline { id: String, location: String },
     #[error(transparent)]
     Signature(#[from] crate::signature::SignatureError),
+    #[error("a verification worker stopped unexpectedly")]
+    Worker,
 }
 
 /// Selects the commits named by `specs` (git range syntax), leaving out the
@@ -285,12 +287,62 @@ pub fn check_range(repo: &git2::Repository, policy: &Policy, specs: &[String]) -
         hide.push(id);
     }
     let ids = crate::git::select_commits(repo, specs, &hide)?;
-    let mut signatures = SignatureChecker::from_policy(policy, Some(repo));
-    if !policy.signing.openpgp_keys.is_empty() {
-        signatures.prepare()?;
+    check_parallel(repo, policy, &ids, None)
+}
+
+/// Below this many commits one thread is faster than starting more.
+const PARALLEL_MIN: usize = 64;
+
+/// Checks `ids` on every core: OpenPGP verification runs one gpg process per
+/// signature, so workers (each with its own repository handle and gpgme
+/// context) overlap them. Results come back in the order of `ids`.
+pub fn check_parallel(
+    repo: &git2::Repository,
+    policy: &Policy,
+    ids: &[git2::Oid],
+    branch: Option<&BranchRule>,
+) -> Result<RangeReport, RangeError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(ids.len() / PARALLEL_MIN).max(1);
+    let new_checker = |repo: &git2::Repository| -> Result<CommitChecker<'_>, RangeError> {
+        let mut signatures = SignatureChecker::from_policy(policy, Some(repo));
+        if !policy.signing.openpgp_keys.is_empty() {
+            signatures.prepare()?;
+        }
+        Ok(CommitChecker::new(policy, signatures))
+    };
+    if workers == 1 {
+        let mut checker = new_checker(repo)?;
+        return check_ids(repo, &mut checker, ids, branch);
     }
-    let mut checker = CommitChecker::new(policy, signatures);
-    check_ids(repo, &mut checker, &ids, None)
+    let chunk = ids.len().div_ceil(workers);
+    let git_dir = repo.path().to_path_buf();
+    let parts: Vec<Result<RangeReport, RangeError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ids
+            .chunks(chunk)
+            .map(|part| {
+                let git_dir = git_dir.clone();
+                scope.spawn(move || {
+                    let repo = crate::git::reopen(&git_dir)?;
+                    let mut checker = new_checker(&repo)?;
+                    check_ids(&repo, &mut checker, part, branch)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(RangeError::Worker)))
+            .collect()
+    });
+    let mut all = RangeReport { commits: Vec::with_capacity(ids.len()), summary: Summary::default() };
+    for part in parts {
+        let part = part?;
+        all.summary.checked += part.summary.checked;
+        all.summary.failed += part.summary.failed;
+        all.summary.warned += part.summary.warned;
+        all.summary.exempt += part.summary.exempt;
+        all.commits.extend(part.commits);
+    }
+    Ok(all)
 }
 
 /// Checks the given commits in order.

@@ -34,6 +34,30 @@ pub fn open_from_env() -> Result<Repository, GitError> {
     })
 }
 
+/// Opens another handle on the same repository (for a worker thread), seeing
+/// the same objects: those in git's quarantine or alternates named by the
+/// environment (`GIT_OBJECT_DIRECTORY`, `GIT_ALTERNATE_OBJECT_DIRECTORIES`) too.
+pub fn reopen(git_dir: &Path) -> Result<Repository, GitError> {
+    let path = git_dir.to_path_buf();
+    let again = Repository::open(&path).map_err(|source| GitError::NoRepository { path: path.clone(), source })?;
+    let mut extra: Vec<PathBuf> = Vec::new();
+    if let Some(d) = std::env::var_os("GIT_OBJECT_DIRECTORY") {
+        extra.push(PathBuf::from(d));
+    }
+    if let Some(list) = std::env::var_os("GIT_ALTERNATE_OBJECT_DIRECTORIES") {
+        extra.extend(std::env::split_paths(&list));
+    }
+    if !extra.is_empty() {
+        let odb = again.odb().map_err(GitError::Walk)?;
+        for d in extra {
+            if let Some(s) = d.to_str() {
+                let _ = odb.add_disk_alternate(s);
+            }
+        }
+    }
+    Ok(again)
+}
+
 /// Opens the repository at or above `path`.
 pub fn open(path: &Path) -> Result<Repository, GitError> {
     Repository::discover(path).map_err(|source| GitError::NoRepository { path: path.to_path_buf(), source })
