@@ -209,3 +209,34 @@ fn large_ranges_are_checked_in_parallel_in_order_and_agree_with_git() -> Result<
     assert_eq!(v["summary"]["failed"], 47);
     Ok(())
 }
+
+#[test]
+fn sha256_repositories_use_gpgsig_sha256_and_agree_with_git() -> Result<()> {
+    let k = keys();
+    let repo = Repo::with_format("sha256")?;
+    let pgp = repo.commit("feat: pgp in sha256", Sign::Pgp(&k.alice))?;
+    let ssh = repo.commit("feat: ssh in sha256", Sign::Ssh(&k.ssh_alice))?;
+    let unsigned = repo.commit("feat: unsigned in sha256", Sign::None)?;
+    let tip = repo.commit("feat: tip", Sign::Pgp(&k.alice))?;
+    let altered = tamper(&repo, &tip, "tampered")?;
+    assert_eq!(pgp.len(), 64);
+    assert!(repo.git(&["cat-file", "commit", &pgp])?.contains("\ngpgsig-sha256 "));
+
+    let policy = repo.policy(&pinned_policy(""))?;
+    let (code, v) = repo.verify_json(&policy, &["--all"])?;
+    assert_eq!(code, 1, "{v}");
+    for (id, want) in [(&pgp, "good"), (&ssh, "good"), (&unsigned, "missing"), (&tip, "good"), (&altered, "bad")] {
+        assert_eq!(status(&v, id), want, "{}", commit_entry(&v, id));
+        assert_eq!(from_git(&repo.git_oracle(id)?), want, "git on {id}");
+    }
+    // Ranges and unknown names behave as in SHA-1 repositories.
+    let (_, v) = repo.verify_json(&policy, &[&format!("{pgp}..main")])?;
+    assert_eq!(v["summary"]["checked"], 3);
+    let (code, _, err) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "nope"])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("nope"), "{err}");
+    // A spec may not smuggle options into git.
+    let (code, _, _) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "--output=/tmp/x"])?;
+    assert_eq!(code, 2);
+    Ok(())
+}

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::git::ParsedCommit;
+use crate::git::{ParsedCommit, Repo};
 use crate::policy::{BranchRule, Mode, Policy};
 use crate::signature::{SignatureChecker, SignatureFormat, SignatureStatus, Verdict};
 
@@ -277,16 +277,16 @@ pub enum RangeError {
 
 /// Selects the commits named by `specs` (git range syntax), leaving out the
 /// policy's baseline history, and checks each one.
-pub fn check_range(repo: &git2::Repository, policy: &Policy, specs: &[String]) -> Result<RangeReport, RangeError> {
+pub fn check_range(repo: &Repo, policy: &Policy, specs: &[String]) -> Result<RangeReport, RangeError> {
     let mut hide = Vec::new();
     if let Some(b) = &policy.baseline {
-        let id = crate::git::resolve_commit(repo, b).map_err(|_| RangeError::Baseline {
+        let id = repo.resolve_commit(b).map_err(|_| RangeError::Baseline {
             id: b.clone(),
             location: policy.baseline_location.as_ref().map(|l| l.to_string()).unwrap_or_default(),
         })?;
         hide.push(id);
     }
-    let ids = crate::git::select_commits(repo, specs, &hide)?;
+    let ids = repo.select(specs, &hide)?;
     check_parallel(repo, policy, &ids, None)
 }
 
@@ -296,14 +296,9 @@ const PARALLEL_MIN: usize = 64;
 /// Checks `ids` on every core: OpenPGP verification runs one gpg process per
 /// signature, so workers (each with its own repository handle and gpgme
 /// context) overlap them. Results come back in the order of `ids`.
-pub fn check_parallel(
-    repo: &git2::Repository,
-    policy: &Policy,
-    ids: &[git2::Oid],
-    branch: Option<&BranchRule>,
-) -> Result<RangeReport, RangeError> {
+pub fn check_parallel(repo: &Repo, policy: &Policy, ids: &[String], branch: Option<&BranchRule>) -> Result<RangeReport, RangeError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(ids.len() / PARALLEL_MIN).max(1);
-    let new_checker = |repo: &git2::Repository| -> Result<CommitChecker<'_>, RangeError> {
+    let new_checker = |repo: &Repo| -> Result<CommitChecker<'_>, RangeError> {
         let mut signatures = SignatureChecker::from_policy(policy, Some(repo));
         if !policy.signing.openpgp_keys.is_empty() {
             signatures.prepare()?;
@@ -315,23 +310,19 @@ pub fn check_parallel(
         return check_ids(repo, &mut checker, ids, branch);
     }
     let chunk = ids.len().div_ceil(workers);
-    let git_dir = repo.path().to_path_buf();
+    let handles: Vec<Repo> = (0..workers).map(|_| repo.reopen()).collect::<Result<_, _>>()?;
     let parts: Vec<Result<RangeReport, RangeError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ids
+        let spawned: Vec<_> = ids
             .chunks(chunk)
-            .map(|part| {
-                let git_dir = git_dir.clone();
+            .zip(handles)
+            .map(|(part, handle)| {
                 scope.spawn(move || {
-                    let repo = crate::git::reopen(&git_dir)?;
-                    let mut checker = new_checker(&repo)?;
-                    check_ids(&repo, &mut checker, part, branch)
+                    let mut checker = new_checker(&handle)?;
+                    check_ids(&handle, &mut checker, part, branch)
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(RangeError::Worker)))
-            .collect()
+        spawned.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(RangeError::Worker))).collect()
     });
     let mut all = RangeReport { commits: Vec::with_capacity(ids.len()), summary: Summary::default() };
     for part in parts {
@@ -346,19 +337,13 @@ pub fn check_parallel(
 }
 
 /// Checks the given commits in order.
-pub fn check_ids(
-    repo: &git2::Repository,
-    checker: &mut CommitChecker<'_>,
-    ids: &[git2::Oid],
-    branch: Option<&BranchRule>,
-) -> Result<RangeReport, RangeError> {
-    let odb = repo.odb().map_err(crate::git::GitError::Walk)?;
-    let header = crate::git::signature_header(repo);
+pub fn check_ids(repo: &Repo, checker: &mut CommitChecker<'_>, ids: &[String], branch: Option<&BranchRule>) -> Result<RangeReport, RangeError> {
+    let mut reader = repo.reader()?;
     let mut commits = Vec::with_capacity(ids.len());
     let mut summary = Summary::default();
     for id in ids {
-        let parsed = crate::git::read_commit(repo, &odb, *id, header)?;
-        let report = checker.check(&id.to_string(), &parsed, branch);
+        let parsed = reader.read(id)?;
+        let report = checker.check(id, &parsed, branch);
         summary.checked += 1;
         match report.verdict {
             CommitVerdict::Fail => summary.failed += 1,

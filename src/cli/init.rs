@@ -26,8 +26,8 @@ pub fn run(global: &Global, args: InitArgs) -> anyhow::Result<Outcome> {
     let path: PathBuf = match &global.policy {
         Some(p) => p.clone(),
         None => {
-            let repo = crate::git::open_from_env().ok();
-            let root = repo.as_ref().and_then(|r| r.workdir().map(|w| w.to_path_buf()));
+            let repo = crate::git::Repo::open_from_env().ok();
+            let root = repo.as_ref().and_then(|r| r.workdir());
             match root {
                 Some(r) => r.join(DEFAULT_FILE),
                 None => std::env::current_dir()?.join(DEFAULT_FILE),

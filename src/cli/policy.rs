@@ -20,7 +20,7 @@ pub enum PolicyCommand {
 }
 
 /// Finds and loads the policy the way every command does.
-pub fn load(global: &Global, repo: Option<&git2::Repository>) -> anyhow::Result<Policy> {
+pub fn load(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::Result<Policy> {
     let path = policy::locate(global.policy.as_deref(), repo).context(
         "no policy found: not in a git work tree and no --policy given\nHint: pass --policy FILE or set `git config audit.policy`",
     )?;
@@ -33,7 +33,7 @@ pub fn load(global: &Global, repo: Option<&git2::Repository>) -> anyhow::Result<
 pub fn run(global: &Global, args: PolicyArgs) -> anyhow::Result<Outcome> {
     match args.command {
         PolicyCommand::Check => {
-            let repo = crate::git::open_from_env().ok();
+            let repo = crate::git::Repo::open_from_env().ok();
             let policy = load(global, repo.as_ref())?;
             // Import the pinned OpenPGP keys now, so an unreadable key is reported here.
             if !policy.signing.openpgp_keys.is_empty() {

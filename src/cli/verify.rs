@@ -31,14 +31,14 @@ pub enum Format {
 }
 
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
-    let repo = crate::git::open_from_env()?;
+    let repo = crate::git::Repo::open_from_env()?;
     let policy = super::policy::load(global, Some(&repo))?;
     let mut specs = args.range.clone();
     if args.all {
         specs.push("--all".into());
     }
     if specs.is_empty() {
-        specs = crate::git::default_specs(&repo);
+        specs = repo.default_specs();
     }
     tracing::debug!(?specs, policy = %policy.path.display(), "verifying");
     let report = check::check_range(&repo, &policy, &specs)?;

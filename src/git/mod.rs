@@ -1,6 +1,7 @@
 //! git access through git2: opening a repository the way git's environment
 //! says, selecting commits with git's range syntax, reading raw commit objects.
 
+pub mod cli;
 pub mod commit;
 
 use std::path::{Path, PathBuf};
@@ -22,16 +23,140 @@ pub enum GitError {
     Read { id: String, source: git2::Error },
     #[error("walking history failed: {0}")]
     Walk(git2::Error),
+    #[error("{what} failed: {detail}")]
+    Cli { what: String, detail: String },
 }
 
-/// Opens the repository as git's environment describes it (`GIT_DIR`,
-/// `GIT_OBJECT_DIRECTORY`, `GIT_ALTERNATE_OBJECT_DIRECTORIES` …), discovering
-/// it from the current directory otherwise.
-pub fn open_from_env() -> Result<Repository, GitError> {
-    Repository::open_from_env().map_err(|source| GitError::NoRepository {
-        path: std::env::current_dir().unwrap_or_default(),
-        source,
-    })
+/// A repository, read through git2 or — for SHA-256 repositories, which
+/// libgit2 cannot open — through the `git` command.
+pub enum Repo {
+    Git2(Repository),
+    Cli(cli::CliRepo),
+}
+
+impl Repo {
+    /// Opens the repository git's environment names (`GIT_DIR`, quarantine
+    /// object directories …), discovering it from the current directory otherwise.
+    pub fn open_from_env() -> Result<Repo, GitError> {
+        match Repository::open_from_env() {
+            Ok(r) => Ok(Repo::Git2(r)),
+            Err(e) if e.message().contains("object format") => Ok(Repo::Cli(cli::CliRepo::discover(None)?)),
+            Err(source) => Err(GitError::NoRepository { path: std::env::current_dir().unwrap_or_default(), source }),
+        }
+    }
+
+    /// Another handle on the same repository, for a worker thread.
+    pub fn reopen(&self) -> Result<Repo, GitError> {
+        match self {
+            Repo::Git2(r) => Ok(Repo::Git2(reopen(r.path())?)),
+            Repo::Cli(c) => Ok(Repo::Cli(c.clone())),
+        }
+    }
+
+    pub fn git2(&self) -> Option<&Repository> {
+        match self {
+            Repo::Git2(r) => Some(r),
+            Repo::Cli(_) => None,
+        }
+    }
+
+    pub fn git_dir(&self) -> PathBuf {
+        match self {
+            Repo::Git2(r) => r.path().to_path_buf(),
+            Repo::Cli(c) => c.git_dir.clone(),
+        }
+    }
+
+    pub fn workdir(&self) -> Option<PathBuf> {
+        match self {
+            Repo::Git2(r) => r.workdir().map(Path::to_path_buf),
+            Repo::Cli(c) => c.workdir.clone(),
+        }
+    }
+
+    /// A path-valued git config entry (e.g. `audit.policy`).
+    pub fn config_path(&self, key: &str) -> Option<PathBuf> {
+        match self {
+            Repo::Git2(r) => r.config().ok()?.get_path(key).ok(),
+            Repo::Cli(c) => c.config(key, true).map(PathBuf::from),
+        }
+    }
+
+    /// `gpgsig` or `gpgsig-sha256`, by the repository's object format.
+    pub fn signature_header(&self) -> &'static str {
+        match self {
+            Repo::Git2(r) => signature_header(r),
+            Repo::Cli(c) if c.object_format == "sha256" => commit::SIG_HEADER_SHA256,
+            Repo::Cli(_) => commit::SIG_HEADER_SHA1,
+        }
+    }
+
+    /// Commit ids (hex) selected by git range specs, minus history reachable from `hide`.
+    pub fn select(&self, specs: &[String], hide: &[String]) -> Result<Vec<String>, GitError> {
+        match self {
+            Repo::Git2(r) => {
+                let hide: Vec<Oid> = hide.iter().map(|h| peel(r, h)).collect::<Result<_, _>>()?;
+                Ok(select_commits(r, specs, &hide)?.into_iter().map(|o| o.to_string()).collect())
+            }
+            Repo::Cli(c) => c.select(specs, hide),
+        }
+    }
+
+    /// The commit id a name resolves to.
+    pub fn resolve_commit(&self, spec: &str) -> Result<String, GitError> {
+        match self {
+            Repo::Git2(r) => peel(r, spec).map(|o| o.to_string()),
+            Repo::Cli(c) => c.resolve_commit(spec),
+        }
+    }
+
+    /// See [`default_specs`].
+    pub fn default_specs(&self) -> Vec<String> {
+        match self {
+            Repo::Git2(r) => default_specs(r),
+            Repo::Cli(c) => match c.upstream() {
+                Some(u) => vec![format!("{u}..HEAD")],
+                None => vec!["HEAD".into()],
+            },
+        }
+    }
+
+    /// A reader of commit objects.
+    pub fn reader(&self) -> Result<CommitReader<'_>, GitError> {
+        let header = self.signature_header();
+        match self {
+            Repo::Git2(r) => Ok(CommitReader::Git2(r.odb().map_err(GitError::Walk)?, header)),
+            Repo::Cli(c) => Ok(CommitReader::Cli(c.reader()?, header)),
+        }
+    }
+}
+
+/// Reads and parses commit objects from either backend.
+pub enum CommitReader<'r> {
+    Git2(git2::Odb<'r>, &'static str),
+    Cli(cli::BatchReader, &'static str),
+}
+
+impl CommitReader<'_> {
+    pub fn read(&mut self, id: &str) -> Result<ParsedCommit, GitError> {
+        match self {
+            CommitReader::Git2(odb, header) => {
+                let oid = Oid::from_str(id).map_err(|source| GitError::Read { id: id.to_string(), source })?;
+                let obj = odb.read(oid).map_err(|source| GitError::Read { id: id.to_string(), source })?;
+                if obj.kind() != git2::ObjectType::Commit {
+                    return Err(GitError::NotACommit { spec: id.to_string(), kind: obj.kind().str().to_string() });
+                }
+                Ok(ParsedCommit::parse(obj.data(), header))
+            }
+            CommitReader::Cli(reader, header) => {
+                let (kind, data) = reader.read(id)?;
+                if kind != "commit" {
+                    return Err(GitError::NotACommit { spec: id.to_string(), kind });
+                }
+                Ok(ParsedCommit::parse(&data, header))
+            }
+        }
+    }
 }
 
 /// Opens another handle on the same repository (for a worker thread), seeing
@@ -75,16 +200,6 @@ pub fn signature_header(repo: &Repository) -> &'static str {
     } else {
         commit::SIG_HEADER_SHA1
     }
-}
-
-/// Reads and parses one commit object.
-pub fn read_commit(repo: &Repository, odb: &git2::Odb<'_>, id: Oid, sig_header: &str) -> Result<ParsedCommit, GitError> {
-    let _ = repo;
-    let obj = odb.read(id).map_err(|source| GitError::Read { id: id.to_string(), source })?;
-    if obj.kind() != git2::ObjectType::Commit {
-        return Err(GitError::NotACommit { spec: id.to_string(), kind: obj.kind().str().to_string() });
-    }
-    Ok(ParsedCommit::parse(obj.data(), sig_header))
 }
 
 /// Selects commits the way `git rev-list` does for the given specs: `A..B`,
@@ -176,9 +291,4 @@ pub fn default_specs(repo: &Repository) -> Vec<String> {
         Some(u) => vec![format!("{u}..HEAD")],
         None => vec!["HEAD".to_string()],
     }
-}
-
-/// Resolves a commit id given in the policy (the baseline).
-pub fn resolve_commit(repo: &Repository, spec: &str) -> Result<Oid, GitError> {
-    peel(repo, spec)
 }

@@ -230,12 +230,12 @@ impl Policy {
 
 /// Finds the policy to use: `--policy`, else `git config audit.policy`, else
 /// `.git-audit.toml` at the root of the work tree.
-pub fn locate(explicit: Option<&Path>, repo: Option<&git2::Repository>) -> Option<PathBuf> {
+pub fn locate(explicit: Option<&Path>, repo: Option<&crate::git::Repo>) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return Some(p.to_path_buf());
     }
     let repo = repo?;
-    if let Ok(p) = repo.config().and_then(|c| c.get_path("audit.policy")) {
+    if let Some(p) = repo.config_path("audit.policy") {
         return Some(p);
     }
     repo.workdir().map(|w| w.join(DEFAULT_FILE))

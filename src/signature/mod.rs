@@ -141,13 +141,13 @@ pub struct SignatureChecker {
 impl SignatureChecker {
     /// Builds the verifiers the policy asks for. The OpenPGP keyring is built on
     /// first use (or by [`SignatureChecker::prepare`]), so SSH-only runs never start gpg.
-    pub fn from_policy(policy: &Policy, repo: Option<&git2::Repository>) -> SignatureChecker {
+    pub fn from_policy(policy: &Policy, repo: Option<&crate::git::Repo>) -> SignatureChecker {
         let allowed = policy.signing.ssh_allowed_signers.clone().or_else(|| {
             // In gnupg trust mode, fall back to the user's own git setting, as git does.
             if policy.signing.trust != Trust::Gnupg {
                 return None;
             }
-            let path = repo?.config().ok()?.get_path("gpg.ssh.allowedSignersFile").ok()?;
+            let path = repo?.config_path("gpg.ssh.allowedSignersFile")?;
             allowed_signers::AllowedSigners::load(&path).ok()
         });
         let trust = policy.signing.trust;

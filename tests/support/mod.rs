@@ -185,6 +185,11 @@ pub struct Repo {
 
 impl Repo {
     pub fn new() -> Result<Repo> {
+        Self::with_format("sha1")
+    }
+
+    /// A repository with the given object format (`sha1` or `sha256`).
+    pub fn with_format(format: &str) -> Result<Repo> {
         let tmp = tempfile::tempdir()?;
         let path = tmp.path().join("repo");
         let home = tmp.path().join("home");
@@ -192,7 +197,7 @@ impl Repo {
         std::fs::create_dir_all(&home)?;
         std::fs::write(home.join(".gitconfig"), "")?;
         let r = Repo { tmp, path, home, counter: std::cell::Cell::new(0) };
-        r.git(&["init", "-q", "-b", "main"])?;
+        r.git(&["init", "-q", "-b", "main", &format!("--object-format={format}")])?;
         r.git(&["config", "user.name", "Alice"])?;
         r.git(&["config", "user.email", "alice@example.com"])?;
         Ok(r)
