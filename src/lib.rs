@@ -9,3 +9,4 @@ pub mod cli;
 pub mod git;
 pub mod policy;
 pub mod signature;
+pub mod ledger;

@@ -2,6 +2,7 @@
 //! parses arguments, calls the library and renders the result.
 
 pub mod init;
+pub mod ledger;
 pub mod policy;
 pub mod style;
 pub mod verify;
@@ -26,6 +27,9 @@ pub struct Cli {
     /// The policy file (default: `git config audit.policy`, else .git-audit.toml at the repository root).
     #[arg(long, global = true, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// The ledger (default: `git config audit.ledger`, else <git-dir>/audit/ledger.db).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ledger: Option<PathBuf>,
     /// Run as if started in PATH.
     #[arg(short = 'C', global = true, value_name = "PATH")]
     pub directory: Option<PathBuf>,
@@ -60,6 +64,8 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Check commits against the policy: signatures and metadata.
     Verify(verify::VerifyArgs),
+    /// The audit ledger: init, status, checkpoint, verify, prove, export, anchor.
+    Ledger(ledger::LedgerArgs),
 }
 
 /// Runs the parsed command.
@@ -68,17 +74,19 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         std::env::set_current_dir(dir).map_err(|e| anyhow::anyhow!("cannot change to {}: {e}", dir.display()))?;
     }
     let color = style::enabled(cli.color);
-    let global = Global { policy: cli.policy.clone(), color };
+    let global = Global { policy: cli.policy.clone(), ledger: cli.ledger.clone(), color };
     match cli.command {
         Command::Init(args) => init::run(&global, args),
         Command::Policy(args) => policy::run(&global, args),
         Command::Verify(args) => verify::run(&global, args),
+        Command::Ledger(args) => ledger::run(&global, args),
     }
 }
 
 /// Options every subcommand sees.
 pub struct Global {
     pub policy: Option<PathBuf>,
+    pub ledger: Option<PathBuf>,
     pub color: bool,
 }
 

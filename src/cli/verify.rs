@@ -22,6 +22,9 @@ pub struct VerifyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Record the results in the ledger (`policy.loaded`, then one `commit.verified` per commit).
+    #[arg(long)]
+    pub record: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -42,11 +45,33 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
     }
     tracing::debug!(?specs, policy = %policy.path.display(), "verifying");
     let report = check::check_range(&repo, &policy, &specs)?;
+    if args.record {
+        let loc = super::ledger::location(global, Some(&repo))?;
+        let mut ledger = crate::ledger::Ledger::open(&loc)?;
+        let receipt = ledger.append(&crate::ledger::record::verification(&report, &policy, &actor(&repo)))?;
+        eprintln!(
+            "recorded {} entries in {} (seq {}..{}, signed checkpoint of size {})",
+            receipt.count,
+            loc.db.display(),
+            receipt.first_seq,
+            receipt.first_seq + receipt.count.saturating_sub(1),
+            receipt.tree_size
+        );
+    }
     match args.format {
         Format::Json => emit(&(render_json(&report, &policy, &specs) + "\n"))?,
         Format::Text => emit(&render_text(&report, &policy, global.color))?,
     }
     Ok(if report.summary.failed > 0 { Outcome::Violations } else { Outcome::Pass })
+}
+
+/// Who is running the check: git's user.email, else $USER.
+fn actor(repo: &crate::git::Repo) -> String {
+    let from_git = match repo {
+        crate::git::Repo::Git2(r) => r.config().ok().and_then(|c| c.get_string("user.email").ok()),
+        crate::git::Repo::Cli(c) => c.config("user.email", false),
+    };
+    from_git.or_else(|| std::env::var("USER").ok()).unwrap_or_default()
 }
 
 /// The JSON document: `{"commits": […], "summary": {…}, "policy": {…}, "range": […]}`.

@@ -16,6 +16,9 @@ use crate::policy::KeyFile;
 /// OpenPGP verification with gpgme (one gpg process per verification).
 pub struct GpgmeVerifier {
     ctx: Context,
+    /// Key facts by signing (sub)key fingerprint: a key listing is a gpg process
+    /// of its own, and key state does not change during a run.
+    keys: std::collections::HashMap<String, Option<KeyFacts>>,
     /// Kept alive for the context's lifetime; `None` when using the user's home.
     _home: Option<TempDir>,
     /// In the user's keyring, validity decides (like git's `U` vs `G`).
@@ -45,7 +48,7 @@ impl GpgmeVerifier {
                 return Err(fail(format!("no usable public key in it ({} considered)", result.considered())));
             }
         }
-        Ok(GpgmeVerifier { ctx, _home: Some(home), require_validity: false })
+        Ok(GpgmeVerifier { ctx, keys: Default::default(), _home: Some(home), require_validity: false })
     }
 
     /// A verifier that uses the user's GnuPG home (`GNUPGHOME` or `~/.gnupg`).
@@ -53,7 +56,7 @@ impl GpgmeVerifier {
         let _ = gpgme::init();
         let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(|e| SignatureError::Engine(e.to_string()))?;
         ctx.set_offline(true);
-        Ok(GpgmeVerifier { ctx, _home: None, require_validity: true })
+        Ok(GpgmeVerifier { ctx, keys: Default::default(), _home: None, require_validity: true })
     }
 }
 
@@ -75,30 +78,18 @@ impl Verifier for GpgmeVerifier {
         verdict.key = fpr.clone();
         // Look the key up to name the signer, find its identities and check that it is valid now.
         if let Some(fpr) = &fpr {
-            if let Ok(key) = self.ctx.get_key(fpr.as_str()) {
-                if let Ok(primary) = key.fingerprint() {
-                    verdict.key = Some(primary.to_string());
-                }
-                for uid in key.user_ids() {
-                    if uid.is_revoked() || uid.is_invalid() {
-                        continue;
-                    }
-                    if let Ok(email) = uid.email() {
-                        if !email.is_empty() {
-                            verdict.identities.push(email.to_string());
-                        }
-                    }
-                    if verdict.signer.is_none() {
-                        verdict.signer = uid.id().ok().map(str::to_string);
-                    }
-                }
-                let subkey = key.subkeys().find(|s| s.fingerprint().ok() == Some(fpr.as_str()));
-                let revoked = key.is_revoked() || subkey.as_ref().is_some_and(|s| s.is_revoked());
-                let expired = key.is_expired() || subkey.as_ref().is_some_and(|s| s.is_expired());
-                if status == SignatureStatus::Good && revoked {
+            if !self.keys.contains_key(fpr) {
+                let facts = self.ctx.get_key(fpr.as_str()).ok().map(|k| KeyFacts::of(&k, fpr));
+                self.keys.insert(fpr.clone(), facts);
+            }
+            if let Some(Some(facts)) = self.keys.get(fpr) {
+                verdict.key = Some(facts.primary.clone());
+                verdict.identities = facts.emails.clone();
+                verdict.signer = facts.signer.clone();
+                if status == SignatureStatus::Good && facts.revoked {
                     status = SignatureStatus::RevokedKey;
                     detail = Some("the signing key has been revoked".into());
-                } else if status == SignatureStatus::Good && expired {
+                } else if status == SignatureStatus::Good && facts.expired {
                     status = SignatureStatus::ExpiredKey;
                     detail = Some("the signing key has expired".into());
                 }
@@ -111,6 +102,44 @@ impl Verifier for GpgmeVerifier {
         verdict.status = status;
         verdict.detail = detail;
         verdict
+    }
+}
+
+/// What we need to know about a signing key.
+#[derive(Debug, Clone)]
+struct KeyFacts {
+    primary: String,
+    signer: Option<String>,
+    emails: Vec<String>,
+    revoked: bool,
+    expired: bool,
+}
+
+impl KeyFacts {
+    fn of(key: &gpgme::Key, signing_fpr: &str) -> KeyFacts {
+        let mut emails = Vec::new();
+        let mut signer = None;
+        for uid in key.user_ids() {
+            if uid.is_revoked() || uid.is_invalid() {
+                continue;
+            }
+            if let Ok(email) = uid.email() {
+                if !email.is_empty() {
+                    emails.push(email.to_string());
+                }
+            }
+            if signer.is_none() {
+                signer = uid.id().ok().map(str::to_string);
+            }
+        }
+        let subkey = key.subkeys().find(|s| s.fingerprint().ok() == Some(signing_fpr));
+        KeyFacts {
+            primary: key.fingerprint().map(str::to_string).unwrap_or_else(|_| signing_fpr.to_string()),
+            signer,
+            emails,
+            revoked: key.is_revoked() || subkey.as_ref().is_some_and(|s| s.is_revoked()),
+            expired: key.is_expired() || subkey.as_ref().is_some_and(|s| s.is_expired()),
+        }
     }
 }
 

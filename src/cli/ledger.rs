@@ -1,0 +1,290 @@
+//! `git-audit ledger …`: create, inspect, verify, prove, export and anchor the ledger.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+
+use super::style::{green, red};
+use super::{emit, Global, Outcome};
+use crate::ledger::note::{Checkpoint, NoteVerifier};
+use crate::ledger::{self, anchor, merkle, Ledger, Location, NewEntry};
+
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    pub command: LedgerCommand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Create the ledger and its Ed25519 signing key.
+    Init {
+        /// The log's origin line (a schema-less URL naming it); random by default.
+        #[arg(long)]
+        origin: Option<String>,
+    },
+    /// Size, head, latest checkpoint, key.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the latest signed checkpoint (and keep it in the ledger's history).
+    Checkpoint {
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Recompute everything; exit 1 on any tampering, naming what and where.
+    Verify {
+        /// A signed checkpoint the log must still extend (proves it only grew).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Vec<PathBuf>,
+        /// The ledger's public key to trust (a `name+id+key` string or a file holding one).
+        #[arg(long, value_name = "PUB")]
+        key: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// A self-contained inclusion proof for one entry (JSON).
+    Prove {
+        seq: u64,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Check a proof from `ledger prove` offline, against a public key you trust.
+    CheckProof {
+        file: PathBuf,
+        #[arg(long, value_name = "PUB")]
+        key: String,
+    },
+    /// Every entry, one JSON object per line.
+    Export {
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Commit the latest signed checkpoint to refs/audit/checkpoints.
+    Anchor,
+    /// Rebuild the projection tables from the log.
+    Rebuild,
+    /// Append an entry (for scripts and other tools).
+    Append {
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long, default_value = "")]
+        actor: String,
+        /// JSON payload.
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        /// Append this many entries, one transaction each.
+        #[arg(long, default_value_t = 1)]
+        repeat: u64,
+    },
+}
+
+/// Where the ledger is, as every command finds it.
+pub fn location(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::Result<Location> {
+    ledger::locate(global.ledger.as_deref(), repo).context("no ledger location: not in a git repository and no --ledger PATH given")
+}
+
+fn read_key(s: &str) -> anyhow::Result<NoteVerifier> {
+    let text = if Path::new(s).is_file() { std::fs::read_to_string(s).with_context(|| format!("cannot read key file {s}"))? } else { s.to_string() };
+    NoteVerifier::parse(text.trim()).with_context(|| format!("`{}` is not a ledger public key (name+id+base64)", text.trim()))
+}
+
+fn write_out(output: &Option<PathBuf>, text: &str) -> anyhow::Result<()> {
+    match output {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display())),
+        None => emit(text),
+    }
+}
+
+pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
+    let repo = crate::git::Repo::open_from_env().ok();
+    let loc = || location(global, repo.as_ref());
+    match args.command {
+        LedgerCommand::Init { origin } => {
+            let l = Ledger::init(&loc()?, origin.as_deref())?;
+            emit(&format!(
+                "created ledger {}\nsigning key {} (mode 0600; keep it secret)\npublic key {}\n",
+                l.path.display(),
+                loc()?.key.display(),
+                l.verifier
+            ))?;
+        }
+        LedgerCommand::Status { format } => {
+            let l = Ledger::open(&loc()?)?;
+            let head = l.head()?;
+            let anchored = match &repo {
+                Some(r) => anchor::anchored_note(&r.git_dir())?.and_then(|(_, n)| l.verifier.open(&n).ok().and_then(|t| Checkpoint::parse(t).ok())).map(|c| c.size),
+                None => None,
+            };
+            let b64 = base64_encode(&head.root);
+            match format {
+                Format::Json => emit(&(json!({"path": l.path, "origin": l.origin, "size": head.size, "root": b64, "checkpoint": head.note, "public_key": l.verifier.to_string(), "anchored_size": anchored}).to_string() + "\n"))?,
+                Format::Text => emit(&format!(
+                    "ledger     {}\norigin     {}\nentries    {}\nroot       {b64}\npublic key {}\nanchored   {}\n",
+                    l.path.display(),
+                    l.origin,
+                    head.size,
+                    l.verifier,
+                    anchored.map_or("never".to_string(), |s| format!("size {s} in {}", anchor::REF))
+                ))?,
+            }
+        }
+        LedgerCommand::Checkpoint { output } => {
+            let l = Ledger::open(&loc()?)?;
+            write_out(&output, &l.checkpoint()?.note)?;
+        }
+        LedgerCommand::Verify { checkpoint, key, format } => {
+            let l = Ledger::open(&loc()?)?;
+            let trusted = key.as_deref().map(read_key).transpose()?;
+            let mut older = Vec::new();
+            for f in &checkpoint {
+                let note = std::fs::read_to_string(f).with_context(|| format!("cannot read checkpoint {}", f.display()))?;
+                older.push((format!("checkpoint {}", f.display()), note));
+            }
+            if let Some(r) = &repo {
+                if let Some((tip, note)) = anchor::anchored_note(&r.git_dir())? {
+                    older.push((format!("the checkpoint anchored at {tip}"), note));
+                }
+            }
+            let started = std::time::Instant::now();
+            let report = ledger::verify::verify(&l, trusted.as_ref(), &older)?;
+            let secs = started.elapsed().as_secs_f64();
+            match format {
+                Format::Json => emit(&(serde_json::to_string(&report).unwrap_or_default() + "\n"))?,
+                Format::Text => {
+                    let mut out = String::new();
+                    for p in &report.problems {
+                        out.push_str(&format!("{} {}\n", red(global.color, "TAMPERED"), p.message));
+                    }
+                    if report.ok() {
+                        out.push_str(&format!(
+                            "{}: {} entries, tree and signed checkpoint (size {}) consistent, projections match a rebuild ({:.0} entries/s)\n",
+                            green(global.color, "ledger OK"),
+                            report.entries,
+                            report.checkpoint_size,
+                            report.entries as f64 / secs.max(1e-9)
+                        ));
+                    } else {
+                        out.push_str(&format!("ledger verification failed: {} problem(s) in {}\n", report.problems.len(), l.path.display()));
+                    }
+                    emit(&out)?;
+                }
+            }
+            return Ok(if report.ok() { Outcome::Pass } else { Outcome::Violations });
+        }
+        LedgerCommand::Prove { seq, output } => {
+            let l = Ledger::open(&loc()?)?;
+            let proof = l.prove(seq)?;
+            write_out(&output, &(serde_json::to_string_pretty(&proof).unwrap_or_default() + "\n"))?;
+        }
+        LedgerCommand::CheckProof { file, key } => return check_proof(&file, &key, global.color),
+        LedgerCommand::Export { format: ExportFormat::Jsonl, output } => {
+            let l = Ledger::open(&loc()?)?;
+            let mut buf: Vec<u8> = Vec::new();
+            match &output {
+                Some(p) => {
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?);
+                    l.export_jsonl(&mut f)?;
+                }
+                None => {
+                    l.export_jsonl(&mut buf)?;
+                    emit(&String::from_utf8_lossy(&buf))?;
+                }
+            }
+        }
+        LedgerCommand::Anchor => {
+            let l = Ledger::open(&loc()?)?;
+            let r = repo.as_ref().context("`ledger anchor` needs a git repository to anchor into")?;
+            let a = anchor::anchor(&l, &r.git_dir())?;
+            match (&a.commit, a.previous_size) {
+                (None, _) => emit(&format!("already anchored: {} holds the checkpoint of size {}\n", anchor::REF, a.size))?,
+                (Some(c), Some(p)) => emit(&format!("anchored size {} at {c} in {} (consistency proof from size {p})\n", a.size, anchor::REF))?,
+                (Some(c), None) => emit(&format!("anchored size {} at {c} in {}\n", a.size, anchor::REF))?,
+            }
+        }
+        LedgerCommand::Rebuild => {
+            let mut l = Ledger::open(&loc()?)?;
+            let n = l.rebuild()?;
+            emit(&format!("rebuilt projections from {n} entries\n"))?;
+        }
+        LedgerCommand::Append { kind, subject, actor, payload, repeat } => {
+            let payload: serde_json::Value = serde_json::from_str(&payload).context("--payload is not JSON")?;
+            let mut l = Ledger::open(&loc()?)?;
+            let mut last = None;
+            for _ in 0..repeat {
+                last = Some(l.append(&[NewEntry::new(&kind, subject.clone(), actor.clone(), payload.clone())])?);
+            }
+            if let Some(r) = last {
+                emit(&format!("appended seq {} (tree size {})\n", r.first_seq, r.tree_size))?;
+            }
+        }
+    }
+    Ok(Outcome::Pass)
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// Verifies a `ledger prove` receipt offline: the checkpoint's signature with the
+/// trusted key, then the entry's inclusion under the checkpoint's root (ct-merkle).
+fn check_proof(file: &Path, key: &str, color: bool) -> anyhow::Result<Outcome> {
+    use base64::Engine;
+    let key = read_key(key)?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let proof: ledger::Proof = serde_json::from_str(&text).with_context(|| format!("{} is not a proof from `git-audit ledger prove`", file.display()))?;
+    let fail = |why: String| -> anyhow::Result<Outcome> {
+        emit(&format!("{} {why}\n", red(color, "INVALID")))?;
+        Ok(Outcome::Violations)
+    };
+    let body = match key.open(&proof.checkpoint) {
+        Ok(b) => b,
+        Err(e) => return fail(format!("checkpoint: {e}")),
+    };
+    let cp = match Checkpoint::parse(body) {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    if cp.size != proof.tree_size {
+        return fail(format!("the proof is for tree size {} but the checkpoint is for {}", proof.tree_size, cp.size));
+    }
+    let e = &proof.entry;
+    let (Some(seq), Some(time), Some(kind), Some(subject), Some(actor)) = (e["seq"].as_u64(), e["time"].as_str(), e["kind"].as_str(), e["subject"].as_str(), e["actor"].as_str()) else {
+        return fail("the entry lacks seq, time, kind, subject or actor".into());
+    };
+    if seq != proof.leaf_index {
+        return fail(format!("the entry's seq {seq} is not the proof's leaf index {}", proof.leaf_index));
+    }
+    let bytes = ledger::entry::canonical_bytes(seq, time, kind, subject, actor, &ledger::entry::canonical_json(&e["payload"]));
+    let mut hashes = Vec::new();
+    for h in &proof.inclusion_proof {
+        match base64::engine::general_purpose::STANDARD.decode(h).ok().and_then(|v| <[u8; 32]>::try_from(v).ok()) {
+            Some(h) => hashes.push(h),
+            None => return fail(format!("`{h}` is not a base64 SHA-256 hash")),
+        }
+    }
+    if !merkle::verify_inclusion(&cp.root, cp.size, seq, &bytes, &hashes) {
+        return fail(format!("entry seq {seq} is not included in the log {} of size {} (entry or proof altered)", cp.origin, cp.size));
+    }
+    emit(&format!("{}: entry seq {seq} ({kind} {subject}) is in the log {} of size {}, signed by {}\n", green(color, "proof OK"), cp.origin, cp.size, key.name()))?;
+    Ok(Outcome::Pass)
+}
