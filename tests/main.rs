@@ -3,5 +3,6 @@
 mod support;
 
 mod cli_policy;
+mod ledger;
 mod rules;
 mod signatures;

@@ -169,10 +169,14 @@ impl Default for MemoryTree {
     }
 }
 
+/// A subtree asked of a [`MemoryTree`] that does not hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfRange;
+
 impl Subtrees for MemoryTree {
-    type Error = std::convert::Infallible;
+    type Error = OutOfRange;
     fn subtree(&mut self, level: u32, index: u64) -> Result<Hash, Self::Error> {
-        Ok(self.levels[level as usize][index as usize])
+        self.levels.get(level as usize).and_then(|l| l.get(index as usize)).copied().ok_or(OutOfRange)
     }
 }
 

@@ -101,7 +101,8 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
             tree.push(leaf);
         }
     }
-    let present = expected;
+    // Leaves actually present (fewer than `expected` when entries were deleted).
+    let present = tree.size();
 
     // 2. Stored interior nodes against the recomputed tree.
     {
@@ -215,16 +216,20 @@ fn check_signed(note: &str, key: &NoteVerifier, origin: &str, what: &str, tree: 
         problems.push(problem(Some(present), format!("the log is truncated: {what} covers {} entries but only {present} are present (seq {present}..{} gone)", cp.size, cp.size - 1)));
         return;
     }
-    let Ok(root) = merkle::root(tree, cp.size);
+    let Ok(root) = merkle::root(tree, cp.size) else {
+        problems.push(problem(None, format!("{what}: cannot recompute the root of size {}", cp.size)));
+        return;
+    };
     if root != cp.root {
         problems.push(problem(None, format!("the first {} entries do not hash to the root in {what} (history rewritten)", cp.size)));
         return;
     }
     // The recomputed log extends the checkpoint: check the proof of it, with ct-merkle.
     if cp.size > 0 && cp.size < present {
-        let Ok(proof) = merkle::consistency_proof(tree, cp.size, present);
-        let Ok(now) = merkle::root(tree, present);
-        if !merkle::verify_consistency(&cp.root, cp.size, &now, present, &proof) {
+        let proof = merkle::consistency_proof(tree, cp.size, present);
+        let now = merkle::root(tree, present);
+        let valid = matches!((&proof, &now), (Ok(p), Ok(n)) if merkle::verify_consistency(&cp.root, cp.size, n, present, p));
+        if !valid {
             problems.push(problem(None, format!("no valid consistency proof from {what} (size {}) to the log", cp.size)));
         }
     }
