@@ -7,6 +7,6 @@
 pub mod check;
 pub mod cli;
 pub mod git;
+pub mod ledger;
 pub mod policy;
 pub mod signature;
-pub mod ledger;

@@ -40,8 +40,13 @@ impl Repo {
     pub fn open_from_env() -> Result<Repo, GitError> {
         match Repository::open_from_env() {
             Ok(r) => Ok(Repo::Git2(r)),
-            Err(e) if e.message().contains("object format") => Ok(Repo::Cli(cli::CliRepo::discover(None)?)),
-            Err(source) => Err(GitError::NoRepository { path: std::env::current_dir().unwrap_or_default(), source }),
+            Err(e) if e.message().contains("object format") => {
+                Ok(Repo::Cli(cli::CliRepo::discover(None)?))
+            }
+            Err(source) => Err(GitError::NoRepository {
+                path: std::env::current_dir().unwrap_or_default(),
+                source,
+            }),
         }
     }
 
@@ -96,7 +101,10 @@ impl Repo {
         match self {
             Repo::Git2(r) => {
                 let hide: Vec<Oid> = hide.iter().map(|h| peel(r, h)).collect::<Result<_, _>>()?;
-                Ok(select_commits(r, specs, &hide)?.into_iter().map(|o| o.to_string()).collect())
+                Ok(select_commits(r, specs, &hide)?
+                    .into_iter()
+                    .map(|o| o.to_string())
+                    .collect())
             }
             Repo::Cli(c) => c.select(specs, hide),
         }
@@ -141,17 +149,29 @@ impl CommitReader<'_> {
     pub fn read(&mut self, id: &str) -> Result<ParsedCommit, GitError> {
         match self {
             CommitReader::Git2(odb, header) => {
-                let oid = Oid::from_str(id).map_err(|source| GitError::Read { id: id.to_string(), source })?;
-                let obj = odb.read(oid).map_err(|source| GitError::Read { id: id.to_string(), source })?;
+                let oid = Oid::from_str(id).map_err(|source| GitError::Read {
+                    id: id.to_string(),
+                    source,
+                })?;
+                let obj = odb.read(oid).map_err(|source| GitError::Read {
+                    id: id.to_string(),
+                    source,
+                })?;
                 if obj.kind() != git2::ObjectType::Commit {
-                    return Err(GitError::NotACommit { spec: id.to_string(), kind: obj.kind().str().to_string() });
+                    return Err(GitError::NotACommit {
+                        spec: id.to_string(),
+                        kind: obj.kind().str().to_string(),
+                    });
                 }
                 Ok(ParsedCommit::parse(obj.data(), header))
             }
             CommitReader::Cli(reader, header) => {
                 let (kind, data) = reader.read(id)?;
                 if kind != "commit" {
-                    return Err(GitError::NotACommit { spec: id.to_string(), kind });
+                    return Err(GitError::NotACommit {
+                        spec: id.to_string(),
+                        kind,
+                    });
                 }
                 Ok(ParsedCommit::parse(&data, header))
             }
@@ -164,7 +184,10 @@ impl CommitReader<'_> {
 /// environment (`GIT_OBJECT_DIRECTORY`, `GIT_ALTERNATE_OBJECT_DIRECTORIES`) too.
 pub fn reopen(git_dir: &Path) -> Result<Repository, GitError> {
     let path = git_dir.to_path_buf();
-    let again = Repository::open(&path).map_err(|source| GitError::NoRepository { path: path.clone(), source })?;
+    let again = Repository::open(&path).map_err(|source| GitError::NoRepository {
+        path: path.clone(),
+        source,
+    })?;
     let mut extra: Vec<PathBuf> = Vec::new();
     if let Some(d) = std::env::var_os("GIT_OBJECT_DIRECTORY") {
         extra.push(PathBuf::from(d));
@@ -185,7 +208,10 @@ pub fn reopen(git_dir: &Path) -> Result<Repository, GitError> {
 
 /// Opens the repository at or above `path`.
 pub fn open(path: &Path) -> Result<Repository, GitError> {
-    Repository::discover(path).map_err(|source| GitError::NoRepository { path: path.to_path_buf(), source })
+    Repository::discover(path).map_err(|source| GitError::NoRepository {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The signature header for this repository's object format.
@@ -206,9 +232,14 @@ pub fn signature_header(repo: &Repository) -> &'static str {
 /// `A...B`, `^X`, `Y`, `--all` (every ref but git-audit's own `refs/audit/*`).
 /// Commits reachable from any of `hide` (e.g. the policy's baseline) are left out.
 /// Newest first, parents after children.
-pub fn select_commits(repo: &Repository, specs: &[String], hide: &[Oid]) -> Result<Vec<Oid>, GitError> {
+pub fn select_commits(
+    repo: &Repository,
+    specs: &[String],
+    hide: &[Oid],
+) -> Result<Vec<Oid>, GitError> {
     let mut walk = repo.revwalk().map_err(GitError::Walk)?;
-    walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME).map_err(GitError::Walk)?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)
+        .map_err(GitError::Walk)?;
     for spec in specs {
         if spec == "--all" {
             for r in repo.references().map_err(GitError::Walk)?.flatten() {
@@ -225,18 +256,22 @@ pub fn select_commits(repo: &Repository, specs: &[String], hide: &[Oid]) -> Resu
             walk.hide(peel(repo, rest)?).map_err(GitError::Walk)?;
             continue;
         }
-        let rs = repo.revparse(spec).map_err(|source| GitError::BadSpec { spec: spec.clone(), source })?;
+        let rs = repo.revparse(spec).map_err(|source| GitError::BadSpec {
+            spec: spec.clone(),
+            source,
+        })?;
         let mode = rs.mode();
         let commit_of = |o: Option<&git2::Object<'_>>| -> Result<Option<Oid>, GitError> {
             match o {
                 None => Ok(None),
-                Some(o) => o
-                    .peel_to_commit()
-                    .map(|c| Some(c.id()))
-                    .map_err(|_| GitError::NotACommit {
-                        spec: spec.clone(),
-                        kind: o.kind().map_or("object", |k| k.str()).to_string(),
-                    }),
+                Some(o) => {
+                    o.peel_to_commit()
+                        .map(|c| Some(c.id()))
+                        .map_err(|_| GitError::NotACommit {
+                            spec: spec.clone(),
+                            kind: o.kind().map_or("object", |k| k.str()).to_string(),
+                        })
+                }
             }
         };
         let from = commit_of(rs.from())?;
@@ -266,15 +301,25 @@ pub fn select_commits(repo: &Repository, specs: &[String], hide: &[Oid]) -> Resu
 }
 
 fn bad(spec: &str) -> GitError {
-    GitError::BadSpec { spec: spec.to_string(), source: git2::Error::from_str("incomplete range") }
+    GitError::BadSpec {
+        spec: spec.to_string(),
+        source: git2::Error::from_str("incomplete range"),
+    }
 }
 
 fn peel(repo: &Repository, spec: &str) -> Result<Oid, GitError> {
-    let obj = repo.revparse_single(spec).map_err(|source| GitError::BadSpec { spec: spec.to_string(), source })?;
-    obj.peel_to_commit().map(|c| c.id()).map_err(|_| GitError::NotACommit {
-        spec: spec.to_string(),
-        kind: obj.kind().map_or("object", |k| k.str()).to_string(),
-    })
+    let obj = repo
+        .revparse_single(spec)
+        .map_err(|source| GitError::BadSpec {
+            spec: spec.to_string(),
+            source,
+        })?;
+    obj.peel_to_commit()
+        .map(|c| c.id())
+        .map_err(|_| GitError::NotACommit {
+            spec: spec.to_string(),
+            kind: obj.kind().map_or("object", |k| k.str()).to_string(),
+        })
 }
 
 /// The default range when none is given: the commits on HEAD that its upstream

@@ -5,10 +5,12 @@
 //! compares the tables with an in-memory replay. Kinds without a projection
 //! (and kinds added later) simply produce no rows.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 use rusqlite::types::Value as Sql;
-use serde_json::Value;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 
 use super::entry::Entry;
 
@@ -22,13 +24,26 @@ pub struct Table {
 
 pub const COMMITS: Table = Table {
     name: "commits",
-    columns: &["id", "signature_status", "signature_format", "signer", "key", "verdict", "findings", "policy_digest", "verified_seq", "verified_time"],
+    columns: &[
+        "id",
+        "signature_status",
+        "signature_format",
+        "signer",
+        "key",
+        "verdict",
+        "findings",
+        "policy_digest",
+        "verified_seq",
+        "verified_time",
+    ],
     key: &["id"],
 };
 
 pub const REF_UPDATES: Table = Table {
     name: "ref_updates",
-    columns: &["seq", "ref", "old", "new", "pusher", "time", "accepted", "kind"],
+    columns: &[
+        "seq", "ref", "old", "new", "pusher", "time", "accepted", "kind",
+    ],
     key: &["seq", "ref"],
 };
 
@@ -57,6 +72,11 @@ pub struct Row {
 
 impl Row {
     pub fn key(&self) -> String {
+        if let [only] = self.table.key {
+            if let Some(i) = self.table.columns.iter().position(|c| c == only) {
+                return show(&self.values[i]);
+            }
+        }
         self.table
             .key
             .iter()
@@ -77,60 +97,109 @@ pub fn show(v: &Sql) -> String {
     }
 }
 
-fn text(v: &Value) -> Sql {
-    match v {
-        Value::Null => Sql::Null,
-        Value::String(s) => Sql::Text(s.clone()),
-        other => Sql::Text(other.to_string()),
-    }
+fn opt(v: Option<Cow<'_, str>>) -> Sql {
+    v.map_or(Sql::Null, |s| Sql::Text(s.into_owned()))
 }
 
-fn flag(v: &Value) -> Sql {
-    match v.as_bool() {
-        Some(b) => Sql::Integer(b as i64),
-        None => Sql::Null,
-    }
+// Typed, borrowed views of the payload fields projections read: parsing into
+// these skips everything else (far cheaper than building a JSON tree).
+#[derive(Deserialize)]
+struct SignatureView<'a> {
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    format: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    signer: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    key: Option<Cow<'a, str>>,
 }
 
-/// The rows an entry contributes.
-pub fn rows(e: &Entry) -> Vec<Row> {
-    let p = &e.payload;
-    match e.kind.as_str() {
+#[derive(Deserialize)]
+struct CommitVerifiedView<'a> {
+    #[serde(borrow)]
+    signature: Option<SignatureView<'a>>,
+    #[serde(borrow)]
+    verdict: Option<Cow<'a, str>>,
+    findings: Option<Vec<IgnoredAny>>,
+    #[serde(borrow)]
+    policy_digest: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RefUpdateView<'a> {
+    #[serde(borrow, rename = "ref")]
+    refname: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    old: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    new: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RefUpdatesView<'a> {
+    #[serde(borrow, default)]
+    ref_updates: Vec<RefUpdateView<'a>>,
+    accepted: Option<bool>,
+}
+
+/// The rows an entry contributes, from its stored columns (`payload` is its JSON text).
+/// A payload that does not have the expected shape contributes no rows.
+pub fn rows(
+    seq: u64,
+    time: &str,
+    kind: &str,
+    subject: &str,
+    actor: &str,
+    payload: &str,
+) -> Vec<Row> {
+    match kind {
         "commit.verified" => {
-            let sig = &p["signature"];
+            let Ok(p) = serde_json::from_str::<CommitVerifiedView<'_>>(payload) else {
+                return Vec::new();
+            };
+            let (status, format, signer, key) = match p.signature {
+                Some(s) => (opt(s.status), opt(s.format), opt(s.signer), opt(s.key)),
+                None => (Sql::Null, Sql::Null, Sql::Null, Sql::Null),
+            };
             vec![Row {
                 table: &COMMITS,
                 values: vec![
-                    Sql::Text(e.subject.clone()),
-                    text(&sig["status"]),
-                    text(&sig["format"]),
-                    text(&sig["signer"]),
-                    text(&sig["key"]),
-                    text(&p["verdict"]),
-                    Sql::Integer(p["findings"].as_array().map_or(0, |a| a.len() as i64)),
-                    text(&p["policy_digest"]),
-                    Sql::Integer(e.seq as i64),
-                    Sql::Text(e.time.clone()),
+                    Sql::Text(subject.to_string()),
+                    status,
+                    format,
+                    signer,
+                    key,
+                    opt(p.verdict),
+                    Sql::Integer(p.findings.map_or(0, |f| f.len() as i64)),
+                    opt(p.policy_digest),
+                    Sql::Integer(seq as i64),
+                    Sql::Text(time.to_string()),
                 ],
             }]
         }
         "push.decided" | "ref.updated" => {
-            let accepted = if e.kind == "ref.updated" { Sql::Integer(1) } else { flag(&p["accepted"]) };
-            p["ref_updates"]
-                .as_array()
+            let Ok(p) = serde_json::from_str::<RefUpdatesView<'_>>(payload) else {
+                return Vec::new();
+            };
+            let accepted = if kind == "ref.updated" {
+                Sql::Integer(1)
+            } else {
+                p.accepted.map_or(Sql::Null, |b| Sql::Integer(b as i64))
+            };
+            p.ref_updates
                 .into_iter()
-                .flatten()
                 .map(|u| Row {
                     table: &REF_UPDATES,
                     values: vec![
-                        Sql::Integer(e.seq as i64),
-                        text(&u["ref"]),
-                        text(&u["old"]),
-                        text(&u["new"]),
-                        Sql::Text(e.actor.clone()),
-                        Sql::Text(e.time.clone()),
+                        Sql::Integer(seq as i64),
+                        opt(u.refname),
+                        opt(u.old),
+                        opt(u.new),
+                        Sql::Text(actor.to_string()),
+                        Sql::Text(time.to_string()),
                         accepted.clone(),
-                        Sql::Text(e.kind.clone()),
+                        Sql::Text(kind.to_string()),
                     ],
                 })
                 .collect()
@@ -139,11 +208,28 @@ pub fn rows(e: &Entry) -> Vec<Row> {
     }
 }
 
+/// The rows of a parsed entry.
+pub fn entry_rows(e: &Entry) -> Vec<Row> {
+    rows(
+        e.seq,
+        &e.time,
+        &e.kind,
+        &e.subject,
+        &e.actor,
+        &super::entry::canonical_json(&e.payload),
+    )
+}
+
 /// The SQL that upserts a row of `t`.
 pub fn upsert_sql(t: &Table) -> String {
     let cols = t.columns.join(", ");
     let params: Vec<String> = (1..=t.columns.len()).map(|i| format!("?{i}")).collect();
-    let updates: Vec<String> = t.columns.iter().filter(|c| !t.key.contains(c)).map(|c| format!("{c} = excluded.{c}")).collect();
+    let updates: Vec<String> = t
+        .columns
+        .iter()
+        .filter(|c| !t.key.contains(c))
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
     format!(
         "INSERT INTO {} ({cols}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
         t.name,
@@ -153,17 +239,47 @@ pub fn upsert_sql(t: &Table) -> String {
     )
 }
 
-/// Projection state replayed in memory: table → key → values.
+/// A 64-bit digest of a row's values (to compare replayed and stored rows
+/// without keeping every replayed value in memory). Keyed with a random
+/// per-run SipHash key, so someone editing the tables cannot aim for a collision.
+pub fn digest(key: &std::collections::hash_map::RandomState, values: &[Sql]) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = key.build_hasher();
+    for v in values {
+        match v {
+            Sql::Null => 0u8.hash(&mut h),
+            Sql::Integer(i) => (1u8, i).hash(&mut h),
+            Sql::Real(r) => (2u8, r.to_bits()).hash(&mut h),
+            Sql::Text(t) => (3u8, t).hash(&mut h),
+            Sql::Blob(b) => (4u8, b).hash(&mut h),
+        }
+    }
+    h.finish()
+}
+
+/// Projection state replayed in memory: table → key → digest of the values.
+/// With `keep`, the full values of those keys are kept too (to say which
+/// columns differ).
 #[derive(Default)]
 pub struct Replay {
-    pub tables: BTreeMap<&'static str, BTreeMap<String, Vec<Sql>>>,
+    pub digest_key: std::collections::hash_map::RandomState,
+    pub tables: HashMap<&'static str, HashMap<String, u64>>,
+    pub keep: Option<std::collections::HashSet<(&'static str, String)>>,
+    pub kept: HashMap<(&'static str, String), Vec<Sql>>,
 }
 
 impl Replay {
-    pub fn apply(&mut self, e: &Entry) {
-        for r in rows(e) {
+    pub fn apply(&mut self, rows: Vec<Row>) {
+        for r in rows {
             let key = r.key();
-            self.tables.entry(r.table.name).or_default().insert(key, r.values);
+            if let Some(keep) = &self.keep {
+                let k = (r.table.name, key.clone());
+                if keep.contains(&k) {
+                    self.kept.insert(k, r.values.clone());
+                }
+            }
+            let d = digest(&self.digest_key, &r.values);
+            self.tables.entry(r.table.name).or_default().insert(key, d);
         }
     }
 }

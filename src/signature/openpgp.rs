@@ -29,13 +29,20 @@ impl GpgmeVerifier {
     /// A verifier that trusts exactly `keys`.
     pub fn pinned(keys: &[KeyFile]) -> Result<GpgmeVerifier, SignatureError> {
         let _ = gpgme::init();
-        let home = tempfile::Builder::new().prefix("git-audit-gnupg-").tempdir().map_err(SignatureError::Home)?;
+        let home = tempfile::Builder::new()
+            .prefix("git-audit-gnupg-")
+            .tempdir()
+            .map_err(SignatureError::Home)?;
         // No agent or dirmngr is needed to verify; never fetch keys from the network.
-        let mut conf = std::fs::File::create(home.path().join("gpg.conf")).map_err(SignatureError::Home)?;
-        conf.write_all(b"no-autostart\nno-auto-key-retrieve\ntrust-model always\n").map_err(SignatureError::Home)?;
-        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        let mut conf =
+            std::fs::File::create(home.path().join("gpg.conf")).map_err(SignatureError::Home)?;
+        conf.write_all(b"no-autostart\nno-auto-key-retrieve\ntrust-model always\n")
+            .map_err(SignatureError::Home)?;
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp)
+            .map_err(|e| SignatureError::Engine(e.to_string()))?;
         let home_str = home.path().to_string_lossy().into_owned();
-        ctx.set_engine_home_dir(home_str).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        ctx.set_engine_home_dir(home_str)
+            .map_err(|e| SignatureError::Engine(e.to_string()))?;
         ctx.set_offline(true);
         for k in keys {
             let fail = |reason: String| SignatureError::KeyImport {
@@ -43,20 +50,36 @@ impl GpgmeVerifier {
                 path: k.path.display().to_string(),
                 reason,
             };
-            let result = ctx.import(&k.armored[..]).map_err(|e| fail(e.to_string()))?;
+            let result = ctx
+                .import(&k.armored[..])
+                .map_err(|e| fail(e.to_string()))?;
             if result.considered() == 0 || (result.imported() + result.unchanged()) == 0 {
-                return Err(fail(format!("no usable public key in it ({} considered)", result.considered())));
+                return Err(fail(format!(
+                    "no usable public key in it ({} considered)",
+                    result.considered()
+                )));
             }
         }
-        Ok(GpgmeVerifier { ctx, keys: Default::default(), _home: Some(home), require_validity: false })
+        Ok(GpgmeVerifier {
+            ctx,
+            keys: Default::default(),
+            _home: Some(home),
+            require_validity: false,
+        })
     }
 
     /// A verifier that uses the user's GnuPG home (`GNUPGHOME` or `~/.gnupg`).
     pub fn user_keyring() -> Result<GpgmeVerifier, SignatureError> {
         let _ = gpgme::init();
-        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp)
+            .map_err(|e| SignatureError::Engine(e.to_string()))?;
         ctx.set_offline(true);
-        Ok(GpgmeVerifier { ctx, keys: Default::default(), _home: None, require_validity: true })
+        Ok(GpgmeVerifier {
+            ctx,
+            keys: Default::default(),
+            _home: None,
+            require_validity: true,
+        })
     }
 }
 
@@ -65,10 +88,14 @@ impl Verifier for GpgmeVerifier {
         let fmt = Some(SignatureFormat::Openpgp);
         let result = match self.ctx.verify_detached(object.signature, object.payload) {
             Ok(r) => r,
-            Err(e) => return Verdict::new(SignatureStatus::Error, fmt).with_detail(format!("gpg could not read the signature: {e}")),
+            Err(e) => {
+                return Verdict::new(SignatureStatus::Error, fmt)
+                    .with_detail(format!("gpg could not read the signature: {e}"))
+            }
         };
         let Some(sig) = result.signatures().next() else {
-            return Verdict::new(SignatureStatus::Error, fmt).with_detail("the signature block holds no signature");
+            return Verdict::new(SignatureStatus::Error, fmt)
+                .with_detail("the signature block holds no signature");
         };
         let fpr = sig.fingerprint().ok().map(str::to_string);
         let status_err = sig.status().err();
@@ -79,7 +106,11 @@ impl Verifier for GpgmeVerifier {
         // Look the key up to name the signer, find its identities and check that it is valid now.
         if let Some(fpr) = &fpr {
             if !self.keys.contains_key(fpr) {
-                let facts = self.ctx.get_key(fpr.as_str()).ok().map(|k| KeyFacts::of(&k, fpr));
+                let facts = self
+                    .ctx
+                    .get_key(fpr.as_str())
+                    .ok()
+                    .map(|k| KeyFacts::of(&k, fpr));
                 self.keys.insert(fpr.clone(), facts);
             }
             if let Some(Some(facts)) = self.keys.get(fpr) {
@@ -95,7 +126,13 @@ impl Verifier for GpgmeVerifier {
                 }
             }
         }
-        if status == SignatureStatus::Good && self.require_validity && !matches!(validity, Validity::Marginal | Validity::Full | Validity::Ultimate) {
+        if status == SignatureStatus::Good
+            && self.require_validity
+            && !matches!(
+                validity,
+                Validity::Marginal | Validity::Full | Validity::Ultimate
+            )
+        {
             status = SignatureStatus::UnknownKey;
             detail = Some(format!("good signature, but your GnuPG keyring does not trust the key (validity: {validity})"));
         }
@@ -132,9 +169,14 @@ impl KeyFacts {
                 signer = uid.id().ok().map(str::to_string);
             }
         }
-        let subkey = key.subkeys().find(|s| s.fingerprint().ok() == Some(signing_fpr));
+        let subkey = key
+            .subkeys()
+            .find(|s| s.fingerprint().ok() == Some(signing_fpr));
         KeyFacts {
-            primary: key.fingerprint().map(str::to_string).unwrap_or_else(|_| signing_fpr.to_string()),
+            primary: key
+                .fingerprint()
+                .map(str::to_string)
+                .unwrap_or_else(|_| signing_fpr.to_string()),
             signer,
             emails,
             revoked: key.is_revoked() || subkey.as_ref().is_some_and(|s| s.is_revoked()),
@@ -145,24 +187,54 @@ impl KeyFacts {
 
 /// Maps gpgme's per-signature status code and summary to a [`SignatureStatus`].
 /// Pure, so it can be tested on the codes gpgme reports.
-pub fn classify(code: Option<gpgme::error::ErrorCode>, summary: SignatureSummary) -> (SignatureStatus, Option<String>) {
+pub fn classify(
+    code: Option<gpgme::error::ErrorCode>,
+    summary: SignatureSummary,
+) -> (SignatureStatus, Option<String>) {
     use gpgme::Error as E;
     let status = match code {
         None => {
             if summary.contains(SignatureSummary::KEY_REVOKED) {
-                return (SignatureStatus::RevokedKey, Some("the signing key has been revoked".into()));
+                return (
+                    SignatureStatus::RevokedKey,
+                    Some("the signing key has been revoked".into()),
+                );
             }
             if summary.contains(SignatureSummary::KEY_EXPIRED) {
-                return (SignatureStatus::ExpiredKey, Some("the signing key has expired".into()));
+                return (
+                    SignatureStatus::ExpiredKey,
+                    Some("the signing key has expired".into()),
+                );
             }
             return (SignatureStatus::Good, None);
         }
-        Some(c) if c == E::BAD_SIGNATURE.code() => (SignatureStatus::Bad, "the signature does not match the commit content"),
-        Some(c) if c == E::NO_PUBKEY.code() => (SignatureStatus::UnknownKey, "the signing key is not in the trust set"),
-        Some(c) if c == E::KEY_EXPIRED.code() => (SignatureStatus::ExpiredKey, "the signing key has expired"),
-        Some(c) if c == E::SIG_EXPIRED.code() => (SignatureStatus::ExpiredKey, "the signature has expired"),
-        Some(c) if c == E::CERT_REVOKED.code() => (SignatureStatus::RevokedKey, "the signing key has been revoked"),
-        Some(c) => return (SignatureStatus::Error, Some(format!("gpg reported: {}", gpgme::Error::from_code(c).description()))),
+        Some(c) if c == E::BAD_SIGNATURE.code() => (
+            SignatureStatus::Bad,
+            "the signature does not match the commit content",
+        ),
+        Some(c) if c == E::NO_PUBKEY.code() => (
+            SignatureStatus::UnknownKey,
+            "the signing key is not in the trust set",
+        ),
+        Some(c) if c == E::KEY_EXPIRED.code() => {
+            (SignatureStatus::ExpiredKey, "the signing key has expired")
+        }
+        Some(c) if c == E::SIG_EXPIRED.code() => {
+            (SignatureStatus::ExpiredKey, "the signature has expired")
+        }
+        Some(c) if c == E::CERT_REVOKED.code() => (
+            SignatureStatus::RevokedKey,
+            "the signing key has been revoked",
+        ),
+        Some(c) => {
+            return (
+                SignatureStatus::Error,
+                Some(format!(
+                    "gpg reported: {}",
+                    gpgme::Error::from_code(c).description()
+                )),
+            )
+        }
     };
     (status.0, Some(status.1.to_string()))
 }
@@ -175,14 +247,38 @@ mod tests {
     #[test]
     fn maps_gpgme_codes() {
         let s = SignatureSummary::empty();
-        assert_eq!(classify(None, SignatureSummary::VALID).0, SignatureStatus::Good);
-        assert_eq!(classify(Some(E::BAD_SIGNATURE.code()), SignatureSummary::RED).0, SignatureStatus::Bad);
-        assert_eq!(classify(Some(E::NO_PUBKEY.code()), SignatureSummary::KEY_MISSING).0, SignatureStatus::UnknownKey);
-        assert_eq!(classify(Some(E::KEY_EXPIRED.code()), s).0, SignatureStatus::ExpiredKey);
-        assert_eq!(classify(Some(E::SIG_EXPIRED.code()), s).0, SignatureStatus::ExpiredKey);
-        assert_eq!(classify(Some(E::CERT_REVOKED.code()), s).0, SignatureStatus::RevokedKey);
-        assert_eq!(classify(None, SignatureSummary::KEY_REVOKED).0, SignatureStatus::RevokedKey);
-        assert_eq!(classify(None, SignatureSummary::KEY_EXPIRED).0, SignatureStatus::ExpiredKey);
+        assert_eq!(
+            classify(None, SignatureSummary::VALID).0,
+            SignatureStatus::Good
+        );
+        assert_eq!(
+            classify(Some(E::BAD_SIGNATURE.code()), SignatureSummary::RED).0,
+            SignatureStatus::Bad
+        );
+        assert_eq!(
+            classify(Some(E::NO_PUBKEY.code()), SignatureSummary::KEY_MISSING).0,
+            SignatureStatus::UnknownKey
+        );
+        assert_eq!(
+            classify(Some(E::KEY_EXPIRED.code()), s).0,
+            SignatureStatus::ExpiredKey
+        );
+        assert_eq!(
+            classify(Some(E::SIG_EXPIRED.code()), s).0,
+            SignatureStatus::ExpiredKey
+        );
+        assert_eq!(
+            classify(Some(E::CERT_REVOKED.code()), s).0,
+            SignatureStatus::RevokedKey
+        );
+        assert_eq!(
+            classify(None, SignatureSummary::KEY_REVOKED).0,
+            SignatureStatus::RevokedKey
+        );
+        assert_eq!(
+            classify(None, SignatureSummary::KEY_EXPIRED).0,
+            SignatureStatus::ExpiredKey
+        );
         let (st, detail) = classify(Some(E::GENERAL.code()), s);
         assert_eq!(st, SignatureStatus::Error);
         assert!(detail.unwrap().starts_with("gpg reported"));
