@@ -219,7 +219,7 @@ fn baseline_accepts_old_history() -> Result<()> {
     let base = repo.commit("old unsigned 2", Sign::None)?;
     let new = repo.commit("feat: new and signed", Sign::Pgp(&k.alice))?;
     let policy = repo.policy(
-        &pinned_policy(&format!("[commits]\nsubject_pattern = '^feat: '\n")).replacen(
+        &pinned_policy("[commits]\nsubject_pattern = '^feat: '\n").replacen(
             "[signing]",
             &format!("baseline = \"{base}\"\n[signing]"),
             1,

@@ -169,7 +169,8 @@ impl<'p> CommitChecker<'p> {
                 .required_trailers
                 .iter()
                 .any(|k| k.eq_ignore_ascii_case("Signed-off-by"));
-            if !named && !(signoffs.is_empty() && required) {
+            // Without any sign-off, a required Signed-off-by is already a commits.trailer finding.
+            if !(named || signoffs.is_empty() && required) {
                 out.add(
                     "commits.signoff",
                     format!("no Signed-off-by trailer names the author {author_email}"),
@@ -417,7 +418,7 @@ pub fn check_parallel(
             .collect();
         spawned
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(RangeError::Worker)))
+            .map(|h| h.join().unwrap_or(Err(RangeError::Worker)))
             .collect()
     });
     let mut all = RangeReport {

@@ -166,7 +166,7 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
     // An audit log must not lose a committed append, even on power loss.
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(sql(path))?;
-    conn.pragma_update(None, "cache_size", -65536)
+    conn.pragma_update(None, "cache_size", -262144)
         .map_err(sql(path))?;
     Ok(())
 }

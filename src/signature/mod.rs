@@ -149,10 +149,13 @@ pub enum SignatureError {
     Home(std::io::Error),
 }
 
+/// Builds a verifier on first use.
+type VerifierSetup = Box<dyn FnOnce() -> Result<Box<dyn Verifier>, SignatureError>>;
+
 /// Dispatches each signature to the verifier for its format.
 pub struct SignatureChecker {
     openpgp: Option<Box<dyn Verifier>>,
-    openpgp_setup: Option<Box<dyn FnOnce() -> Result<Box<dyn Verifier>, SignatureError>>>,
+    openpgp_setup: Option<VerifierSetup>,
     openpgp_failure: Option<String>,
     ssh: ssh::SshVerifier,
 }
