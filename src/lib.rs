@@ -7,6 +7,8 @@
 pub mod check;
 pub mod cli;
 pub mod git;
+pub mod hook;
+pub mod install;
 pub mod ledger;
 pub mod policy;
 pub mod signature;

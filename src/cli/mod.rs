@@ -1,7 +1,9 @@
 //! Command-line interface: one module per subcommand, each a thin layer that
 //! parses arguments, calls the library and renders the result.
 
+pub mod hook;
 pub mod init;
+pub mod install;
 pub mod ledger;
 pub mod policy;
 pub mod style;
@@ -71,6 +73,10 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// The audit ledger: init, status, checkpoint, verify, prove, export, anchor.
     Ledger(ledger::LedgerArgs),
+    /// Install the git hooks (pre-push, commit-msg; or with --server, pre-receive and post-receive).
+    Install(install::InstallArgs),
+    /// Run as a git hook (the shims installed by `git-audit install` call this).
+    Hook(hook::HookArgs),
 }
 
 /// Runs the parsed command.
@@ -90,6 +96,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Policy(args) => policy::run(&global, args),
         Command::Verify(args) => verify::run(&global, args),
         Command::Ledger(args) => ledger::run(&global, args),
+        Command::Hook(args) => hook::run(&global, args),
+        Command::Install(args) => install::run(&global, args),
     }
 }
 

@@ -154,6 +154,50 @@ impl CliRepo {
             .filter(|s| !s.is_empty())
     }
 
+    pub fn refs(&self) -> Result<Vec<(String, String)>, GitError> {
+        Ok(self
+            .output(&["for-each-ref", "--format=%(objectname) %(refname)"])?
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(id, name)| (name.to_string(), id.to_string())))
+            .collect())
+    }
+
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
+        let status = self
+            .git()
+            .args(["merge-base", "--is-ancestor", ancestor, descendant])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| cli_err("git merge-base", e))?;
+        match status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(cli_err("git merge-base --is-ancestor", format!("{ancestor} {descendant}"))),
+        }
+    }
+
+    pub fn path_blob(&self, commit: &str, path: &str) -> Option<String> {
+        let out = self.output(&["ls-tree", commit, "--", path]).ok()?;
+        let line = out.lines().next()?;
+        let mut parts = line.split_whitespace();
+        let (_, kind, id) = (parts.next()?, parts.next()?, parts.next()?);
+        (kind == "blob").then(|| id.to_string())
+    }
+
+    pub fn tree_files(&self, commit: &str, path: &str) -> Result<Vec<(String, String)>, GitError> {
+        let out = self.output(&["ls-tree", "-r", commit, "--", path.trim_end_matches('/')])?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let (meta, name) = l.split_once('\t')?;
+                let mut parts = meta.split_whitespace();
+                let (_, kind, id) = (parts.next()?, parts.next()?, parts.next()?);
+                (kind == "blob").then(|| (name.to_string(), id.to_string()))
+            })
+            .collect())
+    }
+
     /// Starts a `git cat-file --batch` reader.
     pub fn reader(&self) -> Result<BatchReader, GitError> {
         let mut child = self

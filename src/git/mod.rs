@@ -129,6 +129,109 @@ impl Repo {
         }
     }
 
+    /// Every ref and the object it points at (`refs/audit/*` included).
+    pub fn refs(&self) -> Result<Vec<(String, String)>, GitError> {
+        match self {
+            Repo::Git2(r) => {
+                let mut out = Vec::new();
+                for reference in r.references().map_err(GitError::Walk)?.flatten() {
+                    if let (Some(name), Some(target)) = (reference.name(), reference.resolve().ok().and_then(|x| x.target())) {
+                        out.push((name.to_string(), target.to_string()));
+                    }
+                }
+                Ok(out)
+            }
+            Repo::Cli(c) => c.refs(),
+        }
+    }
+
+    /// True when `ancestor` is reachable from `descendant` (or equal to it).
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        match self {
+            Repo::Git2(r) => {
+                let a = Oid::from_str(ancestor).map_err(|source| GitError::Read { id: ancestor.into(), source })?;
+                let d = Oid::from_str(descendant).map_err(|source| GitError::Read { id: descendant.into(), source })?;
+                r.graph_descendant_of(d, a).map_err(GitError::Walk)
+            }
+            Repo::Cli(c) => c.is_ancestor(ancestor, descendant),
+        }
+    }
+
+    /// The raw bytes and type of any object.
+    pub fn read_object(&self, id: &str) -> Result<(String, Vec<u8>), GitError> {
+        match self {
+            Repo::Git2(r) => {
+                let oid = Oid::from_str(id).map_err(|source| GitError::Read { id: id.into(), source })?;
+                let odb = r.odb().map_err(GitError::Walk)?;
+                let obj = odb.read(oid).map_err(|source| GitError::Read { id: id.into(), source })?;
+                Ok((obj.kind().str().to_string(), obj.data().to_vec()))
+            }
+            Repo::Cli(c) => c.reader()?.read(id),
+        }
+    }
+
+    /// The blob id at `path` in `commit`'s tree, if there is a file there.
+    pub fn path_blob(&self, commit: &str, path: &str) -> Option<String> {
+        match self {
+            Repo::Git2(r) => {
+                let c = r.find_commit(Oid::from_str(commit).ok()?).ok()?;
+                let entry = c.tree().ok()?.get_path(Path::new(path)).ok()?;
+                (entry.kind() == Some(git2::ObjectType::Blob)).then(|| entry.id().to_string())
+            }
+            Repo::Cli(c) => c.path_blob(commit, path),
+        }
+    }
+
+    /// Files under `path` (a file or a directory) in `commit`'s tree: (path, blob id).
+    pub fn tree_files(&self, commit: &str, path: &str) -> Result<Vec<(String, String)>, GitError> {
+        match self {
+            Repo::Git2(r) => {
+                let bad = |source| GitError::Read { id: commit.into(), source };
+                let c = r.find_commit(Oid::from_str(commit).map_err(bad)?).map_err(bad)?;
+                let tree = c.tree().map_err(bad)?;
+                let path = path.trim_end_matches('/');
+                let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(Vec::new()) };
+                match entry.kind() {
+                    Some(git2::ObjectType::Blob) => Ok(vec![(path.to_string(), entry.id().to_string())]),
+                    Some(git2::ObjectType::Tree) => {
+                        let sub = r.find_tree(entry.id()).map_err(bad)?;
+                        let mut out = Vec::new();
+                        sub.walk(git2::TreeWalkMode::PreOrder, |dir, e| {
+                            if e.kind() == Some(git2::ObjectType::Blob) {
+                                out.push((format!("{path}/{dir}{}", e.name().unwrap_or("")), e.id().to_string()));
+                            }
+                            git2::TreeWalkResult::Ok
+                        })
+                        .map_err(bad)?;
+                        Ok(out)
+                    }
+                    _ => Ok(Vec::new()),
+                }
+            }
+            Repo::Cli(c) => c.tree_files(commit, path),
+        }
+    }
+
+    /// A string-valued git config entry.
+    pub fn config_string(&self, key: &str) -> Option<String> {
+        match self {
+            Repo::Git2(r) => r.config().ok()?.get_string(key).ok(),
+            Repo::Cli(c) => c.config(key, false),
+        }
+    }
+
+    /// The all-zero object id of this repository's hash (40 or 64 digits).
+    pub fn zero_id(&self) -> String {
+        if self.signature_header() == commit::SIG_HEADER_SHA256 {
+            "0".repeat(64)
+        } else {
+            "0".repeat(40)
+        }
+    }
+
     /// A reader of commit objects.
     pub fn reader(&self) -> Result<CommitReader<'_>, GitError> {
         let header = self.signature_header();

@@ -34,3 +34,51 @@ pub fn verification(report: &RangeReport, policy: &Policy, actor: &str) -> Vec<N
     }
     out
 }
+
+/// `commit.verified` for each commit a push brought (once each), `push.decided`,
+/// and `bypass.used` when break glass let the push through.
+pub fn push_decision(d: &crate::hook::decide::PushDecision, policy: &Policy) -> Vec<NewEntry> {
+    let actor = d.pusher.identity.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in &d.refs {
+        let report = RangeReport { commits: r.commits.clone(), summary: Default::default() };
+        for e in verification(&report, policy, &actor).into_iter().skip(1) {
+            if seen.insert(e.subject.clone()) {
+                out.push(e);
+            }
+        }
+    }
+    let refs: Vec<serde_json::Value> = d
+        .refs
+        .iter()
+        .map(|r| {
+            json!({
+                "ref": r.update.refname, "old": r.update.old, "new": r.update.new,
+                "errors": r.errors(),
+                "findings": r.findings,
+                "commits": r.commits.iter().map(|c| &c.id).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let subject = d.refs.iter().map(|r| r.update.refname.as_str()).collect::<Vec<_>>().join(" ");
+    out.push(NewEntry::new(
+        "push.decided",
+        subject.clone(),
+        actor.clone(),
+        json!({
+            "ref_updates": refs, "accepted": d.accepted, "pusher": d.pusher, "policy_digest": d.policy_digest,
+            "reasons": d.reasons, "bypass": d.bypass, "violations": d.error_count(),
+        }),
+    ));
+    if let Some(b) = d.bypass.as_ref().filter(|b| b.allowed) {
+        out.push(NewEntry::new("bypass.used", subject, actor, json!({"reason": b.reason, "violations": d.error_count(), "ref_updates": d.refs.iter().map(|r| &r.update).collect::<Vec<_>>()})));
+    }
+    out
+}
+
+/// `ref.updated` after a push was accepted (post-receive).
+pub fn ref_updated(updates: &[crate::hook::RefUpdate], pusher: &crate::hook::identity::Pusher) -> NewEntry {
+    let subject = updates.iter().map(|u| u.refname.as_str()).collect::<Vec<_>>().join(" ");
+    NewEntry::new("ref.updated", subject, pusher.identity.clone().unwrap_or_default(), json!({"ref_updates": updates, "pusher": pusher}))
+}

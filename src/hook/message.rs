@@ -1,0 +1,95 @@
+//! What the pusher reads (git prefixes each line with `remote: ` on a server):
+//! per ref, each offending commit (short id + subject) or ref rule, grouped;
+//! each fix once; long lists summarised.
+
+use std::collections::BTreeSet;
+
+use super::decide::PushDecision;
+use crate::check::Severity;
+
+/// Commits listed per ref before the rest is summarised.
+pub const LIST_LIMIT: usize = 20;
+
+pub fn render(d: &PushDecision, policy_source: &str) -> String {
+    let mut out = String::new();
+    let errors = d.error_count();
+    let warnings: usize = d
+        .refs
+        .iter()
+        .map(|r| r.findings.iter().chain(r.commits.iter().flat_map(|c| &c.findings)).filter(|f| f.severity == Severity::Warning).count())
+        .sum();
+    if errors == 0 && warnings == 0 && d.reasons.is_empty() {
+        return out;
+    }
+    let head = if !d.accepted {
+        "git-audit: push refused"
+    } else if errors > 0 {
+        "git-audit: push accepted by break glass despite violations"
+    } else {
+        "git-audit: push accepted with warnings"
+    };
+    out.push_str(&format!("{head} (policy {policy_source})\n"));
+    for r in &d.reasons {
+        out.push_str(&format!("  {r}\n"));
+    }
+    let mut fixes: Vec<(String, String)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut note_fix = |rule: &str, fix: &Option<String>| {
+        if let Some(f) = fix {
+            if seen.insert((rule.to_string(), f.clone())) {
+                fixes.push((rule.to_string(), f.clone()));
+            }
+        }
+    };
+    for r in &d.refs {
+        let bad: Vec<_> = r.commits.iter().filter(|c| !c.findings.is_empty()).collect();
+        if r.findings.is_empty() && bad.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n  {}:\n", r.update.refname));
+        for f in &r.findings {
+            out.push_str(&format!("    {}{}: {}\n", f.rule, tag(f.severity), f.message));
+            note_fix(&f.rule, &f.fix);
+        }
+        for c in bad.iter().take(LIST_LIMIT) {
+            let rules: Vec<String> = c.findings.iter().map(|f| format!("{}{} ({})", f.rule, tag(f.severity), f.message)).collect();
+            out.push_str(&format!("    {} {} — {}\n", &c.id[..c.id.len().min(10)], c.subject, rules.join("; ")));
+            for f in &c.findings {
+                note_fix(&f.rule, &f.fix);
+            }
+        }
+        if bad.len() > LIST_LIMIT {
+            let rules: BTreeSet<&str> = bad[LIST_LIMIT..].iter().flat_map(|c| c.findings.iter().map(|f| f.rule.as_str())).collect();
+            out.push_str(&format!(
+                "    … and {} more commits ({}); see them all with `git-audit verify {}..{}`\n",
+                bad.len() - LIST_LIMIT,
+                rules.into_iter().collect::<Vec<_>>().join(", "),
+                if super::is_zero(&r.update.old) { "<base>" } else { &r.update.old[..r.update.old.len().min(10)] },
+                &r.update.new[..r.update.new.len().min(10)]
+            ));
+        }
+    }
+    if !fixes.is_empty() {
+        out.push_str("\nHow to fix:\n");
+        for (rule, fix) in &fixes {
+            out.push_str(&format!("  {rule}: {fix}\n"));
+        }
+    }
+    if let Some(b) = &d.bypass {
+        if b.allowed {
+            out.push_str(&format!("\nbreak glass used by {}: \"{}\" (recorded in the audit ledger)\n", d.pusher.identity.as_deref().unwrap_or("?"), b.reason));
+        }
+    }
+    if !d.accepted {
+        let refs = d.refs.iter().filter(|r| r.errors() > 0).count();
+        out.push_str(&format!("\n{errors} violation(s) in {refs} ref(s); nothing was updated.\n"));
+    }
+    out
+}
+
+fn tag(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "",
+        Severity::Warning => " [warn]",
+    }
+}

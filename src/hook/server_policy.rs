@@ -1,0 +1,78 @@
+//! The policy a server judges pushes by: `git config audit.policy`, or the
+//! policy file as committed on the default branch — never the pushed commits,
+//! so a push cannot loosen the rules it is judged by.
+
+use std::path::{Path, PathBuf};
+
+use crate::git::Repo;
+use crate::policy::{Policy, DEFAULT_FILE};
+
+/// A loaded server policy and the temp dir holding it when it came from a commit.
+pub struct ServerPolicy {
+    pub policy: Policy,
+    pub source: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerPolicyError {
+    #[error("no policy: set `git config audit.policy /path/to/policy.toml` on the server, or commit {DEFAULT_FILE} to the default branch")]
+    Missing,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Loads the server's policy (explicit path first).
+pub fn load(repo: &Repo, explicit: Option<&Path>) -> Result<ServerPolicy, ServerPolicyError> {
+    if let Some(p) = explicit.map(Path::to_path_buf).or_else(|| repo.config_path("audit.policy")) {
+        let policy = Policy::load(&p).map_err(|e| ServerPolicyError::Invalid(e.to_string()))?;
+        return Ok(ServerPolicy { policy, source: p.display().to_string(), _dir: None });
+    }
+    let head = repo.resolve_commit("HEAD").map_err(|_| ServerPolicyError::Missing)?;
+    let Some(blob) = repo.path_blob(&head, DEFAULT_FILE) else {
+        return Err(ServerPolicyError::Missing);
+    };
+    let dir = tempfile::Builder::new().prefix("git-audit-policy-").tempdir().map_err(|e| ServerPolicyError::Invalid(e.to_string()))?;
+    let bad = |e: String| ServerPolicyError::Invalid(format!("{DEFAULT_FILE} at {head}: {e}"));
+    let text = blob_text(repo, &blob).map_err(bad)?;
+    let path = dir.path().join(DEFAULT_FILE);
+    std::fs::write(&path, &text).map_err(|e| bad(e.to_string()))?;
+    // Bring along the key files the policy names, from the same commit.
+    for rel in referenced_paths(&text) {
+        for (file, id) in repo.tree_files(&head, &rel).map_err(|e| bad(e.to_string()))? {
+            let target: PathBuf = dir.path().join(&file);
+            if !target.starts_with(dir.path()) || file.split('/').any(|c| c == "..") {
+                continue;
+            }
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
+            }
+            std::fs::write(&target, blob_text(repo, &id).map_err(bad)?).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    let policy = Policy::load(&path).map_err(|e| ServerPolicyError::Invalid(format!("{DEFAULT_FILE} on the default branch ({head}): {e}")))?;
+    Ok(ServerPolicy { policy, source: format!("{DEFAULT_FILE} at {head}"), _dir: Some(dir) })
+}
+
+fn blob_text(repo: &Repo, id: &str) -> Result<Vec<u8>, String> {
+    let (kind, data) = repo.read_object(id).map_err(|e| e.to_string())?;
+    if kind != "blob" {
+        return Err(format!("{id} is a {kind}"));
+    }
+    Ok(data)
+}
+
+/// Relative paths a policy text names (key files and directories).
+fn referenced_paths(text: &[u8]) -> Vec<String> {
+    let Ok(value) = toml::from_str::<toml::Value>(&String::from_utf8_lossy(text)) else { return Vec::new() };
+    let signing = &value.get("signing");
+    let mut out = Vec::new();
+    if let Some(keys) = signing.and_then(|s| s.get("openpgp_keys")).and_then(|k| k.as_array()) {
+        out.extend(keys.iter().filter_map(|k| k.as_str()).map(str::to_string));
+    }
+    if let Some(s) = signing.and_then(|s| s.get("ssh_allowed_signers")).and_then(|k| k.as_str()) {
+        out.push(s.to_string());
+    }
+    out.retain(|p| !Path::new(p).is_absolute());
+    out
+}

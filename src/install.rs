@@ -1,0 +1,129 @@
+//! `git-audit install`: put the hook shims (`hooks/*`) where git runs them.
+//!
+//! Shims carry a marker line so `--uninstall` removes only what we installed.
+//! An existing hook is never overwritten without `--force`; `--chain` keeps it
+//! (renamed `<hook>.pre-git-audit`) and runs it first, with the same input.
+
+use std::path::{Path, PathBuf};
+
+/// The marker that identifies our shims.
+pub const MARKER: &str = "# git-audit hook shim";
+/// Suffix of a chained, pre-existing hook.
+pub const CHAINED: &str = "pre-git-audit";
+
+pub const CLIENT_HOOKS: &[&str] = &["pre-push", "commit-msg"];
+pub const SERVER_HOOKS: &[&str] = &["pre-receive", "post-receive"];
+
+fn template(name: &str) -> &'static str {
+    match name {
+        "pre-push" => include_str!("../hooks/pre-push"),
+        "pre-receive" => include_str!("../hooks/pre-receive"),
+        "post-receive" => include_str!("../hooks/post-receive"),
+        _ => include_str!("../hooks/commit-msg"),
+    }
+}
+
+/// Hooks that read their standard input (it must reach both chained hooks).
+fn reads_stdin(name: &str) -> bool {
+    matches!(name, "pre-push" | "pre-receive" | "post-receive")
+}
+
+fn quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+/// The shim for `name`, running `exe` (the installing binary, by absolute path).
+pub fn shim(name: &str, exe: &Path, chained: bool) -> String {
+    let run = template(name).replace("exec git-audit ", &format!("exec {} ", quote(exe)));
+    if !chained {
+        return run;
+    }
+    let (head, exec_line) = run.rsplit_once("exec ").unwrap_or((&run, ""));
+    let prior = format!("\"$(dirname \"$0\")/{name}.{CHAINED}\"");
+    if reads_stdin(name) {
+        format!(
+            "{head}# chained: the hook that was here before runs first, with the same input\ninput=$(cat)\nprintf '%s\\n' \"$input\" | {prior} \"$@\" || exit $?\nprintf '%s\\n' \"$input\" | exec {exec_line}"
+        )
+    } else {
+        format!("{head}# chained: the hook that was here before runs first\n{prior} \"$@\" || exit $?\nexec {exec_line}")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("{path} already exists and is not git-audit's\nHint: pass --chain to run it before git-audit, or --force to replace it")]
+    Exists { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> InstallError + '_ {
+    move |source| InstallError::Io { path: path.to_path_buf(), source }
+}
+
+pub fn is_ours(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.contains(MARKER))
+}
+
+/// Installs `names` into `dir`; returns one line per hook saying what was done.
+pub fn install(dir: &Path, names: &[&str], exe: &Path, force: bool, chain: bool) -> Result<Vec<String>, InstallError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut done = Vec::new();
+    for name in names {
+        let path = dir.join(name);
+        let mut chained = false;
+        if path.exists() && !is_ours(&path) {
+            if chain {
+                let kept = dir.join(format!("{name}.{CHAINED}"));
+                std::fs::rename(&path, &kept).map_err(io(&path))?;
+                chained = true;
+            } else if !force {
+                return Err(InstallError::Exists { path });
+            }
+        } else if is_ours(&path) && dir.join(format!("{name}.{CHAINED}")).exists() {
+            chained = true;
+        }
+        std::fs::write(&path, shim(name, exe, chained)).map_err(io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(io(&path))?;
+        done.push(format!("{}{}", path.display(), if chained { format!(" (runs the previous {name} first)") } else { String::new() }));
+    }
+    Ok(done)
+}
+
+/// Removes our shims from `dir`, restoring chained hooks; leaves others alone.
+pub fn uninstall(dir: &Path, names: &[&str]) -> Result<Vec<String>, InstallError> {
+    let mut done = Vec::new();
+    for name in names {
+        let path = dir.join(name);
+        if !is_ours(&path) {
+            continue;
+        }
+        std::fs::remove_file(&path).map_err(io(&path))?;
+        let kept = dir.join(format!("{name}.{CHAINED}"));
+        if kept.exists() {
+            std::fs::rename(&kept, &path).map_err(io(&kept))?;
+            done.push(format!("{} (restored the previous hook)", path.display()));
+        } else {
+            done.push(path.display().to_string());
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shims_exec_the_installing_binary_and_chain_with_stdin() {
+        let exe = Path::new("/opt/it's/git-audit");
+        let s = shim("pre-push", exe, false);
+        assert!(s.starts_with("#!/bin/sh\n") && s.contains(MARKER));
+        assert!(s.contains("exec '/opt/it'\\''s/git-audit' hook pre-push \"$@\""), "{s}");
+        let c = shim("pre-receive", exe, true);
+        assert!(c.contains("input=$(cat)") && c.contains("pre-receive.pre-git-audit") && c.contains("| exec '/opt/it'\\''s/git-audit' hook pre-receive"), "{c}");
+        let m = shim("commit-msg", exe, true);
+        assert!(!m.contains("input=$(cat)") && m.contains("commit-msg.pre-git-audit"), "{m}");
+    }
+}
