@@ -3,6 +3,7 @@
 mod support;
 
 mod cli_policy;
+mod hooks;
 mod ledger;
 mod rules;
 mod signatures;

@@ -27,8 +27,18 @@ pub struct InstallArgs {
 }
 
 fn git(repo: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = std::process::Command::new("git").arg("-C").arg(repo).args(args).output().context("cannot run git")?;
-    anyhow::ensure!(out.status.success(), "git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .context("cannot run git")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "git {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     Ok(())
 }
 
@@ -39,7 +49,8 @@ pub fn run(global: &Global, args: InstallArgs) -> anyhow::Result<Outcome> {
         None => (std::env::current_dir()?, CLIENT_HOOKS),
     };
     let prev = std::env::current_dir()?;
-    std::env::set_current_dir(&repo_dir).with_context(|| format!("cannot enter {}", repo_dir.display()))?;
+    std::env::set_current_dir(&repo_dir)
+        .with_context(|| format!("cannot enter {}", repo_dir.display()))?;
     let repo = Repo::open_from_env();
     std::env::set_current_dir(prev)?;
     let repo = repo?;
@@ -51,7 +62,11 @@ pub fn run(global: &Global, args: InstallArgs) -> anyhow::Result<Outcome> {
     };
     if args.uninstall {
         let removed = install::uninstall(&hooks_dir, names)?;
-        emit(&if removed.is_empty() { format!("no git-audit hooks in {}\n", hooks_dir.display()) } else { removed.iter().map(|r| format!("removed {r}\n")).collect() })?;
+        emit(&if removed.is_empty() {
+            format!("no git-audit hooks in {}\n", hooks_dir.display())
+        } else {
+            removed.iter().map(|r| format!("removed {r}\n")).collect()
+        })?;
         return Ok(Outcome::Pass);
     }
     let done = install::install(&hooks_dir, names, &exe, args.force, args.chain)?;
@@ -59,21 +74,43 @@ pub fn run(global: &Global, args: InstallArgs) -> anyhow::Result<Outcome> {
     if args.server.is_some() {
         let dir = repo.git_dir();
         if let Some(p) = &global.policy {
-            let abs = std::fs::canonicalize(p).with_context(|| format!("policy {} not found", p.display()))?;
+            let abs = std::fs::canonicalize(p)
+                .with_context(|| format!("policy {} not found", p.display()))?;
             crate::policy::Policy::load(&abs)?;
-            git(&dir, &["config", "audit.policy", &abs.display().to_string()])?;
-            out.push_str(&format!("pinned policy {} (git config audit.policy)\n", abs.display()));
+            git(
+                &dir,
+                &["config", "audit.policy", &abs.display().to_string()],
+            )?;
+            out.push_str(&format!(
+                "pinned policy {} (git config audit.policy)\n",
+                abs.display()
+            ));
         } else {
-            out.push_str(&format!("no --policy: pushes are judged by {} as committed on the default branch\n", crate::policy::DEFAULT_FILE));
+            out.push_str(&format!(
+                "no --policy: pushes are judged by {} as committed on the default branch\n",
+                crate::policy::DEFAULT_FILE
+            ));
         }
         git(&dir, &["config", "receive.advertisePushOptions", "true"])?;
         if let Some(l) = &global.ledger {
-            git(&dir, &["config", "audit.ledger", &std::path::absolute(l)?.display().to_string()])?;
+            git(
+                &dir,
+                &[
+                    "config",
+                    "audit.ledger",
+                    &std::path::absolute(l)?.display().to_string(),
+                ],
+            )?;
         }
-        let loc = crate::ledger::locate(global.ledger.as_deref(), Some(&repo)).context("no ledger location")?;
+        let loc = crate::ledger::locate(global.ledger.as_deref(), Some(&repo))
+            .context("no ledger location")?;
         if !loc.db.exists() {
             let l = crate::ledger::Ledger::init(&loc, None)?;
-            out.push_str(&format!("created ledger {} (public key {})\n", loc.db.display(), l.verifier));
+            out.push_str(&format!(
+                "created ledger {} (public key {})\n",
+                loc.db.display(),
+                l.verifier
+            ));
         }
         out.push_str("for signed pushes, also set `git config receive.certNonceSeed <secret>`\n");
     }

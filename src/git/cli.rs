@@ -158,7 +158,10 @@ impl CliRepo {
         Ok(self
             .output(&["for-each-ref", "--format=%(objectname) %(refname)"])?
             .lines()
-            .filter_map(|l| l.split_once(' ').map(|(id, name)| (name.to_string(), id.to_string())))
+            .filter_map(|l| {
+                l.split_once(' ')
+                    .map(|(id, name)| (name.to_string(), id.to_string()))
+            })
             .collect())
     }
 
@@ -173,7 +176,10 @@ impl CliRepo {
         match status.code() {
             Some(0) => Ok(true),
             Some(1) => Ok(false),
-            _ => Err(cli_err("git merge-base --is-ancestor", format!("{ancestor} {descendant}"))),
+            _ => Err(cli_err(
+                "git merge-base --is-ancestor",
+                format!("{ancestor} {descendant}"),
+            )),
         }
     }
 

@@ -135,7 +135,10 @@ impl Repo {
             Repo::Git2(r) => {
                 let mut out = Vec::new();
                 for reference in r.references().map_err(GitError::Walk)?.flatten() {
-                    if let (Some(name), Some(target)) = (reference.name(), reference.resolve().ok().and_then(|x| x.target())) {
+                    if let (Some(name), Some(target)) = (
+                        reference.name(),
+                        reference.resolve().ok().and_then(|x| x.target()),
+                    ) {
                         out.push((name.to_string(), target.to_string()));
                     }
                 }
@@ -152,8 +155,14 @@ impl Repo {
         }
         match self {
             Repo::Git2(r) => {
-                let a = Oid::from_str(ancestor).map_err(|source| GitError::Read { id: ancestor.into(), source })?;
-                let d = Oid::from_str(descendant).map_err(|source| GitError::Read { id: descendant.into(), source })?;
+                let a = Oid::from_str(ancestor).map_err(|source| GitError::Read {
+                    id: ancestor.into(),
+                    source,
+                })?;
+                let d = Oid::from_str(descendant).map_err(|source| GitError::Read {
+                    id: descendant.into(),
+                    source,
+                })?;
                 r.graph_descendant_of(d, a).map_err(GitError::Walk)
             }
             Repo::Cli(c) => c.is_ancestor(ancestor, descendant),
@@ -164,9 +173,15 @@ impl Repo {
     pub fn read_object(&self, id: &str) -> Result<(String, Vec<u8>), GitError> {
         match self {
             Repo::Git2(r) => {
-                let oid = Oid::from_str(id).map_err(|source| GitError::Read { id: id.into(), source })?;
+                let oid = Oid::from_str(id).map_err(|source| GitError::Read {
+                    id: id.into(),
+                    source,
+                })?;
                 let odb = r.odb().map_err(GitError::Walk)?;
-                let obj = odb.read(oid).map_err(|source| GitError::Read { id: id.into(), source })?;
+                let obj = odb.read(oid).map_err(|source| GitError::Read {
+                    id: id.into(),
+                    source,
+                })?;
                 Ok((obj.kind().str().to_string(), obj.data().to_vec()))
             }
             Repo::Cli(c) => c.reader()?.read(id),
@@ -189,19 +204,31 @@ impl Repo {
     pub fn tree_files(&self, commit: &str, path: &str) -> Result<Vec<(String, String)>, GitError> {
         match self {
             Repo::Git2(r) => {
-                let bad = |source| GitError::Read { id: commit.into(), source };
-                let c = r.find_commit(Oid::from_str(commit).map_err(bad)?).map_err(bad)?;
+                let bad = |source| GitError::Read {
+                    id: commit.into(),
+                    source,
+                };
+                let c = r
+                    .find_commit(Oid::from_str(commit).map_err(bad)?)
+                    .map_err(bad)?;
                 let tree = c.tree().map_err(bad)?;
                 let path = path.trim_end_matches('/');
-                let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(Vec::new()) };
+                let Ok(entry) = tree.get_path(Path::new(path)) else {
+                    return Ok(Vec::new());
+                };
                 match entry.kind() {
-                    Some(git2::ObjectType::Blob) => Ok(vec![(path.to_string(), entry.id().to_string())]),
+                    Some(git2::ObjectType::Blob) => {
+                        Ok(vec![(path.to_string(), entry.id().to_string())])
+                    }
                     Some(git2::ObjectType::Tree) => {
                         let sub = r.find_tree(entry.id()).map_err(bad)?;
                         let mut out = Vec::new();
                         sub.walk(git2::TreeWalkMode::PreOrder, |dir, e| {
                             if e.kind() == Some(git2::ObjectType::Blob) {
-                                out.push((format!("{path}/{dir}{}", e.name().unwrap_or("")), e.id().to_string()));
+                                out.push((
+                                    format!("{path}/{dir}{}", e.name().unwrap_or("")),
+                                    e.id().to_string(),
+                                ));
                             }
                             git2::TreeWalkResult::Ok
                         })

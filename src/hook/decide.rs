@@ -33,8 +33,16 @@ pub struct RefDecision {
 
 impl RefDecision {
     pub fn errors(&self) -> usize {
-        self.findings.iter().filter(|f| f.severity == Severity::Error).count()
-            + self.commits.iter().flat_map(|c| &c.findings).filter(|f| f.severity == Severity::Error).count()
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count()
+            + self
+                .commits
+                .iter()
+                .flat_map(|c| &c.findings)
+                .filter(|f| f.severity == Severity::Error)
+                .count()
     }
 }
 
@@ -66,16 +74,29 @@ impl PushDecision {
 /// True when `identity` matches one of `patterns` (case-insensitive, `*`/`?`).
 pub fn identity_matches(identity: &str, patterns: &[String]) -> bool {
     let id = identity.to_ascii_lowercase();
-    patterns.iter().any(|p| glob_match(&p.to_ascii_lowercase(), &id))
+    patterns
+        .iter()
+        .any(|p| glob_match(&p.to_ascii_lowercase(), &id))
 }
 
-fn finding(policy: &Policy, branch: Option<&BranchRule>, rule: &str, message: String, fix: &str) -> Option<Finding> {
+fn finding(
+    policy: &Policy,
+    branch: Option<&BranchRule>,
+    rule: &str,
+    message: String,
+    fix: &str,
+) -> Option<Finding> {
     let severity = match policy.mode_for(rule, branch) {
         Mode::Off => return None,
         Mode::Warn => Severity::Warning,
         Mode::Enforce => Severity::Error,
     };
-    Some(Finding { rule: rule.into(), severity, message, fix: Some(fix.into()) })
+    Some(Finding {
+        rule: rule.into(),
+        severity,
+        message,
+        fix: Some(fix.into()),
+    })
 }
 
 fn short(id: &str) -> &str {
@@ -83,7 +104,14 @@ fn short(id: &str) -> &str {
 }
 
 /// Decides a push. `bypass` is the break-glass reason, if one was given.
-pub fn decide(repo: &Repo, policy: &Policy, updates: &[RefUpdate], side: &Side, pusher: Pusher, bypass: Option<String>) -> Result<PushDecision, RangeError> {
+pub fn decide(
+    repo: &Repo,
+    policy: &Policy,
+    updates: &[RefUpdate],
+    side: &Side,
+    pusher: Pusher,
+    bypass: Option<String>,
+) -> Result<PushDecision, RangeError> {
     let refs_before: Vec<(String, String)> = repo.refs()?;
     let mut baseline = Vec::new();
     if let Some(b) = &policy.baseline {
@@ -92,7 +120,9 @@ pub fn decide(repo: &Repo, policy: &Policy, updates: &[RefUpdate], side: &Side, 
         }
     }
     let commit_tips = |names: &mut dyn Iterator<Item = &(String, String)>| -> Vec<String> {
-        let mut out: Vec<String> = names.filter_map(|(_, id)| repo.resolve_commit(id).ok()).collect();
+        let mut out: Vec<String> = names
+            .filter_map(|(_, id)| repo.resolve_commit(id).ok())
+            .collect();
         out.sort();
         out.dedup();
         out
@@ -105,28 +135,68 @@ pub fn decide(repo: &Repo, policy: &Policy, updates: &[RefUpdate], side: &Side, 
         let mut push = |f: Option<Finding>| findings.extend(f);
         if u.is_delete() {
             if branch.is_some_and(|b| b.forbid_deletion) {
-                push(finding(policy, branch, "branches.deletion", format!("{} may not be deleted", u.refname), "ask an admin to change the [[branches]] rule, or push to another ref"));
+                push(finding(
+                    policy,
+                    branch,
+                    "branches.deletion",
+                    format!("{} may not be deleted", u.refname),
+                    "ask an admin to change the [[branches]] rule, or push to another ref",
+                ));
             }
-            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new() });
+            decisions.push(RefDecision {
+                update: u.clone(),
+                findings,
+                commits: Vec::new(),
+            });
             continue;
         }
         if let (Some(b), Some(who)) = (branch, &pusher.identity) {
             if let Some(allowed) = &b.allowed_pushers {
                 if !identity_matches(who, allowed) {
-                    push(finding(policy, branch, "branches.pusher", format!("{who} may not push to {}", u.refname), "ask someone listed in allowed_pushers to push it, or open a pull request"));
+                    push(finding(
+                        policy,
+                        branch,
+                        "branches.pusher",
+                        format!("{who} may not push to {}", u.refname),
+                        "ask someone listed in allowed_pushers to push it, or open a pull request",
+                    ));
                 }
             }
         } else if let (Some(b), None) = (branch, &pusher.identity) {
             if b.allowed_pushers.is_some() {
-                push(finding(policy, branch, "branches.pusher", format!("the pusher of {} is unknown, and only allowed_pushers may push to it", u.refname), "push through an authenticated channel (or sign the push: `git push --signed`)"));
+                push(finding(
+                    policy,
+                    branch,
+                    "branches.pusher",
+                    format!(
+                        "the pusher of {} is unknown, and only allowed_pushers may push to it",
+                        u.refname
+                    ),
+                    "push through an authenticated channel (or sign the push: `git push --signed`)",
+                ));
             }
         }
         // What does the new value point at?
         let (kind, raw) = repo.read_object(&u.new)?;
-        let tip = if kind == "tag" { repo.resolve_commit(&u.new).ok() } else if kind == "commit" { Some(u.new.clone()) } else { None };
+        let tip = if kind == "tag" {
+            repo.resolve_commit(&u.new).ok()
+        } else if kind == "commit" {
+            Some(u.new.clone())
+        } else {
+            None
+        };
         if branch.is_some_and(|b| b.require_signed_tags) {
             if kind != "tag" {
-                push(finding(policy, branch, "branches.signed-tags", format!("{} is a lightweight tag; a signed annotated tag is required", u.refname), "create it with `git tag -s NAME` and push again"));
+                push(finding(
+                    policy,
+                    branch,
+                    "branches.signed-tags",
+                    format!(
+                        "{} is a lightweight tag; a signed annotated tag is required",
+                        u.refname
+                    ),
+                    "create it with `git tag -s NAME` and push again",
+                ));
             } else {
                 let (payload, sig) = match split_signed(&raw) {
                     Some((p, s)) => (p, Some(s)),
@@ -138,19 +208,31 @@ pub fn decide(repo: &Repo, policy: &Policy, updates: &[RefUpdate], side: &Side, 
                         policy,
                         branch,
                         "branches.signed-tags",
-                        format!("tag {} signature {}: {}", u.refname, v.status.as_str(), v.detail.unwrap_or_default()),
+                        format!(
+                            "tag {} signature {}: {}",
+                            u.refname,
+                            v.status.as_str(),
+                            v.detail.unwrap_or_default()
+                        ),
                         "sign the tag with a pinned key: `git tag -f -s NAME` and push again",
                     ));
                 }
             }
         }
         let Some(tip) = tip else {
-            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new() });
+            decisions.push(RefDecision {
+                update: u.clone(),
+                findings,
+                commits: Vec::new(),
+            });
             continue;
         };
         // Force push: the old value must be an ancestor of the new one.
         let old_known = !u.is_create() && repo.resolve_commit(&u.old).is_ok();
-        if branch.is_some_and(|b| b.forbid_force_push) && old_known && !repo.is_ancestor(&u.old, &tip)? {
+        if branch.is_some_and(|b| b.forbid_force_push)
+            && old_known
+            && !repo.is_ancestor(&u.old, &tip)?
+        {
             push(finding(
                 policy,
                 branch,
@@ -167,13 +249,19 @@ pub fn decide(repo: &Repo, policy: &Policy, updates: &[RefUpdate], side: &Side, 
                 if old_known {
                     hide.push(u.old.clone());
                 } else {
-                    hide.extend(commit_tips(&mut refs_before.iter().filter(|(n, _)| policy.branch_rule(n).is_some())));
+                    hide.extend(commit_tips(
+                        &mut refs_before
+                            .iter()
+                            .filter(|(n, _)| policy.branch_rule(n).is_some()),
+                    ));
                 }
             }
             Side::Server => hide.extend(commit_tips(&mut refs_before.iter())),
             Side::Client { remote } => {
                 let prefix = format!("refs/remotes/{remote}/");
-                hide.extend(commit_tips(&mut refs_before.iter().filter(|(n, _)| n.starts_with(&prefix))));
+                hide.extend(commit_tips(
+                    &mut refs_before.iter().filter(|(n, _)| n.starts_with(&prefix)),
+                ));
                 if old_known {
                     hide.push(u.old.clone());
                 }
@@ -184,18 +272,41 @@ pub fn decide(repo: &Repo, policy: &Policy, updates: &[RefUpdate], side: &Side, 
         let mut commits = report.commits;
         if branch.is_some_and(|b| b.require_linear_history) {
             for c in commits.iter().filter(|c| c.parents > 1) {
-                push(finding(policy, branch, "branches.linear-history", format!("merge commit {} ({}) on {}", short(&c.id), c.subject, u.refname), "rebase instead of merging (`git rebase`), or squash the merge"));
+                push(finding(
+                    policy,
+                    branch,
+                    "branches.linear-history",
+                    format!(
+                        "merge commit {} ({}) on {}",
+                        short(&c.id),
+                        c.subject,
+                        u.refname
+                    ),
+                    "rebase instead of merging (`git rebase`), or squash the merge",
+                ));
             }
         }
         // A change to the policy file on a protected ref needs a policy admin's signature.
         if branch.is_some() {
-            let admins = policy.roles.get("policy-admin").cloned().unwrap_or_default();
+            let admins = policy
+                .roles
+                .get("policy-admin")
+                .cloned()
+                .unwrap_or_default();
             for c in commits.iter_mut() {
                 if !changes_policy(repo, &c.id)? {
                     continue;
                 }
                 let by_admin = c.signature.status == SignatureStatus::Good
-                    && (c.signature.identities.iter().any(|i| identity_matches(i, &admins)) || c.signature.signer.as_deref().is_some_and(|s| identity_matches(s, &admins)));
+                    && (c
+                        .signature
+                        .identities
+                        .iter()
+                        .any(|i| identity_matches(i, &admins))
+                        || c.signature
+                            .signer
+                            .as_deref()
+                            .is_some_and(|s| identity_matches(s, &admins)));
                 if !by_admin {
                     if let Some(f) = finding(
                         policy,
@@ -212,25 +323,44 @@ pub fn decide(repo: &Repo, policy: &Policy, updates: &[RefUpdate], side: &Side, 
                 }
             }
         }
-        decisions.push(RefDecision { update: u.clone(), findings, commits });
+        decisions.push(RefDecision {
+            update: u.clone(),
+            findings,
+            commits,
+        });
     }
     let errors: usize = decisions.iter().map(RefDecision::errors).sum();
     let mut reasons = Vec::new();
     let bypass = bypass.map(|reason| {
         let breakglass = policy.roles.get("breakglass").cloned().unwrap_or_default();
-        let allowed = pusher.identity.as_deref().is_some_and(|who| identity_matches(who, &breakglass)) && !reason.is_empty();
+        let allowed = pusher
+            .identity
+            .as_deref()
+            .is_some_and(|who| identity_matches(who, &breakglass))
+            && !reason.is_empty();
         if !allowed {
             reasons.push(format!(
                 "break glass refused: {} does not hold the breakglass role{}",
                 pusher.identity.as_deref().unwrap_or("an unknown pusher"),
-                if reason.is_empty() { " (and no reason was given)" } else { "" }
+                if reason.is_empty() {
+                    " (and no reason was given)"
+                } else {
+                    ""
+                }
             ));
         }
         Bypass { reason, allowed }
     });
     let bypassed = bypass.as_ref().is_some_and(|b| b.allowed);
     let accepted = reasons.is_empty() && (errors == 0 || bypassed);
-    Ok(PushDecision { accepted, refs: decisions, pusher, bypass, policy_digest: policy.digest.clone(), reasons })
+    Ok(PushDecision {
+        accepted,
+        refs: decisions,
+        pusher,
+        bypass,
+        policy_digest: policy.digest.clone(),
+        reasons,
+    })
 }
 
 /// True when the commit changes the policy file relative to each of its parents.
@@ -241,5 +371,8 @@ fn changes_policy(repo: &Repo, id: &str) -> Result<bool, RangeError> {
     if parsed.parents.is_empty() {
         return Ok(mine.is_some());
     }
-    Ok(parsed.parents.iter().all(|p| repo.path_blob(p, DEFAULT_FILE) != mine))
+    Ok(parsed
+        .parents
+        .iter()
+        .all(|p| repo.path_blob(p, DEFAULT_FILE) != mine))
 }

@@ -321,7 +321,9 @@ fn check_projections(path: &std::path::Path) -> Result<Vec<String>, LedgerError>
                     "projection {} row {key} is not derived from the log (inserted)",
                     t.name
                 )),
-                Some(d) if d != projection::digest(&replay.digest_key, &r.values) => differing.push((t, key, r.values)),
+                Some(d) if d != projection::digest(&replay.digest_key, &r.values) => {
+                    differing.push((t, key, r.values))
+                }
                 Some(_) => {}
             }
         }
