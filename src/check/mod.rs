@@ -371,6 +371,8 @@ pub fn check_range(
         hide.push(id);
     }
     let ids = repo.select(specs, &hide)?;
+    // An unreadable pinned key is a configuration error here (exit 2), so build the keyring now.
+    SignatureChecker::from_policy(policy, Some(repo)).prepare()?;
     check_parallel(repo, policy, &ids, None)
 }
 
@@ -391,11 +393,9 @@ pub fn check_parallel(
         .min(ids.len() / PARALLEL_MIN)
         .max(1);
     let new_checker = |repo: &Repo| -> Result<CommitChecker<'_>, RangeError> {
-        let mut signatures = SignatureChecker::from_policy(policy, Some(repo));
-        if !policy.signing.openpgp_keys.is_empty() {
-            signatures.prepare()?;
-        }
-        Ok(CommitChecker::new(policy, signatures))
+        // The keyring is built on the first OpenPGP signature met (hooks pushing
+        // unsigned or SSH-signed commits never start gpg).
+        Ok(CommitChecker::new(policy, SignatureChecker::from_policy(policy, Some(repo))))
     };
     if workers == 1 {
         let mut checker = new_checker(repo)?;

@@ -26,46 +26,52 @@ pub struct GpgmeVerifier {
 }
 
 impl GpgmeVerifier {
-    /// A verifier that trusts exactly `keys`.
+    /// A verifier that trusts exactly `keys`. The private GnuPG home is cached
+    /// (per user, keyed by the keys' bytes) so a hook does not re-import keys on
+    /// every push; without a usable cache directory it is built afresh.
     pub fn pinned(keys: &[KeyFile]) -> Result<GpgmeVerifier, SignatureError> {
         let _ = gpgme::init();
-        let home = tempfile::Builder::new()
-            .prefix("git-audit-gnupg-")
-            .tempdir()
-            .map_err(SignatureError::Home)?;
+        let (dir, home) = match cached_home(keys) {
+            Some(dir) => (dir, None),
+            None => {
+                let home = Self::build_home(keys, None)?;
+                (home.path().to_path_buf(), Some(home))
+            }
+        };
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        ctx.set_engine_home_dir(dir.to_string_lossy().into_owned()).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        ctx.set_offline(true);
+        Ok(GpgmeVerifier { ctx, keys: Default::default(), _home: home, require_validity: false })
+    }
+
+    /// Creates a private GnuPG home (0700) holding exactly `keys`, in `parent` or the temp dir.
+    fn build_home(keys: &[KeyFile], parent: Option<&std::path::Path>) -> Result<TempDir, SignatureError> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("git-audit-gnupg-");
+        let home = match parent {
+            Some(p) => builder.tempdir_in(p),
+            None => builder.tempdir(),
+        }
+        .map_err(SignatureError::Home)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).map_err(SignatureError::Home)?;
+        }
         // No agent or dirmngr is needed to verify; never fetch keys from the network.
-        let mut conf =
-            std::fs::File::create(home.path().join("gpg.conf")).map_err(SignatureError::Home)?;
-        conf.write_all(b"no-autostart\nno-auto-key-retrieve\ntrust-model always\n")
-            .map_err(SignatureError::Home)?;
-        let mut ctx = Context::from_protocol(Protocol::OpenPgp)
-            .map_err(|e| SignatureError::Engine(e.to_string()))?;
-        let home_str = home.path().to_string_lossy().into_owned();
-        ctx.set_engine_home_dir(home_str)
-            .map_err(|e| SignatureError::Engine(e.to_string()))?;
+        let mut conf = std::fs::File::create(home.path().join("gpg.conf")).map_err(SignatureError::Home)?;
+        conf.write_all(b"no-autostart\nno-auto-key-retrieve\ntrust-model always\n").map_err(SignatureError::Home)?;
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        ctx.set_engine_home_dir(home.path().to_string_lossy().into_owned()).map_err(|e| SignatureError::Engine(e.to_string()))?;
         ctx.set_offline(true);
         for k in keys {
-            let fail = |reason: String| SignatureError::KeyImport {
-                origin: k.origin.to_string(),
-                path: k.path.display().to_string(),
-                reason,
-            };
-            let result = ctx
-                .import(&k.armored[..])
-                .map_err(|e| fail(e.to_string()))?;
+            let fail = |reason: String| SignatureError::KeyImport { origin: k.origin.to_string(), path: k.path.display().to_string(), reason };
+            let result = ctx.import(&k.armored[..]).map_err(|e| fail(e.to_string()))?;
             if result.considered() == 0 || (result.imported() + result.unchanged()) == 0 {
-                return Err(fail(format!(
-                    "no usable public key in it ({} considered)",
-                    result.considered()
-                )));
+                return Err(fail(format!("no usable public key in it ({} considered)", result.considered())));
             }
         }
-        Ok(GpgmeVerifier {
-            ctx,
-            keys: Default::default(),
-            _home: Some(home),
-            require_validity: false,
-        })
+        drop(ctx);
+        Ok(home)
     }
 
     /// A verifier that uses the user's GnuPG home (`GNUPGHOME` or `~/.gnupg`).
@@ -140,6 +146,55 @@ impl Verifier for GpgmeVerifier {
         verdict.detail = detail;
         verdict
     }
+}
+
+/// The cached private home for `keys`: `$XDG_CACHE_HOME/git-audit/gnupg/<digest>`
+/// (or `~/.cache/…`). Used only when it is ours and private (0700); built on a
+/// miss in a temp dir next to it and renamed into place (so concurrent hooks
+/// never see a half-built home). `None` when there is no usable cache.
+fn cached_home(keys: &[KeyFile]) -> Option<std::path::PathBuf> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?
+        .join("git-audit")
+        .join("gnupg");
+    let mut bodies: Vec<&[u8]> = keys.iter().map(|k| &k.armored[..]).collect();
+    bodies.sort();
+    let mut h = Sha256::new();
+    for b in bodies {
+        h.update((b.len() as u64).to_be_bytes());
+        h.update(b);
+    }
+    let dir = base.join(&hex::encode(h.finalize())[..32]);
+    let uid = current_uid();
+    let private = |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0);
+    if private(&dir) && dir.join("complete").exists() {
+        return Some(dir);
+    }
+    std::fs::create_dir_all(&base).ok()?;
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).ok()?;
+    if !private(&base) {
+        return None;
+    }
+    let built = GpgmeVerifier::build_home(keys, Some(&base)).ok()?;
+    std::fs::write(built.path().join("complete"), b"").ok()?;
+    let tmp = built.keep();
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => Some(dir),
+        Err(_) => {
+            // Someone else finished first: use theirs.
+            let _ = std::fs::remove_dir_all(&tmp);
+            (private(&dir) && dir.join("complete").exists()).then_some(dir)
+        }
+    }
+}
+
+/// This process's uid, from the owner of a file we just created.
+fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    tempfile::NamedTempFile::new().ok().and_then(|f| f.as_file().metadata().ok()).map_or(u32::MAX, |m| m.uid())
 }
 
 /// What we need to know about a signing key.
