@@ -345,15 +345,25 @@ fn sha256_repositories_use_gpgsig_sha256_and_agree_with_git() -> Result<()> {
 fn the_pinned_keyring_cache_is_private_and_a_tampered_one_is_ignored() -> Result<()> {
     let k = keys();
     let repo = Repo::new()?;
-    let id = repo.commit_as("feat: mallory", Sign::Pgp(&k.mallory), Some(("Mallory", "mallory@example.com")))?;
+    let id = repo.commit_as(
+        "feat: mallory",
+        Sign::Pgp(&k.mallory),
+        Some(("Mallory", "mallory@example.com")),
+    )?;
     let policy = repo.policy(&pinned_policy(""))?;
     let (_, v) = repo.verify_json(&policy, &["HEAD"])?;
     assert_eq!(status(&v, &id), "unknown-key");
     let base = repo.home.join(".cache/git-audit/gnupg");
-    let dirs: Vec<_> = std::fs::read_dir(&base)?.flatten().map(|e| e.path()).collect();
+    let dirs: Vec<_> = std::fs::read_dir(&base)?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&dirs[0])?.permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&dirs[0])?.permissions().mode() & 0o777,
+        0o700
+    );
     assert!(dirs[0].join("complete").exists());
     // Someone plants mallory's key in a cache that is no longer private: it must not count.
     std::fs::set_permissions(&dirs[0], std::fs::Permissions::from_mode(0o777))?;
@@ -362,8 +372,16 @@ fn the_pinned_keyring_cache_is_private_and_a_tampered_one_is_ignored() -> Result
         .args(["--batch", "--import"])
         .arg(&k.mallory.asc)
         .output()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (_, v) = repo.verify_json(&policy, &["HEAD"])?;
-    assert_eq!(status(&v, &id), "unknown-key", "a non-private cache was trusted");
+    assert_eq!(
+        status(&v, &id),
+        "unknown-key",
+        "a non-private cache was trusted"
+    );
     Ok(())
 }

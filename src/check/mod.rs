@@ -395,7 +395,10 @@ pub fn check_parallel(
     let new_checker = |repo: &Repo| -> Result<CommitChecker<'_>, RangeError> {
         // The keyring is built on the first OpenPGP signature met (hooks pushing
         // unsigned or SSH-signed commits never start gpg).
-        Ok(CommitChecker::new(policy, SignatureChecker::from_policy(policy, Some(repo))))
+        Ok(CommitChecker::new(
+            policy,
+            SignatureChecker::from_policy(policy, Some(repo)),
+        ))
     };
     if workers == 1 {
         let mut checker = new_checker(repo)?;

@@ -7,6 +7,7 @@ pub mod install;
 pub mod ledger;
 pub mod policy;
 pub mod style;
+pub mod sync;
 pub mod verify;
 
 use std::io::Write;
@@ -77,6 +78,8 @@ pub enum Command {
     Install(install::InstallArgs),
     /// Run as a git hook (the shims installed by `git-audit install` call this).
     Hook(hook::HookArgs),
+    /// Sync pull requests, reviews and deployments from GitHub into the ledger.
+    Sync(sync::SyncArgs),
 }
 
 /// Runs the parsed command.
@@ -98,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Ledger(args) => ledger::run(&global, args),
         Command::Hook(args) => hook::run(&global, args),
         Command::Install(args) => install::run(&global, args),
+        Command::Sync(args) => sync::run(&global, args),
     }
 }
 

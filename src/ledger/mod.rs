@@ -152,6 +152,15 @@ CREATE TABLE head (id INTEGER PRIMARY KEY CHECK (id = 0), size INTEGER NOT NULL,
 CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, time TEXT NOT NULL);
 ";
 
+/// Working state of the sync worker (not part of the log): HTTP cache, cursors,
+/// and digests of what was already recorded.
+const SYNC_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS http_cache (url TEXT PRIMARY KEY, etag TEXT NOT NULL, body BLOB NOT NULL, time TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sync_cursors (repo TEXT NOT NULL, entity TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (repo, entity));
+CREATE TABLE IF NOT EXISTS sync_seen (kind TEXT NOT NULL, key TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_pending (repo TEXT NOT NULL, deployment_id INTEGER NOT NULL, PRIMARY KEY (repo, deployment_id));
+";
+
 fn now() -> String {
     chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
@@ -212,6 +221,7 @@ impl Ledger {
             .map_err(sql(&loc.db))?;
         tx.execute_batch(SCHEMA).map_err(sql(&loc.db))?;
         tx.execute_batch(projection::SCHEMA).map_err(sql(&loc.db))?;
+        tx.execute_batch(SYNC_SCHEMA).map_err(sql(&loc.db))?;
         for (k, v) in [
             ("format_version", FORMAT_VERSION.to_string()),
             ("origin", origin.clone()),
@@ -291,6 +301,8 @@ impl Ledger {
                 why: format!("no `{k}` in its meta table"),
             })
         };
+        conn.execute_batch(SYNC_SCHEMA).map_err(sql(path))?;
+        conn.execute_batch(projection::SCHEMA).map_err(sql(path))?;
         let origin = meta("origin")?;
         let verifier =
             NoteVerifier::parse(&meta("public_key")?).map_err(|e| LedgerError::NotALedger {
@@ -330,6 +342,11 @@ impl Ledger {
         &self.conn
     }
 
+    /// For working state outside the log (sync cursors, HTTP cache).
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     /// The current signed tree head.
     pub fn head(&self) -> Result<Head, LedgerError> {
         read_head(&self.conn, &self.path)
@@ -337,6 +354,16 @@ impl Ledger {
 
     /// Appends entries in one transaction and signs the new tree head.
     pub fn append(&mut self, entries: &[NewEntry]) -> Result<Receipt, LedgerError> {
+        self.append_with(entries, |_| Ok(()))
+    }
+
+    /// Like [`Ledger::append`], running `side` (cursor moves, sync state) inside
+    /// the same transaction: it commits with the entries or not at all.
+    pub fn append_with(
+        &mut self,
+        entries: &[NewEntry],
+        side: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<Receipt, LedgerError> {
         let signer = self.signer.as_ref().ok_or_else(|| LedgerError::NoSigner {
             path: self.path.clone(),
             key: self.key_path.clone(),
@@ -412,6 +439,7 @@ impl Ledger {
                 }
             }
         }
+        side(&tx).map_err(sql(&path))?;
         let size = head.size + entries.len() as u64;
         let root = fold(&frontier);
         let note = sign_checkpoint(signer, &self.origin, size, root, &self.key_path)?;

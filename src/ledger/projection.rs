@@ -47,7 +47,101 @@ pub const REF_UPDATES: Table = Table {
     key: &["seq", "ref"],
 };
 
-pub const TABLES: &[&Table] = &[&COMMITS, &REF_UPDATES];
+pub const PULL_REQUESTS: Table = Table {
+    name: "pull_requests",
+    columns: &[
+        "repo",
+        "number",
+        "title",
+        "author",
+        "state",
+        "draft",
+        "base_ref",
+        "base_sha",
+        "head_ref",
+        "head_sha",
+        "merge_commit_sha",
+        "merged",
+        "merged_by",
+        "merged_at",
+        "created_at",
+        "updated_at",
+        "closed_at",
+        "commit_count",
+        "seq",
+    ],
+    key: &["repo", "number"],
+};
+
+pub const PR_COMMITS: Table = Table {
+    name: "pr_commits",
+    columns: &["repo", "number", "sha", "seq"],
+    key: &["repo", "number", "sha"],
+};
+
+pub const REVIEWS: Table = Table {
+    name: "reviews",
+    columns: &[
+        "repo",
+        "id",
+        "number",
+        "reviewer",
+        "state",
+        "commit_id",
+        "submitted_at",
+        "seq",
+    ],
+    key: &["repo", "id"],
+};
+
+pub const DEPLOYMENTS: Table = Table {
+    name: "deployments",
+    columns: &[
+        "repo",
+        "id",
+        "sha",
+        "ref",
+        "environment",
+        "creator",
+        "task",
+        "created_at",
+        "seq",
+    ],
+    key: &["repo", "id"],
+};
+
+pub const DEPLOYMENT_STATUSES: Table = Table {
+    name: "deployment_statuses",
+    columns: &[
+        "repo",
+        "id",
+        "deployment_id",
+        "state",
+        "creator",
+        "environment",
+        "log_url",
+        "created_at",
+        "seq",
+    ],
+    key: &["repo", "id"],
+};
+
+pub const COMMIT_PULLS: Table = Table {
+    name: "commit_pulls",
+    columns: &["repo", "sha", "pulls", "seq"],
+    key: &["repo", "sha"],
+};
+
+pub const TABLES: &[&Table] = &[
+    &COMMITS,
+    &REF_UPDATES,
+    &PULL_REQUESTS,
+    &PR_COMMITS,
+    &REVIEWS,
+    &DEPLOYMENTS,
+    &DEPLOYMENT_STATUSES,
+    &COMMIT_PULLS,
+];
 
 /// DDL for the projection tables and their indexes.
 pub const SCHEMA: &str = "
@@ -61,6 +155,32 @@ CREATE TABLE IF NOT EXISTS ref_updates (
 );
 CREATE INDEX IF NOT EXISTS ref_updates_ref_time ON ref_updates (ref, time);
 CREATE INDEX IF NOT EXISTS ref_updates_new ON ref_updates (new);
+CREATE TABLE IF NOT EXISTS pull_requests (
+    repo TEXT NOT NULL, number INTEGER NOT NULL, title TEXT, author TEXT, state TEXT, draft INTEGER,
+    base_ref TEXT, base_sha TEXT, head_ref TEXT, head_sha TEXT, merge_commit_sha TEXT, merged INTEGER,
+    merged_by TEXT, merged_at TEXT, created_at TEXT, updated_at TEXT, closed_at TEXT, commit_count INTEGER, seq INTEGER,
+    PRIMARY KEY (repo, number)
+);
+CREATE INDEX IF NOT EXISTS pull_requests_merge ON pull_requests (merge_commit_sha);
+CREATE TABLE IF NOT EXISTS pr_commits (repo TEXT NOT NULL, number INTEGER NOT NULL, sha TEXT NOT NULL, seq INTEGER, PRIMARY KEY (repo, number, sha));
+CREATE INDEX IF NOT EXISTS pr_commits_sha ON pr_commits (sha);
+CREATE TABLE IF NOT EXISTS reviews (
+    repo TEXT NOT NULL, id INTEGER NOT NULL, number INTEGER, reviewer TEXT, state TEXT, commit_id TEXT, submitted_at TEXT, seq INTEGER,
+    PRIMARY KEY (repo, id)
+);
+CREATE INDEX IF NOT EXISTS reviews_pr ON reviews (repo, number);
+CREATE TABLE IF NOT EXISTS deployments (
+    repo TEXT NOT NULL, id INTEGER NOT NULL, sha TEXT, ref TEXT, environment TEXT, creator TEXT, task TEXT, created_at TEXT, seq INTEGER,
+    PRIMARY KEY (repo, id)
+);
+CREATE INDEX IF NOT EXISTS deployments_env_time ON deployments (environment, created_at);
+CREATE INDEX IF NOT EXISTS deployments_sha ON deployments (sha);
+CREATE TABLE IF NOT EXISTS deployment_statuses (
+    repo TEXT NOT NULL, id INTEGER NOT NULL, deployment_id INTEGER, state TEXT, creator TEXT, environment TEXT, log_url TEXT, created_at TEXT, seq INTEGER,
+    PRIMARY KEY (repo, id)
+);
+CREATE INDEX IF NOT EXISTS deployment_statuses_dep ON deployment_statuses (repo, deployment_id);
+CREATE TABLE IF NOT EXISTS commit_pulls (repo TEXT NOT NULL, sha TEXT NOT NULL, pulls TEXT, seq INTEGER, PRIMARY KEY (repo, sha));
 ";
 
 /// One row to upsert.
@@ -204,6 +324,112 @@ pub fn rows(
                 })
                 .collect()
         }
+        "pr.synced"
+        | "review.synced"
+        | "deployment.synced"
+        | "deployment_status.synced"
+        | "commit_pulls.synced" => sync_rows(seq, kind, payload),
+        _ => Vec::new(),
+    }
+}
+
+fn s(v: &serde_json::Value) -> Sql {
+    match v {
+        serde_json::Value::Null => Sql::Null,
+        serde_json::Value::String(x) => Sql::Text(x.clone()),
+        serde_json::Value::Bool(b) => Sql::Integer(*b as i64),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map_or_else(|| Sql::Text(n.to_string()), Sql::Integer),
+        other => Sql::Text(other.to_string()),
+    }
+}
+
+/// Rows of the sync kinds; payloads keep GitHub's field names.
+fn sync_rows(seq: u64, kind: &str, payload: &str) -> Vec<Row> {
+    let Ok(p) = serde_json::from_str::<serde_json::Value>(payload) else {
+        return Vec::new();
+    };
+    let repo = s(&p["repository"]);
+    let seq = Sql::Integer(seq as i64);
+    match kind {
+        "pr.synced" => {
+            let commits = p["commits"].as_array().cloned().unwrap_or_default();
+            let mut rows = vec![Row {
+                table: &PULL_REQUESTS,
+                values: vec![
+                    repo.clone(),
+                    s(&p["number"]),
+                    s(&p["title"]),
+                    s(&p["user"]["login"]),
+                    s(&p["state"]),
+                    s(&p["draft"]),
+                    s(&p["base"]["ref"]),
+                    s(&p["base"]["sha"]),
+                    s(&p["head"]["ref"]),
+                    s(&p["head"]["sha"]),
+                    s(&p["merge_commit_sha"]),
+                    s(&p["merged"]),
+                    s(&p["merged_by"]["login"]),
+                    s(&p["merged_at"]),
+                    s(&p["created_at"]),
+                    s(&p["updated_at"]),
+                    s(&p["closed_at"]),
+                    Sql::Integer(commits.len() as i64),
+                    seq.clone(),
+                ],
+            }];
+            rows.extend(commits.iter().map(|c| Row {
+                table: &PR_COMMITS,
+                values: vec![repo.clone(), s(&p["number"]), s(c), seq.clone()],
+            }));
+            rows
+        }
+        "review.synced" => vec![Row {
+            table: &REVIEWS,
+            values: vec![
+                repo,
+                s(&p["id"]),
+                s(&p["pull_number"]),
+                s(&p["user"]["login"]),
+                s(&p["state"]),
+                s(&p["commit_id"]),
+                s(&p["submitted_at"]),
+                seq,
+            ],
+        }],
+        "deployment.synced" => vec![Row {
+            table: &DEPLOYMENTS,
+            values: vec![
+                repo,
+                s(&p["id"]),
+                s(&p["sha"]),
+                s(&p["ref"]),
+                s(&p["environment"]),
+                s(&p["creator"]["login"]),
+                s(&p["task"]),
+                s(&p["created_at"]),
+                seq,
+            ],
+        }],
+        "deployment_status.synced" => vec![Row {
+            table: &DEPLOYMENT_STATUSES,
+            values: vec![
+                repo,
+                s(&p["id"]),
+                s(&p["deployment_id"]),
+                s(&p["state"]),
+                s(&p["creator"]["login"]),
+                s(&p["environment"]),
+                s(&p["log_url"]),
+                s(&p["created_at"]),
+                seq,
+            ],
+        }],
+        "commit_pulls.synced" => vec![Row {
+            table: &COMMIT_PULLS,
+            values: vec![repo, s(&p["sha"]), s(&p["pulls"]), seq],
+        }],
         _ => Vec::new(),
     }
 }

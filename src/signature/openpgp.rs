@@ -38,14 +38,24 @@ impl GpgmeVerifier {
                 (home.path().to_path_buf(), Some(home))
             }
         };
-        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(|e| SignatureError::Engine(e.to_string()))?;
-        ctx.set_engine_home_dir(dir.to_string_lossy().into_owned()).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp)
+            .map_err(|e| SignatureError::Engine(e.to_string()))?;
+        ctx.set_engine_home_dir(dir.to_string_lossy().into_owned())
+            .map_err(|e| SignatureError::Engine(e.to_string()))?;
         ctx.set_offline(true);
-        Ok(GpgmeVerifier { ctx, keys: Default::default(), _home: home, require_validity: false })
+        Ok(GpgmeVerifier {
+            ctx,
+            keys: Default::default(),
+            _home: home,
+            require_validity: false,
+        })
     }
 
     /// Creates a private GnuPG home (0700) holding exactly `keys`, in `parent` or the temp dir.
-    fn build_home(keys: &[KeyFile], parent: Option<&std::path::Path>) -> Result<TempDir, SignatureError> {
+    fn build_home(
+        keys: &[KeyFile],
+        parent: Option<&std::path::Path>,
+    ) -> Result<TempDir, SignatureError> {
         let mut builder = tempfile::Builder::new();
         builder.prefix("git-audit-gnupg-");
         let home = match parent {
@@ -55,19 +65,33 @@ impl GpgmeVerifier {
         .map_err(SignatureError::Home)?;
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).map_err(SignatureError::Home)?;
+            std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700))
+                .map_err(SignatureError::Home)?;
         }
         // No agent or dirmngr is needed to verify; never fetch keys from the network.
-        let mut conf = std::fs::File::create(home.path().join("gpg.conf")).map_err(SignatureError::Home)?;
-        conf.write_all(b"no-autostart\nno-auto-key-retrieve\ntrust-model always\n").map_err(SignatureError::Home)?;
-        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(|e| SignatureError::Engine(e.to_string()))?;
-        ctx.set_engine_home_dir(home.path().to_string_lossy().into_owned()).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        let mut conf =
+            std::fs::File::create(home.path().join("gpg.conf")).map_err(SignatureError::Home)?;
+        conf.write_all(b"no-autostart\nno-auto-key-retrieve\ntrust-model always\n")
+            .map_err(SignatureError::Home)?;
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp)
+            .map_err(|e| SignatureError::Engine(e.to_string()))?;
+        ctx.set_engine_home_dir(home.path().to_string_lossy().into_owned())
+            .map_err(|e| SignatureError::Engine(e.to_string()))?;
         ctx.set_offline(true);
         for k in keys {
-            let fail = |reason: String| SignatureError::KeyImport { origin: k.origin.to_string(), path: k.path.display().to_string(), reason };
-            let result = ctx.import(&k.armored[..]).map_err(|e| fail(e.to_string()))?;
+            let fail = |reason: String| SignatureError::KeyImport {
+                origin: k.origin.to_string(),
+                path: k.path.display().to_string(),
+                reason,
+            };
+            let result = ctx
+                .import(&k.armored[..])
+                .map_err(|e| fail(e.to_string()))?;
             if result.considered() == 0 || (result.imported() + result.unchanged()) == 0 {
-                return Err(fail(format!("no usable public key in it ({} considered)", result.considered())));
+                return Err(fail(format!(
+                    "no usable public key in it ({} considered)",
+                    result.considered()
+                )));
             }
         }
         drop(ctx);
@@ -169,7 +193,10 @@ fn cached_home(keys: &[KeyFile]) -> Option<std::path::PathBuf> {
     }
     let dir = base.join(&hex::encode(h.finalize())[..32]);
     let uid = current_uid();
-    let private = |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0);
+    let private = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0)
+    };
     if private(&dir) && dir.join("complete").exists() {
         return Some(dir);
     }
@@ -194,7 +221,10 @@ fn cached_home(keys: &[KeyFile]) -> Option<std::path::PathBuf> {
 /// This process's uid, from the owner of a file we just created.
 fn current_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
-    tempfile::NamedTempFile::new().ok().and_then(|f| f.as_file().metadata().ok()).map_or(u32::MAX, |m| m.uid())
+    tempfile::NamedTempFile::new()
+        .ok()
+        .and_then(|f| f.as_file().metadata().ok())
+        .map_or(u32::MAX, |m| m.uid())
 }
 
 /// What we need to know about a signing key.

@@ -1,0 +1,471 @@
+//! A polite GitHub REST client over octocrab's transport: conditional requests
+//! (ETag bodies persisted in the ledger database), `Link` pagination, waiting
+//! out rate limits, backing off on 5xx, and errors that name the repository and
+//! the permission — never the token.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderValue, IF_NONE_MATCH};
+use http::StatusCode;
+
+/// How a sync authenticates.
+#[derive(Clone)]
+pub enum Auth {
+    /// A personal or installation token (from GITHUB_TOKEN / GH_TOKEN).
+    Token(secrecy::SecretString),
+    /// A GitHub App installation.
+    App {
+        app_id: u64,
+        key_pem: secrecy::SecretString,
+        installation_id: u64,
+    },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Token(_) => f.write_str("Auth::Token(<redacted>)"),
+            Auth::App {
+                app_id,
+                installation_id,
+                ..
+            } => write!(
+                f,
+                "Auth::App {{ app_id: {app_id}, installation_id: {installation_id} }}"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{repo}: GitHub rejected the credentials (401){hint}")]
+    BadCredentials { repo: String, hint: String },
+    #[error("{repo}: not found, or the token cannot see it (404 on {path})\nHint: check the name, and that the token can read the repository ({permission})")]
+    NotFound {
+        repo: String,
+        path: String,
+        permission: String,
+    },
+    #[error(
+        "{repo}: permission denied on {path} (403): {message}\nHint: the token needs {permission}"
+    )]
+    Forbidden {
+        repo: String,
+        path: String,
+        message: String,
+        permission: String,
+    },
+    #[error("{repo}: GitHub kept failing on {path}: {last}")]
+    Unavailable {
+        repo: String,
+        path: String,
+        last: String,
+    },
+    #[error("{repo}: unexpected answer on {path}: {message}")]
+    Unexpected {
+        repo: String,
+        path: String,
+        message: String,
+    },
+    #[error("cannot set up the GitHub client: {0}")]
+    Setup(String),
+    #[error("the ledger's HTTP cache: {0}")]
+    Cache(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// One page as fetched (or as cached, on a 304).
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub body: serde_json::Value,
+    /// The next page's path, from the `Link` header.
+    pub next: Option<String>,
+    pub not_modified: bool,
+}
+
+/// Counters for the summary line.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub not_modified: AtomicU64,
+    pub retries: AtomicU64,
+    pub waited_ms: AtomicU64,
+    pub remaining: Mutex<Option<(u64, u64)>>,
+}
+
+/// The cache of ETag'd bodies: kept in the ledger database.
+pub trait HttpCache: Send + Sync {
+    fn get(&self, url: &str) -> Result<Option<(String, Vec<u8>)>, String>;
+    fn put(&self, url: &str, etag: &str, body: &[u8]) -> Result<(), String>;
+}
+
+pub struct Client {
+    octo: octocrab::Octocrab,
+    cache: Arc<dyn HttpCache>,
+    pub stats: Arc<Stats>,
+    /// Base delay for retries (tests shorten it).
+    pub backoff: Duration,
+    pub max_attempts: u32,
+    /// The longest we wait out a rate limit before giving up.
+    pub max_wait: Duration,
+    pub interrupted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Client {
+    pub async fn new(
+        api_url: &str,
+        auth: &Auth,
+        cache: Arc<dyn HttpCache>,
+    ) -> Result<Client, ClientError> {
+        use secrecy::ExposeSecret;
+        let builder = octocrab::Octocrab::builder()
+            .base_uri(api_url)
+            .map_err(|e| ClientError::Setup(format!("bad API URL {api_url}: {e}")))?;
+        let octo = match auth {
+            Auth::Token(t) => builder
+                .personal_token(t.expose_secret().to_string())
+                .build()
+                .map_err(|e| ClientError::Setup(e.to_string()))?,
+            Auth::App {
+                app_id,
+                key_pem,
+                installation_id,
+            } => {
+                let key =
+                    jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.expose_secret().as_bytes())
+                        .map_err(|_| {
+                            ClientError::Setup(
+                                "the GitHub App key is not an RSA private key in PEM form".into(),
+                            )
+                        })?;
+                let app = builder
+                    .app((*app_id).into(), key)
+                    .build()
+                    .map_err(|e| ClientError::Setup(e.to_string()))?;
+                app.installation((*installation_id).into()).map_err(|e| {
+                    ClientError::Setup(format!("GitHub App installation {installation_id}: {e}"))
+                })?
+            }
+        };
+        Ok(Client {
+            octo,
+            cache,
+            stats: Arc::new(Stats::default()),
+            backoff: Duration::from_millis(500),
+            max_attempts: 6,
+            max_wait: Duration::from_secs(3600),
+            interrupted: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        })
+    }
+
+    /// GETs `path` (relative to the API root, with its query), conditionally when
+    /// a cached body exists. Retries 5xx/timeouts with backoff; waits out rate limits.
+    pub async fn get(&self, repo: &str, path: &str, permission: &str) -> Result<Page, ClientError> {
+        let cached = self.cache.get(path).map_err(ClientError::Cache)?;
+        let mut attempt = 0u32;
+        let mut use_etag = true;
+        loop {
+            if self.interrupted.load(Ordering::SeqCst) {
+                return Err(ClientError::Interrupted);
+            }
+            attempt += 1;
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                http::header::ACCEPT,
+                HeaderValue::from_static("application/vnd.github+json"),
+            );
+            headers.insert(
+                "x-github-api-version",
+                HeaderValue::from_static("2022-11-28"),
+            );
+            if let (true, Some((etag, _))) = (use_etag, &cached) {
+                if let Ok(v) = HeaderValue::from_str(etag) {
+                    headers.insert(IF_NONE_MATCH, v);
+                }
+            }
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let result = self.octo._get_with_headers(path, Some(headers)).await;
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    // Connection errors and timeouts: back off and try again.
+                    let last = redact(&e.to_string());
+                    if attempt >= self.max_attempts {
+                        return Err(ClientError::Unavailable {
+                            repo: repo.into(),
+                            path: path.into(),
+                            last,
+                        });
+                    }
+                    self.pause(
+                        repo,
+                        self.retry_delay(attempt),
+                        &format!("request failed ({last})"),
+                    )
+                    .await;
+                    continue;
+                }
+            };
+            let status = response.status();
+            let headers = response.headers().clone();
+            self.note_rate_limit(&headers);
+            let body = match http_body_util::BodyExt::collect(response.into_body()).await {
+                Ok(b) => b.to_bytes().to_vec(),
+                Err(e) => {
+                    if attempt >= self.max_attempts {
+                        return Err(ClientError::Unavailable {
+                            repo: repo.into(),
+                            path: path.into(),
+                            last: redact(&e.to_string()),
+                        });
+                    }
+                    self.pause(repo, self.retry_delay(attempt), "the response was cut off")
+                        .await;
+                    continue;
+                }
+            };
+            match status {
+                StatusCode::NOT_MODIFIED => match &cached {
+                    Some((_, cached_body)) => {
+                        self.stats.not_modified.fetch_add(1, Ordering::Relaxed);
+                        let body = serde_json::from_slice(cached_body).map_err(|e| ClientError::Cache(format!("cached body for {path} is not JSON: {e}")))?;
+                        return Ok(Page { body, next: next_link(&headers), not_modified: true });
+                    }
+                    // A 304 we cannot answer from the cache: ask again, unconditionally.
+                    None => {
+                        use_etag = false;
+                        continue;
+                    }
+                },
+                s if s.is_success() => {
+                    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ClientError::Unexpected { repo: repo.into(), path: path.into(), message: format!("not JSON: {e}") })?;
+                    if let Some(etag) = headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()) {
+                        self.cache.put(path, etag, &body).map_err(ClientError::Cache)?;
+                    }
+                    return Ok(Page { body: value, next: next_link(&headers), not_modified: false });
+                }
+                StatusCode::UNAUTHORIZED => {
+                    return Err(ClientError::BadCredentials { repo: repo.into(), hint: "\nHint: check GITHUB_TOKEN / GH_TOKEN (expired or revoked?) or the GitHub App settings".into() })
+                }
+                StatusCode::NOT_FOUND => return Err(ClientError::NotFound { repo: repo.into(), path: path.into(), permission: permission.into() }),
+                StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
+                    if let Some(wait) = rate_limit_wait(status, &headers) {
+                        if wait > self.max_wait {
+                            return Err(ClientError::Unavailable { repo: repo.into(), path: path.into(), last: format!("rate limited for {}s more", wait.as_secs()) });
+                        }
+                        self.pause(repo, wait, "rate limited by GitHub").await;
+                        attempt = attempt.saturating_sub(1);
+                        continue;
+                    }
+                    let message = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["message"].as_str().map(str::to_string)).unwrap_or_else(|| "forbidden".into());
+                    return Err(ClientError::Forbidden { repo: repo.into(), path: path.into(), message, permission: permission.into() });
+                }
+                s if s.is_server_error() => {
+                    if attempt >= self.max_attempts {
+                        return Err(ClientError::Unavailable { repo: repo.into(), path: path.into(), last: format!("HTTP {s}") });
+                    }
+                    self.pause(repo, self.retry_delay(attempt), &format!("GitHub answered {s}")).await;
+                }
+                s => {
+                    let message = String::from_utf8_lossy(&body).chars().take(200).collect::<String>();
+                    return Err(ClientError::Unexpected { repo: repo.into(), path: path.into(), message: format!("HTTP {s}: {message}") });
+                }
+            }
+        }
+    }
+
+    /// Every page of a list, following `Link: rel="next"`.
+    pub async fn get_all(
+        &self,
+        repo: &str,
+        path: &str,
+        permission: &str,
+        limit_pages: usize,
+    ) -> Result<Vec<serde_json::Value>, ClientError> {
+        let mut out = Vec::new();
+        let mut next = Some(path.to_string());
+        let mut pages = 0;
+        while let Some(p) = next {
+            let page = self.get(repo, &p, permission).await?;
+            if let Some(items) = page.body.as_array() {
+                out.extend(items.iter().cloned());
+            }
+            next = page.next;
+            pages += 1;
+            if pages >= limit_pages {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        let base = self.backoff.saturating_mul(1u32 << attempt.min(6));
+        // Full jitter: anywhere in [base/2, base].
+        let mut r = [0u8; 2];
+        let _ = getrandom::getrandom(&mut r);
+        let frac = u16::from_le_bytes(r) as f64 / u16::MAX as f64;
+        base.mul_f64(0.5 + frac / 2.0)
+    }
+
+    async fn pause(&self, repo: &str, wait: Duration, why: &str) {
+        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .waited_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        tracing::warn!(
+            repository = repo,
+            wait_ms = wait.as_millis() as u64,
+            "{why}; waiting {:.1}s",
+            wait.as_secs_f64()
+        );
+        tokio::time::sleep(wait).await;
+    }
+
+    fn note_rate_limit(&self, headers: &HeaderMap) {
+        let num = |k: &str| {
+            headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        if let (Some(rem), Some(reset)) = (num("x-ratelimit-remaining"), num("x-ratelimit-reset")) {
+            if let Ok(mut r) = self.stats.remaining.lock() {
+                *r = Some((rem, reset));
+            }
+        }
+    }
+}
+
+/// How long a 403/429 asks us to wait: `retry-after`, or until
+/// `x-ratelimit-reset` when the primary limit is exhausted. `None`: not a rate limit.
+pub fn rate_limit_wait(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+    let get = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    if let Some(secs) = get("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+        return Some(Duration::from_secs(secs));
+    }
+    if get("x-ratelimit-remaining").as_deref() == Some("0") {
+        let reset = get("x-ratelimit-reset").and_then(|v| v.parse::<i64>().ok())?;
+        let now = chrono::Utc::now().timestamp();
+        return Some(Duration::from_secs((reset - now).max(1) as u64));
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Some(Duration::from_secs(60));
+    }
+    None
+}
+
+/// The `rel="next"` target of a `Link` header, as a path relative to the API root.
+pub fn next_link(headers: &HeaderMap) -> Option<String> {
+    let link = headers.get(http::header::LINK)?.to_str().ok()?;
+    for part in link.split(',') {
+        let mut pieces = part.split(';');
+        let url = pieces
+            .next()?
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>');
+        if pieces.any(|p| p.trim() == "rel=\"next\"") {
+            return Some(match url.find("://") {
+                // octocrab resolves absolute URLs too; keep path + query for the cache key.
+                Some(i) => url[i + 3..]
+                    .find('/')
+                    .map_or(url.to_string(), |j| url[i + 3 + j..].to_string()),
+                None => url.to_string(),
+            });
+        }
+    }
+    None
+}
+
+/// Removes anything that looks like a credential from a message.
+pub fn redact(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+        let w = word.trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
+        let tail = &word[w.len()..];
+        if [
+            "ghp_",
+            "gho_",
+            "ghu_",
+            "ghs_",
+            "ghr_",
+            "github_pat_",
+            "Bearer",
+            "token ",
+        ]
+        .iter()
+        .any(|p| w.starts_with(p))
+        {
+            out.push_str("<redacted>");
+        } else {
+            out.push_str(w);
+        }
+        out.push_str(tail);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_next_links() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::LINK,
+            HeaderValue::from_static("<https://api.github.com/repositories/1/pulls?page=2&per_page=100>; rel=\"next\", <https://api.github.com/repositories/1/pulls?page=5>; rel=\"last\""),
+        );
+        assert_eq!(
+            next_link(&h).as_deref(),
+            Some("/repositories/1/pulls?page=2&per_page=100")
+        );
+        h.insert(
+            http::header::LINK,
+            HeaderValue::from_static("<http://127.0.0.1:9/api/v3/x?page=3>; rel=\"prev\""),
+        );
+        assert_eq!(next_link(&h), None);
+    }
+
+    #[test]
+    fn rate_limit_waits() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(
+            rate_limit_wait(StatusCode::FORBIDDEN, &h),
+            Some(Duration::from_secs(7))
+        );
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        let reset = (chrono::Utc::now().timestamp() + 30).to_string();
+        h.insert(
+            "x-ratelimit-reset",
+            HeaderValue::from_str(&reset).unwrap_or(HeaderValue::from_static("0")),
+        );
+        let w = rate_limit_wait(StatusCode::FORBIDDEN, &h).unwrap_or_default();
+        assert!(w.as_secs() >= 28 && w.as_secs() <= 31, "{w:?}");
+        assert_eq!(
+            rate_limit_wait(StatusCode::FORBIDDEN, &HeaderMap::new()),
+            None
+        );
+    }
+
+    #[test]
+    fn redacts_tokens() {
+        assert_eq!(
+            redact("bad header ghp_abcdef123 in request"),
+            "bad header <redacted> in request"
+        );
+        assert_eq!(redact("x \"github_pat_11AA\" y"), "x \"<redacted>\" y");
+    }
+}

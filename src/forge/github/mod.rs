@@ -1,0 +1,9 @@
+//! GitHub sync: pull requests (with commits and reviews), deployments and their
+//! statuses, links from landed commits to pull requests, and Actions
+//! deployment approvals — appended to the ledger, linked by commit id.
+
+pub mod client;
+pub mod sync;
+
+pub use client::{Auth, Client, ClientError};
+pub use sync::{sync_repo, RepoSummary, SyncError};

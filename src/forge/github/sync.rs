@@ -1,0 +1,687 @@
+//! One sync pass over one repository. Incremental (cursors), resumable (each
+//! pull request's or deployment's entries commit together with the cursor that
+//! covers them), and idempotent (an object that has not changed adds nothing).
+
+use std::sync::Mutex;
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::client::{Client, ClientError};
+use crate::ledger::{entry::canonical_json, Ledger, LedgerError, NewEntry};
+
+/// Pull requests updated this long before the cursor are listed again: items
+/// move between pages while we page under `sort=updated`.
+pub const OVERLAP_SECS: i64 = 300;
+/// GitHub returns at most this many commits for a pull request.
+pub const PR_COMMITS_CAP: usize = 250;
+const FINAL_STATES: &[&str] = &["success", "failure", "error", "inactive"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What one pass did for one repository.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RepoSummary {
+    pub repository: String,
+    pub pull_requests: u64,
+    pub reviews: u64,
+    pub deployments: u64,
+    pub deployment_statuses: u64,
+    pub commit_links: u64,
+    pub approvals: u64,
+    pub new_entries: u64,
+    /// Pull requests whose commit list hit GitHub's 250-commit cap.
+    pub capped_pull_requests: Vec<u64>,
+    pub interrupted: bool,
+}
+
+fn digest(v: &Value) -> String {
+    hex::encode(Sha256::digest(canonical_json(v).as_bytes()))
+}
+
+fn pick(v: &Value, fields: &[&str]) -> Value {
+    let mut out = serde_json::Map::new();
+    for f in fields {
+        out.insert((*f).to_string(), v.get(*f).cloned().unwrap_or(Value::Null));
+    }
+    Value::Object(out)
+}
+
+fn user(v: &Value) -> Value {
+    if v.is_null() {
+        Value::Null
+    } else {
+        json!({"login": v["login"], "id": v["id"]})
+    }
+}
+
+fn cursor(ledger: &Mutex<Ledger>, repo: &str, entity: &str) -> Result<Option<String>, SyncError> {
+    let l = ledger
+        .lock()
+        .map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+    l.connection()
+        .query_row(
+            "SELECT value FROM sync_cursors WHERE repo = ?1 AND entity = ?2",
+            params![repo, entity],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| SyncError::Other(format!("reading the {entity} cursor of {repo}: {e}")))
+}
+
+fn seen(ledger: &Mutex<Ledger>, kind: &str, key: &str) -> Result<Option<String>, SyncError> {
+    let l = ledger
+        .lock()
+        .map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+    l.connection()
+        .query_row(
+            "SELECT digest FROM sync_seen WHERE kind = ?1 AND key = ?2",
+            params![kind, key],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| SyncError::Other(format!("reading sync state: {e}")))
+}
+
+/// A batch of entries and the sync state that commits with them.
+#[derive(Default)]
+struct Batch {
+    entries: Vec<NewEntry>,
+    seen: Vec<(String, String, String)>,
+    cursors: Vec<(String, String, String)>,
+    pending_add: Vec<(String, i64)>,
+    pending_del: Vec<(String, i64)>,
+}
+
+impl Batch {
+    /// Adds the entry unless an identical object was already recorded.
+    fn add(
+        &mut self,
+        ledger: &Mutex<Ledger>,
+        kind: &str,
+        key: String,
+        subject: String,
+        actor: String,
+        payload: Value,
+    ) -> Result<bool, SyncError> {
+        let d = digest(&payload);
+        if seen(ledger, kind, &key)?.as_deref() == Some(d.as_str())
+            || self
+                .seen
+                .iter()
+                .any(|(k, kk, dd)| k == kind && *kk == key && *dd == d)
+        {
+            return Ok(false);
+        }
+        self.seen.push((kind.to_string(), key, d));
+        self.entries
+            .push(NewEntry::new(kind, subject, actor, payload));
+        Ok(true)
+    }
+
+    fn commit(self, ledger: &Mutex<Ledger>) -> Result<u64, SyncError> {
+        if self.entries.is_empty()
+            && self.seen.is_empty()
+            && self.cursors.is_empty()
+            && self.pending_add.is_empty()
+            && self.pending_del.is_empty()
+        {
+            return Ok(0);
+        }
+        let n = self.entries.len() as u64;
+        let mut l = ledger
+            .lock()
+            .map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+        let side = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
+            for (kind, key, d) in &self.seen {
+                tx.execute("INSERT INTO sync_seen (kind, key, digest) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO UPDATE SET digest = excluded.digest", params![kind, key, d])?;
+            }
+            for (repo, entity, value) in &self.cursors {
+                tx.execute("INSERT INTO sync_cursors (repo, entity, value) VALUES (?1, ?2, ?3) ON CONFLICT (repo, entity) DO UPDATE SET value = excluded.value", params![repo, entity, value])?;
+            }
+            for (repo, id) in &self.pending_add {
+                tx.execute(
+                    "INSERT OR IGNORE INTO sync_pending (repo, deployment_id) VALUES (?1, ?2)",
+                    params![repo, id],
+                )?;
+            }
+            for (repo, id) in &self.pending_del {
+                tx.execute(
+                    "DELETE FROM sync_pending WHERE repo = ?1 AND deployment_id = ?2",
+                    params![repo, id],
+                )?;
+            }
+            Ok(())
+        };
+        if n == 0 {
+            // State only (a cursor move): no new checkpoint needed.
+            let path = l.path.clone();
+            let tx = l
+                .connection_mut()
+                .transaction()
+                .map_err(|source| LedgerError::Sqlite {
+                    path: path.clone(),
+                    source,
+                })?;
+            side(&tx).map_err(|source| LedgerError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+            tx.commit()
+                .map_err(|source| LedgerError::Sqlite { path, source })?;
+            return Ok(0);
+        }
+        l.append_with(&self.entries, side)?;
+        Ok(n)
+    }
+}
+
+/// Syncs one repository (`owner/name`).
+pub async fn sync_repo(
+    client: &Client,
+    ledger: &Mutex<Ledger>,
+    repo: &str,
+) -> Result<RepoSummary, SyncError> {
+    let mut sum = RepoSummary {
+        repository: repo.to_string(),
+        ..Default::default()
+    };
+    let r = match sync_inner(client, ledger, repo, &mut sum).await {
+        Err(SyncError::Client(ClientError::Interrupted)) => {
+            sum.interrupted = true;
+            Ok(())
+        }
+        other => other,
+    };
+    r.map(|_| sum)
+}
+
+async fn sync_inner(
+    client: &Client,
+    ledger: &Mutex<Ledger>,
+    repo: &str,
+    sum: &mut RepoSummary,
+) -> Result<(), SyncError> {
+    let meta = client
+        .get(repo, &format!("/repos/{repo}"), "metadata: read")
+        .await?
+        .body;
+    let default_branch = meta["default_branch"]
+        .as_str()
+        .unwrap_or("main")
+        .to_string();
+    pulls(client, ledger, repo, sum).await?;
+    deployments(client, ledger, repo, sum).await?;
+    landed_commits(client, ledger, repo, &default_branch, sum).await?;
+    Ok(())
+}
+
+async fn pulls(
+    client: &Client,
+    ledger: &Mutex<Ledger>,
+    repo: &str,
+    sum: &mut RepoSummary,
+) -> Result<(), SyncError> {
+    const PERM: &str = "pull_requests: read";
+    let cursor = cursor(ledger, repo, "pulls")?;
+    let since = cursor
+        .as_deref()
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        .map(|t| {
+            (t - chrono::Duration::seconds(OVERLAP_SECS))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        });
+    let mut todo: Vec<(String, u64)> = Vec::new();
+    let mut next = Some(format!(
+        "/repos/{repo}/pulls?state=all&sort=updated&direction=desc&per_page=100"
+    ));
+    'pages: while let Some(path) = next {
+        let page = client.get(repo, &path, PERM).await?;
+        for pr in page.body.as_array().into_iter().flatten() {
+            let updated = pr["updated_at"].as_str().unwrap_or("").to_string();
+            if since.as_deref().is_some_and(|s| updated.as_str() < s) {
+                break 'pages; // past the cursor (and its overlap): everything older is known
+            }
+            if let Some(n) = pr["number"].as_u64() {
+                if !todo.iter().any(|(_, m)| *m == n) {
+                    todo.push((updated, n));
+                }
+            }
+        }
+        next = page.next;
+    }
+    // Oldest first, so the cursor can follow each committed pull request.
+    todo.sort();
+    for (updated, number) in todo {
+        let detail = client
+            .get(repo, &format!("/repos/{repo}/pulls/{number}"), PERM)
+            .await?
+            .body;
+        let commits = client
+            .get_all(
+                repo,
+                &format!("/repos/{repo}/pulls/{number}/commits?per_page=100"),
+                PERM,
+                3,
+            )
+            .await?;
+        let reviews = client
+            .get_all(
+                repo,
+                &format!("/repos/{repo}/pulls/{number}/reviews?per_page=100"),
+                PERM,
+                10,
+            )
+            .await?;
+        let capped = commits.len() >= PR_COMMITS_CAP;
+        if capped {
+            tracing::warn!(
+                repository = repo,
+                pull_request = number,
+                "pull request has {} commits listed, GitHub's cap: later commits are not linked",
+                commits.len()
+            );
+            sum.capped_pull_requests.push(number);
+        }
+        let mut payload = pick(
+            &detail,
+            &[
+                "number",
+                "title",
+                "state",
+                "draft",
+                "merge_commit_sha",
+                "merged",
+                "merged_at",
+                "created_at",
+                "updated_at",
+                "closed_at",
+                "html_url",
+            ],
+        );
+        payload["repository"] = json!(repo);
+        payload["user"] = user(&detail["user"]);
+        payload["merged_by"] = user(&detail["merged_by"]);
+        payload["base"] = json!({"ref": detail["base"]["ref"], "sha": detail["base"]["sha"]});
+        payload["head"] = json!({"ref": detail["head"]["ref"], "sha": detail["head"]["sha"]});
+        payload["commits"] = Value::Array(
+            commits
+                .iter()
+                .filter_map(|c| c["sha"].as_str().map(|s| json!(s)))
+                .collect(),
+        );
+        payload["commits_capped"] = json!(capped);
+        let mut batch = Batch::default();
+        let subject = format!("{repo}#{number}");
+        let author = detail["user"]["login"].as_str().unwrap_or("").to_string();
+        if batch.add(
+            ledger,
+            "pr.synced",
+            subject.clone(),
+            subject.clone(),
+            author,
+            payload,
+        )? {
+            sum.pull_requests += 1;
+        }
+        for rv in &reviews {
+            let Some(id) = rv["id"].as_u64() else {
+                continue;
+            };
+            let mut p = pick(
+                rv,
+                &[
+                    "id",
+                    "state",
+                    "commit_id",
+                    "submitted_at",
+                    "html_url",
+                    "author_association",
+                ],
+            );
+            p["repository"] = json!(repo);
+            p["pull_number"] = json!(number);
+            p["user"] = user(&rv["user"]);
+            let actor = rv["user"]["login"].as_str().unwrap_or("").to_string();
+            if batch.add(
+                ledger,
+                "review.synced",
+                format!("{repo}/review/{id}"),
+                subject.clone(),
+                actor,
+                p,
+            )? {
+                sum.reviews += 1;
+            }
+        }
+        if cursor_is_behind(cursor.as_deref(), &updated) {
+            batch
+                .cursors
+                .push((repo.to_string(), "pulls".into(), updated));
+        }
+        sum.new_entries += batch.commit(ledger)?;
+    }
+    Ok(())
+}
+
+fn cursor_is_behind(cursor: Option<&str>, value: &str) -> bool {
+    cursor.is_none_or(|c| c < value)
+}
+
+async fn deployments(
+    client: &Client,
+    ledger: &Mutex<Ledger>,
+    repo: &str,
+    sum: &mut RepoSummary,
+) -> Result<(), SyncError> {
+    const PERM: &str = "deployments: read";
+    let known: i64 = cursor(ledger, repo, "deployments")?
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut fresh: Vec<Value> = Vec::new();
+    let mut next = Some(format!("/repos/{repo}/deployments?per_page=100"));
+    'pages: while let Some(path) = next {
+        let page = client.get(repo, &path, PERM).await?;
+        for d in page.body.as_array().into_iter().flatten() {
+            if d["id"].as_i64().unwrap_or(0) <= known {
+                break 'pages; // newest first: the rest is known
+            }
+            fresh.push(d.clone());
+        }
+        next = page.next;
+    }
+    fresh.sort_by_key(|d| d["id"].as_i64().unwrap_or(0));
+    let pending: Vec<i64> = {
+        let l = ledger
+            .lock()
+            .map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+        let mut stmt = l
+            .connection()
+            .prepare(
+                "SELECT deployment_id FROM sync_pending WHERE repo = ?1 ORDER BY deployment_id",
+            )
+            .map_err(|e| SyncError::Other(e.to_string()))?;
+        let ids = stmt
+            .query_map([repo], |r| r.get(0))
+            .map_err(|e| SyncError::Other(e.to_string()))?
+            .collect::<Result<Vec<i64>, _>>()
+            .map_err(|e| SyncError::Other(e.to_string()))?;
+        ids
+    };
+    // Deployments whose status was not final last time: poll them again.
+    for id in pending {
+        let d = client
+            .get(repo, &format!("/repos/{repo}/deployments/{id}"), PERM)
+            .await;
+        let d = match d {
+            Ok(p) => p.body,
+            Err(ClientError::NotFound { .. }) => {
+                let mut b = Batch::default();
+                b.pending_del.push((repo.to_string(), id));
+                b.commit(ledger)?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut batch = Batch::default();
+        statuses(client, ledger, repo, &d, &mut batch, sum).await?;
+        sum.new_entries += batch.commit(ledger)?;
+    }
+    for d in fresh {
+        let id = d["id"].as_i64().unwrap_or(0);
+        let mut batch = Batch::default();
+        let mut p = pick(
+            &d,
+            &[
+                "id",
+                "sha",
+                "ref",
+                "task",
+                "environment",
+                "original_environment",
+                "description",
+                "created_at",
+                "updated_at",
+                "production_environment",
+                "transient_environment",
+            ],
+        );
+        p["repository"] = json!(repo);
+        p["creator"] = user(&d["creator"]);
+        let sha = d["sha"].as_str().unwrap_or("").to_string();
+        let actor = d["creator"]["login"].as_str().unwrap_or("").to_string();
+        if batch.add(
+            ledger,
+            "deployment.synced",
+            format!("{repo}/deployment/{id}"),
+            sha,
+            actor,
+            p,
+        )? {
+            sum.deployments += 1;
+        }
+        statuses(client, ledger, repo, &d, &mut batch, sum).await?;
+        batch
+            .cursors
+            .push((repo.to_string(), "deployments".into(), id.to_string()));
+        sum.new_entries += batch.commit(ledger)?;
+    }
+    Ok(())
+}
+
+/// Fetches a deployment's statuses into `batch`; tracks it as pending until final.
+async fn statuses(
+    client: &Client,
+    ledger: &Mutex<Ledger>,
+    repo: &str,
+    d: &Value,
+    batch: &mut Batch,
+    sum: &mut RepoSummary,
+) -> Result<(), SyncError> {
+    let id = d["id"].as_i64().unwrap_or(0);
+    let sha = d["sha"].as_str().unwrap_or("").to_string();
+    let list = client
+        .get_all(
+            repo,
+            &format!("/repos/{repo}/deployments/{id}/statuses?per_page=100"),
+            "deployments: read",
+            10,
+        )
+        .await?;
+    // Newest first from GitHub; the latest decides whether to poll again.
+    let latest = list.first().and_then(|s| s["state"].as_str()).unwrap_or("");
+    if FINAL_STATES.contains(&latest) {
+        batch.pending_del.push((repo.to_string(), id));
+    } else {
+        batch.pending_add.push((repo.to_string(), id));
+    }
+    let mut runs = Vec::new();
+    for s in list.iter().rev() {
+        let Some(sid) = s["id"].as_i64() else {
+            continue;
+        };
+        let mut p = pick(
+            s,
+            &[
+                "id",
+                "state",
+                "description",
+                "environment",
+                "log_url",
+                "target_url",
+                "environment_url",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        p["repository"] = json!(repo);
+        p["deployment_id"] = json!(id);
+        p["creator"] = user(&s["creator"]);
+        let actor = s["creator"]["login"].as_str().unwrap_or("").to_string();
+        if batch.add(
+            ledger,
+            "deployment_status.synced",
+            format!("{repo}/status/{sid}"),
+            sha.clone(),
+            actor,
+            p,
+        )? {
+            sum.deployment_statuses += 1;
+        }
+        for url in [s["log_url"].as_str(), s["target_url"].as_str()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(run) = run_id(url) {
+                if !runs.contains(&run) {
+                    runs.push(run);
+                }
+            }
+        }
+    }
+    // The environment's required reviewers approve the workflow run that deploys.
+    for run in runs {
+        let approvals = match client
+            .get(
+                repo,
+                &format!("/repos/{repo}/actions/runs/{run}/approvals"),
+                "actions: read",
+            )
+            .await
+        {
+            Ok(p) => p.body,
+            Err(ClientError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let list: Vec<Value> = approvals
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| json!({"state": a["state"], "comment": a["comment"], "user": user(&a["user"]), "environments": a["environments"].as_array().map(|e| e.iter().map(|x| x["name"].clone()).collect::<Vec<_>>())}))
+            .collect();
+        let p = json!({"repository": repo, "run_id": run, "deployment_id": id, "approvals": list});
+        if batch.add(
+            ledger,
+            "deployment_approval.synced",
+            format!("{repo}/run/{run}"),
+            sha.clone(),
+            String::new(),
+            p,
+        )? {
+            sum.approvals += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The workflow run id in an Actions URL (`…/actions/runs/<id>…`).
+pub fn run_id(url: &str) -> Option<u64> {
+    let rest = &url[url.find("/actions/runs/")? + "/actions/runs/".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Commits on the default branch that no synced pull request lists (rebase
+/// merges, direct pushes): ask GitHub which pull requests contain them.
+async fn landed_commits(
+    client: &Client,
+    ledger: &Mutex<Ledger>,
+    repo: &str,
+    branch: &str,
+    sum: &mut RepoSummary,
+) -> Result<(), SyncError> {
+    let since = cursor(ledger, repo, "commits")?;
+    let mut path = format!("/repos/{repo}/commits?sha={branch}&per_page=100");
+    if let Some(s) = &since {
+        path.push_str(&format!("&since={s}"));
+    }
+    let commits = client.get_all(repo, &path, "contents: read", 20).await?;
+    let mut newest = since.clone();
+    let mut ordered: Vec<&Value> = commits.iter().collect();
+    ordered.reverse(); // oldest first
+    for c in ordered {
+        let Some(sha) = c["sha"].as_str() else {
+            continue;
+        };
+        let date = c["commit"]["committer"]["date"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let known: bool = {
+            let l = ledger
+                .lock()
+                .map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+            l.connection()
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM pr_commits WHERE repo = ?1 AND sha = ?2) OR EXISTS (SELECT 1 FROM pull_requests WHERE repo = ?1 AND merge_commit_sha = ?2) OR EXISTS (SELECT 1 FROM commit_pulls WHERE repo = ?1 AND sha = ?2)",
+                    params![repo, sha],
+                    |r| r.get(0),
+                )
+                .map_err(|e| SyncError::Other(e.to_string()))?
+        };
+        let mut batch = Batch::default();
+        if !known {
+            let pulls = client
+                .get(
+                    repo,
+                    &format!("/repos/{repo}/commits/{sha}/pulls"),
+                    "pull_requests: read",
+                )
+                .await?
+                .body;
+            let numbers: Vec<Value> = pulls
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["number"].as_u64().map(|n| json!(n)))
+                .collect();
+            let p = json!({"repository": repo, "sha": sha, "pulls": numbers, "direct_push": numbers.is_empty()});
+            if batch.add(
+                ledger,
+                "commit_pulls.synced",
+                format!("{repo}/{sha}"),
+                sha.to_string(),
+                String::new(),
+                p,
+            )? {
+                sum.commit_links += 1;
+            }
+        }
+        if cursor_is_behind(newest.as_deref(), &date) {
+            newest = Some(date.clone());
+            batch
+                .cursors
+                .push((repo.to_string(), "commits".into(), date));
+        }
+        sum.new_entries += batch.commit(ledger)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_workflow_runs_in_urls() {
+        assert_eq!(
+            run_id("https://github.com/acme/api/actions/runs/5173467235/job/1400"),
+            Some(5173467235)
+        );
+        assert_eq!(
+            run_id("https://github.com/acme/api/actions/runs/42"),
+            Some(42)
+        );
+        assert_eq!(run_id("https://example.com/deploy/42"), None);
+    }
+}
