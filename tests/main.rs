@@ -3,7 +3,9 @@
 mod support;
 
 mod cli_policy;
+mod fake_github;
 mod hooks;
 mod ledger;
 mod rules;
 mod signatures;
+mod sync;

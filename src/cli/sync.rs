@@ -11,7 +11,8 @@ use clap::Args;
 use rusqlite::{params, OptionalExtension};
 
 use super::{emit, Global, Outcome};
-use crate::forge::github::{client::HttpCache, sync_repo, Auth, Client, RepoSummary};
+use crate::forge::github::client::{CachedPage, HttpCache};
+use crate::forge::github::{sync_repo, Auth, Client, RepoSummary};
 use crate::ledger::Ledger;
 
 #[derive(Debug, Args)]
@@ -64,27 +65,33 @@ struct LedgerCache {
 }
 
 impl HttpCache for LedgerCache {
-    fn get(&self, url: &str) -> Result<Option<(String, Vec<u8>)>, String> {
+    fn get(&self, url: &str) -> Result<Option<CachedPage>, String> {
         let c = self
             .conn
             .lock()
             .map_err(|_| "cache lock poisoned".to_string())?;
         c.query_row(
-            "SELECT etag, body FROM http_cache WHERE url = ?1",
+            "SELECT etag, body, next FROM http_cache WHERE url = ?1",
             [url],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| {
+                Ok(CachedPage {
+                    etag: r.get(0)?,
+                    body: r.get(1)?,
+                    next: r.get(2)?,
+                })
+            },
         )
         .optional()
         .map_err(|e| e.to_string())
     }
-    fn put(&self, url: &str, etag: &str, body: &[u8]) -> Result<(), String> {
+    fn put(&self, url: &str, page: &CachedPage) -> Result<(), String> {
         let c = self
             .conn
             .lock()
             .map_err(|_| "cache lock poisoned".to_string())?;
         c.execute(
-            "INSERT INTO http_cache (url, etag, body, time) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, body = excluded.body, time = excluded.time",
-            params![url, etag, body, chrono::Utc::now().to_rfc3339()],
+            "INSERT INTO http_cache (url, etag, body, next, time) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, body = excluded.body, next = excluded.next, time = excluded.time",
+            params![url, page.etag, page.body, page.next, chrono::Utc::now().to_rfc3339()],
         )
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -127,7 +134,13 @@ pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
         bail!("no repositories to sync\nHint: pass --github owner/name, or list them under [github] repositories in the policy");
     }
     for r in &repos {
-        if r.split('/').count() != 2 || r.split('/').any(str::is_empty) {
+        let ok_chars = r
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        if !ok_chars
+            || r.split('/').count() != 2
+            || r.split('/').any(|p| p.is_empty() || p == "." || p == "..")
+        {
             bail!("`{r}` is not a repository name like owner/name");
         }
     }

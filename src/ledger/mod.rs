@@ -155,7 +155,7 @@ CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEX
 /// Working state of the sync worker (not part of the log): HTTP cache, cursors,
 /// and digests of what was already recorded.
 const SYNC_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS http_cache (url TEXT PRIMARY KEY, etag TEXT NOT NULL, body BLOB NOT NULL, time TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS http_cache (url TEXT PRIMARY KEY, etag TEXT NOT NULL, body BLOB NOT NULL, next TEXT, time TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sync_cursors (repo TEXT NOT NULL, entity TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (repo, entity));
 CREATE TABLE IF NOT EXISTS sync_seen (kind TEXT NOT NULL, key TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sync_pending (repo TEXT NOT NULL, deployment_id INTEGER NOT NULL, PRIMARY KEY (repo, deployment_id));

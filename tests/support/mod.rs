@@ -497,3 +497,14 @@ pub fn rules(entry: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// A SQLite value as text (for assertions).
+pub fn show(v: &rusqlite::types::Value) -> String {
+    match v {
+        rusqlite::types::Value::Null => "NULL".into(),
+        rusqlite::types::Value::Integer(i) => i.to_string(),
+        rusqlite::types::Value::Real(r) => r.to_string(),
+        rusqlite::types::Value::Text(t) => t.clone(),
+        rusqlite::types::Value::Blob(b) => hex::encode(b),
+    }
+}

@@ -99,8 +99,18 @@ pub struct Stats {
 
 /// The cache of ETag'd bodies: kept in the ledger database.
 pub trait HttpCache: Send + Sync {
-    fn get(&self, url: &str) -> Result<Option<(String, Vec<u8>)>, String>;
-    fn put(&self, url: &str, etag: &str, body: &[u8]) -> Result<(), String>;
+    /// (etag, body, next-page link) stored for `url`.
+    fn get(&self, url: &str) -> Result<Option<CachedPage>, String>;
+    fn put(&self, url: &str, page: &CachedPage) -> Result<(), String>;
+}
+
+/// A cached response: what a 304 stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedPage {
+    pub etag: String,
+    pub body: Vec<u8>,
+    /// The `Link: rel="next"` of the original response (a 304 need not repeat it).
+    pub next: Option<String>,
 }
 
 pub struct Client {
@@ -182,8 +192,8 @@ impl Client {
                 "x-github-api-version",
                 HeaderValue::from_static("2022-11-28"),
             );
-            if let (true, Some((etag, _))) = (use_etag, &cached) {
-                if let Ok(v) = HeaderValue::from_str(etag) {
+            if let (true, Some(c)) = (use_etag, &cached) {
+                if let Ok(v) = HeaderValue::from_str(&c.etag) {
                     headers.insert(IF_NONE_MATCH, v);
                 }
             }
@@ -230,10 +240,10 @@ impl Client {
             };
             match status {
                 StatusCode::NOT_MODIFIED => match &cached {
-                    Some((_, cached_body)) => {
+                    Some(c) => {
                         self.stats.not_modified.fetch_add(1, Ordering::Relaxed);
-                        let body = serde_json::from_slice(cached_body).map_err(|e| ClientError::Cache(format!("cached body for {path} is not JSON: {e}")))?;
-                        return Ok(Page { body, next: next_link(&headers), not_modified: true });
+                        let body = serde_json::from_slice(&c.body).map_err(|e| ClientError::Cache(format!("cached body for {path} is not JSON: {e}")))?;
+                        return Ok(Page { body, next: next_link(&headers).or_else(|| c.next.clone()), not_modified: true });
                     }
                     // A 304 we cannot answer from the cache: ask again, unconditionally.
                     None => {
@@ -243,10 +253,11 @@ impl Client {
                 },
                 s if s.is_success() => {
                     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ClientError::Unexpected { repo: repo.into(), path: path.into(), message: format!("not JSON: {e}") })?;
+                    let next = next_link(&headers);
                     if let Some(etag) = headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()) {
-                        self.cache.put(path, etag, &body).map_err(ClientError::Cache)?;
+                        self.cache.put(path, &CachedPage { etag: etag.to_string(), body, next: next.clone() }).map_err(ClientError::Cache)?;
                     }
-                    return Ok(Page { body: value, next: next_link(&headers), not_modified: false });
+                    return Ok(Page { body: value, next, not_modified: false });
                 }
                 StatusCode::UNAUTHORIZED => {
                     return Err(ClientError::BadCredentials { repo: repo.into(), hint: "\nHint: check GITHUB_TOKEN / GH_TOKEN (expired or revoked?) or the GitHub App settings".into() })

@@ -418,23 +418,32 @@ async fn deployments(
             .map_err(|e| SyncError::Other(e.to_string()))?;
         ids
     };
-    // Deployments whose status was not final last time: poll them again.
+    // Deployments whose status was not final last time: poll their statuses again
+    // (what we know of the deployment itself comes from the projection).
     for id in pending {
-        let d = client
-            .get(repo, &format!("/repos/{repo}/deployments/{id}"), PERM)
-            .await;
-        let d = match d {
-            Ok(p) => p.body,
-            Err(ClientError::NotFound { .. }) => {
-                let mut b = Batch::default();
-                b.pending_del.push((repo.to_string(), id));
-                b.commit(ledger)?;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+        let sha: Option<String> = {
+            let l = ledger
+                .lock()
+                .map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+            l.connection()
+                .query_row(
+                    "SELECT sha FROM deployments WHERE repo = ?1 AND id = ?2",
+                    params![repo, id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| SyncError::Other(e.to_string()))?
         };
+        let d = json!({"id": id, "sha": sha});
         let mut batch = Batch::default();
-        statuses(client, ledger, repo, &d, &mut batch, sum).await?;
+        match statuses(client, ledger, repo, &d, &mut batch, sum).await {
+            Ok(()) => {}
+            // The deployment was deleted on GitHub: stop polling it.
+            Err(SyncError::Client(ClientError::NotFound { .. })) => {
+                batch.pending_del.push((repo.to_string(), id))
+            }
+            Err(e) => return Err(e),
+        }
         sum.new_entries += batch.commit(ledger)?;
     }
     for d in fresh {

@@ -1,0 +1,516 @@
+//! A local server that speaks GitHub's REST API for the sync tests: bodies from
+//! `fixtures/github/` templates, `Link` pagination, ETags and 304s, rate-limit
+//! headers, and faults on demand (5xx, secondary and primary rate limits, 401, 404, delays).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+pub const TOKEN: &str = "ghp_TESTSECRETtoken0123456789abcdef";
+
+fn fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/github")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default()).unwrap_or(Value::Null)
+}
+
+pub fn sha(seed: &str) -> String {
+    hex::encode(Sha256::digest(seed.as_bytes()))[..40].to_string()
+}
+
+fn user(login: &str) -> Value {
+    json!({"login": login, "id": login.len(), "type": "User", "site_admin": false})
+}
+
+/// What the fake GitHub holds.
+#[derive(Default)]
+pub struct World {
+    pub repo: String,
+    pub pulls: Vec<Value>,
+    pub reviews: BTreeMap<u64, Vec<Value>>,
+    pub pr_commits: BTreeMap<u64, Vec<Value>>,
+    pub deployments: Vec<Value>,
+    pub statuses: BTreeMap<i64, Vec<Value>>,
+    pub commits: Vec<Value>,
+    pub commit_pulls: BTreeMap<String, Vec<u64>>,
+    pub approvals: BTreeMap<u64, Vec<Value>>,
+    pub next_id: i64,
+}
+
+impl World {
+    pub fn new(repo: &str) -> World {
+        World {
+            repo: repo.into(),
+            next_id: 1000,
+            ..World::default()
+        }
+    }
+
+    fn id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// A pull request; `commits` are shas; returns its number.
+    pub fn pull(&mut self, number: u64, author: &str, updated_at: &str, commits: &[String]) -> u64 {
+        let mut p = fixture("pull.json");
+        p["id"] = json!(self.id());
+        p["number"] = json!(number);
+        p["title"] = json!(format!("feat: change {number}"));
+        p["user"] = user(author);
+        p["created_at"] = json!("2026-07-01T00:00:00Z");
+        p["updated_at"] = json!(updated_at);
+        p["head"]["sha"] = json!(commits
+            .last()
+            .cloned()
+            .unwrap_or_else(|| sha(&format!("head{number}"))));
+        p["head"]["ref"] = json!(format!("topic-{number}"));
+        p["base"]["sha"] = json!(sha("base"));
+        p["merge_commit_sha"] = json!(sha(&format!("merge{number}")));
+        p["commits"] = json!(commits.len());
+        let list: Vec<Value> = commits
+            .iter()
+            .map(|c| {
+                let mut v = fixture("pull_commit.json");
+                v["sha"] = json!(c);
+                v
+            })
+            .collect();
+        self.pr_commits.insert(number, list);
+        self.pulls.retain(|x| x["number"] != number);
+        self.pulls.push(p);
+        number
+    }
+
+    pub fn merge(&mut self, number: u64, by: &str, at: &str, merge_sha: &str) {
+        if let Some(p) = self.pulls.iter_mut().find(|p| p["number"] == number) {
+            p["state"] = json!("closed");
+            p["merged"] = json!(true);
+            p["merged_at"] = json!(at);
+            p["closed_at"] = json!(at);
+            p["updated_at"] = json!(at);
+            p["merged_by"] = user(by);
+            p["merge_commit_sha"] = json!(merge_sha);
+        }
+    }
+
+    pub fn review(
+        &mut self,
+        number: u64,
+        reviewer: &str,
+        state: &str,
+        commit_id: &str,
+        at: &str,
+    ) -> i64 {
+        let id = self.id();
+        let mut r = fixture("review.json");
+        r["id"] = json!(id);
+        r["user"] = user(reviewer);
+        r["state"] = json!(state);
+        r["commit_id"] = json!(commit_id);
+        r["submitted_at"] = json!(at);
+        self.reviews.entry(number).or_default().push(r);
+        if let Some(p) = self.pulls.iter_mut().find(|p| p["number"] == number) {
+            if p["updated_at"].as_str().unwrap_or("") < at {
+                p["updated_at"] = json!(at);
+            }
+        }
+        id
+    }
+
+    pub fn deployment(&mut self, sha_: &str, refname: &str, env: &str, at: &str) -> i64 {
+        let id = self.id();
+        let mut d = fixture("deployment.json");
+        d["id"] = json!(id);
+        d["sha"] = json!(sha_);
+        d["ref"] = json!(refname);
+        d["environment"] = json!(env);
+        d["created_at"] = json!(at);
+        self.deployments.push(d);
+        id
+    }
+
+    pub fn status(&mut self, deployment: i64, state: &str, at: &str, log_url: Option<&str>) -> i64 {
+        let id = self.id();
+        let mut s = fixture("deployment_status.json");
+        s["id"] = json!(id);
+        s["state"] = json!(state);
+        s["created_at"] = json!(at);
+        if let Some(u) = log_url {
+            s["log_url"] = json!(u);
+            s["target_url"] = json!(u);
+        }
+        self.statuses.entry(deployment).or_default().push(s);
+        id
+    }
+
+    pub fn landed(&mut self, sha_: &str, date: &str, pulls: &[u64]) {
+        let mut c = fixture("pull_commit.json");
+        c["sha"] = json!(sha_);
+        c["commit"]["committer"]["date"] = json!(date);
+        self.commits.push(c);
+        self.commit_pulls.insert(sha_.to_string(), pulls.to_vec());
+    }
+
+    pub fn approval(&mut self, run: u64, by: &str, comment: &str) {
+        let mut a = fixture("approval.json");
+        a["user"] = user(by);
+        a["comment"] = json!(comment);
+        self.approvals.entry(run).or_default().push(a);
+    }
+}
+
+/// Faults to serve, each once per count.
+#[derive(Default)]
+pub struct Faults {
+    pub bad_gateway: u32,
+    pub secondary_limit: u32,
+    pub primary_exhausted: u32,
+    pub delay_ms: u64,
+}
+
+pub struct Shared {
+    pub world: Mutex<World>,
+    pub faults: Mutex<Faults>,
+    pub log: Mutex<Vec<(u16, String)>>,
+    pub remaining: Mutex<u64>,
+    pub base: String,
+}
+
+pub struct Fake {
+    pub url: String,
+    pub shared: Arc<Shared>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Fake {
+    pub fn start(world: World) -> Fake {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("addr: {e}"));
+        let url = format!("http://{addr}");
+        let shared = Arc::new(Shared {
+            world: Mutex::new(world),
+            faults: Mutex::new(Faults::default()),
+            log: Mutex::new(Vec::new()),
+            remaining: Mutex::new(5000),
+            base: url.clone(),
+        });
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
+        rt.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Fake {
+            url,
+            shared,
+            _rt: rt,
+        }
+    }
+
+    pub fn with_world<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        let mut w = self.shared.world.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut w)
+    }
+
+    pub fn faults(&self, f: impl FnOnce(&mut Faults)) {
+        let mut x = self.shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut x)
+    }
+
+    /// (status, path) of every request so far; clears the log.
+    pub fn take_log(&self) -> Vec<(u16, String)> {
+        std::mem::take(&mut *self.shared.log.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value, extra: &[(&str, String)]) -> Response {
+    let mut r = Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=utf-8");
+    for (k, v) in extra {
+        r = r.header(*k, v);
+    }
+    r.body(Body::from(body.to_string())).unwrap_or_default()
+}
+
+fn query(q: &str) -> BTreeMap<String, String> {
+    q.split('&')
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let q = req.uri().query().unwrap_or("").to_string();
+    let headers: HeaderMap = req.headers().clone();
+    let delay = s.faults.lock().map(|f| f.delay_ms).unwrap_or(0);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    let resp = respond(&s, &path, &q, &headers);
+    s.log.lock().unwrap_or_else(|e| e.into_inner()).push((
+        resp.status().as_u16(),
+        if q.is_empty() {
+            path
+        } else {
+            format!("{path}?{q}")
+        },
+    ));
+    resp
+}
+
+fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {TOKEN}") && auth != format!("token {TOKEN}") {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),
+            &[],
+        );
+    }
+    {
+        let mut f = s.faults.lock().unwrap_or_else(|e| e.into_inner());
+        if f.bad_gateway > 0 {
+            f.bad_gateway -= 1;
+            return Response::builder()
+                .status(StatusCode::BAD_GATEWAY)
+                .body(Body::from("<html><body>502 Bad Gateway</body></html>"))
+                .unwrap_or_default();
+        }
+        if f.secondary_limit > 0 {
+            f.secondary_limit -= 1;
+            return json_response(
+                StatusCode::FORBIDDEN,
+                &json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}),
+                &[("retry-after", "1".into())],
+            );
+        }
+        if f.primary_exhausted > 0 {
+            f.primary_exhausted -= 1;
+            let reset = chrono::Utc::now().timestamp() + 1;
+            return json_response(
+                StatusCode::FORBIDDEN,
+                &json!({"message": "API rate limit exceeded for user ID 1.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}),
+                &[
+                    ("x-ratelimit-limit", "5000".into()),
+                    ("x-ratelimit-remaining", "0".into()),
+                    ("x-ratelimit-reset", reset.to_string()),
+                ],
+            );
+        }
+    }
+    let path = path.strip_prefix("/api/v3").unwrap_or(path);
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let world = s.world.lock().unwrap_or_else(|e| e.into_inner());
+    let not_found = || {
+        json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}),
+            &[],
+        )
+    };
+    if segs.len() < 3 || segs[0] != "repos" || format!("{}/{}", segs[1], segs[2]) != world.repo {
+        return not_found();
+    }
+    let qs = query(q);
+    let rest = &segs[3..];
+    let by_desc = |mut v: Vec<Value>, key: &str| {
+        v.sort_by(|a, b| b[key].to_string().cmp(&a[key].to_string()));
+        v
+    };
+    let (body, paged) = match rest {
+        [] => {
+            let mut r = fixture("repository.json");
+            r["full_name"] = json!(world.repo);
+            (r, false)
+        }
+        ["pulls"] => (
+            Value::Array(by_desc(world.pulls.clone(), "updated_at")),
+            true,
+        ),
+        ["pulls", n] => match world.pulls.iter().find(|p| p["number"].as_u64().map(|x| x.to_string()).as_deref() == Some(*n)) {
+            Some(p) => (p.clone(), false),
+            None => return not_found(),
+        },
+        ["pulls", n, "commits"] => {
+            let list: Vec<Value> = n
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| world.pr_commits.get(&n))
+                .cloned()
+                .unwrap_or_default();
+            (Value::Array(list.into_iter().take(250).collect()), true)
+        }
+        ["pulls", n, "reviews"] => (
+            Value::Array(
+                n.parse::<u64>()
+                    .ok()
+                    .and_then(|n| world.reviews.get(&n))
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            true,
+        ),
+        ["deployments"] => {
+            let mut v = world.deployments.clone();
+            v.sort_by_key(|d| -d["id"].as_i64().unwrap_or(0));
+            (Value::Array(v), true)
+        }
+        ["deployments", id] => match world
+            .deployments
+            .iter()
+            .find(|d| d["id"].as_i64().map(|x| x.to_string()).as_deref() == Some(*id))
+        {
+            Some(d) => (d.clone(), false),
+            None => return not_found(),
+        },
+        ["deployments", id, "statuses"] => {
+            let mut v = id
+                .parse::<i64>()
+                .ok()
+                .and_then(|i| world.statuses.get(&i))
+                .cloned()
+                .unwrap_or_default();
+            v.sort_by_key(|s| -s["id"].as_i64().unwrap_or(0));
+            (Value::Array(v), true)
+        }
+        ["commits"] => {
+            let since = qs.get("since").cloned().unwrap_or_default();
+            let v: Vec<Value> = world
+                .commits
+                .iter()
+                .filter(|c| {
+                    c["commit"]["committer"]["date"].as_str().unwrap_or("") >= since.as_str()
+                })
+                .cloned()
+                .collect();
+            let mut v = v;
+            v.sort_by(|a, b| {
+                b["commit"]["committer"]["date"]
+                    .to_string()
+                    .cmp(&a["commit"]["committer"]["date"].to_string())
+            });
+            (Value::Array(v), true)
+        }
+        ["commits", sha, "pulls"] => {
+            let numbers = world.commit_pulls.get(*sha).cloned().unwrap_or_default();
+            (
+                Value::Array(
+                    world
+                        .pulls
+                        .iter()
+                        .filter(|p| numbers.iter().any(|n| p["number"] == *n))
+                        .cloned()
+                        .collect(),
+                ),
+                false,
+            )
+        }
+        ["actions", "runs", run, "approvals"] => (
+            Value::Array(
+                run.parse::<u64>()
+                    .ok()
+                    .and_then(|r| world.approvals.get(&r))
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            false,
+        ),
+        _ => return not_found(),
+    };
+    drop(world);
+    // Pagination with Link headers, as GitHub does.
+    let mut extra: Vec<(&str, String)> = Vec::new();
+    let body = if paged {
+        let per_page: usize = qs
+            .get("per_page")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30)
+            .clamp(1, 100);
+        let page: usize = qs
+            .get("page")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+            .max(1);
+        let all = body.as_array().cloned().unwrap_or_default();
+        let last = all.len().div_ceil(per_page).max(1);
+        let items: Vec<Value> = all
+            .into_iter()
+            .skip((page - 1) * per_page)
+            .take(per_page)
+            .collect();
+        let link = |p: usize| {
+            let mut params: Vec<String> = qs
+                .iter()
+                .filter(|(k, _)| *k != "page")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            params.push(format!("page={p}"));
+            format!("<{}{}?{}>", s.base, path, params.join("&"))
+        };
+        if page < last {
+            extra.push((
+                "link",
+                format!(
+                    "{}; rel=\"next\", {}; rel=\"last\"",
+                    link(page + 1),
+                    link(last)
+                ),
+            ));
+        }
+        Value::Array(items)
+    } else {
+        body
+    };
+    let text = body.to_string();
+    let etag = format!("W/\"{}\"", hex::encode(Sha256::digest(text.as_bytes())));
+    let reset = (chrono::Utc::now().timestamp() + 3600).to_string();
+    if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        let remaining = *s.remaining.lock().unwrap_or_else(|e| e.into_inner());
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(
+                "etag",
+                HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("x")),
+            )
+            .header("x-ratelimit-remaining", remaining.to_string())
+            .header("x-ratelimit-reset", reset)
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    let remaining = {
+        let mut r = s.remaining.lock().unwrap_or_else(|e| e.into_inner());
+        *r = r.saturating_sub(1);
+        *r
+    };
+    extra.push(("etag", etag));
+    extra.push(("x-ratelimit-limit", "5000".into()));
+    extra.push(("x-ratelimit-remaining", remaining.to_string()));
+    extra.push(("x-ratelimit-reset", reset));
+    json_response(StatusCode::OK, &body, &extra)
+}

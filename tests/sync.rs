@@ -1,0 +1,416 @@
+//! `git-audit sync` against the fake GitHub: what lands in the ledger, how few
+//! requests a second pass makes, faults, errors, a kill mid-run, the lock.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+
+use crate::fake_github::{sha, Fake, World, TOKEN};
+use crate::support::{Repo, BIN};
+
+/// The standard world: 130 pull requests (two pages), one at GitHub's 250-commit
+/// cap, a squash merge, a rebase merge, a direct push, a stale approval, a
+/// self-approval, and deployments (one gated by an Actions approval, one still running).
+fn world() -> World {
+    let mut w = World::new("acme/api");
+    for n in 1..=130u64 {
+        let t = format!("2026-07-01T{:02}:{:02}:00Z", n / 60, n % 60);
+        w.pull(
+            n,
+            "alice",
+            &t,
+            &[sha(&format!("c{n}a")), sha(&format!("c{n}b"))],
+        );
+    }
+    let big: Vec<String> = (0..260).map(|i| sha(&format!("big{i}"))).collect();
+    w.pull(131, "dave", "2026-07-01T03:00:00Z", &big);
+    // #1: squash-merged by bob after carol approved its head.
+    w.review(1, "carol", "APPROVED", &sha("c1b"), "2026-07-02T00:00:00Z");
+    w.merge(1, "bob", "2026-07-02T01:00:00Z", &sha("squash1"));
+    // #2: approved by its own author only (self-approval), rebase-merged: its two
+    // commits land with new ids; GitHub's merge_commit_sha is the last of them.
+    w.review(2, "alice", "APPROVED", &sha("c2b"), "2026-07-02T02:00:00Z");
+    w.merge(2, "alice", "2026-07-02T03:00:00Z", &sha("rebased2b"));
+    // #3: approved on its first commit, then more was pushed (stale approval).
+    w.review(3, "carol", "APPROVED", &sha("c3a"), "2026-07-02T04:00:00Z");
+    w.review(3, "erin", "COMMENTED", &sha("c3b"), "2026-07-02T04:30:00Z");
+    // The default branch: the squash commit, the rebased commit, a direct push.
+    w.landed(&sha("squash1"), "2026-07-02T01:00:00Z", &[1]);
+    w.landed(&sha("rebased2a"), "2026-07-02T02:59:00Z", &[2]);
+    w.landed(&sha("rebased2b"), "2026-07-02T03:00:00Z", &[2]);
+    w.landed(&sha("direct"), "2026-07-02T05:00:00Z", &[]);
+    let d1 = w.deployment(
+        &sha("squash1"),
+        "main",
+        "production",
+        "2026-07-02T06:00:00Z",
+    );
+    w.status(
+        d1,
+        "in_progress",
+        "2026-07-02T06:00:10Z",
+        Some("https://github.com/acme/api/actions/runs/777/job/1"),
+    );
+    w.status(
+        d1,
+        "success",
+        "2026-07-02T06:05:00Z",
+        Some("https://github.com/acme/api/actions/runs/777/job/1"),
+    );
+    w.approval(777, "bob", "Ship it!");
+    let d2 = w.deployment(&sha("direct"), "v1.2.0", "staging", "2026-07-02T07:00:00Z");
+    w.status(d2, "in_progress", "2026-07-02T07:00:10Z", None);
+    w
+}
+
+struct Setup {
+    repo: Repo,
+    fake: Fake,
+    db: std::path::PathBuf,
+}
+
+fn setup(w: World) -> Result<Setup> {
+    let repo = Repo::new()?;
+    let (code, _, err) = repo.audit(&["ledger", "init"])?;
+    assert_eq!(code, 0, "{err}");
+    let db = repo.path.join(".git/audit/ledger.db");
+    Ok(Setup {
+        repo,
+        fake: Fake::start(w),
+        db,
+    })
+}
+
+impl Setup {
+    fn sync(&self, extra: &[&str]) -> Result<(i32, serde_json::Value, String)> {
+        let mut c = self.cmd(extra);
+        let out = c.output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+            "the token leaked:\n{stdout}\n{stderr}"
+        );
+        let v = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+        Ok((out.status.code().unwrap_or(-1), v, stderr))
+    }
+
+    fn cmd(&self, extra: &[&str]) -> Command {
+        let mut c = self.repo.cmd(BIN);
+        c.env("GITHUB_TOKEN", TOKEN)
+            .env("GIT_AUDIT_SYNC_BACKOFF_MS", "20")
+            .args(["sync", "--json"]);
+        if !extra.contains(&"--api-url") {
+            c.args(["--api-url", &self.fake.url]);
+        }
+        if !extra.contains(&"--github") {
+            c.args(["--github", "acme/api"]);
+        }
+        c.args(extra);
+        c
+    }
+
+    fn kinds(&self) -> Result<BTreeMap<String, usize>> {
+        let c = Connection::open(&self.db)?;
+        let mut out = BTreeMap::new();
+        for row in c
+            .prepare("SELECT kind, count(*) FROM entries GROUP BY kind")?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        {
+            let (k, n) = row?;
+            out.insert(k, n as usize);
+        }
+        Ok(out)
+    }
+
+    fn scalar(&self, sql: &str) -> Result<String> {
+        let c = Connection::open(&self.db)?;
+        Ok(
+            c.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
+                .map(|v| crate::support::show(&v))?,
+        )
+    }
+
+    fn verify_ledger(&self) -> Result<()> {
+        let (code, out, err) = self.repo.audit(&["ledger", "verify"])?;
+        assert_eq!(code, 0, "{out}{err}");
+        Ok(())
+    }
+}
+
+#[test]
+fn a_first_sync_records_everything_and_a_second_makes_only_304s() -> Result<()> {
+    let s = setup(world())?;
+    let (code, v, err) = s.sync(&[])?;
+    assert_eq!(code, 0, "{err}");
+    let k = s.kinds()?;
+    assert_eq!(k.get("pr.synced"), Some(&131));
+    assert_eq!(k.get("review.synced"), Some(&4));
+    assert_eq!(k.get("deployment.synced"), Some(&2));
+    assert_eq!(k.get("deployment_status.synced"), Some(&3));
+    assert_eq!(k.get("deployment_approval.synced"), Some(&1));
+    // Landed commits in no PR's commit list and not a merge_commit_sha: the first
+    // rebased commit (→ #2) and the direct push.
+    assert_eq!(k.get("commit_pulls.synced"), Some(&2));
+    assert_eq!(
+        v["repositories"][0]["capped_pull_requests"],
+        serde_json::json!([131])
+    );
+
+    // Projections link it all by commit id, in GitHub's own terms.
+    assert_eq!(s.scalar("SELECT count(*) FROM pull_requests")?, "131");
+    assert_eq!(
+        s.scalar("SELECT merged_by FROM pull_requests WHERE number = 1")?,
+        "bob"
+    );
+    assert_eq!(s.scalar(&format!("SELECT merge_commit_sha FROM pull_requests WHERE number = 1 AND merge_commit_sha = '{}'", sha("squash1")))?, sha("squash1"));
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM pr_commits WHERE number = 131")?,
+        "250"
+    );
+    assert_eq!(
+        s.scalar(&"SELECT commit_id FROM reviews WHERE number = 3 AND reviewer = 'carol'".to_string())?,
+        sha("c3a")
+    );
+    assert_eq!(
+        s.scalar("SELECT head_sha FROM pull_requests WHERE number = 3")?,
+        sha("c3b")
+    );
+    assert_eq!(
+        s.scalar(&format!(
+            "SELECT pulls FROM commit_pulls WHERE sha = '{}'",
+            sha("rebased2a")
+        ))?,
+        "[2]"
+    );
+    assert_eq!(
+        s.scalar(&format!(
+            "SELECT pulls FROM commit_pulls WHERE sha = '{}'",
+            sha("direct")
+        ))?,
+        "[]"
+    );
+    assert_eq!(
+        s.scalar(&format!(
+            "SELECT environment FROM deployments WHERE sha = '{}'",
+            sha("squash1")
+        ))?,
+        "production"
+    );
+    assert_eq!(s.scalar("SELECT group_concat(state, ',') FROM (SELECT state FROM deployment_statuses ORDER BY id)")?, "in_progress,success,in_progress");
+    let c = Connection::open(&s.db)?;
+    let approval: String = c.query_row(
+        "SELECT payload FROM entries WHERE kind = 'deployment_approval.synced'",
+        [],
+        |r| r.get(0),
+    )?;
+    assert!(
+        approval.contains("\"run_id\":777")
+            && approval.contains("Ship it!")
+            && approval.contains("\"login\":\"bob\""),
+        "{approval}"
+    );
+    // Entries about a commit are found by its id.
+    let about_squash: i64 = c.query_row(
+        "SELECT count(*) FROM entries WHERE subject = ?1",
+        [sha("squash1")],
+        |r| r.get(0),
+    )?;
+    assert_eq!(about_squash, 4, "deployment + 2 statuses + approval");
+    s.verify_ledger()?;
+
+    // A second pass right away: nothing new, a handful of requests, all answered
+    // 304 but the commit listing whose `since` moved with its cursor.
+    s.fake.take_log();
+    let (code, v, err) = s.sync(&[])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["repositories"][0]["new_entries"], 0);
+    let log = s.fake.take_log();
+    assert!(log.len() <= 10, "{} requests: {log:?}", log.len());
+    assert!(
+        log.iter()
+            .all(|(status, p)| *status == 304 || p.contains("/commits?sha=main")),
+        "{log:?}"
+    );
+    // A third: every request is a 304.
+    let (code, _, _) = s.sync(&[])?;
+    assert_eq!(code, 0);
+    let log = s.fake.take_log();
+    assert!(log.iter().all(|(status, _)| *status == 304), "{log:?}");
+    assert_eq!(
+        s.kinds()?.values().sum::<usize>(),
+        k.values().sum::<usize>()
+    );
+    Ok(())
+}
+
+#[test]
+fn changes_after_merge_are_picked_up_and_only_they() -> Result<()> {
+    let s = setup(world())?;
+    assert_eq!(s.sync(&[])?.0, 0);
+    let before = s.kinds()?;
+    s.fake.with_world(|w| {
+        // A review arrives after the merge; the staging deployment finishes.
+        w.review(1, "erin", "APPROVED", &sha("c1b"), "2026-07-03T00:00:00Z");
+        let d2 = w
+            .deployments
+            .iter()
+            .find(|d| d["environment"] == "staging")
+            .and_then(|d| d["id"].as_i64())
+            .unwrap_or(0);
+        w.status(d2, "success", "2026-07-03T01:00:00Z", None);
+    });
+    let (code, v, err) = s.sync(&[])?;
+    assert_eq!(code, 0, "{err}");
+    let after = s.kinds()?;
+    let diff = |k: &str| after.get(k).unwrap_or(&0) - before.get(k).unwrap_or(&0);
+    assert_eq!(diff("review.synced"), 1);
+    assert_eq!(diff("pr.synced"), 1, "its updated_at moved");
+    assert_eq!(diff("deployment_status.synced"), 1);
+    assert_eq!(diff("deployment.synced"), 0);
+    assert_eq!(v["repositories"][0]["new_entries"], 3);
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM sync_pending")?,
+        "0",
+        "no deployment left to poll"
+    );
+    s.verify_ledger()
+}
+
+#[test]
+fn faults_are_waited_out_and_enterprise_urls_work() -> Result<()> {
+    let mut w = World::new("acme/api");
+    for n in 1..=5u64 {
+        w.pull(
+            n,
+            "alice",
+            &format!("2026-07-01T00:0{n}:00Z"),
+            &[sha(&format!("f{n}"))],
+        );
+    }
+    let s = setup(w)?;
+    s.fake.faults(|f| {
+        f.bad_gateway = 2;
+        f.secondary_limit = 1;
+        f.primary_exhausted = 1;
+    });
+    let url = format!("{}/api/v3", s.fake.url);
+    let (code, v, err) = s.sync(&["--api-url", &url])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("GitHub answered 502"), "{err}");
+    assert!(err.contains("rate limited by GitHub"), "{err}");
+    assert_eq!(s.kinds()?.get("pr.synced"), Some(&5));
+    assert!(v["retries"].as_u64().unwrap_or(0) >= 4, "{v}");
+    let log = s.fake.take_log();
+    assert!(
+        log.iter().all(|(_, p)| p.starts_with("/api/v3/")),
+        "{log:?}"
+    );
+    s.verify_ledger()
+}
+
+#[test]
+fn bad_repositories_and_tokens_are_named_and_the_token_never_shows() -> Result<()> {
+    let s = setup(world())?;
+    let (code, _, err) = s.sync(&["--github", "acme/nope"])?;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("acme/nope: not found, or the token cannot see it") && err.contains("Hint:"),
+        "{err}"
+    );
+    let out = s
+        .repo
+        .cmd(BIN)
+        .env("GITHUB_TOKEN", "ghp_WRONGtoken")
+        .args(["sync", "--api-url", &s.fake.url, "--github", "acme/api"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("acme/api: GitHub rejected the credentials (401)")
+            && !err.contains("ghp_WRONGtoken"),
+        "{err}"
+    );
+    let (code, _, err) = s.sync(&["--github", "not a repo"])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("is not a repository name"), "{err}");
+    // Nothing anywhere in the ledger file holds the token.
+    assert_eq!(s.sync(&[])?.0, 0);
+    let bytes = std::fs::read(&s.db)?;
+    assert!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()));
+    Ok(())
+}
+
+#[test]
+fn a_sync_killed_mid_run_resumes_without_gaps_or_duplicates() -> Result<()> {
+    let clean = setup(world())?;
+    assert_eq!(clean.sync(&[])?.0, 0);
+    let expected = clean.kinds()?;
+
+    let s = setup(world())?;
+    s.fake.faults(|f| f.delay_ms = 3);
+    for round in 0..3u64 {
+        let mut child = s
+            .cmd(&[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        std::thread::sleep(std::time::Duration::from_millis(300 + 150 * round));
+        Command::new("kill")
+            .args(["-9", &child.id().to_string()])
+            .status()?;
+        child.wait()?;
+        s.verify_ledger()?;
+    }
+    let partial: usize = s.kinds()?.values().sum();
+    assert!(
+        partial > 0 && partial < expected.values().sum(),
+        "the kills should land mid-run ({partial})"
+    );
+    s.fake.faults(|f| f.delay_ms = 0);
+    let (code, _, err) = s.sync(&[])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.kinds()?, expected);
+    let c = Connection::open(&s.db)?;
+    let dupes: i64 = c.query_row("SELECT count(*) FROM (SELECT subject FROM entries WHERE kind = 'pr.synced' GROUP BY subject HAVING count(*) > 1)", [], |r| r.get(0))?;
+    assert_eq!(dupes, 0);
+    s.verify_ledger()
+}
+
+#[test]
+fn interval_mode_holds_a_lock_and_stops_cleanly_on_sigterm() -> Result<()> {
+    let s = setup(world())?;
+    let mut first = s
+        .cmd(&["--interval", "1h"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    // Wait for the first pass to finish (its summary line appears).
+    let mut stdout = first.stdout.take().context("stdout")?;
+    let mut line = Vec::new();
+    use std::io::Read;
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte)? == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    assert!(
+        String::from_utf8_lossy(&line).contains("\"requests\""),
+        "{}",
+        String::from_utf8_lossy(&line)
+    );
+    let (code, _, err) = s.sync(&[])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("another `git-audit sync` is running"), "{err}");
+    Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()?;
+    let started = std::time::Instant::now();
+    let status = first.wait()?;
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The lock is free again.
+    assert_eq!(s.sync(&[])?.0, 0);
+    Ok(())
+}
