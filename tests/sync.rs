@@ -171,7 +171,7 @@ fn a_first_sync_records_everything_and_a_second_makes_only_304s() -> Result<()> 
         "250"
     );
     assert_eq!(
-        s.scalar(&"SELECT commit_id FROM reviews WHERE number = 3 AND reviewer = 'carol'".to_string())?,
+        s.scalar("SELECT commit_id FROM reviews WHERE number = 3 AND reviewer = 'carol'")?,
         sha("c3a")
     );
     assert_eq!(
