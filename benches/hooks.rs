@@ -11,14 +11,7 @@ use anyhow::{bail, Context, Result};
 
 fn gpg(home: &Path) -> Command {
     let mut c = Command::new("gpg");
-    c.env("GNUPGHOME", home).args([
-        "--batch",
-        "--yes",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        "",
-    ]);
+    c.env("GNUPGHOME", home).args(["--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]);
     c
 }
 
@@ -31,11 +24,8 @@ fn run(c: &mut Command) -> Result<Vec<u8>> {
 }
 
 fn sign(home: &Path, fpr: &str, payload: &[u8]) -> Result<String> {
-    let mut child = gpg(home)
-        .args(["--armor", "--detach-sign", "--local-user", fpr])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut child =
+        gpg(home).args(["--armor", "--detach-sign", "--local-user", fpr]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
     child.stdin.take().context("stdin")?.write_all(payload)?;
     let out = child.wait_with_output()?;
     Ok(String::from_utf8(out.stdout)?)
@@ -44,25 +34,16 @@ fn sign(home: &Path, fpr: &str, payload: &[u8]) -> Result<String> {
 /// A bare repository holding `n` signed commits on no ref (so all are "new").
 fn build(path: &Path, n: usize, home: &Path, fpr: &str) -> Result<String> {
     let repo = git2::Repository::init_bare(path)?;
-    let who = git2::Signature::new(
-        "Bench",
-        "bench@example.com",
-        &git2::Time::new(1_767_225_600, 0),
-    )?;
+    let who = git2::Signature::new("Bench", "bench@example.com", &git2::Time::new(1_767_225_600, 0))?;
     let mut parent: Option<git2::Oid> = None;
     for i in 0..n {
         let blob = repo.blob(format!("{i}\n").as_bytes())?;
         let mut tb = repo.treebuilder(None)?;
         tb.insert("file.txt", blob, 0o100644)?;
         let tree = repo.find_tree(tb.write()?)?;
-        let parents: Vec<git2::Commit<'_>> = parent
-            .map(|p| repo.find_commit(p))
-            .transpose()?
-            .into_iter()
-            .collect();
+        let parents: Vec<git2::Commit<'_>> = parent.map(|p| repo.find_commit(p)).transpose()?.into_iter().collect();
         let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
-        let buf =
-            repo.commit_create_buffer(&who, &who, &format!("feat: commit {i}\n"), &tree, &refs)?;
+        let buf = repo.commit_create_buffer(&who, &who, &format!("feat: commit {i}\n"), &tree, &refs)?;
         let sig = sign(home, fpr, &buf)?;
         parent = Some(repo.commit_signed(std::str::from_utf8(&buf)?, sig.trim_end(), None)?);
     }
@@ -80,38 +61,18 @@ fn best(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
 }
 
 fn main() -> Result<()> {
-    let big: usize = std::env::var("BENCH_COMMITS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5000);
+    let big: usize = std::env::var("BENCH_COMMITS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
     let tmp = tempfile::tempdir()?;
     let home = tmp.path().join("gnupg");
     std::fs::create_dir_all(&home)?;
     std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-    run(gpg(&home).args([
-        "--quick-gen-key",
-        "Bench <bench@example.com>",
-        "ed25519",
-        "sign",
-        "never",
-    ]))?;
-    let colons = String::from_utf8(run(gpg(&home).args([
-        "--with-colons",
-        "--list-keys",
-        "bench@example.com",
-    ]))?)?;
-    let fpr = colons
-        .lines()
-        .find(|l| l.starts_with("fpr:"))
-        .and_then(|l| l.split(':').nth(9))
-        .context("fpr")?
-        .to_string();
+    run(gpg(&home).args(["--quick-gen-key", "Bench <bench@example.com>", "ed25519", "sign", "never"]))?;
+    let colons = String::from_utf8(run(gpg(&home).args(["--with-colons", "--list-keys", "bench@example.com"]))?)?;
+    let fpr = colons.lines().find(|l| l.starts_with("fpr:")).and_then(|l| l.split(':').nth(9)).context("fpr")?.to_string();
     let asc = tmp.path().join("bench.asc");
     std::fs::write(&asc, run(gpg(&home).args(["--armor", "--export", &fpr]))?)?;
     std::fs::write(tmp.path().join("trust"), format!("{fpr}:6:\n"))?;
-    run(gpg(&home)
-        .arg("--import-ownertrust")
-        .arg(tmp.path().join("trust")))?;
+    run(gpg(&home).arg("--import-ownertrust").arg(tmp.path().join("trust")))?;
     let policy = tmp.path().join("policy.toml");
     std::fs::write(&policy, format!("version = 1\n[signing]\nrequired = true\nopenpgp_keys = [\"{}\"]\n[[branches]]\npattern = \"refs/heads/main\"\nforbid_force_push = true\n", asc.display()))?;
 
@@ -123,23 +84,12 @@ fn main() -> Result<()> {
             let mut child = Command::new(env!("CARGO_BIN_EXE_git-audit"))
                 .env("GIT_DIR", &repo)
                 .env("GNUPGHOME", &home)
-                .args([
-                    "--policy",
-                    policy.to_str().unwrap_or_default(),
-                    "--ledger",
-                    "/nonexistent/ledger.db",
-                    "hook",
-                    "pre-receive",
-                ])
+                .args(["--policy", policy.to_str().unwrap_or_default(), "--ledger", "/nonexistent/ledger.db", "hook", "pre-receive"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()?;
-            child
-                .stdin
-                .take()
-                .context("stdin")?
-                .write_all(format!("{zero} {tip} refs/heads/main\n").as_bytes())?;
+            child.stdin.take().context("stdin")?.write_all(format!("{zero} {tip} refs/heads/main\n").as_bytes())?;
             let out = child.wait_with_output()?;
             if !out.status.success() {
                 bail!("hook refused: {}", String::from_utf8_lossy(&out.stderr));
@@ -147,15 +97,8 @@ fn main() -> Result<()> {
             Ok(())
         })?;
         let git = best(if n == 1 { 20 } else { 3 }, || {
-            let out = Command::new("git")
-                .env("GIT_DIR", &repo)
-                .env("GNUPGHOME", &home)
-                .args(["log", "--format=%G?", &tip])
-                .output()?;
-            let good = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| *l == "G")
-                .count();
+            let out = Command::new("git").env("GIT_DIR", &repo).env("GNUPGHOME", &home).args(["log", "--format=%G?", &tip]).output()?;
+            let good = String::from_utf8_lossy(&out.stdout).lines().filter(|l| *l == "G").count();
             if good != n {
                 bail!("git saw {good} good of {n}");
             }
@@ -170,9 +113,6 @@ fn main() -> Result<()> {
             git.as_secs_f64() / hook.as_secs_f64()
         );
     }
-    let _ = Command::new("gpgconf")
-        .env("GNUPGHOME", &home)
-        .args(["--kill", "all"])
-        .output();
+    let _ = Command::new("gpgconf").env("GNUPGHOME", &home).args(["--kill", "all"]).output();
     Ok(())
 }

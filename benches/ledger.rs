@@ -25,19 +25,11 @@ fn entry(i: u64) -> NewEntry {
 }
 
 fn main() -> Result<()> {
-    let total: u64 = std::env::var("BENCH_ENTRIES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let total: u64 = std::env::var("BENCH_ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let tmp = tempfile::tempdir()?;
     // BENCH_KEEP=DIR keeps the ledger there for inspection.
-    let dir = std::env::var_os("BENCH_KEEP")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| tmp.path().to_path_buf());
-    let loc = Location {
-        db: dir.join("ledger.db"),
-        key: dir.join("ledger.key"),
-    };
+    let dir = std::env::var_os("BENCH_KEEP").map(std::path::PathBuf::from).unwrap_or_else(|| tmp.path().to_path_buf());
+    let loc = Location { db: dir.join("ledger.db"), key: dir.join("ledger.key") };
     let mut ledger = Ledger::init(&loc, Some("bench.example/ledger"))?;
 
     // One entry per transaction, as a hook appends: latency until the signed checkpoint exists.
@@ -51,8 +43,7 @@ fn main() -> Result<()> {
     }
     let single_rate = singles as f64 / t.elapsed().as_secs_f64();
     lat.sort();
-    let pct =
-        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
     println!(
         "append, 1 entry/transaction (synchronous=FULL): {single_rate:>8.0} appends/s   append→signed checkpoint p50 {:.2} ms  p99 {:.2} ms  (Tessera's shortest batch wait 250 ms: {:.0}x sooner at p99)",
         pct(0.5),
@@ -79,10 +70,7 @@ fn main() -> Result<()> {
     for k in 0..n {
         ledger.prove((k * 7919) % total)?;
     }
-    println!(
-        "inclusion proof over {total} entries:       {:>8.1} µs each",
-        t.elapsed().as_secs_f64() * 1e6 / n as f64
-    );
+    println!("inclusion proof over {total} entries:       {:>8.1} µs each", t.elapsed().as_secs_f64() * 1e6 / n as f64);
 
     // Full verification.
     let reopened = Ledger::open(&loc)?;
@@ -90,12 +78,12 @@ fn main() -> Result<()> {
     let report = verify::verify(&reopened, None, &[])?;
     let secs = t.elapsed().as_secs_f64();
     assert!(report.ok(), "{:?}", report.problems.first());
-    println!("ledger verify over {} entries:            {:>8.0} entries/s ({secs:.2} s; target ≥ 500,000)", report.entries, report.entries as f64 / secs);
-    let size = std::fs::metadata(&loc.db)?.len();
     println!(
-        "ledger file: {:.1} MB ({:.0} bytes/entry)",
-        size as f64 / 1e6,
-        size as f64 / total as f64
+        "ledger verify over {} entries:            {:>8.0} entries/s ({secs:.2} s; target ≥ 500,000)",
+        report.entries,
+        report.entries as f64 / secs
     );
+    let size = std::fs::metadata(&loc.db)?.len();
+    println!("ledger file: {:.1} MB ({:.0} bytes/entry)", size as f64 / 1e6, size as f64 / total as f64);
     Ok(())
 }

@@ -12,10 +12,7 @@ const N: usize = 2000;
 const RUNS: usize = 3;
 
 fn main() -> Result<()> {
-    let n = std::env::var("BENCH_COMMITS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(N);
+    let n = std::env::var("BENCH_COMMITS").ok().and_then(|v| v.parse().ok()).unwrap_or(N);
     let tmp = tempfile::tempdir()?;
     let gnupg = tmp.path().join("gnupg");
     std::fs::create_dir_all(&gnupg)?;
@@ -24,29 +21,13 @@ fn main() -> Result<()> {
     let asc = tmp.path().join("bench.asc");
     std::fs::write(&asc, run(gpg(&gnupg).args(["--armor", "--export", &fpr]))?)?;
     std::fs::write(tmp.path().join("trust"), format!("{fpr}:6:\n"))?;
-    run(gpg(&gnupg)
-        .arg("--import-ownertrust")
-        .arg(tmp.path().join("trust")))?;
+    run(gpg(&gnupg).arg("--import-ownertrust").arg(tmp.path().join("trust")))?;
 
     let ssh_key = tmp.path().join("id_bench");
-    run(Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "bench@example.com",
-            "-f",
-        ])
-        .arg(&ssh_key))?;
+    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "bench@example.com", "-f"]).arg(&ssh_key))?;
     let public = std::fs::read_to_string(ssh_key.with_extension("pub"))?;
     let allowed = tmp.path().join("allowed_signers");
-    std::fs::write(
-        &allowed,
-        format!("bench@example.com namespaces=\"git\" {public}"),
-    )?;
+    std::fs::write(&allowed, format!("bench@example.com namespaces=\"git\" {public}"))?;
     let policy = tmp.path().join("policy.toml");
     std::fs::write(
         &policy,
@@ -67,25 +48,14 @@ fn main() -> Result<()> {
         Ok(sig.to_pem(ssh_key::LineEnding::LF)?.into_bytes())
     })?;
 
-    for (name, repo) in [
-        ("OpenPGP (gpgme)", &pgp_repo),
-        ("SSH (in process)", &ssh_repo),
-    ] {
+    for (name, repo) in [("OpenPGP (gpgme)", &pgp_repo), ("SSH (in process)", &ssh_repo)] {
         let ours = best_of(|| {
             let out = Command::new(env!("CARGO_BIN_EXE_git-audit"))
                 .current_dir(repo)
                 .env("GNUPGHOME", &gnupg)
-                .args([
-                    "--policy",
-                    policy.to_str().unwrap_or_default(),
-                    "verify",
-                    "--format",
-                    "json",
-                    "HEAD",
-                ])
+                .args(["--policy", policy.to_str().unwrap_or_default(), "verify", "--format", "json", "HEAD"])
                 .output()?;
-            let v: serde_json::Value =
-                serde_json::from_slice(&out.stdout).context("verify output")?;
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("verify output")?;
             if v["summary"]["checked"] != n || v["summary"]["failed"] != 0 {
                 bail!("unexpected verify result: {}", v["summary"]);
             }
@@ -95,10 +65,7 @@ fn main() -> Result<()> {
             let out = Command::new("git")
                 .current_dir(repo)
                 .env("GNUPGHOME", &gnupg)
-                .args([
-                    "-c",
-                    &format!("gpg.ssh.allowedSignersFile={}", allowed.display()),
-                ])
+                .args(["-c", &format!("gpg.ssh.allowedSignersFile={}", allowed.display())])
                 .args(["log", "--format=%G?", "HEAD"])
                 .output()?;
             let text = String::from_utf8_lossy(&out.stdout);
@@ -117,10 +84,7 @@ fn main() -> Result<()> {
             ours_rate / git_rate
         );
     }
-    let _ = Command::new("gpgconf")
-        .env("GNUPGHOME", &gnupg)
-        .args(["--kill", "all"])
-        .output();
+    let _ = Command::new("gpgconf").env("GNUPGHOME", &gnupg).args(["--kill", "all"]).output();
     Ok(())
 }
 
@@ -136,14 +100,7 @@ fn best_of(mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
 
 fn gpg(home: &Path) -> Command {
     let mut c = Command::new("gpg");
-    c.env("GNUPGHOME", home).args([
-        "--batch",
-        "--yes",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        "",
-    ]);
+    c.env("GNUPGHOME", home).args(["--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]);
     c
 }
 
@@ -156,21 +113,10 @@ fn run(c: &mut Command) -> Result<Vec<u8>> {
 }
 
 fn make_pgp_key(home: &Path) -> Result<String> {
-    run(gpg(home).args([
-        "--quick-gen-key",
-        "Bench <bench@example.com>",
-        "ed25519",
-        "sign",
-        "never",
-    ]))?;
+    run(gpg(home).args(["--quick-gen-key", "Bench <bench@example.com>", "ed25519", "sign", "never"]))?;
     let out = run(gpg(home).args(["--with-colons", "--list-keys", "bench@example.com"]))?;
     let text = String::from_utf8_lossy(&out);
-    Ok(text
-        .lines()
-        .find(|l| l.starts_with("fpr:"))
-        .and_then(|l| l.split(':').nth(9))
-        .context("fingerprint")?
-        .to_string())
+    Ok(text.lines().find(|l| l.starts_with("fpr:")).and_then(|l| l.split(':').nth(9)).context("fingerprint")?.to_string())
 }
 
 fn sign_pgp(home: &Path, fpr: &str, payload: &[u8]) -> Result<Vec<u8>> {
@@ -189,31 +135,18 @@ fn sign_pgp(home: &Path, fpr: &str, payload: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// A linear history of `n` commits, each signed by `sign` over its exact payload.
-fn build_repo(
-    path: &Path,
-    n: usize,
-    mut sign: impl FnMut(&[u8]) -> Result<Vec<u8>>,
-) -> Result<PathBuf> {
+fn build_repo(path: &Path, n: usize, mut sign: impl FnMut(&[u8]) -> Result<Vec<u8>>) -> Result<PathBuf> {
     let repo = git2::Repository::init(path)?;
-    let who = git2::Signature::new(
-        "Bench",
-        "bench@example.com",
-        &git2::Time::new(1_767_225_600, 0),
-    )?;
+    let who = git2::Signature::new("Bench", "bench@example.com", &git2::Time::new(1_767_225_600, 0))?;
     let mut parent: Option<git2::Oid> = None;
     for i in 0..n {
         let blob = repo.blob(format!("{i}\n").as_bytes())?;
         let mut tb = repo.treebuilder(None)?;
         tb.insert("file.txt", blob, 0o100644)?;
         let tree = repo.find_tree(tb.write()?)?;
-        let parents: Vec<git2::Commit<'_>> = parent
-            .map(|p| repo.find_commit(p))
-            .transpose()?
-            .into_iter()
-            .collect();
+        let parents: Vec<git2::Commit<'_>> = parent.map(|p| repo.find_commit(p)).transpose()?.into_iter().collect();
         let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
-        let buf =
-            repo.commit_create_buffer(&who, &who, &format!("feat: commit {i}\n"), &tree, &refs)?;
+        let buf = repo.commit_create_buffer(&who, &who, &format!("feat: commit {i}\n"), &tree, &refs)?;
         let sig = sign(&buf)?;
         let sig = String::from_utf8(sig)?;
         let content = std::str::from_utf8(&buf)?;

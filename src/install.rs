@@ -54,17 +54,11 @@ pub enum InstallError {
     #[error("{path} already exists and is not git-audit's\nHint: pass --chain to run it before git-audit, or --force to replace it")]
     Exists { path: PathBuf },
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> InstallError + '_ {
-    move |source| InstallError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| InstallError::Io { path: path.to_path_buf(), source }
 }
 
 pub fn is_ours(path: &Path) -> bool {
@@ -72,13 +66,7 @@ pub fn is_ours(path: &Path) -> bool {
 }
 
 /// Installs `names` into `dir`; returns one line per hook saying what was done.
-pub fn install(
-    dir: &Path,
-    names: &[&str],
-    exe: &Path,
-    force: bool,
-    chain: bool,
-) -> Result<Vec<String>, InstallError> {
+pub fn install(dir: &Path, names: &[&str], exe: &Path, force: bool, chain: bool) -> Result<Vec<String>, InstallError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut done = Vec::new();
@@ -97,17 +85,8 @@ pub fn install(
             chained = true;
         }
         std::fs::write(&path, shim(name, exe, chained)).map_err(io(&path))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .map_err(io(&path))?;
-        done.push(format!(
-            "{}{}",
-            path.display(),
-            if chained {
-                format!(" (runs the previous {name} first)")
-            } else {
-                String::new()
-            }
-        ));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(io(&path))?;
+        done.push(format!("{}{}", path.display(), if chained { format!(" (runs the previous {name} first)") } else { String::new() }));
     }
     Ok(done)
 }
@@ -141,10 +120,7 @@ mod tests {
         let exe = Path::new("/opt/it's/git-audit");
         let s = shim("pre-push", exe, false);
         assert!(s.starts_with("#!/bin/sh\n") && s.contains(MARKER));
-        assert!(
-            s.contains("exec '/opt/it'\\''s/git-audit' hook pre-push \"$@\""),
-            "{s}"
-        );
+        assert!(s.contains("exec '/opt/it'\\''s/git-audit' hook pre-push \"$@\""), "{s}");
         let c = shim("pre-receive", exe, true);
         assert!(
             c.contains("input=$(cat)")
@@ -153,9 +129,6 @@ mod tests {
             "{c}"
         );
         let m = shim("commit-msg", exe, true);
-        assert!(
-            !m.contains("input=$(cat)") && m.contains("commit-msg.pre-git-audit"),
-            "{m}"
-        );
+        assert!(!m.contains("input=$(cat)") && m.contains("commit-msg.pre-git-audit"), "{m}");
     }
 }

@@ -35,36 +35,22 @@ fn init_writes_a_starter_that_checks_and_verifies() -> Result<()> {
     // A second init refuses to overwrite.
     let (code, _, err) = repo.audit(&["init"])?;
     assert_eq!(code, 2);
-    assert!(
-        err.contains("already exists") && err.contains("--force"),
-        "{err}"
-    );
+    assert!(err.contains("already exists") && err.contains("--force"), "{err}");
     let (code, out, err) = repo.audit(&["policy", "check"])?;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("policy OK"), "{out}");
-    assert!(
-        err.contains("no keys are pinned"),
-        "a warning explains the empty trust set: {err}"
-    );
+    assert!(err.contains("no keys are pinned"), "a warning explains the empty trust set: {err}");
     // The starter is in warn mode: an unsigned commit is reported but does not fail.
     repo.commit("feat: first", crate::support::Sign::None)?;
     let (code, out, _) = repo.audit(&["verify"])?;
     assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains("warn") && out.contains("signing.required"),
-        "{out}"
-    );
+    assert!(out.contains("warn") && out.contains("signing.required"), "{out}");
     Ok(())
 }
 
 fn check(repo: &Repo, text: &str) -> Result<(i32, String)> {
     let p = repo.policy(text)?;
-    let (code, _, err) = repo.audit(&[
-        "--policy",
-        p.to_str().unwrap_or_default(),
-        "policy",
-        "check",
-    ])?;
+    let (code, _, err) = repo.audit(&["--policy", p.to_str().unwrap_or_default(), "policy", "check"])?;
     Ok((code, err))
 }
 
@@ -72,61 +58,17 @@ fn check(repo: &Repo, text: &str) -> Result<(i32, String)> {
 fn malformed_policies_name_file_line_and_column() -> Result<()> {
     let repo = Repo::new()?;
     let cases: &[(&str, &str, &[&str])] = &[
-        (
-            "version = 1\n[signing]\nrequird = true\n",
-            "policy.toml:3:1",
-            &["unknown field `requird`", "Hint:"],
-        ),
-        (
-            "version = 1\n[signing]\nrequired = \"yes\"\n",
-            "policy.toml:3:12",
-            &["invalid type", "bool"],
-        ),
-        (
-            "version = 1\n[commits]\nsubject_pattern = '(feat'\n",
-            "policy.toml:3:19",
-            &["not a valid regular expression"],
-        ),
-        (
-            "version = 1\n[signing]\nopenpgp_keys = [\"keys/nobody.asc\"]\n",
-            "policy.toml:3:17",
-            &["nobody.asc", "No such file"],
-        ),
-        (
-            "version = 1\n[signing]\nssh_allowed_signers = \"nope\"\n",
-            "policy.toml:3:23",
-            &["allowed-signers file not found"],
-        ),
-        (
-            "version = 1\n[signing]\ntrust = \"everyone\"\n",
-            "policy.toml:3:9",
-            &["policy", "gnupg"],
-        ),
-        (
-            "version = 3\n",
-            "policy.toml:1:11",
-            &["unsupported policy version 3"],
-        ),
-        (
-            "[signing]\nrequired = true\n",
-            "policy.toml:1:1",
-            &["missing field `version`"],
-        ),
-        (
-            "version = 1\n[[branches]]\npattern = \"refs/heads/[\"\n",
-            "policy.toml:3:11",
-            &["bad glob pattern"],
-        ),
-        (
-            "version = 1\n[rules]\n\"signing.requird\" = \"warn\"\n",
-            "policy.toml:3:2",
-            &["unknown rule id `signing.requird`"],
-        ),
-        (
-            "version = 1\nthis is not toml\n",
-            "policy.toml:2:6",
-            &["expected"],
-        ),
+        ("version = 1\n[signing]\nrequird = true\n", "policy.toml:3:1", &["unknown field `requird`", "Hint:"]),
+        ("version = 1\n[signing]\nrequired = \"yes\"\n", "policy.toml:3:12", &["invalid type", "bool"]),
+        ("version = 1\n[commits]\nsubject_pattern = '(feat'\n", "policy.toml:3:19", &["not a valid regular expression"]),
+        ("version = 1\n[signing]\nopenpgp_keys = [\"keys/nobody.asc\"]\n", "policy.toml:3:17", &["nobody.asc", "No such file"]),
+        ("version = 1\n[signing]\nssh_allowed_signers = \"nope\"\n", "policy.toml:3:23", &["allowed-signers file not found"]),
+        ("version = 1\n[signing]\ntrust = \"everyone\"\n", "policy.toml:3:9", &["policy", "gnupg"]),
+        ("version = 3\n", "policy.toml:1:11", &["unsupported policy version 3"]),
+        ("[signing]\nrequired = true\n", "policy.toml:1:1", &["missing field `version`"]),
+        ("version = 1\n[[branches]]\npattern = \"refs/heads/[\"\n", "policy.toml:3:11", &["bad glob pattern"]),
+        ("version = 1\n[rules]\n\"signing.requird\" = \"warn\"\n", "policy.toml:3:2", &["unknown rule id `signing.requird`"]),
+        ("version = 1\nthis is not toml\n", "policy.toml:2:6", &["expected"]),
     ];
     for (text, at, needles) in cases {
         let (code, err) = check(&repo, text)?;
@@ -145,45 +87,21 @@ fn unreadable_keys_and_signers_are_reported() -> Result<()> {
     let dir = repo.tmp.path().join("keys");
     std::fs::create_dir_all(&dir)?;
     // Armor header but no key inside: passes the quick check, fails the import.
-    std::fs::write(
-        dir.join("broken.asc"),
-        "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n",
-    )?;
+    std::fs::write(dir.join("broken.asc"), "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n")?;
     std::fs::write(dir.join("text.asc"), "hello\n")?;
-    let (code, err) = check(
-        &repo,
-        "version = 1\n[signing]\nopenpgp_keys = [\"keys/text.asc\"]\n",
-    )?;
+    let (code, err) = check(&repo, "version = 1\n[signing]\nopenpgp_keys = [\"keys/text.asc\"]\n")?;
     assert_eq!(code, 2);
-    assert!(
-        err.contains("policy.toml:3:17") && err.contains("not an armored OpenPGP public key"),
-        "{err}"
-    );
-    let (code, err) = check(
-        &repo,
-        "version = 1\n[signing]\nopenpgp_keys = [\n  \"keys/broken.asc\",\n]\n",
-    )?;
+    assert!(err.contains("policy.toml:3:17") && err.contains("not an armored OpenPGP public key"), "{err}");
+    let (code, err) = check(&repo, "version = 1\n[signing]\nopenpgp_keys = [\n  \"keys/broken.asc\",\n]\n")?;
     assert_eq!(code, 2);
-    assert!(
-        err.contains("policy.toml:4:3") && err.contains("could not be imported"),
-        "{err}"
-    );
+    assert!(err.contains("policy.toml:4:3") && err.contains("could not be imported"), "{err}");
     std::fs::write(
         dir.join("signers"),
-        format!(
-            "alice@example.com {}\nbob@example.com ssh-ed25519 not-a-key\n",
-            keys().ssh_alice.public_line
-        ),
+        format!("alice@example.com {}\nbob@example.com ssh-ed25519 not-a-key\n", keys().ssh_alice.public_line),
     )?;
-    let (code, err) = check(
-        &repo,
-        "version = 1\n[signing]\nssh_allowed_signers = \"keys/signers\"\n",
-    )?;
+    let (code, err) = check(&repo, "version = 1\n[signing]\nssh_allowed_signers = \"keys/signers\"\n")?;
     assert_eq!(code, 2);
-    assert!(
-        err.contains("keys/signers:2:1") && err.contains("cannot parse the public key"),
-        "{err}"
-    );
+    assert!(err.contains("keys/signers:2:1") && err.contains("cannot parse the public key"), "{err}");
     Ok(())
 }
 
@@ -202,28 +120,14 @@ fn key_directories_and_relative_paths() -> Result<()> {
     )?;
     let (code, out, err) = repo.audit(&["policy", "check"])?;
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("2 OpenPGP key files") && out.contains("2 SSH signers"),
-        "{out}"
-    );
-    let id = repo.commit_as(
-        "feat: by bob",
-        crate::support::Sign::Pgp(&k.bob),
-        Some(("Bob", "bob@example.com")),
-    )?;
+    assert!(out.contains("2 OpenPGP key files") && out.contains("2 SSH signers"), "{out}");
+    let id = repo.commit_as("feat: by bob", crate::support::Sign::Pgp(&k.bob), Some(("Bob", "bob@example.com")))?;
     // Run from a subdirectory: the policy is found at the repository root.
     let sub = repo.path.join("keys");
-    let out = repo
-        .cmd(crate::support::BIN)
-        .current_dir(&sub)
-        .args(["verify", "--format", "json", "HEAD"])
-        .output()?;
+    let out = repo.cmd(crate::support::BIN).current_dir(&sub).args(["verify", "--format", "json", "HEAD"]).output()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(out.status.code(), Some(0), "{v}");
-    assert_eq!(
-        crate::support::commit_entry(&v, &id)["signature"]["status"],
-        "good"
-    );
+    assert_eq!(crate::support::commit_entry(&v, &id)["signature"]["status"], "good");
     Ok(())
 }
 
@@ -234,20 +138,13 @@ fn usage_errors_exit_2_and_logs_can_be_json() -> Result<()> {
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = repo.audit(&["verify"])?;
     assert_eq!(code, 2);
-    assert!(
-        err.contains("no policy at") && err.contains("git-audit init"),
-        "{err}"
-    );
+    assert!(err.contains("no policy at") && err.contains("git-audit init"), "{err}");
     repo.commit("feat: x", crate::support::Sign::None)?;
     repo.audit(&["init"])?;
-    let (code, _, err) = repo.audit_env(
-        &["--log-format", "json", "verify", "HEAD"],
-        &[("GIT_AUDIT_LOG", "debug")],
-    )?;
+    let (code, _, err) = repo.audit_env(&["--log-format", "json", "verify", "HEAD"], &[("GIT_AUDIT_LOG", "debug")])?;
     assert_eq!(code, 0, "{err}");
     let first = err.lines().next().unwrap_or_default();
-    let line: serde_json::Value =
-        serde_json::from_str(first).map_err(|e| anyhow::anyhow!("{e}: {err}"))?;
+    let line: serde_json::Value = serde_json::from_str(first).map_err(|e| anyhow::anyhow!("{e}: {err}"))?;
     assert_eq!(line["level"], "DEBUG");
     Ok(())
 }

@@ -17,9 +17,7 @@ use sha2::{Digest, Sha256};
 pub const TOKEN: &str = "ghp_TESTSECRETtoken0123456789abcdef";
 
 fn fixture(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/github")
-        .join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/github").join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default()).unwrap_or(Value::Null)
 }
 
@@ -48,11 +46,7 @@ pub struct World {
 
 impl World {
     pub fn new(repo: &str) -> World {
-        World {
-            repo: repo.into(),
-            next_id: 1000,
-            ..World::default()
-        }
+        World { repo: repo.into(), next_id: 1000, ..World::default() }
     }
 
     fn id(&mut self) -> i64 {
@@ -69,10 +63,7 @@ impl World {
         p["user"] = user(author);
         p["created_at"] = json!("2026-07-01T00:00:00Z");
         p["updated_at"] = json!(updated_at);
-        p["head"]["sha"] = json!(commits
-            .last()
-            .cloned()
-            .unwrap_or_else(|| sha(&format!("head{number}"))));
+        p["head"]["sha"] = json!(commits.last().cloned().unwrap_or_else(|| sha(&format!("head{number}"))));
         p["head"]["ref"] = json!(format!("topic-{number}"));
         p["base"]["sha"] = json!(sha("base"));
         p["merge_commit_sha"] = json!(sha(&format!("merge{number}")));
@@ -103,14 +94,7 @@ impl World {
         }
     }
 
-    pub fn review(
-        &mut self,
-        number: u64,
-        reviewer: &str,
-        state: &str,
-        commit_id: &str,
-        at: &str,
-    ) -> i64 {
+    pub fn review(&mut self, number: u64, reviewer: &str, state: &str, commit_id: &str, at: &str) -> i64 {
         let id = self.id();
         let mut r = fixture("review.json");
         r["id"] = json!(id);
@@ -194,17 +178,10 @@ pub struct Fake {
 
 impl Fake {
     pub fn start(world: World) -> Fake {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("runtime: {e}"));
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap_or_else(|e| panic!("bind: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("addr: {e}"));
+        let rt =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap_or_else(|e| panic!("runtime: {e}"));
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("addr: {e}"));
         let url = format!("http://{addr}");
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
@@ -213,17 +190,11 @@ impl Fake {
             remaining: Mutex::new(5000),
             base: url.clone(),
         });
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone());
+        let app = axum::Router::new().fallback(handle).with_state(shared.clone());
         rt.spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Fake {
-            url,
-            shared,
-            _rt: rt,
-        }
+        Fake { url, shared, _rt: rt }
     }
 
     pub fn with_world<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
@@ -243,9 +214,7 @@ impl Fake {
 }
 
 fn json_response(status: StatusCode, body: &Value, extra: &[(&str, String)]) -> Response {
-    let mut r = Response::builder()
-        .status(status)
-        .header("content-type", "application/json; charset=utf-8");
+    let mut r = Response::builder().status(status).header("content-type", "application/json; charset=utf-8");
     for (k, v) in extra {
         r = r.header(*k, v);
     }
@@ -253,39 +222,112 @@ fn json_response(status: StatusCode, body: &Value, extra: &[(&str, String)]) -> 
 }
 
 fn query(q: &str) -> BTreeMap<String, String> {
-    q.split('&')
-        .filter_map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect()
+    q.split('&').filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect()
 }
 
 async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let q = req.uri().query().unwrap_or("").to_string();
     let headers: HeaderMap = req.headers().clone();
+    let post = req.method() == axum::http::Method::POST;
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
     let delay = s.faults.lock().map(|f| f.delay_ms).unwrap_or(0);
     if delay > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
-    let resp = respond(&s, &path, &q, &headers);
-    s.log.lock().unwrap_or_else(|e| e.into_inner()).push((
-        resp.status().as_u16(),
-        if q.is_empty() {
-            path
-        } else {
-            format!("{path}?{q}")
-        },
-    ));
+    let resp = if post && (path == "/graphql" || path == "/api/graphql") {
+        graphql(&s, &headers, &body)
+    } else {
+        respond(&s, &path, &q, &headers)
+    };
+    s.log.lock().unwrap_or_else(|e| e.into_inner()).push((resp.status().as_u16(), if q.is_empty() { path } else { format!("{path}?{q}") }));
     resp
 }
 
+/// The pull-request query git-audit sends, answered from the world in GraphQL's shape.
+fn graphql(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if auth != format!("Bearer {TOKEN}") && auth != format!("token {TOKEN}") {
+        return json_response(StatusCode::UNAUTHORIZED, &json!({"message": "Bad credentials"}), &[]);
+    }
+    {
+        let mut f = s.faults.lock().unwrap_or_else(|e| e.into_inner());
+        if f.bad_gateway > 0 {
+            f.bad_gateway -= 1;
+            return Response::builder().status(StatusCode::BAD_GATEWAY).body(Body::from("bad gateway")).unwrap_or_default();
+        }
+        if f.primary_exhausted > 0 {
+            // GraphQL reports an exhausted limit as 200 with an error body.
+            f.primary_exhausted -= 1;
+            let reset = (chrono::Utc::now().timestamp() + 1).to_string();
+            return json_response(
+                StatusCode::OK,
+                &json!({"errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded for user ID 1."}]}),
+                &[("x-ratelimit-remaining", "0".into()), ("x-ratelimit-reset", reset)],
+            );
+        }
+    }
+    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let vars = &req["variables"];
+    let world = s.world.lock().unwrap_or_else(|e| e.into_inner());
+    if format!("{}/{}", vars["owner"].as_str().unwrap_or(""), vars["name"].as_str().unwrap_or("")) != world.repo {
+        return json_response(
+            StatusCode::OK,
+            &json!({"data": {"repository": null}, "errors": [{"type": "NOT_FOUND", "message": "Could not resolve to a Repository"}]}),
+            &[],
+        );
+    }
+    let template = fixture("graphql_pull_requests.json");
+    let node_template = template["data"]["repository"]["pullRequests"]["nodes"][0].clone();
+    let mut pulls = world.pulls.clone();
+    pulls.sort_by(|a, b| b["updated_at"].to_string().cmp(&a["updated_at"].to_string()));
+    let start: usize = vars["after"].as_str().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let page: Vec<Value> = pulls
+        .iter()
+        .skip(start)
+        .take(50)
+        .map(|p| {
+            let n = p["number"].as_u64().unwrap_or(0);
+            let merged = p["merged"] == true;
+            let mut node = node_template.clone();
+            node["number"] = json!(n);
+            node["title"] = p["title"].clone();
+            node["state"] = json!(if merged { "MERGED" } else if p["state"] == "open" { "OPEN" } else { "CLOSED" });
+            node["isDraft"] = p["draft"].clone();
+            node["merged"] = json!(merged);
+            for (g, r) in [("mergedAt", "merged_at"), ("createdAt", "created_at"), ("updatedAt", "updated_at"), ("closedAt", "closed_at"), ("url", "html_url")] {
+                node[g] = p[r].clone();
+            }
+            node["mergeCommit"] = if merged { json!({"oid": p["merge_commit_sha"]}) } else { Value::Null };
+            node["author"] = json!({"login": p["user"]["login"]});
+            node["mergedBy"] = if p["merged_by"].is_null() { Value::Null } else { json!({"login": p["merged_by"]["login"]}) };
+            node["baseRefName"] = p["base"]["ref"].clone();
+            node["baseRefOid"] = p["base"]["sha"].clone();
+            node["headRefName"] = p["head"]["ref"].clone();
+            node["headRefOid"] = p["head"]["sha"].clone();
+            let commits = world.pr_commits.get(&n).cloned().unwrap_or_default();
+            node["commits"] = json!({"totalCount": commits.len(), "nodes": commits.iter().take(100).map(|c| json!({"commit": {"oid": c["sha"]}})).collect::<Vec<_>>()});
+            let reviews = world.reviews.get(&n).cloned().unwrap_or_default();
+            node["reviews"] = json!({"totalCount": reviews.len(), "nodes": reviews.iter().take(100).map(|r| json!({
+                "databaseId": r["id"], "state": r["state"], "submittedAt": r["submitted_at"], "url": r["html_url"],
+                "authorAssociation": r["author_association"], "author": {"login": r["user"]["login"]}, "commit": {"oid": r["commit_id"]}
+            })).collect::<Vec<_>>()});
+            node
+        })
+        .collect();
+    let end = start + page.len();
+    let mut out = template;
+    out["data"]["repository"]["pullRequests"]["nodes"] = Value::Array(page);
+    out["data"]["repository"]["pullRequests"]["pageInfo"] = json!({"hasNextPage": end < pulls.len(), "endCursor": end.to_string()});
+    json_response(
+        StatusCode::OK,
+        &out,
+        &[("x-ratelimit-remaining", "4999".into()), ("x-ratelimit-reset", (chrono::Utc::now().timestamp() + 3600).to_string())],
+    )
+}
+
 fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
     if auth != format!("Bearer {TOKEN}") && auth != format!("token {TOKEN}") {
         return json_response(
             StatusCode::UNAUTHORIZED,
@@ -316,24 +358,15 @@ fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
             return json_response(
                 StatusCode::FORBIDDEN,
                 &json!({"message": "API rate limit exceeded for user ID 1.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}),
-                &[
-                    ("x-ratelimit-limit", "5000".into()),
-                    ("x-ratelimit-remaining", "0".into()),
-                    ("x-ratelimit-reset", reset.to_string()),
-                ],
+                &[("x-ratelimit-limit", "5000".into()), ("x-ratelimit-remaining", "0".into()), ("x-ratelimit-reset", reset.to_string())],
             );
         }
     }
     let path = path.strip_prefix("/api/v3").unwrap_or(path);
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let world = s.world.lock().unwrap_or_else(|e| e.into_inner());
-    let not_found = || {
-        json_response(
-            StatusCode::NOT_FOUND,
-            &json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}),
-            &[],
-        )
-    };
+    let not_found =
+        || json_response(StatusCode::NOT_FOUND, &json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}), &[]);
     if segs.len() < 3 || segs[0] != "repos" || format!("{}/{}", segs[1], segs[2]) != world.repo {
         return not_found();
     }
@@ -349,53 +382,29 @@ fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
             r["full_name"] = json!(world.repo);
             (r, false)
         }
-        ["pulls"] => (
-            Value::Array(by_desc(world.pulls.clone(), "updated_at")),
-            true,
-        ),
+        ["pulls"] => (Value::Array(by_desc(world.pulls.clone(), "updated_at")), true),
         ["pulls", n] => match world.pulls.iter().find(|p| p["number"].as_u64().map(|x| x.to_string()).as_deref() == Some(*n)) {
             Some(p) => (p.clone(), false),
             None => return not_found(),
         },
         ["pulls", n, "commits"] => {
-            let list: Vec<Value> = n
-                .parse::<u64>()
-                .ok()
-                .and_then(|n| world.pr_commits.get(&n))
-                .cloned()
-                .unwrap_or_default();
+            let list: Vec<Value> = n.parse::<u64>().ok().and_then(|n| world.pr_commits.get(&n)).cloned().unwrap_or_default();
             (Value::Array(list.into_iter().take(250).collect()), true)
         }
-        ["pulls", n, "reviews"] => (
-            Value::Array(
-                n.parse::<u64>()
-                    .ok()
-                    .and_then(|n| world.reviews.get(&n))
-                    .cloned()
-                    .unwrap_or_default(),
-            ),
-            true,
-        ),
+        ["pulls", n, "reviews"] => {
+            (Value::Array(n.parse::<u64>().ok().and_then(|n| world.reviews.get(&n)).cloned().unwrap_or_default()), true)
+        }
         ["deployments"] => {
             let mut v = world.deployments.clone();
             v.sort_by_key(|d| -d["id"].as_i64().unwrap_or(0));
             (Value::Array(v), true)
         }
-        ["deployments", id] => match world
-            .deployments
-            .iter()
-            .find(|d| d["id"].as_i64().map(|x| x.to_string()).as_deref() == Some(*id))
-        {
+        ["deployments", id] => match world.deployments.iter().find(|d| d["id"].as_i64().map(|x| x.to_string()).as_deref() == Some(*id)) {
             Some(d) => (d.clone(), false),
             None => return not_found(),
         },
         ["deployments", id, "statuses"] => {
-            let mut v = id
-                .parse::<i64>()
-                .ok()
-                .and_then(|i| world.statuses.get(&i))
-                .cloned()
-                .unwrap_or_default();
+            let mut v = id.parse::<i64>().ok().and_then(|i| world.statuses.get(&i)).cloned().unwrap_or_default();
             v.sort_by_key(|s| -s["id"].as_i64().unwrap_or(0));
             (Value::Array(v), true)
         }
@@ -404,84 +413,38 @@ fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
             let v: Vec<Value> = world
                 .commits
                 .iter()
-                .filter(|c| {
-                    c["commit"]["committer"]["date"].as_str().unwrap_or("") >= since.as_str()
-                })
+                .filter(|c| c["commit"]["committer"]["date"].as_str().unwrap_or("") >= since.as_str())
                 .cloned()
                 .collect();
             let mut v = v;
-            v.sort_by(|a, b| {
-                b["commit"]["committer"]["date"]
-                    .to_string()
-                    .cmp(&a["commit"]["committer"]["date"].to_string())
-            });
+            v.sort_by(|a, b| b["commit"]["committer"]["date"].to_string().cmp(&a["commit"]["committer"]["date"].to_string()));
             (Value::Array(v), true)
         }
         ["commits", sha, "pulls"] => {
             let numbers = world.commit_pulls.get(*sha).cloned().unwrap_or_default();
-            (
-                Value::Array(
-                    world
-                        .pulls
-                        .iter()
-                        .filter(|p| numbers.iter().any(|n| p["number"] == *n))
-                        .cloned()
-                        .collect(),
-                ),
-                false,
-            )
+            (Value::Array(world.pulls.iter().filter(|p| numbers.iter().any(|n| p["number"] == *n)).cloned().collect()), false)
         }
-        ["actions", "runs", run, "approvals"] => (
-            Value::Array(
-                run.parse::<u64>()
-                    .ok()
-                    .and_then(|r| world.approvals.get(&r))
-                    .cloned()
-                    .unwrap_or_default(),
-            ),
-            false,
-        ),
+        ["actions", "runs", run, "approvals"] => {
+            (Value::Array(run.parse::<u64>().ok().and_then(|r| world.approvals.get(&r)).cloned().unwrap_or_default()), false)
+        }
         _ => return not_found(),
     };
     drop(world);
     // Pagination with Link headers, as GitHub does.
     let mut extra: Vec<(&str, String)> = Vec::new();
     let body = if paged {
-        let per_page: usize = qs
-            .get("per_page")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(30)
-            .clamp(1, 100);
-        let page: usize = qs
-            .get("page")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1)
-            .max(1);
+        let per_page: usize = qs.get("per_page").and_then(|v| v.parse().ok()).unwrap_or(30).clamp(1, 100);
+        let page: usize = qs.get("page").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
         let all = body.as_array().cloned().unwrap_or_default();
         let last = all.len().div_ceil(per_page).max(1);
-        let items: Vec<Value> = all
-            .into_iter()
-            .skip((page - 1) * per_page)
-            .take(per_page)
-            .collect();
+        let items: Vec<Value> = all.into_iter().skip((page - 1) * per_page).take(per_page).collect();
         let link = |p: usize| {
-            let mut params: Vec<String> = qs
-                .iter()
-                .filter(|(k, _)| *k != "page")
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
+            let mut params: Vec<String> = qs.iter().filter(|(k, _)| *k != "page").map(|(k, v)| format!("{k}={v}")).collect();
             params.push(format!("page={p}"));
             format!("<{}{}?{}>", s.base, path, params.join("&"))
         };
         if page < last {
-            extra.push((
-                "link",
-                format!(
-                    "{}; rel=\"next\", {}; rel=\"last\"",
-                    link(page + 1),
-                    link(last)
-                ),
-            ));
+            extra.push(("link", format!("{}; rel=\"next\", {}; rel=\"last\"", link(page + 1), link(last))));
         }
         Value::Array(items)
     } else {
@@ -494,10 +457,7 @@ fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
         let remaining = *s.remaining.lock().unwrap_or_else(|e| e.into_inner());
         return Response::builder()
             .status(StatusCode::NOT_MODIFIED)
-            .header(
-                "etag",
-                HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("x")),
-            )
+            .header("etag", HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("x")))
             .header("x-ratelimit-remaining", remaining.to_string())
             .header("x-ratelimit-reset", reset)
             .body(Body::empty())

@@ -17,35 +17,14 @@ struct Server {
 impl Server {
     fn new(repo: &Repo, policy: &str, format: &str) -> Result<Server> {
         let path = repo.tmp.path().join("server.git");
-        repo.git(&[
-            "init",
-            "-q",
-            "--bare",
-            "-b",
-            "main",
-            &format!("--object-format={format}"),
-            path.to_str().context("path")?,
-        ])?;
+        repo.git(&["init", "-q", "--bare", "-b", "main", &format!("--object-format={format}"), path.to_str().context("path")?])?;
         let policy_path = repo.tmp.path().join("server-policy.toml");
         std::fs::write(&policy_path, policy)?;
-        let (code, out, err) = repo.audit(&[
-            "--policy",
-            policy_path.to_str().context("path")?,
-            "install",
-            "--server",
-            path.to_str().context("path")?,
-        ])?;
+        let (code, out, err) =
+            repo.audit(&["--policy", policy_path.to_str().context("path")?, "install", "--server", path.to_str().context("path")?])?;
         assert_eq!(code, 0, "{out}{err}");
-        repo.git(&[
-            "remote",
-            "add",
-            "origin",
-            &format!("file://{}", path.display()),
-        ])?;
-        Ok(Server {
-            path,
-            policy: policy_path,
-        })
+        repo.git(&["remote", "add", "origin", &format!("file://{}", path.display())])?;
+        Ok(Server { path, policy: policy_path })
     }
 
     fn ledger(&self) -> PathBuf {
@@ -63,14 +42,7 @@ impl Server {
 
     fn tip(&self, repo: &Repo, refname: &str) -> Option<String> {
         repo.cmd("git")
-            .args([
-                "--git-dir",
-                self.path.to_str()?,
-                "rev-parse",
-                "--verify",
-                "-q",
-                refname,
-            ])
+            .args(["--git-dir", self.path.to_str()?, "rev-parse", "--verify", "-q", refname])
             .output()
             .ok()
             .filter(|o| o.status.success())
@@ -88,12 +60,7 @@ fn push(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Result<(i32, String
     let out = c.output()?;
     let err = String::from_utf8_lossy(&out.stderr)
         .lines()
-        .map(|l| {
-            l.strip_prefix("remote: ")
-                .unwrap_or(l)
-                .trim_end()
-                .to_string()
-        })
+        .map(|l| l.strip_prefix("remote: ").unwrap_or(l).trim_end().to_string())
         .collect::<Vec<_>>()
         .join("\n");
     Ok((out.status.code().unwrap_or(-1), err))
@@ -119,40 +86,21 @@ fn server_refuses_unsigned_work_with_a_readable_message_and_records_everything()
     let good = repo.commit("feat: signed", Sign::Pgp(&k.alice))?;
     let (code, err) = push(&repo, &["-q", "origin", "main"], &[])?;
     assert_eq!(code, 0, "{err}");
-    assert_eq!(
-        server.tip(&repo, "refs/heads/main").as_deref(),
-        Some(good.as_str())
-    );
+    assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(good.as_str()));
 
     let bad = repo.commit("feat: unsigned work", Sign::None)?;
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 1);
-    assert_eq!(
-        server.tip(&repo, "refs/heads/main").as_deref(),
-        Some(good.as_str()),
-        "nothing was updated"
-    );
+    assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(good.as_str()), "nothing was updated");
     let expected = format!(
         "git-audit: push refused (policy {})\n\n  refs/heads/main:\n    {} feat: unsigned work — signing.required (signature missing: the commit is not signed)\n\nHow to fix:\n  signing.required: sign your commits: `git config commit.gpgsign true`, then re-sign: `git commit --amend -S --no-edit` (older commits: `git rebase --exec 'git commit --amend -S --no-edit' <base>`)\n\n1 violation(s) in 1 ref(s); nothing was updated.",
         server.policy.display(),
         &bad[..10]
     );
-    assert!(
-        err.contains(&expected),
-        "pusher saw:\n{err}\n\nexpected:\n{expected}"
-    );
+    assert!(err.contains(&expected), "pusher saw:\n{err}\n\nexpected:\n{expected}");
 
     let kinds: Vec<String> = server.kinds()?.into_iter().map(|(k, _)| k).collect();
-    assert_eq!(
-        kinds,
-        vec![
-            "commit.verified",
-            "push.decided",
-            "ref.updated",
-            "commit.verified",
-            "push.decided"
-        ]
-    );
+    assert_eq!(kinds, vec!["commit.verified", "push.decided", "ref.updated", "commit.verified", "push.decided"]);
     let decided: Vec<serde_json::Value> = server
         .kinds()?
         .into_iter()
@@ -161,12 +109,7 @@ fn server_refuses_unsigned_work_with_a_readable_message_and_records_everything()
         .collect::<Result<_, _>>()?;
     assert_eq!(decided[0]["accepted"], true);
     assert_eq!(decided[1]["accepted"], false);
-    let (code, out, _) = repo.audit(&[
-        "--ledger",
-        server.ledger().to_str().unwrap_or_default(),
-        "ledger",
-        "verify",
-    ])?;
+    let (code, out, _) = repo.audit(&["--ledger", server.ledger().to_str().unwrap_or_default(), "ledger", "verify"])?;
     assert_eq!(code, 0, "{out}");
     Ok(())
 }
@@ -192,10 +135,7 @@ fn force_push_deletion_and_new_branches() -> Result<()> {
     // Deleting main: refused.
     let (code, err) = push(&repo, &["origin", ":main"], &[])?;
     assert_eq!(code, 1);
-    assert!(
-        err.contains("branches.deletion: refs/heads/main may not be deleted"),
-        "{err}"
-    );
+    assert!(err.contains("branches.deletion: refs/heads/main may not be deleted"), "{err}");
     // A new branch holding only commits the server has: nothing to re-check, accepted.
     repo.git(&["branch", "topic", &two])?;
     let (code, err) = push(&repo, &["origin", "topic"], &[])?;
@@ -203,10 +143,7 @@ fn force_push_deletion_and_new_branches() -> Result<()> {
     // Deleting an unprotected branch is fine.
     let (code, err) = push(&repo, &["origin", ":topic"], &[])?;
     assert_eq!(code, 0, "{err}");
-    assert_eq!(
-        server.tip(&repo, "refs/heads/main").as_deref(),
-        Some(two.as_str())
-    );
+    assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(two.as_str()));
     Ok(())
 }
 
@@ -224,18 +161,12 @@ fn unsigned_work_parked_on_a_side_branch_cannot_walk_onto_main() -> Result<()> {
     let parked = repo.commit("feat: parked, unsigned", Sign::None)?;
     let (code, err) = push(&repo, &["origin", "side"], &[])?;
     assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("push accepted with warnings") && err.contains("signing.required [warn]"),
-        "{err}"
-    );
+    assert!(err.contains("push accepted with warnings") && err.contains("signing.required [warn]"), "{err}");
     repo.git(&["checkout", "-q", "main"])?;
     repo.git(&["merge", "-q", "--ff-only", "side"])?;
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains(&parked[..10]) && err.contains("signing.required (signature missing"),
-        "{err}"
-    );
+    assert!(err.contains(&parked[..10]) && err.contains("signing.required (signature missing"), "{err}");
     Ok(())
 }
 
@@ -246,82 +177,31 @@ fn tags_pushers_linear_history_and_policy_admins() -> Result<()> {
     let rules = "[[branches]]\npattern = \"refs/tags/v*\"\nrequire_signed_tags = true\n[[branches]]\npattern = \"refs/heads/main\"\nrequire_linear_history = true\nallowed_pushers = [\"alice@example.com\", \"bob@example.com\"]\n[roles]\npolicy-admin = [\"bob@example.com\"]\n";
     let _server = Server::new(&repo, &signing_policy(rules), "sha1")?;
     repo.commit("feat: base", Sign::Pgp(&k.alice))?;
-    let (code, err) = push(
-        &repo,
-        &["origin", "main"],
-        &[("GIT_AUDIT_USER", "mallory@example.com")],
-    )?;
+    let (code, err) = push(&repo, &["origin", "main"], &[("GIT_AUDIT_USER", "mallory@example.com")])?;
     assert_eq!(code, 1);
-    assert!(
-        err.contains("branches.pusher: mallory@example.com may not push to refs/heads/main"),
-        "{err}"
-    );
-    assert_eq!(
-        push(
-            &repo,
-            &["-q", "origin", "main"],
-            &[("GIT_AUDIT_USER", "alice@example.com")]
-        )?
-        .0,
-        0
-    );
+    assert!(err.contains("branches.pusher: mallory@example.com may not push to refs/heads/main"), "{err}");
+    assert_eq!(push(&repo, &["-q", "origin", "main"], &[("GIT_AUDIT_USER", "alice@example.com")])?.0, 0);
     // Tags: lightweight refused; signed by a pinned key accepted.
     repo.git(&["tag", "v1.0"])?;
     let (code, err) = push(&repo, &["origin", "v1.0"], &[])?;
     assert_eq!(code, 1);
     assert!(err.contains("refs/tags/v1.0 is a lightweight tag"), "{err}");
-    repo.git(&[
-        "-c",
-        &format!("user.signingkey={}", k.alice.fpr),
-        "tag",
-        "-s",
-        "-m",
-        "release",
-        "v1.1",
-    ])?;
+    repo.git(&["-c", &format!("user.signingkey={}", k.alice.fpr), "tag", "-s", "-m", "release", "v1.1"])?;
     let (code, err) = push(&repo, &["origin", "v1.1"], &[])?;
     assert_eq!(code, 0, "{err}");
-    repo.git(&[
-        "-c",
-        &format!("user.signingkey={}", k.mallory.fpr),
-        "tag",
-        "-s",
-        "-m",
-        "release",
-        "v1.2",
-    ])?;
+    repo.git(&["-c", &format!("user.signingkey={}", k.mallory.fpr), "tag", "-s", "-m", "release", "v1.2"])?;
     let (code, err) = push(&repo, &["origin", "v1.2"], &[])?;
     assert_eq!(code, 1);
-    assert!(
-        err.contains("tag refs/tags/v1.2 signature unknown-key"),
-        "{err}"
-    );
+    assert!(err.contains("tag refs/tags/v1.2 signature unknown-key"), "{err}");
     // A merge commit on main: refused.
     repo.git(&["checkout", "-q", "-b", "feature"])?;
     repo.commit("feat: on a branch", Sign::Pgp(&k.alice))?;
     repo.git(&["checkout", "-q", "main"])?;
     repo.commit("feat: on main", Sign::Pgp(&k.alice))?;
-    repo.git(&[
-        "-c",
-        &format!("user.signingkey={}", k.alice.fpr),
-        "merge",
-        "-q",
-        "-S",
-        "--no-ff",
-        "-m",
-        "feat: merge",
-        "feature",
-    ])?;
-    let (code, err) = push(
-        &repo,
-        &["origin", "main"],
-        &[("GIT_AUDIT_USER", "alice@example.com")],
-    )?;
+    repo.git(&["-c", &format!("user.signingkey={}", k.alice.fpr), "merge", "-q", "-S", "--no-ff", "-m", "feat: merge", "feature"])?;
+    let (code, err) = push(&repo, &["origin", "main"], &[("GIT_AUDIT_USER", "alice@example.com")])?;
     assert_eq!(code, 1);
-    assert!(
-        err.contains("branches.linear-history: merge commit"),
-        "{err}"
-    );
+    assert!(err.contains("branches.linear-history: merge commit"), "{err}");
     repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
     // Changing the policy file on main needs a policy admin's signature (bob), not alice's.
     std::fs::write(repo.path.join(".git-audit.toml"), "version = 1\n")?;
@@ -336,11 +216,7 @@ fn tags_pushers_linear_history_and_policy_admins() -> Result<()> {
         "-m",
         "chore: loosen the policy",
     ])?;
-    let (code, err) = push(
-        &repo,
-        &["origin", "main"],
-        &[("GIT_AUDIT_USER", "alice@example.com")],
-    )?;
+    let (code, err) = push(&repo, &["origin", "main"], &[("GIT_AUDIT_USER", "alice@example.com")])?;
     assert_eq!(code, 1);
     assert!(err.contains("policy.admin (changes .git-audit.toml but is not signed by a policy admin (bob@example.com))"), "{err}");
     repo.git(&[
@@ -357,11 +233,7 @@ fn tags_pushers_linear_history_and_policy_admins() -> Result<()> {
         "--no-edit",
         "--reset-author",
     ])?;
-    let (code, err) = push(
-        &repo,
-        &["origin", "main"],
-        &[("GIT_AUDIT_USER", "bob@example.com")],
-    )?;
+    let (code, err) = push(&repo, &["origin", "main"], &[("GIT_AUDIT_USER", "bob@example.com")])?;
     assert_eq!(code, 0, "{err}");
     Ok(())
 }
@@ -370,47 +242,22 @@ fn tags_pushers_linear_history_and_policy_admins() -> Result<()> {
 fn signed_pushes_identify_the_pusher() -> Result<()> {
     let k = keys();
     let repo = Repo::new()?;
-    let rules =
-        "[[branches]]\npattern = \"refs/heads/main\"\nallowed_pushers = [\"alice@example.com\"]\n";
+    let rules = "[[branches]]\npattern = \"refs/heads/main\"\nallowed_pushers = [\"alice@example.com\"]\n";
     let server = Server::new(&repo, &signing_policy(rules), "sha1")?;
-    repo.git(&[
-        "--git-dir",
-        server.path.to_str().unwrap_or_default(),
-        "config",
-        "receive.certNonceSeed",
-        "test-seed",
-    ])?;
+    repo.git(&["--git-dir", server.path.to_str().unwrap_or_default(), "config", "receive.certNonceSeed", "test-seed"])?;
     repo.commit("feat: base", Sign::Pgp(&k.alice))?;
     // Unsigned push: no identity, main is restricted: refused.
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 1);
-    assert!(
-        err.contains("the pusher of refs/heads/main is unknown"),
-        "{err}"
-    );
+    assert!(err.contains("the pusher of refs/heads/main is unknown"), "{err}");
     // Signed by mallory (not pinned): the certificate does not verify.
-    let (code, err) = push(
-        &repo,
-        &["--signed", "origin", "main"],
-        &[(
-            "GIT_CONFIG_PARAMETERS",
-            &format!("'user.signingkey={}'", k.mallory.fpr),
-        )],
-    )?;
+    let (code, err) =
+        push(&repo, &["--signed", "origin", "main"], &[("GIT_CONFIG_PARAMETERS", &format!("'user.signingkey={}'", k.mallory.fpr))])?;
     assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("push certificate: signature unknown-key"),
-        "{err}"
-    );
+    assert!(err.contains("push certificate: signature unknown-key"), "{err}");
     // Signed by alice: verified, alice is the pusher.
-    let (code, err) = push(
-        &repo,
-        &["--signed", "origin", "main"],
-        &[(
-            "GIT_CONFIG_PARAMETERS",
-            &format!("'user.signingkey={}'", k.alice.fpr),
-        )],
-    )?;
+    let (code, err) =
+        push(&repo, &["--signed", "origin", "main"], &[("GIT_CONFIG_PARAMETERS", &format!("'user.signingkey={}'", k.alice.fpr))])?;
     assert_eq!(code, 0, "{err}");
     let decided: Vec<serde_json::Value> = server
         .kinds()?
@@ -427,38 +274,16 @@ fn signed_pushes_identify_the_pusher() -> Result<()> {
 #[test]
 fn break_glass_only_for_the_breakglass_role() -> Result<()> {
     let repo = Repo::new()?;
-    let server = Server::new(
-        &repo,
-        &signing_policy("[roles]\nbreakglass = [\"oncall@example.com\"]\n"),
-        "sha1",
-    )?;
+    let server = Server::new(&repo, &signing_policy("[roles]\nbreakglass = [\"oncall@example.com\"]\n"), "sha1")?;
     repo.commit("fix: hotfix, unsigned", Sign::None)?;
-    let (code, err) = push(
-        &repo,
-        &["-o", "audit.bypass=prod down", "origin", "main"],
-        &[("GIT_AUDIT_USER", "dev@example.com")],
-    )?;
+    let (code, err) = push(&repo, &["-o", "audit.bypass=prod down", "origin", "main"], &[("GIT_AUDIT_USER", "dev@example.com")])?;
     assert_eq!(code, 1);
-    assert!(
-        err.contains("break glass refused: dev@example.com does not hold the breakglass role"),
-        "{err}"
-    );
-    let (code, err) = push(
-        &repo,
-        &["-o", "audit.bypass=prod down, INC-7", "origin", "main"],
-        &[("GIT_AUDIT_USER", "oncall@example.com")],
-    )?;
+    assert!(err.contains("break glass refused: dev@example.com does not hold the breakglass role"), "{err}");
+    let (code, err) = push(&repo, &["-o", "audit.bypass=prod down, INC-7", "origin", "main"], &[("GIT_AUDIT_USER", "oncall@example.com")])?;
     assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("break glass used by oncall@example.com: \"prod down, INC-7\""),
-        "{err}"
-    );
-    let bypass: Vec<serde_json::Value> = server
-        .kinds()?
-        .into_iter()
-        .filter(|(k, _)| k == "bypass.used")
-        .map(|(_, p)| serde_json::from_str(&p))
-        .collect::<Result<_, _>>()?;
+    assert!(err.contains("break glass used by oncall@example.com: \"prod down, INC-7\""), "{err}");
+    let bypass: Vec<serde_json::Value> =
+        server.kinds()?.into_iter().filter(|(k, _)| k == "bypass.used").map(|(_, p)| serde_json::from_str(&p)).collect::<Result<_, _>>()?;
     assert_eq!(bypass.len(), 1);
     assert_eq!(bypass[0]["reason"], "prod down, INC-7");
     assert_eq!(bypass[0]["violations"], 1);
@@ -473,24 +298,12 @@ fn the_server_fails_closed() -> Result<()> {
     std::fs::write(&server.policy, "version = 1\n[signing]\nrequird = true\n")?;
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 1);
-    assert!(
-        err.contains("push refused: the policy check could not run") && err.contains("requird"),
-        "{err}"
-    );
+    assert!(err.contains("push refused: the policy check could not run") && err.contains("requird"), "{err}");
     // No policy at all (none pinned, none committed): refused.
-    repo.git(&[
-        "--git-dir",
-        server.path.to_str().unwrap_or_default(),
-        "config",
-        "--unset",
-        "audit.policy",
-    ])?;
+    repo.git(&["--git-dir", server.path.to_str().unwrap_or_default(), "config", "--unset", "audit.policy"])?;
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 1);
-    assert!(
-        err.contains("no policy: set `git config audit.policy"),
-        "{err}"
-    );
+    assert!(err.contains("no policy: set `git config audit.policy"), "{err}");
     // Without a ledger the hook still decides, and says the record was not written.
     repo.git(&[
         "--git-dir",
@@ -503,10 +316,7 @@ fn the_server_fails_closed() -> Result<()> {
     std::fs::remove_file(server.ledger())?;
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("the decision was not recorded in the audit ledger"),
-        "{err}"
-    );
+    assert!(err.contains("the decision was not recorded in the audit ledger"), "{err}");
     Ok(())
 }
 
@@ -515,50 +325,22 @@ fn policy_from_the_default_branch_when_none_is_pinned() -> Result<()> {
     let k = keys();
     let repo = Repo::new()?;
     let server = Server::new(&repo, "version = 1\n", "sha1")?;
-    repo.git(&[
-        "--git-dir",
-        server.path.to_str().unwrap_or_default(),
-        "config",
-        "--unset",
-        "audit.policy",
-    ])?;
+    repo.git(&["--git-dir", server.path.to_str().unwrap_or_default(), "config", "--unset", "audit.policy"])?;
     std::fs::create_dir_all(repo.path.join("keys"))?;
     std::fs::copy(&k.alice.asc, repo.path.join("keys/alice.asc"))?;
-    std::fs::write(
-        repo.path.join(".git-audit.toml"),
-        "version = 1\n[signing]\nrequired = true\nopenpgp_keys = [\"keys/\"]\n",
-    )?;
+    std::fs::write(repo.path.join(".git-audit.toml"), "version = 1\n[signing]\nrequired = true\nopenpgp_keys = [\"keys/\"]\n")?;
     repo.git(&["add", "."])?;
-    repo.git(&[
-        "-c",
-        "commit.gpgsign=true",
-        "-c",
-        &format!("user.signingkey={}", k.alice.fpr),
-        "commit",
-        "-q",
-        "-m",
-        "chore: policy",
-    ])?;
+    repo.git(&["-c", "commit.gpgsign=true", "-c", &format!("user.signingkey={}", k.alice.fpr), "commit", "-q", "-m", "chore: policy"])?;
     // The first push is judged by nothing yet committed on the server: no policy → refused.
     let (code, _) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 1);
     // Seed the default branch on the server directly (as an admin would; a fetch runs
     // no receive hooks), then pushes are judged by the policy committed there.
-    repo.git(&[
-        "--git-dir",
-        server.path.to_str().unwrap_or_default(),
-        "fetch",
-        "-q",
-        repo.path.to_str().unwrap_or_default(),
-        "main:main",
-    ])?;
+    repo.git(&["--git-dir", server.path.to_str().unwrap_or_default(), "fetch", "-q", repo.path.to_str().unwrap_or_default(), "main:main"])?;
     repo.commit("feat: unsigned", Sign::None)?;
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains(".git-audit.toml at ") && err.contains("signing.required"),
-        "{err}"
-    );
+    assert!(err.contains(".git-audit.toml at ") && err.contains("signing.required"), "{err}");
     repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
     repo.commit("feat: signed", Sign::Pgp(&k.alice))?;
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
@@ -580,10 +362,7 @@ fn sha256_servers_work() -> Result<()> {
     let (code, err) = push(&repo, &["origin", ":main"], &[])?;
     assert_eq!(code, 1);
     assert!(err.contains("may not be deleted"), "{err}");
-    assert_eq!(
-        server.tip(&repo, "refs/heads/main").as_deref(),
-        Some(good.as_str())
-    );
+    assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(good.as_str()));
     Ok(())
 }
 
@@ -597,64 +376,29 @@ fn a_burst_of_concurrent_pushes_loses_nothing() -> Result<()> {
     let mut clones = Vec::new();
     for i in 0..6 {
         let c = Repo::new()?;
-        c.git(&[
-            "fetch",
-            "-q",
-            &format!("file://{}", server.path.display()),
-            "main",
-        ])?;
+        c.git(&["fetch", "-q", &format!("file://{}", server.path.display()), "main"])?;
         c.git(&["reset", "-q", "--hard", "FETCH_HEAD"])?;
-        c.git(&[
-            "remote",
-            "add",
-            "origin",
-            &format!("file://{}", server.path.display()),
-        ])?;
+        c.git(&["remote", "add", "origin", &format!("file://{}", server.path.display())])?;
         c.git(&["checkout", "-q", "-b", &format!("b{i}")])?;
         std::fs::write(c.path.join(format!("work{i}.txt")), format!("{i}\n"))?;
-        c.commit(
-            &format!("feat: work {i}"),
-            if i % 2 == 0 {
-                Sign::Pgp(&k.alice)
-            } else {
-                Sign::None
-            },
-        )?;
+        c.commit(&format!("feat: work {i}"), if i % 2 == 0 { Sign::Pgp(&k.alice) } else { Sign::None })?;
         clones.push(c);
     }
     let children: Vec<_> = clones
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            c.cmd("git")
-                .args(["push", "-q", "origin", &format!("b{i}")])
-                .stderr(std::process::Stdio::null())
-                .spawn()
-        })
+        .map(|(i, c)| c.cmd("git").args(["push", "-q", "origin", &format!("b{i}")]).stderr(std::process::Stdio::null()).spawn())
         .collect::<Result<_, _>>()?;
     let mut codes = Vec::new();
     for mut ch in children {
         codes.push(ch.wait()?.code().unwrap_or(-1));
     }
     assert_eq!(codes, vec![0, 1, 0, 1, 0, 1]);
-    let decided = server
-        .kinds()?
-        .into_iter()
-        .filter(|(k, _)| k == "push.decided")
-        .count();
+    let decided = server.kinds()?.into_iter().filter(|(k, _)| k == "push.decided").count();
     assert_eq!(decided, 7);
-    let updated = server
-        .kinds()?
-        .into_iter()
-        .filter(|(k, _)| k == "ref.updated")
-        .count();
+    let updated = server.kinds()?.into_iter().filter(|(k, _)| k == "ref.updated").count();
     assert_eq!(updated, 4);
-    let (code, out, _) = repo.audit(&[
-        "--ledger",
-        server.ledger().to_str().unwrap_or_default(),
-        "ledger",
-        "verify",
-    ])?;
+    let (code, out, _) = repo.audit(&["--ledger", server.ledger().to_str().unwrap_or_default(), "ledger", "verify"])?;
     assert_eq!(code, 0, "{out}");
     Ok(())
 }
@@ -664,88 +408,33 @@ fn client_hooks_stop_problems_before_they_leave() -> Result<()> {
     let k = keys();
     let repo = Repo::new()?;
     let server = repo.tmp.path().join("plain.git");
-    repo.git(&[
-        "init",
-        "-q",
-        "--bare",
-        "-b",
-        "main",
-        server.to_str().unwrap_or_default(),
-    ])?;
-    repo.git(&[
-        "remote",
-        "add",
-        "origin",
-        &format!("file://{}", server.display()),
-    ])?;
+    repo.git(&["init", "-q", "--bare", "-b", "main", server.to_str().unwrap_or_default()])?;
+    repo.git(&["remote", "add", "origin", &format!("file://{}", server.display())])?;
     // No policy yet: the pre-push hook says so and lets the push through.
     let (code, out, err) = repo.audit(&["install"])?;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains("hooks/pre-push") && out.contains("hooks/commit-msg"),
-        "{out}"
-    );
+    assert!(out.contains("hooks/pre-push") && out.contains("hooks/commit-msg"), "{out}");
     repo.commit("first", Sign::None)?;
     let (code, err) = push(&repo, &["-q", "origin", "main"], &[])?;
     assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("no policy (.git-audit.toml) here; pre-push check skipped"),
-        "{err}"
-    );
+    assert!(err.contains("no policy (.git-audit.toml) here; pre-push check skipped"), "{err}");
     // With a policy: commit-msg refuses a bad subject at commit time.
-    std::fs::write(
-        repo.path.join(".git-audit.toml"),
-        crate::support::pinned_policy("[commits]\nsubject_pattern = '^(feat|fix): '\n"),
-    )?;
+    std::fs::write(repo.path.join(".git-audit.toml"), crate::support::pinned_policy("[commits]\nsubject_pattern = '^(feat|fix): '\n"))?;
     std::fs::write(repo.path.join("x.txt"), "x")?;
     repo.git(&["add", "."])?;
-    let out = repo
-        .cmd("git")
-        .args(["commit", "-q", "-m", "did things"])
-        .output()?;
+    let out = repo.cmd("git").args(["commit", "-q", "-m", "did things"]).output()?;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("commits.subject") && err.contains("commit refused"),
-        "{err}"
-    );
+    assert!(err.contains("commits.subject") && err.contains("commit refused"), "{err}");
     repo.git(&["commit", "-q", "-m", "feat: add policy"])?;
     // pre-push refuses the unsigned commit; nothing reaches the remote.
-    let before = repo.git(&[
-        "--git-dir",
-        server.to_str().unwrap_or_default(),
-        "rev-parse",
-        "main",
-    ])?;
+    let before = repo.git(&["--git-dir", server.to_str().unwrap_or_default(), "rev-parse", "main"])?;
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("git-audit: push refused")
-            && err.contains("feat: add policy — signing.required"),
-        "{err}"
-    );
-    assert!(
-        !err.contains("first"),
-        "commits already on the remote are not re-checked: {err}"
-    );
-    assert_eq!(
-        repo.git(&[
-            "--git-dir",
-            server.to_str().unwrap_or_default(),
-            "rev-parse",
-            "main"
-        ])?,
-        before
-    );
-    repo.git(&[
-        "-c",
-        &format!("user.signingkey={}", k.alice.fpr),
-        "commit",
-        "-q",
-        "--amend",
-        "-S",
-        "--no-edit",
-    ])?;
+    assert!(err.contains("git-audit: push refused") && err.contains("feat: add policy — signing.required"), "{err}");
+    assert!(!err.contains("first"), "commits already on the remote are not re-checked: {err}");
+    assert_eq!(repo.git(&["--git-dir", server.to_str().unwrap_or_default(), "rev-parse", "main"])?, before);
+    repo.git(&["-c", &format!("user.signingkey={}", k.alice.fpr), "commit", "-q", "--amend", "-S", "--no-edit"])?;
     let (code, err) = push(&repo, &["-q", "origin", "main"], &[])?;
     assert_eq!(code, 0, "{err}");
     Ok(())
@@ -759,42 +448,21 @@ fn install_respects_existing_hooks_and_uninstalls_cleanly() -> Result<()> {
     let mine = "#!/bin/sh\necho \"my own hook saw: $(cat)\" >&2\n";
     std::fs::write(hooks.join("pre-push"), mine)?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        hooks.join("pre-push"),
-        std::fs::Permissions::from_mode(0o755),
-    )?;
+    std::fs::set_permissions(hooks.join("pre-push"), std::fs::Permissions::from_mode(0o755))?;
     let (code, _, err) = repo.audit(&["install"])?;
     assert_eq!(code, 2);
-    assert!(
-        err.contains("already exists and is not git-audit's") && err.contains("--chain"),
-        "{err}"
-    );
+    assert!(err.contains("already exists and is not git-audit's") && err.contains("--chain"), "{err}");
     let (code, out, err) = repo.audit(&["install", "--chain"])?;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("runs the previous pre-push first"), "{out}");
     // Both hooks run, both see the push's input.
     let server = repo.tmp.path().join("plain.git");
-    repo.git(&[
-        "init",
-        "-q",
-        "--bare",
-        "-b",
-        "main",
-        server.to_str().unwrap_or_default(),
-    ])?;
-    repo.git(&[
-        "remote",
-        "add",
-        "origin",
-        &format!("file://{}", server.display()),
-    ])?;
+    repo.git(&["init", "-q", "--bare", "-b", "main", server.to_str().unwrap_or_default()])?;
+    repo.git(&["remote", "add", "origin", &format!("file://{}", server.display())])?;
     repo.commit("first", Sign::None)?;
     let (code, err) = push(&repo, &["-q", "origin", "main"], &[])?;
     assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("my own hook saw: refs/heads/main ") && err.contains("pre-push check skipped"),
-        "{err}"
-    );
+    assert!(err.contains("my own hook saw: refs/heads/main ") && err.contains("pre-push check skipped"), "{err}");
     // core.hooksPath is respected.
     let (code, out, _) = repo.audit(&["install", "--uninstall"])?;
     assert_eq!(code, 0);

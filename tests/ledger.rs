@@ -14,8 +14,7 @@ use crate::support::{pinned_policy, Repo, Sign, BIN};
 /// A repository with a ledger at <git-dir>/audit/ledger.db holding `n` test entries.
 fn ledger_repo(n: usize) -> Result<(Repo, PathBuf)> {
     let repo = Repo::new()?;
-    let (code, out, err) =
-        repo.audit(&["ledger", "init", "--origin", "example.com/test-ledger"])?;
+    let (code, out, err) = repo.audit(&["ledger", "init", "--origin", "example.com/test-ledger"])?;
     assert_eq!(code, 0, "{out}{err}");
     for i in 0..n {
         let (code, _, err) = repo.audit(&[
@@ -86,40 +85,17 @@ fn init_record_status_prove_export_anchor() -> Result<()> {
     let signed = repo.commit("feat: signed", Sign::Pgp(&k.alice))?;
     let unsigned = repo.commit("feat: unsigned", Sign::None)?;
     let policy = repo.policy(&pinned_policy(""))?;
-    let (code, _, err) = repo.audit(&[
-        "--policy",
-        policy.to_str().unwrap_or_default(),
-        "verify",
-        "--record",
-        "HEAD",
-    ])?;
+    let (code, _, err) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "--record", "HEAD"])?;
     assert_eq!(code, 1);
-    assert!(
-        err.contains("recorded 3 entries") && err.contains("signed checkpoint of size 3"),
-        "{err}"
-    );
+    assert!(err.contains("recorded 3 entries") && err.contains("signed checkpoint of size 3"), "{err}");
     let db = repo.path.join(".git/audit/ledger.db");
     let c = Connection::open(&db)?;
-    let status: String = c.query_row(
-        "SELECT signature_status FROM commits WHERE id = ?1",
-        [&signed],
-        |r| r.get(0),
-    )?;
+    let status: String = c.query_row("SELECT signature_status FROM commits WHERE id = ?1", [&signed], |r| r.get(0))?;
     assert_eq!(status, "good");
-    let status: String = c.query_row(
-        "SELECT signature_status FROM commits WHERE id = ?1",
-        [&unsigned],
-        |r| r.get(0),
-    )?;
+    let status: String = c.query_row("SELECT signature_status FROM commits WHERE id = ?1", [&unsigned], |r| r.get(0))?;
     assert_eq!(status, "missing");
-    let kinds: Vec<String> = c
-        .prepare("SELECT kind FROM entries ORDER BY seq")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    assert_eq!(
-        kinds,
-        vec!["policy.loaded", "commit.verified", "commit.verified"]
-    );
+    let kinds: Vec<String> = c.prepare("SELECT kind FROM entries ORDER BY seq")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    assert_eq!(kinds, vec!["policy.loaded", "commit.verified", "commit.verified"]);
 
     // Status (JSON) and the exported log: the root recomputed independently matches the checkpoint.
     let (_, out, _) = repo.audit(&["ledger", "status", "--format", "json"])?;
@@ -130,10 +106,7 @@ fn init_record_status_prove_export_anchor() -> Result<()> {
     let mut leaves = Vec::new();
     for line in out.lines() {
         let mut v: serde_json::Value = serde_json::from_str(line)?;
-        let leaf_hash = v
-            .as_object_mut()
-            .and_then(|o| o.remove("leaf_hash"))
-            .context("leaf_hash")?;
+        let leaf_hash = v.as_object_mut().and_then(|o| o.remove("leaf_hash")).context("leaf_hash")?;
         // The documented canonical bytes: the entry with sorted keys, compact.
         let bytes = v.to_string().into_bytes();
         let h: [u8; 32] = Sha256::digest([&[0u8][..], &bytes].concat()).into();
@@ -143,29 +116,14 @@ fn init_record_status_prove_export_anchor() -> Result<()> {
     assert_eq!(leaves.len(), 3);
     let root = base64::engine::general_purpose::STANDARD.encode(mth(&leaves));
     assert_eq!(st["root"], root.as_str());
-    assert!(st["checkpoint"]
-        .as_str()
-        .unwrap_or("")
-        .contains(&format!("\n3\n{root}\n\n— ")));
+    assert!(st["checkpoint"].as_str().unwrap_or("").contains(&format!("\n3\n{root}\n\n— ")));
 
     // prove + check-proof offline; a tampered proof or a wrong key fails.
     let proof = repo.tmp.path().join("proof.json");
-    let (code, _, err) = repo.audit(&[
-        "ledger",
-        "prove",
-        "1",
-        "--output",
-        proof.to_str().unwrap_or_default(),
-    ])?;
+    let (code, _, err) = repo.audit(&["ledger", "prove", "1", "--output", proof.to_str().unwrap_or_default()])?;
     assert_eq!(code, 0, "{err}");
     let pubkey = public_key(&repo)?;
-    let (code, out, _) = repo.audit(&[
-        "ledger",
-        "check-proof",
-        proof.to_str().unwrap_or_default(),
-        "--key",
-        &pubkey,
-    ])?;
+    let (code, out, _) = repo.audit(&["ledger", "check-proof", proof.to_str().unwrap_or_default(), "--key", &pubkey])?;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("proof OK: entry seq 1"), "{out}");
     let original = std::fs::read_to_string(&proof)?;
@@ -173,27 +131,12 @@ fn init_record_status_prove_export_anchor() -> Result<()> {
     assert_ne!(forged, original);
     let forged_path = repo.tmp.path().join("forged.json");
     std::fs::write(&forged_path, forged)?;
-    let (code, out, _) = repo.audit(&[
-        "ledger",
-        "check-proof",
-        forged_path.to_str().unwrap_or_default(),
-        "--key",
-        &pubkey,
-    ])?;
+    let (code, out, _) = repo.audit(&["ledger", "check-proof", forged_path.to_str().unwrap_or_default(), "--key", &pubkey])?;
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("INVALID") && out.contains("not included"),
-        "{out}"
-    );
+    assert!(out.contains("INVALID") && out.contains("not included"), "{out}");
     let other = Repo::new()?;
     other.audit(&["ledger", "init"])?;
-    let (code, out, _) = repo.audit(&[
-        "ledger",
-        "check-proof",
-        proof.to_str().unwrap_or_default(),
-        "--key",
-        &public_key(&other)?,
-    ])?;
+    let (code, out, _) = repo.audit(&["ledger", "check-proof", proof.to_str().unwrap_or_default(), "--key", &public_key(&other)?])?;
     assert_eq!(code, 1, "{out}");
     let (code, _, err) = repo.audit(&["ledger", "prove", "99"])?;
     assert_eq!(code, 2);
@@ -202,27 +145,13 @@ fn init_record_status_prove_export_anchor() -> Result<()> {
     // Anchor twice: a chain of commits, the second with a consistency proof.
     let (code, out, _) = repo.audit(&["ledger", "anchor"])?;
     assert_eq!(code, 0, "{out}");
-    repo.audit(&[
-        "ledger",
-        "append",
-        "--kind",
-        "test.event",
-        "--subject",
-        "later",
-    ])?;
+    repo.audit(&["ledger", "append", "--kind", "test.event", "--subject", "later"])?;
     let (code, out, _) = repo.audit(&["ledger", "anchor"])?;
     assert_eq!(code, 0);
     assert!(out.contains("consistency proof from size 3"), "{out}");
-    let proof_text = repo.git(&[
-        "cat-file",
-        "blob",
-        "refs/audit/checkpoints:consistency-proof",
-    ])?;
+    let proof_text = repo.git(&["cat-file", "blob", "refs/audit/checkpoints:consistency-proof"])?;
     assert!(proof_text.starts_with("from 3\nto 4\n"), "{proof_text}");
-    assert_eq!(
-        repo.git(&["rev-list", "--count", "refs/audit/checkpoints"])?,
-        "2"
-    );
+    assert_eq!(repo.git(&["rev-list", "--count", "refs/audit/checkpoints"])?, "2");
     let (code, out, _) = repo.audit(&["ledger", "anchor"])?;
     assert_eq!(code, 0);
     assert!(out.contains("already anchored"), "{out}");
@@ -278,34 +207,14 @@ fn edited_projection_is_caught_and_rebuild_restores_it() -> Result<()> {
     let id = repo.commit("feat: x", Sign::None)?;
     let _ = k;
     let policy = repo.policy(&pinned_policy(""))?;
-    repo.audit(&[
-        "--policy",
-        policy.to_str().unwrap_or_default(),
-        "verify",
-        "--record",
-        "HEAD",
-    ])?;
-    sql(
-        &db,
-        &format!("UPDATE commits SET signature_status = 'good' WHERE id = '{id}'"),
-    )?;
+    repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "--record", "HEAD"])?;
+    sql(&db, &format!("UPDATE commits SET signature_status = 'good' WHERE id = '{id}'"))?;
     let (code, out) = verify(&repo, &[])?;
     assert_eq!(code, 1);
-    assert!(
-        out.contains(&format!(
-            "projection commits row {id} differs from a rebuild in signature_status"
-        )),
-        "{out}"
-    );
-    sql(
-        &db,
-        "INSERT INTO commits (id, signature_status) VALUES ('feedface', 'good')",
-    )?;
+    assert!(out.contains(&format!("projection commits row {id} differs from a rebuild in signature_status")), "{out}");
+    sql(&db, "INSERT INTO commits (id, signature_status) VALUES ('feedface', 'good')")?;
     let (_, out) = verify(&repo, &[])?;
-    assert!(
-        out.contains("row feedface is not derived from the log"),
-        "{out}"
-    );
+    assert!(out.contains("row feedface is not derived from the log"), "{out}");
     let (code, out, _) = repo.audit(&["ledger", "rebuild"])?;
     assert_eq!(code, 0, "{out}");
     let (code, out) = verify(&repo, &[])?;
@@ -318,22 +227,10 @@ fn truncation_is_caught_against_an_older_checkpoint() -> Result<()> {
     let (repo, db) = ledger_repo(4)?;
     let (_, four, _) = repo.audit(&["ledger", "checkpoint"])?;
     for i in 4..6 {
-        repo.audit(&[
-            "ledger",
-            "append",
-            "--kind",
-            "test.event",
-            "--subject",
-            &format!("s{i}"),
-        ])?;
+        repo.audit(&["ledger", "append", "--kind", "test.event", "--subject", &format!("s{i}")])?;
     }
     let six = repo.tmp.path().join("six.txt");
-    repo.audit(&[
-        "ledger",
-        "checkpoint",
-        "--output",
-        six.to_str().unwrap_or_default(),
-    ])?;
+    repo.audit(&["ledger", "checkpoint", "--output", six.to_str().unwrap_or_default()])?;
     let (code, out) = verify(&repo, &["--checkpoint", six.to_str().unwrap_or_default()])?;
     assert_eq!(code, 0, "{out}");
     // An attacker without the key rolls the log back to the (genuinely signed) size-4 head.
@@ -341,41 +238,25 @@ fn truncation_is_caught_against_an_older_checkpoint() -> Result<()> {
     c.execute("DELETE FROM entries WHERE seq >= 4", [])?;
     c.execute("DELETE FROM nodes WHERE (idx + 1) << level > 4", [])?;
     c.execute("DELETE FROM checkpoints WHERE size > 4", [])?;
-    c.execute(
-        "UPDATE head SET size = 4, note = ?1, root = (SELECT root FROM checkpoints WHERE size = 4)",
-        [&four],
-    )?;
+    c.execute("UPDATE head SET size = 4, note = ?1, root = (SELECT root FROM checkpoints WHERE size = 4)", [&four])?;
     drop(c);
     let (code, out) = verify(&repo, &[])?;
-    assert_eq!(
-        code, 0,
-        "internally consistent after a clean rollback: {out}"
-    );
+    assert_eq!(code, 0, "internally consistent after a clean rollback: {out}");
     let (code, out) = verify(&repo, &["--checkpoint", six.to_str().unwrap_or_default()])?;
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("truncated") && out.contains("covers 6 entries but only 4"),
-        "{out}"
-    );
+    assert!(out.contains("truncated") && out.contains("covers 6 entries but only 4"), "{out}");
     Ok(())
 }
 
 #[test]
 fn every_flipped_byte_of_an_entry_row_is_caught() -> Result<()> {
     let (repo, db) = ledger_repo(5)?;
-    let loc = git_audit::ledger::Location {
-        db: db.clone(),
-        key: repo.path.join(".git/audit/ledger.key"),
-    };
+    let loc = git_audit::ledger::Location { db: db.clone(), key: repo.path.join(".git/audit/ledger.key") };
     let columns = ["time", "kind", "subject", "actor", "payload", "leaf"];
     let c = Connection::open(&db)?;
     let mut flips = 0;
     for col in columns {
-        let original: Vec<u8> = c.query_row(
-            &format!("SELECT CAST({col} AS BLOB) FROM entries WHERE seq = 2"),
-            [],
-            |r| r.get(0),
-        )?;
+        let original: Vec<u8> = c.query_row(&format!("SELECT CAST({col} AS BLOB) FROM entries WHERE seq = 2"), [], |r| r.get(0))?;
         let is_text = col != "leaf";
         for i in 0..original.len() {
             let mut changed = original.clone();
@@ -389,11 +270,7 @@ fn every_flipped_byte_of_an_entry_row_is_caught() -> Result<()> {
             let ledger = git_audit::ledger::Ledger::open(&loc)?;
             let report = git_audit::ledger::verify::verify(&ledger, None, &[])?;
             assert!(!report.ok(), "flipping byte {i} of {col} went unnoticed");
-            assert!(
-                report.problems.iter().any(|p| p.seq == Some(2)),
-                "{col}[{i}]: {:?}",
-                report.problems
-            );
+            assert!(report.problems.iter().any(|p| p.seq == Some(2)), "{col}[{i}]: {:?}", report.problems);
             flips += 1;
         }
         let restore = if is_text {
@@ -421,17 +298,9 @@ fn foreign_and_newer_files_are_refused_untouched() -> Result<()> {
     Connection::open(&other)?.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")?;
     for f in [&junk, &other] {
         let before = std::fs::read(f)?;
-        let (code, _, err) = repo.audit(&[
-            "--ledger",
-            f.to_str().unwrap_or_default(),
-            "ledger",
-            "status",
-        ])?;
+        let (code, _, err) = repo.audit(&["--ledger", f.to_str().unwrap_or_default(), "ledger", "status"])?;
         assert_eq!(code, 2);
-        assert!(
-            err.contains("is not a git-audit ledger") && err.contains("nothing was changed"),
-            "{err}"
-        );
+        assert!(err.contains("is not a git-audit ledger") && err.contains("nothing was changed"), "{err}");
         assert_eq!(std::fs::read(f)?, before, "{} was modified", f.display());
     }
     let (repo, db) = ledger_repo(1)?;
@@ -440,19 +309,11 @@ fn foreign_and_newer_files_are_refused_untouched() -> Result<()> {
     assert_eq!(code, 2);
     assert!(err.contains("format version 99"), "{err}");
     // --ledger works after the subcommand too.
-    let (code, _, err) = repo.audit(&[
-        "ledger",
-        "status",
-        "--ledger",
-        junk.to_str().unwrap_or_default(),
-    ])?;
+    let (code, _, err) = repo.audit(&["ledger", "status", "--ledger", junk.to_str().unwrap_or_default()])?;
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = repo.audit(&["--ledger", "/nonexistent/x.db", "ledger", "status"])?;
     assert_eq!(code, 2);
-    assert!(
-        err.contains("no ledger at /nonexistent/x.db") && err.contains("ledger init"),
-        "{err}"
-    );
+    assert!(err.contains("no ledger at /nonexistent/x.db") && err.contains("ledger init"), "{err}");
     Ok(())
 }
 
@@ -462,16 +323,7 @@ fn sixteen_concurrent_writers_lose_nothing() -> Result<()> {
     let children: Vec<_> = (0..16)
         .map(|w| {
             repo.cmd(BIN)
-                .args([
-                    "ledger",
-                    "append",
-                    "--kind",
-                    "test.concurrent",
-                    "--subject",
-                    &format!("writer-{w}"),
-                    "--repeat",
-                    "10",
-                ])
+                .args(["ledger", "append", "--kind", "test.concurrent", "--subject", &format!("writer-{w}"), "--repeat", "10"])
                 .spawn()
         })
         .collect::<Result<_, _>>()?;
@@ -479,18 +331,13 @@ fn sixteen_concurrent_writers_lose_nothing() -> Result<()> {
         assert!(c.wait()?.success());
     }
     let c = Connection::open(&db)?;
-    let (n, min, max, distinct): (i64, i64, i64, i64) = c.query_row(
-        "SELECT count(*), min(seq), max(seq), count(DISTINCT seq) FROM entries",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
+    let (n, min, max, distinct): (i64, i64, i64, i64) =
+        c.query_row("SELECT count(*), min(seq), max(seq), count(DISTINCT seq) FROM entries", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
     assert_eq!((n, min, max, distinct), (160, 0, 159, 160));
     for w in 0..16 {
-        let k: i64 = c.query_row(
-            "SELECT count(*) FROM entries WHERE subject = ?1",
-            [format!("writer-{w}")],
-            |r| r.get(0),
-        )?;
+        let k: i64 = c.query_row("SELECT count(*) FROM entries WHERE subject = ?1", [format!("writer-{w}")], |r| r.get(0))?;
         assert_eq!(k, 10, "writer {w}");
     }
     let (code, out) = verify(&repo, &[])?;
@@ -505,26 +352,14 @@ fn kill_dash_nine_mid_append_leaves_a_valid_ledger() -> Result<()> {
     for round in 0..8u64 {
         let mut child = repo
             .cmd(BIN)
-            .args([
-                "ledger",
-                "append",
-                "--kind",
-                "test.crash",
-                "--subject",
-                &format!("round-{round}"),
-                "--repeat",
-                "1000000",
-            ])
+            .args(["ledger", "append", "--kind", "test.crash", "--subject", &format!("round-{round}"), "--repeat", "1000000"])
             .spawn()?;
         std::thread::sleep(std::time::Duration::from_millis(40 + round * 23));
-        Command::new("kill")
-            .args(["-9", &child.id().to_string()])
-            .status()?;
+        Command::new("kill").args(["-9", &child.id().to_string()]).status()?;
         child.wait()?;
         let (code, out) = verify(&repo, &[])?;
         assert_eq!(code, 0, "round {round}: {out}");
-        let n: i64 =
-            Connection::open(&db)?.query_row("SELECT count(*) FROM entries", [], |r| r.get(0))?;
+        let n: i64 = Connection::open(&db)?.query_row("SELECT count(*) FROM entries", [], |r| r.get(0))?;
         assert!(n >= last, "entries went from {last} to {n}");
         last = n;
     }

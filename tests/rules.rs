@@ -17,65 +17,28 @@ allowed_email_domains = ["example.com"]
 fn metadata_rules_each_fire_with_their_id() -> Result<()> {
     let k = keys();
     let repo = Repo::new()?;
-    let ok = repo.commit(
-        "feat: fine\n\nSigned-off-by: Alice <alice@example.com>",
-        Sign::Pgp(&k.alice),
-    )?;
+    let ok = repo.commit("feat: fine\n\nSigned-off-by: Alice <alice@example.com>", Sign::Pgp(&k.alice))?;
     let no_trailer = repo.commit("feat: no trailer", Sign::Pgp(&k.alice))?;
-    let bad_subject = repo.commit(
-        "Updated stuff\n\nSigned-off-by: Alice <alice@example.com>",
-        Sign::Pgp(&k.alice),
-    )?;
-    let long = repo.commit(
-        "feat: a subject line that goes on and on and on\n\nSigned-off-by: Alice <alice@example.com>",
-        Sign::Pgp(&k.alice),
-    )?;
-    let wrong_signoff = repo.commit(
-        "fix: signed off by someone else\n\nSigned-off-by: Bob <bob@example.com>",
-        Sign::Pgp(&k.alice),
-    )?;
-    let outsider = repo.commit_as(
-        "fix: outsider\n\nSigned-off-by: Olga <olga@other.org>",
-        Sign::None,
-        Some(("Olga", "olga@other.org")),
-    )?;
+    let bad_subject = repo.commit("Updated stuff\n\nSigned-off-by: Alice <alice@example.com>", Sign::Pgp(&k.alice))?;
+    let long =
+        repo.commit("feat: a subject line that goes on and on and on\n\nSigned-off-by: Alice <alice@example.com>", Sign::Pgp(&k.alice))?;
+    let wrong_signoff = repo.commit("fix: signed off by someone else\n\nSigned-off-by: Bob <bob@example.com>", Sign::Pgp(&k.alice))?;
+    let outsider = repo.commit_as("fix: outsider\n\nSigned-off-by: Olga <olga@other.org>", Sign::None, Some(("Olga", "olga@other.org")))?;
 
     let policy = repo.policy(&pinned_policy(METADATA))?;
     let (code, v) = repo.verify_json(&policy, &["HEAD"])?;
     assert_eq!(code, 1);
     assert_eq!(rules(commit_entry(&v, &ok)), Vec::<String>::new());
     assert_eq!(commit_entry(&v, &ok)["verdict"], "pass");
-    assert_eq!(
-        rules(commit_entry(&v, &no_trailer)),
-        vec!["commits.trailer"]
-    );
-    assert_eq!(
-        rules(commit_entry(&v, &bad_subject)),
-        vec!["commits.subject"]
-    );
-    assert_eq!(
-        rules(commit_entry(&v, &long)),
-        vec!["commits.subject-length"]
-    );
-    assert_eq!(
-        rules(commit_entry(&v, &wrong_signoff)),
-        vec!["commits.signoff"]
-    );
-    assert_eq!(
-        rules(commit_entry(&v, &outsider)),
-        vec![
-            "signing.required",
-            "commits.email-domain",
-            "commits.email-domain"
-        ]
-    );
+    assert_eq!(rules(commit_entry(&v, &no_trailer)), vec!["commits.trailer"]);
+    assert_eq!(rules(commit_entry(&v, &bad_subject)), vec!["commits.subject"]);
+    assert_eq!(rules(commit_entry(&v, &long)), vec!["commits.subject-length"]);
+    assert_eq!(rules(commit_entry(&v, &wrong_signoff)), vec!["commits.signoff"]);
+    assert_eq!(rules(commit_entry(&v, &outsider)), vec!["signing.required", "commits.email-domain", "commits.email-domain"]);
     // Every finding says what to do.
     for c in v["commits"].as_array().into_iter().flatten() {
         for f in c["findings"].as_array().into_iter().flatten() {
-            assert!(
-                f["fix"].as_str().is_some_and(|s| !s.is_empty()),
-                "no fix in {f}"
-            );
+            assert!(f["fix"].as_str().is_some_and(|s| !s.is_empty()), "no fix in {f}");
             assert_eq!(f["severity"], "error");
         }
     }
@@ -107,9 +70,7 @@ fn json_has_the_documented_shape() -> Result<()> {
         assert!(c["findings"].is_array());
     }
     assert_eq!(commits[0]["findings"][0]["rule"], "signing.required");
-    assert!(commits[0]["findings"][0]["message"]
-        .as_str()
-        .is_some_and(|m| m.contains("missing")));
+    assert!(commits[0]["findings"][0]["message"].as_str().is_some_and(|m| m.contains("missing")));
     assert_eq!(v["summary"]["checked"], 2);
     assert_eq!(v["summary"]["failed"], 1);
     Ok(())
@@ -119,24 +80,12 @@ fn json_has_the_documented_shape() -> Result<()> {
 fn text_output_names_commit_rule_and_fix() -> Result<()> {
     let repo = Repo::new()?;
     let id = repo.commit("feat: unsigned work", Sign::None)?;
-    let policy = repo.policy(&pinned_policy(
-        "[commits]\nrequired_trailers = [\"Signed-off-by\"]\n",
-    ))?;
-    let (code, out, err) = repo.audit(&[
-        "--policy",
-        policy.to_str().unwrap_or_default(),
-        "verify",
-        "HEAD",
-    ])?;
+    let policy = repo.policy(&pinned_policy("[commits]\nrequired_trailers = [\"Signed-off-by\"]\n"))?;
+    let (code, out, err) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "HEAD"])?;
     assert_eq!(code, 1, "{err}");
     let first = out.lines().next().unwrap_or_default();
     assert!(first.starts_with(&format!("FAIL {}", &id[..10])), "{out}");
-    assert!(
-        first.contains("feat: unsigned work")
-            && first.contains("signing.required")
-            && first.contains("commits.trailer"),
-        "{out}"
-    );
+    assert!(first.contains("feat: unsigned work") && first.contains("signing.required") && first.contains("commits.trailer"), "{out}");
     assert!(out.contains("git config commit.gpgsign true"), "{out}");
     assert!(out.contains("git commit --amend -s --no-edit"), "{out}");
     assert!(out.contains("1 commit checked: 1 failed"), "{out}");
@@ -149,11 +98,7 @@ fn warn_mode_reports_without_failing() -> Result<()> {
     let repo = Repo::new()?;
     let id = repo.commit("feat: unsigned", Sign::None)?;
     // Global warn.
-    let policy = repo.policy(&pinned_policy("").replacen(
-        "version = 1\n",
-        "version = 1\nmode = \"warn\"\n",
-        1,
-    ))?;
+    let policy = repo.policy(&pinned_policy("").replacen("version = 1\n", "version = 1\nmode = \"warn\"\n", 1))?;
     let (code, v) = repo.verify_json(&policy, &["HEAD"])?;
     assert_eq!(code, 0, "{v}");
     let e = commit_entry(&v, &id);
@@ -161,9 +106,7 @@ fn warn_mode_reports_without_failing() -> Result<()> {
     assert_eq!(e["findings"][0]["severity"], "warning");
     assert_eq!(v["summary"]["warned"], 1);
     // Per-section warn, per-rule enforce wins over it.
-    let policy = repo.policy(&pinned_policy(
-        "mode = \"warn\"\n[rules]\n\"signing.required\" = \"enforce\"\n",
-    ))?;
+    let policy = repo.policy(&pinned_policy("mode = \"warn\"\n[rules]\n\"signing.required\" = \"enforce\"\n"))?;
     let (code, _) = repo.verify_json(&policy, &["HEAD"])?;
     assert_eq!(code, 1);
     // Per-rule off removes the finding.
@@ -177,36 +120,18 @@ fn warn_mode_reports_without_failing() -> Result<()> {
 #[test]
 fn exempt_identities_skip_signing_visibly() -> Result<()> {
     let repo = Repo::new()?;
-    let bot = repo.commit_as(
-        "chore: bump deps",
-        Sign::None,
-        Some((
-            "dependabot[bot]",
-            "49699333+dependabot[bot]@users.noreply.github.com",
-        )),
-    )?;
+    let bot =
+        repo.commit_as("chore: bump deps", Sign::None, Some(("dependabot[bot]", "49699333+dependabot[bot]@users.noreply.github.com")))?;
     let human = repo.commit("feat: human, unsigned", Sign::None)?;
-    let policy = repo.policy(&pinned_policy(
-        "exempt_identities = [\"*[bot]@users.noreply.github.com\"]\n",
-    ))?;
+    let policy = repo.policy(&pinned_policy("exempt_identities = [\"*[bot]@users.noreply.github.com\"]\n"))?;
     let (code, v) = repo.verify_json(&policy, &["HEAD"])?;
     assert_eq!(code, 1);
     let b = commit_entry(&v, &bot);
     assert_eq!(b["verdict"], "pass");
-    assert!(
-        b["exempt"]
-            .as_str()
-            .is_some_and(|s| s.contains("dependabot")),
-        "{b}"
-    );
+    assert!(b["exempt"].as_str().is_some_and(|s| s.contains("dependabot")), "{b}");
     assert_eq!(commit_entry(&v, &human)["verdict"], "fail");
     assert_eq!(v["summary"]["exempt"], 1);
-    let (_, out, _) = repo.audit(&[
-        "--policy",
-        policy.to_str().unwrap_or_default(),
-        "verify",
-        "HEAD",
-    ])?;
+    let (_, out, _) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "HEAD"])?;
     assert!(out.contains(&format!("exempt {}", &bot[..10])), "{out}");
     Ok(())
 }
@@ -218,34 +143,21 @@ fn baseline_accepts_old_history() -> Result<()> {
     repo.commit("old unsigned 1", Sign::None)?;
     let base = repo.commit("old unsigned 2", Sign::None)?;
     let new = repo.commit("feat: new and signed", Sign::Pgp(&k.alice))?;
-    let policy = repo.policy(
-        &pinned_policy("[commits]\nsubject_pattern = '^feat: '\n").replacen(
-            "[signing]",
-            &format!("baseline = \"{base}\"\n[signing]"),
-            1,
-        ),
-    )?;
+    let policy = repo.policy(&pinned_policy("[commits]\nsubject_pattern = '^feat: '\n").replacen(
+        "[signing]",
+        &format!("baseline = \"{base}\"\n[signing]"),
+        1,
+    ))?;
     let (code, v) = repo.verify_json(&policy, &["HEAD"])?;
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["summary"]["checked"], 1);
     assert_eq!(v["commits"][0]["id"], new.as_str());
     // A baseline that is not in the repository is a configuration error naming the policy line.
-    let policy = repo.policy(&pinned_policy("").replacen(
-        "[signing]",
-        "baseline = \"deadbeefdeadbeefdeadbeefdeadbeefdeadbeef\"\n[signing]",
-        1,
-    ))?;
-    let (code, out, err) = repo.audit(&[
-        "--policy",
-        policy.to_str().unwrap_or_default(),
-        "verify",
-        "HEAD",
-    ])?;
+    let policy =
+        repo.policy(&pinned_policy("").replacen("[signing]", "baseline = \"deadbeefdeadbeefdeadbeefdeadbeefdeadbeef\"\n[signing]", 1))?;
+    let (code, out, err) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "HEAD"])?;
     assert_eq!(code, 2, "{out}");
-    assert!(
-        err.contains("policy.toml:2:12") && err.contains("baseline deadbeef"),
-        "{err}"
-    );
+    assert!(err.contains("policy.toml:2:12") && err.contains("baseline deadbeef"), "{err}");
     Ok(())
 }
 
@@ -272,19 +184,11 @@ fn odd_commits_get_a_verdict_not_a_panic() -> Result<()> {
     let x509 = write_commit(&repo, x509.as_bytes(), "x509")?;
 
     let policy = repo.policy(&pinned_policy(""))?;
-    let (code, v) = repo.verify_json(
-        &policy,
-        &["latin", "huge", "badsig", "badssh", "x509", "^main"],
-    )?;
+    let (code, v) = repo.verify_json(&policy, &["latin", "huge", "badsig", "badssh", "x509", "^main"])?;
     assert_eq!(code, 1);
     assert_eq!(v["summary"]["checked"], 5);
     let l = commit_entry(&v, &latin);
-    assert!(
-        l["author"]
-            .as_str()
-            .is_some_and(|a| a.contains("jorg@example.com")),
-        "{l}"
-    );
+    assert!(l["author"].as_str().is_some_and(|a| a.contains("jorg@example.com")), "{l}");
     assert_eq!(l["signature"]["status"], "missing");
     assert_eq!(commit_entry(&v, &huge)["subject"], "feat: big");
     assert_eq!(commit_entry(&v, &bad_sig)["signature"]["status"], "error");
@@ -292,23 +196,14 @@ fn odd_commits_get_a_verdict_not_a_panic() -> Result<()> {
     let x = commit_entry(&v, &x509);
     assert_eq!(x["signature"]["format"], "x509");
     assert_eq!(x["signature"]["status"], "error");
-    assert!(x["signature"]["detail"]
-        .as_str()
-        .is_some_and(|d| d.contains("x509 verification not supported yet")));
+    assert!(x["signature"]["detail"].as_str().is_some_and(|d| d.contains("x509 verification not supported yet")));
     Ok(())
 }
 
 fn write_commit(repo: &Repo, raw: &[u8], branch: &str) -> Result<String> {
     let path = repo.tmp.path().join(format!("{branch}.commit"));
     std::fs::write(&path, raw)?;
-    let id = repo.git(&[
-        "hash-object",
-        "-t",
-        "commit",
-        "-w",
-        "--literally",
-        path.to_str().unwrap_or_default(),
-    ])?;
+    let id = repo.git(&["hash-object", "-t", "commit", "-w", "--literally", path.to_str().unwrap_or_default()])?;
     repo.git(&["update-ref", &format!("refs/heads/{branch}"), &id])?;
     Ok(id)
 }
@@ -323,12 +218,8 @@ fn ranges_follow_git_syntax() -> Result<()> {
     let policy = repo.policy("version = 1\n")?;
     let count = |range: &[&str]| -> Result<Vec<String>> {
         let (_, v) = repo.verify_json(&policy, range)?;
-        let mut ids: Vec<String> = v["commits"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["id"].as_str().map(String::from))
-            .collect();
+        let mut ids: Vec<String> =
+            v["commits"].as_array().into_iter().flatten().filter_map(|c| c["id"].as_str().map(String::from)).collect();
         ids.sort();
         Ok(ids)
     };
@@ -337,22 +228,11 @@ fn ranges_follow_git_syntax() -> Result<()> {
         v
     };
     assert_eq!(count(&["main..topic"])?, vec![c.clone()]);
-    assert_eq!(
-        count(&["main...topic"])?,
-        sorted(vec![b.clone(), c.clone()])
-    );
+    assert_eq!(count(&["main...topic"])?, sorted(vec![b.clone(), c.clone()]));
     assert_eq!(count(&["topic", "^main"])?, vec![c.clone()]);
-    assert_eq!(
-        count(&["--all"])?,
-        sorted(vec![a.clone(), b.clone(), c.clone()])
-    );
+    assert_eq!(count(&["--all"])?, sorted(vec![a.clone(), b.clone(), c.clone()]));
     assert_eq!(count(&[&a])?, vec![a.clone()]);
-    let (code, _, err) = repo.audit(&[
-        "--policy",
-        policy.to_str().unwrap_or_default(),
-        "verify",
-        "no-such-branch",
-    ])?;
+    let (code, _, err) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "no-such-branch"])?;
     assert_eq!(code, 2);
     assert!(err.contains("no-such-branch"), "{err}");
     Ok(())
@@ -363,35 +243,15 @@ fn works_as_a_git_subcommand() -> Result<()> {
     let repo = Repo::new()?;
     repo.commit("feat: x", Sign::None)?;
     repo.policy("version = 1\n")?;
-    let bin_dir = std::path::Path::new(crate::support::BIN)
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let bin_dir = std::path::Path::new(crate::support::BIN).parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let policy = repo.tmp.path().join("policy.toml");
     let out = repo
         .cmd("git")
         .env("PATH", path)
-        .args([
-            "audit",
-            "--policy",
-            policy.to_str().unwrap_or_default(),
-            "verify",
-            "--format",
-            "json",
-            "HEAD",
-        ])
+        .args(["audit", "--policy", policy.to_str().unwrap_or_default(), "verify", "--format", "json", "HEAD"])
         .output()?;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(v["summary"]["checked"], 1);
     Ok(())

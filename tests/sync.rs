@@ -17,12 +17,7 @@ fn world() -> World {
     let mut w = World::new("acme/api");
     for n in 1..=130u64 {
         let t = format!("2026-07-01T{:02}:{:02}:00Z", n / 60, n % 60);
-        w.pull(
-            n,
-            "alice",
-            &t,
-            &[sha(&format!("c{n}a")), sha(&format!("c{n}b"))],
-        );
+        w.pull(n, "alice", &t, &[sha(&format!("c{n}a")), sha(&format!("c{n}b"))]);
     }
     let big: Vec<String> = (0..260).map(|i| sha(&format!("big{i}"))).collect();
     w.pull(131, "dave", "2026-07-01T03:00:00Z", &big);
@@ -41,24 +36,9 @@ fn world() -> World {
     w.landed(&sha("rebased2a"), "2026-07-02T02:59:00Z", &[2]);
     w.landed(&sha("rebased2b"), "2026-07-02T03:00:00Z", &[2]);
     w.landed(&sha("direct"), "2026-07-02T05:00:00Z", &[]);
-    let d1 = w.deployment(
-        &sha("squash1"),
-        "main",
-        "production",
-        "2026-07-02T06:00:00Z",
-    );
-    w.status(
-        d1,
-        "in_progress",
-        "2026-07-02T06:00:10Z",
-        Some("https://github.com/acme/api/actions/runs/777/job/1"),
-    );
-    w.status(
-        d1,
-        "success",
-        "2026-07-02T06:05:00Z",
-        Some("https://github.com/acme/api/actions/runs/777/job/1"),
-    );
+    let d1 = w.deployment(&sha("squash1"), "main", "production", "2026-07-02T06:00:00Z");
+    w.status(d1, "in_progress", "2026-07-02T06:00:10Z", Some("https://github.com/acme/api/actions/runs/777/job/1"));
+    w.status(d1, "success", "2026-07-02T06:05:00Z", Some("https://github.com/acme/api/actions/runs/777/job/1"));
     w.approval(777, "bob", "Ship it!");
     let d2 = w.deployment(&sha("direct"), "v1.2.0", "staging", "2026-07-02T07:00:00Z");
     w.status(d2, "in_progress", "2026-07-02T07:00:10Z", None);
@@ -76,11 +56,7 @@ fn setup(w: World) -> Result<Setup> {
     let (code, _, err) = repo.audit(&["ledger", "init"])?;
     assert_eq!(code, 0, "{err}");
     let db = repo.path.join(".git/audit/ledger.db");
-    Ok(Setup {
-        repo,
-        fake: Fake::start(w),
-        db,
-    })
+    Ok(Setup { repo, fake: Fake::start(w), db })
 }
 
 impl Setup {
@@ -89,19 +65,14 @@ impl Setup {
         let out = c.output()?;
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(
-            !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
-            "the token leaked:\n{stdout}\n{stderr}"
-        );
+        assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN), "the token leaked:\n{stdout}\n{stderr}");
         let v = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
         Ok((out.status.code().unwrap_or(-1), v, stderr))
     }
 
     fn cmd(&self, extra: &[&str]) -> Command {
         let mut c = self.repo.cmd(BIN);
-        c.env("GITHUB_TOKEN", TOKEN)
-            .env("GIT_AUDIT_SYNC_BACKOFF_MS", "20")
-            .args(["sync", "--json"]);
+        c.env("GITHUB_TOKEN", TOKEN).env("GIT_AUDIT_SYNC_BACKOFF_MS", "20").args(["sync", "--json"]);
         if !extra.contains(&"--api-url") {
             c.args(["--api-url", &self.fake.url]);
         }
@@ -127,10 +98,7 @@ impl Setup {
 
     fn scalar(&self, sql: &str) -> Result<String> {
         let c = Connection::open(&self.db)?;
-        Ok(
-            c.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
-                .map(|v| crate::support::show(&v))?,
-        )
+        Ok(c.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0)).map(|v| crate::support::show(&v))?)
     }
 
     fn verify_ledger(&self) -> Result<()> {
@@ -142,8 +110,13 @@ impl Setup {
 
 #[test]
 fn a_first_sync_records_everything_and_a_second_makes_only_304s() -> Result<()> {
+    first_and_second_sync("graphql")?;
+    first_and_second_sync("rest")
+}
+
+fn first_and_second_sync(api: &str) -> Result<()> {
     let s = setup(world())?;
-    let (code, v, err) = s.sync(&[])?;
+    let (code, v, err) = s.sync(&["--pulls-api", api])?;
     assert_eq!(code, 0, "{err}");
     let k = s.kinds()?;
     assert_eq!(k.get("pr.synced"), Some(&131));
@@ -154,95 +127,65 @@ fn a_first_sync_records_everything_and_a_second_makes_only_304s() -> Result<()> 
     // Landed commits in no PR's commit list and not a merge_commit_sha: the first
     // rebased commit (→ #2) and the direct push.
     assert_eq!(k.get("commit_pulls.synced"), Some(&2));
-    assert_eq!(
-        v["repositories"][0]["capped_pull_requests"],
-        serde_json::json!([131])
-    );
+    assert_eq!(v["repositories"][0]["capped_pull_requests"], serde_json::json!([131]));
 
     // Projections link it all by commit id, in GitHub's own terms.
     assert_eq!(s.scalar("SELECT count(*) FROM pull_requests")?, "131");
+    assert_eq!(s.scalar("SELECT merged_by FROM pull_requests WHERE number = 1")?, "bob");
     assert_eq!(
-        s.scalar("SELECT merged_by FROM pull_requests WHERE number = 1")?,
-        "bob"
+        s.scalar(&format!("SELECT merge_commit_sha FROM pull_requests WHERE number = 1 AND merge_commit_sha = '{}'", sha("squash1")))?,
+        sha("squash1")
     );
-    assert_eq!(s.scalar(&format!("SELECT merge_commit_sha FROM pull_requests WHERE number = 1 AND merge_commit_sha = '{}'", sha("squash1")))?, sha("squash1"));
+    assert_eq!(s.scalar("SELECT count(*) FROM pr_commits WHERE number = 131")?, "250");
+    assert_eq!(s.scalar("SELECT commit_id FROM reviews WHERE number = 3 AND reviewer = 'carol'")?, sha("c3a"));
+    assert_eq!(s.scalar("SELECT head_sha FROM pull_requests WHERE number = 3")?, sha("c3b"));
+    assert_eq!(s.scalar(&format!("SELECT pulls FROM commit_pulls WHERE sha = '{}'", sha("rebased2a")))?, "[2]");
+    assert_eq!(s.scalar(&format!("SELECT pulls FROM commit_pulls WHERE sha = '{}'", sha("direct")))?, "[]");
+    assert_eq!(s.scalar(&format!("SELECT environment FROM deployments WHERE sha = '{}'", sha("squash1")))?, "production");
     assert_eq!(
-        s.scalar("SELECT count(*) FROM pr_commits WHERE number = 131")?,
-        "250"
+        s.scalar("SELECT group_concat(state, ',') FROM (SELECT state FROM deployment_statuses ORDER BY id)")?,
+        "in_progress,success,in_progress"
     );
-    assert_eq!(
-        s.scalar("SELECT commit_id FROM reviews WHERE number = 3 AND reviewer = 'carol'")?,
-        sha("c3a")
-    );
-    assert_eq!(
-        s.scalar("SELECT head_sha FROM pull_requests WHERE number = 3")?,
-        sha("c3b")
-    );
-    assert_eq!(
-        s.scalar(&format!(
-            "SELECT pulls FROM commit_pulls WHERE sha = '{}'",
-            sha("rebased2a")
-        ))?,
-        "[2]"
-    );
-    assert_eq!(
-        s.scalar(&format!(
-            "SELECT pulls FROM commit_pulls WHERE sha = '{}'",
-            sha("direct")
-        ))?,
-        "[]"
-    );
-    assert_eq!(
-        s.scalar(&format!(
-            "SELECT environment FROM deployments WHERE sha = '{}'",
-            sha("squash1")
-        ))?,
-        "production"
-    );
-    assert_eq!(s.scalar("SELECT group_concat(state, ',') FROM (SELECT state FROM deployment_statuses ORDER BY id)")?, "in_progress,success,in_progress");
     let c = Connection::open(&s.db)?;
-    let approval: String = c.query_row(
-        "SELECT payload FROM entries WHERE kind = 'deployment_approval.synced'",
-        [],
-        |r| r.get(0),
-    )?;
-    assert!(
-        approval.contains("\"run_id\":777")
-            && approval.contains("Ship it!")
-            && approval.contains("\"login\":\"bob\""),
-        "{approval}"
-    );
+    let approval: String = c.query_row("SELECT payload FROM entries WHERE kind = 'deployment_approval.synced'", [], |r| r.get(0))?;
+    assert!(approval.contains("\"run_id\":777") && approval.contains("Ship it!") && approval.contains("\"login\":\"bob\""), "{approval}");
     // Entries about a commit are found by its id.
-    let about_squash: i64 = c.query_row(
-        "SELECT count(*) FROM entries WHERE subject = ?1",
-        [sha("squash1")],
-        |r| r.get(0),
-    )?;
+    let about_squash: i64 = c.query_row("SELECT count(*) FROM entries WHERE subject = ?1", [sha("squash1")], |r| r.get(0))?;
     assert_eq!(about_squash, 4, "deployment + 2 statuses + approval");
     s.verify_ledger()?;
 
     // A second pass right away: nothing new, a handful of requests, all answered
-    // 304 but the commit listing whose `since` moved with its cursor.
+    // 304 but the commit listing whose `since` moved with its cursor (and the one
+    // GraphQL query, which has no ETags).
     s.fake.take_log();
-    let (code, v, err) = s.sync(&[])?;
+    let (code, v, err) = s.sync(&["--pulls-api", api])?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(v["repositories"][0]["new_entries"], 0);
     let log = s.fake.take_log();
     assert!(log.len() <= 10, "{} requests: {log:?}", log.len());
-    assert!(
-        log.iter()
-            .all(|(status, p)| *status == 304 || p.contains("/commits?sha=main")),
-        "{log:?}"
-    );
-    // A third: every request is a 304.
-    let (code, _, _) = s.sync(&[])?;
+    assert!(log.iter().all(|(status, p)| *status == 304 || p.contains("/commits?sha=main") || p == "/graphql"), "{log:?}");
+    assert!(log.iter().filter(|(_, p)| p == "/graphql").count() <= 1, "{log:?}");
+    // A third: every REST request is a 304.
+    let (code, _, _) = s.sync(&["--pulls-api", api])?;
     assert_eq!(code, 0);
     let log = s.fake.take_log();
-    assert!(log.iter().all(|(status, _)| *status == 304), "{log:?}");
-    assert_eq!(
-        s.kinds()?.values().sum::<usize>(),
-        k.values().sum::<usize>()
-    );
+    assert!(log.iter().all(|(status, p)| *status == 304 || p == "/graphql"), "{log:?}");
+    assert_eq!(s.kinds()?.values().sum::<usize>(), k.values().sum::<usize>());
+    Ok(())
+}
+
+#[test]
+fn rest_and_graphql_record_identical_payloads() -> Result<()> {
+    let s = setup(world())?;
+    assert_eq!(s.sync(&["--pulls-api", "rest"])?.0, 0);
+    let before = s.kinds()?;
+    // Forget the cursors: the GraphQL pass re-reads every PR and must find nothing new.
+    Connection::open(&s.db)?.execute("DELETE FROM sync_cursors", [])?;
+    let (code, v, err) = s.sync(&["--pulls-api", "graphql"])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["repositories"][0]["pull_requests"], 0, "{v}");
+    assert_eq!(v["repositories"][0]["reviews"], 0, "{v}");
+    assert_eq!(s.kinds()?, before);
     Ok(())
 }
 
@@ -254,12 +197,7 @@ fn changes_after_merge_are_picked_up_and_only_they() -> Result<()> {
     s.fake.with_world(|w| {
         // A review arrives after the merge; the staging deployment finishes.
         w.review(1, "erin", "APPROVED", &sha("c1b"), "2026-07-03T00:00:00Z");
-        let d2 = w
-            .deployments
-            .iter()
-            .find(|d| d["environment"] == "staging")
-            .and_then(|d| d["id"].as_i64())
-            .unwrap_or(0);
+        let d2 = w.deployments.iter().find(|d| d["environment"] == "staging").and_then(|d| d["id"].as_i64()).unwrap_or(0);
         w.status(d2, "success", "2026-07-03T01:00:00Z", None);
     });
     let (code, v, err) = s.sync(&[])?;
@@ -271,11 +209,7 @@ fn changes_after_merge_are_picked_up_and_only_they() -> Result<()> {
     assert_eq!(diff("deployment_status.synced"), 1);
     assert_eq!(diff("deployment.synced"), 0);
     assert_eq!(v["repositories"][0]["new_entries"], 3);
-    assert_eq!(
-        s.scalar("SELECT count(*) FROM sync_pending")?,
-        "0",
-        "no deployment left to poll"
-    );
+    assert_eq!(s.scalar("SELECT count(*) FROM sync_pending")?, "0", "no deployment left to poll");
     s.verify_ledger()
 }
 
@@ -283,12 +217,7 @@ fn changes_after_merge_are_picked_up_and_only_they() -> Result<()> {
 fn faults_are_waited_out_and_enterprise_urls_work() -> Result<()> {
     let mut w = World::new("acme/api");
     for n in 1..=5u64 {
-        w.pull(
-            n,
-            "alice",
-            &format!("2026-07-01T00:0{n}:00Z"),
-            &[sha(&format!("f{n}"))],
-        );
+        w.pull(n, "alice", &format!("2026-07-01T00:0{n}:00Z"), &[sha(&format!("f{n}"))]);
     }
     let s = setup(w)?;
     s.fake.faults(|f| {
@@ -304,10 +233,8 @@ fn faults_are_waited_out_and_enterprise_urls_work() -> Result<()> {
     assert_eq!(s.kinds()?.get("pr.synced"), Some(&5));
     assert!(v["retries"].as_u64().unwrap_or(0) >= 4, "{v}");
     let log = s.fake.take_log();
-    assert!(
-        log.iter().all(|(_, p)| p.starts_with("/api/v3/")),
-        "{log:?}"
-    );
+    assert!(log.iter().all(|(_, p)| p.starts_with("/api/v3/") || p == "/api/graphql"), "{log:?}");
+    assert!(log.iter().any(|(_, p)| p == "/api/graphql"), "GraphQL is not under /api/v3 on Enterprise: {log:?}");
     s.verify_ledger()
 }
 
@@ -316,23 +243,12 @@ fn bad_repositories_and_tokens_are_named_and_the_token_never_shows() -> Result<(
     let s = setup(world())?;
     let (code, _, err) = s.sync(&["--github", "acme/nope"])?;
     assert_eq!(code, 2);
-    assert!(
-        err.contains("acme/nope: not found, or the token cannot see it") && err.contains("Hint:"),
-        "{err}"
-    );
-    let out = s
-        .repo
-        .cmd(BIN)
-        .env("GITHUB_TOKEN", "ghp_WRONGtoken")
-        .args(["sync", "--api-url", &s.fake.url, "--github", "acme/api"])
-        .output()?;
+    assert!(err.contains("acme/nope: not found, or the token cannot see it") && err.contains("Hint:"), "{err}");
+    let out =
+        s.repo.cmd(BIN).env("GITHUB_TOKEN", "ghp_WRONGtoken").args(["sync", "--api-url", &s.fake.url, "--github", "acme/api"]).output()?;
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("acme/api: GitHub rejected the credentials (401)")
-            && !err.contains("ghp_WRONGtoken"),
-        "{err}"
-    );
+    assert!(err.contains("acme/api: GitHub rejected the credentials (401)") && !err.contains("ghp_WRONGtoken"), "{err}");
     let (code, _, err) = s.sync(&["--github", "not a repo"])?;
     assert_eq!(code, 2);
     assert!(err.contains("is not a repository name"), "{err}");
@@ -352,29 +268,26 @@ fn a_sync_killed_mid_run_resumes_without_gaps_or_duplicates() -> Result<()> {
     let s = setup(world())?;
     s.fake.faults(|f| f.delay_ms = 3);
     for round in 0..3u64 {
-        let mut child = s
-            .cmd(&[])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+        // The killed passes use REST (many requests to land a kill between); the
+        // resuming pass uses GraphQL: identical payloads, so no duplicates either way.
+        let mut child = s.cmd(&["--pulls-api", "rest"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
         std::thread::sleep(std::time::Duration::from_millis(300 + 150 * round));
-        Command::new("kill")
-            .args(["-9", &child.id().to_string()])
-            .status()?;
+        Command::new("kill").args(["-9", &child.id().to_string()]).status()?;
         child.wait()?;
         s.verify_ledger()?;
     }
     let partial: usize = s.kinds()?.values().sum();
-    assert!(
-        partial > 0 && partial < expected.values().sum(),
-        "the kills should land mid-run ({partial})"
-    );
+    assert!(partial > 0 && partial < expected.values().sum(), "the kills should land mid-run ({partial})");
     s.fake.faults(|f| f.delay_ms = 0);
     let (code, _, err) = s.sync(&[])?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(s.kinds()?, expected);
     let c = Connection::open(&s.db)?;
-    let dupes: i64 = c.query_row("SELECT count(*) FROM (SELECT subject FROM entries WHERE kind = 'pr.synced' GROUP BY subject HAVING count(*) > 1)", [], |r| r.get(0))?;
+    let dupes: i64 = c.query_row(
+        "SELECT count(*) FROM (SELECT subject FROM entries WHERE kind = 'pr.synced' GROUP BY subject HAVING count(*) > 1)",
+        [],
+        |r| r.get(0),
+    )?;
     assert_eq!(dupes, 0);
     s.verify_ledger()
 }
@@ -382,11 +295,7 @@ fn a_sync_killed_mid_run_resumes_without_gaps_or_duplicates() -> Result<()> {
 #[test]
 fn interval_mode_holds_a_lock_and_stops_cleanly_on_sigterm() -> Result<()> {
     let s = setup(world())?;
-    let mut first = s
-        .cmd(&["--interval", "1h"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let mut first = s.cmd(&["--interval", "1h"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
     // Wait for the first pass to finish (its summary line appears).
     let mut stdout = first.stdout.take().context("stdout")?;
     let mut line = Vec::new();
@@ -395,17 +304,11 @@ fn interval_mode_holds_a_lock_and_stops_cleanly_on_sigterm() -> Result<()> {
     while stdout.read(&mut byte)? == 1 && byte[0] != b'\n' {
         line.push(byte[0]);
     }
-    assert!(
-        String::from_utf8_lossy(&line).contains("\"requests\""),
-        "{}",
-        String::from_utf8_lossy(&line)
-    );
+    assert!(String::from_utf8_lossy(&line).contains("\"requests\""), "{}", String::from_utf8_lossy(&line));
     let (code, _, err) = s.sync(&[])?;
     assert_eq!(code, 2);
     assert!(err.contains("another `git-audit sync` is running"), "{err}");
-    Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()?;
+    Command::new("kill").args(["-TERM", &first.id().to_string()]).status()?;
     let started = std::time::Instant::now();
     let status = first.wait()?;
     assert!(status.success(), "{status:?}");

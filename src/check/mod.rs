@@ -72,45 +72,20 @@ impl<'p> CommitChecker<'p> {
 
     /// Checks one commit; `branch` is the `[[branches]]` entry of the ref it is
     /// being pushed to, when known (it can change how findings count).
-    pub fn check(
-        &mut self,
-        id: &str,
-        commit: &ParsedCommit,
-        branch: Option<&BranchRule>,
-    ) -> CommitReport {
+    pub fn check(&mut self, id: &str, commit: &ParsedCommit, branch: Option<&BranchRule>) -> CommitReport {
         let committer_time = commit.committer.as_ref().map_or(0, |c| c.time);
-        let verdict =
-            self.signatures
-                .check(commit.signature.as_deref(), &commit.payload, committer_time);
-        let mut out = Findings {
-            policy: self.policy,
-            branch,
-            list: Vec::new(),
-        };
-        let committer_email = commit
-            .committer
-            .as_ref()
-            .map(|c| c.email.as_str())
-            .unwrap_or("");
-        let author_email = commit
-            .author
-            .as_ref()
-            .map(|a| a.email.as_str())
-            .unwrap_or("");
+        let verdict = self.signatures.check(commit.signature.as_deref(), &commit.payload, committer_time);
+        let mut out = Findings { policy: self.policy, branch, list: Vec::new() };
+        let committer_email = commit.committer.as_ref().map(|c| c.email.as_str()).unwrap_or("");
+        let author_email = commit.author.as_ref().map(|a| a.email.as_str()).unwrap_or("");
         let policy = self.policy;
 
         for p in &commit.problems {
-            out.add(
-                "commits.malformed",
-                format!("malformed commit object: {p}"),
-                None,
-            );
+            out.add("commits.malformed", format!("malformed commit object: {p}"), None);
         }
 
         // Signing.
-        let exempt = policy
-            .exemption_for(committer_email)
-            .map(|p| format!("committer {committer_email} matches exempt identity `{p}`"));
+        let exempt = policy.exemption_for(committer_email).map(|p| format!("committer {committer_email} matches exempt identity `{p}`"));
         if policy.signing.required && verdict.status != SignatureStatus::Good && exempt.is_none() {
             let detail = verdict.detail.clone().unwrap_or_default();
             out.add(
@@ -119,15 +94,8 @@ impl<'p> CommitChecker<'p> {
                 Some(signing_fix(policy, &verdict, committer_email)),
             );
         }
-        if policy.signing.match_committer
-            && verdict.status == SignatureStatus::Good
-            && !verdict.binds(committer_email)
-        {
-            let ids = if verdict.identities.is_empty() {
-                "none".to_string()
-            } else {
-                verdict.identities.join(", ")
-            };
+        if policy.signing.match_committer && verdict.status == SignatureStatus::Good && !verdict.binds(committer_email) {
+            let ids = if verdict.identities.is_empty() { "none".to_string() } else { verdict.identities.join(", ") };
             out.add(
                 "signing.identity",
                 format!("signed by a key for {ids}, but the committer is {committer_email}"),
@@ -148,27 +116,13 @@ impl<'p> CommitChecker<'p> {
                 } else {
                     format!("add it with `git commit --amend --trailer '{key}: …'`")
                 };
-                out.add(
-                    "commits.trailer",
-                    format!("missing trailer `{key}:`"),
-                    Some(fix),
-                );
+                out.add("commits.trailer", format!("missing trailer `{key}:`"), Some(fix));
             }
         }
         if policy.commits.signoff_matches_author {
-            let signoffs: Vec<&String> = trailers
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case("Signed-off-by"))
-                .map(|(_, v)| v)
-                .collect();
-            let named = signoffs
-                .iter()
-                .any(|v| email_of(v).is_some_and(|e| e.eq_ignore_ascii_case(author_email)));
-            let required = policy
-                .commits
-                .required_trailers
-                .iter()
-                .any(|k| k.eq_ignore_ascii_case("Signed-off-by"));
+            let signoffs: Vec<&String> = trailers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("Signed-off-by")).map(|(_, v)| v).collect();
+            let named = signoffs.iter().any(|v| email_of(v).is_some_and(|e| e.eq_ignore_ascii_case(author_email)));
+            let required = policy.commits.required_trailers.iter().any(|k| k.eq_ignore_ascii_case("Signed-off-by"));
             // Without any sign-off, a required Signed-off-by is already a commits.trailer finding.
             if !(named || signoffs.is_empty() && required) {
                 out.add(
@@ -194,29 +148,18 @@ impl<'p> CommitChecker<'p> {
                 out.add(
                     "commits.subject-length",
                     format!("subject is {len} characters, more than {max}"),
-                    Some(format!(
-                        "shorten the subject to {max} characters and move detail to the body"
-                    )),
+                    Some(format!("shorten the subject to {max} characters and move detail to the body")),
                 );
             }
         }
         if !policy.commits.allowed_email_domains.is_empty() {
             for (role, email) in [("author", author_email), ("committer", committer_email)] {
-                let domain = email
-                    .rsplit_once('@')
-                    .map(|(_, d)| d.to_ascii_lowercase())
-                    .unwrap_or_default();
+                let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
                 if !policy.commits.allowed_email_domains.contains(&domain) {
                     out.add(
                         "commits.email-domain",
-                        format!(
-                            "{role} email {email} is not in {}",
-                            policy.commits.allowed_email_domains.join(", ")
-                        ),
-                        Some(format!(
-                            "set `git config user.email` to an address in {}",
-                            policy.commits.allowed_email_domains.join(", ")
-                        )),
+                        format!("{role} email {email} is not in {}", policy.commits.allowed_email_domains.join(", ")),
+                        Some(format!("set `git config user.email` to an address in {}", policy.commits.allowed_email_domains.join(", "))),
                     );
                 }
             }
@@ -228,21 +171,13 @@ impl<'p> CommitChecker<'p> {
         CommitReport {
             id: id.to_string(),
             subject,
-            verdict: if fail {
-                CommitVerdict::Fail
-            } else {
-                CommitVerdict::Pass
-            },
+            verdict: if fail { CommitVerdict::Fail } else { CommitVerdict::Pass },
             signature: verdict,
             findings,
             author: commit.author.as_ref().map(|a| a.display()),
             committer: commit.committer.as_ref().map(|c| c.display()),
             parents: commit.parents.len(),
-            exempt: if policy.signing.required {
-                exempt
-            } else {
-                None
-            },
+            exempt: if policy.signing.required { exempt } else { None },
         }
     }
 }
@@ -260,12 +195,7 @@ impl Findings<'_> {
             Mode::Warn => Severity::Warning,
             Mode::Enforce => Severity::Error,
         };
-        self.list.push(Finding {
-            rule: rule.to_string(),
-            severity,
-            message,
-            fix,
-        });
+        self.list.push(Finding { rule: rule.to_string(), severity, message, fix });
     }
 }
 
@@ -302,15 +232,9 @@ pub fn trailers(message: &[u8]) -> Vec<(String, String)> {
         clean.push(b'\n');
     }
     match git2::message_trailers_bytes(clean) {
-        Ok(t) => t
-            .iter()
-            .map(|(k, v)| {
-                (
-                    String::from_utf8_lossy(k).trim().to_string(),
-                    String::from_utf8_lossy(v).trim().to_string(),
-                )
-            })
-            .collect(),
+        Ok(t) => {
+            t.iter().map(|(k, v)| (String::from_utf8_lossy(k).trim().to_string(), String::from_utf8_lossy(v).trim().to_string())).collect()
+        }
         Err(_) => Vec::new(),
     }
 }
@@ -343,7 +267,9 @@ pub struct Summary {
 pub enum RangeError {
     #[error(transparent)]
     Git(#[from] crate::git::GitError),
-    #[error("{location}: baseline {id} is not a commit in this repository\nHint: set baseline to a commit id from `git log`, or remove it")]
+    #[error(
+        "{location}: baseline {id} is not a commit in this repository\nHint: set baseline to a commit id from `git log`, or remove it"
+    )]
     Baseline { id: String, location: String },
     #[error(transparent)]
     Signature(#[from] crate::signature::SignatureError),
@@ -353,20 +279,12 @@ pub enum RangeError {
 
 /// Selects the commits named by `specs` (git range syntax), leaving out the
 /// policy's baseline history, and checks each one.
-pub fn check_range(
-    repo: &Repo,
-    policy: &Policy,
-    specs: &[String],
-) -> Result<RangeReport, RangeError> {
+pub fn check_range(repo: &Repo, policy: &Policy, specs: &[String]) -> Result<RangeReport, RangeError> {
     let mut hide = Vec::new();
     if let Some(b) = &policy.baseline {
         let id = repo.resolve_commit(b).map_err(|_| RangeError::Baseline {
             id: b.clone(),
-            location: policy
-                .baseline_location
-                .as_ref()
-                .map(|l| l.to_string())
-                .unwrap_or_default(),
+            location: policy.baseline_location.as_ref().map(|l| l.to_string()).unwrap_or_default(),
         })?;
         hide.push(id);
     }
@@ -382,32 +300,19 @@ const PARALLEL_MIN: usize = 64;
 /// Checks `ids` on every core: OpenPGP verification runs one gpg process per
 /// signature, so workers (each with its own repository handle and gpgme
 /// context) overlap them. Results come back in the order of `ids`.
-pub fn check_parallel(
-    repo: &Repo,
-    policy: &Policy,
-    ids: &[String],
-    branch: Option<&BranchRule>,
-) -> Result<RangeReport, RangeError> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(ids.len() / PARALLEL_MIN)
-        .max(1);
+pub fn check_parallel(repo: &Repo, policy: &Policy, ids: &[String], branch: Option<&BranchRule>) -> Result<RangeReport, RangeError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(ids.len() / PARALLEL_MIN).max(1);
     let new_checker = |repo: &Repo| -> Result<CommitChecker<'_>, RangeError> {
         // The keyring is built on the first OpenPGP signature met (hooks pushing
         // unsigned or SSH-signed commits never start gpg).
-        Ok(CommitChecker::new(
-            policy,
-            SignatureChecker::from_policy(policy, Some(repo)),
-        ))
+        Ok(CommitChecker::new(policy, SignatureChecker::from_policy(policy, Some(repo))))
     };
     if workers == 1 {
         let mut checker = new_checker(repo)?;
         return check_ids(repo, &mut checker, ids, branch);
     }
     let chunk = ids.len().div_ceil(workers);
-    let handles: Vec<Repo> = (0..workers)
-        .map(|_| repo.reopen())
-        .collect::<Result<_, _>>()?;
+    let handles: Vec<Repo> = (0..workers).map(|_| repo.reopen()).collect::<Result<_, _>>()?;
     let parts: Vec<Result<RangeReport, RangeError>> = std::thread::scope(|scope| {
         let spawned: Vec<_> = ids
             .chunks(chunk)
@@ -419,15 +324,9 @@ pub fn check_parallel(
                 })
             })
             .collect();
-        spawned
-            .into_iter()
-            .map(|h| h.join().unwrap_or(Err(RangeError::Worker)))
-            .collect()
+        spawned.into_iter().map(|h| h.join().unwrap_or(Err(RangeError::Worker))).collect()
     });
-    let mut all = RangeReport {
-        commits: Vec::with_capacity(ids.len()),
-        summary: Summary::default(),
-    };
+    let mut all = RangeReport { commits: Vec::with_capacity(ids.len()), summary: Summary::default() };
     for part in parts {
         let part = part?;
         all.summary.checked += part.summary.checked;
@@ -477,10 +376,7 @@ mod tests {
         assert_eq!(t[0], ("Signed-off-by".to_string(), "A <a@x>".to_string()));
         assert!(trailers(b"feat: no trailers here\n").is_empty());
         let _ = trailers(b"x\0y\xff"); // NUL and non-UTF-8 do not panic
-        assert_eq!(
-            email_of("Alice <alice@example.com>"),
-            Some("alice@example.com")
-        );
+        assert_eq!(email_of("Alice <alice@example.com>"), Some("alice@example.com"));
         assert_eq!(email_of("no email"), None);
     }
 }

@@ -27,10 +27,7 @@ pub enum HookName {
     /// Server: record what a push changed.
     PostReceive,
     /// Client: check what `git push` is about to send.
-    PrePush {
-        remote: Option<String>,
-        url: Option<String>,
-    },
+    PrePush { remote: Option<String>, url: Option<String> },
     /// Client: check a commit message as it is written.
     CommitMsg { file: PathBuf },
 }
@@ -41,23 +38,14 @@ fn env(name: &str) -> Option<String> {
 
 fn stdin() -> anyhow::Result<String> {
     let mut s = String::new();
-    std::io::stdin()
-        .read_to_string(&mut s)
-        .context("cannot read the hook's standard input")?;
+    std::io::stdin().read_to_string(&mut s).context("cannot read the hook's standard input")?;
     Ok(s)
 }
 
 fn sources(repo: &Repo) -> Vec<String> {
     match repo.config_string("audit.pusherSources") {
-        Some(list) => list
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
-        None => identity::DEFAULT_SOURCES
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        Some(list) => list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        None => identity::DEFAULT_SOURCES.iter().map(|s| s.to_string()).collect(),
     }
 }
 
@@ -72,9 +60,7 @@ pub fn run(global: &Global, args: HookArgs) -> anyhow::Result<Outcome> {
             }
         },
         HookName::PostReceive => post_receive(global),
-        HookName::PrePush { remote, .. } => {
-            pre_push(global, remote.unwrap_or_else(|| "origin".into()))
-        }
+        HookName::PrePush { remote, .. } => pre_push(global, remote.unwrap_or_else(|| "origin".into())),
         HookName::CommitMsg { file } => commit_msg(global, &file),
     }
 }
@@ -83,12 +69,7 @@ fn record(global: &Global, repo: &Repo, entries: &[ledger::NewEntry]) -> Result<
     let loc = ledger::locate(global.ledger.as_deref(), Some(repo)).ok_or("no ledger location")?;
     let mut l = Ledger::open(&loc).map_err(|e| e.to_string())?;
     let r = l.append(entries).map_err(|e| e.to_string())?;
-    Ok(format!(
-        "recorded as ledger seq {}..{} (checkpoint size {})",
-        r.first_seq,
-        r.first_seq + r.count.saturating_sub(1),
-        r.tree_size
-    ))
+    Ok(format!("recorded as ledger seq {}..{} (checkpoint size {})", r.first_seq, r.first_seq + r.count.saturating_sub(1), r.tree_size))
 }
 
 fn pre_receive(global: &Global) -> anyhow::Result<Outcome> {
@@ -106,31 +87,16 @@ fn pre_receive(global: &Global) -> anyhow::Result<Outcome> {
         }
     };
     let bypass = hook::bypass_reason(&hook::push_options(&env));
-    let decision = decide::decide(
-        &repo,
-        policy,
-        &updates,
-        &decide::Side::Server,
-        pusher,
-        bypass,
-    )?;
+    let decision = decide::decide(&repo, policy, &updates, &decide::Side::Server, pusher, bypass)?;
     eprint!("{}", message::render(&decision, &sp.source));
     // Record the decision; the hook decides even when the ledger cannot be written.
-    match record(
-        global,
-        &repo,
-        &crate::ledger::record::push_decision(&decision, policy),
-    ) {
+    match record(global, &repo, &crate::ledger::record::push_decision(&decision, policy)) {
         Ok(note) => tracing::info!("{note}"),
         Err(e) => {
             eprintln!("git-audit: note: the decision was not recorded in the audit ledger: {e}")
         }
     }
-    Ok(if decision.accepted {
-        Outcome::Pass
-    } else {
-        Outcome::Violations
-    })
+    Ok(if decision.accepted { Outcome::Pass } else { Outcome::Violations })
 }
 
 fn post_receive(global: &Global) -> anyhow::Result<Outcome> {
@@ -140,25 +106,15 @@ fn post_receive(global: &Global) -> anyhow::Result<Outcome> {
     let pusher = match server_policy::load(&repo, global.policy.as_deref()) {
         Ok(sp) => {
             let mut signatures = SignatureChecker::from_policy(&sp.policy, Some(&repo));
-            identity::resolve(&env, &sources(&repo), &repo, &mut signatures, &updates).unwrap_or(
-                identity::Pusher {
-                    identity: None,
-                    source: None,
-                    certificate_key: None,
-                },
-            )
+            identity::resolve(&env, &sources(&repo), &repo, &mut signatures, &updates).unwrap_or(identity::Pusher {
+                identity: None,
+                source: None,
+                certificate_key: None,
+            })
         }
-        Err(_) => identity::Pusher {
-            identity: None,
-            source: None,
-            certificate_key: None,
-        },
+        Err(_) => identity::Pusher { identity: None, source: None, certificate_key: None },
     };
-    if let Err(e) = record(
-        global,
-        &repo,
-        &[crate::ledger::record::ref_updated(&updates, &pusher)],
-    ) {
+    if let Err(e) = record(global, &repo, &[crate::ledger::record::ref_updated(&updates, &pusher)]) {
         eprintln!("git-audit: note: the ref update was not recorded in the audit ledger: {e}");
     }
     Ok(Outcome::Pass)
@@ -180,37 +136,16 @@ fn pre_push(global: &Global, remote: String) -> anyhow::Result<Outcome> {
     let updates = hook::parse_pre_push(&input)?;
     let repo = Repo::open_from_env()?;
     let Some(policy) = client_policy(global, &repo)? else {
-        eprintln!(
-            "git-audit: no policy ({}) here; pre-push check skipped",
-            crate::policy::DEFAULT_FILE
-        );
+        eprintln!("git-audit: no policy ({}) here; pre-push check skipped", crate::policy::DEFAULT_FILE);
         return Ok(Outcome::Pass);
     };
-    let pusher = identity::Pusher {
-        identity: repo.config_string("user.email"),
-        source: Some("user.email".into()),
-        certificate_key: None,
-    };
-    let decision = decide::decide(
-        &repo,
-        &policy,
-        &updates,
-        &decide::Side::Client { remote },
-        pusher,
-        None,
-    )?;
-    eprint!(
-        "{}",
-        message::render(&decision, &policy.path.display().to_string())
-    );
+    let pusher = identity::Pusher { identity: repo.config_string("user.email"), source: Some("user.email".into()), certificate_key: None };
+    let decision = decide::decide(&repo, &policy, &updates, &decide::Side::Client { remote }, pusher, None)?;
+    eprint!("{}", message::render(&decision, &policy.path.display().to_string()));
     if !decision.accepted {
         eprintln!("Hint: fix the commits and push again (skip this local check with `git push --no-verify`; the server checks again).");
     }
-    Ok(if decision.accepted {
-        Outcome::Pass
-    } else {
-        Outcome::Violations
-    })
+    Ok(if decision.accepted { Outcome::Pass } else { Outcome::Violations })
 }
 
 fn commit_msg(global: &Global, file: &std::path::Path) -> anyhow::Result<Outcome> {
@@ -222,29 +157,12 @@ fn commit_msg(global: &Global, file: &std::path::Path) -> anyhow::Result<Outcome
     policy.signing.required = false;
     policy.signing.match_committer = false;
     let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let comment = repo
-        .config_string("core.commentChar")
-        .and_then(|c| c.bytes().next())
-        .unwrap_or(b'#');
-    let message: Vec<u8> = text
-        .split_inclusive(|&b| b == b'\n')
-        .filter(|l| l.first() != Some(&comment))
-        .flatten()
-        .copied()
-        .collect();
+    let comment = repo.config_string("core.commentChar").and_then(|c| c.bytes().next()).unwrap_or(b'#');
+    let message: Vec<u8> = text.split_inclusive(|&b| b == b'\n').filter(|l| l.first() != Some(&comment)).flatten().copied().collect();
     let ident = |who: &str| -> Ident {
-        let name = env(&format!("GIT_{who}_NAME"))
-            .or_else(|| repo.config_string("user.name"))
-            .unwrap_or_default();
-        let email = env(&format!("GIT_{who}_EMAIL"))
-            .or_else(|| repo.config_string("user.email"))
-            .unwrap_or_default();
-        Ident {
-            name,
-            email,
-            time: 0,
-            offset_minutes: 0,
-        }
+        let name = env(&format!("GIT_{who}_NAME")).or_else(|| repo.config_string("user.name")).unwrap_or_default();
+        let email = env(&format!("GIT_{who}_EMAIL")).or_else(|| repo.config_string("user.email")).unwrap_or_default();
+        Ident { name, email, time: 0, offset_minutes: 0 }
     };
     let commit = ParsedCommit {
         tree: Some(String::new()),
@@ -253,30 +171,16 @@ fn commit_msg(global: &Global, file: &std::path::Path) -> anyhow::Result<Outcome
         message,
         ..ParsedCommit::default()
     };
-    let mut checker =
-        CommitChecker::new(&policy, SignatureChecker::from_policy(&policy, Some(&repo)));
+    let mut checker = CommitChecker::new(&policy, SignatureChecker::from_policy(&policy, Some(&repo)));
     let report = checker.check("(new commit)", &commit, None);
     for f in &report.findings {
-        eprintln!(
-            "git-audit: {}{}: {}",
-            f.rule,
-            if f.severity == crate::check::Severity::Warning {
-                " [warn]"
-            } else {
-                ""
-            },
-            f.message
-        );
+        eprintln!("git-audit: {}{}: {}", f.rule, if f.severity == crate::check::Severity::Warning { " [warn]" } else { "" }, f.message);
         if let Some(fix) = &f.fix {
             eprintln!("  Hint: {fix}");
         }
     }
     if report.verdict == CommitVerdict::Fail {
-        eprintln!(
-            "git-audit: commit refused by {}; your message is kept in {}",
-            policy.path.display(),
-            file.display()
-        );
+        eprintln!("git-audit: commit refused by {}; your message is kept in {}", policy.path.display(), file.display());
         return Ok(Outcome::Violations);
     }
     Ok(Outcome::Pass)

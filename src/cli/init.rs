@@ -35,7 +35,10 @@ pub fn run(global: &Global, args: InitArgs) -> anyhow::Result<Outcome> {
         }
     };
     if path.exists() && !args.force {
-        bail!("{} already exists; not overwriting it\nHint: pass --force to replace it, or --stdout to print the starter policy", path.display());
+        bail!(
+            "{} already exists; not overwriting it\nHint: pass --force to replace it, or --stdout to print the starter policy",
+            path.display()
+        );
     }
     std::fs::write(&path, STARTER).with_context(|| format!("cannot write {}", path.display()))?;
     emit(&format!(

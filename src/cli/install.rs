@@ -27,18 +27,8 @@ pub struct InstallArgs {
 }
 
 fn git(repo: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .context("cannot run git")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "git {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
+    let out = std::process::Command::new("git").arg("-C").arg(repo).args(args).output().context("cannot run git")?;
+    anyhow::ensure!(out.status.success(), "git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     Ok(())
 }
 
@@ -49,8 +39,7 @@ pub fn run(global: &Global, args: InstallArgs) -> anyhow::Result<Outcome> {
         None => (std::env::current_dir()?, CLIENT_HOOKS),
     };
     let prev = std::env::current_dir()?;
-    std::env::set_current_dir(&repo_dir)
-        .with_context(|| format!("cannot enter {}", repo_dir.display()))?;
+    std::env::set_current_dir(&repo_dir).with_context(|| format!("cannot enter {}", repo_dir.display()))?;
     let repo = Repo::open_from_env();
     std::env::set_current_dir(prev)?;
     let repo = repo?;
@@ -74,17 +63,10 @@ pub fn run(global: &Global, args: InstallArgs) -> anyhow::Result<Outcome> {
     if args.server.is_some() {
         let dir = repo.git_dir();
         if let Some(p) = &global.policy {
-            let abs = std::fs::canonicalize(p)
-                .with_context(|| format!("policy {} not found", p.display()))?;
+            let abs = std::fs::canonicalize(p).with_context(|| format!("policy {} not found", p.display()))?;
             crate::policy::Policy::load(&abs)?;
-            git(
-                &dir,
-                &["config", "audit.policy", &abs.display().to_string()],
-            )?;
-            out.push_str(&format!(
-                "pinned policy {} (git config audit.policy)\n",
-                abs.display()
-            ));
+            git(&dir, &["config", "audit.policy", &abs.display().to_string()])?;
+            out.push_str(&format!("pinned policy {} (git config audit.policy)\n", abs.display()));
         } else {
             out.push_str(&format!(
                 "no --policy: pushes are judged by {} as committed on the default branch\n",
@@ -93,24 +75,12 @@ pub fn run(global: &Global, args: InstallArgs) -> anyhow::Result<Outcome> {
         }
         git(&dir, &["config", "receive.advertisePushOptions", "true"])?;
         if let Some(l) = &global.ledger {
-            git(
-                &dir,
-                &[
-                    "config",
-                    "audit.ledger",
-                    &std::path::absolute(l)?.display().to_string(),
-                ],
-            )?;
+            git(&dir, &["config", "audit.ledger", &std::path::absolute(l)?.display().to_string()])?;
         }
-        let loc = crate::ledger::locate(global.ledger.as_deref(), Some(&repo))
-            .context("no ledger location")?;
+        let loc = crate::ledger::locate(global.ledger.as_deref(), Some(&repo)).context("no ledger location")?;
         if !loc.db.exists() {
             let l = crate::ledger::Ledger::init(&loc, None)?;
-            out.push_str(&format!(
-                "created ledger {} (public key {})\n",
-                loc.db.display(),
-                l.verifier
-            ));
+            out.push_str(&format!("created ledger {} (public key {})\n", loc.db.display(), l.verifier));
         }
         out.push_str("for signed pushes, also set `git config receive.certNonceSeed <secret>`\n");
     }

@@ -99,8 +99,7 @@ pub enum LedgerCommand {
 
 /// Where the ledger is, as every command finds it.
 pub fn location(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::Result<Location> {
-    ledger::locate(global.ledger.as_deref(), repo)
-        .context("no ledger location: not in a git repository and no --ledger PATH given")
+    ledger::locate(global.ledger.as_deref(), repo).context("no ledger location: not in a git repository and no --ledger PATH given")
 }
 
 fn read_key(s: &str) -> anyhow::Result<NoteVerifier> {
@@ -109,12 +108,7 @@ fn read_key(s: &str) -> anyhow::Result<NoteVerifier> {
     } else {
         s.to_string()
     };
-    NoteVerifier::parse(text.trim()).with_context(|| {
-        format!(
-            "`{}` is not a ledger public key (name+id+base64)",
-            text.trim()
-        )
-    })
+    NoteVerifier::parse(text.trim()).with_context(|| format!("`{}` is not a ledger public key (name+id+base64)", text.trim()))
 }
 
 fn write_out(output: &Option<PathBuf>, text: &str) -> anyhow::Result<()> {
@@ -142,12 +136,7 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
             let head = l.head()?;
             let anchored = match &repo {
                 Some(r) => anchor::anchored_note(&r.git_dir())?
-                    .and_then(|(_, n)| {
-                        l.verifier
-                            .open(&n)
-                            .ok()
-                            .and_then(|t| Checkpoint::parse(t).ok())
-                    })
+                    .and_then(|(_, n)| l.verifier.open(&n).ok().and_then(|t| Checkpoint::parse(t).ok()))
                     .map(|c| c.size),
                 None => None,
             };
@@ -168,17 +157,12 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
             let l = Ledger::open(&loc()?)?;
             write_out(&output, &l.checkpoint()?.note)?;
         }
-        LedgerCommand::Verify {
-            checkpoint,
-            key,
-            format,
-        } => {
+        LedgerCommand::Verify { checkpoint, key, format } => {
             let l = Ledger::open(&loc()?)?;
             let trusted = key.as_deref().map(read_key).transpose()?;
             let mut older = Vec::new();
             for f in &checkpoint {
-                let note = std::fs::read_to_string(f)
-                    .with_context(|| format!("cannot read checkpoint {}", f.display()))?;
+                let note = std::fs::read_to_string(f).with_context(|| format!("cannot read checkpoint {}", f.display()))?;
                 older.push((format!("checkpoint {}", f.display()), note));
             }
             if let Some(r) = &repo {
@@ -194,11 +178,7 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
                 Format::Text => {
                     let mut out = String::new();
                     for p in &report.problems {
-                        out.push_str(&format!(
-                            "{} {}\n",
-                            red(global.color, "TAMPERED"),
-                            p.message
-                        ));
+                        out.push_str(&format!("{} {}\n", red(global.color, "TAMPERED"), p.message));
                     }
                     if report.ok() {
                         out.push_str(&format!(
@@ -218,33 +198,20 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
                     emit(&out)?;
                 }
             }
-            return Ok(if report.ok() {
-                Outcome::Pass
-            } else {
-                Outcome::Violations
-            });
+            return Ok(if report.ok() { Outcome::Pass } else { Outcome::Violations });
         }
         LedgerCommand::Prove { seq, output } => {
             let l = Ledger::open(&loc()?)?;
             let proof = l.prove(seq)?;
-            write_out(
-                &output,
-                &(serde_json::to_string_pretty(&proof).unwrap_or_default() + "\n"),
-            )?;
+            write_out(&output, &(serde_json::to_string_pretty(&proof).unwrap_or_default() + "\n"))?;
         }
         LedgerCommand::CheckProof { file, key } => return check_proof(&file, &key, global.color),
-        LedgerCommand::Export {
-            format: ExportFormat::Jsonl,
-            output,
-        } => {
+        LedgerCommand::Export { format: ExportFormat::Jsonl, output } => {
             let l = Ledger::open(&loc()?)?;
             let mut buf: Vec<u8> = Vec::new();
             match &output {
                 Some(p) => {
-                    let mut f = std::io::BufWriter::new(
-                        std::fs::File::create(p)
-                            .with_context(|| format!("cannot write {}", p.display()))?,
-                    );
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?);
                     l.export_jsonl(&mut f)?;
                 }
                 None => {
@@ -255,26 +222,14 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
         }
         LedgerCommand::Anchor => {
             let l = Ledger::open(&loc()?)?;
-            let r = repo
-                .as_ref()
-                .context("`ledger anchor` needs a git repository to anchor into")?;
+            let r = repo.as_ref().context("`ledger anchor` needs a git repository to anchor into")?;
             let a = anchor::anchor(&l, &r.git_dir())?;
             match (&a.commit, a.previous_size) {
-                (None, _) => emit(&format!(
-                    "already anchored: {} holds the checkpoint of size {}\n",
-                    anchor::REF,
-                    a.size
-                ))?,
-                (Some(c), Some(p)) => emit(&format!(
-                    "anchored size {} at {c} in {} (consistency proof from size {p})\n",
-                    a.size,
-                    anchor::REF
-                ))?,
-                (Some(c), None) => emit(&format!(
-                    "anchored size {} at {c} in {}\n",
-                    a.size,
-                    anchor::REF
-                ))?,
+                (None, _) => emit(&format!("already anchored: {} holds the checkpoint of size {}\n", anchor::REF, a.size))?,
+                (Some(c), Some(p)) => {
+                    emit(&format!("anchored size {} at {c} in {} (consistency proof from size {p})\n", a.size, anchor::REF))?
+                }
+                (Some(c), None) => emit(&format!("anchored size {} at {c} in {}\n", a.size, anchor::REF))?,
             }
         }
         LedgerCommand::Rebuild => {
@@ -282,30 +237,15 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
             let n = l.rebuild()?;
             emit(&format!("rebuilt projections from {n} entries\n"))?;
         }
-        LedgerCommand::Append {
-            kind,
-            subject,
-            actor,
-            payload,
-            repeat,
-        } => {
-            let payload: serde_json::Value =
-                serde_json::from_str(&payload).context("--payload is not JSON")?;
+        LedgerCommand::Append { kind, subject, actor, payload, repeat } => {
+            let payload: serde_json::Value = serde_json::from_str(&payload).context("--payload is not JSON")?;
             let mut l = Ledger::open(&loc()?)?;
             let mut last = None;
             for _ in 0..repeat {
-                last = Some(l.append(&[NewEntry::new(
-                    &kind,
-                    subject.clone(),
-                    actor.clone(),
-                    payload.clone(),
-                )])?);
+                last = Some(l.append(&[NewEntry::new(&kind, subject.clone(), actor.clone(), payload.clone())])?);
             }
             if let Some(r) = last {
-                emit(&format!(
-                    "appended seq {} (tree size {})\n",
-                    r.first_seq, r.tree_size
-                ))?;
+                emit(&format!("appended seq {} (tree size {})\n", r.first_seq, r.tree_size))?;
             }
         }
     }
@@ -322,14 +262,9 @@ fn base64_encode(b: &[u8]) -> String {
 fn check_proof(file: &Path, key: &str, color: bool) -> anyhow::Result<Outcome> {
     use base64::Engine;
     let key = read_key(key)?;
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let proof: ledger::Proof = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a proof from `git-audit ledger prove`",
-            file.display()
-        )
-    })?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let proof: ledger::Proof =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a proof from `git-audit ledger prove`", file.display()))?;
     let fail = |why: String| -> anyhow::Result<Outcome> {
         emit(&format!("{} {why}\n", red(color, "INVALID")))?;
         Ok(Outcome::Violations)
@@ -343,51 +278,27 @@ fn check_proof(file: &Path, key: &str, color: bool) -> anyhow::Result<Outcome> {
         Err(e) => return fail(e.to_string()),
     };
     if cp.size != proof.tree_size {
-        return fail(format!(
-            "the proof is for tree size {} but the checkpoint is for {}",
-            proof.tree_size, cp.size
-        ));
+        return fail(format!("the proof is for tree size {} but the checkpoint is for {}", proof.tree_size, cp.size));
     }
     let e = &proof.entry;
-    let (Some(seq), Some(time), Some(kind), Some(subject), Some(actor)) = (
-        e["seq"].as_u64(),
-        e["time"].as_str(),
-        e["kind"].as_str(),
-        e["subject"].as_str(),
-        e["actor"].as_str(),
-    ) else {
+    let (Some(seq), Some(time), Some(kind), Some(subject), Some(actor)) =
+        (e["seq"].as_u64(), e["time"].as_str(), e["kind"].as_str(), e["subject"].as_str(), e["actor"].as_str())
+    else {
         return fail("the entry lacks seq, time, kind, subject or actor".into());
     };
     if seq != proof.leaf_index {
-        return fail(format!(
-            "the entry's seq {seq} is not the proof's leaf index {}",
-            proof.leaf_index
-        ));
+        return fail(format!("the entry's seq {seq} is not the proof's leaf index {}", proof.leaf_index));
     }
-    let bytes = ledger::entry::canonical_bytes(
-        seq,
-        time,
-        kind,
-        subject,
-        actor,
-        &ledger::entry::canonical_json(&e["payload"]),
-    );
+    let bytes = ledger::entry::canonical_bytes(seq, time, kind, subject, actor, &ledger::entry::canonical_json(&e["payload"]));
     let mut hashes = Vec::new();
     for h in &proof.inclusion_proof {
-        match base64::engine::general_purpose::STANDARD
-            .decode(h)
-            .ok()
-            .and_then(|v| <[u8; 32]>::try_from(v).ok())
-        {
+        match base64::engine::general_purpose::STANDARD.decode(h).ok().and_then(|v| <[u8; 32]>::try_from(v).ok()) {
             Some(h) => hashes.push(h),
             None => return fail(format!("`{h}` is not a base64 SHA-256 hash")),
         }
     }
     if !merkle::verify_inclusion(&cp.root, cp.size, seq, &bytes, &hashes) {
-        return fail(format!(
-            "entry seq {seq} is not included in the log {} of size {} (entry or proof altered)",
-            cp.origin, cp.size
-        ));
+        return fail(format!("entry seq {seq} is not included in the log {} of size {} (entry or proof altered)", cp.origin, cp.size));
     }
     emit(&format!(
         "{}: entry seq {seq} ({kind} {subject}) is in the log {} of size {}, signed by {}\n",

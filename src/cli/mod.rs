@@ -25,12 +25,7 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "git-audit",
-    version,
-    about = "Makes every change to a codebase provable",
-    propagate_version = true
-)]
+#[command(name = "git-audit", version, about = "Makes every change to a codebase provable", propagate_version = true)]
 pub struct Cli {
     /// The policy file (default: `git config audit.policy`, else .git-audit.toml at the repository root).
     #[arg(long, global = true, value_name = "FILE")]
@@ -85,15 +80,10 @@ pub enum Command {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     if let Some(dir) = &cli.directory {
-        std::env::set_current_dir(dir)
-            .map_err(|e| anyhow::anyhow!("cannot change to {}: {e}", dir.display()))?;
+        std::env::set_current_dir(dir).map_err(|e| anyhow::anyhow!("cannot change to {}: {e}", dir.display()))?;
     }
     let color = style::enabled(cli.color);
-    let global = Global {
-        policy: cli.policy.clone(),
-        ledger: cli.ledger.clone(),
-        color,
-    };
+    let global = Global { policy: cli.policy.clone(), ledger: cli.ledger.clone(), color };
     match cli.command {
         Command::Init(args) => init::run(&global, args),
         Command::Policy(args) => policy::run(&global, args),

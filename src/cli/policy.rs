@@ -25,10 +25,7 @@ pub fn load(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::Result<
         "no policy found: not in a git work tree and no --policy given\nHint: pass --policy FILE or set `git config audit.policy`",
     )?;
     if !path.exists() {
-        anyhow::bail!(
-            "no policy at {}\nHint: create one with `git-audit init`, or pass --policy FILE",
-            path.display()
-        );
+        anyhow::bail!("no policy at {}\nHint: create one with `git-audit init`, or pass --policy FILE", path.display());
     }
     Ok(Policy::load(&path)?)
 }
@@ -45,11 +42,7 @@ pub fn run(global: &Global, args: PolicyArgs) -> anyhow::Result<Outcome> {
             for w in &policy.warnings {
                 eprintln!("warning: {w}");
             }
-            let ssh = policy
-                .signing
-                .ssh_allowed_signers
-                .as_ref()
-                .map_or(0, |a| a.entries.len());
+            let ssh = policy.signing.ssh_allowed_signers.as_ref().map_or(0, |a| a.entries.len());
             emit(&format!(
                 "policy OK: {} ({} OpenPGP key file{}, {} SSH signer{}, {} branch rule{}; digest {})\n",
                 policy.path.display(),

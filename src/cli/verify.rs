@@ -48,11 +48,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
     if args.record {
         let loc = super::ledger::location(global, Some(&repo))?;
         let mut ledger = crate::ledger::Ledger::open(&loc)?;
-        let receipt = ledger.append(&crate::ledger::record::verification(
-            &report,
-            &policy,
-            &actor(&repo),
-        ))?;
+        let receipt = ledger.append(&crate::ledger::record::verification(&report, &policy, &actor(&repo)))?;
         eprintln!(
             "recorded {} entries in {} (seq {}..{}, signed checkpoint of size {})",
             receipt.count,
@@ -66,25 +62,16 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
         Format::Json => emit(&(render_json(&report, &policy, &specs) + "\n"))?,
         Format::Text => emit(&render_text(&report, &policy, global.color))?,
     }
-    Ok(if report.summary.failed > 0 {
-        Outcome::Violations
-    } else {
-        Outcome::Pass
-    })
+    Ok(if report.summary.failed > 0 { Outcome::Violations } else { Outcome::Pass })
 }
 
 /// Who is running the check: git's user.email, else $USER.
 fn actor(repo: &crate::git::Repo) -> String {
     let from_git = match repo {
-        crate::git::Repo::Git2(r) => r
-            .config()
-            .ok()
-            .and_then(|c| c.get_string("user.email").ok()),
+        crate::git::Repo::Git2(r) => r.config().ok().and_then(|c| c.get_string("user.email").ok()),
         crate::git::Repo::Cli(c) => c.config("user.email", false),
     };
-    from_git
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_default()
+    from_git.or_else(|| std::env::var("USER").ok()).unwrap_or_default()
 }
 
 /// The JSON document: `{"commits": […], "summary": {…}, "policy": {…}, "range": […]}`.
@@ -111,11 +98,7 @@ pub fn render_text(report: &RangeReport, policy: &Policy, color: bool) -> String
     for c in &report.commits {
         let short = &c.id[..c.id.len().min(10)];
         if let Some(e) = &c.exempt {
-            out.push_str(&format!(
-                "{} {short} {} — signing.required skipped ({e})\n",
-                dim(color, "exempt"),
-                c.subject
-            ));
+            out.push_str(&format!("{} {short} {} — signing.required skipped ({e})\n", dim(color, "exempt"), c.subject));
         }
         if c.findings.is_empty() {
             continue;
@@ -128,19 +111,11 @@ pub fn render_text(report: &RangeReport, policy: &Policy, color: bool) -> String
             .findings
             .iter()
             .map(|f| {
-                let tag = if f.severity == Severity::Warning {
-                    " [warn]"
-                } else {
-                    ""
-                };
+                let tag = if f.severity == Severity::Warning { " [warn]" } else { "" };
                 format!("{}{tag} ({})", f.rule, f.message)
             })
             .collect();
-        out.push_str(&format!(
-            "{label} {short} {} — {}\n",
-            c.subject,
-            what.join("; ")
-        ));
+        out.push_str(&format!("{label} {short} {} — {}\n", c.subject, what.join("; ")));
         for f in &c.findings {
             if let Some(fix) = &f.fix {
                 if seen.insert((f.rule.clone(), fix.clone())) {
@@ -157,11 +132,7 @@ pub fn render_text(report: &RangeReport, policy: &Policy, color: bool) -> String
         out.push('\n');
     }
     let s = &report.summary;
-    let verdict = if s.failed > 0 {
-        red(color, "failed")
-    } else {
-        green(color, "passed")
-    };
+    let verdict = if s.failed > 0 { red(color, "failed") } else { green(color, "passed") };
     out.push_str(&format!(
         "{} commit{} checked: {} failed, {} with warnings, {} exempt; {verdict} (policy {}, digest {})\n",
         s.checked,

@@ -17,10 +17,7 @@ pub struct CliRepo {
 }
 
 fn cli_err(what: &str, detail: impl std::fmt::Display) -> GitError {
-    GitError::Cli {
-        what: what.to_string(),
-        detail: detail.to_string(),
-    }
+    GitError::Cli { what: what.to_string(), detail: detail.to_string() }
 }
 
 impl CliRepo {
@@ -32,22 +29,13 @@ impl CliRepo {
                 c.arg("-C").arg(d);
             }
             let out = c.args(args).stderr(Stdio::null()).output().ok()?;
-            out.status
-                .success()
-                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
         };
-        let git_dir = run(&["rev-parse", "--absolute-git-dir"])
-            .ok_or_else(|| cli_err("git rev-parse --absolute-git-dir", "not a git repository"))?;
-        let workdir = run(&["rev-parse", "--show-toplevel"])
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from);
-        let object_format =
-            run(&["rev-parse", "--show-object-format"]).unwrap_or_else(|| "sha1".into());
-        Ok(CliRepo {
-            git_dir: PathBuf::from(git_dir),
-            workdir,
-            object_format,
-        })
+        let git_dir =
+            run(&["rev-parse", "--absolute-git-dir"]).ok_or_else(|| cli_err("git rev-parse --absolute-git-dir", "not a git repository"))?;
+        let workdir = run(&["rev-parse", "--show-toplevel"]).filter(|s| !s.is_empty()).map(PathBuf::from);
+        let object_format = run(&["rev-parse", "--show-object-format"]).unwrap_or_else(|| "sha1".into());
+        Ok(CliRepo { git_dir: PathBuf::from(git_dir), workdir, object_format })
     }
 
     fn git(&self) -> Command {
@@ -57,17 +45,9 @@ impl CliRepo {
     }
 
     fn output(&self, args: &[&str]) -> Result<String, GitError> {
-        let out = self
-            .git()
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| cli_err(&args.join(" "), e))?;
+        let out = self.git().args(args).stdin(Stdio::null()).output().map_err(|e| cli_err(&args.join(" "), e))?;
         if !out.status.success() {
-            return Err(cli_err(
-                &format!("git {}", args.join(" ")),
-                String::from_utf8_lossy(&out.stderr).trim(),
-            ));
+            return Err(cli_err(&format!("git {}", args.join(" ")), String::from_utf8_lossy(&out.stderr).trim()));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -78,37 +58,23 @@ impl CliRepo {
             args.push("--path");
         }
         args.extend(["--get", key]);
-        self.output(&args)
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
+        self.output(&args).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
     }
 
     /// `git rev-list` over the specs; only `--all` is passed as an option, so a
     /// spec can never smuggle in other options.
     pub fn select(&self, specs: &[String], hide: &[String]) -> Result<Vec<String>, GitError> {
-        let mut args: Vec<String> = vec![
-            "rev-list".into(),
-            "--topo-order".into(),
-            "--date-order".into(),
-        ];
+        let mut args: Vec<String> = vec!["rev-list".into(), "--topo-order".into(), "--date-order".into()];
         let mut revs = Vec::new();
         for s in specs {
             if s == "--all" {
                 args.push("--exclude=refs/audit/*".into());
                 args.push("--all".into());
             } else if s.starts_with('-') {
-                return Err(GitError::BadSpec {
-                    spec: s.clone(),
-                    source: git2::Error::from_str("only --all may start with '-'"),
-                });
+                return Err(GitError::BadSpec { spec: s.clone(), source: git2::Error::from_str("only --all may start with '-'") });
             } else {
                 // Resolve each side now so an unknown name is reported by name.
-                for part in s
-                    .trim_start_matches('^')
-                    .split("..")
-                    .filter(|p| !p.is_empty() && *p != ".")
-                {
+                for part in s.trim_start_matches('^').split("..").filter(|p| !p.is_empty() && *p != ".") {
                     let part = part.trim_start_matches('.');
                     if !part.is_empty() {
                         self.resolve_commit(part)?;
@@ -128,40 +94,22 @@ impl CliRepo {
 
     pub fn resolve_commit(&self, spec: &str) -> Result<String, GitError> {
         if spec.starts_with('-') {
-            return Err(GitError::BadSpec {
-                spec: spec.into(),
-                source: git2::Error::from_str("names may not start with '-'"),
-            });
+            return Err(GitError::BadSpec { spec: spec.into(), source: git2::Error::from_str("names may not start with '-'") });
         }
-        self.output(&[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--end-of-options",
-            &format!("{spec}^{{commit}}"),
-        ])
-        .map(|s| s.trim().to_string())
-        .map_err(|_| GitError::BadSpec {
-            spec: spec.into(),
-            source: git2::Error::from_str("unknown revision"),
-        })
+        self.output(&["rev-parse", "--verify", "--quiet", "--end-of-options", &format!("{spec}^{{commit}}")])
+            .map(|s| s.trim().to_string())
+            .map_err(|_| GitError::BadSpec { spec: spec.into(), source: git2::Error::from_str("unknown revision") })
     }
 
     pub fn upstream(&self) -> Option<String> {
-        self.output(&["rev-parse", "--symbolic-full-name", "@{upstream}"])
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
+        self.output(&["rev-parse", "--symbolic-full-name", "@{upstream}"]).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
     }
 
     pub fn refs(&self) -> Result<Vec<(String, String)>, GitError> {
         Ok(self
             .output(&["for-each-ref", "--format=%(objectname) %(refname)"])?
             .lines()
-            .filter_map(|l| {
-                l.split_once(' ')
-                    .map(|(id, name)| (name.to_string(), id.to_string()))
-            })
+            .filter_map(|l| l.split_once(' ').map(|(id, name)| (name.to_string(), id.to_string())))
             .collect())
     }
 
@@ -176,10 +124,7 @@ impl CliRepo {
         match status.code() {
             Some(0) => Ok(true),
             Some(1) => Ok(false),
-            _ => Err(cli_err(
-                "git merge-base --is-ancestor",
-                format!("{ancestor} {descendant}"),
-            )),
+            _ => Err(cli_err("git merge-base --is-ancestor", format!("{ancestor} {descendant}"))),
         }
     }
 
@@ -214,21 +159,9 @@ impl CliRepo {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| cli_err("git cat-file --batch", e))?;
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| cli_err("git cat-file --batch", "no stdin"))?;
-        let stdout = BufReader::new(
-            child
-                .stdout
-                .take()
-                .ok_or_else(|| cli_err("git cat-file --batch", "no stdout"))?,
-        );
-        Ok(BatchReader {
-            child,
-            stdin,
-            stdout,
-        })
+        let stdin = child.stdin.take().ok_or_else(|| cli_err("git cat-file --batch", "no stdin"))?;
+        let stdout = BufReader::new(child.stdout.take().ok_or_else(|| cli_err("git cat-file --batch", "no stdout"))?);
+        Ok(BatchReader { child, stdin, stdout })
     }
 }
 
@@ -242,16 +175,11 @@ pub struct BatchReader {
 impl BatchReader {
     /// Returns (type, bytes) of the object `id`.
     pub fn read(&mut self, id: &str) -> Result<(String, Vec<u8>), GitError> {
-        let fail = |d: &dyn std::fmt::Display| GitError::Read {
-            id: id.to_string(),
-            source: git2::Error::from_str(&d.to_string()),
-        };
+        let fail = |d: &dyn std::fmt::Display| GitError::Read { id: id.to_string(), source: git2::Error::from_str(&d.to_string()) };
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(fail(&"not an object id"));
         }
-        writeln!(self.stdin, "{id}")
-            .and_then(|_| self.stdin.flush())
-            .map_err(|e| fail(&e))?;
+        writeln!(self.stdin, "{id}").and_then(|_| self.stdin.flush()).map_err(|e| fail(&e))?;
         let mut header = String::new();
         self.stdout.read_line(&mut header).map_err(|e| fail(&e))?;
         let parts: Vec<&str> = header.split_whitespace().collect();

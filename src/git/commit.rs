@@ -29,17 +29,9 @@ impl Ident {
         let email = String::from_utf8_lossy(&raw[lt + 1..gt]).trim().to_string();
         let rest = String::from_utf8_lossy(&raw[gt + 1..]).into_owned();
         let mut parts = rest.split_whitespace();
-        let time = parts
-            .next()
-            .and_then(|t| t.parse::<i64>().ok())
-            .unwrap_or(0);
+        let time = parts.next().and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
         let offset_minutes = parts.next().and_then(parse_offset).unwrap_or(0);
-        Some(Ident {
-            name,
-            email,
-            time,
-            offset_minutes,
-        })
+        Some(Ident { name, email, time, offset_minutes })
     }
 
     /// `Name <email>`.
@@ -63,14 +55,8 @@ fn parse_offset(s: &str) -> Option<i32> {
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
     &b[start..end]
 }
 
@@ -105,10 +91,7 @@ impl ParsedCommit {
         let mut current_sig: Option<(bool, Vec<u8>)> = None; // (is ours, value)
         let mut body_start = raw.len();
         while pos < raw.len() {
-            let end = raw[pos..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(raw.len(), |i| pos + i + 1);
+            let end = raw[pos..].iter().position(|&b| b == b'\n').map_or(raw.len(), |i| pos + i + 1);
             let line = &raw[pos..end];
             let content = line.strip_suffix(b"\n").unwrap_or(line);
             if content.is_empty() {
@@ -145,20 +128,14 @@ impl ParsedCommit {
                     continue; // not part of the payload
                 }
                 b"tree" => out.tree = Some(String::from_utf8_lossy(value).into_owned()),
-                b"parent" => out
-                    .parents
-                    .push(String::from_utf8_lossy(value).into_owned()),
+                b"parent" => out.parents.push(String::from_utf8_lossy(value).into_owned()),
                 b"author" => match Ident::parse(value) {
                     Some(i) => out.author = Some(i),
-                    None => out
-                        .problems
-                        .push("malformed author line (no <email>)".into()),
+                    None => out.problems.push("malformed author line (no <email>)".into()),
                 },
                 b"committer" => match Ident::parse(value) {
                     Some(i) => out.committer = Some(i),
-                    None => out
-                        .problems
-                        .push("malformed committer line (no <email>)".into()),
+                    None => out.problems.push("malformed committer line (no <email>)".into()),
                 },
                 b"encoding" => out.encoding = Some(String::from_utf8_lossy(value).into_owned()),
                 _ => {}
@@ -222,13 +199,7 @@ feat: hello\n\nbody\n";
     #[test]
     fn splits_signature_from_payload() {
         let c = ParsedCommit::parse(SIGNED, SIG_HEADER_SHA1);
-        assert_eq!(
-            c.signature.as_deref(),
-            Some(
-                &b"-----BEGIN PGP SIGNATURE-----\n\niHUEABYKAB0WIQ\n-----END PGP SIGNATURE-----\n"
-                    [..]
-            )
-        );
+        assert_eq!(c.signature.as_deref(), Some(&b"-----BEGIN PGP SIGNATURE-----\n\niHUEABYKAB0WIQ\n-----END PGP SIGNATURE-----\n"[..]));
         let expected_payload = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\
 parent 1111111111111111111111111111111111111111\n\
 author Alice <alice@example.com> 1700000000 +0100\n\
@@ -246,14 +217,10 @@ feat: hello\n\nbody\n";
 
     #[test]
     fn sha256_header_is_taken_only_in_sha256_mode() {
-        let raw =
-            b"tree aa\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\ngpgsig-sha256 SIG\n\nm\n";
+        let raw = b"tree aa\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\ngpgsig-sha256 SIG\n\nm\n";
         let sha1 = ParsedCommit::parse(raw, SIG_HEADER_SHA1);
         assert!(sha1.signature.is_none());
-        assert_eq!(
-            sha1.payload,
-            b"tree aa\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\n\nm\n".to_vec()
-        );
+        assert_eq!(sha1.payload, b"tree aa\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\n\nm\n".to_vec());
         let sha256 = ParsedCommit::parse(raw, SIG_HEADER_SHA256);
         assert_eq!(sha256.signature.as_deref(), Some(&b"SIG\n"[..]));
     }
@@ -277,7 +244,8 @@ feat: hello\n\nbody\n";
 
     #[test]
     fn mergetag_continuations_stay_in_payload() {
-        let raw = b"tree aa\nparent p1\nparent p2\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\nmergetag object x\n type commit\n\nMerge\n";
+        let raw =
+            b"tree aa\nparent p1\nparent p2\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\nmergetag object x\n type commit\n\nMerge\n";
         let c = ParsedCommit::parse(raw, SIG_HEADER_SHA1);
         assert_eq!(c.payload, raw.to_vec());
         assert_eq!(c.parents, vec!["p1", "p2"]);

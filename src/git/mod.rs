@@ -40,13 +40,8 @@ impl Repo {
     pub fn open_from_env() -> Result<Repo, GitError> {
         match Repository::open_from_env() {
             Ok(r) => Ok(Repo::Git2(r)),
-            Err(e) if e.message().contains("object format") => {
-                Ok(Repo::Cli(cli::CliRepo::discover(None)?))
-            }
-            Err(source) => Err(GitError::NoRepository {
-                path: std::env::current_dir().unwrap_or_default(),
-                source,
-            }),
+            Err(e) if e.message().contains("object format") => Ok(Repo::Cli(cli::CliRepo::discover(None)?)),
+            Err(source) => Err(GitError::NoRepository { path: std::env::current_dir().unwrap_or_default(), source }),
         }
     }
 
@@ -101,10 +96,7 @@ impl Repo {
         match self {
             Repo::Git2(r) => {
                 let hide: Vec<Oid> = hide.iter().map(|h| peel(r, h)).collect::<Result<_, _>>()?;
-                Ok(select_commits(r, specs, &hide)?
-                    .into_iter()
-                    .map(|o| o.to_string())
-                    .collect())
+                Ok(select_commits(r, specs, &hide)?.into_iter().map(|o| o.to_string()).collect())
             }
             Repo::Cli(c) => c.select(specs, hide),
         }
@@ -135,10 +127,7 @@ impl Repo {
             Repo::Git2(r) => {
                 let mut out = Vec::new();
                 for reference in r.references().map_err(GitError::Walk)?.flatten() {
-                    if let (Some(name), Some(target)) = (
-                        reference.name(),
-                        reference.resolve().ok().and_then(|x| x.target()),
-                    ) {
+                    if let (Some(name), Some(target)) = (reference.name(), reference.resolve().ok().and_then(|x| x.target())) {
                         out.push((name.to_string(), target.to_string()));
                     }
                 }
@@ -155,14 +144,8 @@ impl Repo {
         }
         match self {
             Repo::Git2(r) => {
-                let a = Oid::from_str(ancestor).map_err(|source| GitError::Read {
-                    id: ancestor.into(),
-                    source,
-                })?;
-                let d = Oid::from_str(descendant).map_err(|source| GitError::Read {
-                    id: descendant.into(),
-                    source,
-                })?;
+                let a = Oid::from_str(ancestor).map_err(|source| GitError::Read { id: ancestor.into(), source })?;
+                let d = Oid::from_str(descendant).map_err(|source| GitError::Read { id: descendant.into(), source })?;
                 r.graph_descendant_of(d, a).map_err(GitError::Walk)
             }
             Repo::Cli(c) => c.is_ancestor(ancestor, descendant),
@@ -173,15 +156,9 @@ impl Repo {
     pub fn read_object(&self, id: &str) -> Result<(String, Vec<u8>), GitError> {
         match self {
             Repo::Git2(r) => {
-                let oid = Oid::from_str(id).map_err(|source| GitError::Read {
-                    id: id.into(),
-                    source,
-                })?;
+                let oid = Oid::from_str(id).map_err(|source| GitError::Read { id: id.into(), source })?;
                 let odb = r.odb().map_err(GitError::Walk)?;
-                let obj = odb.read(oid).map_err(|source| GitError::Read {
-                    id: id.into(),
-                    source,
-                })?;
+                let obj = odb.read(oid).map_err(|source| GitError::Read { id: id.into(), source })?;
                 Ok((obj.kind().str().to_string(), obj.data().to_vec()))
             }
             Repo::Cli(c) => c.reader()?.read(id),
@@ -204,31 +181,21 @@ impl Repo {
     pub fn tree_files(&self, commit: &str, path: &str) -> Result<Vec<(String, String)>, GitError> {
         match self {
             Repo::Git2(r) => {
-                let bad = |source| GitError::Read {
-                    id: commit.into(),
-                    source,
-                };
-                let c = r
-                    .find_commit(Oid::from_str(commit).map_err(bad)?)
-                    .map_err(bad)?;
+                let bad = |source| GitError::Read { id: commit.into(), source };
+                let c = r.find_commit(Oid::from_str(commit).map_err(bad)?).map_err(bad)?;
                 let tree = c.tree().map_err(bad)?;
                 let path = path.trim_end_matches('/');
                 let Ok(entry) = tree.get_path(Path::new(path)) else {
                     return Ok(Vec::new());
                 };
                 match entry.kind() {
-                    Some(git2::ObjectType::Blob) => {
-                        Ok(vec![(path.to_string(), entry.id().to_string())])
-                    }
+                    Some(git2::ObjectType::Blob) => Ok(vec![(path.to_string(), entry.id().to_string())]),
                     Some(git2::ObjectType::Tree) => {
                         let sub = r.find_tree(entry.id()).map_err(bad)?;
                         let mut out = Vec::new();
                         sub.walk(git2::TreeWalkMode::PreOrder, |dir, e| {
                             if e.kind() == Some(git2::ObjectType::Blob) {
-                                out.push((
-                                    format!("{path}/{dir}{}", e.name().unwrap_or("")),
-                                    e.id().to_string(),
-                                ));
+                                out.push((format!("{path}/{dir}{}", e.name().unwrap_or("")), e.id().to_string()));
                             }
                             git2::TreeWalkResult::Ok
                         })
@@ -279,29 +246,17 @@ impl CommitReader<'_> {
     pub fn read(&mut self, id: &str) -> Result<ParsedCommit, GitError> {
         match self {
             CommitReader::Git2(odb, header) => {
-                let oid = Oid::from_str(id).map_err(|source| GitError::Read {
-                    id: id.to_string(),
-                    source,
-                })?;
-                let obj = odb.read(oid).map_err(|source| GitError::Read {
-                    id: id.to_string(),
-                    source,
-                })?;
+                let oid = Oid::from_str(id).map_err(|source| GitError::Read { id: id.to_string(), source })?;
+                let obj = odb.read(oid).map_err(|source| GitError::Read { id: id.to_string(), source })?;
                 if obj.kind() != git2::ObjectType::Commit {
-                    return Err(GitError::NotACommit {
-                        spec: id.to_string(),
-                        kind: obj.kind().str().to_string(),
-                    });
+                    return Err(GitError::NotACommit { spec: id.to_string(), kind: obj.kind().str().to_string() });
                 }
                 Ok(ParsedCommit::parse(obj.data(), header))
             }
             CommitReader::Cli(reader, header) => {
                 let (kind, data) = reader.read(id)?;
                 if kind != "commit" {
-                    return Err(GitError::NotACommit {
-                        spec: id.to_string(),
-                        kind,
-                    });
+                    return Err(GitError::NotACommit { spec: id.to_string(), kind });
                 }
                 Ok(ParsedCommit::parse(&data, header))
             }
@@ -314,10 +269,7 @@ impl CommitReader<'_> {
 /// environment (`GIT_OBJECT_DIRECTORY`, `GIT_ALTERNATE_OBJECT_DIRECTORIES`) too.
 pub fn reopen(git_dir: &Path) -> Result<Repository, GitError> {
     let path = git_dir.to_path_buf();
-    let again = Repository::open(&path).map_err(|source| GitError::NoRepository {
-        path: path.clone(),
-        source,
-    })?;
+    let again = Repository::open(&path).map_err(|source| GitError::NoRepository { path: path.clone(), source })?;
     let mut extra: Vec<PathBuf> = Vec::new();
     if let Some(d) = std::env::var_os("GIT_OBJECT_DIRECTORY") {
         extra.push(PathBuf::from(d));
@@ -338,19 +290,13 @@ pub fn reopen(git_dir: &Path) -> Result<Repository, GitError> {
 
 /// Opens the repository at or above `path`.
 pub fn open(path: &Path) -> Result<Repository, GitError> {
-    Repository::discover(path).map_err(|source| GitError::NoRepository {
-        path: path.to_path_buf(),
-        source,
-    })
+    Repository::discover(path).map_err(|source| GitError::NoRepository { path: path.to_path_buf(), source })
 }
 
 /// The signature header for this repository's object format.
 pub fn signature_header(repo: &Repository) -> &'static str {
-    let sha256 = repo
-        .config()
-        .and_then(|c| c.get_string("extensions.objectformat"))
-        .map(|f| f.eq_ignore_ascii_case("sha256"))
-        .unwrap_or(false);
+    let sha256 =
+        repo.config().and_then(|c| c.get_string("extensions.objectformat")).map(|f| f.eq_ignore_ascii_case("sha256")).unwrap_or(false);
     if sha256 {
         commit::SIG_HEADER_SHA256
     } else {
@@ -362,14 +308,9 @@ pub fn signature_header(repo: &Repository) -> &'static str {
 /// `A...B`, `^X`, `Y`, `--all` (every ref but git-audit's own `refs/audit/*`).
 /// Commits reachable from any of `hide` (e.g. the policy's baseline) are left out.
 /// Newest first, parents after children.
-pub fn select_commits(
-    repo: &Repository,
-    specs: &[String],
-    hide: &[Oid],
-) -> Result<Vec<Oid>, GitError> {
+pub fn select_commits(repo: &Repository, specs: &[String], hide: &[Oid]) -> Result<Vec<Oid>, GitError> {
     let mut walk = repo.revwalk().map_err(GitError::Walk)?;
-    walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)
-        .map_err(GitError::Walk)?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME).map_err(GitError::Walk)?;
     for spec in specs {
         if spec == "--all" {
             for r in repo.references().map_err(GitError::Walk)?.flatten() {
@@ -386,22 +327,15 @@ pub fn select_commits(
             walk.hide(peel(repo, rest)?).map_err(GitError::Walk)?;
             continue;
         }
-        let rs = repo.revparse(spec).map_err(|source| GitError::BadSpec {
-            spec: spec.clone(),
-            source,
-        })?;
+        let rs = repo.revparse(spec).map_err(|source| GitError::BadSpec { spec: spec.clone(), source })?;
         let mode = rs.mode();
         let commit_of = |o: Option<&git2::Object<'_>>| -> Result<Option<Oid>, GitError> {
             match o {
                 None => Ok(None),
-                Some(o) => {
-                    o.peel_to_commit()
-                        .map(|c| Some(c.id()))
-                        .map_err(|_| GitError::NotACommit {
-                            spec: spec.clone(),
-                            kind: o.kind().map_or("object", |k| k.str()).to_string(),
-                        })
-                }
+                Some(o) => o
+                    .peel_to_commit()
+                    .map(|c| Some(c.id()))
+                    .map_err(|_| GitError::NotACommit { spec: spec.clone(), kind: o.kind().map_or("object", |k| k.str()).to_string() }),
             }
         };
         let from = commit_of(rs.from())?;
@@ -431,25 +365,14 @@ pub fn select_commits(
 }
 
 fn bad(spec: &str) -> GitError {
-    GitError::BadSpec {
-        spec: spec.to_string(),
-        source: git2::Error::from_str("incomplete range"),
-    }
+    GitError::BadSpec { spec: spec.to_string(), source: git2::Error::from_str("incomplete range") }
 }
 
 fn peel(repo: &Repository, spec: &str) -> Result<Oid, GitError> {
-    let obj = repo
-        .revparse_single(spec)
-        .map_err(|source| GitError::BadSpec {
-            spec: spec.to_string(),
-            source,
-        })?;
+    let obj = repo.revparse_single(spec).map_err(|source| GitError::BadSpec { spec: spec.to_string(), source })?;
     obj.peel_to_commit()
         .map(|c| c.id())
-        .map_err(|_| GitError::NotACommit {
-            spec: spec.to_string(),
-            kind: obj.kind().map_or("object", |k| k.str()).to_string(),
-        })
+        .map_err(|_| GitError::NotACommit { spec: spec.to_string(), kind: obj.kind().map_or("object", |k| k.str()).to_string() })
 }
 
 /// The default range when none is given: the commits on HEAD that its upstream

@@ -33,16 +33,8 @@ pub struct RefDecision {
 
 impl RefDecision {
     pub fn errors(&self) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count()
-            + self
-                .commits
-                .iter()
-                .flat_map(|c| &c.findings)
-                .filter(|f| f.severity == Severity::Error)
-                .count()
+        self.findings.iter().filter(|f| f.severity == Severity::Error).count()
+            + self.commits.iter().flat_map(|c| &c.findings).filter(|f| f.severity == Severity::Error).count()
     }
 }
 
@@ -74,29 +66,16 @@ impl PushDecision {
 /// True when `identity` matches one of `patterns` (case-insensitive, `*`/`?`).
 pub fn identity_matches(identity: &str, patterns: &[String]) -> bool {
     let id = identity.to_ascii_lowercase();
-    patterns
-        .iter()
-        .any(|p| glob_match(&p.to_ascii_lowercase(), &id))
+    patterns.iter().any(|p| glob_match(&p.to_ascii_lowercase(), &id))
 }
 
-fn finding(
-    policy: &Policy,
-    branch: Option<&BranchRule>,
-    rule: &str,
-    message: String,
-    fix: &str,
-) -> Option<Finding> {
+fn finding(policy: &Policy, branch: Option<&BranchRule>, rule: &str, message: String, fix: &str) -> Option<Finding> {
     let severity = match policy.mode_for(rule, branch) {
         Mode::Off => return None,
         Mode::Warn => Severity::Warning,
         Mode::Enforce => Severity::Error,
     };
-    Some(Finding {
-        rule: rule.into(),
-        severity,
-        message,
-        fix: Some(fix.into()),
-    })
+    Some(Finding { rule: rule.into(), severity, message, fix: Some(fix.into()) })
 }
 
 fn short(id: &str) -> &str {
@@ -120,9 +99,7 @@ pub fn decide(
         }
     }
     let commit_tips = |names: &mut dyn Iterator<Item = &(String, String)>| -> Vec<String> {
-        let mut out: Vec<String> = names
-            .filter_map(|(_, id)| repo.resolve_commit(id).ok())
-            .collect();
+        let mut out: Vec<String> = names.filter_map(|(_, id)| repo.resolve_commit(id).ok()).collect();
         out.sort();
         out.dedup();
         out
@@ -143,11 +120,7 @@ pub fn decide(
                     "ask an admin to change the [[branches]] rule, or push to another ref",
                 ));
             }
-            decisions.push(RefDecision {
-                update: u.clone(),
-                findings,
-                commits: Vec::new(),
-            });
+            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new() });
             continue;
         }
         if let (Some(b), Some(who)) = (branch, &pusher.identity) {
@@ -168,10 +141,7 @@ pub fn decide(
                     policy,
                     branch,
                     "branches.pusher",
-                    format!(
-                        "the pusher of {} is unknown, and only allowed_pushers may push to it",
-                        u.refname
-                    ),
+                    format!("the pusher of {} is unknown, and only allowed_pushers may push to it", u.refname),
                     "push through an authenticated channel (or sign the push: `git push --signed`)",
                 ));
             }
@@ -191,10 +161,7 @@ pub fn decide(
                     policy,
                     branch,
                     "branches.signed-tags",
-                    format!(
-                        "{} is a lightweight tag; a signed annotated tag is required",
-                        u.refname
-                    ),
+                    format!("{} is a lightweight tag; a signed annotated tag is required", u.refname),
                     "create it with `git tag -s NAME` and push again",
                 ));
             } else {
@@ -208,31 +175,19 @@ pub fn decide(
                         policy,
                         branch,
                         "branches.signed-tags",
-                        format!(
-                            "tag {} signature {}: {}",
-                            u.refname,
-                            v.status.as_str(),
-                            v.detail.unwrap_or_default()
-                        ),
+                        format!("tag {} signature {}: {}", u.refname, v.status.as_str(), v.detail.unwrap_or_default()),
                         "sign the tag with a pinned key: `git tag -f -s NAME` and push again",
                     ));
                 }
             }
         }
         let Some(tip) = tip else {
-            decisions.push(RefDecision {
-                update: u.clone(),
-                findings,
-                commits: Vec::new(),
-            });
+            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new() });
             continue;
         };
         // Force push: the old value must be an ancestor of the new one.
         let old_known = !u.is_create() && repo.resolve_commit(&u.old).is_ok();
-        if branch.is_some_and(|b| b.forbid_force_push)
-            && old_known
-            && !repo.is_ancestor(&u.old, &tip)?
-        {
+        if branch.is_some_and(|b| b.forbid_force_push) && old_known && !repo.is_ancestor(&u.old, &tip)? {
             push(finding(
                 policy,
                 branch,
@@ -249,19 +204,13 @@ pub fn decide(
                 if old_known {
                     hide.push(u.old.clone());
                 } else {
-                    hide.extend(commit_tips(
-                        &mut refs_before
-                            .iter()
-                            .filter(|(n, _)| policy.branch_rule(n).is_some()),
-                    ));
+                    hide.extend(commit_tips(&mut refs_before.iter().filter(|(n, _)| policy.branch_rule(n).is_some())));
                 }
             }
             Side::Server => hide.extend(commit_tips(&mut refs_before.iter())),
             Side::Client { remote } => {
                 let prefix = format!("refs/remotes/{remote}/");
-                hide.extend(commit_tips(
-                    &mut refs_before.iter().filter(|(n, _)| n.starts_with(&prefix)),
-                ));
+                hide.extend(commit_tips(&mut refs_before.iter().filter(|(n, _)| n.starts_with(&prefix))));
                 if old_known {
                     hide.push(u.old.clone());
                 }
@@ -276,43 +225,30 @@ pub fn decide(
                     policy,
                     branch,
                     "branches.linear-history",
-                    format!(
-                        "merge commit {} ({}) on {}",
-                        short(&c.id),
-                        c.subject,
-                        u.refname
-                    ),
+                    format!("merge commit {} ({}) on {}", short(&c.id), c.subject, u.refname),
                     "rebase instead of merging (`git rebase`), or squash the merge",
                 ));
             }
         }
         // A change to the policy file on a protected ref needs a policy admin's signature.
         if branch.is_some() {
-            let admins = policy
-                .roles
-                .get("policy-admin")
-                .cloned()
-                .unwrap_or_default();
+            let admins = policy.roles.get("policy-admin").cloned().unwrap_or_default();
             for c in commits.iter_mut() {
                 if !changes_policy(repo, &c.id)? {
                     continue;
                 }
                 let by_admin = c.signature.status == SignatureStatus::Good
-                    && (c
-                        .signature
-                        .identities
-                        .iter()
-                        .any(|i| identity_matches(i, &admins))
-                        || c.signature
-                            .signer
-                            .as_deref()
-                            .is_some_and(|s| identity_matches(s, &admins)));
+                    && (c.signature.identities.iter().any(|i| identity_matches(i, &admins))
+                        || c.signature.signer.as_deref().is_some_and(|s| identity_matches(s, &admins)));
                 if !by_admin {
                     if let Some(f) = finding(
                         policy,
                         branch,
                         "policy.admin",
-                        format!("changes {DEFAULT_FILE} but is not signed by a policy admin ({})", if admins.is_empty() { "none are named".to_string() } else { admins.join(", ") }),
+                        format!(
+                            "changes {DEFAULT_FILE} but is not signed by a policy admin ({})",
+                            if admins.is_empty() { "none are named".to_string() } else { admins.join(", ") }
+                        ),
                         "have a holder of the policy-admin role ([roles] in the policy) sign the commit",
                     ) {
                         if f.severity == Severity::Error {
@@ -323,44 +259,25 @@ pub fn decide(
                 }
             }
         }
-        decisions.push(RefDecision {
-            update: u.clone(),
-            findings,
-            commits,
-        });
+        decisions.push(RefDecision { update: u.clone(), findings, commits });
     }
     let errors: usize = decisions.iter().map(RefDecision::errors).sum();
     let mut reasons = Vec::new();
     let bypass = bypass.map(|reason| {
         let breakglass = policy.roles.get("breakglass").cloned().unwrap_or_default();
-        let allowed = pusher
-            .identity
-            .as_deref()
-            .is_some_and(|who| identity_matches(who, &breakglass))
-            && !reason.is_empty();
+        let allowed = pusher.identity.as_deref().is_some_and(|who| identity_matches(who, &breakglass)) && !reason.is_empty();
         if !allowed {
             reasons.push(format!(
                 "break glass refused: {} does not hold the breakglass role{}",
                 pusher.identity.as_deref().unwrap_or("an unknown pusher"),
-                if reason.is_empty() {
-                    " (and no reason was given)"
-                } else {
-                    ""
-                }
+                if reason.is_empty() { " (and no reason was given)" } else { "" }
             ));
         }
         Bypass { reason, allowed }
     });
     let bypassed = bypass.as_ref().is_some_and(|b| b.allowed);
     let accepted = reasons.is_empty() && (errors == 0 || bypassed);
-    Ok(PushDecision {
-        accepted,
-        refs: decisions,
-        pusher,
-        bypass,
-        policy_digest: policy.digest.clone(),
-        reasons,
-    })
+    Ok(PushDecision { accepted, refs: decisions, pusher, bypass, policy_digest: policy.digest.clone(), reasons })
 }
 
 /// True when the commit changes the policy file relative to each of its parents.
@@ -371,8 +288,5 @@ fn changes_policy(repo: &Repo, id: &str) -> Result<bool, RangeError> {
     if parsed.parents.is_empty() {
         return Ok(mine.is_some());
     }
-    Ok(parsed
-        .parents
-        .iter()
-        .all(|p| repo.path_blob(p, DEFAULT_FILE) != mine))
+    Ok(parsed.parents.iter().all(|p| repo.path_blob(p, DEFAULT_FILE) != mine))
 }

@@ -5,13 +5,7 @@ use crate::git::Repo;
 use crate::signature::{SignatureChecker, SignatureStatus};
 
 /// The default order of identity sources (`git config audit.pusherSources` changes it).
-pub const DEFAULT_SOURCES: &[&str] = &[
-    "GIT_AUDIT_USER",
-    "GL_USERNAME",
-    "GITEA_PUSHER_NAME",
-    "REMOTE_USER",
-    "push-cert",
-];
+pub const DEFAULT_SOURCES: &[&str] = &["GIT_AUDIT_USER", "GL_USERNAME", "GITEA_PUSHER_NAME", "REMOTE_USER", "push-cert"];
 
 /// The pusher, and where the identity came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -43,25 +37,13 @@ pub fn resolve(
     for s in sources {
         if s == "push-cert" {
             if let Some((who, key)) = &cert {
-                return Ok(Pusher {
-                    identity: Some(who.clone()),
-                    source: Some("push-cert".into()),
-                    certificate_key: Some(key.clone()),
-                });
+                return Ok(Pusher { identity: Some(who.clone()), source: Some("push-cert".into()), certificate_key: Some(key.clone()) });
             }
         } else if let Some(v) = env(s).filter(|v| !v.trim().is_empty()) {
-            return Ok(Pusher {
-                identity: Some(v.trim().to_string()),
-                source: Some(s.clone()),
-                certificate_key: cert.map(|c| c.1),
-            });
+            return Ok(Pusher { identity: Some(v.trim().to_string()), source: Some(s.clone()), certificate_key: cert.map(|c| c.1) });
         }
     }
-    Ok(Pusher {
-        identity: None,
-        source: None,
-        certificate_key: None,
-    })
+    Ok(Pusher { identity: None, source: None, certificate_key: None })
 }
 
 /// Verifies `GIT_PUSH_CERT`; returns (signer identity, key).
@@ -82,62 +64,34 @@ fn verify_certificate(
                 "UNSOLICITED" => "the server did not ask for a nonce (UNSOLICITED)",
                 _ => "unknown nonce status",
             };
-            return Err(CertError(format!(
-                "{why}; push again with `git push --signed`"
-            )));
+            return Err(CertError(format!("{why}; push again with `git push --signed`")));
         }
-        None => {
-            return Err(CertError(
-                "no nonce status; set receive.certNonceSeed on the server".into(),
-            ))
-        }
+        None => return Err(CertError("no nonce status; set receive.certNonceSeed on the server".into())),
     }
-    let (kind, raw) = repo
-        .read_object(blob)
-        .map_err(|e| CertError(format!("cannot read certificate {blob}: {e}")))?;
+    let (kind, raw) = repo.read_object(blob).map_err(|e| CertError(format!("cannot read certificate {blob}: {e}")))?;
     if kind != "blob" {
         return Err(CertError(format!("{blob} is a {kind}, not a certificate")));
     }
-    let (payload, sig) =
-        split_signed(&raw).ok_or_else(|| CertError("the certificate is not signed".into()))?;
+    let (payload, sig) = split_signed(&raw).ok_or_else(|| CertError("the certificate is not signed".into()))?;
     let verdict = signatures.check(Some(sig), payload, 0);
     if verdict.status != SignatureStatus::Good {
-        return Err(CertError(format!(
-            "signature {}: {}",
-            verdict.status.as_str(),
-            verdict.detail.unwrap_or_default()
-        )));
+        return Err(CertError(format!("signature {}: {}", verdict.status.as_str(), verdict.detail.unwrap_or_default())));
     }
     // The certificate must cover exactly these updates (no replayed certificate).
     let text = String::from_utf8_lossy(payload);
     for u in updates {
-        if !text
-            .lines()
-            .any(|l| l == format!("{} {} {}", u.old, u.new, u.refname))
-        {
-            return Err(CertError(format!(
-                "it does not cover the update of {}",
-                u.refname
-            )));
+        if !text.lines().any(|l| l == format!("{} {} {}", u.old, u.new, u.refname)) {
+            return Err(CertError(format!("it does not cover the update of {}", u.refname)));
         }
     }
-    let who = verdict
-        .identities
-        .first()
-        .cloned()
-        .or(verdict.signer.clone())
-        .unwrap_or_default();
+    let who = verdict.identities.first().cloned().or(verdict.signer.clone()).unwrap_or_default();
     Ok((who, verdict.key.unwrap_or_default()))
 }
 
 /// Splits an object with a trailing armored signature (push certificates, tags)
 /// into (signed payload, signature).
 pub fn split_signed(raw: &[u8]) -> Option<(&[u8], &[u8])> {
-    for marker in [
-        &b"-----BEGIN PGP SIGNATURE-----"[..],
-        b"-----BEGIN SSH SIGNATURE-----",
-        b"-----BEGIN SIGNED MESSAGE-----",
-    ] {
+    for marker in [&b"-----BEGIN PGP SIGNATURE-----"[..], b"-----BEGIN SSH SIGNATURE-----", b"-----BEGIN SIGNED MESSAGE-----"] {
         let mut at = None;
         let mut i = 0;
         while let Some(p) = find(&raw[i..], marker) {

@@ -16,13 +16,7 @@ pub fn render(d: &PushDecision, policy_source: &str) -> String {
     let warnings: usize = d
         .refs
         .iter()
-        .map(|r| {
-            r.findings
-                .iter()
-                .chain(r.commits.iter().flat_map(|c| &c.findings))
-                .filter(|f| f.severity == Severity::Warning)
-                .count()
-        })
+        .map(|r| r.findings.iter().chain(r.commits.iter().flat_map(|c| &c.findings)).filter(|f| f.severity == Severity::Warning).count())
         .sum();
     if errors == 0 && warnings == 0 && d.reasons.is_empty() {
         return out;
@@ -48,54 +42,29 @@ pub fn render(d: &PushDecision, policy_source: &str) -> String {
         }
     };
     for r in &d.refs {
-        let bad: Vec<_> = r
-            .commits
-            .iter()
-            .filter(|c| !c.findings.is_empty())
-            .collect();
+        let bad: Vec<_> = r.commits.iter().filter(|c| !c.findings.is_empty()).collect();
         if r.findings.is_empty() && bad.is_empty() {
             continue;
         }
         out.push_str(&format!("\n  {}:\n", r.update.refname));
         for f in &r.findings {
-            out.push_str(&format!(
-                "    {}{}: {}\n",
-                f.rule,
-                tag(f.severity),
-                f.message
-            ));
+            out.push_str(&format!("    {}{}: {}\n", f.rule, tag(f.severity), f.message));
             note_fix(&f.rule, &f.fix);
         }
         for c in bad.iter().take(LIST_LIMIT) {
-            let rules: Vec<String> = c
-                .findings
-                .iter()
-                .map(|f| format!("{}{} ({})", f.rule, tag(f.severity), f.message))
-                .collect();
-            out.push_str(&format!(
-                "    {} {} — {}\n",
-                &c.id[..c.id.len().min(10)],
-                c.subject,
-                rules.join("; ")
-            ));
+            let rules: Vec<String> = c.findings.iter().map(|f| format!("{}{} ({})", f.rule, tag(f.severity), f.message)).collect();
+            out.push_str(&format!("    {} {} — {}\n", &c.id[..c.id.len().min(10)], c.subject, rules.join("; ")));
             for f in &c.findings {
                 note_fix(&f.rule, &f.fix);
             }
         }
         if bad.len() > LIST_LIMIT {
-            let rules: BTreeSet<&str> = bad[LIST_LIMIT..]
-                .iter()
-                .flat_map(|c| c.findings.iter().map(|f| f.rule.as_str()))
-                .collect();
+            let rules: BTreeSet<&str> = bad[LIST_LIMIT..].iter().flat_map(|c| c.findings.iter().map(|f| f.rule.as_str())).collect();
             out.push_str(&format!(
                 "    … and {} more commits ({}); see them all with `git-audit verify {}..{}`\n",
                 bad.len() - LIST_LIMIT,
                 rules.into_iter().collect::<Vec<_>>().join(", "),
-                if super::is_zero(&r.update.old) {
-                    "<base>"
-                } else {
-                    &r.update.old[..r.update.old.len().min(10)]
-                },
+                if super::is_zero(&r.update.old) { "<base>" } else { &r.update.old[..r.update.old.len().min(10)] },
                 &r.update.new[..r.update.new.len().min(10)]
             ));
         }
@@ -117,9 +86,7 @@ pub fn render(d: &PushDecision, policy_source: &str) -> String {
     }
     if !d.accepted {
         let refs = d.refs.iter().filter(|r| r.errors() > 0).count();
-        out.push_str(&format!(
-            "\n{errors} violation(s) in {refs} ref(s); nothing was updated.\n"
-        ));
+        out.push_str(&format!("\n{errors} violation(s) in {refs} ref(s); nothing was updated.\n"));
     }
     out
 }

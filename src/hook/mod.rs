@@ -47,19 +47,10 @@ fn valid_id(s: &str) -> bool {
 /// Parses pre-receive/post-receive input: `<old> <new> <ref>` per line.
 pub fn parse_receive(input: &str) -> Result<Vec<RefUpdate>, InputError> {
     let mut out = Vec::new();
-    for (i, line) in input
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let err = |m: &str| InputError {
-            line: i + 1,
-            message: m.into(),
-            text: line.into(),
-        };
+    for (i, line) in input.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let err = |m: &str| InputError { line: i + 1, message: m.into(), text: line.into() };
         let mut parts = line.splitn(3, ' ');
-        let (Some(old), Some(new), Some(refname)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(old), Some(new), Some(refname)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(err("expected `<old> <new> <ref>`"));
         };
         if !valid_id(old) || !valid_id(new) || old.len() != new.len() {
@@ -68,11 +59,7 @@ pub fn parse_receive(input: &str) -> Result<Vec<RefUpdate>, InputError> {
         if refname.is_empty() {
             return Err(err("no ref name"));
         }
-        out.push(RefUpdate {
-            refname: refname.into(),
-            old: old.into(),
-            new: new.into(),
-        });
+        out.push(RefUpdate { refname: refname.into(), old: old.into(), new: new.into() });
     }
     Ok(out)
 }
@@ -81,50 +68,29 @@ pub fn parse_receive(input: &str) -> Result<Vec<RefUpdate>, InputError> {
 /// line. The result speaks of the remote: `old` is what it has, `new` what we send.
 pub fn parse_pre_push(input: &str) -> Result<Vec<RefUpdate>, InputError> {
     let mut out = Vec::new();
-    for (i, line) in input
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let err = |m: &str| InputError {
-            line: i + 1,
-            message: m.into(),
-            text: line.into(),
-        };
+    for (i, line) in input.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let err = |m: &str| InputError { line: i + 1, message: m.into(), text: line.into() };
         let parts: Vec<&str> = line.split(' ').collect();
         if parts.len() != 4 {
-            return Err(err(
-                "expected `<local ref> <local id> <remote ref> <remote id>`",
-            ));
+            return Err(err("expected `<local ref> <local id> <remote ref> <remote id>`"));
         }
         if !valid_id(parts[1]) || !valid_id(parts[3]) {
             return Err(err("expected object ids"));
         }
-        out.push(RefUpdate {
-            refname: parts[2].into(),
-            old: parts[3].into(),
-            new: parts[1].into(),
-        });
+        out.push(RefUpdate { refname: parts[2].into(), old: parts[3].into(), new: parts[1].into() });
     }
     Ok(out)
 }
 
 /// Push options (`git push -o …`), from `GIT_PUSH_OPTION_COUNT` and `GIT_PUSH_OPTION_<n>`.
 pub fn push_options(env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
-    let n: usize = env("GIT_PUSH_OPTION_COUNT")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (0..n.min(1000))
-        .filter_map(|i| env(&format!("GIT_PUSH_OPTION_{i}")))
-        .collect()
+    let n: usize = env("GIT_PUSH_OPTION_COUNT").and_then(|v| v.parse().ok()).unwrap_or(0);
+    (0..n.min(1000)).filter_map(|i| env(&format!("GIT_PUSH_OPTION_{i}"))).collect()
 }
 
 /// The reason given with `-o audit.bypass=<reason>`, if any.
 pub fn bypass_reason(options: &[String]) -> Option<String> {
-    options.iter().find_map(|o| {
-        o.strip_prefix("audit.bypass=")
-            .map(|r| r.trim().trim_matches('"').to_string())
-    })
+    options.iter().find_map(|o| o.strip_prefix("audit.bypass=").map(|r| r.trim().trim_matches('"').to_string()))
 }
 
 #[cfg(test)]
@@ -136,8 +102,7 @@ mod tests {
 
     #[test]
     fn parses_receive_lines_and_zero_ids() {
-        let u = parse_receive(&format!("{Z} {A} refs/heads/main\n{A} {Z} refs/tags/v1\n"))
-            .unwrap_or_default();
+        let u = parse_receive(&format!("{Z} {A} refs/heads/main\n{A} {Z} refs/tags/v1\n")).unwrap_or_default();
         assert_eq!(u.len(), 2);
         assert!(u[0].is_create() && !u[0].is_delete());
         assert!(u[1].is_delete());
@@ -159,16 +124,8 @@ mod tests {
 
     #[test]
     fn pre_push_speaks_of_the_remote() {
-        let u = parse_pre_push(&format!("refs/heads/topic {A} refs/heads/main {Z}\n"))
-            .unwrap_or_default();
-        assert_eq!(
-            u[0],
-            RefUpdate {
-                refname: "refs/heads/main".into(),
-                old: Z.into(),
-                new: A.into()
-            }
-        );
+        let u = parse_pre_push(&format!("refs/heads/topic {A} refs/heads/main {Z}\n")).unwrap_or_default();
+        assert_eq!(u[0], RefUpdate { refname: "refs/heads/main".into(), old: Z.into(), new: A.into() });
     }
 
     #[test]
@@ -180,10 +137,7 @@ mod tests {
             _ => None,
         };
         let opts = push_options(&env);
-        assert_eq!(
-            bypass_reason(&opts).as_deref(),
-            Some("prod is down, INC-42")
-        );
+        assert_eq!(bypass_reason(&opts).as_deref(), Some("prod is down, INC-42"));
         assert_eq!(bypass_reason(&[]), None);
     }
 }

@@ -24,37 +24,22 @@ pub enum ServerPolicyError {
 
 /// Loads the server's policy (explicit path first).
 pub fn load(repo: &Repo, explicit: Option<&Path>) -> Result<ServerPolicy, ServerPolicyError> {
-    if let Some(p) = explicit
-        .map(Path::to_path_buf)
-        .or_else(|| repo.config_path("audit.policy"))
-    {
+    if let Some(p) = explicit.map(Path::to_path_buf).or_else(|| repo.config_path("audit.policy")) {
         let policy = Policy::load(&p).map_err(|e| ServerPolicyError::Invalid(e.to_string()))?;
-        return Ok(ServerPolicy {
-            policy,
-            source: p.display().to_string(),
-            _dir: None,
-        });
+        return Ok(ServerPolicy { policy, source: p.display().to_string(), _dir: None });
     }
-    let head = repo
-        .resolve_commit("HEAD")
-        .map_err(|_| ServerPolicyError::Missing)?;
+    let head = repo.resolve_commit("HEAD").map_err(|_| ServerPolicyError::Missing)?;
     let Some(blob) = repo.path_blob(&head, DEFAULT_FILE) else {
         return Err(ServerPolicyError::Missing);
     };
-    let dir = tempfile::Builder::new()
-        .prefix("git-audit-policy-")
-        .tempdir()
-        .map_err(|e| ServerPolicyError::Invalid(e.to_string()))?;
+    let dir = tempfile::Builder::new().prefix("git-audit-policy-").tempdir().map_err(|e| ServerPolicyError::Invalid(e.to_string()))?;
     let bad = |e: String| ServerPolicyError::Invalid(format!("{DEFAULT_FILE} at {head}: {e}"));
     let text = blob_text(repo, &blob).map_err(bad)?;
     let path = dir.path().join(DEFAULT_FILE);
     std::fs::write(&path, &text).map_err(|e| bad(e.to_string()))?;
     // Bring along the key files the policy names, from the same commit.
     for rel in referenced_paths(&text) {
-        for (file, id) in repo
-            .tree_files(&head, &rel)
-            .map_err(|e| bad(e.to_string()))?
-        {
+        for (file, id) in repo.tree_files(&head, &rel).map_err(|e| bad(e.to_string()))? {
             let target: PathBuf = dir.path().join(&file);
             if !target.starts_with(dir.path()) || file.split('/').any(|c| c == "..") {
                 continue;
@@ -62,20 +47,12 @@ pub fn load(repo: &Repo, explicit: Option<&Path>) -> Result<ServerPolicy, Server
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
             }
-            std::fs::write(&target, blob_text(repo, &id).map_err(bad)?)
-                .map_err(|e| bad(e.to_string()))?;
+            std::fs::write(&target, blob_text(repo, &id).map_err(bad)?).map_err(|e| bad(e.to_string()))?;
         }
     }
-    let policy = Policy::load(&path).map_err(|e| {
-        ServerPolicyError::Invalid(format!(
-            "{DEFAULT_FILE} on the default branch ({head}): {e}"
-        ))
-    })?;
-    Ok(ServerPolicy {
-        policy,
-        source: format!("{DEFAULT_FILE} at {head}"),
-        _dir: Some(dir),
-    })
+    let policy =
+        Policy::load(&path).map_err(|e| ServerPolicyError::Invalid(format!("{DEFAULT_FILE} on the default branch ({head}): {e}")))?;
+    Ok(ServerPolicy { policy, source: format!("{DEFAULT_FILE} at {head}"), _dir: Some(dir) })
 }
 
 fn blob_text(repo: &Repo, id: &str) -> Result<Vec<u8>, String> {
@@ -93,16 +70,10 @@ fn referenced_paths(text: &[u8]) -> Vec<String> {
     };
     let signing = &value.get("signing");
     let mut out = Vec::new();
-    if let Some(keys) = signing
-        .and_then(|s| s.get("openpgp_keys"))
-        .and_then(|k| k.as_array())
-    {
+    if let Some(keys) = signing.and_then(|s| s.get("openpgp_keys")).and_then(|k| k.as_array()) {
         out.extend(keys.iter().filter_map(|k| k.as_str()).map(str::to_string));
     }
-    if let Some(s) = signing
-        .and_then(|s| s.get("ssh_allowed_signers"))
-        .and_then(|k| k.as_str())
-    {
+    if let Some(s) = signing.and_then(|s| s.get("ssh_allowed_signers")).and_then(|k| k.as_str()) {
         out.push(s.to_string());
     }
     out.retain(|p| !Path::new(p).is_absolute());

@@ -29,29 +29,15 @@ fn git(git_dir: &Path) -> Command {
 }
 
 fn run(mut c: Command, input: Option<&[u8]>) -> Result<String, LedgerError> {
-    let fail = |m: String| LedgerError::Io {
-        path: PathBuf::from("git"),
-        source: std::io::Error::other(m),
-    };
-    c.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = c
-        .spawn()
-        .map_err(|e| fail(format!("cannot run git: {e}")))?;
+    let fail = |m: String| LedgerError::Io { path: PathBuf::from("git"), source: std::io::Error::other(m) };
+    c.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(|e| fail(format!("cannot run git: {e}")))?;
     if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
         stdin.write_all(data).map_err(|e| fail(e.to_string()))?;
     }
     let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
     if !out.status.success() {
-        return Err(fail(format!(
-            "{c:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(fail(format!("{c:?}: {}", String::from_utf8_lossy(&out.stderr).trim())));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -74,34 +60,24 @@ pub fn anchored_note(git_dir: &Path) -> Result<Option<(String, String)>, LedgerE
 /// Commits the latest signed checkpoint onto `refs/audit/checkpoints`.
 pub fn anchor(ledger: &Ledger, git_dir: &Path) -> Result<Anchored, LedgerError> {
     let head = ledger.checkpoint()?;
-    let inconsistent = |msg: String| LedgerError::Inconsistent {
-        path: ledger.path.clone(),
-        msg,
-    };
+    let inconsistent = |msg: String| LedgerError::Inconsistent { path: ledger.path.clone(), msg };
     let previous = anchored_note(git_dir)?;
     let mut previous_size = None;
     let mut proof_text = String::new();
     if let Some((_, note)) = &previous {
-        let text = ledger
-            .verifier
-            .open(note)
-            .map_err(|e| inconsistent(format!("the anchored checkpoint in {REF}: {e}")))?;
+        let text = ledger.verifier.open(note).map_err(|e| inconsistent(format!("the anchored checkpoint in {REF}: {e}")))?;
         let prev = Checkpoint::parse(text).map_err(|e| inconsistent(e.to_string()))?;
         if prev.size > head.size {
-            return Err(inconsistent(format!("{REF} holds a checkpoint of size {} but the ledger has only {} entries (truncated?)", prev.size, head.size)));
-        }
-        if ledger.root_at(prev.size)? != prev.root {
             return Err(inconsistent(format!(
-                "the ledger no longer matches the checkpoint of size {} anchored in {REF}",
-                prev.size
+                "{REF} holds a checkpoint of size {} but the ledger has only {} entries (truncated?)",
+                prev.size, head.size
             )));
         }
+        if ledger.root_at(prev.size)? != prev.root {
+            return Err(inconsistent(format!("the ledger no longer matches the checkpoint of size {} anchored in {REF}", prev.size)));
+        }
         if prev.size == head.size {
-            return Ok(Anchored {
-                commit: None,
-                size: head.size,
-                previous_size: Some(prev.size),
-            });
+            return Ok(Anchored { commit: None, size: head.size, previous_size: Some(prev.size) });
         }
         previous_size = Some(prev.size);
         proof_text = format!("from {}\nto {}\n", prev.size, head.size);
@@ -118,21 +94,13 @@ pub fn anchor(ledger: &Ledger, git_dir: &Path) -> Result<Anchored, LedgerError> 
     let cp = blob(head.note.as_bytes())?;
     let mut listing = format!("100644 blob {cp}\tcheckpoint\n");
     if !proof_text.is_empty() {
-        listing.push_str(&format!(
-            "100644 blob {}\tconsistency-proof\n",
-            blob(proof_text.as_bytes())?
-        ));
+        listing.push_str(&format!("100644 blob {}\tconsistency-proof\n", blob(proof_text.as_bytes())?));
     }
     let mut c = git(git_dir);
     c.arg("mktree");
     let tree = run(c, Some(listing.as_bytes()))?;
     let mut c = git(git_dir);
-    c.args([
-        "commit-tree",
-        &tree,
-        "-m",
-        &format!("git-audit checkpoint {} size {}", ledger.origin, head.size),
-    ]);
+    c.args(["commit-tree", &tree, "-m", &format!("git-audit checkpoint {} size {}", ledger.origin, head.size)]);
     if let Some((tip, _)) = &previous {
         c.args(["-p", tip]);
     }
@@ -153,9 +121,5 @@ pub fn anchor(ledger: &Ledger, git_dir: &Path) -> Result<Anchored, LedgerError> 
         None => c.arg(""),
     };
     run(c, None)?;
-    Ok(Anchored {
-        commit: Some(commit),
-        size: head.size,
-        previous_size,
-    })
+    Ok(Anchored { commit: Some(commit), size: head.size, previous_size })
 }

@@ -30,18 +30,8 @@ pub struct NewEntry {
 }
 
 impl NewEntry {
-    pub fn new(
-        kind: &str,
-        subject: impl Into<String>,
-        actor: impl Into<String>,
-        payload: Value,
-    ) -> NewEntry {
-        NewEntry {
-            kind: kind.to_string(),
-            subject: subject.into(),
-            actor: actor.into(),
-            payload,
-        }
+    pub fn new(kind: &str, subject: impl Into<String>, actor: impl Into<String>, payload: Value) -> NewEntry {
+        NewEntry { kind: kind.to_string(), subject: subject.into(), actor: actor.into(), payload }
     }
 }
 
@@ -51,31 +41,14 @@ pub fn canonical_json(v: &Value) -> String {
 }
 
 /// The canonical bytes of an entry, from its stored columns.
-pub fn canonical_bytes(
-    seq: u64,
-    time: &str,
-    kind: &str,
-    subject: &str,
-    actor: &str,
-    payload_json: &str,
-) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(
-        96 + time.len() + kind.len() + subject.len() + actor.len() + payload_json.len(),
-    );
+pub fn canonical_bytes(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payload_json: &str) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(96 + time.len() + kind.len() + subject.len() + actor.len() + payload_json.len());
     canonical_bytes_into(&mut buf, seq, time, kind, subject, actor, payload_json);
     buf
 }
 
 /// [`canonical_bytes`] into a reused buffer (cleared first).
-pub fn canonical_bytes_into(
-    buf: &mut Vec<u8>,
-    seq: u64,
-    time: &str,
-    kind: &str,
-    subject: &str,
-    actor: &str,
-    payload_json: &str,
-) {
+pub fn canonical_bytes_into(buf: &mut Vec<u8>, seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payload_json: &str) {
     use std::io::Write;
     buf.clear();
     let string = |buf: &mut Vec<u8>, s: &str| {
@@ -99,14 +72,7 @@ pub fn canonical_bytes_into(
 
 impl Entry {
     pub fn canonical(&self) -> Vec<u8> {
-        canonical_bytes(
-            self.seq,
-            &self.time,
-            &self.kind,
-            &self.subject,
-            &self.actor,
-            &canonical_json(&self.payload),
-        )
+        canonical_bytes(self.seq, &self.time, &self.kind, &self.subject, &self.actor, &canonical_json(&self.payload))
     }
 }
 
@@ -114,9 +80,7 @@ impl Entry {
 pub fn valid_kind(kind: &str) -> bool {
     let mut chars = kind.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && kind
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        && kind.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
 #[cfg(test)]
@@ -140,17 +104,13 @@ mod tests {
             r#"{"actor":"Jörg \"J\" <j@x>","kind":"commit.verified","payload":{"alpha":{"a":null,"b":[1,2]},"zeta":1},"seq":3,"subject":"abc","time":"2026-01-01T00:00:00.000Z"}"#
         );
         // Identical to serializing the whole entry through serde_json's sorted map.
-        let whole = serde_json::to_value(&e)
-            .map(|v| v.to_string())
-            .unwrap_or_default();
+        let whole = serde_json::to_value(&e).map(|v| v.to_string()).unwrap_or_default();
         assert_eq!(bytes, whole);
     }
 
     #[test]
     fn kinds() {
         assert!(valid_kind("commit.verified") && valid_kind("deployment_status.synced"));
-        assert!(
-            !valid_kind("") && !valid_kind("Commit") && !valid_kind("a b") && !valid_kind("1x")
-        );
+        assert!(!valid_kind("") && !valid_kind("Commit") && !valid_kind("a b") && !valid_kind("1x"));
     }
 }

@@ -69,13 +69,7 @@ pub fn inclusion_proof<S: Subtrees>(s: &mut S, m: u64, n: u64) -> Result<Vec<Has
     Ok(out)
 }
 
-fn path<S: Subtrees>(
-    s: &mut S,
-    m: u64,
-    start: u64,
-    n: u64,
-    out: &mut Vec<Hash>,
-) -> Result<(), S::Error> {
+fn path<S: Subtrees>(s: &mut S, m: u64, start: u64, n: u64, out: &mut Vec<Hash>) -> Result<(), S::Error> {
     if n <= 1 {
         return Ok(());
     }
@@ -99,14 +93,7 @@ pub fn consistency_proof<S: Subtrees>(s: &mut S, m: u64, n: u64) -> Result<Vec<H
     Ok(out)
 }
 
-fn subproof<S: Subtrees>(
-    s: &mut S,
-    m: u64,
-    start: u64,
-    n: u64,
-    complete: bool,
-    out: &mut Vec<Hash>,
-) -> Result<(), S::Error> {
+fn subproof<S: Subtrees>(s: &mut S, m: u64, start: u64, n: u64, complete: bool, out: &mut Vec<Hash>) -> Result<(), S::Error> {
     if m == n {
         if !complete {
             out.push(range_hash(s, start, n)?);
@@ -128,18 +115,11 @@ fn subproof<S: Subtrees>(
 pub fn verify_inclusion(root: &Hash, size: u64, index: u64, entry: &[u8], proof: &[Hash]) -> bool {
     let root = ct_merkle::RootHash::<Sha256>::new((*root).into(), size);
     let bytes: Vec<u8> = proof.iter().flatten().copied().collect();
-    root.verify_inclusion(&entry, index, &ct_merkle::InclusionProof::from_bytes(bytes))
-        .is_ok()
+    root.verify_inclusion(&entry, index, &ct_merkle::InclusionProof::from_bytes(bytes)).is_ok()
 }
 
 /// Verifies a consistency proof with ct-merkle (not our own code).
-pub fn verify_consistency(
-    old_root: &Hash,
-    old_size: u64,
-    new_root: &Hash,
-    new_size: u64,
-    proof: &[Hash],
-) -> bool {
+pub fn verify_consistency(old_root: &Hash, old_size: u64, new_root: &Hash, new_size: u64, proof: &[Hash]) -> bool {
     if old_size == new_size {
         return proof.is_empty() && old_root == new_root;
     }
@@ -160,9 +140,7 @@ pub struct MemoryTree {
 
 impl MemoryTree {
     pub fn new() -> MemoryTree {
-        MemoryTree {
-            levels: vec![Vec::new()],
-        }
+        MemoryTree { levels: vec![Vec::new()] }
     }
 
     /// Appends a leaf hash, completing every subtree it closes.
@@ -198,11 +176,7 @@ pub struct OutOfRange;
 impl Subtrees for MemoryTree {
     type Error = OutOfRange;
     fn subtree(&mut self, level: u32, index: u64) -> Result<Hash, Self::Error> {
-        self.levels
-            .get(level as usize)
-            .and_then(|l| l.get(index as usize))
-            .copied()
-            .ok_or(OutOfRange)
+        self.levels.get(level as usize).and_then(|l| l.get(index as usize)).copied().ok_or(OutOfRange)
     }
 }
 
@@ -212,19 +186,10 @@ mod tests {
 
     /// The certificate-transparency test leaves and their published hashes.
     fn ct_leaves() -> Vec<Vec<u8>> {
-        [
-            "",
-            "00",
-            "10",
-            "2021",
-            "3031",
-            "40414243",
-            "5051525354555657",
-            "606162636465666768696a6b6c6d6e6f",
-        ]
-        .iter()
-        .map(|h| hex::decode(h).unwrap_or_default())
-        .collect()
+        ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
+            .iter()
+            .map(|h| hex::decode(h).unwrap_or_default())
+            .collect()
     }
     const ROOTS: [&str; 8] = [
         "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
@@ -251,18 +216,10 @@ mod tests {
 
     #[test]
     fn roots_match_published_vectors() {
-        assert_eq!(
-            hex::encode(empty_root()),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(hex::encode(empty_root()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         let mut t = tree(8);
         for (i, want) in ROOTS.iter().enumerate() {
-            assert_eq!(
-                hex::encode(root(&mut t, i as u64 + 1).unwrap_or_default()),
-                *want,
-                "size {}",
-                i + 1
-            );
+            assert_eq!(hex::encode(root(&mut t, i as u64 + 1).unwrap_or_default()), *want, "size {}", i + 1);
         }
     }
 
@@ -293,10 +250,7 @@ mod tests {
             let r = root(&mut t, n).unwrap_or_default();
             for m in 0..n {
                 let p = inclusion_proof(&mut t, m, n).unwrap_or_default();
-                assert!(
-                    verify_inclusion(&r, n, m, &leaves[m as usize], &p),
-                    "m={m} n={n}"
-                );
+                assert!(verify_inclusion(&r, n, m, &leaves[m as usize], &p), "m={m} n={n}");
                 assert!(!verify_inclusion(&r, n, m, b"forged", &p));
             }
         }
@@ -327,10 +281,7 @@ mod tests {
                 let p = consistency_proof(&mut t, m, n).unwrap_or_default();
                 assert!(verify_consistency(&rm, m, &rn, n, &p), "m={m} n={n}");
                 if m < n {
-                    assert!(
-                        !verify_consistency(&leaf_hash(b"x"), m, &rn, n, &p),
-                        "forged old root m={m} n={n}"
-                    );
+                    assert!(!verify_consistency(&leaf_hash(b"x"), m, &rn, n, &p), "forged old root m={m} n={n}");
                 }
             }
         }

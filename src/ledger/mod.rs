@@ -41,16 +41,9 @@ pub enum LedgerError {
     #[error("{path} is not a git-audit ledger ({why}); nothing was changed")]
     NotALedger { path: PathBuf, why: String },
     #[error("{path} is a ledger of format version {found}; this git-audit reads up to version {supported}; nothing was changed\nHint: upgrade git-audit")]
-    NewerFormat {
-        path: PathBuf,
-        found: i64,
-        supported: i64,
-    },
+    NewerFormat { path: PathBuf, found: i64, supported: i64 },
     #[error("ledger {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Sqlite { path: PathBuf, source: rusqlite::Error },
     #[error("ledger key {path}: {msg}")]
     Key { path: PathBuf, msg: String },
     #[error("ledger {path}: {msg}\nHint: run `git-audit ledger verify` to see what changed")]
@@ -59,13 +52,12 @@ pub enum LedgerError {
     NoEntry { seq: u64, size: u64 },
     #[error("invalid entry: {0}")]
     BadEntry(String),
-    #[error("cannot append to {path}: its signing key {key} is missing\nHint: set `git config audit.ledgerKey PATH`, or run where the key is")]
+    #[error(
+        "cannot append to {path}: its signing key {key} is missing\nHint: set `git config audit.ledgerKey PATH`, or run where the key is"
+    )]
     NoSigner { path: PathBuf, key: PathBuf },
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// Where the ledger and its key live.
@@ -82,13 +74,10 @@ pub fn locate(explicit: Option<&Path>, repo: Option<&crate::git::Repo>) -> Optio
         Some(p) => p.to_path_buf(),
         None => {
             let repo = repo?;
-            repo.config_path("audit.ledger")
-                .unwrap_or_else(|| repo.git_dir().join("audit").join("ledger.db"))
+            repo.config_path("audit.ledger").unwrap_or_else(|| repo.git_dir().join("audit").join("ledger.db"))
         }
     };
-    let key = repo
-        .and_then(|r| r.config_path("audit.ledgerKey"))
-        .unwrap_or_else(|| db.with_extension("key"));
+    let key = repo.and_then(|r| r.config_path("audit.ledgerKey")).unwrap_or_else(|| db.with_extension("key"));
     Some(Location { db, key })
 }
 
@@ -134,10 +123,7 @@ pub struct Ledger {
 }
 
 fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
-    move |source| LedgerError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| LedgerError::Sqlite { path: path.to_path_buf(), source }
 }
 
 const SCHEMA: &str = "
@@ -162,21 +148,15 @@ CREATE TABLE IF NOT EXISTS sync_pending (repo TEXT NOT NULL, deployment_id INTEG
 ";
 
 fn now() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 fn configure(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
-    conn.busy_timeout(Duration::from_secs(60))
-        .map_err(sql(path))?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(sql(path))?;
+    conn.busy_timeout(Duration::from_secs(60)).map_err(sql(path))?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(sql(path))?;
     // An audit log must not lose a committed append, even on power loss.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(sql(path))?;
-    conn.pragma_update(None, "cache_size", -262144)
-        .map_err(sql(path))?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(sql(path))?;
+    conn.pragma_update(None, "cache_size", -262144).map_err(sql(path))?;
     Ok(())
 }
 
@@ -190,35 +170,24 @@ impl Ledger {
             }
         }
         if let Some(parent) = loc.db.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| LedgerError::Io {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(parent).map_err(|source| LedgerError::Io { path: parent.to_path_buf(), source })?;
         }
         let origin = match origin {
             Some(o) => o.to_string(),
             None => {
                 let mut r = [0u8; 8];
-                getrandom::getrandom(&mut r).map_err(|e| LedgerError::Key {
-                    path: loc.key.clone(),
-                    msg: e.to_string(),
-                })?;
+                getrandom::getrandom(&mut r).map_err(|e| LedgerError::Key { path: loc.key.clone(), msg: e.to_string() })?;
                 format!("git-audit.local/ledger/{}", hex::encode(r))
             }
         };
-        let signer = NoteSigner::generate(&origin).map_err(|e| LedgerError::Key {
-            path: loc.key.clone(),
-            msg: e.to_string(),
-        })?;
+        let signer = NoteSigner::generate(&origin).map_err(|e| LedgerError::Key { path: loc.key.clone(), msg: e.to_string() })?;
         write_private(&loc.key, &signer.to_private_string())?;
         let mut conn = Connection::open(&loc.db).map_err(sql(&loc.db))?;
         configure(&conn, &loc.db)?;
         let verifier = signer.verifier();
         let tx = conn.transaction().map_err(sql(&loc.db))?;
-        tx.pragma_update(None, "application_id", APPLICATION_ID)
-            .map_err(sql(&loc.db))?;
-        tx.pragma_update(None, "user_version", FORMAT_VERSION)
-            .map_err(sql(&loc.db))?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(sql(&loc.db))?;
+        tx.pragma_update(None, "user_version", FORMAT_VERSION).map_err(sql(&loc.db))?;
         tx.execute_batch(SCHEMA).map_err(sql(&loc.db))?;
         tx.execute_batch(projection::SCHEMA).map_err(sql(&loc.db))?;
         tx.execute_batch(SYNC_SCHEMA).map_err(sql(&loc.db))?;
@@ -228,28 +197,13 @@ impl Ledger {
             ("public_key", verifier.to_string()),
             ("created", now()),
         ] {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-                params![k, v],
-            )
-            .map_err(sql(&loc.db))?;
+            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v]).map_err(sql(&loc.db))?;
         }
         let empty = merkle::empty_root();
         let note = sign_checkpoint(&signer, &origin, 0, empty, &loc.key)?;
-        tx.execute(
-            "INSERT INTO head (id, size, root, note) VALUES (0, 0, ?1, ?2)",
-            params![empty.to_vec(), note],
-        )
-        .map_err(sql(&loc.db))?;
+        tx.execute("INSERT INTO head (id, size, root, note) VALUES (0, 0, ?1, ?2)", params![empty.to_vec(), note]).map_err(sql(&loc.db))?;
         tx.commit().map_err(sql(&loc.db))?;
-        Ok(Ledger {
-            conn,
-            path: loc.db.clone(),
-            key_path: loc.key.clone(),
-            origin,
-            verifier,
-            signer: Some(signer),
-        })
+        Ok(Ledger { conn, path: loc.db.clone(), key_path: loc.key.clone(), origin, verifier, signer: Some(signer) })
     }
 
     /// Opens an existing ledger. The signing key is loaded when present (it is
@@ -259,65 +213,36 @@ impl Ledger {
         if !path.exists() {
             return Err(LedgerError::Missing { path: path.clone() });
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| LedgerError::NotALedger {
-            path: path.clone(),
-            why: e.to_string(),
-        })?;
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| LedgerError::NotALedger { path: path.clone(), why: e.to_string() })?;
         let app: i64 = conn
             .pragma_query_value(None, "application_id", |r| r.get(0))
-            .map_err(|e| LedgerError::NotALedger {
-                path: path.clone(),
-                why: e.to_string(),
-            })?;
+            .map_err(|e| LedgerError::NotALedger { path: path.clone(), why: e.to_string() })?;
         if app != APPLICATION_ID {
             return Err(LedgerError::NotALedger {
                 path: path.clone(),
                 why: format!("SQLite application id {app:#x}, expected {APPLICATION_ID:#x}"),
             });
         }
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(sql(path))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql(path))?;
         if version > FORMAT_VERSION {
-            return Err(LedgerError::NewerFormat {
-                path: path.clone(),
-                found: version,
-                supported: FORMAT_VERSION,
-            });
+            return Err(LedgerError::NewerFormat { path: path.clone(), found: version, supported: FORMAT_VERSION });
         }
         configure(&conn, path)?;
         let meta = |k: &str| -> Result<String, LedgerError> {
-            conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| {
-                r.get::<_, String>(0)
-            })
-            .optional()
-            .map_err(sql(path))?
-            .ok_or_else(|| LedgerError::NotALedger {
-                path: path.clone(),
-                why: format!("no `{k}` in its meta table"),
-            })
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get::<_, String>(0))
+                .optional()
+                .map_err(sql(path))?
+                .ok_or_else(|| LedgerError::NotALedger { path: path.clone(), why: format!("no `{k}` in its meta table") })
         };
         conn.execute_batch(SYNC_SCHEMA).map_err(sql(path))?;
         conn.execute_batch(projection::SCHEMA).map_err(sql(path))?;
         let origin = meta("origin")?;
         let verifier =
-            NoteVerifier::parse(&meta("public_key")?).map_err(|e| LedgerError::NotALedger {
-                path: path.clone(),
-                why: e.to_string(),
-            })?;
+            NoteVerifier::parse(&meta("public_key")?).map_err(|e| LedgerError::NotALedger { path: path.clone(), why: e.to_string() })?;
         let signer = if loc.key.exists() {
-            let text = std::fs::read_to_string(&loc.key).map_err(|source| LedgerError::Io {
-                path: loc.key.clone(),
-                source,
-            })?;
-            let s = NoteSigner::parse(&text).map_err(|e| LedgerError::Key {
-                path: loc.key.clone(),
-                msg: e.to_string(),
-            })?;
+            let text = std::fs::read_to_string(&loc.key).map_err(|source| LedgerError::Io { path: loc.key.clone(), source })?;
+            let s = NoteSigner::parse(&text).map_err(|e| LedgerError::Key { path: loc.key.clone(), msg: e.to_string() })?;
             if s.verifier() != verifier {
                 return Err(LedgerError::Key {
                     path: loc.key.clone(),
@@ -328,14 +253,7 @@ impl Ledger {
         } else {
             None
         };
-        Ok(Ledger {
-            conn,
-            path: path.clone(),
-            key_path: loc.key.clone(),
-            origin,
-            verifier,
-            signer,
-        })
+        Ok(Ledger { conn, path: path.clone(), key_path: loc.key.clone(), origin, verifier, signer })
     }
 
     pub fn connection(&self) -> &Connection {
@@ -364,78 +282,48 @@ impl Ledger {
         entries: &[NewEntry],
         side: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
     ) -> Result<Receipt, LedgerError> {
-        let signer = self.signer.as_ref().ok_or_else(|| LedgerError::NoSigner {
-            path: self.path.clone(),
-            key: self.key_path.clone(),
-        })?;
+        let signer = self.signer.as_ref().ok_or_else(|| LedgerError::NoSigner { path: self.path.clone(), key: self.key_path.clone() })?;
         for e in entries {
             if !entry::valid_kind(&e.kind) {
-                return Err(LedgerError::BadEntry(format!(
-                    "kind `{}` is not lower-case dotted words (e.g. commit.verified)",
-                    e.kind
-                )));
+                return Err(LedgerError::BadEntry(format!("kind `{}` is not lower-case dotted words (e.g. commit.verified)", e.kind)));
             }
         }
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql(&path))?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(&path))?;
         let head = read_head(&tx, &path)?;
         let mut frontier = load_frontier(&tx, &path, head.size)?;
         if fold(&frontier) != head.root {
-            return Err(LedgerError::Inconsistent { path, msg: format!("the stored tree does not reproduce the signed root of size {}; refusing to append", head.size) });
+            return Err(LedgerError::Inconsistent {
+                path,
+                msg: format!("the stored tree does not reproduce the signed root of size {}; refusing to append", head.size),
+            });
         }
         {
             let mut insert_entry = tx
                 .prepare_cached("INSERT INTO entries (seq, time, kind, subject, actor, payload, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
                 .map_err(sql(&path))?;
-            let mut insert_node = tx
-                .prepare_cached("INSERT INTO nodes (level, idx, hash) VALUES (?1, ?2, ?3)")
-                .map_err(sql(&path))?;
-            let upserts: Vec<String> = projection::TABLES
-                .iter()
-                .map(|t| projection::upsert_sql(t))
-                .collect();
+            let mut insert_node = tx.prepare_cached("INSERT INTO nodes (level, idx, hash) VALUES (?1, ?2, ?3)").map_err(sql(&path))?;
+            let upserts: Vec<String> = projection::TABLES.iter().map(|t| projection::upsert_sql(t)).collect();
             let time = now();
             for (i, e) in entries.iter().enumerate() {
                 let seq = head.size + i as u64;
                 let payload = entry::canonical_json(&e.payload);
-                let bytes =
-                    entry::canonical_bytes(seq, &time, &e.kind, &e.subject, &e.actor, &payload);
+                let bytes = entry::canonical_bytes(seq, &time, &e.kind, &e.subject, &e.actor, &payload);
                 let leaf = merkle::leaf_hash(&bytes);
-                insert_entry
-                    .execute(params![
-                        seq as i64,
-                        time,
-                        e.kind,
-                        e.subject,
-                        e.actor,
-                        payload,
-                        leaf.to_vec()
-                    ])
-                    .map_err(sql(&path))?;
+                insert_entry.execute(params![seq as i64, time, e.kind, e.subject, e.actor, payload, leaf.to_vec()]).map_err(sql(&path))?;
                 frontier.push((0, leaf));
-                while frontier.len() >= 2
-                    && frontier[frontier.len() - 1].0 == frontier[frontier.len() - 2].0
-                {
+                while frontier.len() >= 2 && frontier[frontier.len() - 1].0 == frontier[frontier.len() - 2].0 {
                     let (level, right) = frontier.pop().unwrap_or_default();
                     let (_, left) = frontier.pop().unwrap_or_default();
                     let parent = merkle::node_hash(&left, &right);
                     let idx = ((seq + 1) >> (level + 1)) - 1;
-                    insert_node
-                        .execute(params![level + 1, idx as i64, parent.to_vec()])
-                        .map_err(sql(&path))?;
+                    insert_node.execute(params![level + 1, idx as i64, parent.to_vec()]).map_err(sql(&path))?;
                     frontier.push((level + 1, parent));
                 }
                 for row in projection::rows(seq, &time, &e.kind, &e.subject, &e.actor, &payload) {
-                    let i = projection::TABLES
-                        .iter()
-                        .position(|t| t.name == row.table.name)
-                        .unwrap_or(0);
+                    let i = projection::TABLES.iter().position(|t| t.name == row.table.name).unwrap_or(0);
                     let mut stmt = tx.prepare_cached(&upserts[i]).map_err(sql(&path))?;
-                    stmt.execute(rusqlite::params_from_iter(row.values.iter()))
-                        .map_err(sql(&path))?;
+                    stmt.execute(rusqlite::params_from_iter(row.values.iter())).map_err(sql(&path))?;
                 }
             }
         }
@@ -450,28 +338,16 @@ impl Ledger {
             )
             .map_err(sql(&path))?;
         if swapped != 1 {
-            return Err(LedgerError::Inconsistent {
-                path,
-                msg: "the head moved during the append".into(),
-            });
+            return Err(LedgerError::Inconsistent { path, msg: "the head moved during the append".into() });
         }
         tx.commit().map_err(sql(&path))?;
-        Ok(Receipt {
-            first_seq: head.size,
-            count: entries.len() as u64,
-            tree_size: size,
-            checkpoint: note,
-        })
+        Ok(Receipt { first_seq: head.size, count: entries.len() as u64, tree_size: size, checkpoint: note })
     }
 
     /// One entry by seq.
     pub fn entry(&self, seq: u64) -> Result<Option<Entry>, LedgerError> {
         self.conn
-            .query_row(
-                "SELECT seq, time, kind, subject, actor, payload FROM entries WHERE seq = ?1",
-                [seq as i64],
-                row_entry,
-            )
+            .query_row("SELECT seq, time, kind, subject, actor, payload FROM entries WHERE seq = ?1", [seq as i64], row_entry)
             .optional()
             .map_err(sql(&self.path))?
             .transpose()
@@ -482,28 +358,16 @@ impl Ledger {
         use base64::Engine;
         let head = self.head()?;
         if seq >= head.size {
-            return Err(LedgerError::NoEntry {
-                seq,
-                size: head.size,
-            });
+            return Err(LedgerError::NoEntry { seq, size: head.size });
         }
-        let e = self.entry(seq)?.ok_or(LedgerError::NoEntry {
-            seq,
-            size: head.size,
-        })?;
-        let mut tree = DbTree {
-            conn: &self.conn,
-            path: &self.path,
-        };
+        let e = self.entry(seq)?.ok_or(LedgerError::NoEntry { seq, size: head.size })?;
+        let mut tree = DbTree { conn: &self.conn, path: &self.path };
         let proof = merkle::inclusion_proof(&mut tree, seq, head.size)?;
         Ok(Proof {
             entry: serde_json::to_value(&e).unwrap_or_default(),
             leaf_index: seq,
             tree_size: head.size,
-            inclusion_proof: proof
-                .iter()
-                .map(|h| base64::engine::general_purpose::STANDARD.encode(h))
-                .collect(),
+            inclusion_proof: proof.iter().map(|h| base64::engine::general_purpose::STANDARD.encode(h)).collect(),
             checkpoint: head.note,
             key: self.verifier.to_string(),
         })
@@ -511,32 +375,22 @@ impl Ledger {
 
     /// The root of the first `size` entries, from the stored tree.
     pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
-        merkle::root(
-            &mut DbTree {
-                conn: &self.conn,
-                path: &self.path,
-            },
-            size,
-        )
+        merkle::root(&mut DbTree { conn: &self.conn, path: &self.path }, size)
     }
 
     /// A consistency proof between two sizes, from the stored tree.
     pub fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
-        merkle::consistency_proof(
-            &mut DbTree {
-                conn: &self.conn,
-                path: &self.path,
-            },
-            old,
-            new,
-        )
+        merkle::consistency_proof(&mut DbTree { conn: &self.conn, path: &self.path }, old, new)
     }
 
     /// Keeps the current signed checkpoint in the history table and returns it.
     pub fn checkpoint(&self) -> Result<Head, LedgerError> {
         let head = self.head()?;
         self.conn
-            .execute("INSERT OR IGNORE INTO checkpoints (size, root, note, time) VALUES (?1, ?2, ?3, ?4)", params![head.size as i64, head.root.to_vec(), head.note, now()])
+            .execute(
+                "INSERT OR IGNORE INTO checkpoints (size, root, note, time) VALUES (?1, ?2, ?3, ?4)",
+                params![head.size as i64, head.root.to_vec(), head.note, now()],
+            )
             .map_err(sql(&self.path))?;
         Ok(head)
     }
@@ -545,9 +399,7 @@ impl Ledger {
     pub fn export_jsonl(&self, out: &mut dyn Write) -> Result<u64, LedgerError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT seq, time, kind, subject, actor, payload, leaf FROM entries ORDER BY seq",
-            )
+            .prepare("SELECT seq, time, kind, subject, actor, payload, leaf FROM entries ORDER BY seq")
             .map_err(sql(&self.path))?;
         let mut rows = stmt.query([]).map_err(sql(&self.path))?;
         let mut n = 0;
@@ -556,10 +408,7 @@ impl Ledger {
             let leaf: Vec<u8> = row.get(6).map_err(sql(&self.path))?;
             let mut v = serde_json::to_value(&e).unwrap_or_default();
             v["leaf_hash"] = serde_json::Value::String(hex::encode(leaf));
-            writeln!(out, "{v}").map_err(|source| LedgerError::Io {
-                path: PathBuf::from("<output>"),
-                source,
-            })?;
+            writeln!(out, "{v}").map_err(|source| LedgerError::Io { path: PathBuf::from("<output>"), source })?;
             n += 1;
         }
         Ok(n)
@@ -568,33 +417,19 @@ impl Ledger {
     /// Rebuilds every projection from the log, in one transaction.
     pub fn rebuild(&mut self) -> Result<u64, LedgerError> {
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql(&path))?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(&path))?;
         for t in projection::TABLES {
-            tx.execute(&format!("DELETE FROM {}", t.name), [])
-                .map_err(sql(&path))?;
+            tx.execute(&format!("DELETE FROM {}", t.name), []).map_err(sql(&path))?;
         }
-        let upserts: Vec<String> = projection::TABLES
-            .iter()
-            .map(|t| projection::upsert_sql(t))
-            .collect();
+        let upserts: Vec<String> = projection::TABLES.iter().map(|t| projection::upsert_sql(t)).collect();
         let mut n = 0;
         {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq",
-                )
-                .map_err(sql(&path))?;
+            let mut stmt = tx.prepare("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq").map_err(sql(&path))?;
             let mut rows = stmt.query([]).map_err(sql(&path))?;
             while let Some(row) = rows.next().map_err(sql(&path))? {
                 let e = row_entry(row).map_err(sql(&path))??;
                 for r in projection::entry_rows(&e) {
-                    let i = projection::TABLES
-                        .iter()
-                        .position(|t| t.name == r.table.name)
-                        .unwrap_or(0);
+                    let i = projection::TABLES.iter().position(|t| t.name == r.table.name).unwrap_or(0);
                     tx.prepare_cached(&upserts[i])
                         .map_err(sql(&path))?
                         .execute(rusqlite::params_from_iter(r.values.iter()))
@@ -611,100 +446,47 @@ impl Ledger {
 fn write_private(path: &Path, text: &str) -> Result<(), LedgerError> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| LedgerError::Io {
-            path: parent.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(parent).map_err(|source| LedgerError::Io { path: parent.to_path_buf(), source })?;
     }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|source| LedgerError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    f.write_all(format!("{text}\n").as_bytes())
-        .map_err(|source| LedgerError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        .map_err(|source| LedgerError::Io { path: path.to_path_buf(), source })?;
+    f.write_all(format!("{text}\n").as_bytes()).map_err(|source| LedgerError::Io { path: path.to_path_buf(), source })
 }
 
-fn sign_checkpoint(
-    signer: &NoteSigner,
-    origin: &str,
-    size: u64,
-    root: Hash,
-    key: &Path,
-) -> Result<String, LedgerError> {
+fn sign_checkpoint(signer: &NoteSigner, origin: &str, size: u64, root: Hash, key: &Path) -> Result<String, LedgerError> {
     signer
-        .sign(
-            &Checkpoint {
-                origin: origin.to_string(),
-                size,
-                root,
-            }
-            .to_text(),
-        )
-        .map_err(|e| LedgerError::Key {
-            path: key.to_path_buf(),
-            msg: e.to_string(),
-        })
+        .sign(&Checkpoint { origin: origin.to_string(), size, root }.to_text())
+        .map_err(|e| LedgerError::Key { path: key.to_path_buf(), msg: e.to_string() })
 }
 
 fn read_head(conn: &Connection, path: &Path) -> Result<Head, LedgerError> {
     let (size, root, note): (i64, Vec<u8>, String) = conn
-        .query_row("SELECT size, root, note FROM head WHERE id = 0", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row("SELECT size, root, note FROM head WHERE id = 0", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .map_err(sql(path))?;
-    let root: Hash = root.try_into().map_err(|_| LedgerError::Inconsistent {
-        path: path.to_path_buf(),
-        msg: "the head's root is not 32 bytes".into(),
-    })?;
-    Ok(Head {
-        size: size.max(0) as u64,
-        root,
-        note,
-    })
+    let root: Hash = root
+        .try_into()
+        .map_err(|_| LedgerError::Inconsistent { path: path.to_path_buf(), msg: "the head's root is not 32 bytes".into() })?;
+    Ok(Head { size: size.max(0) as u64, root, note })
 }
 
 /// Reads an entry row `(seq, time, kind, subject, actor, payload)`.
 fn row_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry, LedgerError>> {
     let seq: i64 = row.get(0)?;
     let text = |i: usize| -> rusqlite::Result<Option<String>> {
-        Ok(row
-            .get_ref(i)?
-            .as_bytes()
-            .ok()
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .map(str::to_string))
+        Ok(row.get_ref(i)?.as_bytes().ok().and_then(|b| std::str::from_utf8(b).ok()).map(str::to_string))
     };
-    let (Some(time), Some(kind), Some(subject), Some(actor), Some(payload)) =
-        (text(1)?, text(2)?, text(3)?, text(4)?, text(5)?)
-    else {
-        return Ok(Err(LedgerError::BadEntry(format!(
-            "entry seq {seq} holds text that is not UTF-8"
-        ))));
+    let (Some(time), Some(kind), Some(subject), Some(actor), Some(payload)) = (text(1)?, text(2)?, text(3)?, text(4)?, text(5)?) else {
+        return Ok(Err(LedgerError::BadEntry(format!("entry seq {seq} holds text that is not UTF-8"))));
     };
     let payload = match serde_json::from_str(&payload) {
         Ok(p) => p,
-        Err(e) => {
-            return Ok(Err(LedgerError::BadEntry(format!(
-                "entry seq {seq}: payload is not JSON: {e}"
-            ))))
-        }
+        Err(e) => return Ok(Err(LedgerError::BadEntry(format!("entry seq {seq}: payload is not JSON: {e}")))),
     };
-    Ok(Ok(Entry {
-        seq: seq.max(0) as u64,
-        time,
-        kind,
-        subject,
-        actor,
-        payload,
-    }))
+    Ok(Ok(Entry { seq: seq.max(0) as u64, time, kind, subject, actor, payload }))
 }
 
 /// Complete subtrees read from the database: level 0 from `entries.leaf`.
@@ -723,27 +505,18 @@ impl Subtrees for DbTree<'_> {
         } else {
             self.conn
                 .prepare_cached("SELECT hash FROM nodes WHERE level = ?1 AND idx = ?2")
-                .and_then(|mut s| {
-                    s.query_row(params![level, index as i64], |r| r.get(0))
-                        .optional()
-                })
+                .and_then(|mut s| s.query_row(params![level, index as i64], |r| r.get(0)).optional())
         }
         .map_err(sql(self.path))?;
-        found
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| LedgerError::Inconsistent {
-                path: self.path.to_path_buf(),
-                msg: format!("tree node (level {level}, index {index}) is missing or malformed"),
-            })
+        found.and_then(|h| h.try_into().ok()).ok_or_else(|| LedgerError::Inconsistent {
+            path: self.path.to_path_buf(),
+            msg: format!("tree node (level {level}, index {index}) is missing or malformed"),
+        })
     }
 }
 
 /// The complete subtrees that make up a tree of `size` leaves, largest first.
-fn load_frontier(
-    conn: &Connection,
-    path: &Path,
-    size: u64,
-) -> Result<Vec<(u32, Hash)>, LedgerError> {
+fn load_frontier(conn: &Connection, path: &Path, size: u64) -> Result<Vec<(u32, Hash)>, LedgerError> {
     let mut tree = DbTree { conn, path };
     let mut out = Vec::new();
     let mut start = 0u64;

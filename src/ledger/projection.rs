@@ -39,13 +39,8 @@ pub const COMMITS: Table = Table {
     key: &["id"],
 };
 
-pub const REF_UPDATES: Table = Table {
-    name: "ref_updates",
-    columns: &[
-        "seq", "ref", "old", "new", "pusher", "time", "accepted", "kind",
-    ],
-    key: &["seq", "ref"],
-};
+pub const REF_UPDATES: Table =
+    Table { name: "ref_updates", columns: &["seq", "ref", "old", "new", "pusher", "time", "accepted", "kind"], key: &["seq", "ref"] };
 
 pub const PULL_REQUESTS: Table = Table {
     name: "pull_requests",
@@ -73,75 +68,30 @@ pub const PULL_REQUESTS: Table = Table {
     key: &["repo", "number"],
 };
 
-pub const PR_COMMITS: Table = Table {
-    name: "pr_commits",
-    columns: &["repo", "number", "sha", "seq"],
-    key: &["repo", "number", "sha"],
-};
+pub const PR_COMMITS: Table = Table { name: "pr_commits", columns: &["repo", "number", "sha", "seq"], key: &["repo", "number", "sha"] };
 
 pub const REVIEWS: Table = Table {
     name: "reviews",
-    columns: &[
-        "repo",
-        "id",
-        "number",
-        "reviewer",
-        "state",
-        "commit_id",
-        "submitted_at",
-        "seq",
-    ],
+    columns: &["repo", "id", "number", "reviewer", "state", "commit_id", "submitted_at", "seq"],
     key: &["repo", "id"],
 };
 
 pub const DEPLOYMENTS: Table = Table {
     name: "deployments",
-    columns: &[
-        "repo",
-        "id",
-        "sha",
-        "ref",
-        "environment",
-        "creator",
-        "task",
-        "created_at",
-        "seq",
-    ],
+    columns: &["repo", "id", "sha", "ref", "environment", "creator", "task", "created_at", "seq"],
     key: &["repo", "id"],
 };
 
 pub const DEPLOYMENT_STATUSES: Table = Table {
     name: "deployment_statuses",
-    columns: &[
-        "repo",
-        "id",
-        "deployment_id",
-        "state",
-        "creator",
-        "environment",
-        "log_url",
-        "created_at",
-        "seq",
-    ],
+    columns: &["repo", "id", "deployment_id", "state", "creator", "environment", "log_url", "created_at", "seq"],
     key: &["repo", "id"],
 };
 
-pub const COMMIT_PULLS: Table = Table {
-    name: "commit_pulls",
-    columns: &["repo", "sha", "pulls", "seq"],
-    key: &["repo", "sha"],
-};
+pub const COMMIT_PULLS: Table = Table { name: "commit_pulls", columns: &["repo", "sha", "pulls", "seq"], key: &["repo", "sha"] };
 
-pub const TABLES: &[&Table] = &[
-    &COMMITS,
-    &REF_UPDATES,
-    &PULL_REQUESTS,
-    &PR_COMMITS,
-    &REVIEWS,
-    &DEPLOYMENTS,
-    &DEPLOYMENT_STATUSES,
-    &COMMIT_PULLS,
-];
+pub const TABLES: &[&Table] =
+    &[&COMMITS, &REF_UPDATES, &PULL_REQUESTS, &PR_COMMITS, &REVIEWS, &DEPLOYMENTS, &DEPLOYMENT_STATUSES, &COMMIT_PULLS];
 
 /// DDL for the projection tables and their indexes.
 pub const SCHEMA: &str = "
@@ -265,14 +215,7 @@ struct RefUpdatesView<'a> {
 
 /// The rows an entry contributes, from its stored columns (`payload` is its JSON text).
 /// A payload that does not have the expected shape contributes no rows.
-pub fn rows(
-    seq: u64,
-    time: &str,
-    kind: &str,
-    subject: &str,
-    actor: &str,
-    payload: &str,
-) -> Vec<Row> {
+pub fn rows(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payload: &str) -> Vec<Row> {
     match kind {
         "commit.verified" => {
             let Ok(p) = serde_json::from_str::<CommitVerifiedView<'_>>(payload) else {
@@ -302,11 +245,7 @@ pub fn rows(
             let Ok(p) = serde_json::from_str::<RefUpdatesView<'_>>(payload) else {
                 return Vec::new();
             };
-            let accepted = if kind == "ref.updated" {
-                Sql::Integer(1)
-            } else {
-                p.accepted.map_or(Sql::Null, |b| Sql::Integer(b as i64))
-            };
+            let accepted = if kind == "ref.updated" { Sql::Integer(1) } else { p.accepted.map_or(Sql::Null, |b| Sql::Integer(b as i64)) };
             p.ref_updates
                 .into_iter()
                 .map(|u| Row {
@@ -324,11 +263,9 @@ pub fn rows(
                 })
                 .collect()
         }
-        "pr.synced"
-        | "review.synced"
-        | "deployment.synced"
-        | "deployment_status.synced"
-        | "commit_pulls.synced" => sync_rows(seq, kind, payload),
+        "pr.synced" | "review.synced" | "deployment.synced" | "deployment_status.synced" | "commit_pulls.synced" => {
+            sync_rows(seq, kind, payload)
+        }
         _ => Vec::new(),
     }
 }
@@ -338,9 +275,7 @@ fn s(v: &serde_json::Value) -> Sql {
         serde_json::Value::Null => Sql::Null,
         serde_json::Value::String(x) => Sql::Text(x.clone()),
         serde_json::Value::Bool(b) => Sql::Integer(*b as i64),
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .map_or_else(|| Sql::Text(n.to_string()), Sql::Integer),
+        serde_json::Value::Number(n) => n.as_i64().map_or_else(|| Sql::Text(n.to_string()), Sql::Integer),
         other => Sql::Text(other.to_string()),
     }
 }
@@ -379,10 +314,7 @@ fn sync_rows(seq: u64, kind: &str, payload: &str) -> Vec<Row> {
                     seq.clone(),
                 ],
             }];
-            rows.extend(commits.iter().map(|c| Row {
-                table: &PR_COMMITS,
-                values: vec![repo.clone(), s(&p["number"]), s(c), seq.clone()],
-            }));
+            rows.extend(commits.iter().map(|c| Row { table: &PR_COMMITS, values: vec![repo.clone(), s(&p["number"]), s(c), seq.clone()] }));
             rows
         }
         "review.synced" => vec![Row {
@@ -426,36 +358,21 @@ fn sync_rows(seq: u64, kind: &str, payload: &str) -> Vec<Row> {
                 seq,
             ],
         }],
-        "commit_pulls.synced" => vec![Row {
-            table: &COMMIT_PULLS,
-            values: vec![repo, s(&p["sha"]), s(&p["pulls"]), seq],
-        }],
+        "commit_pulls.synced" => vec![Row { table: &COMMIT_PULLS, values: vec![repo, s(&p["sha"]), s(&p["pulls"]), seq] }],
         _ => Vec::new(),
     }
 }
 
 /// The rows of a parsed entry.
 pub fn entry_rows(e: &Entry) -> Vec<Row> {
-    rows(
-        e.seq,
-        &e.time,
-        &e.kind,
-        &e.subject,
-        &e.actor,
-        &super::entry::canonical_json(&e.payload),
-    )
+    rows(e.seq, &e.time, &e.kind, &e.subject, &e.actor, &super::entry::canonical_json(&e.payload))
 }
 
 /// The SQL that upserts a row of `t`.
 pub fn upsert_sql(t: &Table) -> String {
     let cols = t.columns.join(", ");
     let params: Vec<String> = (1..=t.columns.len()).map(|i| format!("?{i}")).collect();
-    let updates: Vec<String> = t
-        .columns
-        .iter()
-        .filter(|c| !t.key.contains(c))
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect();
+    let updates: Vec<String> = t.columns.iter().filter(|c| !t.key.contains(c)).map(|c| format!("{c} = excluded.{c}")).collect();
     format!(
         "INSERT INTO {} ({cols}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
         t.name,

@@ -42,10 +42,7 @@ pub fn push_decision(d: &crate::hook::decide::PushDecision, policy: &Policy) -> 
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for r in &d.refs {
-        let report = RangeReport {
-            commits: r.commits.clone(),
-            summary: Default::default(),
-        };
+        let report = RangeReport { commits: r.commits.clone(), summary: Default::default() };
         for e in verification(&report, policy, &actor).into_iter().skip(1) {
             if seen.insert(e.subject.clone()) {
                 out.push(e);
@@ -64,12 +61,7 @@ pub fn push_decision(d: &crate::hook::decide::PushDecision, policy: &Policy) -> 
             })
         })
         .collect();
-    let subject = d
-        .refs
-        .iter()
-        .map(|r| r.update.refname.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let subject = d.refs.iter().map(|r| r.update.refname.as_str()).collect::<Vec<_>>().join(" ");
     out.push(NewEntry::new(
         "push.decided",
         subject.clone(),
@@ -80,25 +72,18 @@ pub fn push_decision(d: &crate::hook::decide::PushDecision, policy: &Policy) -> 
         }),
     ));
     if let Some(b) = d.bypass.as_ref().filter(|b| b.allowed) {
-        out.push(NewEntry::new("bypass.used", subject, actor, json!({"reason": b.reason, "violations": d.error_count(), "ref_updates": d.refs.iter().map(|r| &r.update).collect::<Vec<_>>()})));
+        out.push(NewEntry::new(
+            "bypass.used",
+            subject,
+            actor,
+            json!({"reason": b.reason, "violations": d.error_count(), "ref_updates": d.refs.iter().map(|r| &r.update).collect::<Vec<_>>()}),
+        ));
     }
     out
 }
 
 /// `ref.updated` after a push was accepted (post-receive).
-pub fn ref_updated(
-    updates: &[crate::hook::RefUpdate],
-    pusher: &crate::hook::identity::Pusher,
-) -> NewEntry {
-    let subject = updates
-        .iter()
-        .map(|u| u.refname.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    NewEntry::new(
-        "ref.updated",
-        subject,
-        pusher.identity.clone().unwrap_or_default(),
-        json!({"ref_updates": updates, "pusher": pusher}),
-    )
+pub fn ref_updated(updates: &[crate::hook::RefUpdate], pusher: &crate::hook::identity::Pusher) -> NewEntry {
+    let subject = updates.iter().map(|u| u.refname.as_str()).collect::<Vec<_>>().join(" ");
+    NewEntry::new("ref.updated", subject, pusher.identity.clone().unwrap_or_default(), json!({"ref_updates": updates, "pusher": pusher}))
 }

@@ -38,34 +38,18 @@ impl VerifyReport {
 const LIST_LIMIT: usize = 20;
 
 fn problem(seq: Option<u64>, message: impl Into<String>) -> Problem {
-    Problem {
-        seq,
-        message: message.into(),
-    }
+    Problem { seq, message: message.into() }
 }
 
 /// Verifies the ledger. `trusted` pins the public key (else the ledger's own
 /// is used); `older` are (label, signed checkpoint) pairs the log must still extend.
-pub fn verify(
-    ledger: &Ledger,
-    trusted: Option<&NoteVerifier>,
-    older: &[(String, String)],
-) -> Result<VerifyReport, LedgerError> {
+pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String, String)]) -> Result<VerifyReport, LedgerError> {
     let conn = ledger.connection();
-    let sqlerr = |source| LedgerError::Sqlite {
-        path: ledger.path.clone(),
-        source,
-    };
+    let sqlerr = |source| LedgerError::Sqlite { path: ledger.path.clone(), source };
     let mut problems = Vec::new();
     let key = trusted.unwrap_or(&ledger.verifier);
     if trusted.is_some_and(|t| *t != ledger.verifier) {
-        problems.push(problem(
-            None,
-            format!(
-                "the ledger's public key ({}) is not the trusted key ({key})",
-                ledger.verifier
-            ),
-        ));
+        problems.push(problem(None, format!("the ledger's public key ({}) is not the trusted key ({key})", ledger.verifier)));
     }
 
     let started = std::time::Instant::now();
@@ -79,7 +63,8 @@ pub fn verify(
         let mut expected = 0u64;
         let mut buf = Vec::with_capacity(1024);
         {
-            let mut stmt = conn.prepare("SELECT seq, time, kind, subject, actor, payload, leaf FROM entries ORDER BY seq").map_err(sqlerr)?;
+            let mut stmt =
+                conn.prepare("SELECT seq, time, kind, subject, actor, payload, leaf FROM entries ORDER BY seq").map_err(sqlerr)?;
             let mut rows = stmt.query([]).map_err(sqlerr)?;
             while let Some(row) = rows.next().map_err(sqlerr)? {
                 let seq: i64 = row.get(0).map_err(sqlerr)?;
@@ -96,13 +81,7 @@ pub fn verify(
                 let mut cols: Vec<&str> = Vec::with_capacity(5);
                 let mut utf8_ok = true;
                 for i in 1..=5 {
-                    match row
-                        .get_ref(i)
-                        .map_err(sqlerr)?
-                        .as_bytes()
-                        .ok()
-                        .and_then(|b| std::str::from_utf8(b).ok())
-                    {
+                    match row.get_ref(i).map_err(sqlerr)?.as_bytes().ok().and_then(|b| std::str::from_utf8(b).ok()) {
                         Some(s) => cols.push(s),
                         None => {
                             utf8_ok = false;
@@ -110,27 +89,21 @@ pub fn verify(
                         }
                     }
                 }
-                let stored_leaf: Option<Hash> = row
-                    .get_ref(6)
-                    .map_err(sqlerr)?
-                    .as_bytes()
-                    .ok()
-                    .and_then(|b| b.try_into().ok());
+                let stored_leaf: Option<Hash> = row.get_ref(6).map_err(sqlerr)?.as_bytes().ok().and_then(|b| b.try_into().ok());
                 if !utf8_ok {
-                    problems.push(problem(
-                        Some(seq),
-                        format!("entry seq {seq} holds bytes that are not UTF-8 text (edited)"),
-                    ));
+                    problems.push(problem(Some(seq), format!("entry seq {seq} holds bytes that are not UTF-8 text (edited)")));
                     tree.push([0u8; 32]);
                     continue;
                 }
                 // The leaf hash covers the stored bytes exactly: any change to any column is caught here.
-                let (time, kind, subject, actor, payload) =
-                    (cols[0], cols[1], cols[2], cols[3], cols[4]);
+                let (time, kind, subject, actor, payload) = (cols[0], cols[1], cols[2], cols[3], cols[4]);
                 entry::canonical_bytes_into(&mut buf, seq, time, kind, subject, actor, payload);
                 let leaf = merkle::leaf_hash(&buf);
                 if stored_leaf != Some(leaf) {
-                    problems.push(problem(Some(seq), format!("entry seq {seq}: its content does not match its leaf hash (edited, or moved from another position)")));
+                    problems.push(problem(
+                        Some(seq),
+                        format!("entry seq {seq}: its content does not match its leaf hash (edited, or moved from another position)"),
+                    ));
                 }
                 tree.push(leaf);
             }
@@ -142,31 +115,24 @@ pub fn verify(
         // 2. Stored interior nodes against the recomputed tree.
         {
             let mut node_problems = 0usize;
-            let mut stmt = conn
-                .prepare("SELECT level, idx, hash FROM nodes ORDER BY level, idx")
-                .map_err(sqlerr)?;
+            let mut stmt = conn.prepare("SELECT level, idx, hash FROM nodes ORDER BY level, idx").map_err(sqlerr)?;
             let mut rows = stmt.query([]).map_err(sqlerr)?;
             let mut seen = 0usize;
             while let Some(row) = rows.next().map_err(sqlerr)? {
                 let level: i64 = row.get(0).map_err(sqlerr)?;
                 let idx: i64 = row.get(1).map_err(sqlerr)?;
-                let hash = row
-                    .get_ref(2)
-                    .map_err(sqlerr)?
-                    .as_bytes()
-                    .ok()
-                    .map(<[u8]>::to_vec);
+                let hash = row.get_ref(2).map_err(sqlerr)?.as_bytes().ok().map(<[u8]>::to_vec);
                 seen += 1;
-                let want = tree
-                    .levels
-                    .get(level.max(0) as usize)
-                    .and_then(|l| l.get(idx.max(0) as usize));
+                let want = tree.levels.get(level.max(0) as usize).and_then(|l| l.get(idx.max(0) as usize));
                 if want.map(|w| w.to_vec()) != hash {
                     node_problems += 1;
                     if node_problems <= LIST_LIMIT {
                         let first = (idx.max(0) as u64) << level.max(0);
                         let last = first + (1u64 << level.max(0)) - 1;
-                        problems.push(problem(Some(first), format!("tree node (level {level}, index {idx}) over entries seq {first}..{last} does not match the entries")));
+                        problems.push(problem(
+                            Some(first),
+                            format!("tree node (level {level}, index {idx}) over entries seq {first}..{last} does not match the entries"),
+                        ));
                     }
                 }
             }
@@ -175,65 +141,36 @@ pub fn verify(
                 problems.push(problem(None, format!("the tree holds {seen} interior nodes where the entries make {expected_nodes}")));
             }
             if node_problems > LIST_LIMIT {
-                problems.push(problem(
-                    None,
-                    format!(
-                        "… and {} more tree nodes differ",
-                        node_problems - LIST_LIMIT
-                    ),
-                ));
+                problems.push(problem(None, format!("… and {} more tree nodes differ", node_problems - LIST_LIMIT)));
             }
         }
 
         tracing::debug!(elapsed = ?started.elapsed(), "verify: tree nodes compared");
         // 3. The signed head, and every kept checkpoint.
         let head = ledger.head()?;
-        check_signed(
-            &head.note,
-            key,
-            &ledger.origin,
-            "the latest checkpoint",
-            &mut tree,
-            present,
-            &mut problems,
-        );
+        check_signed(&head.note, key, &ledger.origin, "the latest checkpoint", &mut tree, present, &mut problems);
         if head.size != present {
             // check_signed already named a truncation; name entries beyond the head.
             if present > head.size {
-                problems.push(problem(Some(head.size), format!("entries seq {}..{} are not covered by the signed checkpoint (inserted without signing)", head.size, present - 1)));
+                problems.push(problem(
+                    Some(head.size),
+                    format!(
+                        "entries seq {}..{} are not covered by the signed checkpoint (inserted without signing)",
+                        head.size,
+                        present - 1
+                    ),
+                ));
             }
         }
         {
-            let mut stmt = conn
-                .prepare("SELECT note FROM checkpoints ORDER BY size")
-                .map_err(sqlerr)?;
-            let notes: Vec<String> = stmt
-                .query_map([], |r| r.get(0))
-                .map_err(sqlerr)?
-                .collect::<Result<_, _>>()
-                .map_err(sqlerr)?;
+            let mut stmt = conn.prepare("SELECT note FROM checkpoints ORDER BY size").map_err(sqlerr)?;
+            let notes: Vec<String> = stmt.query_map([], |r| r.get(0)).map_err(sqlerr)?.collect::<Result<_, _>>().map_err(sqlerr)?;
             for n in notes {
-                check_signed(
-                    &n,
-                    key,
-                    &ledger.origin,
-                    "a kept checkpoint",
-                    &mut tree,
-                    present,
-                    &mut problems,
-                );
+                check_signed(&n, key, &ledger.origin, "a kept checkpoint", &mut tree, present, &mut problems);
             }
         }
         for (what, note) in older {
-            check_signed(
-                note,
-                key,
-                &ledger.origin,
-                what,
-                &mut tree,
-                present,
-                &mut problems,
-            );
+            check_signed(note, key, &ledger.origin, what, &mut tree, present, &mut problems);
         }
 
         tracing::debug!(elapsed = ?started.elapsed(), "verify: checkpoints checked");
@@ -245,58 +182,31 @@ pub fn verify(
         let extra = diffs.len().saturating_sub(LIST_LIMIT);
         problems.extend(diffs.into_iter().take(LIST_LIMIT).map(|d| problem(None, d)));
         if extra > 0 {
-            problems.push(problem(
-                None,
-                format!("… and {extra} more projection rows differ"),
-            ));
+            problems.push(problem(None, format!("… and {extra} more projection rows differ")));
         }
         tracing::debug!(elapsed = ?started.elapsed(), "verify: projections compared");
-        Ok(VerifyReport {
-            entries: present,
-            checkpoint_size: head.size,
-            problems,
-        })
+        Ok(VerifyReport { entries: present, checkpoint_size: head.size, problems })
     })
 }
 
 /// Replays the log into projection digests and compares every projection table
 /// with it; returns one line per differing row.
 fn check_projections(path: &std::path::Path) -> Result<Vec<String>, LedgerError> {
-    let sqlerr = |source| LedgerError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    };
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sqlerr)?;
-    conn.busy_timeout(std::time::Duration::from_secs(60))
-        .map_err(sqlerr)?;
+    let sqlerr = |source| LedgerError::Sqlite { path: path.to_path_buf(), source };
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(sqlerr)?;
+    conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(sqlerr)?;
     // One read transaction: the entries and the tables are seen at the same instant.
     conn.execute_batch("BEGIN").map_err(sqlerr)?;
     let mut replay = Replay::default();
     {
-        let mut stmt = conn
-            .prepare("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq")
-            .map_err(sqlerr)?;
+        let mut stmt = conn.prepare("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq").map_err(sqlerr)?;
         let mut rows = stmt.query([]).map_err(sqlerr)?;
         while let Some(row) = rows.next().map_err(sqlerr)? {
             let seq: i64 = row.get(0).map_err(sqlerr)?;
-            let text = |i: usize| {
-                row.get_ref(i)
-                    .ok()
-                    .and_then(|v| v.as_str().ok())
-                    .unwrap_or("")
-            };
-            replay.apply(projection::rows(
-                seq.max(0) as u64,
-                text(1),
-                text(2),
-                text(3),
-                text(4),
-                text(5),
-            ));
+            let text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_str().ok()).unwrap_or("");
+            replay.apply(projection::rows(seq.max(0) as u64, text(1), text(2), text(3), text(4), text(5)));
         }
     }
     // 4. Projections against an in-memory replay of the log: stream each table,
@@ -305,25 +215,15 @@ fn check_projections(path: &std::path::Path) -> Result<Vec<String>, LedgerError>
     let mut diffs = Vec::new();
     for t in projection::TABLES {
         let mut rebuilt = replay.tables.remove(t.name).unwrap_or_default();
-        let mut stmt = conn
-            .prepare(&format!("SELECT {} FROM {}", t.columns.join(", "), t.name))
-            .map_err(sqlerr)?;
+        let mut stmt = conn.prepare(&format!("SELECT {} FROM {}", t.columns.join(", "), t.name)).map_err(sqlerr)?;
         let mut rows = stmt.query([]).map_err(sqlerr)?;
         while let Some(row) = rows.next().map_err(sqlerr)? {
-            let values: Vec<Sql> = (0..t.columns.len())
-                .map(|i| row.get::<_, Sql>(i))
-                .collect::<Result<_, _>>()
-                .map_err(sqlerr)?;
+            let values: Vec<Sql> = (0..t.columns.len()).map(|i| row.get::<_, Sql>(i)).collect::<Result<_, _>>().map_err(sqlerr)?;
             let r = projection::Row { table: t, values };
             let key = r.key();
             match rebuilt.remove(&key) {
-                None => diffs.push(format!(
-                    "projection {} row {key} is not derived from the log (inserted)",
-                    t.name
-                )),
-                Some(d) if d != projection::digest(&replay.digest_key, &r.values) => {
-                    differing.push((t, key, r.values))
-                }
+                None => diffs.push(format!("projection {} row {key} is not derived from the log (inserted)", t.name)),
+                Some(d) if d != projection::digest(&replay.digest_key, &r.values) => differing.push((t, key, r.values)),
                 Some(_) => {}
             }
         }
@@ -332,27 +232,14 @@ fn check_projections(path: &std::path::Path) -> Result<Vec<String>, LedgerError>
         }
     }
     if !differing.is_empty() {
-        let keep = differing
-            .iter()
-            .map(|(t, k, _)| (t.name, k.clone()))
-            .collect();
+        let keep = differing.iter().map(|(t, k, _)| (t.name, k.clone())).collect();
         let full = replay_rows(&conn, path, keep)?;
         for (t, key, stored) in differing {
             let cols: Vec<&str> = match full.get(&(t.name, key.clone())) {
-                Some(v) => t
-                    .columns
-                    .iter()
-                    .zip(stored.iter().zip(v))
-                    .filter(|(_, (a, b))| a != b)
-                    .map(|(c, _)| *c)
-                    .collect(),
+                Some(v) => t.columns.iter().zip(stored.iter().zip(v)).filter(|(_, (a, b))| a != b).map(|(c, _)| *c).collect(),
                 None => vec!["?"],
             };
-            diffs.push(format!(
-                "projection {} row {key} differs from a rebuild in {} (edited)",
-                t.name,
-                cols.join(", ")
-            ));
+            diffs.push(format!("projection {} row {key} differs from a rebuild in {} (edited)", t.name, cols.join(", ")));
         }
     }
     diffs.sort();
@@ -365,34 +252,14 @@ fn replay_rows(
     path: &std::path::Path,
     keep: std::collections::HashSet<(&'static str, String)>,
 ) -> Result<HashMap<(&'static str, String), Vec<Sql>>, LedgerError> {
-    let sqlerr = |source| LedgerError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut replay = Replay {
-        keep: Some(keep),
-        ..Replay::default()
-    };
-    let mut stmt = conn
-        .prepare("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq")
-        .map_err(sqlerr)?;
+    let sqlerr = |source| LedgerError::Sqlite { path: path.to_path_buf(), source };
+    let mut replay = Replay { keep: Some(keep), ..Replay::default() };
+    let mut stmt = conn.prepare("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq").map_err(sqlerr)?;
     let mut rows = stmt.query([]).map_err(sqlerr)?;
     while let Some(row) = rows.next().map_err(sqlerr)? {
         let seq: i64 = row.get(0).map_err(sqlerr)?;
-        let text = |i: usize| {
-            row.get_ref(i)
-                .ok()
-                .and_then(|v| v.as_str().ok())
-                .unwrap_or("")
-        };
-        replay.apply(projection::rows(
-            seq.max(0) as u64,
-            text(1),
-            text(2),
-            text(3),
-            text(4),
-            text(5),
-        ));
+        let text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_str().ok()).unwrap_or("");
+        replay.apply(projection::rows(seq.max(0) as u64, text(1), text(2), text(3), text(4), text(5)));
     }
     Ok(replay.kept)
 }
@@ -422,34 +289,26 @@ fn check_signed(
         }
     };
     if cp.origin != origin {
-        problems.push(problem(
-            None,
-            format!(
-                "{what} is for log `{}`, not this ledger (`{origin}`)",
-                cp.origin
-            ),
-        ));
+        problems.push(problem(None, format!("{what} is for log `{}`, not this ledger (`{origin}`)", cp.origin)));
         return;
     }
     if cp.size > present {
-        problems.push(problem(Some(present), format!("the log is truncated: {what} covers {} entries but only {present} are present (seq {present}..{} gone)", cp.size, cp.size - 1)));
+        problems.push(problem(
+            Some(present),
+            format!(
+                "the log is truncated: {what} covers {} entries but only {present} are present (seq {present}..{} gone)",
+                cp.size,
+                cp.size - 1
+            ),
+        ));
         return;
     }
     let Ok(root) = merkle::root(tree, cp.size) else {
-        problems.push(problem(
-            None,
-            format!("{what}: cannot recompute the root of size {}", cp.size),
-        ));
+        problems.push(problem(None, format!("{what}: cannot recompute the root of size {}", cp.size)));
         return;
     };
     if root != cp.root {
-        problems.push(problem(
-            None,
-            format!(
-                "the first {} entries do not hash to the root in {what} (history rewritten)",
-                cp.size
-            ),
-        ));
+        problems.push(problem(None, format!("the first {} entries do not hash to the root in {what} (history rewritten)", cp.size)));
         return;
     }
     // The recomputed log extends the checkpoint: check the proof of it, with ct-merkle.
@@ -458,13 +317,7 @@ fn check_signed(
         let now = merkle::root(tree, present);
         let valid = matches!((&proof, &now), (Ok(p), Ok(n)) if merkle::verify_consistency(&cp.root, cp.size, n, present, p));
         if !valid {
-            problems.push(problem(
-                None,
-                format!(
-                    "no valid consistency proof from {what} (size {}) to the log",
-                    cp.size
-                ),
-            ));
+            problems.push(problem(None, format!("no valid consistency proof from {what} (size {}) to the log", cp.size)));
         }
     }
 }

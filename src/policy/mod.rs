@@ -53,14 +53,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )?;
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?;
         if let Some(h) = &self.hint {
             write!(f, "\n  Hint: {h}")?;
         }
@@ -77,11 +70,7 @@ pub struct PolicyError {
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.diagnostics.len();
-        write!(
-            f,
-            "invalid policy ({n} problem{})",
-            if n == 1 { "" } else { "s" }
-        )?;
+        write!(f, "invalid policy ({n} problem{})", if n == 1 { "" } else { "s" })?;
         for d in &self.diagnostics {
             write!(f, "\n{d}")?;
         }
@@ -182,19 +171,11 @@ impl Policy {
                 line: 0,
                 column: 0,
                 message: format!("cannot read the policy: {e}"),
-                hint: Some(
-                    "create one with `git-audit init`, or name it with --policy FILE".into(),
-                ),
+                hint: Some("create one with `git-audit init`, or name it with --policy FILE".into()),
             }],
         })?;
         let text = String::from_utf8(bytes).map_err(|e| PolicyError {
-            diagnostics: vec![diag_at(
-                path,
-                &[],
-                e.utf8_error().valid_up_to()..0,
-                "the policy is not valid UTF-8".into(),
-                None,
-            )],
+            diagnostics: vec![diag_at(path, &[], e.utf8_error().valid_up_to()..0, "the policy is not valid UTF-8".into(), None)],
         })?;
         Self::from_str(&text, path)
     }
@@ -210,13 +191,7 @@ impl Policy {
                 toml_hint(e.message()),
             )],
         })?;
-        Validator {
-            path,
-            text,
-            diags: Vec::new(),
-            warnings: Vec::new(),
-        }
-        .run(raw)
+        Validator { path, text, diags: Vec::new(), warnings: Vec::new() }.run(raw)
     }
 
     /// How findings of `rule` count, for a ref matching `branch` if any.
@@ -246,11 +221,7 @@ impl Policy {
     /// The exemption pattern that `email` matches, if any.
     pub fn exemption_for(&self, email: &str) -> Option<&str> {
         let email = email.to_ascii_lowercase();
-        self.signing
-            .exempt_identities
-            .iter()
-            .find(|p| glob_match(&p.to_ascii_lowercase(), &email))
-            .map(String::as_str)
+        self.signing.exempt_identities.iter().find(|p| glob_match(&p.to_ascii_lowercase(), &email)).map(String::as_str)
     }
 
     /// Where the policy lives relative to which key paths resolve.
@@ -281,22 +252,12 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn err(&mut self, span: Range<usize>, message: String, hint: Option<&str>) {
-        self.diags.push(diag_at(
-            self.path,
-            self.text.as_bytes(),
-            span,
-            message,
-            hint.map(str::to_string),
-        ));
+        self.diags.push(diag_at(self.path, self.text.as_bytes(), span, message, hint.map(str::to_string)));
     }
 
     fn location(&self, span: Range<usize>) -> Location {
         let (line, column) = line_col(self.text.as_bytes(), span.start);
-        Location {
-            file: self.path.to_path_buf(),
-            line,
-            column,
-        }
+        Location { file: self.path.to_path_buf(), line, column }
     }
 
     fn resolve(&self, rel: &str) -> PathBuf {
@@ -312,10 +273,7 @@ impl Validator<'_> {
         if *raw.version.get_ref() != 1 {
             self.err(
                 raw.version.span(),
-                format!(
-                    "unsupported policy version {}; this git-audit reads version 1",
-                    raw.version.get_ref()
-                ),
+                format!("unsupported policy version {}; this git-audit reads version 1", raw.version.get_ref()),
                 Some("set `version = 1`"),
             );
         }
@@ -329,17 +287,9 @@ impl Validator<'_> {
             let resolved = self.resolve(entry.get_ref());
             if resolved.is_dir() {
                 let mut found: Vec<PathBuf> = match std::fs::read_dir(&resolved) {
-                    Ok(rd) => rd
-                        .flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.extension().is_some_and(|x| x == "asc") && p.is_file())
-                        .collect(),
+                    Ok(rd) => rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "asc") && p.is_file()).collect(),
                     Err(e) => {
-                        self.err(
-                            entry.span(),
-                            format!("cannot read key directory {}: {e}", resolved.display()),
-                            None,
-                        );
+                        self.err(entry.span(), format!("cannot read key directory {}: {e}", resolved.display()), None);
                         continue;
                     }
                 };
@@ -398,11 +348,7 @@ impl Validator<'_> {
         let trust = raw.signing.trust.unwrap_or(Trust::Policy);
         for id in &raw.signing.exempt_identities {
             if id.get_ref().trim().is_empty() {
-                self.err(
-                    id.span(),
-                    "empty identity in exempt_identities".into(),
-                    Some("use a committer email, e.g. \"bot@example.com\""),
-                );
+                self.err(id.span(), "empty identity in exempt_identities".into(), Some("use a committer email, e.g. \"bot@example.com\""));
             }
         }
 
@@ -411,15 +357,12 @@ impl Validator<'_> {
             Some(p) => match Regex::new(p.get_ref()) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    let msg = e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or("invalid")
-                        .trim()
-                        .trim_start_matches("error: ")
-                        .to_string();
-                    self.err(p.span(), format!("subject_pattern is not a valid regular expression: {msg}"), Some("the syntax is Rust's regex crate; use single quotes to avoid TOML escapes"));
+                    let msg = e.to_string().lines().last().unwrap_or("invalid").trim().trim_start_matches("error: ").to_string();
+                    self.err(
+                        p.span(),
+                        format!("subject_pattern is not a valid regular expression: {msg}"),
+                        Some("the syntax is Rust's regex crate; use single quotes to avoid TOML escapes"),
+                    );
                     None
                 }
             },
@@ -427,14 +370,7 @@ impl Validator<'_> {
         };
         let max_subject_length = match &raw.commits.max_subject_length {
             Some(n) if *n.get_ref() <= 0 => {
-                self.err(
-                    n.span(),
-                    format!(
-                        "max_subject_length must be a positive number of characters, not {}",
-                        n.get_ref()
-                    ),
-                    None,
-                );
+                self.err(n.span(), format!("max_subject_length must be a positive number of characters, not {}", n.get_ref()), None);
                 None
             }
             Some(n) => Some(*n.get_ref() as usize),
@@ -444,10 +380,7 @@ impl Validator<'_> {
         // [[branches]]
         let mut branches = Vec::new();
         for b in raw.branches {
-            match globset::GlobBuilder::new(b.pattern.get_ref())
-                .literal_separator(false)
-                .build()
-            {
+            match globset::GlobBuilder::new(b.pattern.get_ref()).literal_separator(false).build() {
                 Ok(g) => branches.push(BranchRule {
                     pattern: b.pattern.get_ref().clone(),
                     matcher: g.compile_matcher(),
@@ -455,9 +388,7 @@ impl Validator<'_> {
                     forbid_deletion: b.forbid_deletion,
                     require_signed_tags: b.require_signed_tags,
                     require_linear_history: b.require_linear_history,
-                    allowed_pushers: b
-                        .allowed_pushers
-                        .map(|v| v.into_iter().map(|s| s.into_inner()).collect()),
+                    allowed_pushers: b.allowed_pushers.map(|v| v.into_iter().map(|s| s.into_inner()).collect()),
                     mode: b.mode,
                 }),
                 Err(e) => self.err(
@@ -476,14 +407,8 @@ impl Validator<'_> {
                 if RULE_IDS.contains(&id.as_str()) {
                     rules.insert(id, mode);
                 } else {
-                    let at = self.text[span.start..]
-                        .find(&id)
-                        .map_or(span.clone(), |i| span.start + i..span.start + i + id.len());
-                    self.err(
-                        at,
-                        format!("unknown rule id `{id}`"),
-                        Some(&format!("known rule ids: {}", RULE_IDS.join(", "))),
-                    );
+                    let at = self.text[span.start..].find(&id).map_or(span.clone(), |i| span.start + i..span.start + i + id.len());
+                    self.err(at, format!("unknown rule id `{id}`"), Some(&format!("known rule ids: {}", RULE_IDS.join(", "))));
                 }
             }
         }
@@ -493,20 +418,12 @@ impl Validator<'_> {
         if let Some(b) = &raw.baseline {
             let v = b.get_ref();
             if !(4..=64).contains(&v.len()) || !v.bytes().all(|c| c.is_ascii_hexdigit()) {
-                self.err(
-                    b.span(),
-                    format!("baseline must be a commit id (hex), not `{v}`"),
-                    Some("use `git rev-parse HEAD` to get one"),
-                );
+                self.err(b.span(), format!("baseline must be a commit id (hex), not `{v}`"), Some("use `git rev-parse HEAD` to get one"));
             }
             baseline_location = Some(self.location(b.span()));
         }
 
-        let roles = raw
-            .roles
-            .into_iter()
-            .map(|(k, v)| (k, v.into_iter().map(|s| s.into_inner()).collect()))
-            .collect();
+        let roles = raw.roles.into_iter().map(|(k, v)| (k, v.into_iter().map(|s| s.into_inner()).collect())).collect();
         let github_repositories: Vec<String> = raw
             .github
             .map(|g| {
@@ -515,11 +432,7 @@ impl Validator<'_> {
                     .filter_map(|r| {
                         let ok = r.get_ref().split('/').count() == 2 && !r.get_ref().contains(' ');
                         if !ok {
-                            self.err(
-                                r.span(),
-                                format!("`{}` is not an owner/name repository", r.get_ref()),
-                                Some("e.g. \"acme/api\""),
-                            );
+                            self.err(r.span(), format!("`{}` is not an owner/name repository", r.get_ref()), Some("e.g. \"acme/api\""));
                         }
                         ok.then(|| r.into_inner())
                     })
@@ -527,12 +440,7 @@ impl Validator<'_> {
             })
             .unwrap_or_default();
 
-        if raw.signing.required
-            && trust == Trust::Policy
-            && keys.is_empty()
-            && allowed.is_none()
-            && self.diags.is_empty()
-        {
+        if raw.signing.required && trust == Trust::Policy && keys.is_empty() && allowed.is_none() && self.diags.is_empty() {
             self.warnings.push(Diagnostic {
                 file: self.path.to_path_buf(),
                 line: 1,
@@ -545,11 +453,8 @@ impl Validator<'_> {
         if !self.diags.is_empty() {
             // In file order, the policy's own problems first.
             let policy_file = self.path.to_path_buf();
-            self.diags
-                .sort_by_key(|d| (d.file != policy_file, d.file.clone(), d.line, d.column));
-            return Err(PolicyError {
-                diagnostics: self.diags,
-            });
+            self.diags.sort_by_key(|d| (d.file != policy_file, d.file.clone(), d.line, d.column));
+            return Err(PolicyError { diagnostics: self.diags });
         }
         Ok(Policy {
             path: self.path.to_path_buf(),
@@ -563,12 +468,7 @@ impl Validator<'_> {
                 openpgp_keys: keys,
                 ssh_allowed_signers: allowed,
                 match_committer: raw.signing.match_committer,
-                exempt_identities: raw
-                    .signing
-                    .exempt_identities
-                    .into_iter()
-                    .map(|s| s.into_inner())
-                    .collect(),
+                exempt_identities: raw.signing.exempt_identities.into_iter().map(|s| s.into_inner()).collect(),
                 mode: raw.signing.mode,
             },
             commits: Commits {
@@ -604,11 +504,7 @@ impl Validator<'_> {
                     );
                     return None;
                 }
-                Some(KeyFile {
-                    path: path.to_path_buf(),
-                    armored: bytes,
-                    origin: origin.clone(),
-                })
+                Some(KeyFile { path: path.to_path_buf(), armored: bytes, origin: origin.clone() })
             }
             Err(e) => {
                 self.err(
@@ -622,21 +518,9 @@ impl Validator<'_> {
     }
 }
 
-fn diag_at(
-    file: &Path,
-    text: &[u8],
-    span: Range<usize>,
-    message: String,
-    hint: Option<String>,
-) -> Diagnostic {
+fn diag_at(file: &Path, text: &[u8], span: Range<usize>, message: String, hint: Option<String>) -> Diagnostic {
     let (line, column) = line_col(text, span.start);
-    Diagnostic {
-        file: file.to_path_buf(),
-        line,
-        column,
-        message,
-        hint,
-    }
+    Diagnostic { file: file.to_path_buf(), line, column, message, hint }
 }
 
 /// 1-based line and column (in characters) of byte offset `at`.
@@ -644,14 +528,8 @@ pub fn line_col(text: &[u8], at: usize) -> (usize, usize) {
     let at = at.min(text.len());
     let before = &text[..at];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..])
-        .chars()
-        .count()
-        + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
     (line, column)
 }
 
@@ -661,17 +539,11 @@ fn clean_toml_message(m: &str) -> String {
 
 fn toml_hint(m: &str) -> Option<String> {
     if m.contains("unknown field") {
-        Some(
-            "see the policy reference in README.md, or `git-audit init --stdout` for every option"
-                .into(),
-        )
+        Some("see the policy reference in README.md, or `git-audit init --stdout` for every option".into())
     } else if m.contains("missing field `version`") {
         Some("the first line of a policy is `version = 1`".into())
     } else if m.contains("invalid type") {
-        Some(
-            "check the value's type: strings are quoted, lists use [ ], true/false are unquoted"
-                .into(),
-        )
+        Some("check the value's type: strings are quoted, lists use [ ], true/false are unquoted".into())
     } else {
         None
     }
@@ -706,11 +578,7 @@ mod tests {
         assert_eq!(err.diagnostics[0].line, 3);
         let err = load("version = 1\nmode = \"warm\"\n").unwrap_err();
         assert_eq!(err.diagnostics[0].line, 2);
-        assert!(
-            err.diagnostics[0].message.contains("warn"),
-            "{}",
-            err.diagnostics[0]
-        );
+        assert!(err.diagnostics[0].message.contains("warn"), "{}", err.diagnostics[0]);
     }
 
     #[test]

@@ -40,45 +40,28 @@ pub struct LineError {
 impl AllowedSigners {
     /// Reads and parses the file; every bad line is reported.
     pub fn load(path: &Path) -> Result<AllowedSigners, Vec<LineError>> {
-        let text = std::fs::read(path).map_err(|e| {
-            vec![LineError {
-                line: 0,
-                column: 0,
-                message: format!("cannot read {}: {e}", path.display()),
-            }]
-        })?;
+        let text = std::fs::read(path)
+            .map_err(|e| vec![LineError { line: 0, column: 0, message: format!("cannot read {}: {e}", path.display()) }])?;
         let text = String::from_utf8_lossy(&text);
         let entries = parse(&text)?;
-        Ok(AllowedSigners {
-            path: path.to_path_buf(),
-            entries,
-        })
+        Ok(AllowedSigners { path: path.to_path_buf(), entries })
     }
 
     /// Entries whose key is `key`.
-    pub fn for_key<'a>(
-        &'a self,
-        key: &'a ssh_key::public::KeyData,
-    ) -> impl Iterator<Item = &'a AllowedSigner> + 'a {
-        self.entries
-            .iter()
-            .filter(move |e| !e.cert_authority && e.key.key_data() == key)
+    pub fn for_key<'a>(&'a self, key: &'a ssh_key::public::KeyData) -> impl Iterator<Item = &'a AllowedSigner> + 'a {
+        self.entries.iter().filter(move |e| !e.cert_authority && e.key.key_data() == key)
     }
 }
 
 impl AllowedSigner {
     /// True when this line allows the `git` namespace (no `namespaces=` means all).
     pub fn allows_namespace(&self, ns: &str) -> bool {
-        self.namespaces
-            .as_ref()
-            .is_none_or(|list| list.iter().any(|n| glob_match(n, ns)))
+        self.namespaces.as_ref().is_none_or(|list| list.iter().any(|n| glob_match(n, ns)))
     }
 
     /// True when any principal pattern matches `identity` (case-insensitive).
     pub fn matches_principal(&self, identity: &str) -> bool {
-        self.principals
-            .iter()
-            .any(|p| glob_match(&p.to_ascii_lowercase(), &identity.to_ascii_lowercase()))
+        self.principals.iter().any(|p| glob_match(&p.to_ascii_lowercase(), &identity.to_ascii_lowercase()))
     }
 }
 
@@ -96,11 +79,7 @@ pub fn parse(text: &str) -> Result<Vec<AllowedSigner>, Vec<LineError>> {
             Ok(e) => entries.push(e),
             Err(message) => {
                 let column = line.len() - line.trim_start().len() + 1;
-                errors.push(LineError {
-                    line: n,
-                    column,
-                    message,
-                })
+                errors.push(LineError { line: n, column, message })
             }
         }
     }
@@ -116,52 +95,27 @@ fn parse_line(line: &str, n: usize) -> Result<AllowedSigner, String> {
     if tokens.len() < 3 {
         return Err("expected `principals [options] keytype base64-key`".into());
     }
-    let principals: Vec<String> = tokens[0]
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let principals: Vec<String> = tokens[0].split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     if principals.is_empty() {
         return Err("no principals before the key".into());
     }
-    let (options, key_start) = if is_key_type(&tokens[1]) {
-        (None, 1)
-    } else {
-        (Some(tokens[1].as_str()), 2)
-    };
+    let (options, key_start) = if is_key_type(&tokens[1]) { (None, 1) } else { (Some(tokens[1].as_str()), 2) };
     if tokens.len() < key_start + 2 {
         return Err("expected a key type and base64 key after the options".into());
     }
     let key_text = format!("{} {}", tokens[key_start], tokens[key_start + 1]);
-    let key = PublicKey::from_openssh(&key_text).map_err(|e| {
-        format!(
-            "cannot parse the public key `{}`: {e}",
-            truncate(&key_text, 40)
-        )
-    })?;
-    let mut entry = AllowedSigner {
-        principals,
-        namespaces: None,
-        valid_after: None,
-        valid_before: None,
-        cert_authority: false,
-        key,
-        line: n,
-    };
+    let key = PublicKey::from_openssh(&key_text).map_err(|e| format!("cannot parse the public key `{}`: {e}", truncate(&key_text, 40)))?;
+    let mut entry =
+        AllowedSigner { principals, namespaces: None, valid_after: None, valid_before: None, cert_authority: false, key, line: n };
     if let Some(opts) = options {
         for opt in split_options(opts) {
             let (name, value) = match opt.split_once('=') {
-                Some((k, v)) => (
-                    k.to_ascii_lowercase(),
-                    Some(v.trim_matches('"').to_string()),
-                ),
+                Some((k, v)) => (k.to_ascii_lowercase(), Some(v.trim_matches('"').to_string())),
                 None => (opt.to_ascii_lowercase(), None),
             };
             match (name.as_str(), value) {
                 ("cert-authority", None) => entry.cert_authority = true,
-                ("namespaces", Some(v)) => {
-                    entry.namespaces = Some(v.split(',').map(|s| s.trim().to_string()).collect())
-                }
+                ("namespaces", Some(v)) => entry.namespaces = Some(v.split(',').map(|s| s.trim().to_string()).collect()),
                 ("valid-after", Some(v)) => entry.valid_after = Some(parse_time(&v)?),
                 ("valid-before", Some(v)) => entry.valid_before = Some(parse_time(&v)?),
                 (other, _) => {
@@ -238,19 +192,13 @@ fn split_options(s: &str) -> Vec<String> {
 /// `YYYYMMDD[HHMM[SS]][Z]` as ssh-keygen reads it. Times are taken as UTC
 /// (ssh-keygen reads times without `Z` in the local zone; servers run in UTC).
 pub fn parse_time(v: &str) -> Result<i64, String> {
-    let digits = v
-        .strip_suffix('Z')
-        .or_else(|| v.strip_suffix('z'))
-        .unwrap_or(v);
-    let bad = || {
-        format!("bad time `{v}`; expected YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, optionally ending in Z")
-    };
+    let digits = v.strip_suffix('Z').or_else(|| v.strip_suffix('z')).unwrap_or(v);
+    let bad = || format!("bad time `{v}`; expected YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, optionally ending in Z");
     if !digits.bytes().all(|b| b.is_ascii_digit()) || !matches!(digits.len(), 8 | 12 | 14) {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| digits[r].parse::<u32>().map_err(|_| bad());
-    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(4..6)?, num(6..8)?)
-        .ok_or_else(bad)?;
+    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(4..6)?, num(6..8)?).ok_or_else(bad)?;
     let (h, m, s) = match digits.len() {
         8 => (0, 0, 0),
         12 => (num(8..10)?, num(10..12)?, 0),
@@ -291,8 +239,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
-    const KEY: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHtGgk7tphpNHsUGFzvvT56Xq2rDX+VFELe1EBh7uNG0";
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHtGgk7tphpNHsUGFzvvT56Xq2rDX+VFELe1EBh7uNG0";
 
     #[test]
     fn parses_plain_and_optioned_lines() {
@@ -315,20 +262,11 @@ mod tests {
 
     #[test]
     fn reports_every_bad_line() {
-        let text = format!(
-            "alice@x {KEY}\nbroken\nbob@x valid-after=\"2024\" {KEY}\ncarol@x foo=1 {KEY}\n"
-        );
+        let text = format!("alice@x {KEY}\nbroken\nbob@x valid-after=\"2024\" {KEY}\ncarol@x foo=1 {KEY}\n");
         let errs = parse(&text).unwrap_err();
-        assert_eq!(
-            errs.iter().map(|e| e.line).collect::<Vec<_>>(),
-            vec![2, 3, 4]
-        );
+        assert_eq!(errs.iter().map(|e| e.line).collect::<Vec<_>>(), vec![2, 3, 4]);
         assert!(errs[1].message.contains("bad time"), "{}", errs[1].message);
-        assert!(
-            errs[2].message.contains("unknown option `foo`"),
-            "{}",
-            errs[2].message
-        );
+        assert!(errs[2].message.contains("unknown option `foo`"), "{}", errs[2].message);
         let errs = parse("dave@x ssh-ed25519 AAAAnotbase64!!\n").unwrap_err();
         assert!(errs[0].message.contains("cannot parse the public key"));
     }

@@ -58,15 +58,11 @@ impl SignatureFormat {
     pub fn detect(sig: &[u8]) -> Option<SignatureFormat> {
         let head = String::from_utf8_lossy(&sig[..sig.len().min(64)]);
         let head = head.trim_start();
-        if head.starts_with("-----BEGIN PGP SIGNATURE-----")
-            || head.starts_with("-----BEGIN PGP MESSAGE-----")
-        {
+        if head.starts_with("-----BEGIN PGP SIGNATURE-----") || head.starts_with("-----BEGIN PGP MESSAGE-----") {
             Some(Self::Openpgp)
         } else if head.starts_with("-----BEGIN SSH SIGNATURE-----") {
             Some(Self::Ssh)
-        } else if head.starts_with("-----BEGIN SIGNED MESSAGE-----")
-            || head.starts_with("-----BEGIN PKCS7-----")
-        {
+        } else if head.starts_with("-----BEGIN SIGNED MESSAGE-----") || head.starts_with("-----BEGIN PKCS7-----") {
             Some(Self::X509)
         } else {
             None
@@ -93,14 +89,7 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn new(status: SignatureStatus, format: Option<SignatureFormat>) -> Verdict {
-        Verdict {
-            status,
-            format,
-            signer: None,
-            key: None,
-            identities: Vec::new(),
-            detail: None,
-        }
+        Verdict { status, format, signer: None, key: None, identities: Vec::new(), detail: None }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Verdict {
@@ -112,9 +101,7 @@ impl Verdict {
     /// principal patterns may use `*` and `?`).
     pub fn binds(&self, email: &str) -> bool {
         let email = email.to_ascii_lowercase();
-        self.identities
-            .iter()
-            .any(|i| allowed_signers::glob_match(&i.to_ascii_lowercase(), &email))
+        self.identities.iter().any(|i| allowed_signers::glob_match(&i.to_ascii_lowercase(), &email))
     }
 }
 
@@ -135,16 +122,10 @@ pub trait Verifier {
 /// Errors that stop verification from running at all.
 #[derive(Debug, thiserror::Error)]
 pub enum SignatureError {
-    #[error(
-        "cannot start GnuPG through gpgme: {0}\nHint: install GnuPG (`apt-get install gnupg`)"
-    )]
+    #[error("cannot start GnuPG through gpgme: {0}\nHint: install GnuPG (`apt-get install gnupg`)")]
     Engine(String),
     #[error("{origin}: pinned key {path} could not be imported: {reason}\nHint: export it again with `gpg --armor --export KEYID`")]
-    KeyImport {
-        origin: String,
-        path: String,
-        reason: String,
-    },
+    KeyImport { origin: String, path: String, reason: String },
     #[error("cannot create a private GnuPG home: {0}")]
     Home(std::io::Error),
 }
@@ -174,20 +155,14 @@ impl SignatureChecker {
         });
         let trust = policy.signing.trust;
         let keys = policy.signing.openpgp_keys.clone();
-        let setup: Box<dyn FnOnce() -> Result<Box<dyn Verifier>, SignatureError>> =
-            Box::new(move || {
-                let v: Box<dyn Verifier> = match trust {
-                    Trust::Policy => Box::new(openpgp::GpgmeVerifier::pinned(&keys)?),
-                    Trust::Gnupg => Box::new(openpgp::GpgmeVerifier::user_keyring()?),
-                };
-                Ok(v)
-            });
-        SignatureChecker {
-            openpgp: None,
-            openpgp_setup: Some(setup),
-            openpgp_failure: None,
-            ssh: ssh::SshVerifier::new(allowed),
-        }
+        let setup: Box<dyn FnOnce() -> Result<Box<dyn Verifier>, SignatureError>> = Box::new(move || {
+            let v: Box<dyn Verifier> = match trust {
+                Trust::Policy => Box::new(openpgp::GpgmeVerifier::pinned(&keys)?),
+                Trust::Gnupg => Box::new(openpgp::GpgmeVerifier::user_keyring()?),
+            };
+            Ok(v)
+        });
+        SignatureChecker { openpgp: None, openpgp_setup: Some(setup), openpgp_failure: None, ssh: ssh::SshVerifier::new(allowed) }
     }
 
     /// Builds the OpenPGP keyring now, reporting unreadable keys.
@@ -207,14 +182,9 @@ impl SignatureChecker {
     /// Verifies one object's signature (or reports it missing).
     pub fn check(&mut self, signature: Option<&[u8]>, payload: &[u8], signed_at: i64) -> Verdict {
         let Some(signature) = signature else {
-            return Verdict::new(SignatureStatus::Missing, None)
-                .with_detail("the commit is not signed");
+            return Verdict::new(SignatureStatus::Missing, None).with_detail("the commit is not signed");
         };
-        let object = SignedObject {
-            signature,
-            payload,
-            signed_at,
-        };
+        let object = SignedObject { signature, payload, signed_at };
         match SignatureFormat::detect(signature) {
             Some(SignatureFormat::Openpgp) => {
                 if self.openpgp.is_none() && self.openpgp_failure.is_none() {
@@ -222,21 +192,16 @@ impl SignatureChecker {
                 }
                 match self.openpgp.as_mut() {
                     Some(v) => v.verify(&object),
-                    None => Verdict::new(SignatureStatus::Error, Some(SignatureFormat::Openpgp))
-                        .with_detail(format!(
-                            "OpenPGP verification is unavailable: {}",
-                            self.openpgp_failure.as_deref().unwrap_or("unknown reason")
-                        )),
+                    None => Verdict::new(SignatureStatus::Error, Some(SignatureFormat::Openpgp)).with_detail(format!(
+                        "OpenPGP verification is unavailable: {}",
+                        self.openpgp_failure.as_deref().unwrap_or("unknown reason")
+                    )),
                 }
             }
             Some(SignatureFormat::Ssh) => self.ssh.verify(&object),
-            Some(SignatureFormat::X509) => {
-                Verdict::new(SignatureStatus::Error, Some(SignatureFormat::X509)).with_detail(
-                    "x509 verification not supported yet (gitsign/smimesign signature)",
-                )
-            }
-            None => Verdict::new(SignatureStatus::Error, None)
-                .with_detail("unrecognised signature format"),
+            Some(SignatureFormat::X509) => Verdict::new(SignatureStatus::Error, Some(SignatureFormat::X509))
+                .with_detail("x509 verification not supported yet (gitsign/smimesign signature)"),
+            None => Verdict::new(SignatureStatus::Error, None).with_detail("unrecognised signature format"),
         }
     }
 }
@@ -247,18 +212,9 @@ mod tests {
 
     #[test]
     fn detects_formats() {
-        assert_eq!(
-            SignatureFormat::detect(b"-----BEGIN PGP SIGNATURE-----\n"),
-            Some(SignatureFormat::Openpgp)
-        );
-        assert_eq!(
-            SignatureFormat::detect(b"-----BEGIN SSH SIGNATURE-----\n"),
-            Some(SignatureFormat::Ssh)
-        );
-        assert_eq!(
-            SignatureFormat::detect(b"-----BEGIN SIGNED MESSAGE-----\n"),
-            Some(SignatureFormat::X509)
-        );
+        assert_eq!(SignatureFormat::detect(b"-----BEGIN PGP SIGNATURE-----\n"), Some(SignatureFormat::Openpgp));
+        assert_eq!(SignatureFormat::detect(b"-----BEGIN SSH SIGNATURE-----\n"), Some(SignatureFormat::Ssh));
+        assert_eq!(SignatureFormat::detect(b"-----BEGIN SIGNED MESSAGE-----\n"), Some(SignatureFormat::X509));
         assert_eq!(SignatureFormat::detect(b"garbage"), None);
         assert_eq!(SignatureFormat::detect(b""), None);
     }

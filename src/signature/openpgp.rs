@@ -38,24 +38,14 @@ impl GpgmeVerifier {
                 (home.path().to_path_buf(), Some(home))
             }
         };
-        let mut ctx = Context::from_protocol(Protocol::OpenPgp)
-            .map_err(|e| SignatureError::Engine(e.to_string()))?;
-        ctx.set_engine_home_dir(dir.to_string_lossy().into_owned())
-            .map_err(|e| SignatureError::Engine(e.to_string()))?;
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        ctx.set_engine_home_dir(dir.to_string_lossy().into_owned()).map_err(|e| SignatureError::Engine(e.to_string()))?;
         ctx.set_offline(true);
-        Ok(GpgmeVerifier {
-            ctx,
-            keys: Default::default(),
-            _home: home,
-            require_validity: false,
-        })
+        Ok(GpgmeVerifier { ctx, keys: Default::default(), _home: home, require_validity: false })
     }
 
     /// Creates a private GnuPG home (0700) holding exactly `keys`, in `parent` or the temp dir.
-    fn build_home(
-        keys: &[KeyFile],
-        parent: Option<&std::path::Path>,
-    ) -> Result<TempDir, SignatureError> {
+    fn build_home(keys: &[KeyFile], parent: Option<&std::path::Path>) -> Result<TempDir, SignatureError> {
         let mut builder = tempfile::Builder::new();
         builder.prefix("git-audit-gnupg-");
         let home = match parent {
@@ -65,33 +55,20 @@ impl GpgmeVerifier {
         .map_err(SignatureError::Home)?;
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700))
-                .map_err(SignatureError::Home)?;
+            std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).map_err(SignatureError::Home)?;
         }
         // No agent or dirmngr is needed to verify; never fetch keys from the network.
-        let mut conf =
-            std::fs::File::create(home.path().join("gpg.conf")).map_err(SignatureError::Home)?;
-        conf.write_all(b"no-autostart\nno-auto-key-retrieve\ntrust-model always\n")
-            .map_err(SignatureError::Home)?;
-        let mut ctx = Context::from_protocol(Protocol::OpenPgp)
-            .map_err(|e| SignatureError::Engine(e.to_string()))?;
-        ctx.set_engine_home_dir(home.path().to_string_lossy().into_owned())
-            .map_err(|e| SignatureError::Engine(e.to_string()))?;
+        let mut conf = std::fs::File::create(home.path().join("gpg.conf")).map_err(SignatureError::Home)?;
+        conf.write_all(b"no-autostart\nno-auto-key-retrieve\ntrust-model always\n").map_err(SignatureError::Home)?;
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(|e| SignatureError::Engine(e.to_string()))?;
+        ctx.set_engine_home_dir(home.path().to_string_lossy().into_owned()).map_err(|e| SignatureError::Engine(e.to_string()))?;
         ctx.set_offline(true);
         for k in keys {
-            let fail = |reason: String| SignatureError::KeyImport {
-                origin: k.origin.to_string(),
-                path: k.path.display().to_string(),
-                reason,
-            };
-            let result = ctx
-                .import(&k.armored[..])
-                .map_err(|e| fail(e.to_string()))?;
+            let fail =
+                |reason: String| SignatureError::KeyImport { origin: k.origin.to_string(), path: k.path.display().to_string(), reason };
+            let result = ctx.import(&k.armored[..]).map_err(|e| fail(e.to_string()))?;
             if result.considered() == 0 || (result.imported() + result.unchanged()) == 0 {
-                return Err(fail(format!(
-                    "no usable public key in it ({} considered)",
-                    result.considered()
-                )));
+                return Err(fail(format!("no usable public key in it ({} considered)", result.considered())));
             }
         }
         drop(ctx);
@@ -101,15 +78,9 @@ impl GpgmeVerifier {
     /// A verifier that uses the user's GnuPG home (`GNUPGHOME` or `~/.gnupg`).
     pub fn user_keyring() -> Result<GpgmeVerifier, SignatureError> {
         let _ = gpgme::init();
-        let mut ctx = Context::from_protocol(Protocol::OpenPgp)
-            .map_err(|e| SignatureError::Engine(e.to_string()))?;
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(|e| SignatureError::Engine(e.to_string()))?;
         ctx.set_offline(true);
-        Ok(GpgmeVerifier {
-            ctx,
-            keys: Default::default(),
-            _home: None,
-            require_validity: true,
-        })
+        Ok(GpgmeVerifier { ctx, keys: Default::default(), _home: None, require_validity: true })
     }
 }
 
@@ -118,14 +89,10 @@ impl Verifier for GpgmeVerifier {
         let fmt = Some(SignatureFormat::Openpgp);
         let result = match self.ctx.verify_detached(object.signature, object.payload) {
             Ok(r) => r,
-            Err(e) => {
-                return Verdict::new(SignatureStatus::Error, fmt)
-                    .with_detail(format!("gpg could not read the signature: {e}"))
-            }
+            Err(e) => return Verdict::new(SignatureStatus::Error, fmt).with_detail(format!("gpg could not read the signature: {e}")),
         };
         let Some(sig) = result.signatures().next() else {
-            return Verdict::new(SignatureStatus::Error, fmt)
-                .with_detail("the signature block holds no signature");
+            return Verdict::new(SignatureStatus::Error, fmt).with_detail("the signature block holds no signature");
         };
         let fpr = sig.fingerprint().ok().map(str::to_string);
         let status_err = sig.status().err();
@@ -136,11 +103,7 @@ impl Verifier for GpgmeVerifier {
         // Look the key up to name the signer, find its identities and check that it is valid now.
         if let Some(fpr) = &fpr {
             if !self.keys.contains_key(fpr) {
-                let facts = self
-                    .ctx
-                    .get_key(fpr.as_str())
-                    .ok()
-                    .map(|k| KeyFacts::of(&k, fpr));
+                let facts = self.ctx.get_key(fpr.as_str()).ok().map(|k| KeyFacts::of(&k, fpr));
                 self.keys.insert(fpr.clone(), facts);
             }
             if let Some(Some(facts)) = self.keys.get(fpr) {
@@ -158,10 +121,7 @@ impl Verifier for GpgmeVerifier {
         }
         if status == SignatureStatus::Good
             && self.require_validity
-            && !matches!(
-                validity,
-                Validity::Marginal | Validity::Full | Validity::Ultimate
-            )
+            && !matches!(validity, Validity::Marginal | Validity::Full | Validity::Ultimate)
         {
             status = SignatureStatus::UnknownKey;
             detail = Some(format!("good signature, but your GnuPG keyring does not trust the key (validity: {validity})"));
@@ -193,10 +153,8 @@ fn cached_home(keys: &[KeyFile]) -> Option<std::path::PathBuf> {
     }
     let dir = base.join(&hex::encode(h.finalize())[..32]);
     let uid = current_uid();
-    let private = |p: &std::path::Path| {
-        std::fs::metadata(p)
-            .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0)
-    };
+    let private =
+        |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0);
     if private(&dir) && dir.join("complete").exists() {
         return Some(dir);
     }
@@ -221,10 +179,7 @@ fn cached_home(keys: &[KeyFile]) -> Option<std::path::PathBuf> {
 /// This process's uid, from the owner of a file we just created.
 fn current_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
-    tempfile::NamedTempFile::new()
-        .ok()
-        .and_then(|f| f.as_file().metadata().ok())
-        .map_or(u32::MAX, |m| m.uid())
+    tempfile::NamedTempFile::new().ok().and_then(|f| f.as_file().metadata().ok()).map_or(u32::MAX, |m| m.uid())
 }
 
 /// What we need to know about a signing key.
@@ -254,14 +209,9 @@ impl KeyFacts {
                 signer = uid.id().ok().map(str::to_string);
             }
         }
-        let subkey = key
-            .subkeys()
-            .find(|s| s.fingerprint().ok() == Some(signing_fpr));
+        let subkey = key.subkeys().find(|s| s.fingerprint().ok() == Some(signing_fpr));
         KeyFacts {
-            primary: key
-                .fingerprint()
-                .map(str::to_string)
-                .unwrap_or_else(|_| signing_fpr.to_string()),
+            primary: key.fingerprint().map(str::to_string).unwrap_or_else(|_| signing_fpr.to_string()),
             signer,
             emails,
             revoked: key.is_revoked() || subkey.as_ref().is_some_and(|s| s.is_revoked()),
@@ -272,54 +222,24 @@ impl KeyFacts {
 
 /// Maps gpgme's per-signature status code and summary to a [`SignatureStatus`].
 /// Pure, so it can be tested on the codes gpgme reports.
-pub fn classify(
-    code: Option<gpgme::error::ErrorCode>,
-    summary: SignatureSummary,
-) -> (SignatureStatus, Option<String>) {
+pub fn classify(code: Option<gpgme::error::ErrorCode>, summary: SignatureSummary) -> (SignatureStatus, Option<String>) {
     use gpgme::Error as E;
     let status = match code {
         None => {
             if summary.contains(SignatureSummary::KEY_REVOKED) {
-                return (
-                    SignatureStatus::RevokedKey,
-                    Some("the signing key has been revoked".into()),
-                );
+                return (SignatureStatus::RevokedKey, Some("the signing key has been revoked".into()));
             }
             if summary.contains(SignatureSummary::KEY_EXPIRED) {
-                return (
-                    SignatureStatus::ExpiredKey,
-                    Some("the signing key has expired".into()),
-                );
+                return (SignatureStatus::ExpiredKey, Some("the signing key has expired".into()));
             }
             return (SignatureStatus::Good, None);
         }
-        Some(c) if c == E::BAD_SIGNATURE.code() => (
-            SignatureStatus::Bad,
-            "the signature does not match the commit content",
-        ),
-        Some(c) if c == E::NO_PUBKEY.code() => (
-            SignatureStatus::UnknownKey,
-            "the signing key is not in the trust set",
-        ),
-        Some(c) if c == E::KEY_EXPIRED.code() => {
-            (SignatureStatus::ExpiredKey, "the signing key has expired")
-        }
-        Some(c) if c == E::SIG_EXPIRED.code() => {
-            (SignatureStatus::ExpiredKey, "the signature has expired")
-        }
-        Some(c) if c == E::CERT_REVOKED.code() => (
-            SignatureStatus::RevokedKey,
-            "the signing key has been revoked",
-        ),
-        Some(c) => {
-            return (
-                SignatureStatus::Error,
-                Some(format!(
-                    "gpg reported: {}",
-                    gpgme::Error::from_code(c).description()
-                )),
-            )
-        }
+        Some(c) if c == E::BAD_SIGNATURE.code() => (SignatureStatus::Bad, "the signature does not match the commit content"),
+        Some(c) if c == E::NO_PUBKEY.code() => (SignatureStatus::UnknownKey, "the signing key is not in the trust set"),
+        Some(c) if c == E::KEY_EXPIRED.code() => (SignatureStatus::ExpiredKey, "the signing key has expired"),
+        Some(c) if c == E::SIG_EXPIRED.code() => (SignatureStatus::ExpiredKey, "the signature has expired"),
+        Some(c) if c == E::CERT_REVOKED.code() => (SignatureStatus::RevokedKey, "the signing key has been revoked"),
+        Some(c) => return (SignatureStatus::Error, Some(format!("gpg reported: {}", gpgme::Error::from_code(c).description()))),
     };
     (status.0, Some(status.1.to_string()))
 }
@@ -332,38 +252,14 @@ mod tests {
     #[test]
     fn maps_gpgme_codes() {
         let s = SignatureSummary::empty();
-        assert_eq!(
-            classify(None, SignatureSummary::VALID).0,
-            SignatureStatus::Good
-        );
-        assert_eq!(
-            classify(Some(E::BAD_SIGNATURE.code()), SignatureSummary::RED).0,
-            SignatureStatus::Bad
-        );
-        assert_eq!(
-            classify(Some(E::NO_PUBKEY.code()), SignatureSummary::KEY_MISSING).0,
-            SignatureStatus::UnknownKey
-        );
-        assert_eq!(
-            classify(Some(E::KEY_EXPIRED.code()), s).0,
-            SignatureStatus::ExpiredKey
-        );
-        assert_eq!(
-            classify(Some(E::SIG_EXPIRED.code()), s).0,
-            SignatureStatus::ExpiredKey
-        );
-        assert_eq!(
-            classify(Some(E::CERT_REVOKED.code()), s).0,
-            SignatureStatus::RevokedKey
-        );
-        assert_eq!(
-            classify(None, SignatureSummary::KEY_REVOKED).0,
-            SignatureStatus::RevokedKey
-        );
-        assert_eq!(
-            classify(None, SignatureSummary::KEY_EXPIRED).0,
-            SignatureStatus::ExpiredKey
-        );
+        assert_eq!(classify(None, SignatureSummary::VALID).0, SignatureStatus::Good);
+        assert_eq!(classify(Some(E::BAD_SIGNATURE.code()), SignatureSummary::RED).0, SignatureStatus::Bad);
+        assert_eq!(classify(Some(E::NO_PUBKEY.code()), SignatureSummary::KEY_MISSING).0, SignatureStatus::UnknownKey);
+        assert_eq!(classify(Some(E::KEY_EXPIRED.code()), s).0, SignatureStatus::ExpiredKey);
+        assert_eq!(classify(Some(E::SIG_EXPIRED.code()), s).0, SignatureStatus::ExpiredKey);
+        assert_eq!(classify(Some(E::CERT_REVOKED.code()), s).0, SignatureStatus::RevokedKey);
+        assert_eq!(classify(None, SignatureSummary::KEY_REVOKED).0, SignatureStatus::RevokedKey);
+        assert_eq!(classify(None, SignatureSummary::KEY_EXPIRED).0, SignatureStatus::ExpiredKey);
         let (st, detail) = classify(Some(E::GENERAL.code()), s);
         assert_eq!(st, SignatureStatus::Error);
         assert!(detail.unwrap().starts_with("gpg reported"));

@@ -55,10 +55,7 @@ pub fn keys() -> &'static Keys {
 }
 
 fn run(cmd: &mut Command) -> Result<Output> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {cmd:?}"))?;
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!(
             "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
@@ -72,26 +69,11 @@ fn run(cmd: &mut Command) -> Result<Output> {
 
 fn gpg(home: &Path) -> Command {
     let mut c = Command::new("gpg");
-    c.env("GNUPGHOME", home).args([
-        "--batch",
-        "--yes",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        "",
-    ]);
+    c.env("GNUPGHOME", home).args(["--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]);
     c
 }
 
-fn gen_key(
-    home: &Path,
-    dir: &Path,
-    name: &str,
-    email: &str,
-    algo: &str,
-    expire: &str,
-    faked: Option<&str>,
-) -> Result<Pgp> {
+fn gen_key(home: &Path, dir: &Path, name: &str, email: &str, algo: &str, expire: &str, faked: Option<&str>) -> Result<Pgp> {
     let uid = format!("{name} <{email}>");
     let mut c = gpg(home);
     if let Some(t) = faked {
@@ -100,31 +82,18 @@ fn gen_key(
     run(c.args(["--quick-gen-key", &uid, algo, "sign", expire]))?;
     let out = run(gpg(home).args(["--with-colons", "--list-keys", &uid]))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let fpr = text
-        .lines()
-        .find(|l| l.starts_with("fpr:"))
-        .and_then(|l| l.split(':').nth(9))
-        .context("no fingerprint")?
-        .to_string();
+    let fpr = text.lines().find(|l| l.starts_with("fpr:")).and_then(|l| l.split(':').nth(9)).context("no fingerprint")?.to_string();
     let asc = dir.join(format!("{}.asc", name.to_lowercase()));
     let out = run(gpg(home).args(["--armor", "--export", &fpr]))?;
     std::fs::write(&asc, &out.stdout)?;
-    Ok(Pgp {
-        name: name.into(),
-        email: email.into(),
-        fpr,
-        asc,
-    })
+    Ok(Pgp { name: name.into(), email: email.into(), fpr, asc })
 }
 
 fn make_keys() -> Result<Keys> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keys");
     if dir.exists() {
         for home in ["dev", "oracle", "scratch"] {
-            let _ = Command::new("gpgconf")
-                .env("GNUPGHOME", dir.join(home))
-                .args(["--kill", "all"])
-                .output();
+            let _ = Command::new("gpgconf").env("GNUPGHOME", dir.join(home)).args(["--kill", "all"]).output();
         }
         std::fs::remove_dir_all(&dir)?;
     }
@@ -136,62 +105,15 @@ fn make_keys() -> Result<Keys> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
     }
-    let alice = gen_key(
-        &dev_home,
-        &dir,
-        "Alice",
-        "alice@example.com",
-        "ed25519",
-        "never",
-        None,
-    )?;
-    let bob = gen_key(
-        &dev_home,
-        &dir,
-        "Bob",
-        "bob@example.com",
-        "rsa3072",
-        "never",
-        None,
-    )?;
-    let carol = gen_key(
-        &dev_home,
-        &dir,
-        "Carol",
-        "carol@example.com",
-        "ed25519",
-        "1d",
-        Some("20200101T000000!"),
-    )?;
-    let mut dave = gen_key(
-        &dev_home,
-        &dir,
-        "Dave",
-        "dave@example.com",
-        "ed25519",
-        "never",
-        None,
-    )?;
-    let mallory = gen_key(
-        &dev_home,
-        &dir,
-        "Mallory",
-        "mallory@example.com",
-        "ed25519",
-        "never",
-        None,
-    )?;
+    let alice = gen_key(&dev_home, &dir, "Alice", "alice@example.com", "ed25519", "never", None)?;
+    let bob = gen_key(&dev_home, &dir, "Bob", "bob@example.com", "rsa3072", "never", None)?;
+    let carol = gen_key(&dev_home, &dir, "Carol", "carol@example.com", "ed25519", "1d", Some("20200101T000000!"))?;
+    let mut dave = gen_key(&dev_home, &dir, "Dave", "dave@example.com", "ed25519", "never", None)?;
+    let mallory = gen_key(&dev_home, &dir, "Mallory", "mallory@example.com", "ed25519", "never", None)?;
 
     // Dave's pinned key carries his revocation (made at key generation by gpg).
-    let rev = std::fs::read_to_string(
-        dev_home
-            .join("openpgp-revocs.d")
-            .join(format!("{}.rev", dave.fpr)),
-    )?;
-    let rev = rev.replace(
-        ":-----BEGIN PGP PUBLIC KEY BLOCK-----",
-        "-----BEGIN PGP PUBLIC KEY BLOCK-----",
-    );
+    let rev = std::fs::read_to_string(dev_home.join("openpgp-revocs.d").join(format!("{}.rev", dave.fpr)))?;
+    let rev = rev.replace(":-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----BEGIN PGP PUBLIC KEY BLOCK-----");
     let rev_file = dir.join("dave.rev");
     std::fs::write(&rev_file, rev)?;
     run(gpg(&scratch).arg("--import").arg(&dave.asc))?;
@@ -209,24 +131,16 @@ fn make_keys() -> Result<Keys> {
     }
     let trust_file = dir.join("ownertrust.txt");
     std::fs::write(&trust_file, ownertrust)?;
-    run(gpg(&oracle_home)
-        .arg("--import-ownertrust")
-        .arg(&trust_file))?;
+    run(gpg(&oracle_home).arg("--import-ownertrust").arg(&trust_file))?;
     run(gpg(&oracle_home).arg("--check-trustdb"))?;
 
     let gpg_past = dir.join("gpg-past");
-    std::fs::write(
-        &gpg_past,
-        "#!/bin/sh\nexec gpg --faked-system-time '20200101T120000!' \"$@\"\n",
-    )?;
+    std::fs::write(&gpg_past, "#!/bin/sh\nexec gpg --faked-system-time '20200101T120000!' \"$@\"\n")?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&gpg_past, std::fs::Permissions::from_mode(0o755))?;
     }
-    let _ = Command::new("gpgconf")
-        .env("GNUPGHOME", &dev_home)
-        .args(["--launch", "gpg-agent"])
-        .output();
+    let _ = Command::new("gpgconf").env("GNUPGHOME", &dev_home).args(["--launch", "gpg-agent"]).output();
 
     let ssh_alice = ssh_key(&dir, "alice@example.com", "id_alice")?;
     let ssh_erin = ssh_key(&dir, "erin@example.com", "id_erin")?;
@@ -239,40 +153,16 @@ fn make_keys() -> Result<Keys> {
             ssh_alice.email, ssh_alice.public_line, ssh_old.email, ssh_old.public_line
         ),
     )?;
-    Ok(Keys {
-        dir,
-        dev_home,
-        oracle_home,
-        gpg_past,
-        alice,
-        bob,
-        carol,
-        dave,
-        mallory,
-        ssh_alice,
-        ssh_erin,
-        ssh_old,
-        allowed_signers,
-    })
+    Ok(Keys { dir, dev_home, oracle_home, gpg_past, alice, bob, carol, dave, mallory, ssh_alice, ssh_erin, ssh_old, allowed_signers })
 }
 
 fn ssh_key(dir: &Path, email: &str, file: &str) -> Result<Ssh> {
     let private = dir.join(file);
-    run(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", email, "-f"])
-        .arg(&private))?;
+    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", email, "-f"]).arg(&private))?;
     let public = std::fs::read_to_string(private.with_extension("pub"))?;
     let mut parts = public.split_whitespace();
-    let public_line = format!(
-        "{} {}",
-        parts.next().context("pub")?,
-        parts.next().context("pub")?
-    );
-    Ok(Ssh {
-        email: email.into(),
-        private,
-        public_line,
-    })
+    let public_line = format!("{} {}", parts.next().context("pub")?, parts.next().context("pub")?);
+    Ok(Ssh { email: email.into(), private, public_line })
 }
 
 /// How to sign a commit.
@@ -306,19 +196,8 @@ impl Repo {
         std::fs::create_dir_all(&path)?;
         std::fs::create_dir_all(&home)?;
         std::fs::write(home.join(".gitconfig"), "")?;
-        let r = Repo {
-            tmp,
-            path,
-            home,
-            counter: std::cell::Cell::new(0),
-        };
-        r.git(&[
-            "init",
-            "-q",
-            "-b",
-            "main",
-            &format!("--object-format={format}"),
-        ])?;
+        let r = Repo { tmp, path, home, counter: std::cell::Cell::new(0) };
+        r.git(&["init", "-q", "-b", "main", &format!("--object-format={format}")])?;
         r.git(&["config", "user.name", "Alice"])?;
         r.git(&["config", "user.email", "alice@example.com"])?;
         Ok(r)
@@ -368,42 +247,27 @@ impl Repo {
     }
 
     /// Like [`Repo::commit`], with a committer identity (name, email).
-    pub fn commit_as(
-        &self,
-        message: &str,
-        sign: Sign<'_>,
-        who: Option<(&str, &str)>,
-    ) -> Result<String> {
+    pub fn commit_as(&self, message: &str, sign: Sign<'_>, who: Option<(&str, &str)>) -> Result<String> {
         let n = self.counter.get() + 1;
         self.counter.set(n);
         std::fs::write(self.path.join(format!("file{n}.txt")), format!("{n}\n"))?;
         self.git(&["add", "."])?;
         let date = format!("2026-01-01T00:{:02}:{:02}Z", (n / 60) % 60, n % 60);
         let mut c = self.cmd("git");
-        c.env("GIT_AUTHOR_DATE", &date)
-            .env("GIT_COMMITTER_DATE", &date);
+        c.env("GIT_AUTHOR_DATE", &date).env("GIT_COMMITTER_DATE", &date);
         if let Some((name, email)) = who {
-            c.env("GIT_AUTHOR_NAME", name)
-                .env("GIT_AUTHOR_EMAIL", email)
-                .env("GIT_COMMITTER_NAME", name)
-                .env("GIT_COMMITTER_EMAIL", email);
+            c.env("GIT_AUTHOR_NAME", name).env("GIT_AUTHOR_EMAIL", email).env("GIT_COMMITTER_NAME", name).env("GIT_COMMITTER_EMAIL", email);
         }
         match &sign {
             Sign::None => {
                 c.args(["-c", "commit.gpgsign=false"]);
             }
             Sign::Pgp(k) => {
-                c.args([
-                    "-c",
-                    "gpg.format=openpgp",
-                    "-c",
-                    &format!("user.signingkey={}", k.fpr),
-                ]);
+                c.args(["-c", "gpg.format=openpgp", "-c", &format!("user.signingkey={}", k.fpr)]);
             }
             Sign::PgpPast(k) => {
                 let past = "2020-01-01T12:00:00Z";
-                c.env("GIT_AUTHOR_DATE", past)
-                    .env("GIT_COMMITTER_DATE", past);
+                c.env("GIT_AUTHOR_DATE", past).env("GIT_COMMITTER_DATE", past);
                 c.args([
                     "-c",
                     "gpg.format=openpgp",
@@ -414,12 +278,7 @@ impl Repo {
                 ]);
             }
             Sign::Ssh(k) => {
-                c.args([
-                    "-c",
-                    "gpg.format=ssh",
-                    "-c",
-                    &format!("user.signingkey={}", k.private.display()),
-                ]);
+                c.args(["-c", "gpg.format=ssh", "-c", &format!("user.signingkey={}", k.private.display())]);
             }
         }
         c.args(["commit", "-q", "-m", message]);
@@ -436,10 +295,7 @@ impl Repo {
         let out = run(self
             .cmd("git")
             .env("GNUPGHOME", &k.oracle_home)
-            .args([
-                "-c",
-                &format!("gpg.ssh.allowedSignersFile={}", k.allowed_signers.display()),
-            ])
+            .args(["-c", &format!("gpg.ssh.allowedSignersFile={}", k.allowed_signers.display())])
             .args(["log", "-1", "--format=%G?", id]))?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
@@ -453,17 +309,10 @@ impl Repo {
 
     /// Runs `verify --format json` and returns (exit code, parsed JSON).
     pub fn verify_json(&self, policy: &Path, range: &[&str]) -> Result<(i32, serde_json::Value)> {
-        let mut args = vec![
-            "--policy",
-            policy.to_str().context("utf8 path")?,
-            "verify",
-            "--format",
-            "json",
-        ];
+        let mut args = vec!["--policy", policy.to_str().context("utf8 path")?, "verify", "--format", "json"];
         args.extend_from_slice(range);
         let (code, out, err) = self.audit(&args)?;
-        let v: serde_json::Value = serde_json::from_str(&out)
-            .with_context(|| format!("not JSON (exit {code}): {out}\nstderr: {err}"))?;
+        let v: serde_json::Value = serde_json::from_str(&out).with_context(|| format!("not JSON (exit {code}): {out}\nstderr: {err}"))?;
         Ok((code, v))
     }
 }
@@ -480,22 +329,12 @@ pub fn pinned_policy(extra: &str) -> String {
 
 /// The JSON entry for commit `id` in a verify report.
 pub fn commit_entry<'a>(v: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    v["commits"]
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["id"] == id))
-        .unwrap_or(&serde_json::Value::Null)
+    v["commits"].as_array().and_then(|a| a.iter().find(|c| c["id"] == id)).unwrap_or(&serde_json::Value::Null)
 }
 
 /// The rule ids of a commit entry's findings.
 pub fn rules(entry: &serde_json::Value) -> Vec<String> {
-    entry["findings"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f["rule"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    entry["findings"].as_array().map(|a| a.iter().filter_map(|f| f["rule"].as_str().map(String::from)).collect()).unwrap_or_default()
 }
 
 /// A SQLite value as text (for assertions).

@@ -16,25 +16,14 @@ pub enum Auth {
     /// A personal or installation token (from GITHUB_TOKEN / GH_TOKEN).
     Token(secrecy::SecretString),
     /// A GitHub App installation.
-    App {
-        app_id: u64,
-        key_pem: secrecy::SecretString,
-        installation_id: u64,
-    },
+    App { app_id: u64, key_pem: secrecy::SecretString, installation_id: u64 },
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Auth::Token(_) => f.write_str("Auth::Token(<redacted>)"),
-            Auth::App {
-                app_id,
-                installation_id,
-                ..
-            } => write!(
-                f,
-                "Auth::App {{ app_id: {app_id}, installation_id: {installation_id} }}"
-            ),
+            Auth::App { app_id, installation_id, .. } => write!(f, "Auth::App {{ app_id: {app_id}, installation_id: {installation_id} }}"),
         }
     }
 }
@@ -44,32 +33,13 @@ pub enum ClientError {
     #[error("{repo}: GitHub rejected the credentials (401){hint}")]
     BadCredentials { repo: String, hint: String },
     #[error("{repo}: not found, or the token cannot see it (404 on {path})\nHint: check the name, and that the token can read the repository ({permission})")]
-    NotFound {
-        repo: String,
-        path: String,
-        permission: String,
-    },
-    #[error(
-        "{repo}: permission denied on {path} (403): {message}\nHint: the token needs {permission}"
-    )]
-    Forbidden {
-        repo: String,
-        path: String,
-        message: String,
-        permission: String,
-    },
+    NotFound { repo: String, path: String, permission: String },
+    #[error("{repo}: permission denied on {path} (403): {message}\nHint: the token needs {permission}")]
+    Forbidden { repo: String, path: String, message: String, permission: String },
     #[error("{repo}: GitHub kept failing on {path}: {last}")]
-    Unavailable {
-        repo: String,
-        path: String,
-        last: String,
-    },
+    Unavailable { repo: String, path: String, last: String },
     #[error("{repo}: unexpected answer on {path}: {message}")]
-    Unexpected {
-        repo: String,
-        path: String,
-        message: String,
-    },
+    Unexpected { repo: String, path: String, message: String },
     #[error("cannot set up the GitHub client: {0}")]
     Setup(String),
     #[error("the ledger's HTTP cache: {0}")]
@@ -115,6 +85,9 @@ pub struct CachedPage {
 
 pub struct Client {
     octo: octocrab::Octocrab,
+    /// Rooted where GraphQL lives: `https://api.github.com/graphql`, or on
+    /// GitHub Enterprise `https://HOST/api/graphql` (not under `/api/v3`).
+    graphql: octocrab::Octocrab,
     cache: Arc<dyn HttpCache>,
     pub stats: Arc<Stats>,
     /// Base delay for retries (tests shorten it).
@@ -126,43 +99,14 @@ pub struct Client {
 }
 
 impl Client {
-    pub async fn new(
-        api_url: &str,
-        auth: &Auth,
-        cache: Arc<dyn HttpCache>,
-    ) -> Result<Client, ClientError> {
-        use secrecy::ExposeSecret;
-        let builder = octocrab::Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| ClientError::Setup(format!("bad API URL {api_url}: {e}")))?;
-        let octo = match auth {
-            Auth::Token(t) => builder
-                .personal_token(t.expose_secret().to_string())
-                .build()
-                .map_err(|e| ClientError::Setup(e.to_string()))?,
-            Auth::App {
-                app_id,
-                key_pem,
-                installation_id,
-            } => {
-                let key =
-                    jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.expose_secret().as_bytes())
-                        .map_err(|_| {
-                            ClientError::Setup(
-                                "the GitHub App key is not an RSA private key in PEM form".into(),
-                            )
-                        })?;
-                let app = builder
-                    .app((*app_id).into(), key)
-                    .build()
-                    .map_err(|e| ClientError::Setup(e.to_string()))?;
-                app.installation((*installation_id).into()).map_err(|e| {
-                    ClientError::Setup(format!("GitHub App installation {installation_id}: {e}"))
-                })?
-            }
-        };
+    pub async fn new(api_url: &str, auth: &Auth, cache: Arc<dyn HttpCache>) -> Result<Client, ClientError> {
+        let api_url = api_url.trim_end_matches('/');
+        let octo = Self::octocrab(api_url, auth)?;
+        let graphql_root = api_url.strip_suffix("/v3").unwrap_or(api_url);
+        let graphql = Self::octocrab(graphql_root, auth)?;
         Ok(Client {
             octo,
+            graphql,
             cache,
             stats: Arc::new(Stats::default()),
             backoff: Duration::from_millis(500),
@@ -170,6 +114,95 @@ impl Client {
             max_wait: Duration::from_secs(3600),
             interrupted: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
+    }
+
+    fn octocrab(api_url: &str, auth: &Auth) -> Result<octocrab::Octocrab, ClientError> {
+        use secrecy::ExposeSecret;
+        let builder =
+            octocrab::Octocrab::builder().base_uri(api_url).map_err(|e| ClientError::Setup(format!("bad API URL {api_url}: {e}")))?;
+        match auth {
+            Auth::Token(t) => builder.personal_token(t.expose_secret().to_string()).build().map_err(|e| ClientError::Setup(e.to_string())),
+            Auth::App { app_id, key_pem, installation_id } => {
+                let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.expose_secret().as_bytes())
+                    .map_err(|_| ClientError::Setup("the GitHub App key is not an RSA private key in PEM form".into()))?;
+                let app = builder.app((*app_id).into(), key).build().map_err(|e| ClientError::Setup(e.to_string()))?;
+                app.installation((*installation_id).into())
+                    .map_err(|e| ClientError::Setup(format!("GitHub App installation {installation_id}: {e}")))
+            }
+        }
+    }
+
+    /// POSTs a GraphQL query; waits out rate limits (GraphQL reports an
+    /// exhausted limit as HTTP 200 with a `RATE_LIMITED` error) and retries 5xx.
+    pub async fn graphql(&self, repo: &str, query: &str, variables: serde_json::Value) -> Result<serde_json::Value, ClientError> {
+        let body = serde_json::json!({"query": query, "variables": variables});
+        let mut attempt = 0u32;
+        loop {
+            if self.interrupted.load(Ordering::SeqCst) {
+                return Err(ClientError::Interrupted);
+            }
+            attempt += 1;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let response = match self.graphql._post("/graphql", Some(&body)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let last = redact(&e.to_string());
+                    if attempt >= self.max_attempts {
+                        return Err(ClientError::Unavailable { repo: repo.into(), path: "graphql".into(), last });
+                    }
+                    self.pause(repo, self.retry_delay(attempt), &format!("GraphQL request failed ({last})")).await;
+                    continue;
+                }
+            };
+            let status = response.status();
+            let headers = response.headers().clone();
+            self.note_rate_limit(&headers);
+            let bytes = http_body_util::BodyExt::collect(response.into_body()).await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+            if status == StatusCode::UNAUTHORIZED {
+                return Err(ClientError::BadCredentials {
+                    repo: repo.into(),
+                    hint: "\nHint: check GITHUB_TOKEN / GH_TOKEN (expired or revoked?) or the GitHub App settings".into(),
+                });
+            }
+            if status.is_server_error() {
+                if attempt >= self.max_attempts {
+                    return Err(ClientError::Unavailable { repo: repo.into(), path: "graphql".into(), last: format!("HTTP {status}") });
+                }
+                self.pause(repo, self.retry_delay(attempt), &format!("GitHub answered {status}")).await;
+                continue;
+            }
+            if !status.is_success() {
+                if let Some(wait) = rate_limit_wait(status, &headers) {
+                    self.pause(repo, wait.min(self.max_wait), "rate limited by GitHub").await;
+                    continue;
+                }
+            }
+            let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
+                repo: repo.into(),
+                path: "graphql".into(),
+                message: format!("not JSON: {e}"),
+            })?;
+            if let Some(errors) = value["errors"].as_array().filter(|e| !e.is_empty()) {
+                if errors.iter().any(|e| e["type"] == "RATE_LIMITED") {
+                    let wait = rate_limit_wait(StatusCode::FORBIDDEN, &headers).unwrap_or(Duration::from_secs(60));
+                    self.pause(repo, wait.min(self.max_wait), "GraphQL rate limit exhausted").await;
+                    continue;
+                }
+                if errors.iter().any(|e| e["type"] == "NOT_FOUND") {
+                    return Err(ClientError::NotFound {
+                        repo: repo.into(),
+                        path: "graphql".into(),
+                        permission: "pull_requests: read".into(),
+                    });
+                }
+                let message = errors.iter().filter_map(|e| e["message"].as_str()).collect::<Vec<_>>().join("; ");
+                return Err(ClientError::Unexpected { repo: repo.into(), path: "graphql".into(), message });
+            }
+            if !status.is_success() {
+                return Err(ClientError::Unexpected { repo: repo.into(), path: "graphql".into(), message: format!("HTTP {status}") });
+            }
+            return Ok(value["data"].clone());
+        }
     }
 
     /// GETs `path` (relative to the API root, with its query), conditionally when
@@ -184,14 +217,8 @@ impl Client {
             }
             attempt += 1;
             let mut headers = HeaderMap::new();
-            headers.insert(
-                http::header::ACCEPT,
-                HeaderValue::from_static("application/vnd.github+json"),
-            );
-            headers.insert(
-                "x-github-api-version",
-                HeaderValue::from_static("2022-11-28"),
-            );
+            headers.insert(http::header::ACCEPT, HeaderValue::from_static("application/vnd.github+json"));
+            headers.insert("x-github-api-version", HeaderValue::from_static("2022-11-28"));
             if let (true, Some(c)) = (use_etag, &cached) {
                 if let Ok(v) = HeaderValue::from_str(&c.etag) {
                     headers.insert(IF_NONE_MATCH, v);
@@ -205,18 +232,9 @@ impl Client {
                     // Connection errors and timeouts: back off and try again.
                     let last = redact(&e.to_string());
                     if attempt >= self.max_attempts {
-                        return Err(ClientError::Unavailable {
-                            repo: repo.into(),
-                            path: path.into(),
-                            last,
-                        });
+                        return Err(ClientError::Unavailable { repo: repo.into(), path: path.into(), last });
                     }
-                    self.pause(
-                        repo,
-                        self.retry_delay(attempt),
-                        &format!("request failed ({last})"),
-                    )
-                    .await;
+                    self.pause(repo, self.retry_delay(attempt), &format!("request failed ({last})")).await;
                     continue;
                 }
             };
@@ -227,14 +245,9 @@ impl Client {
                 Ok(b) => b.to_bytes().to_vec(),
                 Err(e) => {
                     if attempt >= self.max_attempts {
-                        return Err(ClientError::Unavailable {
-                            repo: repo.into(),
-                            path: path.into(),
-                            last: redact(&e.to_string()),
-                        });
+                        return Err(ClientError::Unavailable { repo: repo.into(), path: path.into(), last: redact(&e.to_string()) });
                     }
-                    self.pause(repo, self.retry_delay(attempt), "the response was cut off")
-                        .await;
+                    self.pause(repo, self.retry_delay(attempt), "the response was cut off").await;
                     continue;
                 }
             };
@@ -242,7 +255,8 @@ impl Client {
                 StatusCode::NOT_MODIFIED => match &cached {
                     Some(c) => {
                         self.stats.not_modified.fetch_add(1, Ordering::Relaxed);
-                        let body = serde_json::from_slice(&c.body).map_err(|e| ClientError::Cache(format!("cached body for {path} is not JSON: {e}")))?;
+                        let body = serde_json::from_slice(&c.body)
+                            .map_err(|e| ClientError::Cache(format!("cached body for {path} is not JSON: {e}")))?;
                         return Ok(Page { body, next: next_link(&headers).or_else(|| c.next.clone()), not_modified: true });
                     }
                     // A 304 we cannot answer from the cache: ask again, unconditionally.
@@ -252,27 +266,45 @@ impl Client {
                     }
                 },
                 s if s.is_success() => {
-                    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ClientError::Unexpected { repo: repo.into(), path: path.into(), message: format!("not JSON: {e}") })?;
+                    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ClientError::Unexpected {
+                        repo: repo.into(),
+                        path: path.into(),
+                        message: format!("not JSON: {e}"),
+                    })?;
                     let next = next_link(&headers);
                     if let Some(etag) = headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()) {
-                        self.cache.put(path, &CachedPage { etag: etag.to_string(), body, next: next.clone() }).map_err(ClientError::Cache)?;
+                        self.cache
+                            .put(path, &CachedPage { etag: etag.to_string(), body, next: next.clone() })
+                            .map_err(ClientError::Cache)?;
                     }
                     return Ok(Page { body: value, next, not_modified: false });
                 }
                 StatusCode::UNAUTHORIZED => {
-                    return Err(ClientError::BadCredentials { repo: repo.into(), hint: "\nHint: check GITHUB_TOKEN / GH_TOKEN (expired or revoked?) or the GitHub App settings".into() })
+                    return Err(ClientError::BadCredentials {
+                        repo: repo.into(),
+                        hint: "\nHint: check GITHUB_TOKEN / GH_TOKEN (expired or revoked?) or the GitHub App settings".into(),
+                    })
                 }
-                StatusCode::NOT_FOUND => return Err(ClientError::NotFound { repo: repo.into(), path: path.into(), permission: permission.into() }),
+                StatusCode::NOT_FOUND => {
+                    return Err(ClientError::NotFound { repo: repo.into(), path: path.into(), permission: permission.into() })
+                }
                 StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
                     if let Some(wait) = rate_limit_wait(status, &headers) {
                         if wait > self.max_wait {
-                            return Err(ClientError::Unavailable { repo: repo.into(), path: path.into(), last: format!("rate limited for {}s more", wait.as_secs()) });
+                            return Err(ClientError::Unavailable {
+                                repo: repo.into(),
+                                path: path.into(),
+                                last: format!("rate limited for {}s more", wait.as_secs()),
+                            });
                         }
                         self.pause(repo, wait, "rate limited by GitHub").await;
                         attempt = attempt.saturating_sub(1);
                         continue;
                     }
-                    let message = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["message"].as_str().map(str::to_string)).unwrap_or_else(|| "forbidden".into());
+                    let message = serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v["message"].as_str().map(str::to_string))
+                        .unwrap_or_else(|| "forbidden".into());
                     return Err(ClientError::Forbidden { repo: repo.into(), path: path.into(), message, permission: permission.into() });
                 }
                 s if s.is_server_error() => {
@@ -325,25 +357,13 @@ impl Client {
 
     async fn pause(&self, repo: &str, wait: Duration, why: &str) {
         self.stats.retries.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .waited_ms
-            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
-        tracing::warn!(
-            repository = repo,
-            wait_ms = wait.as_millis() as u64,
-            "{why}; waiting {:.1}s",
-            wait.as_secs_f64()
-        );
+        self.stats.waited_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        tracing::warn!(repository = repo, wait_ms = wait.as_millis() as u64, "{why}; waiting {:.1}s", wait.as_secs_f64());
         tokio::time::sleep(wait).await;
     }
 
     fn note_rate_limit(&self, headers: &HeaderMap) {
-        let num = |k: &str| {
-            headers
-                .get(k)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-        };
+        let num = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if let (Some(rem), Some(reset)) = (num("x-ratelimit-remaining"), num("x-ratelimit-reset")) {
             if let Ok(mut r) = self.stats.remaining.lock() {
                 *r = Some((rem, reset));
@@ -355,12 +375,7 @@ impl Client {
 /// How long a 403/429 asks us to wait: `retry-after`, or until
 /// `x-ratelimit-reset` when the primary limit is exhausted. `None`: not a rate limit.
 pub fn rate_limit_wait(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
-    let get = |k: &str| {
-        headers
-            .get(k)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
     if let Some(secs) = get("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
         return Some(Duration::from_secs(secs));
     }
@@ -380,17 +395,11 @@ pub fn next_link(headers: &HeaderMap) -> Option<String> {
     let link = headers.get(http::header::LINK)?.to_str().ok()?;
     for part in link.split(',') {
         let mut pieces = part.split(';');
-        let url = pieces
-            .next()?
-            .trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>');
+        let url = pieces.next()?.trim().trim_start_matches('<').trim_end_matches('>');
         if pieces.any(|p| p.trim() == "rel=\"next\"") {
             return Some(match url.find("://") {
                 // octocrab resolves absolute URLs too; keep path + query for the cache key.
-                Some(i) => url[i + 3..]
-                    .find('/')
-                    .map_or(url.to_string(), |j| url[i + 3 + j..].to_string()),
+                Some(i) => url[i + 3..].find('/').map_or(url.to_string(), |j| url[i + 3 + j..].to_string()),
                 None => url.to_string(),
             });
         }
@@ -404,19 +413,7 @@ pub fn redact(s: &str) -> String {
     for word in s.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
         let w = word.trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
         let tail = &word[w.len()..];
-        if [
-            "ghp_",
-            "gho_",
-            "ghu_",
-            "ghs_",
-            "ghr_",
-            "github_pat_",
-            "Bearer",
-            "token ",
-        ]
-        .iter()
-        .any(|p| w.starts_with(p))
-        {
+        if ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "Bearer", "token "].iter().any(|p| w.starts_with(p)) {
             out.push_str("<redacted>");
         } else {
             out.push_str(w);
@@ -437,14 +434,8 @@ mod tests {
             http::header::LINK,
             HeaderValue::from_static("<https://api.github.com/repositories/1/pulls?page=2&per_page=100>; rel=\"next\", <https://api.github.com/repositories/1/pulls?page=5>; rel=\"last\""),
         );
-        assert_eq!(
-            next_link(&h).as_deref(),
-            Some("/repositories/1/pulls?page=2&per_page=100")
-        );
-        h.insert(
-            http::header::LINK,
-            HeaderValue::from_static("<http://127.0.0.1:9/api/v3/x?page=3>; rel=\"prev\""),
-        );
+        assert_eq!(next_link(&h).as_deref(), Some("/repositories/1/pulls?page=2&per_page=100"));
+        h.insert(http::header::LINK, HeaderValue::from_static("<http://127.0.0.1:9/api/v3/x?page=3>; rel=\"prev\""));
         assert_eq!(next_link(&h), None);
     }
 
@@ -452,31 +443,19 @@ mod tests {
     fn rate_limit_waits() {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("7"));
-        assert_eq!(
-            rate_limit_wait(StatusCode::FORBIDDEN, &h),
-            Some(Duration::from_secs(7))
-        );
+        assert_eq!(rate_limit_wait(StatusCode::FORBIDDEN, &h), Some(Duration::from_secs(7)));
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
         let reset = (chrono::Utc::now().timestamp() + 30).to_string();
-        h.insert(
-            "x-ratelimit-reset",
-            HeaderValue::from_str(&reset).unwrap_or(HeaderValue::from_static("0")),
-        );
+        h.insert("x-ratelimit-reset", HeaderValue::from_str(&reset).unwrap_or(HeaderValue::from_static("0")));
         let w = rate_limit_wait(StatusCode::FORBIDDEN, &h).unwrap_or_default();
         assert!(w.as_secs() >= 28 && w.as_secs() <= 31, "{w:?}");
-        assert_eq!(
-            rate_limit_wait(StatusCode::FORBIDDEN, &HeaderMap::new()),
-            None
-        );
+        assert_eq!(rate_limit_wait(StatusCode::FORBIDDEN, &HeaderMap::new()), None);
     }
 
     #[test]
     fn redacts_tokens() {
-        assert_eq!(
-            redact("bad header ghp_abcdef123 in request"),
-            "bad header <redacted> in request"
-        );
+        assert_eq!(redact("bad header ghp_abcdef123 in request"), "bad header <redacted> in request");
         assert_eq!(redact("x \"github_pat_11AA\" y"), "x \"<redacted>\" y");
     }
 }

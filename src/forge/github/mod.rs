@@ -6,4 +6,4 @@ pub mod client;
 pub mod sync;
 
 pub use client::{Auth, Client, ClientError};
-pub use sync::{sync_repo, RepoSummary, SyncError};
+pub use sync::{sync_repo, PullsApi, RepoSummary, SyncError};

@@ -57,38 +57,27 @@ fn pick(v: &Value, fields: &[&str]) -> Value {
     Value::Object(out)
 }
 
-fn user(v: &Value) -> Value {
-    if v.is_null() {
+/// A user as recorded: the login (the same whichever API it came from).
+pub fn user(v: &Value) -> Value {
+    if v.is_null() || v["login"].is_null() {
         Value::Null
     } else {
-        json!({"login": v["login"], "id": v["id"]})
+        json!({"login": v["login"]})
     }
 }
 
 fn cursor(ledger: &Mutex<Ledger>, repo: &str, entity: &str) -> Result<Option<String>, SyncError> {
-    let l = ledger
-        .lock()
-        .map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+    let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
     l.connection()
-        .query_row(
-            "SELECT value FROM sync_cursors WHERE repo = ?1 AND entity = ?2",
-            params![repo, entity],
-            |r| r.get(0),
-        )
+        .query_row("SELECT value FROM sync_cursors WHERE repo = ?1 AND entity = ?2", params![repo, entity], |r| r.get(0))
         .optional()
         .map_err(|e| SyncError::Other(format!("reading the {entity} cursor of {repo}: {e}")))
 }
 
 fn seen(ledger: &Mutex<Ledger>, kind: &str, key: &str) -> Result<Option<String>, SyncError> {
-    let l = ledger
-        .lock()
-        .map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+    let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
     l.connection()
-        .query_row(
-            "SELECT digest FROM sync_seen WHERE kind = ?1 AND key = ?2",
-            params![kind, key],
-            |r| r.get(0),
-        )
+        .query_row("SELECT digest FROM sync_seen WHERE kind = ?1 AND key = ?2", params![kind, key], |r| r.get(0))
         .optional()
         .map_err(|e| SyncError::Other(format!("reading sync state: {e}")))
 }
@@ -116,16 +105,12 @@ impl Batch {
     ) -> Result<bool, SyncError> {
         let d = digest(&payload);
         if seen(ledger, kind, &key)?.as_deref() == Some(d.as_str())
-            || self
-                .seen
-                .iter()
-                .any(|(k, kk, dd)| k == kind && *kk == key && *dd == d)
+            || self.seen.iter().any(|(k, kk, dd)| k == kind && *kk == key && *dd == d)
         {
             return Ok(false);
         }
         self.seen.push((kind.to_string(), key, d));
-        self.entries
-            .push(NewEntry::new(kind, subject, actor, payload));
+        self.entries.push(NewEntry::new(kind, subject, actor, payload));
         Ok(true)
     }
 
@@ -139,9 +124,7 @@ impl Batch {
             return Ok(0);
         }
         let n = self.entries.len() as u64;
-        let mut l = ledger
-            .lock()
-            .map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+        let mut l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
         let side = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
             for (kind, key, d) in &self.seen {
                 tx.execute("INSERT INTO sync_seen (kind, key, digest) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO UPDATE SET digest = excluded.digest", params![kind, key, d])?;
@@ -150,35 +133,19 @@ impl Batch {
                 tx.execute("INSERT INTO sync_cursors (repo, entity, value) VALUES (?1, ?2, ?3) ON CONFLICT (repo, entity) DO UPDATE SET value = excluded.value", params![repo, entity, value])?;
             }
             for (repo, id) in &self.pending_add {
-                tx.execute(
-                    "INSERT OR IGNORE INTO sync_pending (repo, deployment_id) VALUES (?1, ?2)",
-                    params![repo, id],
-                )?;
+                tx.execute("INSERT OR IGNORE INTO sync_pending (repo, deployment_id) VALUES (?1, ?2)", params![repo, id])?;
             }
             for (repo, id) in &self.pending_del {
-                tx.execute(
-                    "DELETE FROM sync_pending WHERE repo = ?1 AND deployment_id = ?2",
-                    params![repo, id],
-                )?;
+                tx.execute("DELETE FROM sync_pending WHERE repo = ?1 AND deployment_id = ?2", params![repo, id])?;
             }
             Ok(())
         };
         if n == 0 {
             // State only (a cursor move): no new checkpoint needed.
             let path = l.path.clone();
-            let tx = l
-                .connection_mut()
-                .transaction()
-                .map_err(|source| LedgerError::Sqlite {
-                    path: path.clone(),
-                    source,
-                })?;
-            side(&tx).map_err(|source| LedgerError::Sqlite {
-                path: path.clone(),
-                source,
-            })?;
-            tx.commit()
-                .map_err(|source| LedgerError::Sqlite { path, source })?;
+            let tx = l.connection_mut().transaction().map_err(|source| LedgerError::Sqlite { path: path.clone(), source })?;
+            side(&tx).map_err(|source| LedgerError::Sqlite { path: path.clone(), source })?;
+            tx.commit().map_err(|source| LedgerError::Sqlite { path, source })?;
             return Ok(0);
         }
         l.append_with(&self.entries, side)?;
@@ -186,17 +153,19 @@ impl Batch {
     }
 }
 
+/// Which API fetches pull requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullsApi {
+    /// One GraphQL query per 50 pull requests, with their commits and reviews.
+    Graphql,
+    /// Three REST requests per pull request (detail, commits, reviews), all conditional.
+    Rest,
+}
+
 /// Syncs one repository (`owner/name`).
-pub async fn sync_repo(
-    client: &Client,
-    ledger: &Mutex<Ledger>,
-    repo: &str,
-) -> Result<RepoSummary, SyncError> {
-    let mut sum = RepoSummary {
-        repository: repo.to_string(),
-        ..Default::default()
-    };
-    let r = match sync_inner(client, ledger, repo, &mut sum).await {
+pub async fn sync_repo(client: &Client, ledger: &Mutex<Ledger>, repo: &str, api: PullsApi) -> Result<RepoSummary, SyncError> {
+    let mut sum = RepoSummary { repository: repo.to_string(), ..Default::default() };
+    let r = match sync_inner(client, ledger, repo, api, &mut sum).await {
         Err(SyncError::Client(ClientError::Interrupted)) => {
             sum.interrupted = true;
             Ok(())
@@ -206,45 +175,27 @@ pub async fn sync_repo(
     r.map(|_| sum)
 }
 
-async fn sync_inner(
-    client: &Client,
-    ledger: &Mutex<Ledger>,
-    repo: &str,
-    sum: &mut RepoSummary,
-) -> Result<(), SyncError> {
-    let meta = client
-        .get(repo, &format!("/repos/{repo}"), "metadata: read")
-        .await?
-        .body;
-    let default_branch = meta["default_branch"]
-        .as_str()
-        .unwrap_or("main")
-        .to_string();
-    pulls(client, ledger, repo, sum).await?;
+async fn sync_inner(client: &Client, ledger: &Mutex<Ledger>, repo: &str, api: PullsApi, sum: &mut RepoSummary) -> Result<(), SyncError> {
+    let meta = client.get(repo, &format!("/repos/{repo}"), "metadata: read").await?.body;
+    let default_branch = meta["default_branch"].as_str().unwrap_or("main").to_string();
+    match api {
+        PullsApi::Rest => pulls(client, ledger, repo, sum).await?,
+        PullsApi::Graphql => pulls_graphql(client, ledger, repo, sum).await?,
+    }
     deployments(client, ledger, repo, sum).await?;
     landed_commits(client, ledger, repo, &default_branch, sum).await?;
     Ok(())
 }
 
-async fn pulls(
-    client: &Client,
-    ledger: &Mutex<Ledger>,
-    repo: &str,
-    sum: &mut RepoSummary,
-) -> Result<(), SyncError> {
+async fn pulls(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
     const PERM: &str = "pull_requests: read";
     let cursor = cursor(ledger, repo, "pulls")?;
     let since = cursor
         .as_deref()
         .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
-        .map(|t| {
-            (t - chrono::Duration::seconds(OVERLAP_SECS))
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        });
+        .map(|t| (t - chrono::Duration::seconds(OVERLAP_SECS)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     let mut todo: Vec<(String, u64)> = Vec::new();
-    let mut next = Some(format!(
-        "/repos/{repo}/pulls?state=all&sort=updated&direction=desc&per_page=100"
-    ));
+    let mut next = Some(format!("/repos/{repo}/pulls?state=all&sort=updated&direction=desc&per_page=100"));
     'pages: while let Some(path) = next {
         let page = client.get(repo, &path, PERM).await?;
         for pr in page.body.as_array().into_iter().flatten() {
@@ -263,26 +214,9 @@ async fn pulls(
     // Oldest first, so the cursor can follow each committed pull request.
     todo.sort();
     for (updated, number) in todo {
-        let detail = client
-            .get(repo, &format!("/repos/{repo}/pulls/{number}"), PERM)
-            .await?
-            .body;
-        let commits = client
-            .get_all(
-                repo,
-                &format!("/repos/{repo}/pulls/{number}/commits?per_page=100"),
-                PERM,
-                3,
-            )
-            .await?;
-        let reviews = client
-            .get_all(
-                repo,
-                &format!("/repos/{repo}/pulls/{number}/reviews?per_page=100"),
-                PERM,
-                10,
-            )
-            .await?;
+        let detail = client.get(repo, &format!("/repos/{repo}/pulls/{number}"), PERM).await?.body;
+        let commits = client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/commits?per_page=100"), PERM, 3).await?;
+        let reviews = client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/reviews?per_page=100"), PERM, 10).await?;
         let capped = commits.len() >= PR_COMMITS_CAP;
         if capped {
             tracing::warn!(
@@ -293,81 +227,162 @@ async fn pulls(
             );
             sum.capped_pull_requests.push(number);
         }
-        let mut payload = pick(
-            &detail,
-            &[
-                "number",
-                "title",
-                "state",
-                "draft",
-                "merge_commit_sha",
-                "merged",
-                "merged_at",
-                "created_at",
-                "updated_at",
-                "closed_at",
-                "html_url",
-            ],
-        );
-        payload["repository"] = json!(repo);
-        payload["user"] = user(&detail["user"]);
-        payload["merged_by"] = user(&detail["merged_by"]);
-        payload["base"] = json!({"ref": detail["base"]["ref"], "sha": detail["base"]["sha"]});
-        payload["head"] = json!({"ref": detail["head"]["ref"], "sha": detail["head"]["sha"]});
-        payload["commits"] = Value::Array(
-            commits
-                .iter()
-                .filter_map(|c| c["sha"].as_str().map(|s| json!(s)))
-                .collect(),
-        );
-        payload["commits_capped"] = json!(capped);
+        let commit_ids: Vec<String> = commits.iter().filter_map(|c| c["sha"].as_str().map(str::to_string)).collect();
         let mut batch = Batch::default();
-        let subject = format!("{repo}#{number}");
-        let author = detail["user"]["login"].as_str().unwrap_or("").to_string();
-        if batch.add(
-            ledger,
-            "pr.synced",
-            subject.clone(),
-            subject.clone(),
-            author,
-            payload,
-        )? {
-            sum.pull_requests += 1;
-        }
-        for rv in &reviews {
-            let Some(id) = rv["id"].as_u64() else {
-                continue;
-            };
-            let mut p = pick(
-                rv,
-                &[
-                    "id",
-                    "state",
-                    "commit_id",
-                    "submitted_at",
-                    "html_url",
-                    "author_association",
-                ],
-            );
-            p["repository"] = json!(repo);
-            p["pull_number"] = json!(number);
-            p["user"] = user(&rv["user"]);
-            let actor = rv["user"]["login"].as_str().unwrap_or("").to_string();
-            if batch.add(
-                ledger,
-                "review.synced",
-                format!("{repo}/review/{id}"),
-                subject.clone(),
-                actor,
-                p,
-            )? {
-                sum.reviews += 1;
-            }
-        }
+        record_pull(ledger, repo, &detail, &commit_ids, capped, &reviews, &mut batch, sum)?;
         if cursor_is_behind(cursor.as_deref(), &updated) {
-            batch
-                .cursors
-                .push((repo.to_string(), "pulls".into(), updated));
+            batch.cursors.push((repo.to_string(), "pulls".into(), updated));
+        }
+        sum.new_entries += batch.commit(ledger)?;
+    }
+    Ok(())
+}
+
+/// The entries for one pull request (REST shapes: `detail` as `pulls/N`
+/// returns it, `reviews` as `pulls/N/reviews` does). Both transports end here,
+/// so the same pull request makes the same payload whichever API fetched it.
+#[allow(clippy::too_many_arguments)]
+fn record_pull(
+    ledger: &Mutex<Ledger>,
+    repo: &str,
+    detail: &Value,
+    commits: &[String],
+    capped: bool,
+    reviews: &[Value],
+    batch: &mut Batch,
+    sum: &mut RepoSummary,
+) -> Result<(), SyncError> {
+    let number = detail["number"].as_u64().unwrap_or(0);
+    let merged = detail["merged"].as_bool().unwrap_or(false) || !detail["merged_at"].is_null();
+    let mut payload =
+        pick(detail, &["number", "title", "state", "draft", "merged_at", "created_at", "updated_at", "closed_at", "html_url"]);
+    payload["repository"] = json!(repo);
+    payload["merged"] = json!(merged);
+    // For an unmerged PR GitHub's REST merge_commit_sha is a throwaway test merge.
+    payload["merge_commit_sha"] = if merged { detail["merge_commit_sha"].clone() } else { Value::Null };
+    payload["user"] = user(&detail["user"]);
+    payload["merged_by"] = user(&detail["merged_by"]);
+    payload["base"] = json!({"ref": detail["base"]["ref"], "sha": detail["base"]["sha"]});
+    payload["head"] = json!({"ref": detail["head"]["ref"], "sha": detail["head"]["sha"]});
+    payload["commits"] = json!(commits);
+    payload["commits_capped"] = json!(capped);
+    let subject = format!("{repo}#{number}");
+    let author = detail["user"]["login"].as_str().unwrap_or("").to_string();
+    if batch.add(ledger, "pr.synced", subject.clone(), subject.clone(), author, payload)? {
+        sum.pull_requests += 1;
+    }
+    for rv in reviews {
+        let Some(id) = rv["id"].as_u64() else { continue };
+        let mut p = pick(rv, &["id", "state", "commit_id", "submitted_at", "html_url", "author_association"]);
+        p["repository"] = json!(repo);
+        p["pull_number"] = json!(number);
+        p["user"] = user(&rv["user"]);
+        let actor = rv["user"]["login"].as_str().unwrap_or("").to_string();
+        if batch.add(ledger, "review.synced", format!("{repo}/review/{id}"), subject.clone(), actor, p)? {
+            sum.reviews += 1;
+        }
+    }
+    Ok(())
+}
+
+const PULLS_QUERY: &str = "query($owner: String!, $name: String!, $after: String) {
+  repository(owner: $owner, name: $name) {
+    pullRequests(first: 50, after: $after, orderBy: {field: UPDATED_AT, direction: DESC}) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        number title state isDraft merged mergedAt createdAt updatedAt closedAt url
+        mergeCommit { oid } author { login } mergedBy { login }
+        baseRefName baseRefOid headRefName headRefOid
+        commits(first: 100) { totalCount nodes { commit { oid } } }
+        reviews(first: 100) { totalCount nodes { databaseId state submittedAt url authorAssociation author { login } commit { oid } } }
+      }
+    }
+  }
+  rateLimit { remaining resetAt cost }
+}";
+
+/// Pull requests through GraphQL: 50 per request with their commits and
+/// reviews; REST only for the rare PR with more than 100 of either.
+async fn pulls_graphql(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
+    let cursor = cursor(ledger, repo, "pulls")?;
+    let since = cursor
+        .as_deref()
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        .map(|t| (t - chrono::Duration::seconds(OVERLAP_SECS)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let (owner, name) = repo.split_once('/').unwrap_or((repo, ""));
+    let mut nodes: Vec<Value> = Vec::new();
+    let mut after = Value::Null;
+    'pages: loop {
+        let data = client.graphql(repo, PULLS_QUERY, json!({"owner": owner, "name": name, "after": after})).await?;
+        let prs = &data["repository"]["pullRequests"];
+        if data["repository"].is_null() {
+            return Err(
+                ClientError::NotFound { repo: repo.into(), path: "graphql".into(), permission: "pull_requests: read".into() }.into()
+            );
+        }
+        for n in prs["nodes"].as_array().into_iter().flatten() {
+            if since.as_deref().is_some_and(|s| n["updatedAt"].as_str().unwrap_or("") < s) {
+                break 'pages;
+            }
+            nodes.push(n.clone());
+        }
+        if prs["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = prs["pageInfo"]["endCursor"].clone();
+    }
+    nodes.sort_by(|a, b| (a["updatedAt"].as_str(), a["number"].as_u64()).cmp(&(b["updatedAt"].as_str(), b["number"].as_u64())));
+    for n in nodes {
+        let number = n["number"].as_u64().unwrap_or(0);
+        let updated = n["updatedAt"].as_str().unwrap_or("").to_string();
+        // In REST's shape, so both APIs record identical payloads.
+        let state = match n["state"].as_str() {
+            Some("OPEN") => "open",
+            _ => "closed",
+        };
+        let detail = json!({
+            "number": number, "title": n["title"], "state": state, "draft": n["isDraft"], "merged": n["merged"],
+            "merged_at": n["mergedAt"], "created_at": n["createdAt"], "updated_at": n["updatedAt"], "closed_at": n["closedAt"],
+            "html_url": n["url"], "merge_commit_sha": n["mergeCommit"]["oid"], "user": {"login": n["author"]["login"]},
+            "merged_by": if n["mergedBy"].is_null() { Value::Null } else { json!({"login": n["mergedBy"]["login"]}) },
+            "base": {"ref": n["baseRefName"], "sha": n["baseRefOid"]}, "head": {"ref": n["headRefName"], "sha": n["headRefOid"]},
+        });
+        let total_commits = n["commits"]["totalCount"].as_u64().unwrap_or(0) as usize;
+        let mut commits: Vec<String> = n["commits"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["commit"]["oid"].as_str().map(str::to_string))
+            .collect();
+        if total_commits > commits.len() {
+            let all = client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/commits?per_page=100"), "pull_requests: read", 3).await?;
+            commits = all.iter().filter_map(|c| c["sha"].as_str().map(str::to_string)).collect();
+        }
+        let capped = commits.len() >= PR_COMMITS_CAP;
+        if capped {
+            tracing::warn!(
+                repository = repo,
+                pull_request = number,
+                "pull request has {} commits listed, GitHub's cap: later commits are not linked",
+                commits.len()
+            );
+            sum.capped_pull_requests.push(number);
+        }
+        let total_reviews = n["reviews"]["totalCount"].as_u64().unwrap_or(0) as usize;
+        let mut reviews: Vec<Value> = n["reviews"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| json!({"id": r["databaseId"], "state": r["state"], "commit_id": r["commit"]["oid"], "submitted_at": r["submittedAt"], "html_url": r["url"], "author_association": r["authorAssociation"], "user": {"login": r["author"]["login"]}}))
+            .collect();
+        if total_reviews > reviews.len() {
+            reviews =
+                client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/reviews?per_page=100"), "pull_requests: read", 10).await?;
+        }
+        let mut batch = Batch::default();
+        record_pull(ledger, repo, &detail, &commits, capped, &reviews, &mut batch, sum)?;
+        if cursor_is_behind(cursor.as_deref(), &updated) {
+            batch.cursors.push((repo.to_string(), "pulls".into(), updated));
         }
         sum.new_entries += batch.commit(ledger)?;
     }
@@ -378,16 +393,9 @@ fn cursor_is_behind(cursor: Option<&str>, value: &str) -> bool {
     cursor.is_none_or(|c| c < value)
 }
 
-async fn deployments(
-    client: &Client,
-    ledger: &Mutex<Ledger>,
-    repo: &str,
-    sum: &mut RepoSummary,
-) -> Result<(), SyncError> {
+async fn deployments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
     const PERM: &str = "deployments: read";
-    let known: i64 = cursor(ledger, repo, "deployments")?
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let known: i64 = cursor(ledger, repo, "deployments")?.and_then(|c| c.parse().ok()).unwrap_or(0);
     let mut fresh: Vec<Value> = Vec::new();
     let mut next = Some(format!("/repos/{repo}/deployments?per_page=100"));
     'pages: while let Some(path) = next {
@@ -402,14 +410,10 @@ async fn deployments(
     }
     fresh.sort_by_key(|d| d["id"].as_i64().unwrap_or(0));
     let pending: Vec<i64> = {
-        let l = ledger
-            .lock()
-            .map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+        let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
         let mut stmt = l
             .connection()
-            .prepare(
-                "SELECT deployment_id FROM sync_pending WHERE repo = ?1 ORDER BY deployment_id",
-            )
+            .prepare("SELECT deployment_id FROM sync_pending WHERE repo = ?1 ORDER BY deployment_id")
             .map_err(|e| SyncError::Other(e.to_string()))?;
         let ids = stmt
             .query_map([repo], |r| r.get(0))
@@ -422,15 +426,9 @@ async fn deployments(
     // (what we know of the deployment itself comes from the projection).
     for id in pending {
         let sha: Option<String> = {
-            let l = ledger
-                .lock()
-                .map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+            let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
             l.connection()
-                .query_row(
-                    "SELECT sha FROM deployments WHERE repo = ?1 AND id = ?2",
-                    params![repo, id],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT sha FROM deployments WHERE repo = ?1 AND id = ?2", params![repo, id], |r| r.get(0))
                 .optional()
                 .map_err(|e| SyncError::Other(e.to_string()))?
         };
@@ -439,9 +437,7 @@ async fn deployments(
         match statuses(client, ledger, repo, &d, &mut batch, sum).await {
             Ok(()) => {}
             // The deployment was deleted on GitHub: stop polling it.
-            Err(SyncError::Client(ClientError::NotFound { .. })) => {
-                batch.pending_del.push((repo.to_string(), id))
-            }
+            Err(SyncError::Client(ClientError::NotFound { .. })) => batch.pending_del.push((repo.to_string(), id)),
             Err(e) => return Err(e),
         }
         sum.new_entries += batch.commit(ledger)?;
@@ -469,20 +465,11 @@ async fn deployments(
         p["creator"] = user(&d["creator"]);
         let sha = d["sha"].as_str().unwrap_or("").to_string();
         let actor = d["creator"]["login"].as_str().unwrap_or("").to_string();
-        if batch.add(
-            ledger,
-            "deployment.synced",
-            format!("{repo}/deployment/{id}"),
-            sha,
-            actor,
-            p,
-        )? {
+        if batch.add(ledger, "deployment.synced", format!("{repo}/deployment/{id}"), sha, actor, p)? {
             sum.deployments += 1;
         }
         statuses(client, ledger, repo, &d, &mut batch, sum).await?;
-        batch
-            .cursors
-            .push((repo.to_string(), "deployments".into(), id.to_string()));
+        batch.cursors.push((repo.to_string(), "deployments".into(), id.to_string()));
         sum.new_entries += batch.commit(ledger)?;
     }
     Ok(())
@@ -499,14 +486,7 @@ async fn statuses(
 ) -> Result<(), SyncError> {
     let id = d["id"].as_i64().unwrap_or(0);
     let sha = d["sha"].as_str().unwrap_or("").to_string();
-    let list = client
-        .get_all(
-            repo,
-            &format!("/repos/{repo}/deployments/{id}/statuses?per_page=100"),
-            "deployments: read",
-            10,
-        )
-        .await?;
+    let list = client.get_all(repo, &format!("/repos/{repo}/deployments/{id}/statuses?per_page=100"), "deployments: read", 10).await?;
     // Newest first from GitHub; the latest decides whether to poll again.
     let latest = list.first().and_then(|s| s["state"].as_str()).unwrap_or("");
     if FINAL_STATES.contains(&latest) {
@@ -519,38 +499,16 @@ async fn statuses(
         let Some(sid) = s["id"].as_i64() else {
             continue;
         };
-        let mut p = pick(
-            s,
-            &[
-                "id",
-                "state",
-                "description",
-                "environment",
-                "log_url",
-                "target_url",
-                "environment_url",
-                "created_at",
-                "updated_at",
-            ],
-        );
+        let mut p =
+            pick(s, &["id", "state", "description", "environment", "log_url", "target_url", "environment_url", "created_at", "updated_at"]);
         p["repository"] = json!(repo);
         p["deployment_id"] = json!(id);
         p["creator"] = user(&s["creator"]);
         let actor = s["creator"]["login"].as_str().unwrap_or("").to_string();
-        if batch.add(
-            ledger,
-            "deployment_status.synced",
-            format!("{repo}/status/{sid}"),
-            sha.clone(),
-            actor,
-            p,
-        )? {
+        if batch.add(ledger, "deployment_status.synced", format!("{repo}/status/{sid}"), sha.clone(), actor, p)? {
             sum.deployment_statuses += 1;
         }
-        for url in [s["log_url"].as_str(), s["target_url"].as_str()]
-            .into_iter()
-            .flatten()
-        {
+        for url in [s["log_url"].as_str(), s["target_url"].as_str()].into_iter().flatten() {
             if let Some(run) = run_id(url) {
                 if !runs.contains(&run) {
                     runs.push(run);
@@ -560,14 +518,7 @@ async fn statuses(
     }
     // The environment's required reviewers approve the workflow run that deploys.
     for run in runs {
-        let approvals = match client
-            .get(
-                repo,
-                &format!("/repos/{repo}/actions/runs/{run}/approvals"),
-                "actions: read",
-            )
-            .await
-        {
+        let approvals = match client.get(repo, &format!("/repos/{repo}/actions/runs/{run}/approvals"), "actions: read").await {
             Ok(p) => p.body,
             Err(ClientError::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),
@@ -579,14 +530,7 @@ async fn statuses(
             .map(|a| json!({"state": a["state"], "comment": a["comment"], "user": user(&a["user"]), "environments": a["environments"].as_array().map(|e| e.iter().map(|x| x["name"].clone()).collect::<Vec<_>>())}))
             .collect();
         let p = json!({"repository": repo, "run_id": run, "deployment_id": id, "approvals": list});
-        if batch.add(
-            ledger,
-            "deployment_approval.synced",
-            format!("{repo}/run/{run}"),
-            sha.clone(),
-            String::new(),
-            p,
-        )? {
+        if batch.add(ledger, "deployment_approval.synced", format!("{repo}/run/{run}"), sha.clone(), String::new(), p)? {
             sum.approvals += 1;
         }
     }
@@ -602,13 +546,7 @@ pub fn run_id(url: &str) -> Option<u64> {
 
 /// Commits on the default branch that no synced pull request lists (rebase
 /// merges, direct pushes): ask GitHub which pull requests contain them.
-async fn landed_commits(
-    client: &Client,
-    ledger: &Mutex<Ledger>,
-    repo: &str,
-    branch: &str,
-    sum: &mut RepoSummary,
-) -> Result<(), SyncError> {
+async fn landed_commits(client: &Client, ledger: &Mutex<Ledger>, repo: &str, branch: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
     let since = cursor(ledger, repo, "commits")?;
     let mut path = format!("/repos/{repo}/commits?sha={branch}&per_page=100");
     if let Some(s) = &since {
@@ -622,14 +560,9 @@ async fn landed_commits(
         let Some(sha) = c["sha"].as_str() else {
             continue;
         };
-        let date = c["commit"]["committer"]["date"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
+        let date = c["commit"]["committer"]["date"].as_str().unwrap_or("").to_string();
         let known: bool = {
-            let l = ledger
-                .lock()
-                .map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+            let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
             l.connection()
                 .query_row(
                     "SELECT EXISTS (SELECT 1 FROM pr_commits WHERE repo = ?1 AND sha = ?2) OR EXISTS (SELECT 1 FROM pull_requests WHERE repo = ?1 AND merge_commit_sha = ?2) OR EXISTS (SELECT 1 FROM commit_pulls WHERE repo = ?1 AND sha = ?2)",
@@ -640,37 +573,17 @@ async fn landed_commits(
         };
         let mut batch = Batch::default();
         if !known {
-            let pulls = client
-                .get(
-                    repo,
-                    &format!("/repos/{repo}/commits/{sha}/pulls"),
-                    "pull_requests: read",
-                )
-                .await?
-                .body;
-            let numbers: Vec<Value> = pulls
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p["number"].as_u64().map(|n| json!(n)))
-                .collect();
+            let pulls = client.get(repo, &format!("/repos/{repo}/commits/{sha}/pulls"), "pull_requests: read").await?.body;
+            let numbers: Vec<Value> =
+                pulls.as_array().into_iter().flatten().filter_map(|p| p["number"].as_u64().map(|n| json!(n))).collect();
             let p = json!({"repository": repo, "sha": sha, "pulls": numbers, "direct_push": numbers.is_empty()});
-            if batch.add(
-                ledger,
-                "commit_pulls.synced",
-                format!("{repo}/{sha}"),
-                sha.to_string(),
-                String::new(),
-                p,
-            )? {
+            if batch.add(ledger, "commit_pulls.synced", format!("{repo}/{sha}"), sha.to_string(), String::new(), p)? {
                 sum.commit_links += 1;
             }
         }
         if cursor_is_behind(newest.as_deref(), &date) {
             newest = Some(date.clone());
-            batch
-                .cursors
-                .push((repo.to_string(), "commits".into(), date));
+            batch.cursors.push((repo.to_string(), "commits".into(), date));
         }
         sum.new_entries += batch.commit(ledger)?;
     }
@@ -683,14 +596,8 @@ mod tests {
 
     #[test]
     fn finds_workflow_runs_in_urls() {
-        assert_eq!(
-            run_id("https://github.com/acme/api/actions/runs/5173467235/job/1400"),
-            Some(5173467235)
-        );
-        assert_eq!(
-            run_id("https://github.com/acme/api/actions/runs/42"),
-            Some(42)
-        );
+        assert_eq!(run_id("https://github.com/acme/api/actions/runs/5173467235/job/1400"), Some(5173467235));
+        assert_eq!(run_id("https://github.com/acme/api/actions/runs/42"), Some(42));
         assert_eq!(run_id("https://example.com/deploy/42"), None);
     }
 }
