@@ -30,12 +30,23 @@ fn main() -> Result<()> {
         let db = tmp.path().join("ledger.db");
         let bin = env!("CARGO_BIN_EXE_git-audit");
         Command::new(bin).args(["--ledger", db.to_str().unwrap_or_default(), "ledger", "init"]).output()?;
-        let mut pass = |label: &str| -> Result<()> {
+        let pass = |label: &str| -> Result<()> {
             fake.take_log();
             let t = Instant::now();
             let out = Command::new(bin)
                 .env("GITHUB_TOKEN", TOKEN)
-                .args(["--ledger", db.to_str().unwrap_or_default(), "sync", "--github", "acme/api", "--api-url", &fake.url, "--pulls-api", api, "--json"])
+                .args([
+                    "--ledger",
+                    db.to_str().unwrap_or_default(),
+                    "sync",
+                    "--github",
+                    "acme/api",
+                    "--api-url",
+                    &fake.url,
+                    "--pulls-api",
+                    api,
+                    "--json",
+                ])
                 .output()?;
             anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             let secs = t.elapsed().as_secs_f64();

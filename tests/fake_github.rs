@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 pub const TOKEN: &str = "ghp_TESTSECRETtoken0123456789abcdef";
+/// The installation token the fake hands a GitHub App.
+pub const INSTALLATION_TOKEN: &str = "ghs_INSTALLATIONtoken0123456789";
 
 fn fixture(name: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/github").join(name);
@@ -235,7 +237,9 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     if delay > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
-    let resp = if post && (path == "/graphql" || path == "/api/graphql") {
+    let resp = if post && path.starts_with("/app/installations/") && path.ends_with("/access_tokens") {
+        app_token(&headers)
+    } else if post && (path == "/graphql" || path == "/api/graphql") {
         graphql(&s, &headers, &body)
     } else {
         respond(&s, &path, &q, &headers)
@@ -244,10 +248,29 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     resp
 }
 
+/// A GitHub App exchanges its JWT (RS256, three base64url parts) for an installation token.
+fn app_token(headers: &HeaderMap) -> Response {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let jwt = auth.strip_prefix("Bearer ").unwrap_or("");
+    if jwt.split('.').count() != 3 {
+        return json_response(StatusCode::UNAUTHORIZED, &json!({"message": "A JSON web token could not be decoded"}), &[]);
+    }
+    let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    json_response(
+        StatusCode::CREATED,
+        &json!({"token": INSTALLATION_TOKEN, "expires_at": expires, "permissions": {"pull_requests": "read", "deployments": "read"}, "repository_selection": "selected"}),
+        &[],
+    )
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    [TOKEN, INSTALLATION_TOKEN].iter().any(|t| auth == format!("Bearer {t}") || auth == format!("token {t}"))
+}
+
 /// The pull-request query git-audit sends, answered from the world in GraphQL's shape.
 fn graphql(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if auth != format!("Bearer {TOKEN}") && auth != format!("token {TOKEN}") {
+    if !authorized(headers) {
         return json_response(StatusCode::UNAUTHORIZED, &json!({"message": "Bad credentials"}), &[]);
     }
     {
@@ -327,8 +350,7 @@ fn graphql(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
 }
 
 fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if auth != format!("Bearer {TOKEN}") && auth != format!("token {TOKEN}") {
+    if !authorized(headers) {
         return json_response(
             StatusCode::UNAUTHORIZED,
             &json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),

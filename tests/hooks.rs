@@ -476,3 +476,19 @@ fn install_respects_existing_hooks_and_uninstalls_cleanly() -> Result<()> {
     let _ = BIN;
     Ok(())
 }
+
+#[test]
+fn hundreds_of_bad_commits_are_summarised() -> Result<()> {
+    let repo = Repo::new()?;
+    let _server = Server::new(&repo, &signing_policy(""), "sha1")?;
+    for i in 0..35 {
+        repo.commit(&format!("feat: unsigned {i}"), Sign::None)?;
+    }
+    let (code, err) = push(&repo, &["origin", "main"], &[])?;
+    assert_eq!(code, 1);
+    let listed = err.lines().filter(|l| l.contains("— signing.required")).count();
+    assert_eq!(listed, crate::hook_limit(), "{err}");
+    assert!(err.contains("… and 15 more commits (signing.required); see them all with `git-audit verify"), "{err}");
+    assert!(err.contains("35 violation(s) in 1 ref(s)"), "{err}");
+    Ok(())
+}

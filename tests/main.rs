@@ -9,3 +9,8 @@ mod ledger;
 mod rules;
 mod signatures;
 mod sync;
+
+/// Commits listed per ref in a refusal before the rest is summarised.
+fn hook_limit() -> usize {
+    git_audit::hook::message::LIST_LIMIT
+}

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
-use crate::fake_github::{sha, Fake, World, TOKEN};
+use crate::fake_github::{sha, Fake, World, INSTALLATION_TOKEN, TOKEN};
 use crate::support::{Repo, BIN};
 
 /// The standard world: 130 pull requests (two pages), one at GitHub's 250-commit
@@ -315,5 +315,29 @@ fn interval_mode_holds_a_lock_and_stops_cleanly_on_sigterm() -> Result<()> {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     // The lock is free again.
     assert_eq!(s.sync(&[])?.0, 0);
+    Ok(())
+}
+
+#[test]
+fn a_github_app_installation_can_sync() -> Result<()> {
+    let mut w = World::new("acme/api");
+    w.pull(1, "alice", "2026-07-01T00:00:00Z", &[sha("app1")]);
+    let s = setup(w)?;
+    let key = s.repo.tmp.path().join("app-key");
+    let out = Command::new("ssh-keygen").args(["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f"]).arg(&key).output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = s
+        .repo
+        .cmd(BIN)
+        .args(["sync", "--json", "--api-url", &s.fake.url, "--github", "acme/api", "--app-id", "12345", "--installation-id", "99"])
+        .arg("--app-key")
+        .arg(&key)
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains(INSTALLATION_TOKEN) && !String::from_utf8_lossy(&out.stdout).contains(INSTALLATION_TOKEN));
+    let log = s.fake.take_log();
+    assert!(log.iter().any(|(status, p)| *status == 201 && p == "/app/installations/99/access_tokens"), "{log:?}");
+    assert_eq!(s.kinds()?.get("pr.synced"), Some(&1));
     Ok(())
 }

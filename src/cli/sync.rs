@@ -209,8 +209,10 @@ fn report(client: &Client, summaries: &[RepoSummary], json: bool) -> anyhow::Res
     let mut out = String::new();
     for s in summaries {
         out.push_str(&format!(
-            "{}: {} pull requests, {} reviews, {} deployments, {} deployment statuses, {} commit links, {} approvals new or changed; {} ledger entries{}{}\n",
+            "{}: fetched {} pull requests and {} new deployments; new or changed: {} pull requests, {} reviews, {} deployments, {} deployment statuses, {} commit links, {} approvals; {} ledger entries{}{}\n",
             s.repository,
+            s.fetched_pull_requests,
+            s.fetched_deployments,
             s.pull_requests,
             s.reviews,
             s.deployments,

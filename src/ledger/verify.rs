@@ -200,15 +200,7 @@ fn check_projections(path: &std::path::Path) -> Result<Vec<String>, LedgerError>
     // One read transaction: the entries and the tables are seen at the same instant.
     conn.execute_batch("BEGIN").map_err(sqlerr)?;
     let mut replay = Replay::default();
-    {
-        let mut stmt = conn.prepare("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq").map_err(sqlerr)?;
-        let mut rows = stmt.query([]).map_err(sqlerr)?;
-        while let Some(row) = rows.next().map_err(sqlerr)? {
-            let seq: i64 = row.get(0).map_err(sqlerr)?;
-            let text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_str().ok()).unwrap_or("");
-            replay.apply(projection::rows(seq.max(0) as u64, text(1), text(2), text(3), text(4), text(5)));
-        }
-    }
+    replay_log(&conn, path, &mut replay)?;
     // 4. Projections against an in-memory replay of the log: stream each table,
     // compare digests, and re-derive full rows only for the keys that differ.
     let mut differing: Vec<(&'static projection::Table, String, Vec<Sql>)> = Vec::new();
@@ -252,8 +244,14 @@ fn replay_rows(
     path: &std::path::Path,
     keep: std::collections::HashSet<(&'static str, String)>,
 ) -> Result<HashMap<(&'static str, String), Vec<Sql>>, LedgerError> {
-    let sqlerr = |source| LedgerError::Sqlite { path: path.to_path_buf(), source };
     let mut replay = Replay { keep: Some(keep), ..Replay::default() };
+    replay_log(conn, path, &mut replay)?;
+    Ok(replay.kept)
+}
+
+/// Feeds every entry's projection rows, in order, to `replay`.
+fn replay_log(conn: &rusqlite::Connection, path: &std::path::Path, replay: &mut Replay) -> Result<(), LedgerError> {
+    let sqlerr = |source| LedgerError::Sqlite { path: path.to_path_buf(), source };
     let mut stmt = conn.prepare("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq").map_err(sqlerr)?;
     let mut rows = stmt.query([]).map_err(sqlerr)?;
     while let Some(row) = rows.next().map_err(sqlerr)? {
@@ -261,7 +259,7 @@ fn replay_rows(
         let text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_str().ok()).unwrap_or("");
         replay.apply(projection::rows(seq.max(0) as u64, text(1), text(2), text(3), text(4), text(5)));
     }
-    Ok(replay.kept)
+    Ok(())
 }
 
 /// Checks one signed checkpoint against the key and the recomputed tree.

@@ -33,6 +33,9 @@ pub enum SyncError {
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RepoSummary {
     pub repository: String,
+    /// Objects fetched this pass (new, changed or not).
+    pub fetched_pull_requests: u64,
+    pub fetched_deployments: u64,
     pub pull_requests: u64,
     pub reviews: u64,
     pub deployments: u64,
@@ -217,16 +220,7 @@ async fn pulls(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &mut Re
         let detail = client.get(repo, &format!("/repos/{repo}/pulls/{number}"), PERM).await?.body;
         let commits = client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/commits?per_page=100"), PERM, 3).await?;
         let reviews = client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/reviews?per_page=100"), PERM, 10).await?;
-        let capped = commits.len() >= PR_COMMITS_CAP;
-        if capped {
-            tracing::warn!(
-                repository = repo,
-                pull_request = number,
-                "pull request has {} commits listed, GitHub's cap: later commits are not linked",
-                commits.len()
-            );
-            sum.capped_pull_requests.push(number);
-        }
+        let capped = note_cap(repo, number, commits.len(), sum);
         let commit_ids: Vec<String> = commits.iter().filter_map(|c| c["sha"].as_str().map(str::to_string)).collect();
         let mut batch = Batch::default();
         record_pull(ledger, repo, &detail, &commit_ids, capped, &reviews, &mut batch, sum)?;
@@ -358,16 +352,7 @@ async fn pulls_graphql(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum:
             let all = client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/commits?per_page=100"), "pull_requests: read", 3).await?;
             commits = all.iter().filter_map(|c| c["sha"].as_str().map(str::to_string)).collect();
         }
-        let capped = commits.len() >= PR_COMMITS_CAP;
-        if capped {
-            tracing::warn!(
-                repository = repo,
-                pull_request = number,
-                "pull request has {} commits listed, GitHub's cap: later commits are not linked",
-                commits.len()
-            );
-            sum.capped_pull_requests.push(number);
-        }
+        let capped = note_cap(repo, number, commits.len(), sum);
         let total_reviews = n["reviews"]["totalCount"].as_u64().unwrap_or(0) as usize;
         let mut reviews: Vec<Value> = n["reviews"]["nodes"]
             .as_array()
@@ -387,6 +372,20 @@ async fn pulls_graphql(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum:
         sum.new_entries += batch.commit(ledger)?;
     }
     Ok(())
+}
+
+/// True (and said, and listed in the summary) when a PR's commit list is at GitHub's cap.
+fn note_cap(repo: &str, number: u64, listed: usize, sum: &mut RepoSummary) -> bool {
+    let capped = listed >= PR_COMMITS_CAP;
+    if capped {
+        tracing::warn!(
+            repository = repo,
+            pull_request = number,
+            "pull request has {listed} commits listed, GitHub's cap: later commits are not linked"
+        );
+        sum.capped_pull_requests.push(number);
+    }
+    capped
 }
 
 fn cursor_is_behind(cursor: Option<&str>, value: &str) -> bool {
@@ -443,6 +442,7 @@ async fn deployments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &
         sum.new_entries += batch.commit(ledger)?;
     }
     for d in fresh {
+        sum.fetched_deployments += 1;
         let id = d["id"].as_i64().unwrap_or(0);
         let mut batch = Batch::default();
         let mut p = pick(
