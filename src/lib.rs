@@ -12,4 +12,5 @@ pub mod hook;
 pub mod install;
 pub mod ledger;
 pub mod policy;
+pub mod report;
 pub mod signature;

@@ -6,6 +6,7 @@ mod cli_policy;
 mod fake_github;
 mod hooks;
 mod ledger;
+mod reports;
 mod rules;
 mod signatures;
 mod sync;

@@ -6,6 +6,7 @@ pub mod init;
 pub mod install;
 pub mod ledger;
 pub mod policy;
+pub mod report;
 pub mod style;
 pub mod sync;
 pub mod verify;
@@ -75,6 +76,8 @@ pub enum Command {
     Hook(hook::HookArgs),
     /// Sync pull requests, reviews and deployments from GitHub into the ledger.
     Sync(sync::SyncArgs),
+    /// Reports over the ledger: trace, compliance.
+    Report(report::ReportArgs),
 }
 
 /// Runs the parsed command.
@@ -92,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Hook(args) => hook::run(&global, args),
         Command::Install(args) => install::run(&global, args),
         Command::Sync(args) => sync::run(&global, args),
+        Command::Report(args) => report::run(&global, args),
     }
 }
 

@@ -1,0 +1,59 @@
+//! `git-audit report …`: answers from the ledger, in a terminal table, JSON,
+//! CSV, Markdown or one self-contained HTML page.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::{emit, Global, Outcome};
+use crate::ledger::Ledger;
+use crate::report::{self, Format};
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub report: ReportName,
+    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
+    pub format: Format,
+    /// Write to FILE instead of standard output.
+    #[arg(long, short, global = true)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportName {
+    /// Everything known about one commit.
+    Trace { commit: String },
+    /// Every finding in a window, grouped by rule; exit 1 when there are any.
+    Compliance {
+        /// Start of the window: 90d, 12h, 2026-07-01 or an RFC 3339 time.
+        #[arg(long, default_value = "90d")]
+        since: String,
+    },
+}
+
+pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
+    let repo = crate::git::Repo::open_from_env().ok();
+    let loc = super::ledger::location(global, repo.as_ref())?;
+    let ledger = Ledger::open(&loc)?;
+    let (doc, outcome) = match &args.report {
+        ReportName::Trace { commit } => {
+            let id = match &repo {
+                Some(r) => r.resolve_commit(commit).unwrap_or_else(|_| commit.clone()),
+                None => commit.clone(),
+            };
+            (report::trace::trace(&ledger, repo.as_ref(), &id)?, Outcome::Pass)
+        }
+        ReportName::Compliance { since } => {
+            let since = report::parse_since(since)?;
+            let (doc, findings) = report::compliance::compliance(&ledger, repo.as_ref(), &since)?;
+            (doc, if findings.is_empty() { Outcome::Pass } else { Outcome::Violations })
+        }
+    };
+    let text = report::render::render(&doc, args.format, global.color && args.output.is_none());
+    match &args.output {
+        Some(p) => std::fs::write(p, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+        None => emit(&text)?,
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,168 @@
+//! `report compliance`: every finding in a window, grouped by rule, each with
+//! its evidence (ledger seq numbers). Rule ids are stable.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{short, strings, Document, ReportError, Section};
+use crate::git::Repo;
+use crate::ledger::Ledger;
+
+/// One compliance finding.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: &'static str,
+    pub subject: String,
+    pub message: String,
+    /// Ledger seq numbers that show it.
+    pub evidence: Vec<u64>,
+}
+
+fn seqs(s: &str) -> Vec<u64> {
+    s.split(',').filter_map(|x| x.trim().parse().ok()).collect()
+}
+
+/// Finds, in entries recorded at or after `since`:
+/// `pr.no-approval`, `pr.self-approval`, `pr.stale-approval`, `push.direct`,
+/// `commits.unsigned-deployed`, `ref.force-push`, `ref.deletion`, `breakglass.used`.
+pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(Document, Vec<Finding>), ReportError> {
+    let c = ledger.connection();
+    let mut out: Vec<Finding> = Vec::new();
+
+    // Merged pull requests and their approvals.
+    let merged = strings(
+        c,
+        "SELECT p.repo, p.number, p.author, p.merged_by, p.head_sha, p.seq, p.title,
+                (SELECT group_concat(r.reviewer, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED'),
+                (SELECT count(*) FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED' AND r.commit_id = p.head_sha),
+                (SELECT group_concat(r.seq, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number)
+         FROM pull_requests p WHERE p.merged = 1 AND p.merged_at >= ?1 ORDER BY p.merged_at",
+        &[&since],
+    )?;
+    for m in merged {
+        let subject = format!("{}#{}", m[0], m[1]);
+        let mut evidence = seqs(&m[5]);
+        evidence.extend(seqs(&m[9]));
+        let approvers: Vec<&str> = m[7].split(',').filter(|s| !s.is_empty()).collect();
+        let author = m[2].as_str();
+        if approvers.is_empty() {
+            out.push(Finding {
+                rule: "pr.no-approval",
+                severity: "error",
+                subject,
+                message: format!("merged by {} without an approval: {}", m[3], m[6]),
+                evidence,
+            });
+        } else if approvers.iter().all(|a| *a == author) {
+            out.push(Finding {
+                rule: "pr.self-approval",
+                severity: "error",
+                subject,
+                message: format!("the only approvals are by its author {author}; merged by {}", m[3]),
+                evidence,
+            });
+        } else if m[8] == "0" {
+            out.push(Finding {
+                rule: "pr.stale-approval",
+                severity: "error",
+                subject,
+                message: format!("no approval is on the final head {} (approved earlier by {})", short(&m[4]), approvers.join(", ")),
+                evidence,
+            });
+        }
+    }
+
+    // Changes that reached the default branch without a pull request.
+    for r in strings(c, "SELECT cp.repo, cp.sha, cp.seq FROM commit_pulls cp JOIN entries e ON e.seq = cp.seq WHERE cp.pulls = '[]' AND e.time >= ?1 ORDER BY cp.seq", &[&since])? {
+        out.push(Finding { rule: "push.direct", severity: "error", subject: format!("{} {}", r[0], short(&r[1])), message: "reached the default branch without a pull request".into(), evidence: seqs(&r[2]) });
+    }
+
+    // Commits deployed without a good signature.
+    let bad = strings(c, "SELECT id, signature_status, verified_seq FROM commits WHERE signature_status IS NOT 'good'", &[])?;
+    if !bad.is_empty() {
+        let deps = strings(
+            c,
+            "SELECT d.repo, d.id, d.sha, d.environment, d.seq FROM deployments d JOIN entries e ON e.seq = d.seq WHERE e.time >= ?1",
+            &[&since],
+        )?;
+        for b in &bad {
+            let shipped: Vec<&Vec<String>> =
+                deps.iter().filter(|d| d[2] == b[0] || repo.is_some_and(|r| r.is_ancestor(&b[0], &d[2]).unwrap_or(false))).collect();
+            if let Some(first) = shipped.first() {
+                let mut evidence = seqs(&b[2]);
+                evidence.extend(shipped.iter().flat_map(|d| seqs(&d[4])));
+                out.push(Finding {
+                    rule: "commits.unsigned-deployed",
+                    severity: "error",
+                    subject: short(&b[0]),
+                    message: format!("signature {} but deployed to {} (and {} more deployments)", b[1], first[3], shipped.len() - 1),
+                    evidence,
+                });
+            }
+        }
+    }
+
+    // Force pushes and deletions that got through (warn mode or break glass), and break glass itself.
+    for r in strings(
+        c,
+        "SELECT e.seq, e.actor, json_extract(u.value, '$.ref'), json_extract(f.value, '$.rule')
+         FROM entries e, json_each(json_extract(e.payload, '$.ref_updates')) u, json_each(json_extract(u.value, '$.findings')) f
+         WHERE e.kind = 'push.decided' AND json_extract(e.payload, '$.accepted') = 1 AND e.time >= ?1
+           AND json_extract(f.value, '$.rule') IN ('branches.force-push', 'branches.deletion') ORDER BY e.seq",
+        &[&since],
+    )? {
+        let (rule, what) = if r[3] == "branches.force-push" { ("ref.force-push", "force-pushed") } else { ("ref.deletion", "deleted") };
+        out.push(Finding { rule, severity: "error", subject: r[2].clone(), message: format!("{what} by {}", r[1]), evidence: seqs(&r[0]) });
+    }
+    for r in strings(
+        c,
+        "SELECT seq, actor, subject, json_extract(payload, '$.reason') FROM entries WHERE kind = 'bypass.used' AND time >= ?1 ORDER BY seq",
+        &[&since],
+    )? {
+        out.push(Finding {
+            rule: "breakglass.used",
+            severity: "warning",
+            subject: r[2].clone(),
+            message: format!("break glass by {}: \"{}\"", r[1], r[3]),
+            evidence: seqs(&r[0]),
+        });
+    }
+
+    let mut per_rule: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in &out {
+        *per_rule.entry(f.rule).or_default() += 1;
+    }
+    let rows = out
+        .iter()
+        .map(|f| {
+            vec![
+                f.rule.to_string(),
+                f.severity.to_string(),
+                f.subject.clone(),
+                f.message.clone(),
+                f.evidence.iter().map(u64::to_string).collect::<Vec<_>>().join(" "),
+            ]
+        })
+        .collect();
+    let doc = Document {
+        title: format!("Compliance findings since {since}"),
+        sections: vec![
+            Section {
+                title: "Findings by rule".into(),
+                columns: vec!["rule".into(), "findings".into()],
+                rows: per_rule.iter().map(|(r, n)| vec![r.to_string(), n.to_string()]).collect(),
+            },
+            Section {
+                title: "Findings".into(),
+                columns: ["rule", "severity", "subject", "message", "evidence (ledger seq)"].iter().map(|s| s.to_string()).collect(),
+                rows,
+            },
+        ],
+        chart: Some(("Findings per rule".into(), per_rule.iter().map(|(r, n)| (r.to_string(), *n)).collect())),
+        json: json!({"since": since, "findings": out, "summary": per_rule}),
+    };
+    Ok((doc, out))
+}

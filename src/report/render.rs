@@ -1,0 +1,239 @@
+//! Renderers shared by every report: a report is sections of rows (for
+//! table/csv/markdown/html) plus a JSON document (for programs).
+
+use std::fmt::Write;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+    Markdown,
+    Html,
+}
+
+/// One titled table.
+#[derive(Debug, Clone, Default)]
+pub struct Section {
+    pub title: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// A rendered-ready report.
+#[derive(Debug, Clone, Default)]
+pub struct Document {
+    pub title: String,
+    pub sections: Vec<Section>,
+    /// (label, count) bars drawn as an inline SVG chart in HTML.
+    pub chart: Option<(String, Vec<(String, u64)>)>,
+    pub json: serde_json::Value,
+}
+
+/// Rows shown per section in the terminal before summarising.
+const TABLE_LIMIT: usize = 50;
+
+pub fn render(doc: &Document, format: Format, color: bool) -> String {
+    match format {
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&doc.json).unwrap_or_default()),
+        Format::Table => table(doc, color),
+        Format::Csv => csv(doc),
+        Format::Markdown => markdown(doc),
+        Format::Html => html(doc),
+    }
+}
+
+fn width(s: &str) -> usize {
+    s.chars().count()
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if width(s) <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max.saturating_sub(1)).collect::<String>())
+    }
+}
+
+/// Aligned columns, readable at 100 columns: long cells are clipped.
+fn table(doc: &Document, color: bool) -> String {
+    let mut out = String::new();
+    let bold = |s: &str| if color { format!("\x1b[1m{s}\x1b[0m") } else { s.to_string() };
+    let _ = writeln!(out, "{}", bold(&doc.title));
+    for s in &doc.sections {
+        let _ = writeln!(out, "\n{} ({})", bold(&s.title), s.rows.len());
+        if s.rows.is_empty() {
+            let _ = writeln!(out, "  (none)");
+            continue;
+        }
+        let n = s.columns.len();
+        let budget = (100usize.saturating_sub(2 + 2 * n) / n.max(1)).max(8);
+        let cells: Vec<Vec<String>> =
+            s.rows.iter().take(TABLE_LIMIT).map(|r| r.iter().map(|c| clip(c, budget.max(12))).collect()).collect();
+        let mut w: Vec<usize> = s.columns.iter().map(|c| width(c)).collect();
+        for r in &cells {
+            for (i, c) in r.iter().enumerate().take(n) {
+                w[i] = w[i].max(width(c));
+            }
+        }
+        let line =
+            |cols: &[String]| cols.iter().enumerate().map(|(i, c)| format!("{c:<width$}", width = w[i])).collect::<Vec<_>>().join("  ");
+        let _ = writeln!(out, "  {}", bold(&line(&s.columns)));
+        for r in &cells {
+            let _ = writeln!(out, "  {}", line(r).trim_end());
+        }
+        if s.rows.len() > TABLE_LIMIT {
+            let _ = writeln!(out, "  … and {} more (use --format csv or json for all)", s.rows.len() - TABLE_LIMIT);
+        }
+    }
+    out
+}
+
+fn csv_cell(c: &str) -> String {
+    if c.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", c.replace('"', "\"\""))
+    } else {
+        c.to_string()
+    }
+}
+
+/// One CSV table: the first section that has rows is the report's main table;
+/// every section is written with a `section` column so nothing is lost.
+fn csv(doc: &Document) -> String {
+    let mut out = String::new();
+    let mut columns: Vec<String> = vec!["section".into()];
+    for s in &doc.sections {
+        for c in &s.columns {
+            if !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        }
+    }
+    let _ = writeln!(out, "{}", columns.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+    for s in &doc.sections {
+        for r in &s.rows {
+            let mut line = vec![csv_cell(&s.title)];
+            for c in &columns[1..] {
+                let v = s.columns.iter().position(|x| x == c).and_then(|i| r.get(i)).map(String::as_str).unwrap_or("");
+                line.push(csv_cell(v));
+            }
+            let _ = writeln!(out, "{}", line.join(","));
+        }
+    }
+    out
+}
+
+fn md_cell(c: &str) -> String {
+    c.replace('|', "\\|").replace('\n', " ")
+}
+
+fn markdown(doc: &Document) -> String {
+    let mut out = format!("# {}\n", doc.title);
+    for s in &doc.sections {
+        let _ = writeln!(out, "\n## {} ({})\n", s.title, s.rows.len());
+        if s.rows.is_empty() {
+            out.push_str("_none_\n");
+            continue;
+        }
+        let _ = writeln!(out, "| {} |", s.columns.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(out, "|{}|", s.columns.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+        for r in &s.rows {
+            let _ = writeln!(out, "| {} |", r.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | "));
+        }
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A horizontal bar chart as inline SVG.
+pub fn bar_chart(title: &str, bars: &[(String, u64)]) -> String {
+    let max = bars.iter().map(|b| b.1).max().unwrap_or(1).max(1);
+    let row = 26;
+    let height = 30 + row * bars.len().max(1);
+    let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"{}\" width=\"640\" height=\"{height}\" viewBox=\"0 0 640 {height}\">", esc(title));
+    let _ = write!(svg, "<text x=\"0\" y=\"16\" font-size=\"14\" font-weight=\"bold\">{}</text>", esc(title));
+    for (i, (label, n)) in bars.iter().enumerate() {
+        let y = 28 + i * row;
+        let w = (*n as f64 / max as f64 * 360.0).round() as u64;
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"230\" y=\"{y}\" width=\"{w}\" height=\"18\" fill=\"#c0392b\"/><text x=\"{}\" y=\"{}\" font-size=\"12\">{n}</text>",
+            y + 13,
+            esc(label),
+            236 + w,
+            y + 13
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// One self-contained file: inline CSS and SVG, no scripts, fonts or network.
+fn html(doc: &Document) -> String {
+    let mut out = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    let _ = write!(out, "<title>{}</title>", esc(&doc.title));
+    out.push_str("<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:13px}th{background:#f3f3f3}td.mono{font-family:monospace}</style></head><body>");
+    let _ = write!(out, "<h1>{}</h1>", esc(&doc.title));
+    if let Some((title, bars)) = &doc.chart {
+        out.push_str(&bar_chart(title, bars));
+    }
+    for s in &doc.sections {
+        let _ = write!(out, "<h2>{} ({})</h2>", esc(&s.title), s.rows.len());
+        if s.rows.is_empty() {
+            out.push_str("<p><em>none</em></p>");
+            continue;
+        }
+        out.push_str("<table><thead><tr>");
+        for c in &s.columns {
+            let _ = write!(out, "<th>{}</th>", esc(c));
+        }
+        out.push_str("</tr></thead><tbody>");
+        for r in &s.rows {
+            out.push_str("<tr>");
+            for c in r {
+                let _ = write!(out, "<td>{}</td>", esc(c));
+            }
+            out.push_str("</tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Document {
+        Document {
+            title: "T".into(),
+            sections: vec![Section {
+                title: "S".into(),
+                columns: vec!["a".into(), "b".into()],
+                rows: vec![vec!["x,y".into(), "say \"hi\"".into()], vec!["<b>".into(), "a|b".into()]],
+            }],
+            chart: Some(("findings per rule".into(), vec![("r1".into(), 3), ("r2".into(), 1)])),
+            json: serde_json::json!({"ok": true}),
+        }
+    }
+
+    #[test]
+    fn formats_escape_what_they_must() {
+        let d = doc();
+        let csv = render(&d, Format::Csv, false);
+        assert_eq!(csv, "section,a,b\nS,\"x,y\",\"say \"\"hi\"\"\"\nS,<b>,a|b\n");
+        let md = render(&d, Format::Markdown, false);
+        assert!(md.contains("| <b> | a\\|b |"), "{md}");
+        let html = render(&d, Format::Html, false);
+        assert!(html.contains("<td>&lt;b&gt;</td>") && html.contains("<svg"));
+        // Self-contained: no scripts, no external resources.
+        assert!(!html.contains("<script") && !html.contains(" src=") && !html.contains(" href=") && !html.contains("https://"), "{html}");
+        let table = render(&d, Format::Table, false);
+        assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");
+    }
+}
