@@ -147,3 +147,185 @@ fn trace_tells_a_commits_whole_story() -> Result<()> {
     assert!(table.contains("Pull requests (0)") && table.contains("Deployments (1)"), "{table}");
     Ok(())
 }
+
+/// A release history with known answers, in a real repository:
+/// D1 ships c1 (PR #1) → success; D2 ships c2+c3 (PR #2, c2 unsigned) → failure;
+/// D3 ships c4 (pushed directly) → success, then D4 rolls back to c3.
+struct History {
+    repo: Repo,
+    c: Vec<String>,
+    _fake: Fake,
+}
+
+fn history() -> Result<History> {
+    let k = keys();
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    let c1 = repo.commit("feat: one", Sign::Pgp(&k.alice))?;
+    let c2 = repo.commit("feat: two, unsigned", Sign::None)?;
+    let c3 = repo.commit("feat: three", Sign::Pgp(&k.alice))?;
+    let c4 = repo.commit("fix: four, direct", Sign::Pgp(&k.alice))?;
+    let policy = repo.policy(&pinned_policy(""))?;
+    repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "--record", "HEAD"])?;
+    let mut w = World::new("acme/api");
+    w.pull(1, "alice", "2026-07-01T00:00:00Z", std::slice::from_ref(&c1));
+    w.review(1, "carol", "APPROVED", &c1, "2026-07-01T00:30:00Z");
+    w.merge(1, "bob", "2026-07-01T01:00:00Z", &c1);
+    w.pull(2, "alice", "2026-07-02T00:00:00Z", &[c2.clone(), c3.clone()]);
+    w.review(2, "carol", "APPROVED", &c3, "2026-07-02T00:30:00Z");
+    w.merge(2, "bob", "2026-07-02T01:00:00Z", &c3);
+    for c in [&c1, &c2, &c3] {
+        w.landed(c, "2026-07-02T01:00:00Z", &[]);
+    }
+    w.landed(&c4, "2026-07-03T00:00:00Z", &[]);
+    let s0 = w.deployment(&c1, "main", "staging", "2026-07-01T01:30:00Z");
+    w.status(s0, "success", "2026-07-01T01:35:00Z", None);
+    let d1 = w.deployment(&c1, "main", "production", "2026-07-01T02:00:00Z");
+    w.status(d1, "success", "2026-07-01T02:10:00Z", None);
+    w.status(d1, "inactive", "2026-07-02T02:10:00Z", None);
+    let d2 = w.deployment(&c3, "main", "production", "2026-07-02T02:00:00Z");
+    w.status(d2, "failure", "2026-07-02T02:10:00Z", None);
+    let d3 = w.deployment(&c4, "main", "production", "2026-07-03T02:00:00Z");
+    w.status(d3, "success", "2026-07-03T02:10:00Z", None);
+    let d4 = w.deployment(&c3, "main", "production", "2026-07-04T02:00:00Z");
+    w.status(d4, "success", "2026-07-04T04:10:00Z", None);
+    let fake = Fake::start(w);
+    let out = repo.cmd(BIN).env("GITHUB_TOKEN", TOKEN).args(["sync", "--github", "acme/api", "--api-url", &fake.url]).output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Ok(History { repo, c: vec![c1, c2, c3, c4], _fake: fake })
+}
+
+fn commit_ids(d: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = d["commits"].as_array().into_iter().flatten().filter_map(|c| c["id"].as_str().map(String::from)).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn deployments_list_the_commits_each_one_shipped() -> Result<()> {
+    let h = history()?;
+    let (code, out, err) = h.repo.audit(&[
+        "report",
+        "deployments",
+        "--env",
+        "production",
+        "--since",
+        "2026-07-01",
+        "--until",
+        "2026-07-31",
+        "--format",
+        "json",
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let deps = v["deployments"].as_array().cloned().unwrap_or_default();
+    assert_eq!(deps.len(), 4, "staging is not production: {deps:?}");
+    let sorted = |mut x: Vec<String>| {
+        x.sort();
+        x
+    };
+    // The first looks back to before the window: nothing before c1, so c1 alone.
+    assert_eq!(commit_ids(&deps[0]), vec![h.c[0].clone()]);
+    assert_eq!(deps[0]["status"], "success", "inactive (superseded) is not the final status");
+    assert_eq!(commit_ids(&deps[1]), sorted(vec![h.c[1].clone(), h.c[2].clone()]));
+    assert_eq!(deps[1]["status"], "failure");
+    // After a failure, the range starts at the last *successful* deployment.
+    assert_eq!(commit_ids(&deps[2]), sorted(vec![h.c[1].clone(), h.c[2].clone(), h.c[3].clone()]));
+    assert_eq!(deps[2]["previous_successful_sha"], h.c[0].as_str());
+    assert_eq!(commit_ids(&deps[3]), Vec::<String>::new(), "a rollback ships nothing new");
+    let c2 = deps[1]["commits"].as_array().and_then(|a| a.iter().find(|c| c["id"] == h.c[1].as_str()).cloned()).unwrap_or_default();
+    assert_eq!(c2["signature"]["status"], "missing");
+    assert_eq!(c2["pull_request"], "#2 (commit)");
+    assert_eq!(c2["approvals"], serde_json::json!(["carol"]));
+    assert_eq!(c2["findings"], serde_json::json!(["signing.required"]));
+    let c4 = deps[2]["commits"].as_array().and_then(|a| a.iter().find(|c| c["id"] == h.c[3].as_str()).cloned()).unwrap_or_default();
+    assert_eq!(c4["pull_request"], "pushed directly");
+    assert_eq!(c4["signature"]["status"], "good");
+    // CSV: one row per commit in a deployment; globs select environments.
+    let (_, csv, _) = h.repo.audit(&[
+        "report",
+        "deployments",
+        "--env",
+        "production",
+        "--since",
+        "2026-07-01",
+        "--until",
+        "2026-07-31",
+        "--format",
+        "csv",
+    ])?;
+    assert_eq!(csv.lines().filter(|l| l.starts_with("Commits shipped,")).count(), 6, "{csv}");
+    let (_, out, _) = h.repo.audit(&["report", "deployments", "--env", "*", "--since", "2026-07-01", "--format", "json"])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(v["deployments"].as_array().map(Vec::len), Some(5));
+    let (_, md, _) = h.repo.audit(&["report", "deployments", "--env", "prod*", "--since", "2026-07-01", "--format", "markdown"])?;
+    assert!(md.contains("## Deployments (4)") && md.contains("## Commits shipped (6)"), "{md}");
+    Ok(())
+}
+
+#[test]
+fn dora_metrics_have_known_values_and_the_html_renders_in_a_browser() -> Result<()> {
+    let h = history()?;
+    let (code, out, err) =
+        h.repo.audit(&["report", "dora", "--env", "prod*", "--since", "2026-07-01", "--until", "2026-07-31", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let o = &v["overall"];
+    assert_eq!(o["deployments"], 4);
+    // D2 failed; D3 was rolled back by D4.
+    assert_eq!(o["failed"], 2);
+    assert_eq!(o["successful"], 2);
+    assert_eq!(o["change_failure_rate"], 0.5);
+    // Restores: D2 (07-02 02:10) → D3 (07-03 02:10) = 24 h; D3 → D4 (07-04 04:10) = 26 h.
+    assert_eq!(o["median_time_to_restore_hours"], 25.0);
+    // Lead time: c1's commit time to D1's success (the rollback ships nothing).
+    let ct: i64 = h.repo.git(&["log", "-1", "--format=%ct", &h.c[0]])?.parse()?;
+    let d1 = chrono::DateTime::parse_from_rfc3339("2026-07-01T02:10:00Z")?.timestamp();
+    assert_eq!(o["median_lead_time_hours"], ((d1 - ct) as f64) / 3600.0);
+    assert_eq!(v["lead_time_measured_from"], "commit time");
+    assert_eq!(v["weeks"].as_array().map(Vec::len), Some(1));
+
+    // The HTML page renders in a real headless Chromium, with its charts.
+    let page = h.repo.tmp.path().join("dora.html");
+    h.repo.audit(&[
+        "report",
+        "dora",
+        "--env",
+        "prod*",
+        "--since",
+        "2026-07-01",
+        "--until",
+        "2026-07-31",
+        "--format",
+        "html",
+        "--output",
+        page.to_str().unwrap_or_default(),
+    ])?;
+    let shot = h.repo.tmp.path().join("dora.png");
+    let profile = h.repo.tmp.path().join("chromium-profile");
+    let chromium = |extra: &[&str]| {
+        std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(format!("file://{}", page.display()))
+            .output()
+    };
+    let out = chromium(&["--window-size=1000,900", &format!("--screenshot={}", shot.display())])?;
+    assert!(shot.exists(), "chromium made no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let png = std::fs::read(&shot)?;
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{} bytes", png.len());
+    let dom = chromium(&["--dump-dom"])?;
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("<svg") && dom.contains("Deployments per week") && dom.contains("<rect"), "{dom}");
+    Ok(())
+}

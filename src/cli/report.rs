@@ -24,6 +24,27 @@ pub struct ReportArgs {
 pub enum ReportName {
     /// Everything known about one commit.
     Trace { commit: String },
+    /// Each deployment to an environment in a window, with the commits it shipped.
+    Deployments {
+        /// Environment name or glob (`prod*`).
+        #[arg(long, default_value = "production")]
+        env: String,
+        #[arg(long, default_value = "90d")]
+        since: String,
+        /// End of the window (exclusive); default: now.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Deployment frequency, lead time, change failure rate, time to restore.
+    Dora {
+        /// Environment name or glob (`prod*`).
+        #[arg(long, default_value = "production")]
+        env: String,
+        #[arg(long, default_value = "90d")]
+        since: String,
+        #[arg(long)]
+        until: Option<String>,
+    },
     /// Every finding in a window, grouped by rule; exit 1 when there are any.
     Compliance {
         /// Start of the window: 90d, 12h, 2026-07-01 or an RFC 3339 time.
@@ -43,6 +64,16 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
                 None => commit.clone(),
             };
             (report::trace::trace(&ledger, repo.as_ref(), &id)?, Outcome::Pass)
+        }
+        ReportName::Deployments { env, since, until } => {
+            let since = report::parse_since(since)?;
+            let until = until.as_deref().map(report::parse_until).transpose()?.unwrap_or_else(|| "9999-12-31T00:00:00Z".into());
+            (report::deployments::deployments(&ledger, repo.as_ref(), env, &since, &until)?, Outcome::Pass)
+        }
+        ReportName::Dora { env, since, until } => {
+            let since = report::parse_since(since)?;
+            let until = until.as_deref().map(report::parse_until).transpose()?.unwrap_or_else(|| "9999-12-31T00:00:00Z".into());
+            (report::dora::dora(&ledger, repo.as_ref(), env, &since, &until)?, Outcome::Pass)
         }
         ReportName::Compliance { since } => {
             let since = report::parse_since(since)?;

@@ -80,28 +80,46 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(
         out.push(Finding { rule: "push.direct", severity: "error", subject: format!("{} {}", r[0], short(&r[1])), message: "reached the default branch without a pull request".into(), evidence: seqs(&r[2]) });
     }
 
-    // Commits deployed without a good signature.
-    let bad = strings(c, "SELECT id, signature_status, verified_seq FROM commits WHERE signature_status IS NOT 'good'", &[])?;
+    // Commits deployed without a good signature: each deployment's shipped range
+    // (from the previous successful deployment to its environment) is computed
+    // once, so this stays linear in the number of commits deployed.
+    let bad: std::collections::HashMap<String, (String, String)> =
+        strings(c, "SELECT id, signature_status, verified_seq FROM commits WHERE signature_status IS NOT 'good'", &[])?
+            .into_iter()
+            .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone())))
+            .collect();
     if !bad.is_empty() {
-        let deps = strings(
-            c,
-            "SELECT d.repo, d.id, d.sha, d.environment, d.seq FROM deployments d JOIN entries e ON e.seq = d.seq WHERE e.time >= ?1",
-            &[&since],
-        )?;
-        for b in &bad {
-            let shipped: Vec<&Vec<String>> =
-                deps.iter().filter(|d| d[2] == b[0] || repo.is_some_and(|r| r.is_ancestor(&b[0], &d[2]).unwrap_or(false))).collect();
-            if let Some(first) = shipped.first() {
-                let mut evidence = seqs(&b[2]);
-                evidence.extend(shipped.iter().flat_map(|d| seqs(&d[4])));
-                out.push(Finding {
-                    rule: "commits.unsigned-deployed",
-                    severity: "error",
-                    subject: short(&b[0]),
-                    message: format!("signature {} but deployed to {} (and {} more deployments)", b[1], first[3], shipped.len() - 1),
-                    evidence,
-                });
+        let all = super::deployments::load(ledger, "*")?;
+        let mut shipped_by: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, d) in all.iter().enumerate() {
+            if d.time.as_str() < since {
+                continue;
             }
+            let ids = match super::deployments::shipped(repo, &all, i) {
+                Some((_, ids)) => ids,
+                None => vec![d.sha.clone()],
+            };
+            for id in ids.into_iter().filter(|id| bad.contains_key(id)) {
+                shipped_by.entry(id).or_default().push(i);
+            }
+        }
+        for (id, deps) in shipped_by {
+            let (status, seq) = &bad[&id];
+            let mut evidence = seqs(seq);
+            evidence.extend(deps.iter().map(|&i| all[i].seq));
+            let envs: std::collections::BTreeSet<&str> = deps.iter().map(|&i| all[i].environment.as_str()).collect();
+            out.push(Finding {
+                rule: "commits.unsigned-deployed",
+                severity: "error",
+                subject: short(&id),
+                message: format!(
+                    "signature {status} but deployed to {} ({} deployment{})",
+                    envs.into_iter().collect::<Vec<_>>().join(", "),
+                    deps.len(),
+                    if deps.len() == 1 { "" } else { "s" }
+                ),
+                evidence,
+            });
         }
     }
 
@@ -161,7 +179,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(
                 rows,
             },
         ],
-        chart: Some(("Findings per rule".into(), per_rule.iter().map(|(r, n)| (r.to_string(), *n)).collect())),
+        charts: vec![("Findings per rule".into(), per_rule.iter().map(|(r, n)| (r.to_string(), *n)).collect())],
         json: json!({"since": since, "findings": out, "summary": per_rule}),
     };
     Ok((doc, out))

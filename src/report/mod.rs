@@ -3,6 +3,8 @@
 //! change anything.
 
 pub mod compliance;
+pub mod deployments;
+pub mod dora;
 pub mod render;
 pub mod trace;
 
@@ -54,6 +56,14 @@ pub fn parse_since(s: &str) -> Result<String, ReportError> {
         return Ok(t.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     }
     Err(ReportError::Input(format!("`{s}` is not a time: use 90d, 12h, 2026-07-01 or an RFC 3339 time")))
+}
+
+/// The end of a window (exclusive): a date means the end of that day.
+pub fn parse_until(s: &str) -> Result<String, ReportError> {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
+        return Ok(format!("{}T00:00:00Z", d + chrono::Duration::days(1)));
+    }
+    parse_since(s)
 }
 
 pub(crate) fn short(id: &str) -> String {

@@ -26,8 +26,8 @@ pub struct Section {
 pub struct Document {
     pub title: String,
     pub sections: Vec<Section>,
-    /// (label, count) bars drawn as an inline SVG chart in HTML.
-    pub chart: Option<(String, Vec<(String, u64)>)>,
+    /// Titled (label, count) bar charts, drawn as inline SVG in HTML.
+    pub charts: Vec<(String, Vec<(String, u64)>)>,
     pub json: serde_json::Value,
 }
 
@@ -178,7 +178,7 @@ fn html(doc: &Document) -> String {
     let _ = write!(out, "<title>{}</title>", esc(&doc.title));
     out.push_str("<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:13px}th{background:#f3f3f3}td.mono{font-family:monospace}</style></head><body>");
     let _ = write!(out, "<h1>{}</h1>", esc(&doc.title));
-    if let Some((title, bars)) = &doc.chart {
+    for (title, bars) in &doc.charts {
         out.push_str(&bar_chart(title, bars));
     }
     for s in &doc.sections {
@@ -217,7 +217,7 @@ mod tests {
                 columns: vec!["a".into(), "b".into()],
                 rows: vec![vec!["x,y".into(), "say \"hi\"".into()], vec!["<b>".into(), "a|b".into()]],
             }],
-            chart: Some(("findings per rule".into(), vec![("r1".into(), 3), ("r2".into(), 1)])),
+            charts: vec![("findings per rule".into(), vec![("r1".into(), 3), ("r2".into(), 1)])],
             json: serde_json::json!({"ok": true}),
         }
     }

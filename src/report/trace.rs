@@ -106,7 +106,7 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
             section("Reviews", &["number", "reviewer", "state", "commit", "submitted"], reviews),
             section("Deployments", &["environment", "time", "id", "sha", "deployer", "status", "how", "repository"], deployments),
         ],
-        chart: None,
+        charts: Vec::new(),
         json,
     })
 }

@@ -1,0 +1,175 @@
+//! `report deployments`: each deployment to an environment in a window, with
+//! the commits it shipped (from the previous successful deployment to the same
+//! environment, computed with git) and, per commit, its signature, the pull
+//! request it came in with, that PR's approvals, and its findings.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{short, strings, Document, ReportError, Section};
+use crate::git::Repo;
+use crate::ledger::Ledger;
+use crate::signature::allowed_signers::glob_match;
+
+/// A deployment as the reports see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployment {
+    pub repository: String,
+    pub id: u64,
+    pub environment: String,
+    pub time: String,
+    pub sha: String,
+    pub deployer: String,
+    /// The last status that is not `inactive` (GitHub marks superseded deployments inactive).
+    pub status: String,
+    /// When that status was set.
+    pub status_time: String,
+    pub seq: u64,
+}
+
+/// Deployments to environments matching `env` (glob), oldest first, all times.
+pub fn load(ledger: &Ledger, env: &str) -> Result<Vec<Deployment>, ReportError> {
+    let rows = strings(
+        ledger.connection(),
+        "SELECT d.repo, d.id, d.environment, d.created_at, d.sha, d.creator, d.seq,
+                coalesce((SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1),
+                         (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1), 'unknown'),
+                coalesce((SELECT created_at FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1), d.created_at)
+         FROM deployments d ORDER BY d.created_at, d.id",
+        &[],
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| glob_match(env, &r[2]))
+        .map(|r| Deployment {
+            repository: r[0].clone(),
+            id: r[1].parse().unwrap_or(0),
+            environment: r[2].clone(),
+            time: r[3].clone(),
+            sha: r[4].clone(),
+            deployer: r[5].clone(),
+            seq: r[6].parse().unwrap_or(0),
+            status: r[7].clone(),
+            status_time: r[8].clone(),
+        })
+        .collect())
+}
+
+/// The commits deployment `i` shipped: reachable from its sha and not from the
+/// previous successful deployment to the same environment. `None` when git
+/// does not have the commits (fetch them).
+pub fn shipped(repo: Option<&Repo>, all: &[Deployment], i: usize) -> Option<(Option<String>, Vec<String>)> {
+    let d = &all[i];
+    let repo = repo?;
+    repo.resolve_commit(&d.sha).ok()?;
+    let previous = all[..i]
+        .iter()
+        .rev()
+        .find(|p| p.environment == d.environment && p.repository == d.repository && p.status == "success")
+        .map(|p| p.sha.clone());
+    let hide: Vec<String> = previous.iter().filter(|p| repo.resolve_commit(p).is_ok()).cloned().collect();
+    let ids = repo.select(std::slice::from_ref(&d.sha), &hide).ok()?;
+    Some((previous, ids))
+}
+
+/// Per commit: (signature status, signer, PR "#n (how)", approvers, rules).
+fn commit_facts(ledger: &Ledger, repository: &str, id: &str) -> Result<(String, String, String, String, String), ReportError> {
+    let c = ledger.connection();
+    let sig = strings(c, "SELECT signature_status, signer FROM commits WHERE id = ?1", &[&id])?;
+    let (status, signer) = sig.first().map(|r| (r[0].clone(), r[1].clone())).unwrap_or(("not verified".into(), String::new()));
+    let prs = strings(
+        c,
+        "SELECT number, how FROM (
+            SELECT number, 'commit' AS how FROM pr_commits WHERE repo = ?1 AND sha = ?2
+            UNION SELECT number, 'squash/merge' FROM pull_requests WHERE repo = ?1 AND merge_commit_sha = ?2
+            UNION SELECT j.value, 'rebase' FROM commit_pulls cp, json_each(cp.pulls) j WHERE cp.repo = ?1 AND cp.sha = ?2) ORDER BY number",
+        &[&repository, &id],
+    )?;
+    let direct = strings(c, "SELECT 1 FROM commit_pulls WHERE repo = ?1 AND sha = ?2 AND pulls = '[]'", &[&repository, &id])?;
+    let pr = match prs.first() {
+        Some(p) => format!("#{} ({})", p[0], p[1]),
+        None if !direct.is_empty() => "pushed directly".into(),
+        None => String::new(),
+    };
+    let approvals = match prs.first() {
+        Some(p) => strings(
+            c,
+            "SELECT group_concat(reviewer, ' ') FROM reviews WHERE repo = ?1 AND number = ?2 AND state = 'APPROVED'",
+            &[&repository, &p[0]],
+        )?
+        .first()
+        .map(|r| r[0].clone())
+        .unwrap_or_default(),
+        None => String::new(),
+    };
+    let rules = strings(
+        c,
+        "SELECT (SELECT group_concat(json_extract(f.value, '$.rule'), ' ') FROM json_each(json_extract(payload, '$.findings')) f)
+         FROM entries WHERE kind = 'commit.verified' AND subject = ?1 ORDER BY seq DESC LIMIT 1",
+        &[&id],
+    )?
+    .first()
+    .map(|r| r[0].clone())
+    .unwrap_or_default();
+    Ok((status, signer, pr, approvals, rules))
+}
+
+pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &str, until: &str) -> Result<Document, ReportError> {
+    let all = load(ledger, env)?;
+    let mut dep_rows = Vec::new();
+    let mut commit_rows = Vec::new();
+    let mut json_deps = Vec::new();
+    for (i, d) in all.iter().enumerate() {
+        if d.time.as_str() < since || d.time.as_str() >= until {
+            continue;
+        }
+        let (previous, ids, note) = match shipped(repo, &all, i) {
+            Some((p, ids)) => (p, ids, String::new()),
+            None => (None, Vec::new(), "commits not in the local repository (git fetch)".to_string()),
+        };
+        let mut commits_json = Vec::new();
+        for id in &ids {
+            let (status, signer, pr, approvals, rules) = commit_facts(ledger, &d.repository, id)?;
+            commit_rows.push(vec![
+                d.id.to_string(),
+                short(id),
+                status.clone(),
+                signer.clone(),
+                pr.clone(),
+                approvals.clone(),
+                rules.clone(),
+            ]);
+            commits_json.push(json!({"id": id, "signature": {"status": status, "signer": signer}, "pull_request": pr, "approvals": approvals.split_whitespace().collect::<Vec<_>>(), "findings": rules.split_whitespace().collect::<Vec<_>>()}));
+        }
+        dep_rows.push(vec![
+            d.time.clone(),
+            d.environment.clone(),
+            d.id.to_string(),
+            short(&d.sha),
+            d.deployer.clone(),
+            d.status.clone(),
+            ids.len().to_string(),
+            previous.as_deref().map(short).unwrap_or_else(|| "—".into()),
+            note.clone(),
+        ]);
+        json_deps.push(json!({"repository": d.repository, "id": d.id, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "seq": d.seq}));
+    }
+    let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    Ok(Document {
+        title: format!("Deployments to {env} from {since} to {until}"),
+        sections: vec![
+            Section {
+                title: "Deployments".into(),
+                columns: cols(&["time", "environment", "id", "sha", "deployer", "status", "commits", "since", "note"]),
+                rows: dep_rows,
+            },
+            Section {
+                title: "Commits shipped".into(),
+                columns: cols(&["deployment", "commit", "signature", "signer", "pull request", "approvals", "findings"]),
+                rows: commit_rows,
+            },
+        ],
+        charts: Vec::new(),
+        json: json!({"environment": env, "since": since, "until": until, "deployments": json_deps}),
+    })
+}

@@ -1,0 +1,172 @@
+//! `report dora`: deployment frequency, lead time for changes, change failure
+//! rate and time to restore, per ISO week and over the window.
+//!
+//! Lead time is measured from each shipped commit's committer time to the
+//! successful deployment that shipped it. A change failed when its deployment's
+//! final status is `failure`/`error`, or when a later deployment to the same
+//! environment rolled back to an ancestor of its sha. Time to restore runs from a
+//! failed deployment to the next successful one in the same environment.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Utc};
+use serde_json::json;
+
+use super::deployments::{load, shipped};
+use super::{Document, ReportError, Section};
+use crate::git::Repo;
+use crate::ledger::Ledger;
+
+fn at(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc())
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 0 { (v[m - 1] + v[m]) / 2.0 } else { v[m] })
+}
+
+fn hours(h: Option<f64>) -> String {
+    h.map_or("—".into(), |h| format!("{h:.1}"))
+}
+
+#[derive(Default)]
+struct Week {
+    deployments: u64,
+    successful: u64,
+    failed: u64,
+    lead: Vec<f64>,
+    restore: Vec<f64>,
+}
+
+pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &str, until: &str) -> Result<Document, ReportError> {
+    let all = load(ledger, env)?;
+    let commit_time = |id: &str| -> Option<DateTime<Utc>> {
+        let (_, raw) = repo?.read_object(id).ok()?;
+        let c = crate::git::ParsedCommit::parse(&raw, repo?.signature_header());
+        DateTime::from_timestamp(c.committer?.time, 0)
+    };
+    let mut weeks: BTreeMap<String, Week> = BTreeMap::new();
+    let mut total = Week::default();
+    let mut lead_buckets = [0u64; 4];
+    for (i, d) in all.iter().enumerate() {
+        if d.time.as_str() < since || d.time.as_str() >= until {
+            continue;
+        }
+        let Some(t) = at(&d.time) else { continue };
+        let iso = t.iso_week();
+        let key = format!("{}-W{:02}", iso.year(), iso.week());
+        let w = weeks.entry(key).or_default();
+        w.deployments += 1;
+        total.deployments += 1;
+        // Rolled back: the next deployment to the same environment went to an earlier commit.
+        let next = all[i + 1..].iter().find(|n| n.environment == d.environment && n.repository == d.repository);
+        let rolled_back = next.is_some_and(|n| n.sha != d.sha && repo.is_some_and(|r| r.is_ancestor(&n.sha, &d.sha).unwrap_or(false)));
+        let failed = matches!(d.status.as_str(), "failure" | "error") || rolled_back;
+        if failed {
+            w.failed += 1;
+            total.failed += 1;
+            if let Some(next) =
+                all[i + 1..].iter().find(|n| n.environment == d.environment && n.repository == d.repository && n.status == "success")
+            {
+                if let (Some(a), Some(b)) = (at(&d.status_time), at(&next.status_time)) {
+                    let h = (b - a).num_seconds() as f64 / 3600.0;
+                    w.restore.push(h);
+                    total.restore.push(h);
+                }
+            }
+        } else if d.status == "success" {
+            w.successful += 1;
+            total.successful += 1;
+            let done = at(&d.status_time).unwrap_or(t);
+            for id in shipped(repo, &all, i).map(|(_, ids)| ids).unwrap_or_default() {
+                if let Some(ct) = commit_time(&id) {
+                    let h = ((done - ct).num_seconds().max(0)) as f64 / 3600.0;
+                    w.lead.push(h);
+                    total.lead.push(h);
+                    lead_buckets[if h < 1.0 {
+                        0
+                    } else if h < 24.0 {
+                        1
+                    } else if h < 168.0 {
+                        2
+                    } else {
+                        3
+                    }] += 1;
+                }
+            }
+        }
+    }
+    let days = match (at(since), at(until).filter(|u| u.year() < 9999).or_else(|| Some(Utc::now()))) {
+        (Some(a), Some(b)) => ((b - a).num_seconds() as f64 / 86400.0).max(1.0),
+        _ => 1.0,
+    };
+    let cfr = |w: &Week| if w.deployments == 0 { 0.0 } else { w.failed as f64 / w.deployments as f64 * 100.0 };
+    let mut rows = Vec::new();
+    let mut json_weeks = Vec::new();
+    let mut bars = Vec::new();
+    for (k, w) in weeks.iter_mut() {
+        let lead = median(&mut w.lead);
+        let restore = median(&mut w.restore);
+        rows.push(vec![
+            k.clone(),
+            w.deployments.to_string(),
+            w.successful.to_string(),
+            w.failed.to_string(),
+            format!("{:.0}%", cfr(w)),
+            hours(lead),
+            hours(restore),
+        ]);
+        json_weeks.push(json!({"week": k, "deployments": w.deployments, "successful": w.successful, "failed": w.failed, "change_failure_rate": cfr(w) / 100.0, "median_lead_time_hours": lead, "median_time_to_restore_hours": restore}));
+        bars.push((k.clone(), w.deployments));
+    }
+    let lead = median(&mut total.lead);
+    let restore = median(&mut total.restore);
+    let per_week = total.successful as f64 / (days / 7.0);
+    let overall = vec![
+        vec!["deployment frequency".into(), format!("{} successful deployments, {per_week:.1} per week", total.successful)],
+        vec!["lead time for changes (commit time → successful deployment), median".into(), format!("{} h", hours(lead))],
+        vec!["change failure rate".into(), format!("{:.0}% ({} of {})", cfr(&total), total.failed, total.deployments)],
+        vec!["time to restore, median".into(), format!("{} h", hours(restore))],
+    ];
+    let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let lead_dist: Vec<(String, u64)> =
+        ["< 1 h", "1–24 h", "1–7 days", "> 7 days"].iter().zip(lead_buckets).map(|(l, n)| (format!("lead time {l}"), n)).collect();
+    Ok(Document {
+        title: format!("DORA metrics for {env} from {since} to {until}"),
+        sections: vec![
+            Section { title: "Overall".into(), columns: cols(&["metric", "value"]), rows: overall },
+            Section {
+                title: "Per week".into(),
+                columns: cols(&[
+                    "week",
+                    "deployments",
+                    "successful",
+                    "failed",
+                    "change failure rate",
+                    "median lead time (h)",
+                    "median time to restore (h)",
+                ]),
+                rows,
+            },
+            Section {
+                title: "Lead time distribution".into(),
+                columns: cols(&["bucket", "commits"]),
+                rows: lead_dist.iter().map(|(l, n)| vec![l.clone(), n.to_string()]).collect(),
+            },
+        ],
+        charts: vec![("Deployments per week".into(), bars), ("Lead time distribution (commits)".into(), lead_dist.clone())],
+        json: json!({
+            "environment": env, "since": since, "until": until,
+            "lead_time_measured_from": "commit time",
+            "overall": {"deployments": total.deployments, "successful": total.successful, "failed": total.failed, "deployments_per_week": per_week,
+                        "change_failure_rate": cfr(&total) / 100.0, "median_lead_time_hours": lead, "median_time_to_restore_hours": restore},
+            "weeks": json_weeks,
+            "lead_time_distribution": lead_dist.iter().map(|(l, n)| json!({"bucket": l, "commits": n})).collect::<Vec<_>>(),
+        }),
+    })
+}
