@@ -129,7 +129,7 @@ CREATE TABLE IF NOT EXISTS deployment_statuses (
     repo TEXT NOT NULL, id INTEGER NOT NULL, deployment_id INTEGER, state TEXT, creator TEXT, environment TEXT, log_url TEXT, created_at TEXT, seq INTEGER,
     PRIMARY KEY (repo, id)
 );
-CREATE INDEX IF NOT EXISTS deployment_statuses_dep ON deployment_statuses (repo, deployment_id);
+CREATE INDEX IF NOT EXISTS deployment_statuses_dep_id ON deployment_statuses (repo, deployment_id, id);
 CREATE TABLE IF NOT EXISTS commit_pulls (repo TEXT NOT NULL, sha TEXT NOT NULL, pulls TEXT, seq INTEGER, PRIMARY KEY (repo, sha));
 ";
 

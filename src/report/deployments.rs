@@ -75,13 +75,14 @@ pub fn shipped(repo: Option<&Repo>, all: &[Deployment], i: usize) -> Option<(Opt
 /// Per commit: (signature status, signer, PR "#n (how)", approvers, rules).
 fn commit_facts(ledger: &Ledger, repository: &str, id: &str) -> Result<(String, String, String, String, String), ReportError> {
     let c = ledger.connection();
+    // `+repo`: look commits up by sha (indexed), not by scanning a repository's rows.
     let sig = strings(c, "SELECT signature_status, signer FROM commits WHERE id = ?1", &[&id])?;
     let (status, signer) = sig.first().map(|r| (r[0].clone(), r[1].clone())).unwrap_or(("not verified".into(), String::new()));
     let prs = strings(
         c,
         "SELECT number, how FROM (
-            SELECT number, 'commit' AS how FROM pr_commits WHERE repo = ?1 AND sha = ?2
-            UNION SELECT number, 'squash/merge' FROM pull_requests WHERE repo = ?1 AND merge_commit_sha = ?2
+            SELECT number, 'commit' AS how FROM pr_commits WHERE +repo = ?1 AND sha = ?2
+            UNION SELECT number, 'squash/merge' FROM pull_requests WHERE +repo = ?1 AND merge_commit_sha = ?2
             UNION SELECT j.value, 'rebase' FROM commit_pulls cp, json_each(cp.pulls) j WHERE cp.repo = ?1 AND cp.sha = ?2) ORDER BY number",
         &[&repository, &id],
     )?;

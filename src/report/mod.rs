@@ -22,7 +22,7 @@ pub enum ReportError {
 
 /// Rows of a query as strings (NULL → "").
 pub(crate) fn strings(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<Vec<String>>, ReportError> {
-    let mut stmt = conn.prepare(sql)?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let n = stmt.column_count();
     let rows = stmt.query_map(params, |r| {
         (0..n)
