@@ -54,7 +54,7 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let mut batch: Vec<NewEntry> = Vec::with_capacity(10_000);
     let mut written = 0usize;
-    let mut flush = |batch: &mut Vec<NewEntry>, ledger: &mut Ledger, written: &mut usize| -> Result<()> {
+    let flush = |batch: &mut Vec<NewEntry>, ledger: &mut Ledger, written: &mut usize| -> Result<()> {
         *written += batch.len();
         ledger.append(batch)?;
         batch.clear();
