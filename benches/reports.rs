@@ -150,7 +150,7 @@ fn main() -> Result<()> {
         ("report compliance, one year", vec!["report", "compliance", "--since", "2026-01-01", "--format", "json"]),
     ] {
         let mut best = f64::MAX;
-        let mut size = 0;
+        let mut stdout = Vec::new();
         for _ in 0..3 {
             let t = Instant::now();
             let out = Command::new(bin)
@@ -161,17 +161,10 @@ fn main() -> Result<()> {
                 .output()?;
             best = best.min(t.elapsed().as_secs_f64());
             anyhow::ensure!(out.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&out.stderr));
-            size = out.stdout.len();
+            stdout = out.stdout;
         }
-        let v: serde_json::Value = serde_json::from_slice(&{
-            let out = Command::new(bin)
-                .current_dir(&repo)
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .args(["--ledger", loc.db.to_str().unwrap_or_default()])
-                .args(&args)
-                .output()?;
-            out.stdout
-        })?;
+        let size = stdout.len();
+        let v: serde_json::Value = serde_json::from_slice(&stdout)?;
         let what = match v.get("deployments") {
             Some(d) => format!(
                 "{} deployments, {} commits",

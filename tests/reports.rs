@@ -150,7 +150,8 @@ fn trace_tells_a_commits_whole_story() -> Result<()> {
 
 /// A release history with known answers, in a real repository:
 /// D1 ships c1 (PR #1) → success; D2 ships c2+c3 (PR #2, c2 unsigned) → failure;
-/// D3 ships c4 (pushed directly) → success, then D4 rolls back to c3.
+/// D3 ships c4 (PR #3, squash-merged: c4 is its merge_commit_sha, not one of its
+/// commits) → success, then D4 rolls back to c3.
 struct History {
     repo: Repo,
     c: Vec<String>,
@@ -174,10 +175,13 @@ fn history() -> Result<History> {
     w.pull(2, "alice", "2026-07-02T00:00:00Z", &[c2.clone(), c3.clone()]);
     w.review(2, "carol", "APPROVED", &c3, "2026-07-02T00:30:00Z");
     w.merge(2, "bob", "2026-07-02T01:00:00Z", &c3);
+    w.pull(3, "dave", "2026-07-02T12:00:00Z", &[sha("x4a"), sha("x4b")]);
+    w.review(3, "carol", "APPROVED", &sha("x4b"), "2026-07-02T12:30:00Z");
+    w.merge(3, "bob", "2026-07-03T00:00:00Z", &c4);
     for c in [&c1, &c2, &c3] {
         w.landed(c, "2026-07-02T01:00:00Z", &[]);
     }
-    w.landed(&c4, "2026-07-03T00:00:00Z", &[]);
+    w.landed(&c4, "2026-07-03T00:00:00Z", &[3]);
     let s0 = w.deployment(&c1, "main", "staging", "2026-07-01T01:30:00Z");
     w.status(s0, "success", "2026-07-01T01:35:00Z", None);
     let d1 = w.deployment(&c1, "main", "production", "2026-07-01T02:00:00Z");
@@ -239,7 +243,8 @@ fn deployments_list_the_commits_each_one_shipped() -> Result<()> {
     assert_eq!(c2["approvals"], serde_json::json!(["carol"]));
     assert_eq!(c2["findings"], serde_json::json!(["signing.required"]));
     let c4 = deps[2]["commits"].as_array().and_then(|a| a.iter().find(|c| c["id"] == h.c[3].as_str()).cloned()).unwrap_or_default();
-    assert_eq!(c4["pull_request"], "pushed directly");
+    assert_eq!(c4["pull_request"], "#3 (squash/merge)");
+    assert_eq!(c4["approvals"], serde_json::json!(["carol"]));
     assert_eq!(c4["signature"]["status"], "good");
     // CSV: one row per commit in a deployment; globs select environments.
     let (_, csv, _) = h.repo.audit(&[

@@ -20,31 +20,36 @@ pub struct ReportArgs {
     pub output: Option<PathBuf>,
 }
 
+/// An environment and a time window.
+#[derive(Debug, Args)]
+pub struct Window {
+    /// Environment name or glob (`prod*`).
+    #[arg(long, default_value = "production")]
+    pub env: String,
+    /// Start: 90d, 12h, 2026-07-01 or an RFC 3339 time.
+    #[arg(long, default_value = "90d")]
+    pub since: String,
+    /// End (a date includes that whole day); default: now.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+impl Window {
+    fn bounds(&self) -> anyhow::Result<(String, String)> {
+        let since = report::parse_since(&self.since)?;
+        let until = self.until.as_deref().map(report::parse_until).transpose()?.unwrap_or_else(|| "9999-12-31T00:00:00Z".into());
+        Ok((since, until))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ReportName {
     /// Everything known about one commit.
     Trace { commit: String },
     /// Each deployment to an environment in a window, with the commits it shipped.
-    Deployments {
-        /// Environment name or glob (`prod*`).
-        #[arg(long, default_value = "production")]
-        env: String,
-        #[arg(long, default_value = "90d")]
-        since: String,
-        /// End of the window (exclusive); default: now.
-        #[arg(long)]
-        until: Option<String>,
-    },
+    Deployments(Window),
     /// Deployment frequency, lead time, change failure rate, time to restore.
-    Dora {
-        /// Environment name or glob (`prod*`).
-        #[arg(long, default_value = "production")]
-        env: String,
-        #[arg(long, default_value = "90d")]
-        since: String,
-        #[arg(long)]
-        until: Option<String>,
-    },
+    Dora(Window),
     /// Every finding in a window, grouped by rule; exit 1 when there are any.
     Compliance {
         /// Start of the window: 90d, 12h, 2026-07-01 or an RFC 3339 time.
@@ -65,15 +70,13 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
             };
             (report::trace::trace(&ledger, repo.as_ref(), &id)?, Outcome::Pass)
         }
-        ReportName::Deployments { env, since, until } => {
-            let since = report::parse_since(since)?;
-            let until = until.as_deref().map(report::parse_until).transpose()?.unwrap_or_else(|| "9999-12-31T00:00:00Z".into());
-            (report::deployments::deployments(&ledger, repo.as_ref(), env, &since, &until)?, Outcome::Pass)
+        ReportName::Deployments(w) => {
+            let (since, until) = w.bounds()?;
+            (report::deployments::deployments(&ledger, repo.as_ref(), &w.env, &since, &until)?, Outcome::Pass)
         }
-        ReportName::Dora { env, since, until } => {
-            let since = report::parse_since(since)?;
-            let until = until.as_deref().map(report::parse_until).transpose()?.unwrap_or_else(|| "9999-12-31T00:00:00Z".into());
-            (report::dora::dora(&ledger, repo.as_ref(), env, &since, &until)?, Outcome::Pass)
+        ReportName::Dora(w) => {
+            let (since, until) = w.bounds()?;
+            (report::dora::dora(&ledger, repo.as_ref(), &w.env, &since, &until)?, Outcome::Pass)
         }
         ReportName::Compliance { since } => {
             let since = report::parse_since(since)?;
