@@ -9,13 +9,13 @@ use rusqlite::Connection;
 use crate::support::{keys, Repo, Sign, BIN};
 
 /// A bare "server" repository with git-audit's server hooks and a pinned policy.
-struct Server {
-    path: PathBuf,
-    policy: PathBuf,
+pub(crate) struct Server {
+    pub(crate) path: PathBuf,
+    pub(crate) policy: PathBuf,
 }
 
 impl Server {
-    fn new(repo: &Repo, policy: &str, format: &str) -> Result<Server> {
+    pub(crate) fn new(repo: &Repo, policy: &str, format: &str) -> Result<Server> {
         let path = repo.tmp.path().join("server.git");
         repo.git(&["init", "-q", "--bare", "-b", "main", &format!("--object-format={format}"), path.to_str().context("path")?])?;
         let policy_path = repo.tmp.path().join("server-policy.toml");
@@ -27,11 +27,11 @@ impl Server {
         Ok(Server { path, policy: policy_path })
     }
 
-    fn ledger(&self) -> PathBuf {
+    pub(crate) fn ledger(&self) -> PathBuf {
         self.path.join("audit/ledger.db")
     }
 
-    fn kinds(&self) -> Result<Vec<(String, String)>> {
+    pub(crate) fn kinds(&self) -> Result<Vec<(String, String)>> {
         let c = Connection::open(self.ledger())?;
         let rows = c
             .prepare("SELECT kind, payload FROM entries ORDER BY seq")?
@@ -40,7 +40,7 @@ impl Server {
         Ok(rows)
     }
 
-    fn tip(&self, repo: &Repo, refname: &str) -> Option<String> {
+    pub(crate) fn tip(&self, repo: &Repo, refname: &str) -> Option<String> {
         repo.cmd("git")
             .args(["--git-dir", self.path.to_str()?, "rev-parse", "--verify", "-q", refname])
             .output()
@@ -51,7 +51,7 @@ impl Server {
 }
 
 /// `git push` from `repo`; returns (exit code, what the pusher saw on stderr with `remote: ` removed).
-fn push(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Result<(i32, String)> {
+pub(crate) fn push(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Result<(i32, String)> {
     let mut c = repo.cmd("git");
     c.arg("push").args(args);
     for (k, v) in env {
@@ -66,7 +66,7 @@ fn push(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Result<(i32, String
     Ok((out.status.code().unwrap_or(-1), err))
 }
 
-fn signing_policy(extra: &str) -> String {
+pub(crate) fn signing_policy(extra: &str) -> String {
     let k = keys();
     format!(
         "version = 1\n[signing]\nrequired = true\nopenpgp_keys = [\"{}\", \"{}\"]\nssh_allowed_signers = \"{}\"\n{extra}",
@@ -76,7 +76,7 @@ fn signing_policy(extra: &str) -> String {
     )
 }
 
-const MAIN_RULES: &str = "[[branches]]\npattern = \"refs/heads/main\"\nforbid_force_push = true\nforbid_deletion = true\n";
+pub(crate) const MAIN_RULES: &str = "[[branches]]\npattern = \"refs/heads/main\"\nforbid_force_push = true\nforbid_deletion = true\n";
 
 #[test]
 fn server_refuses_unsigned_work_with_a_readable_message_and_records_everything() -> Result<()> {

@@ -149,8 +149,14 @@ fn init_record_status_prove_export_anchor() -> Result<()> {
     let (code, out, _) = repo.audit(&["ledger", "anchor"])?;
     assert_eq!(code, 0);
     assert!(out.contains("consistency proof from size 3"), "{out}");
+    // Each anchor is also recorded in the log itself (`ledger.anchored`, seq 3 here),
+    // so a deleted or rewound ref is noticed: size 3, + that record, + "later" = 5.
     let proof_text = repo.git(&["cat-file", "blob", "refs/audit/checkpoints:consistency-proof"])?;
-    assert!(proof_text.starts_with("from 3\nto 4\n"), "{proof_text}");
+    assert!(proof_text.starts_with("from 3\nto 5\n"), "{proof_text}");
+    let (_, out, _) = repo.audit(&["ledger", "export"])?;
+    let anchored: Vec<&str> = out.lines().filter(|l| l.contains("\"kind\":\"ledger.anchored\"")).collect();
+    assert_eq!(anchored.len(), 2, "{out}");
+    assert!(anchored[0].contains("\"size\":3") && anchored[0].contains("\"seq\":3"), "{out}");
     assert_eq!(repo.git(&["rev-list", "--count", "refs/audit/checkpoints"])?, "2");
     let (code, out, _) = repo.audit(&["ledger", "anchor"])?;
     assert_eq!(code, 0);

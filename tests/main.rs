@@ -4,6 +4,7 @@ mod support;
 
 mod cli_policy;
 mod fake_github;
+mod hook_integrity;
 mod hooks;
 mod ledger;
 mod reports;

@@ -74,7 +74,14 @@ impl<'p> CommitChecker<'p> {
     /// being pushed to, when known (it can change how findings count).
     pub fn check(&mut self, id: &str, commit: &ParsedCommit, branch: Option<&BranchRule>) -> CommitReport {
         let committer_time = commit.committer.as_ref().map_or(0, |c| c.time);
-        let verdict = self.signatures.check(commit.signature.as_deref(), &commit.payload, committer_time);
+        let verdict = if commit.duplicate_signature {
+            // git hands both signatures to gpg and reports E; a second copy must
+            // not let anyone re-hash a signed commit into a new id.
+            let format = commit.signature.as_deref().and_then(SignatureFormat::detect);
+            Verdict::new(SignatureStatus::Error, format).with_detail("the commit carries more than one signature header")
+        } else {
+            self.signatures.check(commit.signature.as_deref(), &commit.payload, committer_time)
+        };
         let mut out = Findings { policy: self.policy, branch, list: Vec::new() };
         let committer_email = commit.committer.as_ref().map(|c| c.email.as_str()).unwrap_or("");
         let author_email = commit.author.as_ref().map(|a| a.email.as_str()).unwrap_or("");

@@ -65,11 +65,48 @@ pub fn run(global: &Global, args: HookArgs) -> anyhow::Result<Outcome> {
     }
 }
 
+/// Appends `entries` (after any `ledger.gap` marker waiting in the spool).
 fn record(global: &Global, repo: &Repo, entries: &[ledger::NewEntry]) -> Result<String, String> {
     let loc = ledger::locate(global.ledger.as_deref(), Some(repo)).ok_or("no ledger location")?;
     let mut l = Ledger::open(&loc).map_err(|e| e.to_string())?;
-    let r = l.append(entries).map_err(|e| e.to_string())?;
+    let r = ledger::gap::append_with_gaps(&mut l, &loc, entries).map_err(|e| e.to_string())?;
     Ok(format!("recorded as ledger seq {}..{} (checkpoint size {})", r.first_seq, r.first_seq + r.count.saturating_sub(1), r.tree_size))
+}
+
+/// Records, or — when that fails — notes the gap for the next append to report.
+fn record_or_note_gap(global: &Global, repo: &Repo, entries: &[ledger::NewEntry], what: serde_json::Value) -> Result<String, String> {
+    record(global, repo, entries).inspect_err(|_| {
+        if let Some(loc) = ledger::locate(global.ledger.as_deref(), Some(repo)) {
+            if let Err(e) = ledger::gap::note(&loc, what) {
+                eprintln!("git-audit: note: could not note the unrecorded event beside the ledger either: {e}");
+            }
+        }
+    })
+}
+
+fn require_ledger(repo: &Repo, policy: &Policy) -> bool {
+    policy.require_ledger
+        || repo.config_string("audit.requireLedger").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1"))
+}
+
+/// The last recorded tip of each ref this push creates (for re-creation as a
+/// force push). A ledger that exists but cannot be read fails the check closed.
+fn recorded_tips(global: &Global, repo: &Repo, updates: &[hook::RefUpdate]) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    let mut tips = std::collections::HashMap::new();
+    let creates: Vec<&hook::RefUpdate> = updates.iter().filter(|u| u.is_create() && !u.is_delete()).collect();
+    let Some(loc) = ledger::locate(global.ledger.as_deref(), Some(repo)).filter(|_| !creates.is_empty()) else {
+        return Ok(tips);
+    };
+    if !loc.db.exists() {
+        return Ok(tips);
+    }
+    let l = Ledger::open(&loc).context("cannot read the ledger to find refs' last recorded tips")?;
+    for u in creates {
+        if let Some(tip) = l.recorded_tip(&u.refname)? {
+            tips.insert(u.refname.clone(), tip);
+        }
+    }
+    Ok(tips)
 }
 
 fn pre_receive(global: &Global) -> anyhow::Result<Outcome> {
@@ -87,15 +124,26 @@ fn pre_receive(global: &Global) -> anyhow::Result<Outcome> {
         }
     };
     let bypass = hook::bypass_reason(&hook::push_options(&env));
-    let decision = decide::decide(&repo, policy, &updates, &decide::Side::Server, pusher, bypass)?;
-    eprint!("{}", message::render(&decision, &sp.source));
-    // Record the decision; the hook decides even when the ledger cannot be written.
-    match record(global, &repo, &crate::ledger::record::push_decision(&decision, policy)) {
+    let guard = decide::Guard { default_branch: sp.default_branch.clone(), recorded_tips: recorded_tips(global, &repo, &updates)? };
+    let mut decision = decide::decide(&repo, policy, &updates, &decide::Side::Server, pusher, bypass, &guard)?;
+    let unrecorded = serde_json::json!({
+        "hook": "pre-receive",
+        "refs": updates,
+        "accepted": decision.accepted,
+        "pusher": decision.pusher.identity,
+        "policy_digest": decision.policy_digest,
+    });
+    match record_or_note_gap(global, &repo, &crate::ledger::record::push_decision(&decision, policy), unrecorded) {
         Ok(note) => tracing::info!("{note}"),
-        Err(e) => {
-            eprintln!("git-audit: note: the decision was not recorded in the audit ledger: {e}")
+        Err(e) if require_ledger(&repo, policy) => {
+            decision.accepted = false;
+            decision.reasons.push(format!(
+                "the decision could not be recorded in the audit ledger ({e}), and recording is required (audit.requireLedger / [audit] require_ledger)"
+            ));
         }
+        Err(e) => eprintln!("git-audit: note: the decision was not recorded in the audit ledger: {e}"),
     }
+    eprint!("{}", message::render(&decision, &sp.source));
     Ok(if decision.accepted { Outcome::Pass } else { Outcome::Violations })
 }
 
@@ -114,7 +162,8 @@ fn post_receive(global: &Global) -> anyhow::Result<Outcome> {
         }
         Err(_) => identity::Pusher { identity: None, source: None, certificate_key: None },
     };
-    if let Err(e) = record(global, &repo, &[crate::ledger::record::ref_updated(&updates, &pusher)]) {
+    let unrecorded = serde_json::json!({"hook": "post-receive", "refs": updates, "pusher": pusher.identity});
+    if let Err(e) = record_or_note_gap(global, &repo, &[crate::ledger::record::ref_updated(&updates, &pusher)], unrecorded) {
         eprintln!("git-audit: note: the ref update was not recorded in the audit ledger: {e}");
     }
     Ok(Outcome::Pass)
@@ -140,7 +189,7 @@ fn pre_push(global: &Global, remote: String) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Pass);
     };
     let pusher = identity::Pusher { identity: repo.config_string("user.email"), source: Some("user.email".into()), certificate_key: None };
-    let decision = decide::decide(&repo, &policy, &updates, &decide::Side::Client { remote }, pusher, None)?;
+    let decision = decide::decide(&repo, &policy, &updates, &decide::Side::Client { remote }, pusher, None, &decide::Guard::default())?;
     eprint!("{}", message::render(&decision, &policy.path.display().to_string()));
     if !decision.accepted {
         eprintln!("Hint: fix the commits and push again (skip this local check with `git push --no-verify`; the server checks again).");

@@ -140,16 +140,31 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
                     .map(|c| c.size),
                 None => None,
             };
+            let remembered = anchor::remembered(&l)?;
+            let anchor_problems = match &repo {
+                Some(r) => anchor::check(&l, &r.git_dir())?,
+                None => Vec::new(),
+            };
+            let anchored_text = match (anchored, &remembered) {
+                (Some(s), _) if anchor_problems.is_empty() => format!("size {s} in {}", anchor::REF),
+                (_, Some((size, commit))) if anchored.is_none() => {
+                    format!("MISSING: {} is gone (last anchored size {size} at {commit})", anchor::REF)
+                }
+                (Some(s), Some((size, commit))) => {
+                    format!("WENT BACKWARDS: size {s} in {} (last anchored size {size} at {commit})", anchor::REF)
+                }
+                _ => "never".to_string(),
+            };
             let b64 = base64_encode(&head.root);
             match format {
-                Format::Json => emit(&(json!({"path": l.path, "origin": l.origin, "size": head.size, "root": b64, "checkpoint": head.note, "public_key": l.verifier.to_string(), "anchored_size": anchored}).to_string() + "\n"))?,
+                Format::Json => emit(&(json!({"path": l.path, "origin": l.origin, "size": head.size, "root": b64, "checkpoint": head.note, "public_key": l.verifier.to_string(), "anchored_size": anchored, "last_anchored_size": remembered.as_ref().map(|r| r.0), "anchor_problems": anchor_problems}).to_string() + "\n"))?,
                 Format::Text => emit(&format!(
                     "ledger     {}\norigin     {}\nentries    {}\nroot       {b64}\npublic key {}\nanchored   {}\n",
                     l.path.display(),
                     l.origin,
                     head.size,
                     l.verifier,
-                    anchored.map_or("never".to_string(), |s| format!("size {s} in {}", anchor::REF))
+                    anchored_text
                 ))?,
             }
         }
@@ -171,7 +186,12 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
                 }
             }
             let started = std::time::Instant::now();
-            let report = ledger::verify::verify(&l, trusted.as_ref(), &older)?;
+            let mut report = ledger::verify::verify(&l, trusted.as_ref(), &older)?;
+            if let Some(r) = &repo {
+                report
+                    .problems
+                    .extend(anchor::check(&l, &r.git_dir())?.into_iter().map(|message| ledger::verify::Problem { seq: None, message }));
+            }
             let secs = started.elapsed().as_secs_f64();
             match format {
                 Format::Json => emit(&(serde_json::to_string(&report).unwrap_or_default() + "\n"))?,
@@ -180,6 +200,16 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
                     for p in &report.problems {
                         out.push_str(&format!("{} {}\n", red(global.color, "TAMPERED"), p.message));
                     }
+                    for g in &report.gaps {
+                        out.push_str(&format!(
+                            "{} seq {}: {} event(s) went unrecorded between {} and {} (the hooks decided them while the ledger could not be written)\n",
+                            red(global.color, "GAP"),
+                            g.seq,
+                            g.unrecorded,
+                            g.first,
+                            g.last
+                        ));
+                    }
                     if report.ok() {
                         out.push_str(&format!(
                             "{}: {} entries, tree and signed checkpoint (size {}) consistent, projections match a rebuild ({:.0} entries/s)\n",
@@ -187,6 +217,13 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
                             report.entries,
                             report.checkpoint_size,
                             report.entries as f64 / secs.max(1e-9)
+                        ));
+                    } else if report.problems.is_empty() {
+                        out.push_str(&format!(
+                            "ledger intact but incomplete: {} entries verified; {} gap marker(s) in {}\n",
+                            report.entries,
+                            report.gaps.len(),
+                            l.path.display()
                         ));
                     } else {
                         out.push_str(&format!(
@@ -221,9 +258,9 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
             }
         }
         LedgerCommand::Anchor => {
-            let l = Ledger::open(&loc()?)?;
+            let mut l = Ledger::open(&loc()?)?;
             let r = repo.as_ref().context("`ledger anchor` needs a git repository to anchor into")?;
-            let a = anchor::anchor(&l, &r.git_dir())?;
+            let a = anchor::anchor(&mut l, &r.git_dir())?;
             match (&a.commit, a.previous_size) {
                 (None, _) => emit(&format!("already anchored: {} holds the checkpoint of size {}\n", anchor::REF, a.size))?,
                 (Some(c), Some(p)) => {

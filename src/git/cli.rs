@@ -136,6 +136,16 @@ impl CliRepo {
         (kind == "blob").then(|| id.to_string())
     }
 
+    pub fn head_ref(&self) -> Option<String> {
+        self.output(&["symbolic-ref", "-q", "HEAD"]).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    }
+
+    pub fn path_entry(&self, commit: &str, path: &str) -> Option<String> {
+        let out = self.output(&["ls-tree", commit, "--", path]).ok()?;
+        let (meta, name) = out.lines().next()?.split_once('\t')?;
+        (name == path).then(|| meta.split_whitespace().nth(2).map(str::to_string)).flatten()
+    }
+
     pub fn tree_files(&self, commit: &str, path: &str) -> Result<Vec<(String, String)>, GitError> {
         let out = self.output(&["ls-tree", "-r", commit, "--", path.trim_end_matches('/')])?;
         Ok(out

@@ -34,6 +34,32 @@ impl Ident {
         Some(Ident { name, email, time, offset_minutes })
     }
 
+    /// What git's fsck would say is wrong with an identity line's date and
+    /// zone: `Name <email> <seconds> <+hhmm>`, seconds in range, no padding.
+    pub fn check(raw: &[u8]) -> Result<(), String> {
+        let gt = raw.iter().position(|&b| b == b'>').ok_or("no `>` after the email")?;
+        let rest = &raw[gt + 1..];
+        let rest = rest.strip_prefix(b" ").ok_or("no space before the date")?;
+        let mut parts = rest.split(|&b| b == b' ');
+        let (Some(date), Some(zone), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err("expected `<seconds> <zone>` after the email".into());
+        };
+        let date_text = String::from_utf8_lossy(date);
+        if date.is_empty() || !date.iter().all(u8::is_ascii_digit) {
+            return Err(format!("the date `{date_text}` is not a number of seconds"));
+        }
+        if date.len() > 1 && date[0] == b'0' {
+            return Err(format!("the date `{date_text}` is zero-padded"));
+        }
+        if date_text.parse::<i64>().is_err() {
+            return Err(format!("the date `{date_text}` is out of range"));
+        }
+        if parse_offset(&String::from_utf8_lossy(zone)).is_none() {
+            return Err(format!("the zone `{}` is not +hhmm or -hhmm", String::from_utf8_lossy(zone)));
+        }
+        Ok(())
+    }
+
     /// `Name <email>`.
     pub fn display(&self) -> String {
         format!("{} <{}>", self.name, self.email)
@@ -77,29 +103,64 @@ pub struct ParsedCommit {
     pub payload: Vec<u8>,
     /// Problems found while parsing (missing author, malformed header …).
     pub problems: Vec<String>,
+    /// More than one signature header of this repository's kind: git reports
+    /// such a commit's signature as `E`, and so do we (status `error`).
+    pub duplicate_signature: bool,
+}
+
+/// Where the header parser is in git's fixed order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    Start,
+    /// After `tree` (and any `parent` lines).
+    Tree,
+    Author,
+    /// After `committer`: other headers may follow.
+    Extra,
+    /// Something was out of order; the rest is read but no more parents taken.
+    Broken,
+}
+
+fn is_object_id(v: &[u8]) -> bool {
+    (v.len() == 40 || v.len() == 64) && v.iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 impl ParsedCommit {
-    /// Parses a raw commit object. `sig_header` is [`SIG_HEADER_SHA1`] or
-    /// [`SIG_HEADER_SHA256`]; both signature headers are removed from the payload,
-    /// as git does, so a commit signed for both algorithms verifies under either.
+    /// Parses a raw commit object the way git reads it. `sig_header` is
+    /// [`SIG_HEADER_SHA1`] or [`SIG_HEADER_SHA256`]; both signature headers are
+    /// removed from the payload, as git does, so a commit signed for both
+    /// algorithms verifies under either.
+    ///
+    /// Parents are only the `parent` lines directly after `tree`, as in git's
+    /// `parse_commit_buffer` and libgit2: a `parent` line anywhere else is ignored
+    /// by git, so it is ignored here too (and reported). Anything git's own tools
+    /// would not write — headers out of git's order, a repeated core or signature
+    /// header, a bad date or zone, a NUL in the headers — is a problem, which the
+    /// checks report as `commits.malformed`.
     pub fn parse(raw: &[u8], sig_header: &str) -> ParsedCommit {
         let mut out = ParsedCommit::default();
         let mut payload = Vec::with_capacity(raw.len());
         let mut pos = 0;
         let mut in_sig = false; // inside a signature header's continuation lines
         let mut current_sig: Option<(bool, Vec<u8>)> = None; // (is ours, value)
-        let mut body_start = raw.len();
+        let mut body_start = None;
+        let mut order = Order::Start;
+        let mut seen_sig = [false, false]; // gpgsig, gpgsig-sha256
+        let mut line_no = 0usize;
         while pos < raw.len() {
             let end = raw[pos..].iter().position(|&b| b == b'\n').map_or(raw.len(), |i| pos + i + 1);
             let line = &raw[pos..end];
             let content = line.strip_suffix(b"\n").unwrap_or(line);
+            line_no += 1;
             if content.is_empty() {
                 // End of headers: the rest is the message, signed as is.
                 finish_sig(&mut out, &mut current_sig);
                 payload.extend_from_slice(&raw[pos..]);
-                body_start = end;
+                body_start = Some(end);
                 break;
+            }
+            if content.contains(&0) {
+                out.problems.push(format!("header line {line_no} contains a NUL byte"));
             }
             if content[0] == b' ' {
                 // Continuation of the previous header.
@@ -109,6 +170,10 @@ impl ParsedCommit {
                         value.extend_from_slice(&content[1..]);
                     }
                 } else {
+                    if order == Order::Start {
+                        out.problems.push("the object starts with a continuation line, not a tree header".into());
+                        order = Order::Broken;
+                    }
                     payload.extend_from_slice(line);
                 }
                 pos = end;
@@ -120,32 +185,93 @@ impl ParsedCommit {
                 Some(i) => (&content[..i], &content[i + 1..]),
                 None => (content, &content[content.len()..]),
             };
+            let name = String::from_utf8_lossy(key).into_owned();
+            // git's order: tree, parent*, author, committer, then anything else.
+            let expected = match (order, key) {
+                (Order::Start, b"tree") => Some(Order::Tree),
+                (Order::Tree, b"parent") => Some(Order::Tree),
+                (Order::Tree, b"author") => Some(Order::Author),
+                (Order::Author, b"committer") => Some(Order::Extra),
+                (Order::Extra | Order::Broken, k) if !matches!(k, b"tree" | b"parent" | b"author" | b"committer") => Some(order),
+                _ => None,
+            };
+            match expected {
+                Some(next) => order = next,
+                None => {
+                    let why = match (order, key) {
+                        (Order::Start, _) => "the first header must be `tree`".to_string(),
+                        (_, b"parent") => "git ignores a `parent` line that does not directly follow `tree` (or another `parent`)".into(),
+                        (_, b"tree" | b"author" | b"committer") => format!("`{name}` appears twice or out of git's order"),
+                        (Order::Tree, _) => "expected `parent` or `author` after `tree`".into(),
+                        _ => "expected `committer` after `author`".into(),
+                    };
+                    out.problems.push(format!("header `{name}` on line {line_no} is out of place: {why}"));
+                    order = Order::Broken;
+                }
+            }
             match key {
                 b"gpgsig" | b"gpgsig-sha256" => {
+                    let slot = usize::from(key == b"gpgsig-sha256");
+                    let ours = key == sig_header.as_bytes();
+                    if seen_sig[slot] {
+                        out.problems.push(format!("more than one `{name}` header (git reports such a signature as E)"));
+                        if ours {
+                            out.duplicate_signature = true;
+                        }
+                    }
+                    seen_sig[slot] = true;
                     in_sig = true;
-                    current_sig = Some((key == sig_header.as_bytes(), value.to_vec()));
+                    current_sig = Some((ours, value.to_vec()));
                     pos = end;
                     continue; // not part of the payload
                 }
-                b"tree" => out.tree = Some(String::from_utf8_lossy(value).into_owned()),
-                b"parent" => out.parents.push(String::from_utf8_lossy(value).into_owned()),
-                b"author" => match Ident::parse(value) {
-                    Some(i) => out.author = Some(i),
-                    None => out.problems.push("malformed author line (no <email>)".into()),
-                },
-                b"committer" => match Ident::parse(value) {
-                    Some(i) => out.committer = Some(i),
-                    None => out.problems.push("malformed committer line (no <email>)".into()),
-                },
-                b"encoding" => out.encoding = Some(String::from_utf8_lossy(value).into_owned()),
+                b"tree" => {
+                    if out.tree.is_none() {
+                        if !is_object_id(value) {
+                            out.problems.push("the tree header does not name an object id".into());
+                        }
+                        out.tree = Some(String::from_utf8_lossy(value).into_owned());
+                    }
+                }
+                b"parent" => {
+                    if expected.is_some() {
+                        if !is_object_id(value) {
+                            out.problems.push(format!("parent on line {line_no} is not an object id"));
+                        }
+                        out.parents.push(String::from_utf8_lossy(value).into_owned());
+                    }
+                }
+                b"author" | b"committer" => {
+                    let slot = if key == b"author" { &mut out.author } else { &mut out.committer };
+                    if slot.is_none() {
+                        match Ident::parse(value) {
+                            Some(i) => {
+                                if let Err(why) = Ident::check(value) {
+                                    out.problems.push(format!("malformed {name} line: {why}"));
+                                }
+                                *slot = Some(i);
+                            }
+                            None => out.problems.push(format!("malformed {name} line (no <email>)")),
+                        }
+                    }
+                }
+                b"encoding" => {
+                    if out.encoding.is_some() {
+                        out.problems.push("more than one `encoding` header".into());
+                    } else {
+                        out.encoding = Some(String::from_utf8_lossy(value).into_owned());
+                    }
+                }
                 _ => {}
             }
             payload.extend_from_slice(line);
             pos = end;
         }
         finish_sig(&mut out, &mut current_sig);
-        if body_start < raw.len() {
-            out.message = raw[body_start..].to_vec();
+        match body_start {
+            Some(start) => out.message = raw[start..].to_vec(),
+            None if !raw.is_empty() => out.problems.push("the headers are not followed by a blank line".into()),
+            None => {}
         }
         if out.tree.is_none() {
             out.problems.push("no tree header".into());

@@ -95,8 +95,11 @@ impl Repo {
     pub fn select(&self, specs: &[String], hide: &[String]) -> Result<Vec<String>, GitError> {
         match self {
             Repo::Git2(r) => {
-                let hide: Vec<Oid> = hide.iter().map(|h| peel(r, h)).collect::<Result<_, _>>()?;
-                Ok(select_commits(r, specs, &hide)?.into_iter().map(|o| o.to_string()).collect())
+                let walk = || -> Result<Vec<String>, GitError> {
+                    let hide: Vec<Oid> = hide.iter().map(|h| peel(r, h)).collect::<Result<_, _>>()?;
+                    Ok(select_commits(r, specs, &hide)?.into_iter().map(|o| o.to_string()).collect())
+                };
+                walk().or_else(|e| as_git_sees_it(r).select(specs, hide).map_err(|_| e))
             }
             Repo::Cli(c) => c.select(specs, hide),
         }
@@ -105,7 +108,7 @@ impl Repo {
     /// The commit id a name resolves to.
     pub fn resolve_commit(&self, spec: &str) -> Result<String, GitError> {
         match self {
-            Repo::Git2(r) => peel(r, spec).map(|o| o.to_string()),
+            Repo::Git2(r) => peel(r, spec).map(|o| o.to_string()).or_else(|e| as_git_sees_it(r).resolve_commit(spec).map_err(|_| e)),
             Repo::Cli(c) => c.resolve_commit(spec),
         }
     }
@@ -146,7 +149,9 @@ impl Repo {
             Repo::Git2(r) => {
                 let a = Oid::from_str(ancestor).map_err(|source| GitError::Read { id: ancestor.into(), source })?;
                 let d = Oid::from_str(descendant).map_err(|source| GitError::Read { id: descendant.into(), source })?;
-                r.graph_descendant_of(d, a).map_err(GitError::Walk)
+                r.graph_descendant_of(d, a)
+                    .map_err(GitError::Walk)
+                    .or_else(|e| as_git_sees_it(r).is_ancestor(ancestor, descendant).map_err(|_| e))
             }
             Repo::Cli(c) => c.is_ancestor(ancestor, descendant),
         }
@@ -168,12 +173,27 @@ impl Repo {
     /// The blob id at `path` in `commit`'s tree, if there is a file there.
     pub fn path_blob(&self, commit: &str, path: &str) -> Option<String> {
         match self {
-            Repo::Git2(r) => {
-                let c = r.find_commit(Oid::from_str(commit).ok()?).ok()?;
-                let entry = c.tree().ok()?.get_path(Path::new(path)).ok()?;
-                (entry.kind() == Some(git2::ObjectType::Blob)).then(|| entry.id().to_string())
-            }
+            Repo::Git2(r) => match r.find_commit(Oid::from_str(commit).ok()?) {
+                Ok(c) => {
+                    let entry = c.tree().ok()?.get_path(Path::new(path)).ok()?;
+                    (entry.kind() == Some(git2::ObjectType::Blob)).then(|| entry.id().to_string())
+                }
+                Err(_) => as_git_sees_it(r).path_blob(commit, path),
+            },
             Repo::Cli(c) => c.path_blob(commit, path),
+        }
+    }
+
+    /// The id of whatever `commit`'s tree holds at `path` (a blob, a tree, a
+    /// link), if anything: equal ids mean equal content, for files and folders alike.
+    pub fn path_entry(&self, commit: &str, path: &str) -> Option<String> {
+        let path = path.trim_end_matches('/');
+        match self {
+            Repo::Git2(r) => match r.find_commit(Oid::from_str(commit).ok()?) {
+                Ok(c) => c.tree().ok()?.get_path(Path::new(path)).ok().map(|e| e.id().to_string()),
+                Err(_) => as_git_sees_it(r).path_entry(commit, path),
+            },
+            Repo::Cli(c) => c.path_entry(commit, path),
         }
     }
 
@@ -209,6 +229,14 @@ impl Repo {
         }
     }
 
+    /// The ref HEAD points at (`refs/heads/main` in a bare server repository).
+    pub fn head_ref(&self) -> Option<String> {
+        match self {
+            Repo::Git2(r) => r.find_reference("HEAD").ok()?.symbolic_target().map(str::to_string),
+            Repo::Cli(c) => c.head_ref(),
+        }
+    }
+
     /// A string-valued git config entry.
     pub fn config_string(&self, key: &str) -> Option<String> {
         match self {
@@ -234,6 +262,14 @@ impl Repo {
             Repo::Cli(c) => Ok(CommitReader::Cli(c.reader()?, header)),
         }
     }
+}
+
+/// The same repository read through the `git` command. libgit2 refuses some
+/// commits that git itself reads (no author, a signature header before the
+/// parents …); where git2 fails, git's own view decides, so a malformed commit
+/// becomes a `commits.malformed` finding instead of a library error.
+fn as_git_sees_it(r: &Repository) -> cli::CliRepo {
+    cli::CliRepo { git_dir: r.path().to_path_buf(), workdir: r.workdir().map(Path::to_path_buf), object_format: "sha1".into() }
 }
 
 /// Reads and parses commit objects from either backend.

@@ -1,12 +1,15 @@
 //! The push decision: ref rules, the commits each update brings, and the
 //! commit rules over them. All or nothing: one violation refuses the push.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::identity::{split_signed, Pusher};
+use super::server_policy;
 use super::RefUpdate;
 use crate::check::{self, CommitReport, Finding, RangeError, Severity};
-use crate::git::Repo;
+use crate::git::{ParsedCommit, Repo};
 use crate::policy::{BranchRule, Mode, Policy, DEFAULT_FILE};
 use crate::signature::allowed_signers::glob_match;
 use crate::signature::{SignatureChecker, SignatureStatus};
@@ -63,19 +66,112 @@ impl PushDecision {
     }
 }
 
+/// What the server knows beyond the policy text (all empty on a client).
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    /// In default-branch policy mode, the default branch: implicitly
+    /// `forbid_force_push` and `forbid_deletion`, and `policy.admin` applies to it,
+    /// each enforced unless `[rules]` says otherwise.
+    pub default_branch: Option<String>,
+    /// The last tip the ledger recorded for a ref (from `ref.updated` or an
+    /// accepted `push.decided`), for refs this push creates.
+    pub recorded_tips: HashMap<String, String>,
+}
+
+/// The namespace git-audit writes itself (checkpoint anchors); no push may touch it.
+pub const RESERVED_PREFIX: &str = "refs/audit/";
+
 /// True when `identity` matches one of `patterns` (case-insensitive, `*`/`?`).
 pub fn identity_matches(identity: &str, patterns: &[String]) -> bool {
     let id = identity.to_ascii_lowercase();
     patterns.iter().any(|p| glob_match(&p.to_ascii_lowercase(), &id))
 }
 
-fn finding(policy: &Policy, branch: Option<&BranchRule>, rule: &str, message: String, fix: &str) -> Option<Finding> {
-    let severity = match policy.mode_for(rule, branch) {
-        Mode::Off => return None,
-        Mode::Warn => Severity::Warning,
-        Mode::Enforce => Severity::Error,
-    };
-    Some(Finding { rule: rule.into(), severity, message, fix: Some(fix.into()) })
+/// The rules that apply to one ref: its `[[branches]]` entry, and whether it is
+/// the guarded default branch.
+#[derive(Clone, Copy)]
+struct RefRules<'p> {
+    policy: &'p Policy,
+    branch: Option<&'p BranchRule>,
+    guarded: bool,
+}
+
+/// Rules judged per commit: what "checked as strictly" compares.
+const COMMIT_RULES: &[&str] = &[
+    "signing.required",
+    "signing.identity",
+    "commits.trailer",
+    "commits.signoff",
+    "commits.subject",
+    "commits.subject-length",
+    "commits.email-domain",
+    "commits.malformed",
+    "policy.admin",
+    "branches.linear-history",
+];
+
+/// Rules the guarded default branch enforces unless `[rules]` names them.
+const GUARD_RULES: &[&str] = &["branches.force-push", "branches.deletion", "policy.admin"];
+
+fn rank(m: Mode) -> u8 {
+    match m {
+        Mode::Off => 0,
+        Mode::Warn => 1,
+        Mode::Enforce => 2,
+    }
+}
+
+impl<'p> RefRules<'p> {
+    fn new(policy: &'p Policy, guard: &Guard, refname: &str) -> RefRules<'p> {
+        RefRules { policy, branch: policy.branch_rule(refname), guarded: guard.default_branch.as_deref() == Some(refname) }
+    }
+
+    fn mode(&self, rule: &str) -> Mode {
+        if self.guarded && GUARD_RULES.contains(&rule) && !self.policy.rules.contains_key(rule) {
+            return Mode::Enforce;
+        }
+        self.policy.mode_for(rule, self.branch)
+    }
+
+    /// A ref with a `[[branches]]` entry, or the guarded default branch.
+    fn protected(&self) -> bool {
+        self.branch.is_some() || self.guarded
+    }
+
+    fn forbid_force_push(&self) -> bool {
+        self.guarded || self.branch.is_some_and(|b| b.forbid_force_push)
+    }
+
+    fn forbid_deletion(&self) -> bool {
+        self.guarded || self.branch.is_some_and(|b| b.forbid_deletion)
+    }
+
+    /// How strictly each commit rule is applied to commits arriving on this ref.
+    fn strictness(&self) -> Vec<u8> {
+        COMMIT_RULES
+            .iter()
+            .map(|&rule| match rule {
+                "policy.admin" if !self.protected() => 0,
+                "branches.linear-history" if !self.branch.is_some_and(|b| b.require_linear_history) => 0,
+                _ => rank(self.mode(rule)),
+            })
+            .collect()
+    }
+
+    /// True when every commit rule is at least as strict here as on `other`: a
+    /// commit accepted here needs no new check to land there.
+    fn covers(&self, other: &RefRules<'_>) -> bool {
+        self.strictness().iter().zip(other.strictness()).all(|(mine, theirs)| *mine >= theirs)
+    }
+
+    fn finding(&self, rule: &str, message: String, fix: &str) -> Option<Finding> {
+        let severity = match self.mode(rule) {
+            Mode::Off => return None,
+            Mode::Warn => Severity::Warning,
+            Mode::Enforce => Severity::Error,
+        };
+        Some(Finding { rule: rule.into(), severity, message, fix: Some(fix.into()) })
+    }
 }
 
 fn short(id: &str) -> &str {
@@ -90,8 +186,9 @@ pub fn decide(
     side: &Side,
     pusher: Pusher,
     bypass: Option<String>,
+    guard: &Guard,
 ) -> Result<PushDecision, RangeError> {
-    let refs_before: Vec<(String, String)> = repo.refs()?;
+    let refs_before: Vec<(String, String)> = repo.refs()?.into_iter().filter(|(name, _)| !name.starts_with(RESERVED_PREFIX)).collect();
     let mut baseline = Vec::new();
     if let Some(b) = &policy.baseline {
         if let Ok(id) = repo.resolve_commit(b) {
@@ -105,16 +202,31 @@ pub fn decide(
         out
     };
     let mut signatures = SignatureChecker::from_policy(policy, Some(repo));
+    let mut footprint = Footprint::new(repo);
     let mut decisions = Vec::new();
+    let mut reserved = false;
     for u in updates {
-        let branch = policy.branch_rule(&u.refname);
+        let rules = RefRules::new(policy, guard, &u.refname);
+        let branch = rules.branch;
         let mut findings = Vec::new();
+        if u.refname.starts_with(RESERVED_PREFIX) {
+            // Not a mode: git-audit's own namespace is never writable by a push.
+            reserved = true;
+            findings.push(Finding {
+                rule: "refs.reserved".into(),
+                severity: Severity::Error,
+                message: format!("{} is under {RESERVED_PREFIX}, which only git-audit itself writes (on the server)", u.refname),
+                fix: Some(format!(
+                    "leave {RESERVED_PREFIX}* out of the push; anchors are written by `git-audit ledger anchor` on the server"
+                )),
+            });
+            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new() });
+            continue;
+        }
         let mut push = |f: Option<Finding>| findings.extend(f);
         if u.is_delete() {
-            if branch.is_some_and(|b| b.forbid_deletion) {
-                push(finding(
-                    policy,
-                    branch,
+            if rules.forbid_deletion() {
+                push(rules.finding(
                     "branches.deletion",
                     format!("{} may not be deleted", u.refname),
                     "ask an admin to change the [[branches]] rule, or push to another ref",
@@ -126,9 +238,7 @@ pub fn decide(
         if let (Some(b), Some(who)) = (branch, &pusher.identity) {
             if let Some(allowed) = &b.allowed_pushers {
                 if !identity_matches(who, allowed) {
-                    push(finding(
-                        policy,
-                        branch,
+                    push(rules.finding(
                         "branches.pusher",
                         format!("{who} may not push to {}", u.refname),
                         "ask someone listed in allowed_pushers to push it, or open a pull request",
@@ -137,9 +247,7 @@ pub fn decide(
             }
         } else if let (Some(b), None) = (branch, &pusher.identity) {
             if b.allowed_pushers.is_some() {
-                push(finding(
-                    policy,
-                    branch,
+                push(rules.finding(
                     "branches.pusher",
                     format!("the pusher of {} is unknown, and only allowed_pushers may push to it", u.refname),
                     "push through an authenticated channel (or sign the push: `git push --signed`)",
@@ -157,9 +265,7 @@ pub fn decide(
         };
         if branch.is_some_and(|b| b.require_signed_tags) {
             if kind != "tag" {
-                push(finding(
-                    policy,
-                    branch,
+                push(rules.finding(
                     "branches.signed-tags",
                     format!("{} is a lightweight tag; a signed annotated tag is required", u.refname),
                     "create it with `git tag -s NAME` and push again",
@@ -169,11 +275,9 @@ pub fn decide(
                     Some((p, s)) => (p, Some(s)),
                     None => (&raw[..], None),
                 };
-                let v = signatures.check(sig, payload, 0);
+                let v = signatures.check_object("tag", sig, payload, header_time(payload, "tagger"));
                 if v.status != SignatureStatus::Good {
-                    push(finding(
-                        policy,
-                        branch,
+                    push(rules.finding(
                         "branches.signed-tags",
                         format!("tag {} signature {}: {}", u.refname, v.status.as_str(), v.detail.unwrap_or_default()),
                         "sign the tag with a pinned key: `git tag -f -s NAME` and push again",
@@ -185,29 +289,44 @@ pub fn decide(
             decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new() });
             continue;
         };
-        // Force push: the old value must be an ancestor of the new one.
+        // Force push: the old value must be an ancestor of the new one. A ref
+        // that was deleted and is created again counts from its last recorded tip.
         let old_known = !u.is_create() && repo.resolve_commit(&u.old).is_ok();
-        if branch.is_some_and(|b| b.forbid_force_push) && old_known && !repo.is_ancestor(&u.old, &tip)? {
-            push(finding(
-                policy,
-                branch,
-                "branches.force-push",
-                format!("{} would be rewritten: {} is not an ancestor of {}", u.refname, short(&u.old), short(&tip)),
-                "rebase onto the current tip instead of force-pushing (`git pull --rebase`, then push)",
-            ));
-        }
-        // Which commits does this update bring?
-        let mut hide: Vec<String> = baseline.clone();
-        match side {
-            Side::Server if branch.is_some() => {
-                // Protected: everything in old..new, even commits already on other branches.
-                if old_known {
-                    hide.push(u.old.clone());
-                } else {
-                    hide.extend(commit_tips(&mut refs_before.iter().filter(|(n, _)| policy.branch_rule(n).is_some())));
+        if rules.forbid_force_push() {
+            if old_known && !repo.is_ancestor(&u.old, &tip)? {
+                push(rules.finding(
+                    "branches.force-push",
+                    format!("{} would be rewritten: {} is not an ancestor of {}", u.refname, short(&u.old), short(&tip)),
+                    "rebase onto the current tip instead of force-pushing (`git pull --rebase`, then push)",
+                ));
+            } else if u.is_create() {
+                if let Some(last) = guard.recorded_tips.get(&u.refname) {
+                    if !repo.is_ancestor(last, &tip).unwrap_or(false) {
+                        push(rules.finding(
+                            "branches.force-push",
+                            format!(
+                                "{} is being created again at {}, which does not descend from its last recorded tip {} (a deletion and re-creation rewrites it)",
+                                u.refname,
+                                short(&tip),
+                                short(last)
+                            ),
+                            "create it from its last tip (`git push origin <last tip>:<ref>`) and build on that",
+                        ));
+                    }
                 }
             }
-            Side::Server => hide.extend(commit_tips(&mut refs_before.iter())),
+        }
+        // Which commits does this update bring? Only commits already accepted
+        // under rules at least as strict as this ref's count as checked.
+        let mut hide: Vec<String> = baseline.clone();
+        match side {
+            Side::Server => {
+                if old_known {
+                    hide.push(u.old.clone());
+                }
+                let covering = refs_before.iter().filter(|(n, _)| RefRules::new(policy, guard, n).covers(&rules));
+                hide.extend(commit_tips(&mut covering.into_iter()));
+            }
             Side::Client { remote } => {
                 let prefix = format!("refs/remotes/{remote}/");
                 hide.extend(commit_tips(&mut refs_before.iter().filter(|(n, _)| n.starts_with(&prefix))));
@@ -221,32 +340,29 @@ pub fn decide(
         let mut commits = report.commits;
         if branch.is_some_and(|b| b.require_linear_history) {
             for c in commits.iter().filter(|c| c.parents > 1) {
-                push(finding(
-                    policy,
-                    branch,
+                push(rules.finding(
                     "branches.linear-history",
                     format!("merge commit {} ({}) on {}", short(&c.id), c.subject, u.refname),
                     "rebase instead of merging (`git rebase`), or squash the merge",
                 ));
             }
         }
-        // A change to the policy file on a protected ref needs a policy admin's signature.
-        if branch.is_some() {
+        // A change to the policy's footprint on a protected ref needs a policy admin's signature.
+        if rules.protected() {
             let admins = policy.roles.get("policy-admin").cloned().unwrap_or_default();
             for c in commits.iter_mut() {
-                if !changes_policy(repo, &c.id)? {
+                let Some(changed) = footprint.changed(&c.id)? else {
                     continue;
-                }
+                };
                 let by_admin = c.signature.status == SignatureStatus::Good
                     && (c.signature.identities.iter().any(|i| identity_matches(i, &admins))
                         || c.signature.signer.as_deref().is_some_and(|s| identity_matches(s, &admins)));
                 if !by_admin {
-                    if let Some(f) = finding(
-                        policy,
-                        branch,
+                    if let Some(f) = rules.finding(
                         "policy.admin",
                         format!(
-                            "changes {DEFAULT_FILE} but is not signed by a policy admin ({})",
+                            "changes {changed}{} but is not signed by a policy admin ({})",
+                            if changed == DEFAULT_FILE { "" } else { ", which the policy loads," },
                             if admins.is_empty() { "none are named".to_string() } else { admins.join(", ") }
                         ),
                         "have a holder of the policy-admin role ([roles] in the policy) sign the commit",
@@ -265,28 +381,95 @@ pub fn decide(
     let mut reasons = Vec::new();
     let bypass = bypass.map(|reason| {
         let breakglass = policy.roles.get("breakglass").cloned().unwrap_or_default();
-        let allowed = pusher.identity.as_deref().is_some_and(|who| identity_matches(who, &breakglass)) && !reason.is_empty();
-        if !allowed {
+        let who = pusher.identity.as_deref();
+        let holds = who.is_some_and(|who| identity_matches(who, &breakglass));
+        let why = match (holds, reason.is_empty()) {
+            (true, false) => None,
+            (true, true) => Some("no reason was given".to_string()),
+            (false, empty) => Some(format!(
+                "{} does not hold the breakglass role{}",
+                who.unwrap_or("an unknown pusher"),
+                if empty { ", and no reason was given" } else { "" }
+            )),
+        };
+        if let Some(why) = &why {
             reasons.push(format!(
-                "break glass refused: {} does not hold the breakglass role{}",
-                pusher.identity.as_deref().unwrap_or("an unknown pusher"),
-                if reason.is_empty() { " (and no reason was given)" } else { "" }
+                "break glass refused: {why}{}",
+                if holds { "; push again with `-o audit.bypass=\"<reason, e.g. an incident id>\"`" } else { "" }
             ));
         }
-        Bypass { reason, allowed }
+        Bypass { reason, allowed: why.is_none() }
     });
-    let bypassed = bypass.as_ref().is_some_and(|b| b.allowed);
+    // Break glass lets policy violations through, never a write to refs/audit/*.
+    let bypassed = bypass.as_ref().is_some_and(|b| b.allowed) && !reserved;
     let accepted = reasons.is_empty() && (errors == 0 || bypassed);
     Ok(PushDecision { accepted, refs: decisions, pusher, bypass, policy_digest: policy.digest.clone(), reasons })
 }
 
-/// True when the commit changes the policy file relative to each of its parents.
-fn changes_policy(repo: &Repo, id: &str) -> Result<bool, RangeError> {
-    let (_, raw) = repo.read_object(id)?;
-    let parsed = crate::git::ParsedCommit::parse(&raw, repo.signature_header());
-    let mine = repo.path_blob(id, DEFAULT_FILE);
-    if parsed.parents.is_empty() {
-        return Ok(mine.is_some());
+/// The date an object header line (`tagger`, `pusher`) carries, in Unix seconds; 0 without one.
+/// The line ends in `<seconds> <zone>` (a push certificate signed with SSH names
+/// a key, not `Name <email>`, before them).
+pub fn header_time(payload: &[u8], key: &str) -> i64 {
+    let prefix = format!("{key} ");
+    let Some(value) = payload.split(|&b| b == b'\n').take_while(|l| !l.is_empty()).find_map(|l| l.strip_prefix(prefix.as_bytes())) else {
+        return 0;
+    };
+    let text = String::from_utf8_lossy(value);
+    let mut words = text.split_whitespace().rev();
+    let (_zone, seconds) = (words.next(), words.next());
+    seconds.and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// The policy's footprint in a commit: the policy file and every file it loads.
+/// A commit changes it when any of those paths differs from *any* of its
+/// parents (a merge that takes an older policy from its second parent changes
+/// it too). Parents are git's (the `parent` lines right after `tree`).
+struct Footprint<'r> {
+    repo: &'r Repo,
+    /// Paths loaded by the policy text with this blob id.
+    loaded: HashMap<String, Vec<String>>,
+}
+
+impl<'r> Footprint<'r> {
+    fn new(repo: &'r Repo) -> Footprint<'r> {
+        Footprint { repo, loaded: HashMap::new() }
     }
-    Ok(parsed.parents.iter().all(|p| repo.path_blob(p, DEFAULT_FILE) != mine))
+
+    /// The policy file and the paths the policy committed in `commit` loads.
+    fn paths(&mut self, commit: &str, into: &mut Vec<String>) {
+        let Some(blob) = self.repo.path_blob(commit, DEFAULT_FILE) else {
+            return;
+        };
+        let repo = self.repo;
+        let loaded = self.loaded.entry(blob.clone()).or_insert_with(|| match repo.read_object(&blob) {
+            Ok((_, text)) => server_policy::referenced_paths(&text),
+            Err(_) => Vec::new(),
+        });
+        into.extend(loaded.iter().cloned());
+    }
+
+    /// The first footprint path `id` changes relative to one of its parents.
+    fn changed(&mut self, id: &str) -> Result<Option<String>, RangeError> {
+        let (_, raw) = self.repo.read_object(id)?;
+        let parents = ParsedCommit::parse(&raw, self.repo.signature_header()).parents;
+        let mut paths = vec![DEFAULT_FILE.to_string()];
+        self.paths(id, &mut paths);
+        for p in &parents {
+            self.paths(p, &mut paths);
+        }
+        paths.sort();
+        paths.dedup();
+        let mine: Vec<Option<String>> = paths.iter().map(|p| self.repo.path_entry(id, p)).collect();
+        if parents.is_empty() {
+            return Ok(paths.into_iter().zip(mine).find(|(_, m)| m.is_some()).map(|(p, _)| p));
+        }
+        for parent in &parents {
+            for (path, m) in paths.iter().zip(&mine) {
+                if self.repo.path_entry(parent, path) != *m {
+                    return Ok(Some(path.clone()));
+                }
+            }
+        }
+        Ok(None)
+    }
 }

@@ -11,6 +11,11 @@ use crate::policy::{Policy, DEFAULT_FILE};
 pub struct ServerPolicy {
     pub policy: Policy,
     pub source: String,
+    /// Set in default-branch policy mode: the branch the policy is read from
+    /// (e.g. `refs/heads/main`). That branch is implicitly protected: no force
+    /// push, no deletion, and every change to the policy's footprint needs a
+    /// policy admin.
+    pub default_branch: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -26,7 +31,7 @@ pub enum ServerPolicyError {
 pub fn load(repo: &Repo, explicit: Option<&Path>) -> Result<ServerPolicy, ServerPolicyError> {
     if let Some(p) = explicit.map(Path::to_path_buf).or_else(|| repo.config_path("audit.policy")) {
         let policy = Policy::load(&p).map_err(|e| ServerPolicyError::Invalid(e.to_string()))?;
-        return Ok(ServerPolicy { policy, source: p.display().to_string(), _dir: None });
+        return Ok(ServerPolicy { policy, source: p.display().to_string(), default_branch: None, _dir: None });
     }
     let head = repo.resolve_commit("HEAD").map_err(|_| ServerPolicyError::Missing)?;
     let Some(blob) = repo.path_blob(&head, DEFAULT_FILE) else {
@@ -52,7 +57,8 @@ pub fn load(repo: &Repo, explicit: Option<&Path>) -> Result<ServerPolicy, Server
     }
     let policy =
         Policy::load(&path).map_err(|e| ServerPolicyError::Invalid(format!("{DEFAULT_FILE} on the default branch ({head}): {e}")))?;
-    Ok(ServerPolicy { policy, source: format!("{DEFAULT_FILE} at {head}"), _dir: Some(dir) })
+    let default_branch = Some(repo.head_ref().unwrap_or_else(|| "HEAD".into()));
+    Ok(ServerPolicy { policy, source: format!("{DEFAULT_FILE} at {head}"), default_branch, _dir: Some(dir) })
 }
 
 fn blob_text(repo: &Repo, id: &str) -> Result<Vec<u8>, String> {
@@ -63,8 +69,11 @@ fn blob_text(repo: &Repo, id: &str) -> Result<Vec<u8>, String> {
     Ok(data)
 }
 
-/// Relative paths a policy text names (key files and directories).
-fn referenced_paths(text: &[u8]) -> Vec<String> {
+/// Repository-relative paths a policy text loads (key files and directories),
+/// normalised (`./keys/` → `keys`). Absolute paths and paths leaving the
+/// repository are not part of it and are left out. Text that does not parse
+/// loads nothing.
+pub fn referenced_paths(text: &[u8]) -> Vec<String> {
     let Ok(value) = toml::from_str::<toml::Value>(&String::from_utf8_lossy(text)) else {
         return Vec::new();
     };
@@ -76,6 +85,21 @@ fn referenced_paths(text: &[u8]) -> Vec<String> {
     if let Some(s) = signing.and_then(|s| s.get("ssh_allowed_signers")).and_then(|k| k.as_str()) {
         out.push(s.to_string());
     }
-    out.retain(|p| !Path::new(p).is_absolute());
-    out
+    out.into_iter()
+        .filter(|p| !Path::new(p).is_absolute())
+        .map(|p| p.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/"))
+        .filter(|p| !p.is_empty() && !p.split('/').any(|c| c == ".."))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referenced_paths_are_normalised() {
+        let text = b"version = 1\n[signing]\nopenpgp_keys = [\"./keys/\", \"/etc/k.asc\", \"../x.asc\", \"a//b.asc\"]\nssh_allowed_signers = \"allowed\"\n";
+        assert_eq!(referenced_paths(text), vec!["keys", "a/b.asc", "allowed"]);
+        assert!(referenced_paths(b"not toml [").is_empty());
+    }
 }

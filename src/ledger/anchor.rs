@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine;
+use rusqlite::OptionalExtension;
 
 use super::note::Checkpoint;
 use super::{Ledger, LedgerError};
 
 pub const REF: &str = "refs/audit/checkpoints";
+/// The entry kind that remembers each anchor in the log itself.
+pub const KIND: &str = "ledger.anchored";
 
 /// What `anchor` did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -57,8 +60,41 @@ pub fn anchored_note(git_dir: &Path) -> Result<Option<(String, String)>, LedgerE
     Ok(Some((tip, run(c, None)? + "\n")))
 }
 
-/// Commits the latest signed checkpoint onto `refs/audit/checkpoints`.
-pub fn anchor(ledger: &Ledger, git_dir: &Path) -> Result<Anchored, LedgerError> {
+/// The anchor the ledger last wrote: (checkpoint size, anchor commit).
+pub fn remembered(ledger: &Ledger) -> Result<Option<(u64, String)>, LedgerError> {
+    let sqlerr = |source| LedgerError::Sqlite { path: ledger.path.clone(), source };
+    let payload: Option<String> = ledger
+        .connection()
+        .query_row("SELECT payload FROM entries WHERE subject = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT 1", [REF, KIND], |r| r.get(0))
+        .optional()
+        .map_err(sqlerr)?;
+    Ok(payload.and_then(|p| {
+        let v: serde_json::Value = serde_json::from_str(&p).ok()?;
+        Some((v["size"].as_u64()?, v["commit"].as_str()?.to_string()))
+    }))
+}
+
+/// Compares `refs/audit/checkpoints` with the anchor the ledger remembers: a
+/// missing ref, or one holding a smaller checkpoint, is a problem to report.
+pub fn check(ledger: &Ledger, git_dir: &Path) -> Result<Vec<String>, LedgerError> {
+    let Some((size, commit)) = remembered(ledger)? else {
+        return Ok(Vec::new());
+    };
+    let Some((tip, note)) = anchored_note(git_dir)? else {
+        return Ok(vec![format!("{REF} is missing: the ledger last anchored size {size} at {commit} (the ref was deleted)")]);
+    };
+    let held = ledger.verifier.open(&note).ok().and_then(|t| Checkpoint::parse(t).ok()).map(|c| c.size);
+    Ok(match held {
+        Some(s) if s >= size => Vec::new(),
+        Some(s) => vec![format!("{REF} went backwards: it holds size {s} ({tip}), but the ledger last anchored size {size} at {commit}")],
+        None => vec![format!("{REF} at {tip} does not hold a checkpoint signed by this ledger (last anchored size {size} at {commit})")],
+    })
+}
+
+/// Commits the latest signed checkpoint onto `refs/audit/checkpoints`, and
+/// records the anchor in the log (`ledger.anchored`) so that a deleted or
+/// rewound ref is noticed later.
+pub fn anchor(ledger: &mut Ledger, git_dir: &Path) -> Result<Anchored, LedgerError> {
     let head = ledger.checkpoint()?;
     let inconsistent = |msg: String| LedgerError::Inconsistent { path: ledger.path.clone(), msg };
     let previous = anchored_note(git_dir)?;
@@ -76,7 +112,9 @@ pub fn anchor(ledger: &Ledger, git_dir: &Path) -> Result<Anchored, LedgerError> 
         if ledger.root_at(prev.size)? != prev.root {
             return Err(inconsistent(format!("the ledger no longer matches the checkpoint of size {} anchored in {REF}", prev.size)));
         }
-        if prev.size == head.size {
+        // Nothing new since the last anchor but the entry that recorded it.
+        let only_the_record = head.size == prev.size + 1 && remembered(ledger)?.is_some_and(|(size, _)| size == prev.size);
+        if prev.size == head.size || only_the_record {
             return Ok(Anchored { commit: None, size: head.size, previous_size: Some(prev.size) });
         }
         previous_size = Some(prev.size);
@@ -121,5 +159,11 @@ pub fn anchor(ledger: &Ledger, git_dir: &Path) -> Result<Anchored, LedgerError> 
         None => c.arg(""),
     };
     run(c, None)?;
+    ledger.append(&[super::NewEntry::new(
+        KIND,
+        REF,
+        "git-audit",
+        serde_json::json!({"size": head.size, "commit": commit, "root": base64::engine::general_purpose::STANDARD.encode(head.root)}),
+    )])?;
     Ok(Anchored { commit: Some(commit), size: head.size, previous_size })
 }

@@ -10,6 +10,7 @@
 
 pub mod anchor;
 pub mod entry;
+pub mod gap;
 pub mod merkle;
 pub mod note;
 pub mod projection;
@@ -147,7 +148,7 @@ CREATE TABLE IF NOT EXISTS sync_seen (kind TEXT NOT NULL, key TEXT NOT NULL, dig
 CREATE TABLE IF NOT EXISTS sync_pending (repo TEXT NOT NULL, deployment_id INTEGER NOT NULL, PRIMARY KEY (repo, deployment_id));
 ";
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
@@ -342,6 +343,20 @@ impl Ledger {
         }
         tx.commit().map_err(sql(&path))?;
         Ok(Receipt { first_seq: head.size, count: entries.len() as u64, tree_size: size, checkpoint: note })
+    }
+
+    /// The last non-zero tip recorded for `refname`: by post-receive
+    /// (`ref.updated`) or by an accepted push decision.
+    pub fn recorded_tip(&self, refname: &str) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT new FROM ref_updates WHERE ref = ?1 AND (kind = 'ref.updated' OR accepted = 1)
+                 AND new IS NOT NULL AND trim(new, '0') <> '' ORDER BY seq DESC LIMIT 1",
+                [refname],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(sql(&self.path))
     }
 
     /// One entry by seq.

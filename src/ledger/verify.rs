@@ -26,11 +26,14 @@ pub struct VerifyReport {
     pub entries: u64,
     pub checkpoint_size: u64,
     pub problems: Vec<Problem>,
+    /// Hook events that were decided but could not be recorded (`ledger.gap`).
+    pub gaps: Vec<super::gap::Gap>,
 }
 
 impl VerifyReport {
+    /// Intact and complete: nothing tampered with, nothing went unrecorded.
     pub fn ok(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.is_empty() && self.gaps.is_empty()
     }
 }
 
@@ -185,7 +188,8 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
             problems.push(problem(None, format!("… and {extra} more projection rows differ")));
         }
         tracing::debug!(elapsed = ?started.elapsed(), "verify: projections compared");
-        Ok(VerifyReport { entries: present, checkpoint_size: head.size, problems })
+        let gaps = super::gap::recorded(ledger)?;
+        Ok(VerifyReport { entries: present, checkpoint_size: head.size, problems, gaps })
     })
 }
 

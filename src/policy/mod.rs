@@ -39,7 +39,11 @@ pub const RULE_IDS: &[&str] = &[
     "branches.pusher",
     "branches.linear-history",
     "policy.admin",
+    "refs.reserved",
 ];
+
+/// Rule ids that are always enforced: `[rules]` may name them only as "enforce".
+pub const ALWAYS_ENFORCED: &[&str] = &["refs.reserved"];
 
 /// One problem in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +162,8 @@ pub struct Policy {
     pub rules: BTreeMap<String, Mode>,
     pub roles: BTreeMap<String, Vec<String>>,
     pub github_repositories: Vec<String>,
+    /// `[audit] require_ledger`: refuse a push whose decision cannot be recorded.
+    pub require_ledger: bool,
     /// Things that are allowed but probably not meant (shown by `policy check`).
     pub warnings: Vec<Diagnostic>,
 }
@@ -380,6 +386,16 @@ impl Validator<'_> {
         // [[branches]]
         let mut branches = Vec::new();
         for b in raw.branches {
+            if b.forbid_force_push && !b.forbid_deletion {
+                let (line, column) = line_col(self.text.as_bytes(), b.pattern.span().start);
+                self.warnings.push(Diagnostic {
+                    file: self.path.to_path_buf(),
+                    line,
+                    column,
+                    message: format!("{} forbids force pushes but not deletion", b.pattern.get_ref()),
+                    hint: Some("add `forbid_deletion = true`: without it, a deleted ref can be re-created elsewhere (git-audit refuses that only when the ledger recorded the old tip)".into()),
+                });
+            }
             match globset::GlobBuilder::new(b.pattern.get_ref()).literal_separator(false).build() {
                 Ok(g) => branches.push(BranchRule {
                     pattern: b.pattern.get_ref().clone(),
@@ -404,7 +420,10 @@ impl Validator<'_> {
         if let Some(r) = raw.rules {
             let span = r.span();
             for (id, mode) in r.into_inner() {
-                if RULE_IDS.contains(&id.as_str()) {
+                if ALWAYS_ENFORCED.contains(&id.as_str()) && mode != Mode::Enforce {
+                    let at = self.text[span.start..].find(&id).map_or(span.clone(), |i| span.start + i..span.start + i + id.len());
+                    self.err(at, format!("`{id}` is always enforced and cannot be set to {mode:?}"), Some("remove it from [rules]"));
+                } else if RULE_IDS.contains(&id.as_str()) {
                     rules.insert(id, mode);
                 } else {
                     let at = self.text[span.start..].find(&id).map_or(span.clone(), |i| span.start + i..span.start + i + id.len());
@@ -488,6 +507,7 @@ impl Validator<'_> {
             rules,
             roles,
             github_repositories,
+            require_ledger: raw.audit.require_ledger,
             warnings: self.warnings,
         })
     }

@@ -41,6 +41,16 @@ pub struct RawPolicy {
     #[serde(default)]
     pub roles: BTreeMap<String, Vec<Spanned<String>>>,
     pub github: Option<RawGithub>,
+    #[serde(default)]
+    pub audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// Refuse a push whose decision cannot be written to the ledger.
+    #[serde(default)]
+    pub require_ledger: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -27,7 +27,7 @@ fn seqs(s: &str) -> Vec<u64> {
 
 /// Finds, in entries recorded at or after `since`:
 /// `pr.no-approval`, `pr.self-approval`, `pr.stale-approval`, `push.direct`,
-/// `commits.unsigned-deployed`, `ref.force-push`, `ref.deletion`, `breakglass.used`.
+/// `commits.unsigned-deployed`, `ref.force-push`, `ref.deletion`, `breakglass.used`, `ledger.gap`.
 pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(Document, Vec<Finding>), ReportError> {
     let c = ledger.connection();
     let mut out: Vec<Finding> = Vec::new();
@@ -145,6 +145,21 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(
             severity: "warning",
             subject: r[2].clone(),
             message: format!("break glass by {}: \"{}\"", r[1], r[3]),
+            evidence: seqs(&r[0]),
+        });
+    }
+
+    for r in strings(
+        c,
+        "SELECT seq, json_extract(payload, '$.unrecorded'), json_extract(payload, '$.first'), json_extract(payload, '$.last')
+         FROM entries WHERE kind = 'ledger.gap' AND time >= ?1 ORDER BY seq",
+        &[&since],
+    )? {
+        out.push(Finding {
+            rule: "ledger.gap",
+            severity: "error",
+            subject: format!("{} unrecorded", r[1]),
+            message: format!("{} hook event(s) between {} and {} were decided but could not be recorded in the ledger", r[1], r[2], r[3]),
             evidence: seqs(&r[0]),
         });
     }

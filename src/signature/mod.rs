@@ -179,8 +179,23 @@ impl SignatureChecker {
         Ok(())
     }
 
-    /// Verifies one object's signature (or reports it missing).
+    /// Verifies one commit's signature (or reports it missing).
     pub fn check(&mut self, signature: Option<&[u8]>, payload: &[u8], signed_at: i64) -> Verdict {
+        self.check_object("commit", signature, payload, signed_at)
+    }
+
+    /// Verifies the signature of any signed object — `what` is "commit", "tag",
+    /// "push certificate" — at the date the object claims (`signed_at`), so the
+    /// verdict's words name the object that was judged.
+    pub fn check_object(&mut self, what: &str, signature: Option<&[u8]>, payload: &[u8], signed_at: i64) -> Verdict {
+        let mut verdict = self.verify(signature, payload, signed_at);
+        if what != "commit" {
+            verdict.detail = verdict.detail.map(|d| d.replace("the commit", &format!("the {what}")));
+        }
+        verdict
+    }
+
+    fn verify(&mut self, signature: Option<&[u8]>, payload: &[u8], signed_at: i64) -> Verdict {
         let Some(signature) = signature else {
             return Verdict::new(SignatureStatus::Missing, None).with_detail("the commit is not signed");
         };

@@ -100,6 +100,15 @@ pub struct Client {
 
 impl Client {
     pub async fn new(api_url: &str, auth: &Auth, cache: Arc<dyn HttpCache>) -> Result<Client, ClientError> {
+        // Credentials in the URL are never used (authentication is the token or
+        // App key) and must not reach octocrab, which logs request URLs.
+        let (shown, had_userinfo) = strip_userinfo(api_url);
+        let api_url = if had_userinfo {
+            tracing::warn!("ignoring the user:password in the API URL {shown}; authenticate with GITHUB_TOKEN or a GitHub App");
+            shown.replacen("<redacted>@", "", 1)
+        } else {
+            api_url.to_string()
+        };
         let api_url = api_url.trim_end_matches('/');
         let octo = Self::octocrab(api_url, auth)?;
         let graphql_root = api_url.strip_suffix("/v3").unwrap_or(api_url);
@@ -407,6 +416,19 @@ pub fn next_link(headers: &HeaderMap) -> Option<String> {
     None
 }
 
+/// A URL without its `user:password@` part, and whether it had one:
+/// `https://u:p@ghe.example/api` → `https://<redacted>@ghe.example/api`.
+pub fn strip_userinfo(url: &str) -> (String, bool) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), false);
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => (format!("{scheme}://<redacted>@{}", &rest[at + 1..]), true),
+        None => (url.to_string(), false),
+    }
+}
+
 /// Removes anything that looks like a credential from a message.
 pub fn redact(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -415,6 +437,8 @@ pub fn redact(s: &str) -> String {
         let tail = &word[w.len()..];
         if ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "Bearer", "token "].iter().any(|p| w.starts_with(p)) {
             out.push_str("<redacted>");
+        } else if w.contains("://") {
+            out.push_str(&strip_userinfo(w).0);
         } else {
             out.push_str(w);
         }
@@ -457,5 +481,8 @@ mod tests {
     fn redacts_tokens() {
         assert_eq!(redact("bad header ghp_abcdef123 in request"), "bad header <redacted> in request");
         assert_eq!(redact("x \"github_pat_11AA\" y"), "x \"<redacted>\" y");
+        assert_eq!(redact("GET https://bob:s3cret@ghe.example/api/v3/x failed"), "GET https://<redacted>@ghe.example/api/v3/x failed");
+        assert_eq!(strip_userinfo("http://127.0.0.1:8080/api"), ("http://127.0.0.1:8080/api".to_string(), false));
+        assert_eq!(strip_userinfo("https://t@h/a@b").0, "https://<redacted>@h/a@b");
     }
 }

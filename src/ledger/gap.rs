@@ -1,0 +1,101 @@
+//! Decisions that could not be recorded. When a hook cannot append (the key is
+//! missing, the file is corrupt …) and recording is not required, it notes the
+//! decision in a spool file beside the ledger; the next append that succeeds
+//! first writes a `ledger.gap` entry saying what went unrecorded, so `ledger
+//! verify` and `report compliance` show the hole instead of hiding it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::{Ledger, LedgerError, Location, NewEntry, Receipt};
+
+/// The entry kind of a gap marker.
+pub const KIND: &str = "ledger.gap";
+/// The subject of every gap marker (so they are found through the subject index).
+pub const SUBJECT: &str = "unrecorded";
+
+/// The spool file beside the ledger (`ledger.db` → `ledger.gaps`).
+pub fn spool_path(loc: &Location) -> PathBuf {
+    loc.db.with_extension("gaps")
+}
+
+/// Notes one unrecorded event (one JSON line). Best effort: returns the error
+/// when even the spool cannot be written, for the caller to print.
+pub fn note(loc: &Location, what: Value) -> std::io::Result<()> {
+    let path = spool_path(loc);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut line = json!({"time": super::now(), "event": what}).to_string();
+    line.push('\n');
+    std::fs::OpenOptions::new().create(true).append(true).open(&path)?.write_all(line.as_bytes())
+}
+
+/// Appends `entries`, preceded by a `ledger.gap` entry when unrecorded events
+/// are waiting in the spool. The spool is claimed by renaming it (so two hooks
+/// never both report the same gap) and put back if the append fails.
+pub fn append_with_gaps(ledger: &mut Ledger, loc: &Location, entries: &[NewEntry]) -> Result<Receipt, LedgerError> {
+    let spool = spool_path(loc);
+    let claimed = spool.with_extension(format!("gaps.{}", std::process::id()));
+    let pending = std::fs::rename(&spool, &claimed).ok().and_then(|_| std::fs::read_to_string(&claimed).ok());
+    let Some(text) = pending else {
+        return ledger.append(entries);
+    };
+    let events: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let first = events.first().and_then(|e| e["time"].as_str()).unwrap_or("").to_string();
+    let last = events.last().and_then(|e| e["time"].as_str()).unwrap_or("").to_string();
+    let marker =
+        NewEntry::new(KIND, SUBJECT, "git-audit", json!({"unrecorded": events.len(), "first": first, "last": last, "events": events}));
+    let mut all = Vec::with_capacity(entries.len() + 1);
+    all.push(marker);
+    all.extend_from_slice(entries);
+    match ledger.append(&all) {
+        Ok(r) => {
+            let _ = std::fs::remove_file(&claimed);
+            Ok(r)
+        }
+        Err(e) => {
+            restore(&claimed, &spool, &text);
+            Err(e)
+        }
+    }
+}
+
+fn restore(claimed: &Path, spool: &Path, text: &str) {
+    let put_back = std::fs::OpenOptions::new().create(true).append(true).open(spool).and_then(|mut f| f.write_all(text.as_bytes()));
+    if put_back.is_ok() {
+        let _ = std::fs::remove_file(claimed);
+    }
+}
+
+/// A gap marker found in the log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Gap {
+    pub seq: u64,
+    pub unrecorded: u64,
+    pub first: String,
+    pub last: String,
+}
+
+/// Every `ledger.gap` entry, oldest first.
+pub fn recorded(ledger: &Ledger) -> Result<Vec<Gap>, LedgerError> {
+    let sqlerr = |source| LedgerError::Sqlite { path: ledger.path.clone(), source };
+    let mut stmt =
+        ledger.connection().prepare("SELECT seq, payload FROM entries WHERE subject = ?1 AND kind = ?2 ORDER BY seq").map_err(sqlerr)?;
+    let rows: Vec<(i64, String)> =
+        stmt.query_map([SUBJECT, KIND], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sqlerr)?.collect::<Result<_, _>>().map_err(sqlerr)?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, payload)| {
+            let p: Value = serde_json::from_str(&payload).unwrap_or_default();
+            Gap {
+                seq: seq as u64,
+                unrecorded: p["unrecorded"].as_u64().unwrap_or(0),
+                first: p["first"].as_str().unwrap_or("").to_string(),
+                last: p["last"].as_str().unwrap_or("").to_string(),
+            }
+        })
+        .collect())
+}
