@@ -86,6 +86,17 @@ fn gpgsig_header(sig: &str) -> String {
     format!("gpgsig {}\n", sig.trim_end().replace('\n', "\n "))
 }
 
+/// `git commit-tree` with these parents and tree, signed by `k`.
+fn signed_commit_tree(repo: &Repo, k: &Pgp, parents: &[&str], tree: &str, message: &str) -> Result<String> {
+    let signing_key = format!("user.signingkey={}", k.fpr);
+    let mut args = vec!["-c", &signing_key, "commit-tree", "-S"];
+    for p in parents {
+        args.extend(["-p", p]);
+    }
+    args.extend(["-m", message, tree]);
+    repo.git(&args)
+}
+
 fn ident(who: &Pgp) -> String {
     format!("{} <{}> 1767225600 +0000", who.name, who.email)
 }
@@ -158,19 +169,7 @@ fn a_policy_rollback_by_merge_needs_a_policy_admin() -> Result<()> {
 
     // Alice signs a merge of the old loose commit that takes its tree (and so its policy).
     let old_tree = repo.git(&["rev-parse", &format!("{loose}^{{tree}}")])?;
-    let merge = repo.git(&[
-        "-c",
-        &format!("user.signingkey={}", k.alice.fpr),
-        "commit-tree",
-        "-S",
-        "-p",
-        &tip,
-        "-p",
-        &loose,
-        "-m",
-        "Merge old work",
-        &old_tree,
-    ])?;
+    let merge = signed_commit_tree(&repo, &k.alice, &[&tip, &loose], &old_tree, "Merge old work")?;
     repo.git(&["reset", "-q", "--hard", &merge])?;
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 1, "{err}");
@@ -202,19 +201,7 @@ fn a_policy_rollback_by_merge_needs_a_policy_admin() -> Result<()> {
     assert!(err.contains("branches.force-push"), "{err}");
 
     // The twin: bob, the admin, may sign the same rollback.
-    let merge = repo.git(&[
-        "-c",
-        &format!("user.signingkey={}", k.bob.fpr),
-        "commit-tree",
-        "-S",
-        "-p",
-        &tip,
-        "-p",
-        &loose,
-        "-m",
-        "Merge old work (admin)",
-        &old_tree,
-    ])?;
+    let merge = signed_commit_tree(&repo, &k.bob, &[&tip, &loose], &old_tree, "Merge old work (admin)")?;
     repo.git(&["reset", "-q", "--hard", &merge])?;
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 0, "{err}");
@@ -480,6 +467,14 @@ fn parents_agree_with_git_on_random_header_orders() -> Result<()> {
             }
         } else if parsed.problems.is_empty() {
             disagreements.push(format!("round {round}: git refuses it, git-audit found nothing wrong\n{raw}"));
+        }
+        // libgit2, where it reads the object at all, agrees too.
+        let lib = git2::Repository::open(&repo.path)?;
+        if let Ok(c) = lib.find_commit(git2::Oid::from_str(&id)?) {
+            let lib_parents: Vec<String> = c.parent_ids().map(|p| p.to_string()).collect();
+            if lib_parents != parsed.parents {
+                disagreements.push(format!("round {round}: libgit2 {lib_parents:?} vs {:?}\n{raw}", parsed.parents));
+            }
         }
         if !canonical && parsed.problems.is_empty() {
             disagreements.push(format!("round {round}: not in git's order, yet no problem reported\n{raw}"));

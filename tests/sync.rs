@@ -341,3 +341,20 @@ fn a_github_app_installation_can_sync() -> Result<()> {
     assert_eq!(s.kinds()?.get("pr.synced"), Some(&1));
     Ok(())
 }
+
+#[test]
+fn credentials_in_the_api_url_never_show_even_at_debug_level() -> Result<()> {
+    let s = setup(world())?;
+    let secret = "s3cr3t-Passw0rd";
+    let url = s.fake.url.replacen("://", &format!("://bob:{secret}@"), 1);
+    let out = s.cmd(&["--api-url", &url]).env("GIT_AUDIT_LOG", "debug").output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("DEBUG"), "debug logging was on: {stderr}");
+    assert!(stderr.contains("ignoring the user:password in the API URL") && stderr.contains("<redacted>@"), "{stderr}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret), "the password leaked:\n{stdout}\n{stderr}");
+    let bytes = std::fs::read(&s.db)?;
+    assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the password is in the ledger");
+    Ok(())
+}

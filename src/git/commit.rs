@@ -225,21 +225,17 @@ impl ParsedCommit {
                     pos = end;
                     continue; // not part of the payload
                 }
-                b"tree" => {
-                    if out.tree.is_none() {
-                        if !is_object_id(value) {
-                            out.problems.push("the tree header does not name an object id".into());
-                        }
-                        out.tree = Some(String::from_utf8_lossy(value).into_owned());
+                b"tree" if out.tree.is_none() => {
+                    if !is_object_id(value) {
+                        out.problems.push("the tree header does not name an object id".into());
                     }
+                    out.tree = Some(String::from_utf8_lossy(value).into_owned());
                 }
-                b"parent" => {
-                    if expected.is_some() {
-                        if !is_object_id(value) {
-                            out.problems.push(format!("parent on line {line_no} is not an object id"));
-                        }
-                        out.parents.push(String::from_utf8_lossy(value).into_owned());
+                b"parent" if expected.is_some() => {
+                    if !is_object_id(value) {
+                        out.problems.push(format!("parent on line {line_no} is not an object id"));
                     }
+                    out.parents.push(String::from_utf8_lossy(value).into_owned());
                 }
                 b"author" | b"committer" => {
                     let slot = if key == b"author" { &mut out.author } else { &mut out.committer };

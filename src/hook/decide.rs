@@ -10,7 +10,7 @@ use super::server_policy;
 use super::RefUpdate;
 use crate::check::{self, CommitReport, Finding, RangeError, Severity};
 use crate::git::{ParsedCommit, Repo};
-use crate::policy::{BranchRule, Mode, Policy, DEFAULT_FILE};
+use crate::policy::{BranchRule, Mode, Policy, DEFAULT_FILE, RULE_IDS};
 use crate::signature::allowed_signers::glob_match;
 use crate::signature::{SignatureChecker, SignatureStatus};
 
@@ -96,19 +96,14 @@ struct RefRules<'p> {
     guarded: bool,
 }
 
-/// Rules judged per commit: what "checked as strictly" compares.
-const COMMIT_RULES: &[&str] = &[
-    "signing.required",
-    "signing.identity",
-    "commits.trailer",
-    "commits.signoff",
-    "commits.subject",
-    "commits.subject-length",
-    "commits.email-domain",
-    "commits.malformed",
-    "policy.admin",
-    "branches.linear-history",
-];
+/// Rules judged per commit — what "checked as strictly" compares: every
+/// `signing.*` and `commits.*` id, the policy footprint and linear history.
+fn commit_rules() -> impl Iterator<Item = &'static str> {
+    RULE_IDS
+        .iter()
+        .copied()
+        .filter(|r| r.starts_with("signing.") || r.starts_with("commits.") || *r == "policy.admin" || *r == "branches.linear-history")
+}
 
 /// Rules the guarded default branch enforces unless `[rules]` names them.
 const GUARD_RULES: &[&str] = &["branches.force-push", "branches.deletion", "policy.admin"];
@@ -148,9 +143,8 @@ impl<'p> RefRules<'p> {
 
     /// How strictly each commit rule is applied to commits arriving on this ref.
     fn strictness(&self) -> Vec<u8> {
-        COMMIT_RULES
-            .iter()
-            .map(|&rule| match rule {
+        commit_rules()
+            .map(|rule| match rule {
                 "policy.admin" if !self.protected() => 0,
                 "branches.linear-history" if !self.branch.is_some_and(|b| b.require_linear_history) => 0,
                 _ => rank(self.mode(rule)),
@@ -158,10 +152,10 @@ impl<'p> RefRules<'p> {
             .collect()
     }
 
-    /// True when every commit rule is at least as strict here as on `other`: a
-    /// commit accepted here needs no new check to land there.
-    fn covers(&self, other: &RefRules<'_>) -> bool {
-        self.strictness().iter().zip(other.strictness()).all(|(mine, theirs)| *mine >= theirs)
+    /// True when every commit rule is at least as strict here as `target` (a
+    /// ref's [`RefRules::strictness`]): a commit accepted here needs no new check there.
+    fn covers(&self, target: &[u8]) -> bool {
+        self.strictness().iter().zip(target).all(|(mine, theirs)| mine >= theirs)
     }
 
     fn finding(&self, rule: &str, message: String, fix: &str) -> Option<Finding> {
@@ -324,7 +318,8 @@ pub fn decide(
                 if old_known {
                     hide.push(u.old.clone());
                 }
-                let covering = refs_before.iter().filter(|(n, _)| RefRules::new(policy, guard, n).covers(&rules));
+                let target = rules.strictness();
+                let covering = refs_before.iter().filter(|(n, _)| RefRules::new(policy, guard, n).covers(&target));
                 hide.extend(commit_tips(&mut covering.into_iter()));
             }
             Side::Client { remote } => {

@@ -24,10 +24,9 @@ pub fn spool_path(loc: &Location) -> PathBuf {
 /// Notes one unrecorded event (one JSON line). Best effort: returns the error
 /// when even the spool cannot be written, for the caller to print.
 pub fn note(loc: &Location, what: Value) -> std::io::Result<()> {
+    // Beside the ledger, in a folder that already exists: a ledger location
+    // that was never set up is no place to start creating folders.
     let path = spool_path(loc);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
     let mut line = json!({"time": super::now(), "event": what}).to_string();
     line.push('\n');
     std::fs::OpenOptions::new().create(true).append(true).open(&path)?.write_all(line.as_bytes())

@@ -316,8 +316,11 @@ impl Validator<'_> {
                 keys.push(k);
             }
         }
+        // Relative to the policy, so the same policy has the same digest wherever
+        // it is read from (a server materialises it in a fresh temp dir per push).
+        let base = self.path.parent().unwrap_or(Path::new("."));
         for k in &keys {
-            hasher.update(k.path.to_string_lossy().as_bytes());
+            hasher.update(k.path.strip_prefix(base).unwrap_or(&k.path).to_string_lossy().as_bytes());
             hasher.update(&k.armored);
         }
         let mut allowed = None;
@@ -622,6 +625,21 @@ mod tests {
         assert!(main.is_some());
         assert_eq!(p.mode_for("commits.trailer", main), Mode::Warn);
         assert!(p.branch_rule("refs/heads/dev").is_none());
+    }
+
+    #[test]
+    fn digest_does_not_depend_on_where_the_policy_is() -> Result<(), Box<dyn std::error::Error>> {
+        let text = "version = 1\n[signing]\nopenpgp_keys = [\"keys/\"]\n";
+        let key = "-----BEGIN PGP PUBLIC KEY BLOCK-----\nx\n-----END PGP PUBLIC KEY BLOCK-----\n";
+        let mut digests = Vec::new();
+        for _ in 0..2 {
+            let dir = tempfile::tempdir()?;
+            std::fs::create_dir_all(dir.path().join("keys"))?;
+            std::fs::write(dir.path().join("keys/a.asc"), key)?;
+            digests.push(Policy::from_str(text, &dir.path().join(DEFAULT_FILE))?.digest);
+        }
+        assert_eq!(digests[0], digests[1]);
+        Ok(())
     }
 
     #[test]
