@@ -3,6 +3,7 @@
 mod support;
 
 mod cli_policy;
+mod compat;
 mod fake_github;
 mod hook_integrity;
 mod hooks;

@@ -13,7 +13,7 @@ use crate::support::{Repo, BIN};
 /// The standard world: 130 pull requests (two pages), one at GitHub's 250-commit
 /// cap, a squash merge, a rebase merge, a direct push, a stale approval, a
 /// self-approval, and deployments (one gated by an Actions approval, one still running).
-fn world() -> World {
+pub(crate) fn world() -> World {
     let mut w = World::new("acme/api");
     for n in 1..=130u64 {
         let t = format!("2026-07-01T{:02}:{:02}:00Z", n / 60, n % 60);
