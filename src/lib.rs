@@ -14,3 +14,4 @@ pub mod ledger;
 pub mod policy;
 pub mod report;
 pub mod signature;
+pub mod time;

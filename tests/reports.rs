@@ -1,7 +1,7 @@
 //! Reports over a ledger with known answers: a real repository with recorded
 //! verifications, a fake GitHub history with one PR of each kind of problem.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::fake_github::{sha, Fake, World, TOKEN};
 use crate::support::{keys, pinned_policy, Repo, Sign, BIN};
@@ -332,5 +332,74 @@ fn dora_metrics_have_known_values_and_the_html_renders_in_a_browser() -> Result<
     let dom = chromium(&["--dump-dom"])?;
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert!(dom.contains("<svg") && dom.contains("Deployments per week") && dom.contains("<rect"), "{dom}");
+    Ok(())
+}
+
+#[test]
+fn entries_at_the_first_and_last_instant_of_a_window_count() -> Result<()> {
+    let repo = Repo::new()?;
+    let (code, _, err) = repo.audit(&["ledger", "init"])?;
+    assert_eq!(code, 0, "{err}");
+    // Break glass entries just before, at the first and at the last instant of July 1st.
+    let times = ["2026-06-30T23:59:59.999Z", "2026-07-01T00:00:00.000Z", "2026-07-01T23:59:59.999Z"];
+    for (i, _) in times.iter().enumerate() {
+        let payload = format!("{{\"reason\": \"r{i}\"}}");
+        let (code, _, err) = repo.audit(&[
+            "ledger",
+            "append",
+            "--kind",
+            "bypass.used",
+            "--subject",
+            "refs/heads/main",
+            "--actor",
+            "oncall",
+            "--payload",
+            &payload,
+        ])?;
+        assert_eq!(code, 0, "{err}");
+    }
+    // Deployments created at the first and last whole second of the day, and just after it.
+    let created = ["2026-07-01T00:00:00Z", "2026-07-01T23:59:59Z", "2026-07-02T00:00:00Z"];
+    for (i, t) in created.iter().enumerate() {
+        let d = serde_json::json!({"repository": "acme/api", "id": i + 1, "sha": format!("{i:040}"), "ref": "main",
+            "environment": "production", "creator": {"login": "bot"}, "task": "deploy", "created_at": t});
+        let (code, _, err) =
+            repo.audit(&["ledger", "append", "--kind", "deployment.synced", "--subject", "acme/api", "--payload", &d.to_string()])?;
+        assert_eq!(code, 0, "{err}");
+    }
+    // Reports read the log without verifying it: pin the entries' times.
+    let db = repo.path.join(".git/audit/ledger.db");
+    let c = rusqlite::Connection::open(&db)?;
+    for (seq, t) in times.iter().enumerate() {
+        c.execute("UPDATE entries SET time = ?1 WHERE seq = ?2", rusqlite::params![t, seq as i64])?;
+    }
+    let (code, out, err) = repo.audit(&["report", "compliance", "--format", "json", "--since", "2026-07-01"])?;
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let reasons: Vec<String> = v["findings"]
+        .as_array()
+        .context("findings")?
+        .iter()
+        .filter(|f| f["rule"] == "breakglass.used")
+        .filter_map(|f| f["message"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].contains("\"r1\"") && reasons[1].contains("\"r2\""), "{reasons:?}");
+    let (code, out, err) = repo.audit(&[
+        "report",
+        "deployments",
+        "--env",
+        "production",
+        "--since",
+        "2026-07-01",
+        "--until",
+        "2026-07-01",
+        "--format",
+        "json",
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let ids: Vec<u64> = v["deployments"].as_array().context("deployments")?.iter().filter_map(|d| d["id"].as_u64()).collect();
+    assert_eq!(ids, vec![1, 2], "{out}");
     Ok(())
 }

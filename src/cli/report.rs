@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use super::{emit, Global, Outcome};
 use crate::ledger::Ledger;
 use crate::report::{self, Format};
+use crate::time::Timestamp;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -35,9 +36,9 @@ pub struct Window {
 }
 
 impl Window {
-    fn bounds(&self) -> anyhow::Result<(String, String)> {
-        let since = report::parse_since(&self.since)?;
-        let until = self.until.as_deref().map(report::parse_until).transpose()?.unwrap_or_else(|| "9999-12-31T00:00:00Z".into());
+    fn bounds(&self) -> anyhow::Result<(Timestamp, Timestamp)> {
+        let since = Timestamp::since(&self.since)?;
+        let until = self.until.as_deref().map(Timestamp::until).transpose()?.unwrap_or_else(Timestamp::open_end);
         Ok((since, until))
     }
 }
@@ -79,7 +80,7 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
             (report::dora::dora(&ledger, repo.as_ref(), &w.env, &since, &until)?, Outcome::Pass)
         }
         ReportName::Compliance { since } => {
-            let since = report::parse_since(since)?;
+            let since = Timestamp::since(since)?;
             let (doc, findings) = report::compliance::compliance(&ledger, repo.as_ref(), &since)?;
             (doc, if findings.is_empty() { Outcome::Pass } else { Outcome::Violations })
         }

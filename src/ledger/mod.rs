@@ -148,8 +148,9 @@ CREATE TABLE IF NOT EXISTS sync_seen (kind TEXT NOT NULL, key TEXT NOT NULL, dig
 CREATE TABLE IF NOT EXISTS sync_pending (repo TEXT NOT NULL, deployment_id INTEGER NOT NULL, PRIMARY KEY (repo, deployment_id));
 ";
 
+/// Now, in the canonical text form entries store and hash.
 pub(crate) fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    crate::time::Timestamp::now().canonical()
 }
 
 fn configure(conn: &Connection, path: &Path) -> Result<(), LedgerError> {

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::{short, strings, Document, ReportError, Section};
 use crate::git::Repo;
 use crate::ledger::Ledger;
+use crate::time::Timestamp;
 
 /// One compliance finding.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -28,9 +29,12 @@ fn seqs(s: &str) -> Vec<u64> {
 /// Finds, in entries recorded at or after `since`:
 /// `pr.no-approval`, `pr.self-approval`, `pr.stale-approval`, `push.direct`,
 /// `commits.unsigned-deployed`, `ref.force-push`, `ref.deletion`, `breakglass.used`, `ledger.gap`.
-pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(Document, Vec<Finding>), ReportError> {
+pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Result<(Document, Vec<Finding>), ReportError> {
     let c = ledger.connection();
     let mut out: Vec<Finding> = Vec::new();
+    // Entry times and GitHub's whole-second times compare correctly with the canonical form.
+    let since_text = since.canonical();
+    let since_param: &dyn rusqlite::ToSql = &since_text;
 
     // Merged pull requests and their approvals.
     let merged = strings(
@@ -40,7 +44,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(
                 (SELECT count(*) FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED' AND r.commit_id = p.head_sha),
                 (SELECT group_concat(r.seq, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number)
          FROM pull_requests p WHERE p.merged = 1 AND p.merged_at >= ?1 ORDER BY p.merged_at",
-        &[&since],
+        &[since_param],
     )?;
     for m in merged {
         let subject = format!("{}#{}", m[0], m[1]);
@@ -76,7 +80,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(
     }
 
     // Changes that reached the default branch without a pull request.
-    for r in strings(c, "SELECT cp.repo, cp.sha, cp.seq FROM commit_pulls cp JOIN entries e ON e.seq = cp.seq WHERE cp.pulls = '[]' AND e.time >= ?1 ORDER BY cp.seq", &[&since])? {
+    for r in strings(c, "SELECT cp.repo, cp.sha, cp.seq FROM commit_pulls cp JOIN entries e ON e.seq = cp.seq WHERE cp.pulls = '[]' AND e.time >= ?1 ORDER BY cp.seq", &[since_param])? {
         out.push(Finding { rule: "push.direct", severity: "error", subject: format!("{} {}", r[0], short(&r[1])), message: "reached the default branch without a pull request".into(), evidence: seqs(&r[2]) });
     }
 
@@ -92,7 +96,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(
         let all = super::deployments::load(ledger, "*")?;
         let mut shipped_by: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, d) in all.iter().enumerate() {
-            if d.time.as_str() < since {
+            if !super::within(&d.time, since, &Timestamp::open_end()) {
                 continue;
             }
             let ids = match super::deployments::shipped(repo, &all, i) {
@@ -130,7 +134,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(
          FROM entries e, json_each(json_extract(e.payload, '$.ref_updates')) u, json_each(json_extract(u.value, '$.findings')) f
          WHERE e.kind = 'push.decided' AND json_extract(e.payload, '$.accepted') = 1 AND e.time >= ?1
            AND json_extract(f.value, '$.rule') IN ('branches.force-push', 'branches.deletion') ORDER BY e.seq",
-        &[&since],
+        &[since_param],
     )? {
         let (rule, what) = if r[3] == "branches.force-push" { ("ref.force-push", "force-pushed") } else { ("ref.deletion", "deleted") };
         out.push(Finding { rule, severity: "error", subject: r[2].clone(), message: format!("{what} by {}", r[1]), evidence: seqs(&r[0]) });
@@ -138,7 +142,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(
     for r in strings(
         c,
         "SELECT seq, actor, subject, json_extract(payload, '$.reason') FROM entries WHERE kind = 'bypass.used' AND time >= ?1 ORDER BY seq",
-        &[&since],
+        &[since_param],
     )? {
         out.push(Finding {
             rule: "breakglass.used",
@@ -153,7 +157,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(
         c,
         "SELECT seq, json_extract(payload, '$.unrecorded'), json_extract(payload, '$.first'), json_extract(payload, '$.last')
          FROM entries WHERE kind = 'ledger.gap' AND time >= ?1 ORDER BY seq",
-        &[&since],
+        &[since_param],
     )? {
         out.push(Finding {
             rule: "ledger.gap",
@@ -195,7 +199,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &str) -> Result<(
             },
         ],
         charts: vec![("Findings per rule".into(), per_rule.iter().map(|(r, n)| (r.to_string(), *n)).collect())],
-        json: json!({"since": since, "findings": out, "summary": per_rule}),
+        json: json!({"since": since.to_string(), "findings": out, "summary": per_rule}),
     };
     Ok((doc, out))
 }

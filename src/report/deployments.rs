@@ -10,6 +10,7 @@ use super::{short, strings, Document, ReportError, Section};
 use crate::git::Repo;
 use crate::ledger::Ledger;
 use crate::signature::allowed_signers::glob_match;
+use crate::time::Timestamp;
 
 /// A deployment as the reports see it.
 #[derive(Debug, Clone, Serialize)]
@@ -115,13 +116,13 @@ fn commit_facts(ledger: &Ledger, repository: &str, id: &str) -> Result<(String, 
     Ok((status, signer, pr, approvals, rules))
 }
 
-pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &str, until: &str) -> Result<Document, ReportError> {
+pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, until: &Timestamp) -> Result<Document, ReportError> {
     let all = load(ledger, env)?;
     let mut dep_rows = Vec::new();
     let mut commit_rows = Vec::new();
     let mut json_deps = Vec::new();
     for (i, d) in all.iter().enumerate() {
-        if d.time.as_str() < since || d.time.as_str() >= until {
+        if !super::within(&d.time, since, until) {
             continue;
         }
         let (previous, ids, note) = match shipped(repo, &all, i) {
@@ -171,6 +172,6 @@ pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &str,
             },
         ],
         charts: Vec::new(),
-        json: json!({"environment": env, "since": since, "until": until, "deployments": json_deps}),
+        json: json!({"environment": env, "since": since.to_string(), "until": until.to_string(), "deployments": json_deps}),
     })
 }

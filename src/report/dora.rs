@@ -16,6 +16,7 @@ use super::deployments::{load, shipped};
 use super::{Document, ReportError, Section};
 use crate::git::Repo;
 use crate::ledger::Ledger;
+use crate::time::Timestamp;
 
 fn at(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc())
@@ -43,7 +44,7 @@ struct Week {
     restore: Vec<f64>,
 }
 
-pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &str, until: &str) -> Result<Document, ReportError> {
+pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, until: &Timestamp) -> Result<Document, ReportError> {
     let all = load(ledger, env)?;
     let commit_time = |id: &str| -> Option<DateTime<Utc>> {
         let (_, raw) = repo?.read_object(id).ok()?;
@@ -54,7 +55,7 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &str, until:
     let mut total = Week::default();
     let mut lead_buckets = [0u64; 4];
     for (i, d) in all.iter().enumerate() {
-        if d.time.as_str() < since || d.time.as_str() >= until {
+        if !super::within(&d.time, since, until) {
             continue;
         }
         let Some(t) = at(&d.time) else { continue };
@@ -101,10 +102,8 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &str, until:
             }
         }
     }
-    let days = match (at(since), at(until).filter(|u| u.year() < 9999).or_else(|| Some(Utc::now()))) {
-        (Some(a), Some(b)) => ((b - a).num_seconds() as f64 / 86400.0).max(1.0),
-        _ => 1.0,
-    };
+    let end = if until.is_open_end() { Utc::now() } else { until.datetime() };
+    let days = ((end - since.datetime()).num_seconds() as f64 / 86400.0).max(1.0);
     let cfr = |w: &Week| if w.deployments == 0 { 0.0 } else { w.failed as f64 / w.deployments as f64 * 100.0 };
     let mut rows = Vec::new();
     let mut json_weeks = Vec::new();
@@ -161,7 +160,7 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &str, until:
         ],
         charts: vec![("Deployments per week".into(), bars), ("Lead time distribution (commits)".into(), lead_dist.clone())],
         json: json!({
-            "environment": env, "since": since, "until": until,
+            "environment": env, "since": since.to_string(), "until": until.to_string(),
             "lead_time_measured_from": "commit time",
             "overall": {"deployments": total.deployments, "successful": total.successful, "failed": total.failed, "deployments_per_week": per_week,
                         "change_failure_rate": cfr(&total) / 100.0, "median_lead_time_hours": lead, "median_time_to_restore_hours": restore},
