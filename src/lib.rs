@@ -13,5 +13,6 @@ pub mod install;
 pub mod ledger;
 pub mod policy;
 pub mod report;
+pub mod rule;
 pub mod signature;
 pub mod time;

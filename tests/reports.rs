@@ -403,3 +403,42 @@ fn entries_at_the_first_and_last_instant_of_a_window_count() -> Result<()> {
     assert_eq!(ids, vec![1, 2], "{out}");
     Ok(())
 }
+
+#[test]
+fn compliance_reports_force_pushes_that_got_through_under_the_hooks_rule_ids() -> Result<()> {
+    let repo = Repo::new()?;
+    let (code, _, err) = repo.audit(&["ledger", "init"])?;
+    assert_eq!(code, 0, "{err}");
+    // A push decided in warn mode: accepted, with a force-push and a deletion finding.
+    let zero = "0".repeat(40);
+    let decided = serde_json::json!({
+        "accepted": true, "violations": 0, "reasons": [], "bypass": null, "policy_digest": "x",
+        "pusher": {"identity": "mallory@example.com", "source": "GIT_AUDIT_USER", "certificate_key": null},
+        "ref_updates": [
+            {"ref": "refs/heads/main", "old": "1".repeat(40), "new": "2".repeat(40), "errors": 0, "commits": [],
+             "findings": [{"rule": "branches.force-push", "severity": "warning", "message": "rewritten", "fix": "rebase"}]},
+            {"ref": "refs/heads/release", "old": "3".repeat(40), "new": zero, "errors": 0, "commits": [],
+             "findings": [{"rule": "branches.deletion", "severity": "warning", "message": "deleted", "fix": "don't"}]},
+        ],
+    });
+    let (code, _, err) = repo.audit(&[
+        "ledger",
+        "append",
+        "--kind",
+        "push.decided",
+        "--subject",
+        "refs/heads/main refs/heads/release",
+        "--actor",
+        "mallory@example.com",
+        "--payload",
+        &decided.to_string(),
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = repo.audit(&["report", "compliance", "--format", "json", "--since", "2000-01-01"])?;
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let rules: Vec<&str> = v["findings"].as_array().context("findings")?.iter().filter_map(|f| f["rule"].as_str()).collect();
+    assert_eq!(rules, vec!["branches.force-push", "branches.deletion"], "{out}");
+    assert_eq!(v["summary"]["branches.force-push"], 1, "{out}");
+    Ok(())
+}

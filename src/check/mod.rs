@@ -5,31 +5,11 @@
 
 use serde::Serialize;
 
+pub use crate::rule::{Finding, Rule, Severity};
+
 use crate::git::{ParsedCommit, Repo};
-use crate::policy::{BranchRule, Mode, Policy};
+use crate::policy::{BranchRule, Policy};
 use crate::signature::{SignatureChecker, SignatureFormat, SignatureStatus, Verdict};
-
-/// How a finding counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Fails the check (mode `enforce`).
-    Error,
-    /// Reported only (mode `warn`).
-    Warning,
-}
-
-/// One broken rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Stable dotted rule id, e.g. `signing.required`.
-    pub rule: String,
-    pub severity: Severity,
-    pub message: String,
-    /// What to do about it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
 
 /// Pass or fail for one commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,7 +68,7 @@ impl<'p> CommitChecker<'p> {
         let policy = self.policy;
 
         for p in &commit.problems {
-            out.add("commits.malformed", format!("malformed commit object: {p}"), None);
+            out.add(Rule::CommitsMalformed, format!("malformed commit object: {p}"), None);
         }
 
         // Signing.
@@ -96,7 +76,7 @@ impl<'p> CommitChecker<'p> {
         if policy.signing.required && verdict.status != SignatureStatus::Good && exempt.is_none() {
             let detail = verdict.detail.clone().unwrap_or_default();
             out.add(
-                "signing.required",
+                Rule::SigningRequired,
                 format!("signature {}: {detail}", verdict.status.as_str()),
                 Some(signing_fix(policy, &verdict, committer_email)),
             );
@@ -104,7 +84,7 @@ impl<'p> CommitChecker<'p> {
         if policy.signing.match_committer && verdict.status == SignatureStatus::Good && !verdict.binds(committer_email) {
             let ids = if verdict.identities.is_empty() { "none".to_string() } else { verdict.identities.join(", ") };
             out.add(
-                "signing.identity",
+                Rule::SigningIdentity,
                 format!("signed by a key for {ids}, but the committer is {committer_email}"),
                 Some(format!(
                     "commit as an identity of the key (`git config user.email {}`) or sign with a key bound to {committer_email}",
@@ -123,7 +103,7 @@ impl<'p> CommitChecker<'p> {
                 } else {
                     format!("add it with `git commit --amend --trailer '{key}: …'`")
                 };
-                out.add("commits.trailer", format!("missing trailer `{key}:`"), Some(fix));
+                out.add(Rule::CommitsTrailer, format!("missing trailer `{key}:`"), Some(fix));
             }
         }
         if policy.commits.signoff_matches_author {
@@ -133,7 +113,7 @@ impl<'p> CommitChecker<'p> {
             // Without any sign-off, a required Signed-off-by is already a commits.trailer finding.
             if !(named || signoffs.is_empty() && required) {
                 out.add(
-                    "commits.signoff",
+                    Rule::CommitsSignoff,
                     format!("no Signed-off-by trailer names the author {author_email}"),
                     Some("sign off as the author: `git commit --amend -s --no-edit` with user.email set to the author's".into()),
                 );
@@ -143,7 +123,7 @@ impl<'p> CommitChecker<'p> {
         if let Some(re) = &policy.commits.subject_pattern {
             if !re.is_match(&subject) {
                 out.add(
-                    "commits.subject",
+                    Rule::CommitsSubject,
                     format!("subject does not match `{}`", re.as_str()),
                     Some("reword it with `git commit --amend` (or `git rebase -i` for older commits)".into()),
                 );
@@ -153,7 +133,7 @@ impl<'p> CommitChecker<'p> {
             let len = subject.chars().count();
             if len > max {
                 out.add(
-                    "commits.subject-length",
+                    Rule::CommitsSubjectLength,
                     format!("subject is {len} characters, more than {max}"),
                     Some(format!("shorten the subject to {max} characters and move detail to the body")),
                 );
@@ -164,7 +144,7 @@ impl<'p> CommitChecker<'p> {
                 let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
                 if !policy.commits.allowed_email_domains.contains(&domain) {
                     out.add(
-                        "commits.email-domain",
+                        Rule::CommitsEmailDomain,
                         format!("{role} email {email} is not in {}", policy.commits.allowed_email_domains.join(", ")),
                         Some(format!("set `git config user.email` to an address in {}", policy.commits.allowed_email_domains.join(", "))),
                     );
@@ -196,13 +176,10 @@ struct Findings<'a> {
 }
 
 impl Findings<'_> {
-    fn add(&mut self, rule: &str, message: String, fix: Option<String>) {
-        let severity = match self.policy.mode_for(rule, self.branch) {
-            Mode::Off => return,
-            Mode::Warn => Severity::Warning,
-            Mode::Enforce => Severity::Error,
-        };
-        self.list.push(Finding { rule: rule.to_string(), severity, message, fix });
+    fn add(&mut self, rule: Rule, message: String, fix: Option<String>) {
+        if let Some(severity) = self.policy.mode_for(rule, self.branch).severity() {
+            self.list.push(Finding { fix, ..Finding::new(rule, severity, message) });
+        }
     }
 }
 

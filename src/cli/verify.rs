@@ -119,7 +119,7 @@ pub fn render_text(report: &RangeReport, policy: &Policy, color: bool) -> String
         for f in &c.findings {
             if let Some(fix) = &f.fix {
                 if seen.insert((f.rule.clone(), fix.clone())) {
-                    fixes.push((f.rule.clone(), fix.clone()));
+                    fixes.push((f.rule.to_string(), fix.clone()));
                 }
             }
         }

@@ -10,8 +10,9 @@ use super::server_policy;
 use super::RefUpdate;
 use crate::check::{self, CommitReport, Finding, RangeError, Severity};
 use crate::git::{ParsedCommit, Repo};
-use crate::policy::{BranchRule, Mode, Policy, DEFAULT_FILE, RULE_IDS};
-use crate::signature::allowed_signers::glob_match;
+use crate::policy::{BranchRule, Mode, Policy, DEFAULT_FILE};
+use crate::rule::Rule;
+use crate::signature::allowed_signers::identity_matches;
 use crate::signature::{SignatureChecker, SignatureStatus};
 
 /// Which end of the push we are.
@@ -81,12 +82,6 @@ pub struct Guard {
 /// The namespace git-audit writes itself (checkpoint anchors); no push may touch it.
 pub const RESERVED_PREFIX: &str = "refs/audit/";
 
-/// True when `identity` matches one of `patterns` (case-insensitive, `*`/`?`).
-pub fn identity_matches(identity: &str, patterns: &[String]) -> bool {
-    let id = identity.to_ascii_lowercase();
-    patterns.iter().any(|p| glob_match(&p.to_ascii_lowercase(), &id))
-}
-
 /// The rules that apply to one ref: its `[[branches]]` entry, and whether it is
 /// the guarded default branch.
 #[derive(Clone, Copy)]
@@ -96,17 +91,8 @@ struct RefRules<'p> {
     guarded: bool,
 }
 
-/// Rules judged per commit — what "checked as strictly" compares: every
-/// `signing.*` and `commits.*` id, the policy footprint and linear history.
-fn commit_rules() -> impl Iterator<Item = &'static str> {
-    RULE_IDS
-        .iter()
-        .copied()
-        .filter(|r| r.starts_with("signing.") || r.starts_with("commits.") || *r == "policy.admin" || *r == "branches.linear-history")
-}
-
 /// Rules the guarded default branch enforces unless `[rules]` names them.
-const GUARD_RULES: &[&str] = &["branches.force-push", "branches.deletion", "policy.admin"];
+const GUARD_RULES: &[Rule] = &[Rule::BranchesForcePush, Rule::BranchesDeletion, Rule::PolicyAdmin];
 
 fn rank(m: Mode) -> u8 {
     match m {
@@ -121,8 +107,8 @@ impl<'p> RefRules<'p> {
         RefRules { policy, branch: policy.branch_rule(refname), guarded: guard.default_branch.as_deref() == Some(refname) }
     }
 
-    fn mode(&self, rule: &str) -> Mode {
-        if self.guarded && GUARD_RULES.contains(&rule) && !self.policy.rules.contains_key(rule) {
+    fn mode(&self, rule: Rule) -> Mode {
+        if self.guarded && GUARD_RULES.contains(&rule) && !self.policy.rules.contains_key(&rule) {
             return Mode::Enforce;
         }
         self.policy.mode_for(rule, self.branch)
@@ -143,10 +129,12 @@ impl<'p> RefRules<'p> {
 
     /// How strictly each commit rule is applied to commits arriving on this ref.
     fn strictness(&self) -> Vec<u8> {
-        commit_rules()
-            .map(|rule| match rule {
-                "policy.admin" if !self.protected() => 0,
-                "branches.linear-history" if !self.branch.is_some_and(|b| b.require_linear_history) => 0,
+        Rule::ALL
+            .iter()
+            .filter(|r| r.per_commit())
+            .map(|&rule| match rule {
+                Rule::PolicyAdmin if !self.protected() => 0,
+                Rule::BranchesLinearHistory if !self.branch.is_some_and(|b| b.require_linear_history) => 0,
                 _ => rank(self.mode(rule)),
             })
             .collect()
@@ -158,13 +146,8 @@ impl<'p> RefRules<'p> {
         self.strictness().iter().zip(target).all(|(mine, theirs)| mine >= theirs)
     }
 
-    fn finding(&self, rule: &str, message: String, fix: &str) -> Option<Finding> {
-        let severity = match self.mode(rule) {
-            Mode::Off => return None,
-            Mode::Warn => Severity::Warning,
-            Mode::Enforce => Severity::Error,
-        };
-        Some(Finding { rule: rule.into(), severity, message, fix: Some(fix.into()) })
+    fn finding(&self, rule: Rule, message: String, fix: &str) -> Option<Finding> {
+        Some(Finding::new(rule, self.mode(rule).severity()?, message).with_fix(fix))
     }
 }
 
@@ -206,14 +189,16 @@ pub fn decide(
         if u.refname.starts_with(RESERVED_PREFIX) {
             // Not a mode: git-audit's own namespace is never writable by a push.
             reserved = true;
-            findings.push(Finding {
-                rule: "refs.reserved".into(),
-                severity: Severity::Error,
-                message: format!("{} is under {RESERVED_PREFIX}, which only git-audit itself writes (on the server)", u.refname),
-                fix: Some(format!(
+            findings.push(
+                Finding::new(
+                    Rule::RefsReserved,
+                    Severity::Error,
+                    format!("{} is under {RESERVED_PREFIX}, which only git-audit itself writes (on the server)", u.refname),
+                )
+                .with_fix(format!(
                     "leave {RESERVED_PREFIX}* out of the push; anchors are written by `git-audit ledger anchor` on the server"
                 )),
-            });
+            );
             decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new() });
             continue;
         }
@@ -221,7 +206,7 @@ pub fn decide(
         if u.is_delete() {
             if rules.forbid_deletion() {
                 push(rules.finding(
-                    "branches.deletion",
+                    Rule::BranchesDeletion,
                     format!("{} may not be deleted", u.refname),
                     "ask an admin to change the [[branches]] rule, or push to another ref",
                 ));
@@ -233,7 +218,7 @@ pub fn decide(
             if let Some(allowed) = &b.allowed_pushers {
                 if !identity_matches(who, allowed) {
                     push(rules.finding(
-                        "branches.pusher",
+                        Rule::BranchesPusher,
                         format!("{who} may not push to {}", u.refname),
                         "ask someone listed in allowed_pushers to push it, or open a pull request",
                     ));
@@ -242,7 +227,7 @@ pub fn decide(
         } else if let (Some(b), None) = (branch, &pusher.identity) {
             if b.allowed_pushers.is_some() {
                 push(rules.finding(
-                    "branches.pusher",
+                    Rule::BranchesPusher,
                     format!("the pusher of {} is unknown, and only allowed_pushers may push to it", u.refname),
                     "push through an authenticated channel (or sign the push: `git push --signed`)",
                 ));
@@ -260,7 +245,7 @@ pub fn decide(
         if branch.is_some_and(|b| b.require_signed_tags) {
             if kind != "tag" {
                 push(rules.finding(
-                    "branches.signed-tags",
+                    Rule::BranchesSignedTags,
                     format!("{} is a lightweight tag; a signed annotated tag is required", u.refname),
                     "create it with `git tag -s NAME` and push again",
                 ));
@@ -272,7 +257,7 @@ pub fn decide(
                 let v = signatures.check_object("tag", sig, payload, header_time(payload, "tagger"));
                 if v.status != SignatureStatus::Good {
                     push(rules.finding(
-                        "branches.signed-tags",
+                        Rule::BranchesSignedTags,
                         format!("tag {} signature {}: {}", u.refname, v.status.as_str(), v.detail.unwrap_or_default()),
                         "sign the tag with a pinned key: `git tag -f -s NAME` and push again",
                     ));
@@ -289,7 +274,7 @@ pub fn decide(
         if rules.forbid_force_push() {
             if old_known && !repo.is_ancestor(&u.old, &tip)? {
                 push(rules.finding(
-                    "branches.force-push",
+                    Rule::BranchesForcePush,
                     format!("{} would be rewritten: {} is not an ancestor of {}", u.refname, short(&u.old), short(&tip)),
                     "rebase onto the current tip instead of force-pushing (`git pull --rebase`, then push)",
                 ));
@@ -297,7 +282,7 @@ pub fn decide(
                 if let Some(last) = guard.recorded_tips.get(&u.refname) {
                     if !repo.is_ancestor(last, &tip).unwrap_or(false) {
                         push(rules.finding(
-                            "branches.force-push",
+                            Rule::BranchesForcePush,
                             format!(
                                 "{} is being created again at {}, which does not descend from its last recorded tip {} (a deletion and re-creation rewrites it)",
                                 u.refname,
@@ -336,7 +321,7 @@ pub fn decide(
         if branch.is_some_and(|b| b.require_linear_history) {
             for c in commits.iter().filter(|c| c.parents > 1) {
                 push(rules.finding(
-                    "branches.linear-history",
+                    Rule::BranchesLinearHistory,
                     format!("merge commit {} ({}) on {}", short(&c.id), c.subject, u.refname),
                     "rebase instead of merging (`git rebase`), or squash the merge",
                 ));
@@ -354,7 +339,7 @@ pub fn decide(
                         || c.signature.signer.as_deref().is_some_and(|s| identity_matches(s, &admins)));
                 if !by_admin {
                     if let Some(f) = rules.finding(
-                        "policy.admin",
+                        Rule::PolicyAdmin,
                         format!(
                             "changes {changed}{} but is not signed by a policy admin ({})",
                             if changed == DEFAULT_FILE { "" } else { ", which the policy loads," },

@@ -49,17 +49,17 @@ pub fn render(d: &PushDecision, policy_source: &str) -> String {
         out.push_str(&format!("\n  {}:\n", r.update.refname));
         for f in &r.findings {
             out.push_str(&format!("    {}{}: {}\n", f.rule, tag(f.severity), f.message));
-            note_fix(&f.rule, &f.fix);
+            note_fix(f.rule.id(), &f.fix);
         }
         for c in bad.iter().take(LIST_LIMIT) {
             let rules: Vec<String> = c.findings.iter().map(|f| format!("{}{} ({})", f.rule, tag(f.severity), f.message)).collect();
             out.push_str(&format!("    {} {} — {}\n", &c.id[..c.id.len().min(10)], c.subject, rules.join("; ")));
             for f in &c.findings {
-                note_fix(&f.rule, &f.fix);
+                note_fix(f.rule.id(), &f.fix);
             }
         }
         if bad.len() > LIST_LIMIT {
-            let rules: BTreeSet<&str> = bad[LIST_LIMIT..].iter().flat_map(|c| c.findings.iter().map(|f| f.rule.as_str())).collect();
+            let rules: BTreeSet<&str> = bad[LIST_LIMIT..].iter().flat_map(|c| c.findings.iter().map(|f| f.rule.id())).collect();
             out.push_str(&format!(
                 "    … and {} more commits ({}); see them all with `git-audit verify {}..{}`\n",
                 bad.len() - LIST_LIMIT,

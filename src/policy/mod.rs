@@ -16,34 +16,25 @@ use sha2::{Digest, Sha256};
 
 pub use schema::{Mode, Trust};
 
-use crate::signature::allowed_signers::{glob_match, AllowedSigners};
+use crate::rule::{Kind, Rule, Severity};
+
+impl Mode {
+    /// How a finding of a rule in this mode counts; `off` reports nothing.
+    pub fn severity(self) -> Option<Severity> {
+        match self {
+            Mode::Off => None,
+            Mode::Warn => Some(Severity::Warning),
+            Mode::Enforce => Some(Severity::Error),
+        }
+    }
+}
+
+use crate::signature::allowed_signers::{matching_identity, AllowedSigners};
 
 /// The file name looked for at the repository root.
 pub const DEFAULT_FILE: &str = ".git-audit.toml";
 /// The commented starter policy that `git-audit init` writes.
 pub const STARTER: &str = include_str!("starter.toml");
-
-/// Every rule id git-audit can report. Stable: reports and users' CI depend on them.
-pub const RULE_IDS: &[&str] = &[
-    "signing.required",
-    "signing.identity",
-    "commits.trailer",
-    "commits.signoff",
-    "commits.subject",
-    "commits.subject-length",
-    "commits.email-domain",
-    "commits.malformed",
-    "branches.force-push",
-    "branches.deletion",
-    "branches.signed-tags",
-    "branches.pusher",
-    "branches.linear-history",
-    "policy.admin",
-    "refs.reserved",
-];
-
-/// Rule ids that are always enforced: `[rules]` may name them only as "enforce".
-pub const ALWAYS_ENFORCED: &[&str] = &["refs.reserved"];
 
 /// One problem in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +150,7 @@ pub struct Policy {
     pub signing: Signing,
     pub commits: Commits,
     pub branches: Vec<BranchRule>,
-    pub rules: BTreeMap<String, Mode>,
+    pub rules: BTreeMap<Rule, Mode>,
     pub roles: BTreeMap<String, Vec<String>>,
     pub github_repositories: Vec<String>,
     /// `[audit] require_ledger`: refuse a push whose decision cannot be recorded.
@@ -202,16 +193,19 @@ impl Policy {
 
     /// How findings of `rule` count, for a ref matching `branch` if any.
     /// Precedence: `[rules]` > the branch entry's mode > the section's mode > the global mode.
-    pub fn mode_for(&self, rule: &str, branch: Option<&BranchRule>) -> Mode {
-        if let Some(m) = self.rules.get(rule) {
+    pub fn mode_for(&self, rule: Rule, branch: Option<&BranchRule>) -> Mode {
+        if rule.kind() == Kind::Enforced {
+            return Mode::Enforce;
+        }
+        if let Some(m) = self.rules.get(&rule) {
             return *m;
         }
         if let Some(m) = branch.and_then(|b| b.mode) {
             return m;
         }
-        let section = if rule.starts_with("signing.") {
+        let section = if rule.id().starts_with("signing.") {
             self.signing.mode
-        } else if rule.starts_with("commits.") {
+        } else if rule.id().starts_with("commits.") {
             self.commits.mode
         } else {
             None
@@ -226,8 +220,7 @@ impl Policy {
 
     /// The exemption pattern that `email` matches, if any.
     pub fn exemption_for(&self, email: &str) -> Option<&str> {
-        let email = email.to_ascii_lowercase();
-        self.signing.exempt_identities.iter().find(|p| glob_match(&p.to_ascii_lowercase(), &email)).map(String::as_str)
+        matching_identity(email, &self.signing.exempt_identities).map(String::as_str)
     }
 
     /// Where the policy lives relative to which key paths resolve.
@@ -423,14 +416,18 @@ impl Validator<'_> {
         if let Some(r) = raw.rules {
             let span = r.span();
             for (id, mode) in r.into_inner() {
-                if ALWAYS_ENFORCED.contains(&id.as_str()) && mode != Mode::Enforce {
-                    let at = self.text[span.start..].find(&id).map_or(span.clone(), |i| span.start + i..span.start + i + id.len());
-                    self.err(at, format!("`{id}` is always enforced and cannot be set to {mode:?}"), Some("remove it from [rules]"));
-                } else if RULE_IDS.contains(&id.as_str()) {
-                    rules.insert(id, mode);
-                } else {
-                    let at = self.text[span.start..].find(&id).map_or(span.clone(), |i| span.start + i..span.start + i + id.len());
-                    self.err(at, format!("unknown rule id `{id}`"), Some(&format!("known rule ids: {}", RULE_IDS.join(", "))));
+                let at = self.text[span.start..].find(&id).map_or(span.clone(), |i| span.start + i..span.start + i + id.len());
+                match Rule::from_id(&id).filter(|r| r.configurable()) {
+                    Some(r) if r.kind() == Kind::Enforced && mode != Mode::Enforce => {
+                        self.err(at, format!("`{id}` is always enforced and cannot be set to {mode:?}"), Some("remove it from [rules]"))
+                    }
+                    Some(r) => {
+                        rules.insert(r, mode);
+                    }
+                    None => {
+                        let known: Vec<&str> = Rule::ALL.iter().filter(|r| r.configurable()).map(|r| r.id()).collect();
+                        self.err(at, format!("unknown rule id `{id}`"), Some(&format!("known rule ids: {}", known.join(", "))));
+                    }
                 }
             }
         }
@@ -618,12 +615,12 @@ mod tests {
     #[test]
     fn mode_precedence() {
         let p = load("version = 1\nmode = \"warn\"\n[commits]\nmode = \"enforce\"\n[rules]\n\"commits.subject\" = \"off\"\n[[branches]]\npattern = \"refs/heads/main\"\nmode = \"warn\"\n").unwrap();
-        assert_eq!(p.mode_for("signing.required", None), Mode::Warn);
-        assert_eq!(p.mode_for("commits.trailer", None), Mode::Enforce);
-        assert_eq!(p.mode_for("commits.subject", None), Mode::Off);
+        assert_eq!(p.mode_for(Rule::SigningRequired, None), Mode::Warn);
+        assert_eq!(p.mode_for(Rule::CommitsTrailer, None), Mode::Enforce);
+        assert_eq!(p.mode_for(Rule::CommitsSubject, None), Mode::Off);
         let main = p.branch_rule("refs/heads/main");
         assert!(main.is_some());
-        assert_eq!(p.mode_for("commits.trailer", main), Mode::Warn);
+        assert_eq!(p.mode_for(Rule::CommitsTrailer, main), Mode::Warn);
         assert!(p.branch_rule("refs/heads/dev").is_none());
     }
 

@@ -3,24 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use serde_json::json;
 
 use super::{short, strings, Document, ReportError, Section};
 use crate::git::Repo;
 use crate::ledger::Ledger;
+use crate::rule::{Finding, Rule, Severity};
 use crate::time::Timestamp;
-
-/// One compliance finding.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Finding {
-    pub rule: &'static str,
-    pub severity: &'static str,
-    pub subject: String,
-    pub message: String,
-    /// Ledger seq numbers that show it.
-    pub evidence: Vec<u64>,
-}
 
 fn seqs(s: &str) -> Vec<u64> {
     s.split(',').filter_map(|x| x.trim().parse().ok()).collect()
@@ -28,7 +17,7 @@ fn seqs(s: &str) -> Vec<u64> {
 
 /// Finds, in entries recorded at or after `since`:
 /// `pr.no-approval`, `pr.self-approval`, `pr.stale-approval`, `push.direct`,
-/// `commits.unsigned-deployed`, `ref.force-push`, `ref.deletion`, `breakglass.used`, `ledger.gap`.
+/// `commits.unsigned-deployed`, `branches.force-push`, `branches.deletion`, `breakglass.used`, `ledger.gap`.
 pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Result<(Document, Vec<Finding>), ReportError> {
     let c = ledger.connection();
     let mut out: Vec<Finding> = Vec::new();
@@ -54,25 +43,28 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
         let author = m[2].as_str();
         if approvers.is_empty() {
             out.push(Finding {
-                rule: "pr.no-approval",
-                severity: "error",
-                subject,
+                rule: Rule::PrNoApproval,
+                severity: Severity::Error,
+                fix: None,
+                subject: Some(subject),
                 message: format!("merged by {} without an approval: {}", m[3], m[6]),
                 evidence,
             });
         } else if approvers.iter().all(|a| *a == author) {
             out.push(Finding {
-                rule: "pr.self-approval",
-                severity: "error",
-                subject,
+                rule: Rule::PrSelfApproval,
+                severity: Severity::Error,
+                fix: None,
+                subject: Some(subject),
                 message: format!("the only approvals are by its author {author}; merged by {}", m[3]),
                 evidence,
             });
         } else if m[8] == "0" {
             out.push(Finding {
-                rule: "pr.stale-approval",
-                severity: "error",
-                subject,
+                rule: Rule::PrStaleApproval,
+                severity: Severity::Error,
+                fix: None,
+                subject: Some(subject),
                 message: format!("no approval is on the final head {} (approved earlier by {})", short(&m[4]), approvers.join(", ")),
                 evidence,
             });
@@ -81,7 +73,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
 
     // Changes that reached the default branch without a pull request.
     for r in strings(c, "SELECT cp.repo, cp.sha, cp.seq FROM commit_pulls cp JOIN entries e ON e.seq = cp.seq WHERE cp.pulls = '[]' AND e.time >= ?1 ORDER BY cp.seq", &[since_param])? {
-        out.push(Finding { rule: "push.direct", severity: "error", subject: format!("{} {}", r[0], short(&r[1])), message: "reached the default branch without a pull request".into(), evidence: seqs(&r[2]) });
+        out.push(Finding { rule: Rule::PushDirect, severity: Severity::Error, fix: None, subject: Some(format!("{} {}", r[0], short(&r[1]))), message: "reached the default branch without a pull request".into(), evidence: seqs(&r[2]) });
     }
 
     // Commits deployed without a good signature: each deployment's shipped range
@@ -113,9 +105,10 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
             evidence.extend(deps.iter().map(|&i| all[i].seq));
             let envs: std::collections::BTreeSet<&str> = deps.iter().map(|&i| all[i].environment.as_str()).collect();
             out.push(Finding {
-                rule: "commits.unsigned-deployed",
-                severity: "error",
-                subject: short(&id),
+                rule: Rule::CommitsUnsignedDeployed,
+                severity: Severity::Error,
+                fix: None,
+                subject: Some(short(&id)),
                 message: format!(
                     "signature {status} but deployed to {} ({} deployment{})",
                     envs.into_iter().collect::<Vec<_>>().join(", "),
@@ -136,8 +129,19 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
            AND json_extract(f.value, '$.rule') IN ('branches.force-push', 'branches.deletion') ORDER BY e.seq",
         &[since_param],
     )? {
-        let (rule, what) = if r[3] == "branches.force-push" { ("ref.force-push", "force-pushed") } else { ("ref.deletion", "deleted") };
-        out.push(Finding { rule, severity: "error", subject: r[2].clone(), message: format!("{what} by {}", r[1]), evidence: seqs(&r[0]) });
+        let (rule, what) = if r[3] == Rule::BranchesForcePush.id() {
+            (Rule::BranchesForcePush, "force-pushed")
+        } else {
+            (Rule::BranchesDeletion, "deleted")
+        };
+        out.push(Finding {
+            rule,
+            severity: Severity::Error,
+            fix: None,
+            subject: Some(r[2].clone()),
+            message: format!("{what} by {}", r[1]),
+            evidence: seqs(&r[0]),
+        });
     }
     for r in strings(
         c,
@@ -145,9 +149,10 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
         &[since_param],
     )? {
         out.push(Finding {
-            rule: "breakglass.used",
-            severity: "warning",
-            subject: r[2].clone(),
+            rule: Rule::BreakglassUsed,
+            severity: Severity::Warning,
+            fix: None,
+            subject: Some(r[2].clone()),
             message: format!("break glass by {}: \"{}\"", r[1], r[3]),
             evidence: seqs(&r[0]),
         });
@@ -160,9 +165,10 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
         &[since_param],
     )? {
         out.push(Finding {
-            rule: "ledger.gap",
-            severity: "error",
-            subject: format!("{} unrecorded", r[1]),
+            rule: Rule::LedgerGap,
+            severity: Severity::Error,
+            fix: None,
+            subject: Some(format!("{} unrecorded", r[1])),
             message: format!("{} hook event(s) between {} and {} were decided but could not be recorded in the ledger", r[1], r[2], r[3]),
             evidence: seqs(&r[0]),
         });
@@ -170,15 +176,18 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
 
     let mut per_rule: BTreeMap<&str, u64> = BTreeMap::new();
     for f in &out {
-        *per_rule.entry(f.rule).or_default() += 1;
+        *per_rule.entry(f.rule.id()).or_default() += 1;
     }
     let rows = out
         .iter()
         .map(|f| {
             vec![
                 f.rule.to_string(),
-                f.severity.to_string(),
-                f.subject.clone(),
+                match f.severity {
+                    Severity::Error => "error".to_string(),
+                    Severity::Warning => "warning".to_string(),
+                },
+                f.subject.clone().unwrap_or_default(),
                 f.message.clone(),
                 f.evidence.iter().map(u64::to_string).collect::<Vec<_>>().join(" "),
             ]

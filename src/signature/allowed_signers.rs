@@ -61,7 +61,7 @@ impl AllowedSigner {
 
     /// True when any principal pattern matches `identity` (case-insensitive).
     pub fn matches_principal(&self, identity: &str) -> bool {
-        self.principals.iter().any(|p| glob_match(&p.to_ascii_lowercase(), &identity.to_ascii_lowercase()))
+        identity_matches(identity, &self.principals)
     }
 }
 
@@ -206,6 +206,19 @@ pub fn parse_time(v: &str) -> Result<i64, String> {
     };
     let dt = date.and_hms_opt(h, m, s).ok_or_else(bad)?;
     Ok(dt.and_utc().timestamp())
+}
+
+/// True when `identity` (an email, a principal) matches any of `patterns`:
+/// case-insensitive, `*` and `?` wildcards. The one identity matcher: key
+/// bindings, exemptions, allowed pushers and roles all use it.
+pub fn identity_matches<'a>(identity: &str, patterns: impl IntoIterator<Item = &'a String>) -> bool {
+    matching_identity(identity, patterns).is_some()
+}
+
+/// The first of `patterns` that `identity` matches (see [`identity_matches`]).
+pub fn matching_identity<'a>(identity: &str, patterns: impl IntoIterator<Item = &'a String>) -> Option<&'a String> {
+    let id = identity.to_ascii_lowercase();
+    patterns.into_iter().find(|p| glob_match(&p.to_ascii_lowercase(), &id))
 }
 
 /// `*` and `?` wildcards, as OpenSSH's match_pattern does.

@@ -100,8 +100,7 @@ impl Verdict {
     /// True when `email` matches one of the key's identities (case-insensitive; SSH
     /// principal patterns may use `*` and `?`).
     pub fn binds(&self, email: &str) -> bool {
-        let email = email.to_ascii_lowercase();
-        self.identities.iter().any(|i| allowed_signers::glob_match(&i.to_ascii_lowercase(), &email))
+        allowed_signers::identity_matches(email, &self.identities)
     }
 }
 
