@@ -17,6 +17,14 @@ pub enum Severity {
     Warning,
 }
 
+/// Pass or fail for one commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitVerdict {
+    Pass,
+    Fail,
+}
+
 macro_rules! rules {
     ($($variant:ident = $id:literal, $kind:ident, $summary:literal;)*) => {
         /// A rule. `Kind` says who reports it and whether `[rules]` can set its mode.

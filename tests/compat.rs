@@ -141,3 +141,32 @@ fn a_ledger_written_by_release_0_1_still_verifies_extends_and_reports_the_same()
     assert!(export.starts_with(&before), "old entries changed");
     Ok(())
 }
+
+#[test]
+fn every_entry_release_0_1_wrote_decodes_into_the_vocabulary_and_re_encodes_identically() -> Result<()> {
+    use git_audit::ledger::event::{BypassUsed, CommitVerified, Kind, Payload, PolicyLoaded, PushDecided, RefUpdated};
+    fn same<P: Payload>(kind: &str, payload: &serde_json::Value) -> Result<bool> {
+        let text = payload.to_string();
+        let decoded = P::decode(kind, &text).with_context(|| format!("{kind} does not decode: {text}"))?;
+        Ok(decoded.entry("", "").payload == *payload)
+    }
+    let export = std::fs::read_to_string(fixture().join("export.jsonl"))?;
+    let mut typed = std::collections::BTreeMap::new();
+    for line in export.lines() {
+        let e: serde_json::Value = serde_json::from_str(line)?;
+        let kind = e["kind"].as_str().context("kind")?;
+        let p = &e["payload"];
+        let ok = match Kind::parse(kind).with_context(|| format!("0.1 wrote a kind the vocabulary lacks: {kind}"))? {
+            Kind::PolicyLoaded => same::<PolicyLoaded>(kind, p)?,
+            Kind::CommitVerified => same::<CommitVerified>(kind, p)?,
+            Kind::PushDecided => same::<PushDecided>(kind, p)?,
+            Kind::BypassUsed => same::<BypassUsed>(kind, p)?,
+            Kind::RefUpdated => same::<RefUpdated>(kind, p)?,
+            _ => continue,
+        };
+        assert!(ok, "{kind} re-encodes differently: {p}");
+        *typed.entry(kind.to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(typed.len(), 5, "the fixture holds every hook and check kind: {typed:?}");
+    Ok(())
+}

@@ -5,19 +5,13 @@
 
 use serde::Serialize;
 
-pub use crate::rule::{Finding, Rule, Severity};
+pub use crate::rule::{CommitVerdict, Finding, Rule, Severity};
 
 use crate::git::{ParsedCommit, Repo};
+use crate::ledger::event::{CommitVerified, Payload, PolicyLoaded};
+use crate::ledger::NewEntry;
 use crate::policy::{BranchRule, Policy};
 use crate::signature::{SignatureChecker, SignatureFormat, SignatureStatus, Verdict};
-
-/// Pass or fail for one commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CommitVerdict {
-    Pass,
-    Fail,
-}
 
 /// Everything the checks concluded about one commit.
 #[derive(Debug, Clone, Serialize)]
@@ -167,6 +161,32 @@ impl<'p> CommitChecker<'p> {
             exempt: if policy.signing.required { exempt } else { None },
         }
     }
+}
+
+impl CommitReport {
+    /// This report as the `commit.verified` event.
+    pub fn event(&self, policy_digest: &str) -> CommitVerified {
+        CommitVerified {
+            commit: self.id.clone(),
+            subject: self.subject.clone(),
+            author: self.author.clone(),
+            committer: self.committer.clone(),
+            policy_digest: policy_digest.to_string(),
+            verdict: self.verdict,
+            signature: self.signature.clone(),
+            findings: self.findings.clone(),
+            exempt: self.exempt.clone(),
+        }
+    }
+}
+
+/// `policy.loaded`, then one `commit.verified` per checked commit (what
+/// `verify --record` appends).
+pub fn verification_entries(report: &RangeReport, policy: &Policy, actor: &str) -> Vec<NewEntry> {
+    let loaded = PolicyLoaded { digest: policy.digest.clone(), path: policy.path.display().to_string() };
+    let mut out = vec![loaded.entry(policy.digest.clone(), actor)];
+    out.extend(report.commits.iter().map(|c| c.event(&policy.digest).entry(c.id.clone(), actor)));
+    out
 }
 
 struct Findings<'a> {

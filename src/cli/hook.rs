@@ -133,7 +133,7 @@ fn pre_receive(global: &Global) -> anyhow::Result<Outcome> {
         "pusher": decision.pusher.identity,
         "policy_digest": decision.policy_digest,
     });
-    match record_or_note_gap(global, &repo, &crate::ledger::record::push_decision(&decision, policy), unrecorded) {
+    match record_or_note_gap(global, &repo, &hook::record::push_decision(&decision), unrecorded) {
         Ok(note) => tracing::info!("{note}"),
         Err(e) if require_ledger(&repo, policy) => {
             decision.accepted = false;
@@ -163,7 +163,7 @@ fn post_receive(global: &Global) -> anyhow::Result<Outcome> {
         Err(_) => identity::Pusher { identity: None, source: None, certificate_key: None },
     };
     let unrecorded = serde_json::json!({"hook": "post-receive", "refs": updates, "pusher": pusher.identity});
-    if let Err(e) = record_or_note_gap(global, &repo, &[crate::ledger::record::ref_updated(&updates, &pusher)], unrecorded) {
+    if let Err(e) = record_or_note_gap(global, &repo, &[hook::record::ref_updated(&updates, &pusher)], unrecorded) {
         eprintln!("git-audit: note: the ref update was not recorded in the audit ledger: {e}");
     }
     Ok(Outcome::Pass)

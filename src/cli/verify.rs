@@ -48,7 +48,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
     if args.record {
         let loc = super::ledger::location(global, Some(&repo))?;
         let mut ledger = crate::ledger::Ledger::open(&loc)?;
-        let receipt = ledger.append(&crate::ledger::record::verification(&report, &policy, &actor(&repo)))?;
+        let receipt = ledger.append(&check::verification_entries(&report, &policy, &actor(&repo)))?;
         eprintln!(
             "recorded {} entries in {} (seq {}..{}, signed checkpoint of size {})",
             receipt.count,
@@ -118,7 +118,7 @@ pub fn render_text(report: &RangeReport, policy: &Policy, color: bool) -> String
         out.push_str(&format!("{label} {short} {} — {}\n", c.subject, what.join("; ")));
         for f in &c.findings {
             if let Some(fix) = &f.fix {
-                if seen.insert((f.rule.clone(), fix.clone())) {
+                if seen.insert((f.rule, fix.clone())) {
                     fixes.push((f.rule.to_string(), fix.clone()));
                 }
             }

@@ -27,6 +27,29 @@ pub enum GitError {
     Cli { what: String, detail: String },
 }
 
+/// One ref update: a ref moving from `old` to `new` (as hooks see pushes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RefUpdate {
+    #[serde(rename = "ref")]
+    pub refname: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// All zeros, in SHA-1 (40) or SHA-256 (64) repositories: "no object".
+pub fn is_zero(id: &str) -> bool {
+    (id.len() == 40 || id.len() == 64) && id.bytes().all(|b| b == b'0')
+}
+
+impl RefUpdate {
+    pub fn is_create(&self) -> bool {
+        is_zero(&self.old)
+    }
+    pub fn is_delete(&self) -> bool {
+        is_zero(&self.new)
+    }
+}
+
 /// A repository, read through git2 or — for SHA-256 repositories, which
 /// libgit2 cannot open — through the `git` command.
 pub enum Repo {

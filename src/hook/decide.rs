@@ -42,12 +42,7 @@ impl RefDecision {
     }
 }
 
-/// A break-glass request (`-o audit.bypass=<reason>`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Bypass {
-    pub reason: String,
-    pub allowed: bool,
-}
+pub use crate::ledger::event::Bypass;
 
 /// The decision on a whole push.
 #[derive(Debug, Clone, Serialize)]

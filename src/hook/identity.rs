@@ -7,14 +7,7 @@ use crate::signature::{SignatureChecker, SignatureStatus};
 /// The default order of identity sources (`git config audit.pusherSources` changes it).
 pub const DEFAULT_SOURCES: &[&str] = &["GIT_AUDIT_USER", "GL_USERNAME", "GITEA_PUSHER_NAME", "REMOTE_USER", "push-cert"];
 
-/// The pusher, and where the identity came from.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Pusher {
-    pub identity: Option<String>,
-    pub source: Option<String>,
-    /// Set when a push certificate came with the push and verified.
-    pub certificate_key: Option<String>,
-}
+pub use crate::ledger::event::Pusher;
 
 /// A push certificate problem: the push is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

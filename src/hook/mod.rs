@@ -5,32 +5,10 @@
 pub mod decide;
 pub mod identity;
 pub mod message;
+pub mod record;
 pub mod server_policy;
 
-use serde::Serialize;
-
-/// One ref update, as a hook sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RefUpdate {
-    #[serde(rename = "ref")]
-    pub refname: String,
-    pub old: String,
-    pub new: String,
-}
-
-/// All zeros, in SHA-1 (40) or SHA-256 (64) repositories: "no object".
-pub fn is_zero(id: &str) -> bool {
-    (id.len() == 40 || id.len() == 64) && id.bytes().all(|b| b == b'0')
-}
-
-impl RefUpdate {
-    pub fn is_create(&self) -> bool {
-        is_zero(&self.old)
-    }
-    pub fn is_delete(&self) -> bool {
-        is_zero(&self.new)
-    }
-}
+pub use crate::git::{is_zero, RefUpdate};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("line {line} of the hook's input: {message}: `{text}`")]

@@ -10,11 +10,11 @@
 
 pub mod anchor;
 pub mod entry;
+pub mod event;
 pub mod gap;
 pub mod merkle;
 pub mod note;
 pub mod projection;
-pub mod record;
 pub mod verify;
 
 use std::io::Write;

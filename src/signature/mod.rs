@@ -6,12 +6,12 @@ pub mod allowed_signers;
 pub mod openpgp;
 pub mod ssh;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::policy::{Policy, Trust};
 
 /// The outcome of verifying one signature. Maps to git's `%G?` codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SignatureStatus {
     /// Valid, by a trusted key that is valid now (git: G).
@@ -45,7 +45,7 @@ impl SignatureStatus {
 }
 
 /// The kind of signature found on an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignatureFormat {
     Openpgp,
@@ -71,7 +71,7 @@ impl SignatureFormat {
 }
 
 /// What verification concluded about one signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
     pub status: SignatureStatus,
     pub format: Option<SignatureFormat>,
@@ -83,7 +83,7 @@ pub struct Verdict {
     #[serde(skip)]
     pub identities: Vec<String>,
     /// Why the status is what it is, in words.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 

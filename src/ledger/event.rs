@@ -1,0 +1,224 @@
+//! The event vocabulary: every kind of entry git-audit writes, and a serde
+//! payload struct for each. Producers (check, hook, forge) build these structs
+//! and hand them to the ledger as [`NewEntry`]s; projections and reports read
+//! them back into the same structs. Nothing outside this module spells a kind or
+//! a payload field as a string, so adding or renaming a field is a
+//! compile-checked change everywhere.
+//!
+//! This module is plain data: it knows rules, signature verdicts and git ref
+//! updates, never the code that produces or consumes events. The payload shapes
+//! are exactly those earlier releases wrote with `json!`, so old entries decode
+//! into the same structs and new entries hash as they always did.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::NewEntry;
+pub use crate::git::RefUpdate;
+use crate::rule::{CommitVerdict, Finding};
+use crate::signature::Verdict;
+
+macro_rules! kinds {
+    ($($variant:ident = $text:literal,)*) => {
+        /// Every kind of entry git-audit itself writes (`ledger append` may add others).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Kind { $($variant),* }
+
+        impl Kind {
+            pub const ALL: &'static [Kind] = &[$(Kind::$variant),*];
+
+            /// The kind as stored in the `kind` column.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Kind::$variant => $text),* }
+            }
+        }
+    };
+}
+
+kinds! {
+    PolicyLoaded = "policy.loaded",
+    CommitVerified = "commit.verified",
+    PushDecided = "push.decided",
+    BypassUsed = "bypass.used",
+    RefUpdated = "ref.updated",
+    LedgerGap = "ledger.gap",
+    LedgerAnchored = "ledger.anchored",
+    PrSynced = "pr.synced",
+    ReviewSynced = "review.synced",
+    DeploymentSynced = "deployment.synced",
+    DeploymentStatusSynced = "deployment_status.synced",
+    DeploymentApprovalSynced = "deployment_approval.synced",
+    CommitPullsSynced = "commit_pulls.synced",
+}
+
+impl Kind {
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| k.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A typed payload: its kind, and how it becomes an entry and is read back.
+pub trait Payload: Serialize + DeserializeOwned {
+    const KIND: Kind;
+
+    /// The entry to append.
+    fn entry(&self, subject: impl Into<String>, actor: impl Into<String>) -> NewEntry {
+        // Serialising plain structs of strings, numbers and lists cannot fail.
+        let payload = serde_json::to_value(self).unwrap_or(Value::Null);
+        NewEntry::new(Self::KIND.as_str(), subject, actor, payload)
+    }
+
+    /// This payload from a stored entry's kind and JSON text; `None` for another
+    /// kind or a payload of another shape.
+    fn decode(kind: &str, payload: &str) -> Option<Self> {
+        if kind != Self::KIND.as_str() {
+            return None;
+        }
+        serde_json::from_str(payload).ok()
+    }
+}
+
+macro_rules! payload {
+    ($($ty:ty => $kind:ident),* $(,)?) => {
+        $(impl Payload for $ty { const KIND: Kind = Kind::$kind; })*
+    };
+}
+
+/// `policy.loaded`: the policy a verification ran under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyLoaded {
+    pub digest: String,
+    pub path: String,
+}
+
+/// `commit.verified`: everything the checks concluded about one commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitVerified {
+    pub commit: String,
+    pub subject: String,
+    pub author: Option<String>,
+    pub committer: Option<String>,
+    pub policy_digest: String,
+    pub verdict: CommitVerdict,
+    pub signature: Verdict,
+    pub findings: Vec<Finding>,
+    pub exempt: Option<String>,
+}
+
+/// Who pushed, and where the identity came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pusher {
+    pub identity: Option<String>,
+    pub source: Option<String>,
+    /// Set when a push certificate came with the push and verified.
+    pub certificate_key: Option<String>,
+}
+
+/// A break-glass request (`-o audit.bypass=<reason>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bypass {
+    pub reason: String,
+    pub allowed: bool,
+}
+
+/// One ref update as decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefDecided {
+    #[serde(rename = "ref")]
+    pub refname: String,
+    pub old: String,
+    pub new: String,
+    /// Findings that count as errors, on the ref and on its commits.
+    pub errors: usize,
+    /// Ref-level findings (force push, deletion, pusher, tags …).
+    pub findings: Vec<Finding>,
+    /// The commits this update brought, each with its own `commit.verified`.
+    pub commits: Vec<String>,
+}
+
+/// `push.decided`: the decision on a whole push.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushDecided {
+    pub ref_updates: Vec<RefDecided>,
+    pub accepted: bool,
+    pub pusher: Pusher,
+    pub policy_digest: String,
+    pub reasons: Vec<String>,
+    pub bypass: Option<Bypass>,
+    pub violations: usize,
+}
+
+/// `bypass.used`: break glass let a push through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BypassUsed {
+    pub reason: String,
+    pub violations: usize,
+    pub ref_updates: Vec<RefUpdate>,
+}
+
+/// `ref.updated`: what an accepted push changed (post-receive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefUpdated {
+    pub ref_updates: Vec<RefUpdate>,
+    pub pusher: Pusher,
+}
+
+/// `ledger.gap`: hook events that were decided but could not be recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerGap {
+    pub unrecorded: u64,
+    pub first: String,
+    pub last: String,
+    /// The spooled events as noted (time, hook, refs, pusher …).
+    pub events: Vec<Value>,
+}
+
+/// `ledger.anchored`: a checkpoint committed to `refs/audit/checkpoints`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerAnchored {
+    pub size: u64,
+    pub commit: String,
+    /// Base64 root hash of the anchored checkpoint.
+    pub root: String,
+}
+
+payload! {
+    PolicyLoaded => PolicyLoaded,
+    CommitVerified => CommitVerified,
+    PushDecided => PushDecided,
+    BypassUsed => BypassUsed,
+    RefUpdated => RefUpdated,
+    LedgerGap => LedgerGap,
+    LedgerAnchored => LedgerAnchored,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_are_valid() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()), Some(*k));
+            assert!(super::super::entry::valid_kind(k.as_str()), "{k}");
+        }
+    }
+
+    #[test]
+    fn payloads_keep_the_shapes_old_releases_wrote() {
+        // A push.decided payload as 0.1 wrote it with json!.
+        let old = r#"{"accepted":false,"bypass":null,"policy_digest":"d","pusher":{"certificate_key":null,"identity":"a@x","source":"GIT_AUDIT_USER"},"reasons":[],"ref_updates":[{"commits":["c1"],"errors":1,"findings":[],"new":"n","old":"o","ref":"refs/heads/main"}],"violations":1}"#;
+        let decoded = PushDecided::decode("push.decided", old);
+        assert!(decoded.as_ref().is_some_and(|d| d.ref_updates[0].refname == "refs/heads/main" && !d.accepted), "{decoded:?}");
+        let again = decoded.map(|d| d.entry("s", "a").payload.to_string()).unwrap_or_default();
+        assert_eq!(again, old, "re-encoding gives the same canonical JSON");
+        assert!(PushDecided::decode("ref.updated", old).is_none());
+    }
+}
