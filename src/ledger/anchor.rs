@@ -7,15 +7,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::event::{LedgerAnchored, Payload};
+use super::Select;
 use base64::Engine;
-use rusqlite::OptionalExtension;
 
 use super::note::Checkpoint;
 use super::{Ledger, LedgerError};
 
 pub const REF: &str = "refs/audit/checkpoints";
-/// The entry kind that remembers each anchor in the log itself.
-pub const KIND: &str = "ledger.anchored";
 
 /// What `anchor` did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -62,16 +61,8 @@ pub fn anchored_note(git_dir: &Path) -> Result<Option<(String, String)>, LedgerE
 
 /// The anchor the ledger last wrote: (checkpoint size, anchor commit).
 pub fn remembered(ledger: &Ledger) -> Result<Option<(u64, String)>, LedgerError> {
-    let sqlerr = |source| LedgerError::Sqlite { path: ledger.path.clone(), source };
-    let payload: Option<String> = ledger
-        .connection()
-        .query_row("SELECT payload FROM entries WHERE subject = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT 1", [REF, KIND], |r| r.get(0))
-        .optional()
-        .map_err(sqlerr)?;
-    Ok(payload.and_then(|p| {
-        let v: serde_json::Value = serde_json::from_str(&p).ok()?;
-        Some((v["size"].as_u64()?, v["commit"].as_str()?.to_string()))
-    }))
+    let last = ledger.events::<LedgerAnchored>(&Select { subject: Some(REF), newest: Some(1), ..Select::default() })?;
+    Ok(last.into_iter().next().map(|r| (r.payload.size, r.payload.commit)))
 }
 
 /// Compares `refs/audit/checkpoints` with the anchor the ledger remembers: a
@@ -159,11 +150,8 @@ pub fn anchor(ledger: &mut Ledger, git_dir: &Path) -> Result<Anchored, LedgerErr
         None => c.arg(""),
     };
     run(c, None)?;
-    ledger.append(&[super::NewEntry::new(
-        KIND,
-        REF,
-        "git-audit",
-        serde_json::json!({"size": head.size, "commit": commit, "root": base64::engine::general_purpose::STANDARD.encode(head.root)}),
-    )])?;
+    let anchored =
+        LedgerAnchored { size: head.size, commit: commit.clone(), root: base64::engine::general_purpose::STANDARD.encode(head.root) };
+    ledger.append(&[anchored.entry(REF, "git-audit")])?;
     Ok(Anchored { commit: Some(commit), size: head.size, previous_size })
 }

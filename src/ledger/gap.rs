@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::{Ledger, LedgerError, Location, NewEntry, Receipt};
+use super::event::{LedgerGap, Payload};
+use super::{Ledger, LedgerError, Location, NewEntry, Receipt, Select};
 
-/// The entry kind of a gap marker.
-pub const KIND: &str = "ledger.gap";
 /// The subject of every gap marker (so they are found through the subject index).
 pub const SUBJECT: &str = "unrecorded";
 
@@ -45,8 +44,7 @@ pub fn append_with_gaps(ledger: &mut Ledger, loc: &Location, entries: &[NewEntry
     let events: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let first = events.first().and_then(|e| e["time"].as_str()).unwrap_or("").to_string();
     let last = events.last().and_then(|e| e["time"].as_str()).unwrap_or("").to_string();
-    let marker =
-        NewEntry::new(KIND, SUBJECT, "git-audit", json!({"unrecorded": events.len(), "first": first, "last": last, "events": events}));
+    let marker = LedgerGap { unrecorded: events.len() as u64, first, last, events }.entry(SUBJECT, "git-audit");
     let mut all = Vec::with_capacity(entries.len() + 1);
     all.push(marker);
     all.extend_from_slice(entries);
@@ -80,21 +78,9 @@ pub struct Gap {
 
 /// Every `ledger.gap` entry, oldest first.
 pub fn recorded(ledger: &Ledger) -> Result<Vec<Gap>, LedgerError> {
-    let sqlerr = |source| LedgerError::Sqlite { path: ledger.path.clone(), source };
-    let mut stmt =
-        ledger.connection().prepare("SELECT seq, payload FROM entries WHERE subject = ?1 AND kind = ?2 ORDER BY seq").map_err(sqlerr)?;
-    let rows: Vec<(i64, String)> =
-        stmt.query_map([SUBJECT, KIND], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sqlerr)?.collect::<Result<_, _>>().map_err(sqlerr)?;
-    Ok(rows
+    let gaps = ledger.events::<LedgerGap>(&Select { subject: Some(SUBJECT), ..Select::default() })?;
+    Ok(gaps
         .into_iter()
-        .map(|(seq, payload)| {
-            let p: Value = serde_json::from_str(&payload).unwrap_or_default();
-            Gap {
-                seq: seq as u64,
-                unrecorded: p["unrecorded"].as_u64().unwrap_or(0),
-                first: p["first"].as_str().unwrap_or("").to_string(),
-                last: p["last"].as_str().unwrap_or("").to_string(),
-            }
-        })
+        .map(|r| Gap { seq: r.seq, unrecorded: r.payload.unrecorded, first: r.payload.first, last: r.payload.last })
         .collect())
 }

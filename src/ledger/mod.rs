@@ -82,6 +82,28 @@ pub fn locate(explicit: Option<&Path>, repo: Option<&crate::git::Repo>) -> Optio
     Some(Location { db, key })
 }
 
+/// An entry of a typed kind, decoded.
+#[derive(Debug, Clone)]
+pub struct Recorded<P> {
+    pub seq: u64,
+    /// Canonical time text (see [`crate::time`]).
+    pub time: String,
+    pub subject: String,
+    pub actor: String,
+    pub payload: P,
+}
+
+/// Which entries of a kind to read.
+#[derive(Debug, Clone, Default)]
+pub struct Select<'a> {
+    /// Only entries with this subject (uses the subject index).
+    pub subject: Option<&'a str>,
+    /// Only entries recorded at or after this time.
+    pub since: Option<&'a crate::time::Timestamp>,
+    /// Newest first, at most this many.
+    pub newest: Option<usize>,
+}
+
 /// The signed tree head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
@@ -344,6 +366,40 @@ impl Ledger {
         }
         tx.commit().map_err(sql(&path))?;
         Ok(Receipt { first_seq: head.size, count: entries.len() as u64, tree_size: size, checkpoint: note })
+    }
+
+    /// Entries of `P`'s kind, decoded into `P`, oldest first (or the newest
+    /// few). An entry whose payload does not decode is skipped: the log holds
+    /// it, `ledger verify` checks it, queries read only what they understand.
+    pub fn events<P: event::Payload>(&self, select: &Select<'_>) -> Result<Vec<Recorded<P>>, LedgerError> {
+        let mut query = String::from("SELECT seq, time, subject, actor, payload FROM entries WHERE kind = ?1");
+        let mut params: Vec<rusqlite::types::Value> = vec![P::KIND.as_str().to_string().into()];
+        if let Some(s) = select.subject {
+            params.push(s.to_string().into());
+            query.push_str(&format!(" AND subject = ?{}", params.len()));
+        }
+        if let Some(t) = select.since {
+            params.push(t.canonical().into());
+            query.push_str(&format!(" AND time >= ?{}", params.len()));
+        }
+        match select.newest {
+            Some(n) => query.push_str(&format!(" ORDER BY seq DESC LIMIT {n}")),
+            None => query.push_str(" ORDER BY seq"),
+        }
+        let mut stmt = self.conn.prepare_cached(&query).map_err(sql(&self.path))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+            })
+            .map_err(sql(&self.path))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, time, subject, actor, payload) = row.map_err(sql(&self.path))?;
+            if let Some(payload) = P::decode(P::KIND.as_str(), &payload) {
+                out.push(Recorded { seq: seq as u64, time, subject, actor, payload });
+            }
+        }
+        Ok(out)
     }
 
     /// The last non-zero tip recorded for `refname`: by post-receive

@@ -9,10 +9,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use rusqlite::types::Value as Sql;
-use serde::de::IgnoredAny;
-use serde::Deserialize;
 
 use super::entry::Entry;
+use super::event::{view, GithubPayload, Kind};
 
 /// A projection table: its columns, and the columns that key a row.
 #[derive(Debug, PartialEq, Eq)]
@@ -171,54 +170,15 @@ fn opt(v: Option<Cow<'_, str>>) -> Sql {
     v.map_or(Sql::Null, |s| Sql::Text(s.into_owned()))
 }
 
-// Typed, borrowed views of the payload fields projections read: parsing into
-// these skips everything else (far cheaper than building a JSON tree).
-#[derive(Deserialize)]
-struct SignatureView<'a> {
-    #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    format: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    signer: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    key: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct CommitVerifiedView<'a> {
-    #[serde(borrow)]
-    signature: Option<SignatureView<'a>>,
-    #[serde(borrow)]
-    verdict: Option<Cow<'a, str>>,
-    findings: Option<Vec<IgnoredAny>>,
-    #[serde(borrow)]
-    policy_digest: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RefUpdateView<'a> {
-    #[serde(borrow, rename = "ref")]
-    refname: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    old: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    new: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RefUpdatesView<'a> {
-    #[serde(borrow, default)]
-    ref_updates: Vec<RefUpdateView<'a>>,
-    accepted: Option<bool>,
-}
-
 /// The rows an entry contributes, from its stored columns (`payload` is its JSON text).
 /// A payload that does not have the expected shape contributes no rows.
 pub fn rows(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payload: &str) -> Vec<Row> {
+    let Some(kind) = Kind::parse(kind) else {
+        return Vec::new();
+    };
     match kind {
-        "commit.verified" => {
-            let Ok(p) = serde_json::from_str::<CommitVerifiedView<'_>>(payload) else {
+        Kind::CommitVerified => {
+            let Ok(p) = serde_json::from_str::<view::CommitVerified<'_>>(payload) else {
                 return Vec::new();
             };
             let (status, format, signer, key) = match p.signature {
@@ -241,11 +201,12 @@ pub fn rows(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payloa
                 ],
             }]
         }
-        "push.decided" | "ref.updated" => {
-            let Ok(p) = serde_json::from_str::<RefUpdatesView<'_>>(payload) else {
+        Kind::PushDecided | Kind::RefUpdated => {
+            let Ok(p) = serde_json::from_str::<view::RefUpdates<'_>>(payload) else {
                 return Vec::new();
             };
-            let accepted = if kind == "ref.updated" { Sql::Integer(1) } else { p.accepted.map_or(Sql::Null, |b| Sql::Integer(b as i64)) };
+            let accepted =
+                if kind == Kind::RefUpdated { Sql::Integer(1) } else { p.accepted.map_or(Sql::Null, |b| Sql::Integer(b as i64)) };
             p.ref_updates
                 .into_iter()
                 .map(|u| Row {
@@ -258,12 +219,12 @@ pub fn rows(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payloa
                         Sql::Text(actor.to_string()),
                         Sql::Text(time.to_string()),
                         accepted.clone(),
-                        Sql::Text(kind.to_string()),
+                        Sql::Text(kind.as_str().to_string()),
                     ],
                 })
                 .collect()
         }
-        "pr.synced" | "review.synced" | "deployment.synced" | "deployment_status.synced" | "commit_pulls.synced" => {
+        Kind::PrSynced | Kind::ReviewSynced | Kind::DeploymentSynced | Kind::DeploymentStatusSynced | Kind::CommitPullsSynced => {
             sync_rows(seq, kind, payload)
         }
         _ => Vec::new(),
@@ -280,85 +241,76 @@ fn s(v: &serde_json::Value) -> Sql {
     }
 }
 
-/// Rows of the sync kinds; payloads keep GitHub's field names.
-fn sync_rows(seq: u64, kind: &str, payload: &str) -> Vec<Row> {
-    let Ok(p) = serde_json::from_str::<serde_json::Value>(payload) else {
+/// Rows of the sync kinds (GitHub's bodies, read through [`GithubPayload`]).
+fn sync_rows(seq: u64, kind: Kind, payload: &str) -> Vec<Row> {
+    let Some(p) = GithubPayload::parse(payload) else {
         return Vec::new();
     };
-    let repo = s(&p["repository"]);
+    let repo = s(p.repository());
     let seq = Sql::Integer(seq as i64);
     match kind {
-        "pr.synced" => {
-            let commits = p["commits"].as_array().cloned().unwrap_or_default();
+        Kind::PrSynced => {
+            let commits = p.pr_commits();
             let mut rows = vec![Row {
                 table: &PULL_REQUESTS,
                 values: vec![
                     repo.clone(),
-                    s(&p["number"]),
-                    s(&p["title"]),
-                    s(&p["user"]["login"]),
-                    s(&p["state"]),
-                    s(&p["draft"]),
-                    s(&p["base"]["ref"]),
-                    s(&p["base"]["sha"]),
-                    s(&p["head"]["ref"]),
-                    s(&p["head"]["sha"]),
-                    s(&p["merge_commit_sha"]),
-                    s(&p["merged"]),
-                    s(&p["merged_by"]["login"]),
-                    s(&p["merged_at"]),
-                    s(&p["created_at"]),
-                    s(&p["updated_at"]),
-                    s(&p["closed_at"]),
+                    s(p.number()),
+                    s(p.title()),
+                    s(p.user_login()),
+                    s(p.state()),
+                    s(p.draft()),
+                    s(p.base_ref()),
+                    s(p.base_sha()),
+                    s(p.head_ref()),
+                    s(p.head_sha()),
+                    s(p.merge_commit_sha()),
+                    s(p.merged()),
+                    s(p.merged_by_login()),
+                    s(p.merged_at()),
+                    s(p.created_at()),
+                    s(p.updated_at()),
+                    s(p.closed_at()),
                     Sql::Integer(commits.len() as i64),
                     seq.clone(),
                 ],
             }];
-            rows.extend(commits.iter().map(|c| Row { table: &PR_COMMITS, values: vec![repo.clone(), s(&p["number"]), s(c), seq.clone()] }));
+            rows.extend(commits.iter().map(|c| Row { table: &PR_COMMITS, values: vec![repo.clone(), s(p.number()), s(c), seq.clone()] }));
             rows
         }
-        "review.synced" => vec![Row {
+        Kind::ReviewSynced => vec![Row {
             table: &REVIEWS,
-            values: vec![
-                repo,
-                s(&p["id"]),
-                s(&p["pull_number"]),
-                s(&p["user"]["login"]),
-                s(&p["state"]),
-                s(&p["commit_id"]),
-                s(&p["submitted_at"]),
-                seq,
-            ],
+            values: vec![repo, s(p.id()), s(p.pull_number()), s(p.user_login()), s(p.state()), s(p.commit_id()), s(p.submitted_at()), seq],
         }],
-        "deployment.synced" => vec![Row {
+        Kind::DeploymentSynced => vec![Row {
             table: &DEPLOYMENTS,
             values: vec![
                 repo,
-                s(&p["id"]),
-                s(&p["sha"]),
-                s(&p["ref"]),
-                s(&p["environment"]),
-                s(&p["creator"]["login"]),
-                s(&p["task"]),
-                s(&p["created_at"]),
+                s(p.id()),
+                s(p.sha()),
+                s(p.git_ref()),
+                s(p.environment()),
+                s(p.creator_login()),
+                s(p.task()),
+                s(p.created_at()),
                 seq,
             ],
         }],
-        "deployment_status.synced" => vec![Row {
+        Kind::DeploymentStatusSynced => vec![Row {
             table: &DEPLOYMENT_STATUSES,
             values: vec![
                 repo,
-                s(&p["id"]),
-                s(&p["deployment_id"]),
-                s(&p["state"]),
-                s(&p["creator"]["login"]),
-                s(&p["environment"]),
-                s(&p["log_url"]),
-                s(&p["created_at"]),
+                s(p.id()),
+                s(p.deployment_id()),
+                s(p.state()),
+                s(p.creator_login()),
+                s(p.environment()),
+                s(p.log_url()),
+                s(p.created_at()),
                 seq,
             ],
         }],
-        "commit_pulls.synced" => vec![Row { table: &COMMIT_PULLS, values: vec![repo, s(&p["sha"]), s(&p["pulls"]), seq] }],
+        Kind::CommitPullsSynced => vec![Row { table: &COMMIT_PULLS, values: vec![repo, s(p.sha()), s(p.pulls()), seq] }],
         _ => Vec::new(),
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::client::{Client, ClientError};
+use crate::ledger::event::Kind;
 use crate::ledger::{entry::canonical_json, Ledger, LedgerError, NewEntry};
 
 /// Pull requests updated this long before the cursor are listed again: items
@@ -100,12 +101,13 @@ impl Batch {
     fn add(
         &mut self,
         ledger: &Mutex<Ledger>,
-        kind: &str,
+        kind: Kind,
         key: String,
         subject: String,
         actor: String,
         payload: Value,
     ) -> Result<bool, SyncError> {
+        let kind = kind.as_str();
         let d = digest(&payload);
         if seen(ledger, kind, &key)?.as_deref() == Some(d.as_str())
             || self.seen.iter().any(|(k, kk, dd)| k == kind && *kk == key && *dd == d)
@@ -262,7 +264,7 @@ fn record_pull(
     payload["commits_capped"] = json!(capped);
     let subject = format!("{repo}#{number}");
     let author = detail["user"]["login"].as_str().unwrap_or("").to_string();
-    if batch.add(ledger, "pr.synced", subject.clone(), subject.clone(), author, payload)? {
+    if batch.add(ledger, Kind::PrSynced, subject.clone(), subject.clone(), author, payload)? {
         sum.pull_requests += 1;
     }
     for rv in reviews {
@@ -272,7 +274,7 @@ fn record_pull(
         p["pull_number"] = json!(number);
         p["user"] = user(&rv["user"]);
         let actor = rv["user"]["login"].as_str().unwrap_or("").to_string();
-        if batch.add(ledger, "review.synced", format!("{repo}/review/{id}"), subject.clone(), actor, p)? {
+        if batch.add(ledger, Kind::ReviewSynced, format!("{repo}/review/{id}"), subject.clone(), actor, p)? {
             sum.reviews += 1;
         }
     }
@@ -465,7 +467,7 @@ async fn deployments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &
         p["creator"] = user(&d["creator"]);
         let sha = d["sha"].as_str().unwrap_or("").to_string();
         let actor = d["creator"]["login"].as_str().unwrap_or("").to_string();
-        if batch.add(ledger, "deployment.synced", format!("{repo}/deployment/{id}"), sha, actor, p)? {
+        if batch.add(ledger, Kind::DeploymentSynced, format!("{repo}/deployment/{id}"), sha, actor, p)? {
             sum.deployments += 1;
         }
         statuses(client, ledger, repo, &d, &mut batch, sum).await?;
@@ -505,7 +507,7 @@ async fn statuses(
         p["deployment_id"] = json!(id);
         p["creator"] = user(&s["creator"]);
         let actor = s["creator"]["login"].as_str().unwrap_or("").to_string();
-        if batch.add(ledger, "deployment_status.synced", format!("{repo}/status/{sid}"), sha.clone(), actor, p)? {
+        if batch.add(ledger, Kind::DeploymentStatusSynced, format!("{repo}/status/{sid}"), sha.clone(), actor, p)? {
             sum.deployment_statuses += 1;
         }
         for url in [s["log_url"].as_str(), s["target_url"].as_str()].into_iter().flatten() {
@@ -530,7 +532,7 @@ async fn statuses(
             .map(|a| json!({"state": a["state"], "comment": a["comment"], "user": user(&a["user"]), "environments": a["environments"].as_array().map(|e| e.iter().map(|x| x["name"].clone()).collect::<Vec<_>>())}))
             .collect();
         let p = json!({"repository": repo, "run_id": run, "deployment_id": id, "approvals": list});
-        if batch.add(ledger, "deployment_approval.synced", format!("{repo}/run/{run}"), sha.clone(), String::new(), p)? {
+        if batch.add(ledger, Kind::DeploymentApprovalSynced, format!("{repo}/run/{run}"), sha.clone(), String::new(), p)? {
             sum.approvals += 1;
         }
     }
@@ -577,7 +579,7 @@ async fn landed_commits(client: &Client, ledger: &Mutex<Ledger>, repo: &str, bra
             let numbers: Vec<Value> =
                 pulls.as_array().into_iter().flatten().filter_map(|p| p["number"].as_u64().map(|n| json!(n))).collect();
             let p = json!({"repository": repo, "sha": sha, "pulls": numbers, "direct_push": numbers.is_empty()});
-            if batch.add(ledger, "commit_pulls.synced", format!("{repo}/{sha}"), sha.to_string(), String::new(), p)? {
+            if batch.add(ledger, Kind::CommitPullsSynced, format!("{repo}/{sha}"), sha.to_string(), String::new(), p)? {
                 sum.commit_links += 1;
             }
         }
