@@ -25,6 +25,15 @@ pub enum CommitVerdict {
     Fail,
 }
 
+impl CommitVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommitVerdict::Pass => "pass",
+            CommitVerdict::Fail => "fail",
+        }
+    }
+}
+
 macro_rules! rules {
     ($($variant:ident = $id:literal, $kind:ident, $summary:literal;)*) => {
         /// A rule. `Kind` says who reports it and whether `[rules]` can set its mode.

@@ -28,7 +28,7 @@ pub enum GitError {
 }
 
 /// One ref update: a ref moving from `old` to `new` (as hooks see pushes).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RefUpdate {
     #[serde(rename = "ref")]
     pub refname: String,

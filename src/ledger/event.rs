@@ -65,6 +65,8 @@ impl std::fmt::Display for Kind {
 }
 
 /// A typed payload: its kind, and how it becomes an entry and is read back.
+/// Entries appended by scripts (`ledger append`) may carry only some fields, so
+/// the structs readers meet that way take defaults for what is missing.
 pub trait Payload: Serialize + DeserializeOwned {
     const KIND: Kind;
 
@@ -114,6 +116,7 @@ pub struct CommitVerified {
 
 /// Who pushed, and where the identity came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Pusher {
     pub identity: Option<String>,
     pub source: Option<String>,
@@ -129,7 +132,8 @@ pub struct Bypass {
 }
 
 /// One ref update as decided.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RefDecided {
     #[serde(rename = "ref")]
     pub refname: String,
@@ -144,7 +148,8 @@ pub struct RefDecided {
 }
 
 /// `push.decided`: the decision on a whole push.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PushDecided {
     pub ref_updates: Vec<RefDecided>,
     pub accepted: bool,
@@ -156,7 +161,8 @@ pub struct PushDecided {
 }
 
 /// `bypass.used`: break glass let a push through.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BypassUsed {
     pub reason: String,
     pub violations: usize,
@@ -164,14 +170,16 @@ pub struct BypassUsed {
 }
 
 /// `ref.updated`: what an accepted push changed (post-receive).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RefUpdated {
     pub ref_updates: Vec<RefUpdate>,
     pub pusher: Pusher,
 }
 
 /// `ledger.gap`: hook events that were decided but could not be recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LedgerGap {
     pub unrecorded: u64,
     pub first: String,

@@ -407,9 +407,9 @@ impl Ledger {
     pub fn recorded_tip(&self, refname: &str) -> Result<Option<String>, LedgerError> {
         self.conn
             .query_row(
-                "SELECT new FROM ref_updates WHERE ref = ?1 AND (kind = 'ref.updated' OR accepted = 1)
+                "SELECT new FROM ref_updates WHERE ref = ?1 AND (kind = ?2 OR accepted = 1)
                  AND new IS NOT NULL AND trim(new, '0') <> '' ORDER BY seq DESC LIMIT 1",
-                [refname],
+                [refname, event::Kind::RefUpdated.as_str()],
                 |r| r.get::<_, String>(0),
             )
             .optional()

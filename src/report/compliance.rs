@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::{short, strings, Document, ReportError, Section};
 use crate::git::Repo;
-use crate::ledger::Ledger;
+use crate::ledger::event::{BypassUsed, LedgerGap, PushDecided};
+use crate::ledger::{Ledger, Select};
 use crate::rule::{Finding, Rule, Severity};
 use crate::time::Timestamp;
 
@@ -121,56 +122,48 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
     }
 
     // Force pushes and deletions that got through (warn mode or break glass), and break glass itself.
-    for r in strings(
-        c,
-        "SELECT e.seq, e.actor, json_extract(u.value, '$.ref'), json_extract(f.value, '$.rule')
-         FROM entries e, json_each(json_extract(e.payload, '$.ref_updates')) u, json_each(json_extract(u.value, '$.findings')) f
-         WHERE e.kind = 'push.decided' AND json_extract(e.payload, '$.accepted') = 1 AND e.time >= ?1
-           AND json_extract(f.value, '$.rule') IN ('branches.force-push', 'branches.deletion') ORDER BY e.seq",
-        &[since_param],
-    )? {
-        let (rule, what) = if r[3] == Rule::BranchesForcePush.id() {
-            (Rule::BranchesForcePush, "force-pushed")
-        } else {
-            (Rule::BranchesDeletion, "deleted")
-        };
-        out.push(Finding {
-            rule,
-            severity: Severity::Error,
-            fix: None,
-            subject: Some(r[2].clone()),
-            message: format!("{what} by {}", r[1]),
-            evidence: seqs(&r[0]),
-        });
+    let window = Select { since: Some(since), ..Select::default() };
+    for e in ledger.events::<PushDecided>(&window)?.into_iter().filter(|e| e.payload.accepted) {
+        for u in &e.payload.ref_updates {
+            for f in &u.findings {
+                let what = match f.rule {
+                    Rule::BranchesForcePush => "force-pushed",
+                    Rule::BranchesDeletion => "deleted",
+                    _ => continue,
+                };
+                out.push(Finding {
+                    rule: f.rule,
+                    severity: Severity::Error,
+                    fix: None,
+                    subject: Some(u.refname.clone()),
+                    message: format!("{what} by {}", e.actor),
+                    evidence: vec![e.seq],
+                });
+            }
+        }
     }
-    for r in strings(
-        c,
-        "SELECT seq, actor, subject, json_extract(payload, '$.reason') FROM entries WHERE kind = 'bypass.used' AND time >= ?1 ORDER BY seq",
-        &[since_param],
-    )? {
+    for e in ledger.events::<BypassUsed>(&window)? {
         out.push(Finding {
             rule: Rule::BreakglassUsed,
             severity: Severity::Warning,
             fix: None,
-            subject: Some(r[2].clone()),
-            message: format!("break glass by {}: \"{}\"", r[1], r[3]),
-            evidence: seqs(&r[0]),
+            subject: Some(e.subject.clone()),
+            message: format!("break glass by {}: \"{}\"", e.actor, e.payload.reason),
+            evidence: vec![e.seq],
         });
     }
-
-    for r in strings(
-        c,
-        "SELECT seq, json_extract(payload, '$.unrecorded'), json_extract(payload, '$.first'), json_extract(payload, '$.last')
-         FROM entries WHERE kind = 'ledger.gap' AND time >= ?1 ORDER BY seq",
-        &[since_param],
-    )? {
+    for e in ledger.events::<LedgerGap>(&window)? {
+        let g = &e.payload;
         out.push(Finding {
             rule: Rule::LedgerGap,
             severity: Severity::Error,
             fix: None,
-            subject: Some(format!("{} unrecorded", r[1])),
-            message: format!("{} hook event(s) between {} and {} were decided but could not be recorded in the ledger", r[1], r[2], r[3]),
-            evidence: seqs(&r[0]),
+            subject: Some(format!("{} unrecorded", g.unrecorded)),
+            message: format!(
+                "{} hook event(s) between {} and {} were decided but could not be recorded in the ledger",
+                g.unrecorded, g.first, g.last
+            ),
+            evidence: vec![e.seq],
         });
     }
 

@@ -8,7 +8,8 @@ use serde_json::json;
 
 use super::{short, strings, Document, ReportError, Section};
 use crate::git::Repo;
-use crate::ledger::Ledger;
+use crate::ledger::event::CommitVerified;
+use crate::ledger::{Ledger, Select};
 use crate::signature::allowed_signers::glob_match;
 use crate::time::Timestamp;
 
@@ -104,15 +105,11 @@ fn commit_facts(ledger: &Ledger, repository: &str, id: &str) -> Result<(String, 
         .unwrap_or_default(),
         None => String::new(),
     };
-    let rules = strings(
-        c,
-        "SELECT (SELECT group_concat(json_extract(f.value, '$.rule'), ' ') FROM json_each(json_extract(payload, '$.findings')) f)
-         FROM entries WHERE kind = 'commit.verified' AND subject = ?1 ORDER BY seq DESC LIMIT 1",
-        &[&id],
-    )?
-    .first()
-    .map(|r| r[0].clone())
-    .unwrap_or_default();
+    let rules = ledger
+        .events::<CommitVerified>(&Select { subject: Some(id), newest: Some(1), ..Select::default() })?
+        .first()
+        .map(|e| e.payload.findings.iter().map(|f| f.rule.id()).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     Ok((status, signer, pr, approvals, rules))
 }
 

@@ -19,6 +19,8 @@ pub enum ReportError {
     #[error("reading the ledger: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    #[error(transparent)]
     Time(#[from] TimeError),
     #[error("{0}")]
     Input(String),

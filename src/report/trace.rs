@@ -6,26 +6,55 @@ use serde_json::json;
 
 use super::{short, strings, Document, ReportError, Section};
 use crate::git::Repo;
-use crate::ledger::Ledger;
+use crate::ledger::event::{CommitVerified, PushDecided, RefUpdated};
+use crate::ledger::{Ledger, Select};
 
 pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Document, ReportError> {
     let c = ledger.connection();
-    let verifications = strings(
-        c,
-        "SELECT seq, time, actor, json_extract(payload, '$.signature.status'), json_extract(payload, '$.signature.signer'),
-                json_extract(payload, '$.signature.key'), json_extract(payload, '$.verdict'),
-                (SELECT group_concat(json_extract(f.value, '$.rule'), ' ') FROM json_each(json_extract(payload, '$.findings')) f)
-         FROM entries WHERE kind = 'commit.verified' AND subject = ?1 ORDER BY seq",
-        &[&commit],
-    )?;
-    let like = format!("%{commit}%");
-    let pushes = strings(
-        c,
-        "SELECT e.seq, e.time, u.ref, e.actor, CASE e.kind WHEN 'ref.updated' THEN 'updated' ELSE CASE json_extract(e.payload, '$.accepted') WHEN 1 THEN 'accepted' ELSE 'refused' END END
-         FROM entries e JOIN ref_updates u ON u.seq = e.seq
-         WHERE e.kind IN ('push.decided', 'ref.updated') AND (u.new = ?1 OR e.payload LIKE ?2) ORDER BY e.seq",
-        &[&commit, &like],
-    )?;
+    let verifications: Vec<Vec<String>> = ledger
+        .events::<CommitVerified>(&Select { subject: Some(commit), ..Select::default() })?
+        .into_iter()
+        .map(|e| {
+            let v = &e.payload;
+            vec![
+                e.seq.to_string(),
+                e.time,
+                e.actor,
+                v.signature.status.as_str().to_string(),
+                v.signature.signer.clone().unwrap_or_default(),
+                v.signature.key.clone().unwrap_or_default(),
+                v.verdict.as_str().to_string(),
+                v.findings.iter().map(|f| f.rule.id()).collect::<Vec<_>>().join(" "),
+            ]
+        })
+        .collect();
+    // Pushes whose decision or update names the commit (as the new tip, the old
+    // one, or among the commits it brought), each of their ref updates.
+    let mut pushes: Vec<(u64, Vec<String>)> = Vec::new();
+    for e in ledger.events::<PushDecided>(&Select::default())? {
+        let names = e.payload.ref_updates.iter().any(|u| u.new == commit || u.old == commit || u.commits.iter().any(|c| c == commit));
+        if names {
+            let outcome = if e.payload.accepted { "accepted" } else { "refused" };
+            pushes.extend(
+                e.payload
+                    .ref_updates
+                    .iter()
+                    .map(|u| (e.seq, vec![e.seq.to_string(), e.time.clone(), u.refname.clone(), e.actor.clone(), outcome.into()])),
+            );
+        }
+    }
+    for e in ledger.events::<RefUpdated>(&Select::default())? {
+        if e.payload.ref_updates.iter().any(|u| u.new == commit || u.old == commit) {
+            pushes.extend(
+                e.payload
+                    .ref_updates
+                    .iter()
+                    .map(|u| (e.seq, vec![e.seq.to_string(), e.time.clone(), u.refname.clone(), e.actor.clone(), "updated".into()])),
+            );
+        }
+    }
+    pushes.sort_by_key(|(seq, _)| *seq);
+    let pushes: Vec<Vec<String>> = pushes.into_iter().map(|(_, row)| row).collect();
     let prs = strings(
         c,
         "SELECT p.repo, p.number, p.title, p.author, p.state, p.merged_by, p.merged_at, p.head_sha, how FROM (
