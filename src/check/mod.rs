@@ -294,7 +294,7 @@ pub fn check_range(repo: &Repo, policy: &Policy, specs: &[String]) -> Result<Ran
     }
     let ids = repo.select(specs, &hide)?;
     // An unreadable pinned key is a configuration error here (exit 2), so build the keyring now.
-    SignatureChecker::from_policy(policy, Some(repo)).prepare()?;
+    policy.signature_checker(Some(repo)).prepare()?;
     check_parallel(repo, policy, &ids, None)
 }
 
@@ -309,7 +309,7 @@ pub fn check_parallel(repo: &Repo, policy: &Policy, ids: &[String], branch: Opti
     let new_checker = |repo: &Repo| -> Result<CommitChecker<'_>, RangeError> {
         // The keyring is built on the first OpenPGP signature met (hooks pushing
         // unsigned or SSH-signed commits never start gpg).
-        Ok(CommitChecker::new(policy, SignatureChecker::from_policy(policy, Some(repo))))
+        Ok(CommitChecker::new(policy, policy.signature_checker(Some(repo))))
     };
     if workers == 1 {
         let mut checker = new_checker(repo)?;

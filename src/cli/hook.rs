@@ -12,7 +12,6 @@ use crate::git::{Ident, ParsedCommit, Repo};
 use crate::hook::{self, decide, identity, message, server_policy};
 use crate::ledger::{self, Ledger};
 use crate::policy::Policy;
-use crate::signature::SignatureChecker;
 
 #[derive(Debug, Args)]
 pub struct HookArgs {
@@ -115,7 +114,7 @@ fn pre_receive(global: &Global) -> anyhow::Result<Outcome> {
     let repo = Repo::open_from_env()?;
     let sp = server_policy::load(&repo, global.policy.as_deref())?;
     let policy = &sp.policy;
-    let mut signatures = SignatureChecker::from_policy(policy, Some(&repo));
+    let mut signatures = policy.signature_checker(Some(&repo));
     let pusher = match identity::resolve(&env, &sources(&repo), &repo, &mut signatures, &updates) {
         Ok(p) => p,
         Err(e) => {
@@ -153,7 +152,7 @@ fn post_receive(global: &Global) -> anyhow::Result<Outcome> {
     let repo = Repo::open_from_env()?;
     let pusher = match server_policy::load(&repo, global.policy.as_deref()) {
         Ok(sp) => {
-            let mut signatures = SignatureChecker::from_policy(&sp.policy, Some(&repo));
+            let mut signatures = sp.policy.signature_checker(Some(&repo));
             identity::resolve(&env, &sources(&repo), &repo, &mut signatures, &updates).unwrap_or(identity::Pusher {
                 identity: None,
                 source: None,
@@ -220,7 +219,7 @@ fn commit_msg(global: &Global, file: &std::path::Path) -> anyhow::Result<Outcome
         message,
         ..ParsedCommit::default()
     };
-    let mut checker = CommitChecker::new(&policy, SignatureChecker::from_policy(&policy, Some(&repo)));
+    let mut checker = CommitChecker::new(&policy, policy.signature_checker(Some(&repo)));
     let report = checker.check("(new commit)", &commit, None);
     for f in &report.findings {
         eprintln!("git-audit: {}{}: {}", f.rule, if f.severity == crate::check::Severity::Warning { " [warn]" } else { "" }, f.message);

@@ -5,7 +5,6 @@ use clap::{Args, Subcommand};
 
 use super::{emit, Global, Outcome};
 use crate::policy::{self, Policy};
-use crate::signature::SignatureChecker;
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
@@ -37,7 +36,7 @@ pub fn run(global: &Global, args: PolicyArgs) -> anyhow::Result<Outcome> {
             let policy = load(global, repo.as_ref())?;
             // Import the pinned OpenPGP keys now, so an unreadable key is reported here.
             if !policy.signing.openpgp_keys.is_empty() {
-                SignatureChecker::from_policy(&policy, repo.as_ref()).prepare()?;
+                policy.signature_checker(repo.as_ref()).prepare()?;
             }
             for w in &policy.warnings {
                 eprintln!("warning: {w}");

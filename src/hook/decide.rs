@@ -13,7 +13,7 @@ use crate::git::{ParsedCommit, Repo};
 use crate::policy::{BranchRule, Mode, Policy, DEFAULT_FILE};
 use crate::rule::Rule;
 use crate::signature::allowed_signers::identity_matches;
-use crate::signature::{SignatureChecker, SignatureStatus};
+use crate::signature::SignatureStatus;
 
 /// Which end of the push we are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +173,7 @@ pub fn decide(
         out.dedup();
         out
     };
-    let mut signatures = SignatureChecker::from_policy(policy, Some(repo));
+    let mut signatures = policy.signature_checker(Some(repo));
     let mut footprint = Footprint::new(repo);
     let mut decisions = Vec::new();
     let mut reserved = false;

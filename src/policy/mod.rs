@@ -30,6 +30,8 @@ impl Mode {
 }
 
 use crate::signature::allowed_signers::{matching_identity, AllowedSigners};
+pub use crate::signature::KeyFile;
+use crate::signature::SignatureChecker;
 
 /// The file name looked for at the repository root.
 pub const DEFAULT_FILE: &str = ".git-audit.toml";
@@ -71,15 +73,6 @@ impl fmt::Display for PolicyError {
         }
         Ok(())
     }
-}
-
-/// A pinned OpenPGP key file, with where the policy named it.
-#[derive(Debug, Clone)]
-pub struct KeyFile {
-    pub path: PathBuf,
-    pub armored: Vec<u8>,
-    /// Where in the policy the entry that brought this file in stands.
-    pub origin: Location,
 }
 
 /// A place in the policy file.
@@ -221,6 +214,20 @@ impl Policy {
     /// The exemption pattern that `email` matches, if any.
     pub fn exemption_for(&self, email: &str) -> Option<&str> {
         matching_identity(email, &self.signing.exempt_identities).map(String::as_str)
+    }
+
+    /// A signature checker with this policy's trust set: its pinned OpenPGP keys
+    /// and allowed signers (in `gnupg` trust, the user's keyring, and git's
+    /// `gpg.ssh.allowedSignersFile` when the policy names none).
+    pub fn signature_checker(&self, repo: Option<&crate::git::Repo>) -> SignatureChecker {
+        let allowed = self.signing.ssh_allowed_signers.clone().or_else(|| {
+            if self.signing.trust != Trust::Gnupg {
+                return None;
+            }
+            let path = repo?.config_path("gpg.ssh.allowedSignersFile")?;
+            AllowedSigners::load(&path).ok()
+        });
+        SignatureChecker::new(self.signing.trust, self.signing.openpgp_keys.clone(), allowed)
     }
 
     /// Where the policy lives relative to which key paths resolve.
@@ -524,7 +531,7 @@ impl Validator<'_> {
                     );
                     return None;
                 }
-                Some(KeyFile { path: path.to_path_buf(), armored: bytes, origin: origin.clone() })
+                Some(KeyFile { path: path.to_path_buf(), armored: bytes, origin: origin.to_string() })
             }
             Err(e) => {
                 self.err(

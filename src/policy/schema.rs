@@ -15,15 +15,7 @@ pub enum Mode {
     Off,
 }
 
-/// Whose keys decide whether an OpenPGP signature is trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Trust {
-    /// Only the keys pinned by the policy.
-    Policy,
-    /// The user's GnuPG keyring and its validity, like `git log --show-signature`.
-    Gnupg,
-}
+pub use crate::signature::Trust;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,7 +8,24 @@ pub mod ssh;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Policy, Trust};
+/// Whose keys decide whether an OpenPGP signature is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trust {
+    /// Only the keys pinned by the policy.
+    Policy,
+    /// The user's GnuPG keyring and its validity, like `git log --show-signature`.
+    Gnupg,
+}
+
+/// A pinned OpenPGP key file, with where the policy named it.
+#[derive(Debug, Clone)]
+pub struct KeyFile {
+    pub path: std::path::PathBuf,
+    pub armored: Vec<u8>,
+    /// Where the entry that brought this file in stands (`file:line:col`).
+    pub origin: String,
+}
 
 /// The outcome of verifying one signature. Maps to git's `%G?` codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,27 +158,22 @@ pub struct SignatureChecker {
 }
 
 impl SignatureChecker {
-    /// Builds the verifiers the policy asks for. The OpenPGP keyring is built on
-    /// first use (or by [`SignatureChecker::prepare`]), so SSH-only runs never start gpg.
-    pub fn from_policy(policy: &Policy, repo: Option<&crate::git::Repo>) -> SignatureChecker {
-        let allowed = policy.signing.ssh_allowed_signers.clone().or_else(|| {
-            // In gnupg trust mode, fall back to the user's own git setting, as git does.
-            if policy.signing.trust != Trust::Gnupg {
-                return None;
-            }
-            let path = repo?.config_path("gpg.ssh.allowedSignersFile")?;
-            allowed_signers::AllowedSigners::load(&path).ok()
-        });
-        let trust = policy.signing.trust;
-        let keys = policy.signing.openpgp_keys.clone();
-        let setup: Box<dyn FnOnce() -> Result<Box<dyn Verifier>, SignatureError>> = Box::new(move || {
+    /// Verifiers for a trust set. The OpenPGP keyring is built on first use
+    /// (or by [`SignatureChecker::prepare`]), so SSH-only runs never start gpg.
+    pub fn new(trust: Trust, openpgp_keys: Vec<KeyFile>, ssh_allowed_signers: Option<allowed_signers::AllowedSigners>) -> SignatureChecker {
+        let setup: VerifierSetup = Box::new(move || {
             let v: Box<dyn Verifier> = match trust {
-                Trust::Policy => Box::new(openpgp::GpgmeVerifier::pinned(&keys)?),
+                Trust::Policy => Box::new(openpgp::GpgmeVerifier::pinned(&openpgp_keys)?),
                 Trust::Gnupg => Box::new(openpgp::GpgmeVerifier::user_keyring()?),
             };
             Ok(v)
         });
-        SignatureChecker { openpgp: None, openpgp_setup: Some(setup), openpgp_failure: None, ssh: ssh::SshVerifier::new(allowed) }
+        SignatureChecker {
+            openpgp: None,
+            openpgp_setup: Some(setup),
+            openpgp_failure: None,
+            ssh: ssh::SshVerifier::new(ssh_allowed_signers),
+        }
     }
 
     /// Builds the OpenPGP keyring now, reporting unreadable keys.

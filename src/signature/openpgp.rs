@@ -10,8 +10,8 @@ use std::io::Write;
 use gpgme::{Context, Protocol, SignatureSummary, Validity};
 use tempfile::TempDir;
 
+use super::KeyFile;
 use super::{SignatureError, SignatureFormat, SignatureStatus, SignedObject, Verdict, Verifier};
-use crate::policy::KeyFile;
 
 /// OpenPGP verification with gpgme (one gpg process per verification).
 pub struct GpgmeVerifier {
@@ -64,8 +64,7 @@ impl GpgmeVerifier {
         ctx.set_engine_home_dir(home.path().to_string_lossy().into_owned()).map_err(|e| SignatureError::Engine(e.to_string()))?;
         ctx.set_offline(true);
         for k in keys {
-            let fail =
-                |reason: String| SignatureError::KeyImport { origin: k.origin.to_string(), path: k.path.display().to_string(), reason };
+            let fail = |reason: String| SignatureError::KeyImport { origin: k.origin.clone(), path: k.path.display().to_string(), reason };
             let result = ctx.import(&k.armored[..]).map_err(|e| fail(e.to_string()))?;
             if result.considered() == 0 || (result.imported() + result.unchanged()) == 0 {
                 return Err(fail(format!("no usable public key in it ({} considered)", result.considered())));
