@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use git_audit::ledger::{Ledger, Location, NewEntry};
+use git_audit::ledger::{Ledger, LedgerFiles, NewEntry};
 use serde_json::json;
 
 const START: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -49,7 +49,7 @@ fn main() -> Result<()> {
     let ids: Vec<String> = String::from_utf8(git(&["rev-list", "--reverse", "main"])?.stdout)?.lines().map(str::to_string).collect();
     println!("git repository: {} commits in {:.1} s", ids.len(), t.elapsed().as_secs_f64());
 
-    let loc = Location { db: base.join("ledger.db"), key: base.join("ledger.key") };
+    let loc = LedgerFiles { db: base.join("ledger.db"), key: base.join("ledger.key") };
     let mut ledger = Ledger::init(&loc, Some("bench.example/reports"))?;
     let t = Instant::now();
     let mut batch: Vec<NewEntry> = Vec::with_capacity(10_000);

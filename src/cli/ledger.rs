@@ -7,20 +7,14 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::style::{green, red};
-use super::{emit, Global, Outcome};
+use super::{emit, Global, Outcome, OutputFormat};
 use crate::ledger::note::{Checkpoint, NoteVerifier};
-use crate::ledger::{self, anchor, merkle, Ledger, Location, NewEntry};
+use crate::ledger::{self, anchor, merkle, Ledger, LedgerFiles, NewEntry};
 
 #[derive(Debug, Args)]
 pub struct LedgerArgs {
     #[command(subcommand)]
     pub command: LedgerCommand,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,8 +32,8 @@ pub enum LedgerCommand {
     },
     /// Size, head, latest checkpoint, key.
     Status {
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Print the latest signed checkpoint (and keep it in the ledger's history).
     Checkpoint {
@@ -54,8 +48,8 @@ pub enum LedgerCommand {
         /// The ledger's public key to trust (a `name+id+key` string or a file holding one).
         #[arg(long, value_name = "PUB")]
         key: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// A self-contained inclusion proof for one entry (JSON).
     Prove {
@@ -98,7 +92,7 @@ pub enum LedgerCommand {
 }
 
 /// Where the ledger is, as every command finds it.
-pub fn location(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::Result<Location> {
+pub fn location(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::Result<LedgerFiles> {
     ledger::locate(global.ledger.as_deref(), repo).context("no ledger location: not in a git repository and no --ledger PATH given")
 }
 
@@ -157,8 +151,8 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
             };
             let b64 = base64_encode(&head.root);
             match format {
-                Format::Json => emit(&(json!({"path": l.path, "origin": l.origin, "size": head.size, "root": b64, "checkpoint": head.note, "public_key": l.verifier.to_string(), "anchored_size": anchored, "last_anchored_size": remembered.as_ref().map(|r| r.0), "anchor_problems": anchor_problems}).to_string() + "\n"))?,
-                Format::Text => emit(&format!(
+                OutputFormat::Json => emit(&(json!({"path": l.path, "origin": l.origin, "size": head.size, "root": b64, "checkpoint": head.note, "public_key": l.verifier.to_string(), "anchored_size": anchored, "last_anchored_size": remembered.as_ref().map(|r| r.0), "anchor_problems": anchor_problems}).to_string() + "\n"))?,
+                OutputFormat::Text => emit(&format!(
                     "ledger     {}\norigin     {}\nentries    {}\nroot       {b64}\npublic key {}\nanchored   {}\n",
                     l.path.display(),
                     l.origin,
@@ -194,8 +188,8 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
             }
             let secs = started.elapsed().as_secs_f64();
             match format {
-                Format::Json => emit(&(serde_json::to_string(&report).unwrap_or_default() + "\n"))?,
-                Format::Text => {
+                OutputFormat::Json => emit(&(serde_json::to_string(&report).unwrap_or_default() + "\n"))?,
+                OutputFormat::Text => {
                     let mut out = String::new();
                     for p in &report.problems {
                         out.push_str(&format!("{} {}\n", red(global.color, "TAMPERED"), p.message));

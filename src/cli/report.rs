@@ -7,15 +7,15 @@ use clap::{Args, Subcommand};
 
 use super::{emit, Global, Outcome};
 use crate::ledger::Ledger;
-use crate::report::{self, Format};
+use crate::report::{self, ReportFormat};
 use crate::time::Timestamp;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     #[command(subcommand)]
     pub report: ReportName,
-    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table, global = true)]
+    pub format: ReportFormat,
     /// Write to FILE instead of standard output.
     #[arg(long, short, global = true)]
     pub output: Option<PathBuf>,

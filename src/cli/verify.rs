@@ -2,11 +2,11 @@
 
 use std::collections::BTreeSet;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::json;
 
 use super::style::{dim, green, red, yellow};
-use super::{emit, Global, Outcome};
+use super::{emit, Global, Outcome, OutputFormat};
 use crate::check::{self, CommitVerdict, RangeReport, Severity};
 use crate::policy::Policy;
 
@@ -20,17 +20,11 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub all: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
     /// Record the results in the ledger (`policy.loaded`, then one `commit.verified` per commit).
     #[arg(long)]
     pub record: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
 }
 
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
@@ -59,8 +53,8 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
         );
     }
     match args.format {
-        Format::Json => emit(&(render_json(&report, &policy, &specs) + "\n"))?,
-        Format::Text => emit(&render_text(&report, &policy, global.color))?,
+        OutputFormat::Json => emit(&(render_json(&report, &policy, &specs) + "\n"))?,
+        OutputFormat::Text => emit(&render_text(&report, &policy, global.color))?,
     }
     Ok(if report.summary.failed > 0 { Outcome::Violations } else { Outcome::Pass })
 }
@@ -69,7 +63,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
 fn actor(repo: &crate::git::Repo) -> String {
     let from_git = match repo {
         crate::git::Repo::Git2(r) => r.config().ok().and_then(|c| c.get_string("user.email").ok()),
-        crate::git::Repo::Cli(c) => c.config("user.email", false),
+        crate::git::Repo::Exec(c) => c.config("user.email", false),
     };
     from_git.or_else(|| std::env::var("USER").ok()).unwrap_or_default()
 }
@@ -96,7 +90,7 @@ pub fn render_text(report: &RangeReport, policy: &Policy, color: bool) -> String
     let mut fixes: Vec<(String, String)> = Vec::new();
     let mut seen = BTreeSet::new();
     for c in &report.commits {
-        let short = &c.id[..c.id.len().min(10)];
+        let short = crate::git::short_id(&c.id);
         if let Some(e) = &c.exempt {
             out.push_str(&format!("{} {short} {} — signing.required skipped ({e})\n", dim(color, "exempt"), c.subject));
         }

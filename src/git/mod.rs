@@ -1,8 +1,8 @@
 //! git access through git2: opening a repository the way git's environment
 //! says, selecting commits with git's range syntax, reading raw commit objects.
 
-pub mod cli;
 pub mod commit;
+pub mod exec;
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,7 @@ pub enum GitError {
     #[error("walking history failed: {0}")]
     Walk(git2::Error),
     #[error("{what} failed: {detail}")]
-    Cli { what: String, detail: String },
+    Command { what: String, detail: String },
 }
 
 /// One ref update: a ref moving from `old` to `new` (as hooks see pushes).
@@ -34,6 +34,11 @@ pub struct RefUpdate {
     pub refname: String,
     pub old: String,
     pub new: String,
+}
+
+/// An object id shortened for people (its first 10 characters).
+pub fn short_id(id: &str) -> &str {
+    id.get(..10).unwrap_or(id)
 }
 
 /// All zeros, in SHA-1 (40) or SHA-256 (64) repositories: "no object".
@@ -54,7 +59,7 @@ impl RefUpdate {
 /// libgit2 cannot open — through the `git` command.
 pub enum Repo {
     Git2(Repository),
-    Cli(cli::CliRepo),
+    Exec(exec::ExecRepo),
 }
 
 impl Repo {
@@ -63,7 +68,7 @@ impl Repo {
     pub fn open_from_env() -> Result<Repo, GitError> {
         match Repository::open_from_env() {
             Ok(r) => Ok(Repo::Git2(r)),
-            Err(e) if e.message().contains("object format") => Ok(Repo::Cli(cli::CliRepo::discover(None)?)),
+            Err(e) if e.message().contains("object format") => Ok(Repo::Exec(exec::ExecRepo::discover(None)?)),
             Err(source) => Err(GitError::NoRepository { path: std::env::current_dir().unwrap_or_default(), source }),
         }
     }
@@ -72,28 +77,28 @@ impl Repo {
     pub fn reopen(&self) -> Result<Repo, GitError> {
         match self {
             Repo::Git2(r) => Ok(Repo::Git2(reopen(r.path())?)),
-            Repo::Cli(c) => Ok(Repo::Cli(c.clone())),
+            Repo::Exec(c) => Ok(Repo::Exec(c.clone())),
         }
     }
 
     pub fn git2(&self) -> Option<&Repository> {
         match self {
             Repo::Git2(r) => Some(r),
-            Repo::Cli(_) => None,
+            Repo::Exec(_) => None,
         }
     }
 
     pub fn git_dir(&self) -> PathBuf {
         match self {
             Repo::Git2(r) => r.path().to_path_buf(),
-            Repo::Cli(c) => c.git_dir.clone(),
+            Repo::Exec(c) => c.git_dir.clone(),
         }
     }
 
     pub fn workdir(&self) -> Option<PathBuf> {
         match self {
             Repo::Git2(r) => r.workdir().map(Path::to_path_buf),
-            Repo::Cli(c) => c.workdir.clone(),
+            Repo::Exec(c) => c.workdir.clone(),
         }
     }
 
@@ -101,7 +106,7 @@ impl Repo {
     pub fn config_path(&self, key: &str) -> Option<PathBuf> {
         match self {
             Repo::Git2(r) => r.config().ok()?.get_path(key).ok(),
-            Repo::Cli(c) => c.config(key, true).map(PathBuf::from),
+            Repo::Exec(c) => c.config(key, true).map(PathBuf::from),
         }
     }
 
@@ -109,8 +114,8 @@ impl Repo {
     pub fn signature_header(&self) -> &'static str {
         match self {
             Repo::Git2(r) => signature_header(r),
-            Repo::Cli(c) if c.object_format == "sha256" => commit::SIG_HEADER_SHA256,
-            Repo::Cli(_) => commit::SIG_HEADER_SHA1,
+            Repo::Exec(c) if c.object_format == "sha256" => commit::SIG_HEADER_SHA256,
+            Repo::Exec(_) => commit::SIG_HEADER_SHA1,
         }
     }
 
@@ -124,7 +129,7 @@ impl Repo {
                 };
                 walk().or_else(|e| as_git_sees_it(r).select(specs, hide).map_err(|_| e))
             }
-            Repo::Cli(c) => c.select(specs, hide),
+            Repo::Exec(c) => c.select(specs, hide),
         }
     }
 
@@ -132,7 +137,7 @@ impl Repo {
     pub fn resolve_commit(&self, spec: &str) -> Result<String, GitError> {
         match self {
             Repo::Git2(r) => peel(r, spec).map(|o| o.to_string()).or_else(|e| as_git_sees_it(r).resolve_commit(spec).map_err(|_| e)),
-            Repo::Cli(c) => c.resolve_commit(spec),
+            Repo::Exec(c) => c.resolve_commit(spec),
         }
     }
 
@@ -140,7 +145,7 @@ impl Repo {
     pub fn default_specs(&self) -> Vec<String> {
         match self {
             Repo::Git2(r) => default_specs(r),
-            Repo::Cli(c) => match c.upstream() {
+            Repo::Exec(c) => match c.upstream() {
                 Some(u) => vec![format!("{u}..HEAD")],
                 None => vec!["HEAD".into()],
             },
@@ -159,7 +164,7 @@ impl Repo {
                 }
                 Ok(out)
             }
-            Repo::Cli(c) => c.refs(),
+            Repo::Exec(c) => c.refs(),
         }
     }
 
@@ -176,7 +181,7 @@ impl Repo {
                     .map_err(GitError::Walk)
                     .or_else(|e| as_git_sees_it(r).is_ancestor(ancestor, descendant).map_err(|_| e))
             }
-            Repo::Cli(c) => c.is_ancestor(ancestor, descendant),
+            Repo::Exec(c) => c.is_ancestor(ancestor, descendant),
         }
     }
 
@@ -189,7 +194,7 @@ impl Repo {
                 let obj = odb.read(oid).map_err(|source| GitError::Read { id: id.into(), source })?;
                 Ok((obj.kind().str().to_string(), obj.data().to_vec()))
             }
-            Repo::Cli(c) => c.reader()?.read(id),
+            Repo::Exec(c) => c.reader()?.read(id),
         }
     }
 
@@ -203,7 +208,7 @@ impl Repo {
                 }
                 Err(_) => as_git_sees_it(r).path_blob(commit, path),
             },
-            Repo::Cli(c) => c.path_blob(commit, path),
+            Repo::Exec(c) => c.path_blob(commit, path),
         }
     }
 
@@ -216,7 +221,7 @@ impl Repo {
                 Ok(c) => c.tree().ok()?.get_path(Path::new(path)).ok().map(|e| e.id().to_string()),
                 Err(_) => as_git_sees_it(r).path_entry(commit, path),
             },
-            Repo::Cli(c) => c.path_entry(commit, path),
+            Repo::Exec(c) => c.path_entry(commit, path),
         }
     }
 
@@ -248,7 +253,7 @@ impl Repo {
                     _ => Ok(Vec::new()),
                 }
             }
-            Repo::Cli(c) => c.tree_files(commit, path),
+            Repo::Exec(c) => c.tree_files(commit, path),
         }
     }
 
@@ -256,7 +261,7 @@ impl Repo {
     pub fn head_ref(&self) -> Option<String> {
         match self {
             Repo::Git2(r) => r.find_reference("HEAD").ok()?.symbolic_target().map(str::to_string),
-            Repo::Cli(c) => c.head_ref(),
+            Repo::Exec(c) => c.head_ref(),
         }
     }
 
@@ -264,7 +269,7 @@ impl Repo {
     pub fn config_string(&self, key: &str) -> Option<String> {
         match self {
             Repo::Git2(r) => r.config().ok()?.get_string(key).ok(),
-            Repo::Cli(c) => c.config(key, false),
+            Repo::Exec(c) => c.config(key, false),
         }
     }
 
@@ -282,7 +287,7 @@ impl Repo {
         let header = self.signature_header();
         match self {
             Repo::Git2(r) => Ok(CommitReader::Git2(r.odb().map_err(GitError::Walk)?, header)),
-            Repo::Cli(c) => Ok(CommitReader::Cli(c.reader()?, header)),
+            Repo::Exec(c) => Ok(CommitReader::Exec(c.reader()?, header)),
         }
     }
 }
@@ -291,14 +296,14 @@ impl Repo {
 /// commits that git itself reads (no author, a signature header before the
 /// parents …); where git2 fails, git's own view decides, so a malformed commit
 /// becomes a `commits.malformed` finding instead of a library error.
-fn as_git_sees_it(r: &Repository) -> cli::CliRepo {
-    cli::CliRepo { git_dir: r.path().to_path_buf(), workdir: r.workdir().map(Path::to_path_buf), object_format: "sha1".into() }
+fn as_git_sees_it(r: &Repository) -> exec::ExecRepo {
+    exec::ExecRepo { git_dir: r.path().to_path_buf(), workdir: r.workdir().map(Path::to_path_buf), object_format: "sha1".into() }
 }
 
 /// Reads and parses commit objects from either backend.
 pub enum CommitReader<'r> {
     Git2(git2::Odb<'r>, &'static str),
-    Cli(cli::BatchReader, &'static str),
+    Exec(exec::BatchReader, &'static str),
 }
 
 impl CommitReader<'_> {
@@ -312,7 +317,7 @@ impl CommitReader<'_> {
                 }
                 Ok(ParsedCommit::parse(obj.data(), header))
             }
-            CommitReader::Cli(reader, header) => {
+            CommitReader::Exec(reader, header) => {
                 let (kind, data) = reader.read(id)?;
                 if kind != "commit" {
                     return Err(GitError::NotACommit { spec: id.to_string(), kind });

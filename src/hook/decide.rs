@@ -9,7 +9,7 @@ use super::identity::{split_signed, Pusher};
 use super::server_policy;
 use super::RefUpdate;
 use crate::check::{self, CommitReport, Finding, RangeError, Severity};
-use crate::git::{ParsedCommit, Repo};
+use crate::git::{short_id, ParsedCommit, Repo};
 use crate::policy::{BranchRule, Mode, Policy, DEFAULT_FILE};
 use crate::rule::Rule;
 use crate::signature::allowed_signers::identity_matches;
@@ -146,10 +146,6 @@ impl<'p> RefRules<'p> {
     }
 }
 
-fn short(id: &str) -> &str {
-    &id[..id.len().min(10)]
-}
-
 /// Decides a push. `bypass` is the break-glass reason, if one was given.
 pub fn decide(
     repo: &Repo,
@@ -270,7 +266,7 @@ pub fn decide(
             if old_known && !repo.is_ancestor(&u.old, &tip)? {
                 push(rules.finding(
                     Rule::BranchesForcePush,
-                    format!("{} would be rewritten: {} is not an ancestor of {}", u.refname, short(&u.old), short(&tip)),
+                    format!("{} would be rewritten: {} is not an ancestor of {}", u.refname, short_id(&u.old), short_id(&tip)),
                     "rebase onto the current tip instead of force-pushing (`git pull --rebase`, then push)",
                 ));
             } else if u.is_create() {
@@ -281,8 +277,8 @@ pub fn decide(
                             format!(
                                 "{} is being created again at {}, which does not descend from its last recorded tip {} (a deletion and re-creation rewrites it)",
                                 u.refname,
-                                short(&tip),
-                                short(last)
+                                short_id(&tip),
+                                short_id(last)
                             ),
                             "create it from its last tip (`git push origin <last tip>:<ref>`) and build on that",
                         ));
@@ -317,7 +313,7 @@ pub fn decide(
             for c in commits.iter().filter(|c| c.parents > 1) {
                 push(rules.finding(
                     Rule::BranchesLinearHistory,
-                    format!("merge commit {} ({}) on {}", short(&c.id), c.subject, u.refname),
+                    format!("merge commit {} ({}) on {}", short_id(&c.id), c.subject, u.refname),
                     "rebase instead of merging (`git rebase`), or squash the merge",
                 ));
             }

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use super::decide::PushDecision;
 use crate::check::Severity;
+use crate::git::short_id;
 
 /// Commits listed per ref before the rest is summarised.
 pub const LIST_LIMIT: usize = 20;
@@ -53,7 +54,7 @@ pub fn render(d: &PushDecision, policy_source: &str) -> String {
         }
         for c in bad.iter().take(LIST_LIMIT) {
             let rules: Vec<String> = c.findings.iter().map(|f| format!("{}{} ({})", f.rule, tag(f.severity), f.message)).collect();
-            out.push_str(&format!("    {} {} — {}\n", &c.id[..c.id.len().min(10)], c.subject, rules.join("; ")));
+            out.push_str(&format!("    {} {} — {}\n", short_id(&c.id), c.subject, rules.join("; ")));
             for f in &c.findings {
                 note_fix(f.rule.id(), &f.fix);
             }
@@ -64,8 +65,8 @@ pub fn render(d: &PushDecision, policy_source: &str) -> String {
                 "    … and {} more commits ({}); see them all with `git-audit verify {}..{}`\n",
                 bad.len() - LIST_LIMIT,
                 rules.into_iter().collect::<Vec<_>>().join(", "),
-                if super::is_zero(&r.update.old) { "<base>" } else { &r.update.old[..r.update.old.len().min(10)] },
-                &r.update.new[..r.update.new.len().min(10)]
+                if super::is_zero(&r.update.old) { "<base>" } else { short_id(&r.update.old) },
+                short_id(&r.update.new)
             ));
         }
     }

@@ -10,19 +10,19 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::event::{LedgerGap, Payload};
-use super::{Ledger, LedgerError, Location, NewEntry, Receipt, Select};
+use super::{Ledger, LedgerError, LedgerFiles, NewEntry, Receipt, Select};
 
 /// The subject of every gap marker (so they are found through the subject index).
 pub const SUBJECT: &str = "unrecorded";
 
 /// The spool file beside the ledger (`ledger.db` → `ledger.gaps`).
-pub fn spool_path(loc: &Location) -> PathBuf {
+pub fn spool_path(loc: &LedgerFiles) -> PathBuf {
     loc.db.with_extension("gaps")
 }
 
 /// Notes one unrecorded event (one JSON line). Best effort: returns the error
 /// when even the spool cannot be written, for the caller to print.
-pub fn note(loc: &Location, what: Value) -> std::io::Result<()> {
+pub fn note(loc: &LedgerFiles, what: Value) -> std::io::Result<()> {
     // Beside the ledger, in a folder that already exists: a ledger location
     // that was never set up is no place to start creating folders.
     let path = spool_path(loc);
@@ -34,7 +34,7 @@ pub fn note(loc: &Location, what: Value) -> std::io::Result<()> {
 /// Appends `entries`, preceded by a `ledger.gap` entry when unrecorded events
 /// are waiting in the spool. The spool is claimed by renaming it (so two hooks
 /// never both report the same gap) and put back if the append fails.
-pub fn append_with_gaps(ledger: &mut Ledger, loc: &Location, entries: &[NewEntry]) -> Result<Receipt, LedgerError> {
+pub fn append_with_gaps(ledger: &mut Ledger, loc: &LedgerFiles, entries: &[NewEntry]) -> Result<Receipt, LedgerError> {
     let spool = spool_path(loc);
     let claimed = spool.with_extension(format!("gaps.{}", std::process::id()));
     let pending = std::fs::rename(&spool, &claimed).ok().and_then(|_| std::fs::read_to_string(&claimed).ok());

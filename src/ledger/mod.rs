@@ -63,14 +63,14 @@ pub enum LedgerError {
 
 /// Where the ledger and its key live.
 #[derive(Debug, Clone)]
-pub struct Location {
+pub struct LedgerFiles {
     pub db: PathBuf,
     pub key: PathBuf,
 }
 
 /// `--ledger PATH`, else `git config audit.ledger`, else `<git-dir>/audit/ledger.db`;
 /// the key: `git config audit.ledgerKey`, else next to the ledger with extension `.key`.
-pub fn locate(explicit: Option<&Path>, repo: Option<&crate::git::Repo>) -> Option<Location> {
+pub fn locate(explicit: Option<&Path>, repo: Option<&crate::git::Repo>) -> Option<LedgerFiles> {
     let db = match explicit {
         Some(p) => p.to_path_buf(),
         None => {
@@ -79,7 +79,7 @@ pub fn locate(explicit: Option<&Path>, repo: Option<&crate::git::Repo>) -> Optio
         }
     };
     let key = repo.and_then(|r| r.config_path("audit.ledgerKey")).unwrap_or_else(|| db.with_extension("key"));
-    Some(Location { db, key })
+    Some(LedgerFiles { db, key })
 }
 
 /// An entry of a typed kind, decoded.
@@ -187,7 +187,7 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
 impl Ledger {
     /// Creates a new ledger and its Ed25519 signing key (mode 0600). Refuses to
     /// overwrite either.
-    pub fn init(loc: &Location, origin: Option<&str>) -> Result<Ledger, LedgerError> {
+    pub fn init(loc: &LedgerFiles, origin: Option<&str>) -> Result<Ledger, LedgerError> {
         for p in [&loc.db, &loc.key] {
             if p.exists() {
                 return Err(LedgerError::Exists { path: p.clone() });
@@ -232,7 +232,7 @@ impl Ledger {
 
     /// Opens an existing ledger. The signing key is loaded when present (it is
     /// needed to append, not to read or verify).
-    pub fn open(loc: &Location) -> Result<Ledger, LedgerError> {
+    pub fn open(loc: &LedgerFiles) -> Result<Ledger, LedgerError> {
         let path = &loc.db;
         if !path.exists() {
             return Err(LedgerError::Missing { path: path.clone() });

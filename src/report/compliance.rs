@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{short, strings, Document, ReportError, Section};
-use crate::git::Repo;
+use super::{strings, Document, ReportError, Section};
+use crate::git::{short_id, Repo};
 use crate::ledger::event::{BypassUsed, LedgerGap, PushDecided};
 use crate::ledger::{Ledger, Select};
 use crate::rule::{Finding, Rule, Severity};
@@ -66,7 +66,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
                 severity: Severity::Error,
                 fix: None,
                 subject: Some(subject),
-                message: format!("no approval is on the final head {} (approved earlier by {})", short(&m[4]), approvers.join(", ")),
+                message: format!("no approval is on the final head {} (approved earlier by {})", short_id(&m[4]), approvers.join(", ")),
                 evidence,
             });
         }
@@ -74,7 +74,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
 
     // Changes that reached the default branch without a pull request.
     for r in strings(c, "SELECT cp.repo, cp.sha, cp.seq FROM commit_pulls cp JOIN entries e ON e.seq = cp.seq WHERE cp.pulls = '[]' AND e.time >= ?1 ORDER BY cp.seq", &[since_param])? {
-        out.push(Finding { rule: Rule::PushDirect, severity: Severity::Error, fix: None, subject: Some(format!("{} {}", r[0], short(&r[1]))), message: "reached the default branch without a pull request".into(), evidence: seqs(&r[2]) });
+        out.push(Finding { rule: Rule::PushDirect, severity: Severity::Error, fix: None, subject: Some(format!("{} {}", r[0], short_id(&r[1]))), message: "reached the default branch without a pull request".into(), evidence: seqs(&r[2]) });
     }
 
     // Commits deployed without a good signature: each deployment's shipped range
@@ -109,7 +109,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
                 rule: Rule::CommitsUnsignedDeployed,
                 severity: Severity::Error,
                 fix: None,
-                subject: Some(short(&id)),
+                subject: Some(short_id(&id).to_string()),
                 message: format!(
                     "signature {status} but deployed to {} ({} deployment{})",
                     envs.into_iter().collect::<Vec<_>>().join(", "),

@@ -6,8 +6,8 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{short, strings, Document, ReportError, Section};
-use crate::git::Repo;
+use super::{strings, Document, ReportError, Section};
+use crate::git::{short_id, Repo};
 use crate::ledger::event::CommitVerified;
 use crate::ledger::{Ledger, Select};
 use crate::signature::allowed_signers::glob_match;
@@ -131,7 +131,7 @@ pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Time
             let (status, signer, pr, approvals, rules) = commit_facts(ledger, &d.repository, id)?;
             commit_rows.push(vec![
                 d.id.to_string(),
-                short(id),
+                short_id(id).to_string(),
                 status.clone(),
                 signer.clone(),
                 pr.clone(),
@@ -144,11 +144,11 @@ pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Time
             d.time.clone(),
             d.environment.clone(),
             d.id.to_string(),
-            short(&d.sha),
+            short_id(&d.sha).to_string(),
             d.deployer.clone(),
             d.status.clone(),
             ids.len().to_string(),
-            previous.as_deref().map(short).unwrap_or_else(|| "—".into()),
+            previous.as_deref().map(|p| short_id(p).to_string()).unwrap_or_else(|| "—".into()),
             note.clone(),
         ]);
         json_deps.push(json!({"repository": d.repository, "id": d.id, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "seq": d.seq}));

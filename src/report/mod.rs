@@ -12,7 +12,7 @@ use rusqlite::Connection;
 
 use crate::time::{TimeError, Timestamp};
 
-pub use render::{Document, Format, Section};
+pub use render::{Document, ReportFormat, Section};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -50,8 +50,4 @@ pub(crate) fn strings(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToS
             .collect::<Result<Vec<_>, _>>()
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub(crate) fn short(id: &str) -> String {
-    id.chars().take(10).collect()
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub enum ReportFormat {
     Table,
     Json,
     Csv,
@@ -34,13 +34,13 @@ pub struct Document {
 /// Rows shown per section in the terminal before summarising.
 const TABLE_LIMIT: usize = 50;
 
-pub fn render(doc: &Document, format: Format, color: bool) -> String {
+pub fn render(doc: &Document, format: ReportFormat, color: bool) -> String {
     match format {
-        Format::Json => format!("{}\n", serde_json::to_string_pretty(&doc.json).unwrap_or_default()),
-        Format::Table => table(doc, color),
-        Format::Csv => csv(doc),
-        Format::Markdown => markdown(doc),
-        Format::Html => html(doc),
+        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&doc.json).unwrap_or_default()),
+        ReportFormat::Table => table(doc, color),
+        ReportFormat::Csv => csv(doc),
+        ReportFormat::Markdown => markdown(doc),
+        ReportFormat::Html => html(doc),
     }
 }
 
@@ -225,15 +225,15 @@ mod tests {
     #[test]
     fn formats_escape_what_they_must() {
         let d = doc();
-        let csv = render(&d, Format::Csv, false);
+        let csv = render(&d, ReportFormat::Csv, false);
         assert_eq!(csv, "section,a,b\nS,\"x,y\",\"say \"\"hi\"\"\"\nS,<b>,a|b\n");
-        let md = render(&d, Format::Markdown, false);
+        let md = render(&d, ReportFormat::Markdown, false);
         assert!(md.contains("| <b> | a\\|b |"), "{md}");
-        let html = render(&d, Format::Html, false);
+        let html = render(&d, ReportFormat::Html, false);
         assert!(html.contains("<td>&lt;b&gt;</td>") && html.contains("<svg"));
         // Self-contained: no scripts, no external resources.
         assert!(!html.contains("<script") && !html.contains(" src=") && !html.contains(" href=") && !html.contains("https://"), "{html}");
-        let table = render(&d, Format::Table, false);
+        let table = render(&d, ReportFormat::Table, false);
         assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");
     }
 }

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use super::{short, strings, Document, ReportError, Section};
-use crate::git::Repo;
+use super::{strings, Document, ReportError, Section};
+use crate::git::{short_id, Repo};
 use crate::ledger::event::{CommitVerified, PushDecided, RefUpdated};
 use crate::ledger::{Ledger, Select};
 
@@ -73,7 +73,7 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
         )?;
         for mut r in rows {
             let on_head = if r[3] == pr[7] { "yes" } else { "no (stale)" };
-            r[3] = format!("{} (on final head: {on_head})", short(&r[3]));
+            r[3] = format!("{} (on final head: {on_head})", short_id(&r[3]));
             reviews.push(r);
         }
     }
@@ -97,7 +97,7 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
             d[2].clone(),
             d[3].clone(),
             d[1].clone(),
-            short(&d[4]),
+            short_id(&d[4]).to_string(),
             d[5].clone(),
             d[6].clone(),
             how.to_string(),
@@ -127,7 +127,7 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
                 &["repository", "number", "title", "author", "state", "merged by", "merged at", "head", "linked by"],
                 prs.into_iter()
                     .map(|mut r| {
-                        r[7] = short(&r[7]);
+                        r[7] = short_id(&r[7]).to_string();
                         r
                     })
                     .collect(),

@@ -10,19 +10,19 @@ use super::GitError;
 
 /// A repository accessed through the `git` binary.
 #[derive(Debug, Clone)]
-pub struct CliRepo {
+pub struct ExecRepo {
     pub git_dir: PathBuf,
     pub workdir: Option<PathBuf>,
     pub object_format: String,
 }
 
 fn cli_err(what: &str, detail: impl std::fmt::Display) -> GitError {
-    GitError::Cli { what: what.to_string(), detail: detail.to_string() }
+    GitError::Command { what: what.to_string(), detail: detail.to_string() }
 }
 
-impl CliRepo {
+impl ExecRepo {
     /// Discovers the repository from the current directory and git's environment.
-    pub fn discover(dir: Option<&Path>) -> Result<CliRepo, GitError> {
+    pub fn discover(dir: Option<&Path>) -> Result<ExecRepo, GitError> {
         let run = |args: &[&str]| -> Option<String> {
             let mut c = Command::new("git");
             if let Some(d) = dir {
@@ -35,7 +35,7 @@ impl CliRepo {
             run(&["rev-parse", "--absolute-git-dir"]).ok_or_else(|| cli_err("git rev-parse --absolute-git-dir", "not a git repository"))?;
         let workdir = run(&["rev-parse", "--show-toplevel"]).filter(|s| !s.is_empty()).map(PathBuf::from);
         let object_format = run(&["rev-parse", "--show-object-format"]).unwrap_or_else(|| "sha1".into());
-        Ok(CliRepo { git_dir: PathBuf::from(git_dir), workdir, object_format })
+        Ok(ExecRepo { git_dir: PathBuf::from(git_dir), workdir, object_format })
     }
 
     fn git(&self) -> Command {
