@@ -3,6 +3,7 @@
 //! [`RefUpdate`]s, and asks the checks for a decision.
 
 pub mod decide;
+pub mod flow;
 pub mod identity;
 pub mod message;
 pub mod record;

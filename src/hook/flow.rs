@@ -1,0 +1,254 @@
+//! The hooks end to end, as git runs them: read what git hands the hook, decide,
+//! record, and say what the person at the other end should read. The binary
+//! only reads standard input, prints [`Said::stderr`] and maps the outcome to an
+//! exit code.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use super::{
+    bypass_reason, decide, identity, message, parse_pre_push, parse_receive, push_options, record, server_policy, InputError, RefUpdate,
+};
+use crate::check::{CommitChecker, CommitVerdict, RangeError, Severity};
+use crate::git::{GitError, Ident, ParsedCommit, Repo};
+use crate::ledger::{self, Ledger, LedgerError, NewEntry};
+use crate::policy::{Policy, PolicyError, DEFAULT_FILE};
+
+/// Where a hook runs: the repository, the `--policy`/`--ledger` overrides and
+/// the process environment (a function, so tests can pass their own).
+pub struct Setting<'a> {
+    pub repo: &'a Repo,
+    pub policy: Option<&'a Path>,
+    pub ledger: Option<&'a Path>,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// What a hook concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said {
+    /// May git go on (exit 0)?
+    pub proceed: bool,
+    /// What the person reads (git prefixes `remote: ` on a server).
+    pub stderr: String,
+}
+
+impl Said {
+    fn new(proceed: bool, stderr: String) -> Said {
+        Said { proceed, stderr }
+    }
+}
+
+/// Why a hook could not decide (the server refuses the push, saying this).
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    ServerPolicy(#[from] server_policy::ServerPolicyError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Check(#[from] RangeError),
+    #[error("cannot read the ledger to find refs' last recorded tips: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+}
+
+impl Setting<'_> {
+    fn pusher_sources(&self) -> Vec<String> {
+        match self.repo.config_string("audit.pusherSources") {
+            Some(list) => list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            None => identity::DEFAULT_SOURCES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn ledger_files(&self) -> Option<ledger::LedgerFiles> {
+        ledger::locate(self.ledger, Some(self.repo))
+    }
+
+    /// Appends `entries` (after any `ledger.gap` marker waiting in the spool).
+    fn record(&self, entries: &[NewEntry]) -> Result<String, String> {
+        let files = self.ledger_files().ok_or("no ledger location")?;
+        let mut l = Ledger::open(&files).map_err(|e| e.to_string())?;
+        let r = ledger::gap::append_with_gaps(&mut l, &files, entries).map_err(|e| e.to_string())?;
+        Ok(format!("recorded as ledger seq {}..{} (checkpoint size {})", r.first_seq, r.first_seq + r.count.saturating_sub(1), r.tree_size))
+    }
+
+    /// Records, or — when that fails — notes the gap for the next append to report.
+    fn record_or_note_gap(&self, entries: &[NewEntry], what: serde_json::Value, said: &mut String) -> Result<String, String> {
+        self.record(entries).inspect_err(|_| {
+            if let Some(files) = self.ledger_files() {
+                if let Err(e) = ledger::gap::note(&files, what) {
+                    let _ = writeln!(said, "git-audit: note: could not note the unrecorded event beside the ledger either: {e}");
+                }
+            }
+        })
+    }
+
+    fn require_ledger(&self, policy: &Policy) -> bool {
+        policy.require_ledger
+            || self
+                .repo
+                .config_string("audit.requireLedger")
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1"))
+    }
+
+    /// The last recorded tip of each ref this push creates (for re-creation as a
+    /// force push). A ledger that exists but cannot be read fails the check closed.
+    fn recorded_tips(&self, updates: &[RefUpdate]) -> Result<HashMap<String, String>, HookError> {
+        let mut tips = HashMap::new();
+        let creates: Vec<&RefUpdate> = updates.iter().filter(|u| u.is_create() && !u.is_delete()).collect();
+        let Some(files) = self.ledger_files().filter(|f| !creates.is_empty() && f.db.exists()) else {
+            return Ok(tips);
+        };
+        let l = Ledger::open(&files)?;
+        for u in creates {
+            if let Some(tip) = l.recorded_tip(&u.refname)? {
+                tips.insert(u.refname.clone(), tip);
+            }
+        }
+        Ok(tips)
+    }
+
+    /// The client's policy: --policy, `audit.policy`, or the work tree's file; none → skip.
+    fn client_policy(&self) -> Result<Option<Policy>, HookError> {
+        let Some(path) = crate::policy::locate(self.policy, Some(self.repo)) else {
+            return Ok(None);
+        };
+        if !path.exists() {
+            return Ok(None);
+        }
+        Ok(Some(Policy::load(&path)?))
+    }
+}
+
+/// The push decision and the events it adds to the ledger.
+pub fn decide_push(
+    s: &Setting<'_>,
+    sp: &server_policy::ServerPolicy,
+    updates: &[RefUpdate],
+) -> Result<Result<(decide::PushDecision, Vec<NewEntry>), identity::CertError>, HookError> {
+    let policy = &sp.policy;
+    let mut signatures = policy.signature_checker(Some(s.repo));
+    let pusher = match identity::resolve(s.env, &s.pusher_sources(), s.repo, &mut signatures, updates) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    let bypass = bypass_reason(&push_options(s.env));
+    let guard = decide::Guard { default_branch: sp.default_branch.clone(), recorded_tips: s.recorded_tips(updates)? };
+    let decision = decide::decide(s.repo, policy, updates, &decide::Side::Server, pusher, bypass, &guard)?;
+    let events = record::push_decision(&decision);
+    Ok(Ok((decision, events)))
+}
+
+/// pre-receive: decide the whole push, record the decision, fail closed. An
+/// error means the push must be refused with it.
+pub fn pre_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
+    let updates = parse_receive(input)?;
+    let sp = server_policy::load(s.repo, s.policy)?;
+    let (mut decision, events) = match decide_push(s, &sp, &updates)? {
+        Ok(d) => d,
+        Err(cert) => return Ok(Said::new(false, format!("git-audit: push refused: {cert}\n"))),
+    };
+    let mut said = String::new();
+    let unrecorded = serde_json::json!({
+        "hook": "pre-receive",
+        "refs": updates,
+        "accepted": decision.accepted,
+        "pusher": decision.pusher.identity,
+        "policy_digest": decision.policy_digest,
+    });
+    match s.record_or_note_gap(&events, unrecorded, &mut said) {
+        Ok(note) => tracing::info!("{note}"),
+        Err(e) if s.require_ledger(&sp.policy) => {
+            decision.accepted = false;
+            decision.reasons.push(format!(
+                "the decision could not be recorded in the audit ledger ({e}), and recording is required (audit.requireLedger / [audit] require_ledger)"
+            ));
+        }
+        Err(e) => {
+            let _ = writeln!(said, "git-audit: note: the decision was not recorded in the audit ledger: {e}");
+        }
+    }
+    said.push_str(&message::render(&decision, &sp.source));
+    Ok(Said::new(decision.accepted, said))
+}
+
+/// post-receive: record what the accepted push changed. Never stops git.
+pub fn post_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
+    let updates = parse_receive(input)?;
+    let pusher = match server_policy::load(s.repo, s.policy) {
+        Ok(sp) => {
+            let mut signatures = sp.policy.signature_checker(Some(s.repo));
+            identity::resolve(s.env, &s.pusher_sources(), s.repo, &mut signatures, &updates).unwrap_or_default()
+        }
+        Err(_) => identity::Pusher::default(),
+    };
+    let mut said = String::new();
+    let unrecorded = serde_json::json!({"hook": "post-receive", "refs": updates, "pusher": pusher.identity});
+    if let Err(e) = s.record_or_note_gap(&[record::ref_updated(&updates, &pusher)], unrecorded, &mut said) {
+        let _ = writeln!(said, "git-audit: note: the ref update was not recorded in the audit ledger: {e}");
+    }
+    Ok(Said::new(true, said))
+}
+
+/// pre-push: check what `git push` is about to send to `remote`.
+pub fn pre_push(s: &Setting<'_>, input: &str, remote: String) -> Result<Said, HookError> {
+    let updates = parse_pre_push(input)?;
+    let Some(policy) = s.client_policy()? else {
+        return Ok(Said::new(true, format!("git-audit: no policy ({DEFAULT_FILE}) here; pre-push check skipped\n")));
+    };
+    let pusher =
+        identity::Pusher { identity: s.repo.config_string("user.email"), source: Some("user.email".into()), certificate_key: None };
+    let decision = decide::decide(s.repo, &policy, &updates, &decide::Side::Client { remote }, pusher, None, &decide::Guard::default())?;
+    let mut said = message::render(&decision, &policy.path.display().to_string());
+    if !decision.accepted {
+        said.push_str(
+            "Hint: fix the commits and push again (skip this local check with `git push --no-verify`; the server checks again).\n",
+        );
+    }
+    Ok(Said::new(decision.accepted, said))
+}
+
+/// commit-msg: the message rules, as the commit is written.
+pub fn commit_msg(s: &Setting<'_>, file: &Path) -> Result<Said, HookError> {
+    let Some(mut policy) = s.client_policy()? else {
+        return Ok(Said::new(true, String::new()));
+    };
+    // Only the message rules apply before the commit exists.
+    policy.signing.required = false;
+    policy.signing.match_committer = false;
+    let text = std::fs::read(file).map_err(|source| HookError::Read { path: file.display().to_string(), source })?;
+    let comment = s.repo.config_string("core.commentChar").and_then(|c| c.bytes().next()).unwrap_or(b'#');
+    let message: Vec<u8> = text.split_inclusive(|&b| b == b'\n').filter(|l| l.first() != Some(&comment)).flatten().copied().collect();
+    let ident = |who: &str| -> Ident {
+        let name = (s.env)(&format!("GIT_{who}_NAME")).or_else(|| s.repo.config_string("user.name")).unwrap_or_default();
+        let email = (s.env)(&format!("GIT_{who}_EMAIL")).or_else(|| s.repo.config_string("user.email")).unwrap_or_default();
+        Ident { name, email, time: 0, offset_minutes: 0 }
+    };
+    let commit = ParsedCommit {
+        tree: Some(String::new()),
+        author: Some(ident("AUTHOR")),
+        committer: Some(ident("COMMITTER")),
+        message,
+        ..ParsedCommit::default()
+    };
+    let mut checker = CommitChecker::new(&policy, policy.signature_checker(Some(s.repo)));
+    let report = checker.check("(new commit)", &commit, None);
+    let mut said = String::new();
+    for f in &report.findings {
+        let _ = writeln!(said, "git-audit: {}{}: {}", f.rule, if f.severity == Severity::Warning { " [warn]" } else { "" }, f.message);
+        if let Some(fix) = &f.fix {
+            let _ = writeln!(said, "  Hint: {fix}");
+        }
+    }
+    let fail = report.verdict == CommitVerdict::Fail;
+    if fail {
+        let _ = writeln!(said, "git-audit: commit refused by {}; your message is kept in {}", policy.path.display(), file.display());
+    }
+    Ok(Said::new(!fail, said))
+}
