@@ -1,19 +1,17 @@
 //! `git-audit sync`: pull requests, reviews and deployments from GitHub into the
-//! ledger. The only command with a tokio runtime; it builds it once.
+//! ledger. Parses the arguments and shows progress; the worker
+//! ([`crate::forge::github::worker`]) does the rest.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use rusqlite::{params, OptionalExtension};
 
 use super::{emit, Global, Outcome};
-use crate::forge::github::client::{CachedPage, HttpCache};
-use crate::forge::github::{sync_repo, Auth, Client, PullsApi, RepoSummary};
-use crate::ledger::Ledger;
+use crate::forge::github::worker::{self, Observer, Options};
+use crate::forge::github::{Auth, Client, PullsApi, RepoSummary};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -60,31 +58,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// ETag'd bodies, in the ledger database (its own connection).
-struct LedgerCache {
-    conn: Mutex<rusqlite::Connection>,
-}
-
-impl HttpCache for LedgerCache {
-    fn get(&self, url: &str) -> Result<Option<CachedPage>, String> {
-        let c = self.conn.lock().map_err(|_| "cache lock poisoned".to_string())?;
-        c.query_row("SELECT etag, body, next FROM http_cache WHERE url = ?1", [url], |r| {
-            Ok(CachedPage { etag: r.get(0)?, body: r.get(1)?, next: r.get(2)? })
-        })
-        .optional()
-        .map_err(|e| e.to_string())
-    }
-    fn put(&self, url: &str, page: &CachedPage) -> Result<(), String> {
-        let c = self.conn.lock().map_err(|_| "cache lock poisoned".to_string())?;
-        c.execute(
-            "INSERT INTO http_cache (url, etag, body, next, time) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, body = excluded.body, next = excluded.next, time = excluded.time",
-            params![url, page.etag, page.body, page.next, chrono::Utc::now().to_rfc3339()],
-        )
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-    }
-}
-
 fn auth(args: &SyncArgs) -> anyhow::Result<Auth> {
     if let (Some(app_id), Some(key), Some(installation_id)) = (args.app_id, &args.app_key, args.installation_id) {
         let pem = std::fs::read_to_string(key).with_context(|| format!("cannot read the GitHub App key {}", key.display()))?;
@@ -107,83 +80,43 @@ pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
     if repos.is_empty() {
         repos = policy.as_ref().map(|p| p.github_repositories.clone()).unwrap_or_default();
     }
-    if repos.is_empty() {
-        bail!("no repositories to sync\nHint: pass --github owner/name, or list them under [github] repositories in the policy");
-    }
-    for r in &repos {
-        let ok_chars = r.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-        if !ok_chars || r.split('/').count() != 2 || r.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
-            bail!("`{r}` is not a repository name like owner/name");
-        }
-    }
-    let api_url = args.api_url.clone().unwrap_or_else(|| "https://api.github.com".into());
-    let auth = auth(&args)?;
-    let loc = super::ledger::location(global, repo.as_ref())?;
-    // One sync per ledger at a time.
-    let lock_path = loc.db.with_extension("sync.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        bail!("another `git-audit sync` is running on {} (lock {})", loc.db.display(), lock_path.display());
-    }
-    let ledger = Mutex::new(Ledger::open(&loc)?);
-    let cache_conn = rusqlite::Connection::open(&loc.db).context("opening the ledger's HTTP cache")?;
-    cache_conn.busy_timeout(Duration::from_secs(60))?;
-    let cache = Arc::new(LedgerCache { conn: Mutex::new(cache_conn) });
-
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let mut client = Client::new(&api_url, &auth, cache).await?;
-        if let Ok(ms) = std::env::var("GIT_AUDIT_SYNC_BACKOFF_MS").map(|v| v.parse::<u64>().unwrap_or(500)) {
-            client.backoff = Duration::from_millis(ms);
-        }
-        let interrupted = client.interrupted.clone();
-        tokio::spawn(async move {
-            if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                term.recv().await;
-                tracing::warn!("SIGTERM: finishing the current page, then exiting");
-                interrupted.store(true, Ordering::SeqCst);
-            }
-        });
-        let mut failed = false;
-        loop {
-            let mut summaries: Vec<RepoSummary> = Vec::new();
-            for r in &repos {
-                let bar = progress(r);
-                match sync_repo(&client, &ledger, r, args.pulls_api).await {
-                    Ok(s) => summaries.push(s),
-                    Err(e) => {
-                        failed = true;
-                        eprintln!("error: {}", crate::forge::github::client::redact(&e.to_string()));
-                    }
-                }
-                if let Some(b) = bar {
-                    b.finish_and_clear();
-                }
-            }
-            report(&client, &summaries, args.json)?;
-            if client.interrupted.load(Ordering::SeqCst) || args.interval.is_none() {
-                break;
-            }
-            let wait = args.interval.unwrap_or_default();
-            let stop = client.interrupted.clone();
-            let deadline = tokio::time::Instant::now() + wait;
-            while tokio::time::Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(200).min(wait)).await;
-            }
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-        }
-        anyhow::Ok(if failed { Err(anyhow::anyhow!("some repositories could not be synced (see above)")) } else { Ok(()) })
-    })??;
-    drop(lock);
+    let options = Options {
+        repos,
+        interval: args.interval,
+        api_url: args.api_url.clone().unwrap_or_else(|| "https://api.github.com".into()),
+        auth: auth(&args)?,
+        pulls_api: args.pulls_api,
+        backoff: std::env::var("GIT_AUDIT_SYNC_BACKOFF_MS").ok().map(|v| Duration::from_millis(v.parse::<u64>().unwrap_or(500))),
+    };
+    let files = super::ledger::location(global, repo.as_ref())?;
+    worker::run(&files, options, &mut Terminal { json: args.json, bar: None })?;
     Ok(Outcome::Pass)
+}
+
+/// Progress on a terminal, and each pass's summary on stdout.
+struct Terminal {
+    json: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Observer for Terminal {
+    fn repo_started(&mut self, repo: &str) {
+        self.bar = progress(repo);
+    }
+
+    fn repo_finished(&mut self, _repo: &str) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+
+    fn repo_failed(&mut self, _repo: &str, error: &str) {
+        eprintln!("error: {error}");
+    }
+
+    fn pass_done(&mut self, client: &Client, summaries: &[RepoSummary]) -> std::io::Result<()> {
+        report(client, summaries, self.json).map_err(std::io::Error::other)
+    }
 }
 
 fn progress(repo: &str) -> Option<indicatif::ProgressBar> {

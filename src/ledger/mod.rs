@@ -15,6 +15,7 @@ pub mod gap;
 pub mod merkle;
 pub mod note;
 pub mod projection;
+pub mod proof;
 pub mod verify;
 
 use std::io::Write;
@@ -161,15 +162,6 @@ CREATE TABLE head (id INTEGER PRIMARY KEY CHECK (id = 0), size INTEGER NOT NULL,
 CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, time TEXT NOT NULL);
 ";
 
-/// Working state of the sync worker (not part of the log): HTTP cache, cursors,
-/// and digests of what was already recorded.
-const SYNC_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS http_cache (url TEXT PRIMARY KEY, etag TEXT NOT NULL, body BLOB NOT NULL, next TEXT, time TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sync_cursors (repo TEXT NOT NULL, entity TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (repo, entity));
-CREATE TABLE IF NOT EXISTS sync_seen (kind TEXT NOT NULL, key TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sync_pending (repo TEXT NOT NULL, deployment_id INTEGER NOT NULL, PRIMARY KEY (repo, deployment_id));
-";
-
 /// Now, in the canonical text form entries store and hash.
 pub(crate) fn now() -> String {
     crate::time::Timestamp::now().canonical()
@@ -214,7 +206,6 @@ impl Ledger {
         tx.pragma_update(None, "user_version", FORMAT_VERSION).map_err(sql(&loc.db))?;
         tx.execute_batch(SCHEMA).map_err(sql(&loc.db))?;
         tx.execute_batch(projection::SCHEMA).map_err(sql(&loc.db))?;
-        tx.execute_batch(SYNC_SCHEMA).map_err(sql(&loc.db))?;
         for (k, v) in [
             ("format_version", FORMAT_VERSION.to_string()),
             ("origin", origin.clone()),
@@ -259,7 +250,6 @@ impl Ledger {
                 .map_err(sql(path))?
                 .ok_or_else(|| LedgerError::NotALedger { path: path.clone(), why: format!("no `{k}` in its meta table") })
         };
-        conn.execute_batch(SYNC_SCHEMA).map_err(sql(path))?;
         conn.execute_batch(projection::SCHEMA).map_err(sql(path))?;
         let origin = meta("origin")?;
         let verifier =
@@ -284,7 +274,8 @@ impl Ledger {
         &self.conn
     }
 
-    /// For working state outside the log (sync cursors, HTTP cache).
+    /// For working state outside the log (the sync worker's tables, owned by
+    /// `forge::github::state`).
     pub fn connection_mut(&mut self) -> &mut Connection {
         &mut self.conn
     }
@@ -400,6 +391,26 @@ impl Ledger {
             }
         }
         Ok(out)
+    }
+
+    /// The commit a synced deployment deployed (projection `deployments`).
+    pub fn deployment_sha(&self, repo: &str, id: i64) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row("SELECT sha FROM deployments WHERE repo = ?1 AND id = ?2", params![repo, id], |r| r.get(0))
+            .optional()
+            .map_err(sql(&self.path))
+    }
+
+    /// True when a synced pull request names `sha` (among its commits, as its
+    /// merge commit, or through a commit → pulls look-up).
+    pub fn commit_linked_to_pulls(&self, repo: &str, sha: &str) -> Result<bool, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM pr_commits WHERE repo = ?1 AND sha = ?2) OR EXISTS (SELECT 1 FROM pull_requests WHERE repo = ?1 AND merge_commit_sha = ?2) OR EXISTS (SELECT 1 FROM commit_pulls WHERE repo = ?1 AND sha = ?2)",
+                params![repo, sha],
+                |r| r.get(0),
+            )
+            .map_err(sql(&self.path))
     }
 
     /// The last non-zero tip recorded for `refname`: by post-receive

@@ -3,7 +3,9 @@
 //! deployment approvals — appended to the ledger, linked by commit id.
 
 pub mod client;
+pub mod state;
 pub mod sync;
+pub mod worker;
 
 pub use client::{Auth, Client, ClientError};
 pub use sync::{sync_repo, PullsApi, RepoSummary, SyncError};

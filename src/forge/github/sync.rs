@@ -4,12 +4,12 @@
 
 use std::sync::Mutex;
 
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::client::{Client, ClientError};
+use super::state;
 use crate::ledger::event::Kind;
 use crate::ledger::{entry::canonical_json, Ledger, LedgerError, NewEntry};
 
@@ -72,28 +72,19 @@ pub fn user(v: &Value) -> Value {
 
 fn cursor(ledger: &Mutex<Ledger>, repo: &str, entity: &str) -> Result<Option<String>, SyncError> {
     let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-    l.connection()
-        .query_row("SELECT value FROM sync_cursors WHERE repo = ?1 AND entity = ?2", params![repo, entity], |r| r.get(0))
-        .optional()
-        .map_err(|e| SyncError::Other(format!("reading the {entity} cursor of {repo}: {e}")))
+    state::cursor(l.connection(), repo, entity).map_err(|e| SyncError::Other(format!("reading the {entity} cursor of {repo}: {e}")))
 }
 
 fn seen(ledger: &Mutex<Ledger>, kind: &str, key: &str) -> Result<Option<String>, SyncError> {
     let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-    l.connection()
-        .query_row("SELECT digest FROM sync_seen WHERE kind = ?1 AND key = ?2", params![kind, key], |r| r.get(0))
-        .optional()
-        .map_err(|e| SyncError::Other(format!("reading sync state: {e}")))
+    state::seen(l.connection(), kind, key).map_err(|e| SyncError::Other(format!("reading sync state: {e}")))
 }
 
 /// A batch of entries and the sync state that commits with them.
 #[derive(Default)]
 struct Batch {
     entries: Vec<NewEntry>,
-    seen: Vec<(String, String, String)>,
-    cursors: Vec<(String, String, String)>,
-    pending_add: Vec<(String, i64)>,
-    pending_del: Vec<(String, i64)>,
+    state: state::Writes,
 }
 
 impl Batch {
@@ -110,41 +101,22 @@ impl Batch {
         let kind = kind.as_str();
         let d = digest(&payload);
         if seen(ledger, kind, &key)?.as_deref() == Some(d.as_str())
-            || self.seen.iter().any(|(k, kk, dd)| k == kind && *kk == key && *dd == d)
+            || self.state.seen.iter().any(|(k, kk, dd)| k == kind && *kk == key && *dd == d)
         {
             return Ok(false);
         }
-        self.seen.push((kind.to_string(), key, d));
+        self.state.seen.push((kind.to_string(), key, d));
         self.entries.push(NewEntry::new(kind, subject, actor, payload));
         Ok(true)
     }
 
     fn commit(self, ledger: &Mutex<Ledger>) -> Result<u64, SyncError> {
-        if self.entries.is_empty()
-            && self.seen.is_empty()
-            && self.cursors.is_empty()
-            && self.pending_add.is_empty()
-            && self.pending_del.is_empty()
-        {
+        if self.entries.is_empty() && self.state.is_empty() {
             return Ok(0);
         }
         let n = self.entries.len() as u64;
         let mut l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-        let side = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
-            for (kind, key, d) in &self.seen {
-                tx.execute("INSERT INTO sync_seen (kind, key, digest) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO UPDATE SET digest = excluded.digest", params![kind, key, d])?;
-            }
-            for (repo, entity, value) in &self.cursors {
-                tx.execute("INSERT INTO sync_cursors (repo, entity, value) VALUES (?1, ?2, ?3) ON CONFLICT (repo, entity) DO UPDATE SET value = excluded.value", params![repo, entity, value])?;
-            }
-            for (repo, id) in &self.pending_add {
-                tx.execute("INSERT OR IGNORE INTO sync_pending (repo, deployment_id) VALUES (?1, ?2)", params![repo, id])?;
-            }
-            for (repo, id) in &self.pending_del {
-                tx.execute("DELETE FROM sync_pending WHERE repo = ?1 AND deployment_id = ?2", params![repo, id])?;
-            }
-            Ok(())
-        };
+        let side = |tx: &rusqlite::Transaction<'_>| self.state.apply(tx);
         if n == 0 {
             // State only (a cursor move): no new checkpoint needed.
             let path = l.path.clone();
@@ -227,7 +199,7 @@ async fn pulls(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &mut Re
         let mut batch = Batch::default();
         record_pull(ledger, repo, &detail, &commit_ids, capped, &reviews, &mut batch, sum)?;
         if cursor_is_behind(cursor.as_deref(), &updated) {
-            batch.cursors.push((repo.to_string(), "pulls".into(), updated));
+            batch.state.cursors.push((repo.to_string(), "pulls".into(), updated));
         }
         sum.new_entries += batch.commit(ledger)?;
     }
@@ -369,7 +341,7 @@ async fn pulls_graphql(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum:
         let mut batch = Batch::default();
         record_pull(ledger, repo, &detail, &commits, capped, &reviews, &mut batch, sum)?;
         if cursor_is_behind(cursor.as_deref(), &updated) {
-            batch.cursors.push((repo.to_string(), "pulls".into(), updated));
+            batch.state.cursors.push((repo.to_string(), "pulls".into(), updated));
         }
         sum.new_entries += batch.commit(ledger)?;
     }
@@ -412,33 +384,21 @@ async fn deployments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &
     fresh.sort_by_key(|d| d["id"].as_i64().unwrap_or(0));
     let pending: Vec<i64> = {
         let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-        let mut stmt = l
-            .connection()
-            .prepare("SELECT deployment_id FROM sync_pending WHERE repo = ?1 ORDER BY deployment_id")
-            .map_err(|e| SyncError::Other(e.to_string()))?;
-        let ids = stmt
-            .query_map([repo], |r| r.get(0))
-            .map_err(|e| SyncError::Other(e.to_string()))?
-            .collect::<Result<Vec<i64>, _>>()
-            .map_err(|e| SyncError::Other(e.to_string()))?;
-        ids
+        state::pending(l.connection(), repo).map_err(|e| SyncError::Other(e.to_string()))?
     };
     // Deployments whose status was not final last time: poll their statuses again
     // (what we know of the deployment itself comes from the projection).
     for id in pending {
         let sha: Option<String> = {
             let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-            l.connection()
-                .query_row("SELECT sha FROM deployments WHERE repo = ?1 AND id = ?2", params![repo, id], |r| r.get(0))
-                .optional()
-                .map_err(|e| SyncError::Other(e.to_string()))?
+            l.deployment_sha(repo, id)?
         };
         let d = json!({"id": id, "sha": sha});
         let mut batch = Batch::default();
         match statuses(client, ledger, repo, &d, &mut batch, sum).await {
             Ok(()) => {}
             // The deployment was deleted on GitHub: stop polling it.
-            Err(SyncError::Client(ClientError::NotFound { .. })) => batch.pending_del.push((repo.to_string(), id)),
+            Err(SyncError::Client(ClientError::NotFound { .. })) => batch.state.pending_del.push((repo.to_string(), id)),
             Err(e) => return Err(e),
         }
         sum.new_entries += batch.commit(ledger)?;
@@ -471,7 +431,7 @@ async fn deployments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &
             sum.deployments += 1;
         }
         statuses(client, ledger, repo, &d, &mut batch, sum).await?;
-        batch.cursors.push((repo.to_string(), "deployments".into(), id.to_string()));
+        batch.state.cursors.push((repo.to_string(), "deployments".into(), id.to_string()));
         sum.new_entries += batch.commit(ledger)?;
     }
     Ok(())
@@ -492,9 +452,9 @@ async fn statuses(
     // Newest first from GitHub; the latest decides whether to poll again.
     let latest = list.first().and_then(|s| s["state"].as_str()).unwrap_or("");
     if FINAL_STATES.contains(&latest) {
-        batch.pending_del.push((repo.to_string(), id));
+        batch.state.pending_del.push((repo.to_string(), id));
     } else {
-        batch.pending_add.push((repo.to_string(), id));
+        batch.state.pending_add.push((repo.to_string(), id));
     }
     let mut runs = Vec::new();
     for s in list.iter().rev() {
@@ -565,13 +525,7 @@ async fn landed_commits(client: &Client, ledger: &Mutex<Ledger>, repo: &str, bra
         let date = c["commit"]["committer"]["date"].as_str().unwrap_or("").to_string();
         let known: bool = {
             let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-            l.connection()
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM pr_commits WHERE repo = ?1 AND sha = ?2) OR EXISTS (SELECT 1 FROM pull_requests WHERE repo = ?1 AND merge_commit_sha = ?2) OR EXISTS (SELECT 1 FROM commit_pulls WHERE repo = ?1 AND sha = ?2)",
-                    params![repo, sha],
-                    |r| r.get(0),
-                )
-                .map_err(|e| SyncError::Other(e.to_string()))?
+            l.commit_linked_to_pulls(repo, sha)?
         };
         let mut batch = Batch::default();
         if !known {
@@ -585,7 +539,7 @@ async fn landed_commits(client: &Client, ledger: &Mutex<Ledger>, repo: &str, bra
         }
         if cursor_is_behind(newest.as_deref(), &date) {
             newest = Some(date.clone());
-            batch.cursors.push((repo.to_string(), "commits".into(), date));
+            batch.state.cursors.push((repo.to_string(), "commits".into(), date));
         }
         sum.new_entries += batch.commit(ledger)?;
     }
