@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::git::Repo;
+
 /// The marker that identifies our shims.
 pub const MARKER: &str = "# git-audit hook shim";
 /// Suffix of a chained, pre-existing hook.
@@ -55,6 +57,63 @@ pub enum InstallError {
     Exists { path: PathBuf },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+}
+
+/// Where a repository's hooks go: `core.hooksPath` (relative to the work tree,
+/// or to the git dir when bare), else `<git-dir>/hooks`.
+pub fn hooks_dir(repo: &Repo) -> PathBuf {
+    match repo.config_path("core.hooksPath") {
+        Some(p) if p.is_absolute() => p,
+        Some(p) => repo.workdir().unwrap_or_else(|| repo.git_dir()).join(p),
+        None => repo.git_dir().join("hooks"),
+    }
+}
+
+/// What `install --server` set up.
+#[derive(Debug, Clone, Default)]
+pub struct ServerSetup {
+    pub hooks: Vec<String>,
+    /// The policy pinned with `git config audit.policy` (none: the default branch's).
+    pub policy: Option<PathBuf>,
+    /// A ledger created for the server: its path and public key.
+    pub created_ledger: Option<(PathBuf, String)>,
+}
+
+/// Installs the server hooks into the bare repository at `repo_path`, pins the
+/// policy (validated first) and the ledger location in its git config, turns on
+/// push options (for break glass), and creates the ledger if there is none.
+pub fn server(
+    repo_path: &Path,
+    exe: &Path,
+    policy: Option<&Path>,
+    ledger: Option<&Path>,
+    force: bool,
+    chain: bool,
+) -> Result<ServerSetup, InstallError> {
+    let repo = Repo::discover(repo_path)?;
+    let mut setup = ServerSetup { hooks: install(&hooks_dir(&repo), SERVER_HOOKS, exe, force, chain)?, ..ServerSetup::default() };
+    if let Some(p) = policy {
+        let abs = std::fs::canonicalize(p).map_err(io(p))?;
+        crate::policy::Policy::load(&abs)?;
+        repo.set_config("audit.policy", &abs.display().to_string())?;
+        setup.policy = Some(abs);
+    }
+    repo.set_config("receive.advertisePushOptions", "true")?;
+    if let Some(l) = ledger {
+        let abs = std::path::absolute(l).map_err(io(l))?;
+        repo.set_config("audit.ledger", &abs.display().to_string())?;
+    }
+    if let Some(files) = crate::ledger::locate(ledger, Some(&repo)).filter(|f| !f.db.exists()) {
+        let l = crate::ledger::Ledger::init(&files, None)?;
+        setup.created_ledger = Some((files.db.clone(), l.verifier.to_string()));
+    }
+    Ok(setup)
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> InstallError + '_ {

@@ -136,6 +136,10 @@ impl ExecRepo {
         (kind == "blob").then(|| id.to_string())
     }
 
+    pub fn set_config(&self, key: &str, value: &str) -> Result<(), GitError> {
+        self.output(&["config", key, value]).map(|_| ())
+    }
+
     pub fn head_ref(&self) -> Option<String> {
         self.output(&["symbolic-ref", "-q", "HEAD"]).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
     }

@@ -73,6 +73,23 @@ impl Repo {
         }
     }
 
+    /// Opens the repository at or above `path` (a work tree or a bare repository).
+    pub fn discover(path: &Path) -> Result<Repo, GitError> {
+        match Repository::discover(path) {
+            Ok(r) => Ok(Repo::Git2(r)),
+            Err(e) if e.message().contains("object format") => Ok(Repo::Exec(exec::ExecRepo::discover(Some(path))?)),
+            Err(source) => Err(GitError::NoRepository { path: path.to_path_buf(), source }),
+        }
+    }
+
+    /// Sets a config value in the repository's own config (`git config key value`).
+    pub fn set_config(&self, key: &str, value: &str) -> Result<(), GitError> {
+        match self {
+            Repo::Git2(r) => r.config().and_then(|mut c| c.set_str(key, value)).map_err(GitError::Walk),
+            Repo::Exec(c) => c.set_config(key, value),
+        }
+    }
+
     /// Another handle on the same repository, for a worker thread.
     pub fn reopen(&self) -> Result<Repo, GitError> {
         match self {
