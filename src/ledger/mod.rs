@@ -16,6 +16,7 @@ pub mod merkle;
 pub mod note;
 pub mod projection;
 pub mod proof;
+pub mod query;
 pub mod verify;
 
 use std::io::Write;

@@ -5,86 +5,78 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{strings, Document, ReportError, Section};
+use super::{Document, ReportError, Section};
 use crate::git::{short_id, Repo};
 use crate::ledger::event::{BypassUsed, LedgerGap, PushDecided};
 use crate::ledger::{Ledger, Select};
 use crate::rule::{Finding, Rule, Severity};
 use crate::time::Timestamp;
 
-fn seqs(s: &str) -> Vec<u64> {
-    s.split(',').filter_map(|x| x.trim().parse().ok()).collect()
-}
-
 /// Finds, in entries recorded at or after `since`:
 /// `pr.no-approval`, `pr.self-approval`, `pr.stale-approval`, `push.direct`,
 /// `commits.unsigned-deployed`, `branches.force-push`, `branches.deletion`, `breakglass.used`, `ledger.gap`.
 pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Result<(Document, Vec<Finding>), ReportError> {
-    let c = ledger.connection();
     let mut out: Vec<Finding> = Vec::new();
-    // Entry times and GitHub's whole-second times compare correctly with the canonical form.
-    let since_text = since.canonical();
-    let since_param: &dyn rusqlite::ToSql = &since_text;
 
     // Merged pull requests and their approvals.
-    let merged = strings(
-        c,
-        "SELECT p.repo, p.number, p.author, p.merged_by, p.head_sha, p.seq, p.title,
-                (SELECT group_concat(r.reviewer, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED'),
-                (SELECT count(*) FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED' AND r.commit_id = p.head_sha),
-                (SELECT group_concat(r.seq, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number)
-         FROM pull_requests p WHERE p.merged = 1 AND p.merged_at >= ?1 ORDER BY p.merged_at",
-        &[since_param],
-    )?;
+    let merged = ledger.merged_pull_requests(since)?;
     for m in merged {
-        let subject = format!("{}#{}", m[0], m[1]);
-        let mut evidence = seqs(&m[5]);
-        evidence.extend(seqs(&m[9]));
-        let approvers: Vec<&str> = m[7].split(',').filter(|s| !s.is_empty()).collect();
-        let author = m[2].as_str();
+        let subject = format!("{}#{}", m.repository, m.number);
+        let mut evidence = vec![m.seq];
+        evidence.extend(&m.review_seqs);
+        let approvers = &m.approvers;
+        let author = m.author.as_str();
         if approvers.is_empty() {
             out.push(Finding {
                 rule: Rule::PrNoApproval,
                 severity: Severity::Error,
                 fix: None,
                 subject: Some(subject),
-                message: format!("merged by {} without an approval: {}", m[3], m[6]),
+                message: format!("merged by {} without an approval: {}", m.merged_by, m.title),
                 evidence,
             });
-        } else if approvers.iter().all(|a| *a == author) {
+        } else if approvers.iter().all(|a| a == author) {
             out.push(Finding {
                 rule: Rule::PrSelfApproval,
                 severity: Severity::Error,
                 fix: None,
                 subject: Some(subject),
-                message: format!("the only approvals are by its author {author}; merged by {}", m[3]),
+                message: format!("the only approvals are by its author {author}; merged by {}", m.merged_by),
                 evidence,
             });
-        } else if m[8] == "0" {
+        } else if m.approvals_on_head == 0 {
             out.push(Finding {
                 rule: Rule::PrStaleApproval,
                 severity: Severity::Error,
                 fix: None,
                 subject: Some(subject),
-                message: format!("no approval is on the final head {} (approved earlier by {})", short_id(&m[4]), approvers.join(", ")),
+                message: format!(
+                    "no approval is on the final head {} (approved earlier by {})",
+                    short_id(&m.head_sha),
+                    approvers.join(", ")
+                ),
                 evidence,
             });
         }
     }
 
     // Changes that reached the default branch without a pull request.
-    for r in strings(c, "SELECT cp.repo, cp.sha, cp.seq FROM commit_pulls cp JOIN entries e ON e.seq = cp.seq WHERE cp.pulls = '[]' AND e.time >= ?1 ORDER BY cp.seq", &[since_param])? {
-        out.push(Finding { rule: Rule::PushDirect, severity: Severity::Error, fix: None, subject: Some(format!("{} {}", r[0], short_id(&r[1]))), message: "reached the default branch without a pull request".into(), evidence: seqs(&r[2]) });
+    for l in ledger.landed_without_pull_request(since)? {
+        out.push(Finding {
+            rule: Rule::PushDirect,
+            severity: Severity::Error,
+            fix: None,
+            subject: Some(format!("{} {}", l.repository, short_id(&l.sha))),
+            message: "reached the default branch without a pull request".into(),
+            evidence: vec![l.seq],
+        });
     }
 
     // Commits deployed without a good signature: each deployment's shipped range
     // (from the previous successful deployment to its environment) is computed
     // once, so this stays linear in the number of commits deployed.
-    let bad: std::collections::HashMap<String, (String, String)> =
-        strings(c, "SELECT id, signature_status, verified_seq FROM commits WHERE signature_status IS NOT 'good'", &[])?
-            .into_iter()
-            .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone())))
-            .collect();
+    let bad: std::collections::HashMap<String, (String, Option<u64>)> =
+        ledger.commits_not_good()?.into_iter().map(|c| (c.id, (c.status, c.verified_seq))).collect();
     if !bad.is_empty() {
         let all = super::deployments::load(ledger, "*")?;
         let mut shipped_by: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -102,7 +94,7 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
         }
         for (id, deps) in shipped_by {
             let (status, seq) = &bad[&id];
-            let mut evidence = seqs(seq);
+            let mut evidence: Vec<u64> = seq.iter().copied().collect();
             evidence.extend(deps.iter().map(|&i| all[i].seq));
             let envs: std::collections::BTreeSet<&str> = deps.iter().map(|&i| all[i].environment.as_str()).collect();
             out.push(Finding {

@@ -3,58 +3,19 @@
 //! environment, computed with git) and, per commit, its signature, the pull
 //! request it came in with, that PR's approvals, and its findings.
 
-use serde::Serialize;
 use serde_json::json;
 
-use super::{strings, Document, ReportError, Section};
+use super::{Document, ReportError, Section};
 use crate::git::{short_id, Repo};
 use crate::ledger::event::CommitVerified;
+pub use crate::ledger::query::Deployment;
 use crate::ledger::{Ledger, Select};
 use crate::signature::allowed_signers::glob_match;
 use crate::time::Timestamp;
 
-/// A deployment as the reports see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Deployment {
-    pub repository: String,
-    pub id: u64,
-    pub environment: String,
-    pub time: String,
-    pub sha: String,
-    pub deployer: String,
-    /// The last status that is not `inactive` (GitHub marks superseded deployments inactive).
-    pub status: String,
-    /// When that status was set.
-    pub status_time: String,
-    pub seq: u64,
-}
-
 /// Deployments to environments matching `env` (glob), oldest first, all times.
 pub fn load(ledger: &Ledger, env: &str) -> Result<Vec<Deployment>, ReportError> {
-    let rows = strings(
-        ledger.connection(),
-        "SELECT d.repo, d.id, d.environment, d.created_at, d.sha, d.creator, d.seq,
-                coalesce((SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1),
-                         (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1), 'unknown'),
-                coalesce((SELECT created_at FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1), d.created_at)
-         FROM deployments d ORDER BY d.created_at, d.id",
-        &[],
-    )?;
-    Ok(rows
-        .into_iter()
-        .filter(|r| glob_match(env, &r[2]))
-        .map(|r| Deployment {
-            repository: r[0].clone(),
-            id: r[1].parse().unwrap_or(0),
-            environment: r[2].clone(),
-            time: r[3].clone(),
-            sha: r[4].clone(),
-            deployer: r[5].clone(),
-            seq: r[6].parse().unwrap_or(0),
-            status: r[7].clone(),
-            status_time: r[8].clone(),
-        })
-        .collect())
+    Ok(ledger.deployments()?.into_iter().filter(|d| glob_match(env, &d.environment)).collect())
 }
 
 /// The commits deployment `i` shipped: reachable from its sha and not from the
@@ -76,33 +37,15 @@ pub fn shipped(repo: Option<&Repo>, all: &[Deployment], i: usize) -> Option<(Opt
 
 /// Per commit: (signature status, signer, PR "#n (how)", approvers, rules).
 fn commit_facts(ledger: &Ledger, repository: &str, id: &str) -> Result<(String, String, String, String, String), ReportError> {
-    let c = ledger.connection();
-    // `+repo`: look commits up by sha (indexed), not by scanning a repository's rows.
-    let sig = strings(c, "SELECT signature_status, signer FROM commits WHERE id = ?1", &[&id])?;
-    let (status, signer) = sig.first().map(|r| (r[0].clone(), r[1].clone())).unwrap_or(("not verified".into(), String::new()));
-    let prs = strings(
-        c,
-        "SELECT number, how FROM (
-            SELECT number, 'commit' AS how FROM pr_commits WHERE +repo = ?1 AND sha = ?2
-            UNION SELECT number, 'squash/merge' FROM pull_requests WHERE +repo = ?1 AND merge_commit_sha = ?2
-            UNION SELECT j.value, 'rebase' FROM commit_pulls cp, json_each(cp.pulls) j WHERE cp.repo = ?1 AND cp.sha = ?2) ORDER BY number",
-        &[&repository, &id],
-    )?;
-    let direct = strings(c, "SELECT 1 FROM commit_pulls WHERE repo = ?1 AND sha = ?2 AND pulls = '[]'", &[&repository, &id])?;
+    let (status, signer) = ledger.commit_signature(id)?.unwrap_or(("not verified".into(), String::new()));
+    let prs = ledger.pulls_of_commit(repository, id)?;
     let pr = match prs.first() {
-        Some(p) => format!("#{} ({})", p[0], p[1]),
-        None if !direct.is_empty() => "pushed directly".into(),
+        Some(p) => format!("#{} ({})", p.number, p.how),
+        None if ledger.pushed_directly(repository, id)? => "pushed directly".into(),
         None => String::new(),
     };
     let approvals = match prs.first() {
-        Some(p) => strings(
-            c,
-            "SELECT group_concat(reviewer, ' ') FROM reviews WHERE repo = ?1 AND number = ?2 AND state = 'APPROVED'",
-            &[&repository, &p[0]],
-        )?
-        .first()
-        .map(|r| r[0].clone())
-        .unwrap_or_default(),
+        Some(p) => ledger.approvers(repository, p.number)?,
         None => String::new(),
     };
     let rules = ledger

@@ -8,8 +8,6 @@ pub mod dora;
 pub mod render;
 pub mod trace;
 
-use rusqlite::Connection;
-
 use crate::time::{TimeError, Timestamp};
 
 pub use render::{Document, ReportFormat, Section};
@@ -30,24 +28,4 @@ pub enum ReportError {
 /// `[since, until)`. Unparsable text lies nowhere.
 pub(crate) fn within(time: &str, since: &Timestamp, until: &Timestamp) -> bool {
     Timestamp::parse(time).is_ok_and(|t| *since <= t && t < *until)
-}
-
-/// Rows of a query as strings (NULL → "").
-pub(crate) fn strings(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<Vec<String>>, ReportError> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let n = stmt.column_count();
-    let rows = stmt.query_map(params, |r| {
-        (0..n)
-            .map(|i| {
-                r.get::<_, rusqlite::types::Value>(i).map(|v| match v {
-                    rusqlite::types::Value::Null => String::new(),
-                    rusqlite::types::Value::Integer(i) => i.to_string(),
-                    rusqlite::types::Value::Real(f) => f.to_string(),
-                    rusqlite::types::Value::Text(t) => t,
-                    rusqlite::types::Value::Blob(b) => hex::encode(b),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -4,13 +4,12 @@
 
 use serde_json::json;
 
-use super::{strings, Document, ReportError, Section};
+use super::{Document, ReportError, Section};
 use crate::git::{short_id, Repo};
 use crate::ledger::event::{CommitVerified, PushDecided, RefUpdated};
 use crate::ledger::{Ledger, Select};
 
 pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Document, ReportError> {
-    let c = ledger.connection();
     let verifications: Vec<Vec<String>> = ledger
         .events::<CommitVerified>(&Select { subject: Some(commit), ..Select::default() })?
         .into_iter()
@@ -55,53 +54,42 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
     }
     pushes.sort_by_key(|(seq, _)| *seq);
     let pushes: Vec<Vec<String>> = pushes.into_iter().map(|(_, row)| row).collect();
-    let prs = strings(
-        c,
-        "SELECT p.repo, p.number, p.title, p.author, p.state, p.merged_by, p.merged_at, p.head_sha, how FROM (
-            SELECT repo, number, 'in its commits' AS how FROM pr_commits WHERE sha = ?1
-            UNION SELECT repo, number, 'its merge commit' FROM pull_requests WHERE merge_commit_sha = ?1
-            UNION SELECT cp.repo, j.value, 'commit → pulls look-up' FROM commit_pulls cp, json_each(cp.pulls) j WHERE cp.sha = ?1
-         ) x JOIN pull_requests p ON p.repo = x.repo AND p.number = x.number ORDER BY p.repo, p.number",
-        &[&commit],
-    )?;
+    let pulls = ledger.pulls_containing(commit)?;
     let mut reviews = Vec::new();
-    for pr in &prs {
-        let rows = strings(
-            c,
-            "SELECT number, reviewer, state, commit_id, submitted_at FROM reviews WHERE repo = ?1 AND number = ?2 ORDER BY submitted_at",
-            &[&pr[0], &pr[1]],
-        )?;
-        for mut r in rows {
-            let on_head = if r[3] == pr[7] { "yes" } else { "no (stale)" };
-            r[3] = format!("{} (on final head: {on_head})", short_id(&r[3]));
-            reviews.push(r);
+    for pr in &pulls {
+        for r in ledger.reviews(&pr.repository, pr.number)? {
+            let on_head = if r.commit_id == pr.head_sha { "yes" } else { "no (stale)" };
+            reviews.push(vec![
+                r.number.to_string(),
+                r.reviewer,
+                r.state,
+                format!("{} (on final head: {on_head})", short_id(&r.commit_id)),
+                r.submitted_at,
+            ]);
         }
     }
-    let deps = strings(
-        c,
-        "SELECT d.repo, d.id, d.environment, d.created_at, d.sha, d.creator,
-                (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1)
-         FROM deployments d ORDER BY d.created_at",
-        &[],
-    )?;
+    let prs: Vec<Vec<String>> = pulls
+        .into_iter()
+        .map(|p| vec![p.repository, p.number.to_string(), p.title, p.author, p.state, p.merged_by, p.merged_at, p.head_sha, p.linked_by])
+        .collect();
     let mut deployments = Vec::new();
-    for d in deps {
-        let how = if d[4] == commit {
+    for d in ledger.deployments_latest_state()? {
+        let how = if d.sha == commit {
             "deployed this commit"
-        } else if repo.is_some_and(|r| r.is_ancestor(commit, &d[4]).unwrap_or(false)) {
+        } else if repo.is_some_and(|r| r.is_ancestor(commit, &d.sha).unwrap_or(false)) {
             "deployed a descendant"
         } else {
             continue;
         };
         deployments.push(vec![
-            d[2].clone(),
-            d[3].clone(),
-            d[1].clone(),
-            short_id(&d[4]).to_string(),
-            d[5].clone(),
-            d[6].clone(),
+            d.environment,
+            d.time,
+            d.id.to_string(),
+            short_id(&d.sha).to_string(),
+            d.deployer,
+            d.status,
             how.to_string(),
-            d[0].clone(),
+            d.repository,
         ]);
     }
     let json = json!({

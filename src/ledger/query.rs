@@ -1,0 +1,284 @@
+//! Queries over the projections, for reports: typed rows, and the SQL in one
+//! place (the ledger owns the projection tables). Text columns that are NULL
+//! read as empty strings, as reports show them.
+
+use rusqlite::{params, Row};
+
+use super::{sql, Ledger, LedgerError};
+use crate::time::Timestamp;
+
+/// A merged pull request and its reviews.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedPull {
+    pub repository: String,
+    pub number: i64,
+    pub title: String,
+    pub author: String,
+    pub merged_by: String,
+    pub head_sha: String,
+    /// The seq of the entry that recorded it.
+    pub seq: u64,
+    /// Who approved it (in review order).
+    pub approvers: Vec<String>,
+    /// Approvals given on its final head commit.
+    pub approvals_on_head: u64,
+    /// The seqs of its reviews' entries.
+    pub review_seqs: Vec<u64>,
+}
+
+/// A commit that landed on the default branch, with the seq of its link entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandedCommit {
+    pub repository: String,
+    pub sha: String,
+    pub seq: u64,
+}
+
+/// A commit whose latest verification was not `good`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotGood {
+    pub id: String,
+    pub status: String,
+    pub verified_seq: Option<u64>,
+}
+
+/// A synced deployment with its final state (the last status that is not
+/// `inactive`: GitHub marks superseded deployments inactive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub repository: String,
+    pub id: u64,
+    pub environment: String,
+    pub time: String,
+    pub sha: String,
+    pub deployer: String,
+    pub status: String,
+    /// When that status was set.
+    pub status_time: String,
+    pub seq: u64,
+}
+
+/// How a pull request is tied to a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullLink {
+    pub number: i64,
+    /// `commit`, `squash/merge` or `rebase` (commit → pulls look-up).
+    pub how: String,
+}
+
+/// A pull request that contains a commit (for `report trace`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequest {
+    pub repository: String,
+    pub number: i64,
+    pub title: String,
+    pub author: String,
+    pub state: String,
+    pub merged_by: String,
+    pub merged_at: String,
+    pub head_sha: String,
+    pub linked_by: String,
+}
+
+/// One review of a pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    pub number: i64,
+    pub reviewer: String,
+    pub state: String,
+    pub commit_id: String,
+    pub submitted_at: String,
+}
+
+fn text(r: &Row<'_>, i: usize) -> rusqlite::Result<String> {
+    Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default())
+}
+
+fn list<T: std::str::FromStr>(joined: Option<String>) -> Vec<T> {
+    joined.unwrap_or_default().split(',').filter_map(|x| x.trim().parse().ok()).collect()
+}
+
+impl Ledger {
+    fn rows<T>(
+        &self,
+        query: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(query).map_err(sql(&self.path))?;
+        let rows = stmt.query_map(params, row).map_err(sql(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(sql(&self.path))
+    }
+
+    /// Pull requests merged at or after `since`, oldest first.
+    pub fn merged_pull_requests(&self, since: &Timestamp) -> Result<Vec<MergedPull>, LedgerError> {
+        self.rows(
+            "SELECT p.repo, p.number, p.author, p.merged_by, p.head_sha, p.seq, p.title,
+                    (SELECT group_concat(r.reviewer, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED'),
+                    (SELECT count(*) FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED' AND r.commit_id = p.head_sha),
+                    (SELECT group_concat(r.seq, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number)
+             FROM pull_requests p WHERE p.merged = 1 AND p.merged_at >= ?1 ORDER BY p.merged_at",
+            [since.canonical()],
+            |r| {
+                Ok(MergedPull {
+                    repository: text(r, 0)?,
+                    number: r.get(1)?,
+                    author: text(r, 2)?,
+                    merged_by: text(r, 3)?,
+                    head_sha: text(r, 4)?,
+                    seq: r.get::<_, Option<i64>>(5)?.unwrap_or(0) as u64,
+                    title: text(r, 6)?,
+                    approvers: text(r, 7)?.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                    approvals_on_head: r.get::<_, i64>(8)? as u64,
+                    review_seqs: list(r.get(9)?),
+                })
+            },
+        )
+    }
+
+    /// Commits that landed on the default branch in no pull request, linked at or after `since`.
+    pub fn landed_without_pull_request(&self, since: &Timestamp) -> Result<Vec<LandedCommit>, LedgerError> {
+        self.rows(
+            "SELECT cp.repo, cp.sha, cp.seq FROM commit_pulls cp JOIN entries e ON e.seq = cp.seq
+             WHERE cp.pulls = '[]' AND e.time >= ?1 ORDER BY cp.seq",
+            [since.canonical()],
+            |r| Ok(LandedCommit { repository: text(r, 0)?, sha: text(r, 1)?, seq: r.get::<_, i64>(2)? as u64 }),
+        )
+    }
+
+    /// Commits whose latest verification was not `good`.
+    pub fn commits_not_good(&self) -> Result<Vec<NotGood>, LedgerError> {
+        self.rows("SELECT id, signature_status, verified_seq FROM commits WHERE signature_status IS NOT 'good'", [], |r| {
+            Ok(NotGood { id: text(r, 0)?, status: text(r, 1)?, verified_seq: r.get::<_, Option<i64>>(2)?.map(|s| s as u64) })
+        })
+    }
+
+    /// Every synced deployment with its final state, oldest first.
+    pub fn deployments(&self) -> Result<Vec<Deployment>, LedgerError> {
+        self.rows(
+            "SELECT d.repo, d.id, d.environment, d.created_at, d.sha, d.creator, d.seq,
+                    coalesce((SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1),
+                             (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1), 'unknown'),
+                    coalesce((SELECT created_at FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1), d.created_at)
+             FROM deployments d ORDER BY d.created_at, d.id",
+            [],
+            |r| {
+                Ok(Deployment {
+                    repository: text(r, 0)?,
+                    id: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
+                    environment: text(r, 2)?,
+                    time: text(r, 3)?,
+                    sha: text(r, 4)?,
+                    deployer: text(r, 5)?,
+                    seq: r.get::<_, Option<i64>>(6)?.unwrap_or(0) as u64,
+                    status: text(r, 7)?,
+                    status_time: text(r, 8)?,
+                })
+            },
+        )
+    }
+
+    /// Every synced deployment with its very latest state (`inactive` too), by creation time.
+    pub fn deployments_latest_state(&self) -> Result<Vec<Deployment>, LedgerError> {
+        self.rows(
+            "SELECT d.repo, d.id, d.environment, d.created_at, d.sha, d.creator, d.seq,
+                    (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1)
+             FROM deployments d ORDER BY d.created_at",
+            [],
+            |r| {
+                Ok(Deployment {
+                    repository: text(r, 0)?,
+                    id: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
+                    environment: text(r, 2)?,
+                    time: text(r, 3)?,
+                    sha: text(r, 4)?,
+                    deployer: text(r, 5)?,
+                    seq: r.get::<_, Option<i64>>(6)?.unwrap_or(0) as u64,
+                    status: text(r, 7)?,
+                    status_time: String::new(),
+                })
+            },
+        )
+    }
+
+    /// The latest signature status and signer recorded for a commit.
+    pub fn commit_signature(&self, id: &str) -> Result<Option<(String, String)>, LedgerError> {
+        Ok(self
+            .rows("SELECT signature_status, signer FROM commits WHERE id = ?1", [id], |r| Ok((text(r, 0)?, text(r, 1)?)))?
+            .into_iter()
+            .next())
+    }
+
+    /// The pull requests of `repo` a commit is tied to, by number.
+    pub fn pulls_of_commit(&self, repo: &str, sha: &str) -> Result<Vec<PullLink>, LedgerError> {
+        // `+repo`: look commits up by sha (indexed), not by scanning a repository's rows.
+        self.rows(
+            "SELECT number, how FROM (
+                SELECT number, 'commit' AS how FROM pr_commits WHERE +repo = ?1 AND sha = ?2
+                UNION SELECT number, 'squash/merge' FROM pull_requests WHERE +repo = ?1 AND merge_commit_sha = ?2
+                UNION SELECT j.value, 'rebase' FROM commit_pulls cp, json_each(cp.pulls) j WHERE cp.repo = ?1 AND cp.sha = ?2) ORDER BY number",
+            params![repo, sha],
+            |r| Ok(PullLink { number: r.get(0)?, how: text(r, 1)? }),
+        )
+    }
+
+    /// True when the commit → pulls look-up found no pull request for `sha`.
+    pub fn pushed_directly(&self, repo: &str, sha: &str) -> Result<bool, LedgerError> {
+        Ok(!self
+            .rows("SELECT 1 FROM commit_pulls WHERE repo = ?1 AND sha = ?2 AND pulls = '[]'", params![repo, sha], |_| Ok(()))?
+            .is_empty())
+    }
+
+    /// Who approved pull request `number` of `repo`, space-separated as reports show them.
+    pub fn approvers(&self, repo: &str, number: i64) -> Result<String, LedgerError> {
+        let rows = self.rows(
+            "SELECT group_concat(reviewer, ' ') FROM reviews WHERE repo = ?1 AND number = ?2 AND state = 'APPROVED'",
+            params![repo, number],
+            |r| text(r, 0),
+        )?;
+        Ok(rows.into_iter().next().unwrap_or_default())
+    }
+
+    /// Pull requests that contain `commit` (in their commits, as their merge
+    /// commit, or through the commit → pulls look-up), with how they are linked.
+    pub fn pulls_containing(&self, commit: &str) -> Result<Vec<PullRequest>, LedgerError> {
+        self.rows(
+            "SELECT p.repo, p.number, p.title, p.author, p.state, p.merged_by, p.merged_at, p.head_sha, how FROM (
+                SELECT repo, number, 'in its commits' AS how FROM pr_commits WHERE sha = ?1
+                UNION SELECT repo, number, 'its merge commit' FROM pull_requests WHERE merge_commit_sha = ?1
+                UNION SELECT cp.repo, j.value, 'commit → pulls look-up' FROM commit_pulls cp, json_each(cp.pulls) j WHERE cp.sha = ?1
+             ) x JOIN pull_requests p ON p.repo = x.repo AND p.number = x.number ORDER BY p.repo, p.number",
+            [commit],
+            |r| {
+                Ok(PullRequest {
+                    repository: text(r, 0)?,
+                    number: r.get(1)?,
+                    title: text(r, 2)?,
+                    author: text(r, 3)?,
+                    state: text(r, 4)?,
+                    merged_by: text(r, 5)?,
+                    merged_at: text(r, 6)?,
+                    head_sha: text(r, 7)?,
+                    linked_by: text(r, 8)?,
+                })
+            },
+        )
+    }
+
+    /// The reviews of a pull request, in the order they were submitted.
+    pub fn reviews(&self, repo: &str, number: i64) -> Result<Vec<Review>, LedgerError> {
+        self.rows(
+            "SELECT number, reviewer, state, commit_id, submitted_at FROM reviews WHERE repo = ?1 AND number = ?2 ORDER BY submitted_at",
+            params![repo, number],
+            |r| {
+                Ok(Review {
+                    number: r.get(0)?,
+                    reviewer: text(r, 1)?,
+                    state: text(r, 2)?,
+                    commit_id: text(r, 3)?,
+                    submitted_at: text(r, 4)?,
+                })
+            },
+        )
+    }
+}
