@@ -12,6 +12,7 @@ use super::{
 };
 use crate::check::{CommitChecker, CommitVerdict, RangeError, Severity};
 use crate::git::{GitError, Ident, ParsedCommit, Repo};
+use crate::ledger::event::Unrecorded;
 use crate::ledger::{self, Ledger, LedgerError, NewEntry};
 use crate::policy::{Policy, PolicyError, DEFAULT_FILE};
 
@@ -79,7 +80,7 @@ impl Setting<'_> {
     }
 
     /// Records, or — when that fails — notes the gap for the next append to report.
-    fn record_or_note_gap(&self, entries: &[NewEntry], what: serde_json::Value, said: &mut String) -> Result<String, String> {
+    fn record_or_note_gap(&self, entries: &[NewEntry], what: Unrecorded, said: &mut String) -> Result<String, String> {
         self.record(entries).inspect_err(|_| {
             if let Some(files) = self.ledger_files() {
                 if let Err(e) = ledger::gap::note(&files, what) {
@@ -155,13 +156,13 @@ pub fn pre_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
         Err(cert) => return Ok(Said::new(false, format!("git-audit: push refused: {cert}\n"))),
     };
     let mut said = String::new();
-    let unrecorded = serde_json::json!({
-        "hook": "pre-receive",
-        "refs": updates,
-        "accepted": decision.accepted,
-        "pusher": decision.pusher.identity,
-        "policy_digest": decision.policy_digest,
-    });
+    let unrecorded = Unrecorded {
+        hook: "pre-receive".into(),
+        refs: updates.clone(),
+        accepted: Some(decision.accepted),
+        pusher: decision.pusher.identity.clone(),
+        policy_digest: Some(decision.policy_digest.clone()),
+    };
     match s.record_or_note_gap(&events, unrecorded, &mut said) {
         Ok(note) => tracing::info!("{note}"),
         Err(e) if s.require_ledger(&sp.policy) => {
@@ -189,7 +190,13 @@ pub fn post_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
         Err(_) => identity::Pusher::default(),
     };
     let mut said = String::new();
-    let unrecorded = serde_json::json!({"hook": "post-receive", "refs": updates, "pusher": pusher.identity});
+    let unrecorded = Unrecorded {
+        hook: "post-receive".into(),
+        refs: updates.clone(),
+        accepted: None,
+        pusher: pusher.identity.clone(),
+        policy_digest: None,
+    };
     if let Err(e) = s.record_or_note_gap(&[record::ref_updated(&updates, &pusher)], unrecorded, &mut said) {
         let _ = writeln!(said, "git-audit: note: the ref update was not recorded in the audit ledger: {e}");
     }

@@ -177,6 +177,29 @@ pub struct RefUpdated {
     pub pusher: Pusher,
 }
 
+/// One hook event that could not be recorded: what the hook decided, in short.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Unrecorded {
+    /// `pre-receive` or `post-receive`.
+    pub hook: String,
+    pub refs: Vec<RefUpdate>,
+    /// The decision (pre-receive only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<bool>,
+    pub pusher: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_digest: Option<String>,
+}
+
+/// An [`Unrecorded`] event as spooled, with when it happened.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Spooled {
+    pub time: String,
+    pub event: Unrecorded,
+}
+
 /// `ledger.gap`: hook events that were decided but could not be recorded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -184,8 +207,7 @@ pub struct LedgerGap {
     pub unrecorded: u64,
     pub first: String,
     pub last: String,
-    /// The spooled events as noted (time, hook, refs, pusher …).
-    pub events: Vec<Value>,
+    pub events: Vec<Spooled>,
 }
 
 /// `ledger.anchored`: a checkpoint committed to `refs/audit/checkpoints`.
@@ -304,7 +326,104 @@ github_fields! {
     pulls => ["pulls"];
 }
 
+/// The recorded payloads of the sync kinds, built from GitHub's REST bodies:
+/// the fields git-audit keeps, users reduced to their login, plus where the
+/// object came from. Both transports (REST and GraphQL mapped to REST shapes)
+/// end here, so the same object makes the same payload — and the same digest,
+/// which is how a second pass knows it has nothing new to record.
 impl GithubPayload {
+    fn pick(v: &Value, fields: &[&str]) -> serde_json::Map<String, Value> {
+        fields.iter().map(|f| ((*f).to_string(), v.get(*f).cloned().unwrap_or(Value::Null))).collect()
+    }
+
+    /// A user as recorded: the login (the same whichever API it came from).
+    pub fn user(v: &Value) -> Value {
+        if v.is_null() || v["login"].is_null() {
+            Value::Null
+        } else {
+            serde_json::json!({"login": v["login"]})
+        }
+    }
+
+    /// `pr.synced`: `detail` as `GET /repos/R/pulls/N` returns it.
+    pub fn pull_request(repo: &str, detail: &Value, merged: bool, commits: &[String], capped: bool) -> Value {
+        let mut p =
+            Self::pick(detail, &["number", "title", "state", "draft", "merged_at", "created_at", "updated_at", "closed_at", "html_url"]);
+        p.insert("repository".into(), repo.into());
+        p.insert("merged".into(), merged.into());
+        // For an unmerged PR GitHub's REST merge_commit_sha is a throwaway test merge.
+        p.insert("merge_commit_sha".into(), if merged { detail["merge_commit_sha"].clone() } else { Value::Null });
+        p.insert("user".into(), Self::user(&detail["user"]));
+        p.insert("merged_by".into(), Self::user(&detail["merged_by"]));
+        p.insert("base".into(), serde_json::json!({"ref": detail["base"]["ref"], "sha": detail["base"]["sha"]}));
+        p.insert("head".into(), serde_json::json!({"ref": detail["head"]["ref"], "sha": detail["head"]["sha"]}));
+        p.insert("commits".into(), commits.into());
+        p.insert("commits_capped".into(), capped.into());
+        Value::Object(p)
+    }
+
+    /// `review.synced`: one element of `GET /repos/R/pulls/N/reviews`.
+    pub fn review(repo: &str, number: u64, review: &Value) -> Value {
+        let mut p = Self::pick(review, &["id", "state", "commit_id", "submitted_at", "html_url", "author_association"]);
+        p.insert("repository".into(), repo.into());
+        p.insert("pull_number".into(), number.into());
+        p.insert("user".into(), Self::user(&review["user"]));
+        Value::Object(p)
+    }
+
+    /// `deployment.synced`: one element of `GET /repos/R/deployments`.
+    pub fn deployment(repo: &str, d: &Value) -> Value {
+        let mut p = Self::pick(
+            d,
+            &[
+                "id",
+                "sha",
+                "ref",
+                "task",
+                "environment",
+                "original_environment",
+                "description",
+                "created_at",
+                "updated_at",
+                "production_environment",
+                "transient_environment",
+            ],
+        );
+        p.insert("repository".into(), repo.into());
+        p.insert("creator".into(), Self::user(&d["creator"]));
+        Value::Object(p)
+    }
+
+    /// `deployment_status.synced`: one element of `GET …/deployments/ID/statuses`.
+    pub fn deployment_status(repo: &str, deployment_id: i64, s: &Value) -> Value {
+        let mut p = Self::pick(
+            s,
+            &["id", "state", "description", "environment", "log_url", "target_url", "environment_url", "created_at", "updated_at"],
+        );
+        p.insert("repository".into(), repo.into());
+        p.insert("deployment_id".into(), deployment_id.into());
+        p.insert("creator".into(), Self::user(&s["creator"]));
+        Value::Object(p)
+    }
+
+    /// `deployment_approval.synced`: `GET …/actions/runs/RUN/approvals` for the run that deployed.
+    pub fn deployment_approval(repo: &str, run: u64, deployment_id: i64, approvals: &Value) -> Value {
+        let list: Vec<Value> = approvals
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| serde_json::json!({"state": a["state"], "comment": a["comment"], "user": Self::user(&a["user"]), "environments": a["environments"].as_array().map(|e| e.iter().map(|x| x["name"].clone()).collect::<Vec<_>>())}))
+            .collect();
+        serde_json::json!({"repository": repo, "run_id": run, "deployment_id": deployment_id, "approvals": list})
+    }
+
+    /// `commit_pulls.synced`: the pull requests `GET /repos/R/commits/SHA/pulls` names.
+    pub fn commit_pulls(repo: &str, sha: &str, pulls: &Value) -> Value {
+        let numbers: Vec<Value> = pulls.as_array().into_iter().flatten().filter_map(|p| p["number"].as_u64().map(Value::from)).collect();
+        let direct = numbers.is_empty();
+        serde_json::json!({"repository": repo, "sha": sha, "pulls": numbers, "direct_push": direct})
+    }
+
     pub fn parse(payload: &str) -> Option<GithubPayload> {
         serde_json::from_str(payload).ok().map(GithubPayload)
     }

@@ -7,9 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
-
-use super::event::{LedgerGap, Payload};
+use super::event::{LedgerGap, Payload, Spooled, Unrecorded};
 use super::{Ledger, LedgerError, LedgerFiles, NewEntry, Receipt, Select};
 
 /// The subject of every gap marker (so they are found through the subject index).
@@ -22,11 +20,11 @@ pub fn spool_path(loc: &LedgerFiles) -> PathBuf {
 
 /// Notes one unrecorded event (one JSON line). Best effort: returns the error
 /// when even the spool cannot be written, for the caller to print.
-pub fn note(loc: &LedgerFiles, what: Value) -> std::io::Result<()> {
+pub fn note(loc: &LedgerFiles, what: Unrecorded) -> std::io::Result<()> {
     // Beside the ledger, in a folder that already exists: a ledger location
     // that was never set up is no place to start creating folders.
     let path = spool_path(loc);
-    let mut line = json!({"time": super::now(), "event": what}).to_string();
+    let mut line = serde_json::to_string(&Spooled { time: super::now(), event: what }).map_err(std::io::Error::other)?;
     line.push('\n');
     std::fs::OpenOptions::new().create(true).append(true).open(&path)?.write_all(line.as_bytes())
 }
@@ -41,9 +39,9 @@ pub fn append_with_gaps(ledger: &mut Ledger, loc: &LedgerFiles, entries: &[NewEn
     let Some(text) = pending else {
         return ledger.append(entries);
     };
-    let events: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let first = events.first().and_then(|e| e["time"].as_str()).unwrap_or("").to_string();
-    let last = events.last().and_then(|e| e["time"].as_str()).unwrap_or("").to_string();
+    let events: Vec<Spooled> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let first = events.first().map(|e| e.time.clone()).unwrap_or_default();
+    let last = events.last().map(|e| e.time.clone()).unwrap_or_default();
     let marker = LedgerGap { unrecorded: events.len() as u64, first, last, events }.entry(SUBJECT, "git-audit");
     let mut all = Vec::with_capacity(entries.len() + 1);
     all.push(marker);

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::client::{Client, ClientError};
 use super::state;
-use crate::ledger::event::Kind;
+use crate::ledger::event::{GithubPayload, Kind};
 use crate::ledger::{entry::canonical_json, Ledger, LedgerError, NewEntry};
 
 /// Pull requests updated this long before the cursor are listed again: items
@@ -51,23 +51,6 @@ pub struct RepoSummary {
 
 fn digest(v: &Value) -> String {
     hex::encode(Sha256::digest(canonical_json(v).as_bytes()))
-}
-
-fn pick(v: &Value, fields: &[&str]) -> Value {
-    let mut out = serde_json::Map::new();
-    for f in fields {
-        out.insert((*f).to_string(), v.get(*f).cloned().unwrap_or(Value::Null));
-    }
-    Value::Object(out)
-}
-
-/// A user as recorded: the login (the same whichever API it came from).
-pub fn user(v: &Value) -> Value {
-    if v.is_null() || v["login"].is_null() {
-        Value::Null
-    } else {
-        json!({"login": v["login"]})
-    }
 }
 
 fn cursor(ledger: &Mutex<Ledger>, repo: &str, entity: &str) -> Result<Option<String>, SyncError> {
@@ -222,18 +205,7 @@ fn record_pull(
 ) -> Result<(), SyncError> {
     let number = detail["number"].as_u64().unwrap_or(0);
     let merged = detail["merged"].as_bool().unwrap_or(false) || !detail["merged_at"].is_null();
-    let mut payload =
-        pick(detail, &["number", "title", "state", "draft", "merged_at", "created_at", "updated_at", "closed_at", "html_url"]);
-    payload["repository"] = json!(repo);
-    payload["merged"] = json!(merged);
-    // For an unmerged PR GitHub's REST merge_commit_sha is a throwaway test merge.
-    payload["merge_commit_sha"] = if merged { detail["merge_commit_sha"].clone() } else { Value::Null };
-    payload["user"] = user(&detail["user"]);
-    payload["merged_by"] = user(&detail["merged_by"]);
-    payload["base"] = json!({"ref": detail["base"]["ref"], "sha": detail["base"]["sha"]});
-    payload["head"] = json!({"ref": detail["head"]["ref"], "sha": detail["head"]["sha"]});
-    payload["commits"] = json!(commits);
-    payload["commits_capped"] = json!(capped);
+    let payload = GithubPayload::pull_request(repo, detail, merged, commits, capped);
     let subject = format!("{repo}#{number}");
     let author = detail["user"]["login"].as_str().unwrap_or("").to_string();
     if batch.add(ledger, Kind::PrSynced, subject.clone(), subject.clone(), author, payload)? {
@@ -241,10 +213,7 @@ fn record_pull(
     }
     for rv in reviews {
         let Some(id) = rv["id"].as_u64() else { continue };
-        let mut p = pick(rv, &["id", "state", "commit_id", "submitted_at", "html_url", "author_association"]);
-        p["repository"] = json!(repo);
-        p["pull_number"] = json!(number);
-        p["user"] = user(&rv["user"]);
+        let p = GithubPayload::review(repo, number, rv);
         let actor = rv["user"]["login"].as_str().unwrap_or("").to_string();
         if batch.add(ledger, Kind::ReviewSynced, format!("{repo}/review/{id}"), subject.clone(), actor, p)? {
             sum.reviews += 1;
@@ -407,24 +376,7 @@ async fn deployments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &
         sum.fetched_deployments += 1;
         let id = d["id"].as_i64().unwrap_or(0);
         let mut batch = Batch::default();
-        let mut p = pick(
-            &d,
-            &[
-                "id",
-                "sha",
-                "ref",
-                "task",
-                "environment",
-                "original_environment",
-                "description",
-                "created_at",
-                "updated_at",
-                "production_environment",
-                "transient_environment",
-            ],
-        );
-        p["repository"] = json!(repo);
-        p["creator"] = user(&d["creator"]);
+        let p = GithubPayload::deployment(repo, &d);
         let sha = d["sha"].as_str().unwrap_or("").to_string();
         let actor = d["creator"]["login"].as_str().unwrap_or("").to_string();
         if batch.add(ledger, Kind::DeploymentSynced, format!("{repo}/deployment/{id}"), sha, actor, p)? {
@@ -461,11 +413,7 @@ async fn statuses(
         let Some(sid) = s["id"].as_i64() else {
             continue;
         };
-        let mut p =
-            pick(s, &["id", "state", "description", "environment", "log_url", "target_url", "environment_url", "created_at", "updated_at"]);
-        p["repository"] = json!(repo);
-        p["deployment_id"] = json!(id);
-        p["creator"] = user(&s["creator"]);
+        let p = GithubPayload::deployment_status(repo, id, s);
         let actor = s["creator"]["login"].as_str().unwrap_or("").to_string();
         if batch.add(ledger, Kind::DeploymentStatusSynced, format!("{repo}/status/{sid}"), sha.clone(), actor, p)? {
             sum.deployment_statuses += 1;
@@ -485,13 +433,7 @@ async fn statuses(
             Err(ClientError::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        let list: Vec<Value> = approvals
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|a| json!({"state": a["state"], "comment": a["comment"], "user": user(&a["user"]), "environments": a["environments"].as_array().map(|e| e.iter().map(|x| x["name"].clone()).collect::<Vec<_>>())}))
-            .collect();
-        let p = json!({"repository": repo, "run_id": run, "deployment_id": id, "approvals": list});
+        let p = GithubPayload::deployment_approval(repo, run, id, &approvals);
         if batch.add(ledger, Kind::DeploymentApprovalSynced, format!("{repo}/run/{run}"), sha.clone(), String::new(), p)? {
             sum.approvals += 1;
         }
@@ -530,9 +472,7 @@ async fn landed_commits(client: &Client, ledger: &Mutex<Ledger>, repo: &str, bra
         let mut batch = Batch::default();
         if !known {
             let pulls = client.get(repo, &format!("/repos/{repo}/commits/{sha}/pulls"), "pull_requests: read").await?.body;
-            let numbers: Vec<Value> =
-                pulls.as_array().into_iter().flatten().filter_map(|p| p["number"].as_u64().map(|n| json!(n))).collect();
-            let p = json!({"repository": repo, "sha": sha, "pulls": numbers, "direct_push": numbers.is_empty()});
+            let p = GithubPayload::commit_pulls(repo, sha, &pulls);
             if batch.add(ledger, Kind::CommitPullsSynced, format!("{repo}/{sha}"), sha.to_string(), String::new(), p)? {
                 sum.commit_links += 1;
             }
