@@ -17,6 +17,7 @@ pub mod note;
 pub mod projection;
 pub mod proof;
 pub mod query;
+pub mod state;
 pub mod verify;
 
 use std::io::Write;
@@ -271,14 +272,34 @@ impl Ledger {
         Ok(Ledger { conn, path: path.clone(), key_path: loc.key.clone(), origin, verifier, signer })
     }
 
-    pub fn connection(&self) -> &Connection {
+    fn connection(&self) -> &Connection {
         &self.conn
     }
 
-    /// For working state outside the log (the sync worker's tables, owned by
-    /// `forge::github::state`).
-    pub fn connection_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+    /// Creates a state owner's tables where they are missing.
+    pub fn state_schema(&self, ddl: &str) -> Result<(), LedgerError> {
+        self.conn.execute_batch(ddl).map_err(sql(&self.path))
+    }
+
+    /// The rows of a state owner's query.
+    pub fn state_rows(&self, s: &state::Statement) -> Result<Vec<Vec<state::Value>>, LedgerError> {
+        state::rows(&self.conn, &self.path, s)
+    }
+
+    /// Applies state writes in one transaction, with no entries.
+    pub fn state_write(&mut self, writes: &[state::Statement]) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(&path))?;
+        for w in writes {
+            state::execute(&tx, &path, w)?;
+        }
+        tx.commit().map_err(sql(&path))
+    }
+
+    /// Appends entries and applies state writes (cursor moves …) in the same
+    /// transaction: they commit together or not at all.
+    pub fn append_with_state(&mut self, entries: &[NewEntry], writes: &[state::Statement]) -> Result<Receipt, LedgerError> {
+        self.append_with(entries, |tx| writes.iter().try_for_each(|w| state::execute_raw(tx, w)))
     }
 
     /// The current signed tree head.
@@ -293,7 +314,7 @@ impl Ledger {
 
     /// Like [`Ledger::append`], running `side` (cursor moves, sync state) inside
     /// the same transaction: it commits with the entries or not at all.
-    pub fn append_with(
+    fn append_with(
         &mut self,
         entries: &[NewEntry],
         side: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,

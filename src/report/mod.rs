@@ -14,8 +14,6 @@ pub use render::{Document, ReportFormat, Section};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("reading the ledger: {0}")]
-    Sql(#[from] rusqlite::Error),
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
     #[error(transparent)]

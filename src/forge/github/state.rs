@@ -1,16 +1,16 @@
 //! The sync worker's own state, beside the log in the ledger's database but not
 //! part of it: the HTTP cache (ETags, bodies, next-page links), cursors, the
 //! digests of what was already recorded, and deployments still to re-poll. This
-//! module owns these tables: their schema and every query on them.
+//! module owns these tables — their schema and every statement on them — and
+//! hands the statements to the ledger's storage as plain values.
 
 use std::sync::Mutex;
-use std::time::Duration;
-
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::client::{CachedPage, HttpCache};
+use crate::ledger::state::{StateHandle, Statement, Value};
+use crate::ledger::{Ledger, LedgerError, LedgerFiles};
 
-const SCHEMA: &str = "
+pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS http_cache (url TEXT PRIMARY KEY, etag TEXT NOT NULL, body BLOB NOT NULL, next TEXT, time TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sync_cursors (repo TEXT NOT NULL, entity TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (repo, entity));
 CREATE TABLE IF NOT EXISTS sync_seen (kind TEXT NOT NULL, key TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
@@ -18,25 +18,30 @@ CREATE TABLE IF NOT EXISTS sync_pending (repo TEXT NOT NULL, deployment_id INTEG
 ";
 
 /// Creates the tables where they are missing (ledgers made before this code have them).
-pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(SCHEMA)
+pub fn ensure(ledger: &Ledger) -> Result<(), LedgerError> {
+    ledger.state_schema(SCHEMA)
+}
+
+fn first_text(rows: Vec<Vec<Value>>) -> Option<String> {
+    rows.into_iter().next().and_then(|r| r.into_iter().next()).and_then(|v| v.as_text().map(str::to_string))
 }
 
 /// A cursor (`since` of pull requests, last deployment id …) of a repository.
-pub fn cursor(conn: &Connection, repo: &str, entity: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT value FROM sync_cursors WHERE repo = ?1 AND entity = ?2", params![repo, entity], |r| r.get(0)).optional()
+pub fn cursor(ledger: &Ledger, repo: &str, entity: &str) -> Result<Option<String>, LedgerError> {
+    let q = Statement::new("SELECT value FROM sync_cursors WHERE repo = ?1 AND entity = ?2", vec![repo.into(), entity.into()]);
+    Ok(first_text(ledger.state_rows(&q)?))
 }
 
 /// The digest of what was last recorded for `key` of `kind`.
-pub fn seen(conn: &Connection, kind: &str, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT digest FROM sync_seen WHERE kind = ?1 AND key = ?2", params![kind, key], |r| r.get(0)).optional()
+pub fn seen(ledger: &Ledger, kind: &str, key: &str) -> Result<Option<String>, LedgerError> {
+    let q = Statement::new("SELECT digest FROM sync_seen WHERE kind = ?1 AND key = ?2", vec![kind.into(), key.into()]);
+    Ok(first_text(ledger.state_rows(&q)?))
 }
 
 /// Deployments of `repo` whose status was not final at the last pass.
-pub fn pending(conn: &Connection, repo: &str) -> rusqlite::Result<Vec<i64>> {
-    let mut stmt = conn.prepare("SELECT deployment_id FROM sync_pending WHERE repo = ?1 ORDER BY deployment_id")?;
-    let ids = stmt.query_map([repo], |r| r.get(0))?.collect();
-    ids
+pub fn pending(ledger: &Ledger, repo: &str) -> Result<Vec<i64>, LedgerError> {
+    let q = Statement::new("SELECT deployment_id FROM sync_pending WHERE repo = ?1 ORDER BY deployment_id", vec![repo.into()]);
+    Ok(ledger.state_rows(&q)?.into_iter().filter_map(|r| r.first().and_then(Value::as_int)).collect())
 }
 
 /// State that moves with a batch of entries, in the same transaction.
@@ -53,60 +58,79 @@ impl Writes {
         self.seen.is_empty() && self.cursors.is_empty() && self.pending_add.is_empty() && self.pending_del.is_empty()
     }
 
-    pub fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    /// The statements that make these writes.
+    pub fn statements(&self) -> Vec<Statement> {
+        let mut out = Vec::new();
         for (kind, key, d) in &self.seen {
-            tx.execute(
+            out.push(Statement::new(
                 "INSERT INTO sync_seen (kind, key, digest) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO UPDATE SET digest = excluded.digest",
-                params![kind, key, d],
-            )?;
+                vec![kind.clone().into(), key.clone().into(), d.clone().into()],
+            ));
         }
         for (repo, entity, value) in &self.cursors {
-            tx.execute(
+            out.push(Statement::new(
                 "INSERT INTO sync_cursors (repo, entity, value) VALUES (?1, ?2, ?3) ON CONFLICT (repo, entity) DO UPDATE SET value = excluded.value",
-                params![repo, entity, value],
-            )?;
+                vec![repo.clone().into(), entity.clone().into(), value.clone().into()],
+            ));
         }
         for (repo, id) in &self.pending_add {
-            tx.execute("INSERT OR IGNORE INTO sync_pending (repo, deployment_id) VALUES (?1, ?2)", params![repo, id])?;
+            out.push(Statement::new(
+                "INSERT INTO sync_pending (repo, deployment_id) VALUES (?1, ?2) ON CONFLICT (repo, deployment_id) DO NOTHING",
+                vec![repo.clone().into(), (*id).into()],
+            ));
         }
         for (repo, id) in &self.pending_del {
-            tx.execute("DELETE FROM sync_pending WHERE repo = ?1 AND deployment_id = ?2", params![repo, id])?;
+            out.push(Statement::new(
+                "DELETE FROM sync_pending WHERE repo = ?1 AND deployment_id = ?2",
+                vec![repo.clone().into(), (*id).into()],
+            ));
         }
-        Ok(())
+        out
     }
 }
 
-/// ETag'd bodies, on a connection of their own to the ledger's database.
+/// ETag'd bodies, on a state handle of their own (the client reads and writes
+/// them from its tasks, outside any append).
 pub struct HttpCacheTable {
-    conn: Mutex<Connection>,
+    state: Mutex<StateHandle>,
 }
 
 impl HttpCacheTable {
-    pub fn open(db: &std::path::Path) -> rusqlite::Result<HttpCacheTable> {
-        let conn = Connection::open(db)?;
-        conn.busy_timeout(Duration::from_secs(60))?;
-        ensure(&conn)?;
-        Ok(HttpCacheTable { conn: Mutex::new(conn) })
+    pub fn open(files: &LedgerFiles) -> Result<HttpCacheTable, LedgerError> {
+        Ok(HttpCacheTable { state: Mutex::new(StateHandle::open(files, SCHEMA)?) })
     }
 }
 
 impl HttpCache for HttpCacheTable {
     fn get(&self, url: &str) -> Result<Option<CachedPage>, String> {
-        let c = self.conn.lock().map_err(|_| "cache lock poisoned".to_string())?;
-        c.query_row("SELECT etag, body, next FROM http_cache WHERE url = ?1", [url], |r| {
-            Ok(CachedPage { etag: r.get(0)?, body: r.get(1)?, next: r.get(2)? })
-        })
-        .optional()
-        .map_err(|e| e.to_string())
+        let s = self.state.lock().map_err(|_| "cache lock poisoned".to_string())?;
+        let q = Statement::new("SELECT etag, body, next FROM http_cache WHERE url = ?1", vec![url.into()]);
+        let rows = s.rows(&q).map_err(|e| e.to_string())?;
+        Ok(rows.into_iter().next().map(|r| {
+            let mut r = r.into_iter();
+            let etag = r.next().and_then(|v| v.as_text().map(str::to_string)).unwrap_or_default();
+            let body = match r.next() {
+                Some(Value::Blob(b)) => b,
+                Some(Value::Text(t)) => t.into_bytes(),
+                _ => Vec::new(),
+            };
+            let next = r.next().and_then(|v| v.as_text().map(str::to_string));
+            CachedPage { etag, body, next }
+        }))
     }
 
     fn put(&self, url: &str, page: &CachedPage) -> Result<(), String> {
-        let c = self.conn.lock().map_err(|_| "cache lock poisoned".to_string())?;
-        c.execute(
+        let s = self.state.lock().map_err(|_| "cache lock poisoned".to_string())?;
+        s.execute(&Statement::new(
             "INSERT INTO http_cache (url, etag, body, next, time) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, body = excluded.body, next = excluded.next, time = excluded.time",
-            params![url, page.etag, page.body, page.next, crate::time::Timestamp::now().canonical()],
-        )
-        .map(|_| ())
+            vec![
+                url.into(),
+                page.etag.clone().into(),
+                page.body.clone().into(),
+                page.next.clone().into(),
+                crate::time::Timestamp::now().canonical().into(),
+            ],
+        ))
         .map_err(|e| e.to_string())
     }
 }

@@ -55,12 +55,12 @@ fn digest(v: &Value) -> String {
 
 fn cursor(ledger: &Mutex<Ledger>, repo: &str, entity: &str) -> Result<Option<String>, SyncError> {
     let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-    state::cursor(l.connection(), repo, entity).map_err(|e| SyncError::Other(format!("reading the {entity} cursor of {repo}: {e}")))
+    state::cursor(&l, repo, entity).map_err(|e| SyncError::Other(format!("reading the {entity} cursor of {repo}: {e}")))
 }
 
 fn seen(ledger: &Mutex<Ledger>, kind: &str, key: &str) -> Result<Option<String>, SyncError> {
     let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-    state::seen(l.connection(), kind, key).map_err(|e| SyncError::Other(format!("reading sync state: {e}")))
+    state::seen(&l, kind, key).map_err(|e| SyncError::Other(format!("reading sync state: {e}")))
 }
 
 /// A batch of entries and the sync state that commits with them.
@@ -99,16 +99,13 @@ impl Batch {
         }
         let n = self.entries.len() as u64;
         let mut l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-        let side = |tx: &rusqlite::Transaction<'_>| self.state.apply(tx);
+        let writes = self.state.statements();
         if n == 0 {
             // State only (a cursor move): no new checkpoint needed.
-            let path = l.path.clone();
-            let tx = l.connection_mut().transaction().map_err(|source| LedgerError::Sqlite { path: path.clone(), source })?;
-            side(&tx).map_err(|source| LedgerError::Sqlite { path: path.clone(), source })?;
-            tx.commit().map_err(|source| LedgerError::Sqlite { path, source })?;
+            l.state_write(&writes)?;
             return Ok(0);
         }
-        l.append_with(&self.entries, side)?;
+        l.append_with_state(&self.entries, &writes)?;
         Ok(n)
     }
 }
@@ -353,7 +350,7 @@ async fn deployments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &
     fresh.sort_by_key(|d| d["id"].as_i64().unwrap_or(0));
     let pending: Vec<i64> = {
         let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-        state::pending(l.connection(), repo).map_err(|e| SyncError::Other(e.to_string()))?
+        state::pending(&l, repo).map_err(|e| SyncError::Other(e.to_string()))?
     };
     // Deployments whose status was not final last time: poll their statuses again
     // (what we know of the deployment itself comes from the projection).

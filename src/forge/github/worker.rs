@@ -43,8 +43,6 @@ pub enum WorkerError {
     Busy { db: String, lock: String },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    #[error("opening the ledger's HTTP cache: {0}")]
-    Cache(rusqlite::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error(transparent)]
@@ -84,8 +82,10 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
     if lock.try_lock().is_err() {
         return Err(WorkerError::Busy { db: files.db.display().to_string(), lock: lock_path.display().to_string() });
     }
-    let ledger = Mutex::new(Ledger::open(files)?);
-    let cache = Arc::new(HttpCacheTable::open(&files.db).map_err(WorkerError::Cache)?);
+    let ledger = Ledger::open(files)?;
+    super::state::ensure(&ledger)?;
+    let ledger = Mutex::new(ledger);
+    let cache = Arc::new(HttpCacheTable::open(files)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(WorkerError::Runtime)?;
     let outcome: Result<Result<(), WorkerError>, WorkerError> = runtime.block_on(async {
         let mut client = Client::new(&opts.api_url, &opts.auth, cache).await?;
