@@ -94,6 +94,22 @@ fn text(r: &Row<'_>, i: usize) -> rusqlite::Result<String> {
     Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default())
 }
 
+/// A `deployments` row: repo, id, environment, created_at, sha, creator, seq,
+/// state, and (when `status_time`) the time of that state.
+fn deployment(r: &Row<'_>, status_time: bool) -> rusqlite::Result<Deployment> {
+    Ok(Deployment {
+        repository: text(r, 0)?,
+        id: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
+        environment: text(r, 2)?,
+        time: text(r, 3)?,
+        sha: text(r, 4)?,
+        deployer: text(r, 5)?,
+        seq: r.get::<_, Option<i64>>(6)?.unwrap_or(0) as u64,
+        status: text(r, 7)?,
+        status_time: if status_time { text(r, 8)? } else { String::new() },
+    })
+}
+
 fn list<T: std::str::FromStr>(joined: Option<String>) -> Vec<T> {
     joined.unwrap_or_default().split(',').filter_map(|x| x.trim().parse().ok()).collect()
 }
@@ -162,19 +178,7 @@ impl Ledger {
                     coalesce((SELECT created_at FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1), d.created_at)
              FROM deployments d ORDER BY d.created_at, d.id",
             [],
-            |r| {
-                Ok(Deployment {
-                    repository: text(r, 0)?,
-                    id: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
-                    environment: text(r, 2)?,
-                    time: text(r, 3)?,
-                    sha: text(r, 4)?,
-                    deployer: text(r, 5)?,
-                    seq: r.get::<_, Option<i64>>(6)?.unwrap_or(0) as u64,
-                    status: text(r, 7)?,
-                    status_time: text(r, 8)?,
-                })
-            },
+            |r| deployment(r, true),
         )
     }
 
@@ -185,19 +189,7 @@ impl Ledger {
                     (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1)
              FROM deployments d ORDER BY d.created_at",
             [],
-            |r| {
-                Ok(Deployment {
-                    repository: text(r, 0)?,
-                    id: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
-                    environment: text(r, 2)?,
-                    time: text(r, 3)?,
-                    sha: text(r, 4)?,
-                    deployer: text(r, 5)?,
-                    seq: r.get::<_, Option<i64>>(6)?.unwrap_or(0) as u64,
-                    status: text(r, 7)?,
-                    status_time: String::new(),
-                })
-            },
+            |r| deployment(r, false),
         )
     }
 
