@@ -330,6 +330,12 @@ fn refs_audit_is_git_audits_own_and_the_ledger_remembers_its_anchor() -> Result<
     let (code, err) = push(&repo, &["origin", "HEAD:refs/audit/forged"], &[])?;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("refs.reserved: refs/audit/forged"), "{err}");
+    // A ref named `refs/audit` itself would block every anchor (git's directory/file conflict).
+    repo.git(&["--git-dir", server.path.to_str().context("path")?, "update-ref", "-d", "refs/audit/checkpoints"])?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/audit"], &[])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("refs.reserved: refs/audit is under refs/audit/"), "{err}");
+    repo.git(&["--git-dir", server.path.to_str().context("path")?, "update-ref", "refs/audit/checkpoints", &first_anchor])?;
     assert_eq!(server.tip(&repo, "refs/audit/checkpoints").as_deref(), Some(first_anchor.as_str()));
 
     // More entries, a second anchor; then the ref is rewound, then deleted behind git-audit's back.

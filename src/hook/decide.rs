@@ -77,6 +77,12 @@ pub struct Guard {
 /// The namespace git-audit writes itself (checkpoint anchors); no push may touch it.
 pub const RESERVED_PREFIX: &str = "refs/audit/";
 
+/// True for `refs/audit` and anything under it (a ref named `refs/audit`
+/// itself would block every future anchor: git cannot have both).
+pub fn is_reserved(refname: &str) -> bool {
+    refname.starts_with(RESERVED_PREFIX) || refname == RESERVED_PREFIX.trim_end_matches('/')
+}
+
 /// The rules that apply to one ref: its `[[branches]]` entry, and whether it is
 /// the guarded default branch.
 #[derive(Clone, Copy)]
@@ -156,7 +162,7 @@ pub fn decide(
     bypass: Option<String>,
     guard: &Guard,
 ) -> Result<PushDecision, RangeError> {
-    let refs_before: Vec<(String, String)> = repo.refs()?.into_iter().filter(|(name, _)| !name.starts_with(RESERVED_PREFIX)).collect();
+    let refs_before: Vec<(String, String)> = repo.refs()?.into_iter().filter(|(name, _)| !is_reserved(name)).collect();
     let mut baseline = Vec::new();
     if let Some(b) = &policy.baseline {
         if let Ok(id) = repo.resolve_commit(b) {
@@ -177,7 +183,7 @@ pub fn decide(
         let rules = RefRules::new(policy, guard, &u.refname);
         let branch = rules.branch;
         let mut findings = Vec::new();
-        if u.refname.starts_with(RESERVED_PREFIX) {
+        if is_reserved(&u.refname) {
             // Not a mode: git-audit's own namespace is never writable by a push.
             reserved = true;
             findings.push(
