@@ -131,6 +131,58 @@ impl BranchRule {
     }
 }
 
+/// Someone named in `deployers` or `approvers`: a forge login, or a team
+/// (`team:ORG/SLUG`) whose members are expanded through the forge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Login(String),
+    Team { org: String, slug: String },
+}
+
+impl Principal {
+    /// Parses `login` or `team:ORG/SLUG`; `None` when a team is not `ORG/SLUG`.
+    pub fn parse(text: &str) -> Option<Principal> {
+        let text = text.trim();
+        match text.strip_prefix("team:") {
+            Some(team) => {
+                let (org, slug) = team.split_once('/')?;
+                let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                (ok(org) && ok(slug)).then(|| Principal::Team { org: org.to_string(), slug: slug.to_string() })
+            }
+            None if !text.is_empty() && !text.contains(char::is_whitespace) => Some(Principal::Login(text.to_string())),
+            None => None,
+        }
+    }
+}
+
+/// One `[[environments]]` entry, checked.
+#[derive(Debug, Clone)]
+pub struct EnvironmentRule {
+    pub pattern: String,
+    matcher: globset::GlobMatcher,
+    pub deployers: Vec<Principal>,
+    pub approvers: Vec<Principal>,
+    pub required_approvals: u32,
+    pub prevent_self_approval: bool,
+    branches: Vec<globset::GlobMatcher>,
+    pub branch_patterns: Vec<String>,
+    pub require_signed_commits: bool,
+    pub mode: Option<Mode>,
+}
+
+impl EnvironmentRule {
+    pub fn matches(&self, environment: &str) -> bool {
+        self.matcher.is_match(environment)
+    }
+
+    /// True when `git_ref` (`main`, `refs/heads/main`, `release/1`) may be
+    /// deployed here; any ref when no `branches` are listed.
+    pub fn allows_ref(&self, git_ref: &str) -> bool {
+        let short = git_ref.strip_prefix("refs/heads/").unwrap_or(git_ref);
+        self.branches.is_empty() || self.branches.iter().any(|b| b.is_match(short) || b.is_match(git_ref))
+    }
+}
+
 /// A loaded, validated policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -148,6 +200,8 @@ pub struct Policy {
     pub github_repositories: Vec<String>,
     /// `[audit] require_ledger`: refuse a push whose decision cannot be recorded.
     pub require_ledger: bool,
+    /// `[[environments]]`: who may deploy where, and who may approve it.
+    pub environments: Vec<EnvironmentRule>,
     /// Things that are allowed but probably not meant (shown by `policy check`).
     pub warnings: Vec<Diagnostic>,
 }
@@ -204,6 +258,11 @@ impl Policy {
             None
         };
         section.unwrap_or(self.mode)
+    }
+
+    /// The first `[[environments]]` entry matching `environment`.
+    pub fn environment_rule(&self, environment: &str) -> Option<&EnvironmentRule> {
+        self.environments.iter().find(|e| e.matches(environment))
     }
 
     /// The first `[[branches]]` entry matching `refname`.
@@ -418,6 +477,68 @@ impl Validator<'_> {
             }
         }
 
+        // [[environments]]
+        let mut environments = Vec::new();
+        for e in raw.environments {
+            let glob = |v: &toml::Spanned<String>, this: &mut Self| -> Option<globset::GlobMatcher> {
+                match globset::GlobBuilder::new(v.get_ref()).literal_separator(false).build() {
+                    Ok(g) => Some(g.compile_matcher()),
+                    Err(err) => {
+                        this.err(v.span(), format!("bad glob pattern: {}", err.kind()), Some("e.g. \"production\" or \"release/*\""));
+                        None
+                    }
+                }
+            };
+            let Some(matcher) = glob(&e.name, &mut self) else { continue };
+            let principals = |list: &[toml::Spanned<String>], key: &str, this: &mut Self| -> Vec<Principal> {
+                list.iter()
+                    .filter_map(|p| {
+                        let parsed = Principal::parse(p.get_ref());
+                        if parsed.is_none() {
+                            this.err(
+                                p.span(),
+                                format!("`{}` in {key} is neither a login nor a team", p.get_ref()),
+                                Some("use a forge login (\"alice\") or a team (\"team:acme/sre\")"),
+                            );
+                        }
+                        parsed
+                    })
+                    .collect()
+            };
+            let deployers = principals(&e.deployers, "deployers", &mut self);
+            let approvers = principals(&e.approvers, "approvers", &mut self);
+            let required_approvals = match &e.required_approvals {
+                Some(n) if *n.get_ref() < 0 || *n.get_ref() > 100 => {
+                    self.err(n.span(), format!("required_approvals must be 0 to 100, not {}", n.get_ref()), None);
+                    0
+                }
+                Some(n) => *n.get_ref() as u32,
+                None => 0,
+            };
+            if required_approvals > 0 && approvers.is_empty() {
+                if let Some(n) = &e.required_approvals {
+                    self.err(
+                        n.span(),
+                        format!("{} requires {required_approvals} approval(s) but names no approvers", e.name.get_ref()),
+                        Some("list who may approve: approvers = [\"team:ORG/SLUG\", \"login\"]"),
+                    );
+                }
+            }
+            let branches: Vec<globset::GlobMatcher> = e.branches.iter().filter_map(|b| glob(b, &mut self)).collect();
+            environments.push(EnvironmentRule {
+                pattern: e.name.get_ref().clone(),
+                matcher,
+                deployers,
+                approvers,
+                required_approvals,
+                prevent_self_approval: e.prevent_self_approval.unwrap_or(true),
+                branches,
+                branch_patterns: e.branches.iter().map(|b| b.get_ref().clone()).collect(),
+                require_signed_commits: e.require_signed_commits,
+                mode: e.mode,
+            });
+        }
+
         // [rules]
         let mut rules = BTreeMap::new();
         if let Some(r) = raw.rules {
@@ -515,6 +636,7 @@ impl Validator<'_> {
             roles,
             github_repositories,
             require_ledger: raw.audit.require_ledger,
+            environments,
             warnings: self.warnings,
         })
     }
@@ -644,6 +766,27 @@ mod tests {
         }
         assert_eq!(digests[0], digests[1]);
         Ok(())
+    }
+
+    #[test]
+    fn environments_parse_validate_and_match_first() {
+        let p = load("version = 1\n[[environments]]\nname = \"prod*\"\ndeployers = [\"alice\", \"team:acme/sre\"]\napprovers = [\"team:acme/leads\"]\nrequired_approvals = 1\nbranches = [\"main\", \"release/*\"]\nrequire_signed_commits = true\n[[environments]]\nname = \"*\"\n").unwrap();
+        let prod = p.environment_rule("production").unwrap();
+        assert_eq!(prod.deployers, vec![Principal::Login("alice".into()), Principal::Team { org: "acme".into(), slug: "sre".into() }]);
+        assert!(prod.prevent_self_approval, "the default");
+        assert!(prod.allows_ref("main") && prod.allows_ref("refs/heads/release/2") && !prod.allows_ref("feature/x"));
+        assert_eq!(p.environment_rule("staging").map(|e| e.pattern.as_str()), Some("*"));
+        assert!(p.environment_rule("staging").is_some_and(|e| e.allows_ref("anything")));
+
+        let err =
+            load("version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"team:acme\"]\nrequired_approvals = 2\nbogus = 1\n")
+                .unwrap_err();
+        assert_eq!(err.diagnostics[0].line, 6, "{err}");
+        let err = load("version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"team:acme\"]\nrequired_approvals = 2\n")
+            .unwrap_err();
+        let lines: Vec<usize> = err.diagnostics.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![4, 5], "{err}");
+        assert!(err.to_string().contains("neither a login nor a team") && err.to_string().contains("names no approvers"), "{err}");
     }
 
     #[test]

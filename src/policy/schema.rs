@@ -35,6 +35,27 @@ pub struct RawPolicy {
     pub github: Option<RawGithub>,
     #[serde(default)]
     pub audit: RawAudit,
+    #[serde(default)]
+    pub environments: Vec<RawEnvironment>,
+}
+
+/// One `[[environments]]` entry: who may deploy to and approve deployments to
+/// the environments whose name matches.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvironment {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub deployers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub approvers: Vec<Spanned<String>>,
+    pub required_approvals: Option<Spanned<i64>>,
+    pub prevent_self_approval: Option<bool>,
+    #[serde(default)]
+    pub branches: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub require_signed_commits: bool,
+    pub mode: Option<Mode>,
 }
 
 #[derive(Debug, Default, Deserialize)]
