@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod deploy;
 pub mod forge;
 pub mod git;
 pub mod hook;

@@ -6,6 +6,7 @@ pub mod init;
 pub mod install;
 pub mod ledger;
 pub mod policy;
+pub mod record;
 pub mod report;
 pub mod style;
 pub mod sync;
@@ -85,6 +86,8 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Reports over the ledger: trace, compliance.
     Report(report::ReportArgs),
+    /// Record what happened elsewhere: `record deployment` from any CI/CD system.
+    Record(record::RecordArgs),
 }
 
 /// Runs the parsed command.
@@ -103,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Install(args) => install::run(&global, args),
         Command::Sync(args) => sync::run(&global, args),
         Command::Report(args) => report::run(&global, args),
+        Command::Record(args) => record::run(&global, args),
     }
 }
 

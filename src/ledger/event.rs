@@ -50,6 +50,7 @@ kinds! {
     DeploymentStatusSynced = "deployment_status.synced",
     DeploymentApprovalSynced = "deployment_approval.synced",
     CommitPullsSynced = "commit_pulls.synced",
+    DeploymentRecorded = "deployment.recorded",
 }
 
 impl Kind {
@@ -219,6 +220,55 @@ pub struct LedgerAnchored {
     pub root: String,
 }
 
+/// The state a recorded deployment reached (GitHub's deployment states that
+/// other CI/CD systems also have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployStatus {
+    Success,
+    Failure,
+    Error,
+    InProgress,
+}
+
+impl DeployStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployStatus::Success => "success",
+            DeployStatus::Failure => "failure",
+            DeployStatus::Error => "error",
+            DeployStatus::InProgress => "in_progress",
+        }
+    }
+}
+
+/// `deployment.recorded`: a deployment reported by any CI/CD system through
+/// `git-audit record deployment` — distinct from GitHub-synced deployments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentRecorded {
+    /// Where it was recorded from: `github-actions`, `gitlab-ci`, `jenkins`,
+    /// `circleci`, `buildkite`, or `manual`.
+    pub source: String,
+    /// `owner/name`, when known.
+    pub repository: String,
+    pub environment: String,
+    pub sha: String,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    pub status: DeployStatus,
+    /// Who deployed (the CI's triggering user, or --actor).
+    pub actor: Option<String>,
+    /// The CI run or job.
+    pub url: Option<String>,
+    pub approved_by: Vec<String>,
+    /// The CI's own id for this deployment (--id): records with the same id are
+    /// one deployment moving through its states.
+    pub external_id: Option<String>,
+    /// The id the deployment has in the projections: negative, so it never
+    /// meets a GitHub deployment id.
+    pub deployment_id: i64,
+}
+
 payload! {
     PolicyLoaded => PolicyLoaded,
     CommitVerified => CommitVerified,
@@ -227,6 +277,7 @@ payload! {
     RefUpdated => RefUpdated,
     LedgerGap => LedgerGap,
     LedgerAnchored => LedgerAnchored,
+    DeploymentRecorded => DeploymentRecorded,
 }
 
 /// Borrowed views of the fields projections read, for speed on a replay of

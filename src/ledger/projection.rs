@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use rusqlite::types::Value as Sql;
 
 use super::entry::Entry;
-use super::event::{view, GithubPayload, Kind};
+use super::event::{view, DeploymentRecorded, GithubPayload, Kind, Payload};
 
 /// A projection table: its columns, and the columns that key a row.
 #[derive(Debug, PartialEq, Eq)]
@@ -227,6 +227,7 @@ pub fn rows(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payloa
         Kind::PrSynced | Kind::ReviewSynced | Kind::DeploymentSynced | Kind::DeploymentStatusSynced | Kind::CommitPullsSynced => {
             sync_rows(seq, kind, payload)
         }
+        Kind::DeploymentRecorded => recorded_rows(seq, time, payload),
         _ => Vec::new(),
     }
 }
@@ -239,6 +240,51 @@ fn s(v: &serde_json::Value) -> Sql {
         serde_json::Value::Number(n) => n.as_i64().map_or_else(|| Sql::Text(n.to_string()), Sql::Integer),
         other => Sql::Text(other.to_string()),
     }
+}
+
+/// Status ids of recorded deployments start here (far below zero).
+const RECORDED_STATUS_BASE: i64 = i64::MIN / 2;
+
+/// A recorded deployment goes into the same tables as synced ones: the
+/// deployment (kept under its id, so later records move it on) and one status.
+fn recorded_rows(seq: u64, time: &str, payload: &str) -> Vec<Row> {
+    let Some(d) = DeploymentRecorded::decode(Kind::DeploymentRecorded.as_str(), payload) else {
+        return Vec::new();
+    };
+    let text = |s: &Option<String>| s.as_ref().map_or(Sql::Null, |v| Sql::Text(v.clone()));
+    let repo = Sql::Text(d.repository.clone());
+    vec![
+        Row {
+            table: &DEPLOYMENTS,
+            values: vec![
+                repo.clone(),
+                Sql::Integer(d.deployment_id),
+                Sql::Text(d.sha.clone()),
+                text(&d.git_ref),
+                Sql::Text(d.environment.clone()),
+                text(&d.actor),
+                Sql::Text("deploy".into()),
+                Sql::Text(time.to_string()),
+                Sql::Integer(seq as i64),
+            ],
+        },
+        Row {
+            table: &DEPLOYMENT_STATUSES,
+            values: vec![
+                repo,
+                // Negative, like the deployment's id (never a GitHub status id), and
+                // growing with seq, as reports take a deployment's highest status id as its latest.
+                Sql::Integer(RECORDED_STATUS_BASE + seq as i64),
+                Sql::Integer(d.deployment_id),
+                Sql::Text(d.status.as_str().into()),
+                text(&d.actor),
+                Sql::Text(d.environment),
+                text(&d.url),
+                Sql::Text(time.to_string()),
+                Sql::Integer(seq as i64),
+            ],
+        },
+    ]
 }
 
 /// Rows of the sync kinds (GitHub's bodies, read through [`GithubPayload`]).

@@ -47,7 +47,8 @@ pub struct NotGood {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
     pub repository: String,
-    pub id: u64,
+    /// GitHub's id; negative for deployments recorded from other CI/CD systems.
+    pub id: i64,
     pub environment: String,
     pub time: String,
     pub sha: String,
@@ -99,7 +100,7 @@ fn text(r: &Row<'_>, i: usize) -> rusqlite::Result<String> {
 fn deployment(r: &Row<'_>, status_time: bool) -> rusqlite::Result<Deployment> {
     Ok(Deployment {
         repository: text(r, 0)?,
-        id: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
+        id: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
         environment: text(r, 2)?,
         time: text(r, 3)?,
         sha: text(r, 4)?,

@@ -1,0 +1,257 @@
+//! Deployments from any CI/CD system: `git-audit record deployment`. What the
+//! command is not told it reads from the CI's own variables (GitHub Actions,
+//! GitLab CI, Jenkins, CircleCI, Buildkite), checks it, and builds the
+//! `deployment.recorded` event.
+
+use sha2::{Digest, Sha256};
+
+use crate::ledger::event::{DeployStatus, DeploymentRecorded};
+
+/// What the person (or the CI job) said on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Recording {
+    pub environment: Option<String>,
+    pub sha: Option<String>,
+    pub status: Option<DeployStatus>,
+    pub repository: Option<String>,
+    pub git_ref: Option<String>,
+    pub actor: Option<String>,
+    pub url: Option<String>,
+    pub approved_by: Vec<String>,
+    pub id: Option<String>,
+}
+
+/// Why a deployment cannot be recorded (exit 2): what was wrong, and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("no commit to record: pass --sha <commit id> (or run inside a CI that sets it: {vars})")]
+    NoSha { vars: &'static str },
+    #[error("--sha `{0}` is not a commit id: expected 40 (SHA-1) or 64 (SHA-256) hex digits")]
+    BadSha(String),
+    #[error("no environment: pass --environment NAME (e.g. production){hint}")]
+    NoEnvironment { hint: &'static str },
+    #[error("--repo `{0}` is not a repository name like owner/name")]
+    BadRepository(String),
+    #[error("--approved-by `{0}` is empty or has spaces; pass one login per --approved-by")]
+    BadApprover(String),
+}
+
+/// A CI system and what its variables say.
+struct Ci {
+    name: &'static str,
+    repository: Option<String>,
+    sha: Option<String>,
+    git_ref: Option<String>,
+    actor: Option<String>,
+    url: Option<String>,
+    environment: Option<String>,
+}
+
+/// The variables each CI sets for the commit (named in the error when none is set).
+const SHA_VARS: &str = "GITHUB_SHA, CI_COMMIT_SHA, GIT_COMMIT, CIRCLE_SHA1, BUILDKITE_COMMIT";
+
+/// `owner/name` from a clone URL (`git@github.com:acme/api.git`, `https://host/acme/api`).
+fn repository_from_url(url: &str) -> Option<String> {
+    let path = url.trim_end_matches('/').trim_end_matches(".git");
+    let mut parts = path.rsplit(['/', ':']);
+    let name = parts.next()?;
+    let owner = parts.next()?;
+    (!owner.is_empty() && !name.is_empty() && !owner.contains('@')).then(|| format!("{owner}/{name}"))
+}
+
+fn detect(env: &dyn Fn(&str) -> Option<String>) -> Ci {
+    let get = |k: &str| env(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let is = |k: &str| get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if is("GITHUB_ACTIONS") {
+        let url = match (get("GITHUB_SERVER_URL"), get("GITHUB_REPOSITORY"), get("GITHUB_RUN_ID")) {
+            (Some(s), Some(r), Some(id)) => Some(format!("{s}/{r}/actions/runs/{id}")),
+            _ => None,
+        };
+        return Ci {
+            name: "github-actions",
+            repository: get("GITHUB_REPOSITORY"),
+            sha: get("GITHUB_SHA"),
+            git_ref: get("GITHUB_REF"),
+            actor: get("GITHUB_TRIGGERING_ACTOR").or_else(|| get("GITHUB_ACTOR")),
+            url,
+            environment: None,
+        };
+    }
+    if is("GITLAB_CI") {
+        return Ci {
+            name: "gitlab-ci",
+            repository: get("CI_PROJECT_PATH"),
+            sha: get("CI_COMMIT_SHA"),
+            git_ref: get("CI_COMMIT_REF_NAME"),
+            actor: get("GITLAB_USER_LOGIN"),
+            url: get("CI_JOB_URL").or_else(|| get("CI_PIPELINE_URL")),
+            environment: get("CI_ENVIRONMENT_NAME"),
+        };
+    }
+    if is("CIRCLECI") {
+        let repository = match (get("CIRCLE_PROJECT_USERNAME"), get("CIRCLE_PROJECT_REPONAME")) {
+            (Some(o), Some(n)) => Some(format!("{o}/{n}")),
+            _ => None,
+        };
+        return Ci {
+            name: "circleci",
+            repository,
+            sha: get("CIRCLE_SHA1"),
+            git_ref: get("CIRCLE_BRANCH"),
+            actor: get("CIRCLE_USERNAME"),
+            url: get("CIRCLE_BUILD_URL"),
+            environment: None,
+        };
+    }
+    if is("BUILDKITE") {
+        return Ci {
+            name: "buildkite",
+            repository: get("BUILDKITE_REPO").as_deref().and_then(repository_from_url),
+            sha: get("BUILDKITE_COMMIT"),
+            git_ref: get("BUILDKITE_BRANCH"),
+            actor: get("BUILDKITE_BUILD_CREATOR_EMAIL").or_else(|| get("BUILDKITE_BUILD_CREATOR")),
+            url: get("BUILDKITE_BUILD_URL"),
+            environment: None,
+        };
+    }
+    if get("JENKINS_URL").is_some() {
+        return Ci {
+            name: "jenkins",
+            repository: get("GIT_URL").as_deref().and_then(repository_from_url),
+            sha: get("GIT_COMMIT"),
+            // The Git plugin says `origin/main`.
+            git_ref: get("GIT_BRANCH").map(|b| b.strip_prefix("origin/").unwrap_or(&b).to_string()),
+            // BUILD_USER_ID needs the build-user-vars plugin.
+            actor: get("BUILD_USER_ID"),
+            url: get("BUILD_URL"),
+            environment: None,
+        };
+    }
+    Ci { name: "manual", repository: None, sha: None, git_ref: None, actor: None, url: None, environment: None }
+}
+
+/// A stable id for `(repository, environment, external id)`, negative so it
+/// never meets a GitHub deployment id; random when there is no external id.
+fn deployment_id(repository: &str, environment: &str, external: Option<&str>) -> i64 {
+    let bytes: [u8; 8] = match external {
+        Some(id) => {
+            let h = Sha256::digest(format!("{repository}\n{environment}\n{id}").as_bytes());
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&h[..8]);
+            b
+        }
+        None => {
+            let mut b = [0u8; 8];
+            if getrandom::getrandom(&mut b).is_err() {
+                b = crate::time::Timestamp::now().datetime().timestamp_micros().to_le_bytes();
+            }
+            b
+        }
+    };
+    -1 - (u64::from_le_bytes(bytes) >> 2) as i64
+}
+
+/// Builds the event from what was said and, for the rest, the CI's variables.
+pub fn build(said: Recording, env: &dyn Fn(&str) -> Option<String>) -> Result<DeploymentRecorded, RecordError> {
+    let ci = detect(env);
+    let sha = said.sha.or(ci.sha).ok_or(RecordError::NoSha { vars: SHA_VARS })?.trim().to_ascii_lowercase();
+    if !(sha.len() == 40 || sha.len() == 64) || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(RecordError::BadSha(sha));
+    }
+    let environment =
+        said.environment.or(ci.environment).map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).ok_or(RecordError::NoEnvironment {
+            hint: if ci.name == "gitlab-ci" { " or set `environment:` on the GitLab job" } else { "" },
+        })?;
+    let repository = said.repository.or(ci.repository).unwrap_or_default();
+    if !repository.is_empty()
+        && (repository.split('/').count() != 2 || repository.split('/').any(str::is_empty) || repository.contains(char::is_whitespace))
+    {
+        return Err(RecordError::BadRepository(repository));
+    }
+    if let Some(bad) = said.approved_by.iter().find(|a| a.trim().is_empty() || a.trim().contains(char::is_whitespace)) {
+        return Err(RecordError::BadApprover(bad.clone()));
+    }
+    let external_id = said.id.filter(|i| !i.trim().is_empty());
+    Ok(DeploymentRecorded {
+        source: ci.name.to_string(),
+        deployment_id: deployment_id(&repository, &environment, external_id.as_deref()),
+        repository,
+        environment,
+        sha,
+        git_ref: said.git_ref.or(ci.git_ref),
+        status: said.status.unwrap_or(DeployStatus::Success),
+        actor: said.actor.or(ci.actor),
+        url: said.url.or(ci.url),
+        approved_by: said.approved_by.into_iter().map(|a| a.trim().to_string()).collect(),
+        external_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Vars = &'static [(&'static str, &'static str)];
+
+    fn env_of(pairs: Vars) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn each_ci_fills_what_it_knows() {
+        let sha = "a".repeat(40);
+        let cases: [(Vars, &str, &str); 4] = [
+            (
+                &[
+                    ("GITLAB_CI", "true"),
+                    ("CI_PROJECT_PATH", "acme/api"),
+                    ("GITLAB_USER_LOGIN", "dave"),
+                    ("CI_ENVIRONMENT_NAME", "production"),
+                ],
+                "gitlab-ci",
+                "acme/api",
+            ),
+            (
+                &[("JENKINS_URL", "http://ci/"), ("GIT_URL", "git@github.com:acme/api.git"), ("GIT_BRANCH", "origin/main")],
+                "jenkins",
+                "acme/api",
+            ),
+            (&[("CIRCLECI", "true"), ("CIRCLE_PROJECT_USERNAME", "acme"), ("CIRCLE_PROJECT_REPONAME", "api")], "circleci", "acme/api"),
+            (&[("BUILDKITE", "true"), ("BUILDKITE_REPO", "https://github.com/acme/api.git")], "buildkite", "acme/api"),
+        ];
+        for (vars, name, repo) in cases {
+            let said = Recording { sha: Some(sha.clone()), environment: Some("production".into()), ..Recording::default() };
+            let d = build(said, &env_of(vars)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!((d.source.as_str(), d.repository.as_str()), (name, repo));
+            assert!(d.deployment_id < 0);
+        }
+        let jenkins = build(
+            Recording { sha: Some(sha.clone()), environment: Some("p".into()), ..Recording::default() },
+            &env_of(&[("JENKINS_URL", "x"), ("GIT_BRANCH", "origin/main")]),
+        );
+        assert_eq!(jenkins.ok().and_then(|d| d.git_ref).as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn bad_input_is_named() {
+        let none = env_of(&[]);
+        assert!(matches!(
+            build(Recording { environment: Some("p".into()), ..Recording::default() }, &none),
+            Err(RecordError::NoSha { .. })
+        ));
+        let bad = Recording { sha: Some("xyz".into()), environment: Some("p".into()), ..Recording::default() };
+        assert_eq!(build(bad, &none), Err(RecordError::BadSha("xyz".into())));
+        let no_env = Recording { sha: Some("b".repeat(64)), ..Recording::default() };
+        assert!(matches!(build(no_env, &none), Err(RecordError::NoEnvironment { .. })));
+        let bad_repo =
+            Recording { sha: Some("b".repeat(40)), environment: Some("p".into()), repository: Some("nope".into()), ..Recording::default() };
+        assert_eq!(build(bad_repo, &none), Err(RecordError::BadRepository("nope".into())));
+    }
+
+    #[test]
+    fn the_same_external_id_is_the_same_deployment() {
+        assert_eq!(deployment_id("a/b", "prod", Some("42")), deployment_id("a/b", "prod", Some("42")));
+        assert_ne!(deployment_id("a/b", "prod", Some("42")), deployment_id("a/b", "staging", Some("42")));
+        assert!(deployment_id("a/b", "prod", None) < 0 && deployment_id("a/b", "prod", Some("x")) < 0);
+    }
+}
