@@ -6,6 +6,8 @@
 use sha2::{Digest, Sha256};
 
 use crate::ledger::event::{DeployStatus, DeploymentRecorded};
+use crate::policy::{EnvironmentRule, Principal};
+use crate::rule::{Finding, Rule, Severity};
 
 /// What the person (or the CI job) said on the command line.
 #[derive(Debug, Clone, Default)]
@@ -187,6 +189,122 @@ pub fn build(said: Recording, env: &dyn Fn(&str) -> Option<String>) -> Result<De
     })
 }
 
+/// What the ledger knows about one deployment, for judging it. `None` means
+/// unknown — and unknown is never a pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub repository: String,
+    pub id: i64,
+    pub environment: String,
+    pub deployer: Option<String>,
+    /// Why the deployer is unknown, when it is.
+    pub deployer_note: Option<String>,
+    pub git_ref: Option<String>,
+    /// Who approved (`None`: the approvals are not known).
+    pub approvers: Option<Vec<String>>,
+    /// Shipped commits without a good signature (`None`: what it shipped is not known).
+    pub unsigned: Option<Vec<String>>,
+    /// Ledger seqs that show the deployment and its approvals.
+    pub evidence: Vec<u64>,
+}
+
+fn allowed(who: &str, list: &[Principal]) -> bool {
+    list.iter().any(|p| matches!(p, Principal::Login(l) if l.eq_ignore_ascii_case(who)))
+}
+
+/// Teams named in `list`, which are not expanded yet (their members are not
+/// synced): said in the message, so a team member sees why they were not allowed.
+fn teams(list: &[Principal]) -> String {
+    let t: Vec<String> = list
+        .iter()
+        .filter_map(|p| match p {
+            Principal::Team { org, slug } => Some(format!("team:{org}/{slug}")),
+            Principal::Login(_) => None,
+        })
+        .collect();
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!("; membership of {} is not recorded yet", t.join(", "))
+    }
+}
+
+/// Judges one deployment against its environment's rule.
+pub fn judge(f: &Facts, rule: &EnvironmentRule, severity: Severity) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let subject = format!("{} {} deployment {}", f.repository, f.environment, f.id);
+    let mut add = |r: Rule, message: String| {
+        out.push(Finding { subject: Some(subject.clone()), evidence: f.evidence.clone(), ..Finding::new(r, severity, message) });
+    };
+    if !rule.deployers.is_empty() {
+        match &f.deployer {
+            Some(d) if allowed(d, &rule.deployers) => {}
+            Some(d) => add(Rule::DeployDeployerNotAllowed, format!("{d} may not deploy to {}{}", f.environment, teams(&rule.deployers))),
+            None => add(
+                Rule::DeployDeployerNotAllowed,
+                format!("the deployer is unknown{}", f.deployer_note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()),
+            ),
+        }
+    }
+    if !rule.branch_patterns.is_empty() {
+        match &f.git_ref {
+            Some(r) if rule.allows_ref(r) => {}
+            Some(r) => add(
+                Rule::DeployRefNotAllowed,
+                format!("{r} may not be deployed to {} (allowed: {})", f.environment, rule.branch_patterns.join(", ")),
+            ),
+            None => add(Rule::DeployRefNotAllowed, "the deployed ref is unknown".into()),
+        }
+    }
+    match &f.approvers {
+        None if rule.required_approvals > 0 => add(Rule::DeployNoApproval, "its approvals are unknown".into()),
+        None => {}
+        Some(list) => {
+            let mut valid = 0u32;
+            for a in list {
+                let is_self = f.deployer.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(a));
+                let may = rule.approvers.is_empty() || allowed(a, &rule.approvers);
+                if !may {
+                    add(
+                        Rule::DeployApproverNotAllowed,
+                        format!("{a} may not approve deployments to {}{}", f.environment, teams(&rule.approvers)),
+                    );
+                }
+                if is_self && rule.prevent_self_approval {
+                    add(Rule::DeploySelfApproval, format!("{a} approved their own deployment"));
+                }
+                if may && !(is_self && rule.prevent_self_approval) {
+                    valid += 1;
+                }
+            }
+            if valid < rule.required_approvals {
+                add(
+                    Rule::DeployNoApproval,
+                    format!("{valid} of the {} required approval(s) by allowed approvers", rule.required_approvals),
+                );
+            }
+        }
+    }
+    if rule.require_signed_commits {
+        match &f.unsigned {
+            Some(bad) if bad.is_empty() => {}
+            Some(bad) => add(
+                Rule::DeployUnsignedCommits,
+                format!(
+                    "shipped {} commit(s) without a good signature: {}",
+                    bad.len(),
+                    bad.iter().map(|c| crate::git::short_id(c)).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+            None => add(
+                Rule::DeployUnsignedCommits,
+                "what it shipped is unknown (the commits are not in the local repository: git fetch)".into(),
+            ),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +364,57 @@ mod tests {
         let bad_repo =
             Recording { sha: Some("b".repeat(40)), environment: Some("p".into()), repository: Some("nope".into()), ..Recording::default() };
         assert_eq!(build(bad_repo, &none), Err(RecordError::BadRepository("nope".into())));
+    }
+
+    #[test]
+    fn judging_states_unknowns_and_counts_only_allowed_approvals() {
+        let policy = crate::policy::Policy::from_str(
+            "version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"alice\", \"team:acme/sre\"]\napprovers = [\"bob\", \"alice\"]\nrequired_approvals = 1\nbranches = [\"main\"]\nrequire_signed_commits = true\n",
+            std::path::Path::new("/x/.git-audit.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rule = policy.environment_rule("production").unwrap_or_else(|| panic!("rule"));
+        let clean = Facts {
+            repository: "acme/api".into(),
+            id: 1,
+            environment: "production".into(),
+            deployer: Some("alice".into()),
+            git_ref: Some("main".into()),
+            approvers: Some(vec!["bob".into()]),
+            unsigned: Some(vec![]),
+            ..Facts::default()
+        };
+        assert!(judge(&clean, rule, Severity::Error).is_empty());
+        let rules = |f: &Facts| judge(f, rule, Severity::Error).into_iter().map(|x| x.rule.id()).collect::<Vec<_>>();
+        let bad = Facts {
+            deployer: Some("mallory".into()),
+            git_ref: Some("feature/x".into()),
+            approvers: Some(vec!["mallory".into(), "carol".into()]),
+            unsigned: Some(vec!["c".repeat(40)]),
+            ..clean.clone()
+        };
+        assert_eq!(
+            rules(&bad),
+            vec![
+                "deploy.deployer-not-allowed",
+                "deploy.ref-not-allowed",
+                "deploy.approver-not-allowed",
+                "deploy.self-approval",
+                "deploy.approver-not-allowed",
+                "deploy.no-approval",
+                "deploy.unsigned-commits"
+            ]
+        );
+        let self_approved = Facts { approvers: Some(vec!["alice".into()]), ..clean.clone() };
+        assert_eq!(rules(&self_approved), vec!["deploy.self-approval", "deploy.no-approval"]);
+        let unknown = Facts { deployer: None, git_ref: None, approvers: None, unsigned: None, ..clean.clone() };
+        assert_eq!(
+            rules(&unknown),
+            vec!["deploy.deployer-not-allowed", "deploy.ref-not-allowed", "deploy.no-approval", "deploy.unsigned-commits"],
+            "unknown is never a pass"
+        );
+        let msg = judge(&bad, rule, Severity::Error).remove(0).message;
+        assert!(msg.contains("team:acme/sre") && msg.contains("not recorded yet"), "{msg}");
     }
 
     #[test]

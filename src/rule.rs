@@ -97,6 +97,12 @@ rules! {
     CommitsUnsignedDeployed = "commits.unsigned-deployed", Compliance, "a commit without a good signature was deployed";
     BreakglassUsed = "breakglass.used", Compliance, "a push went through by break glass";
     LedgerGap = "ledger.gap", Compliance, "hook events were decided but could not be recorded in the ledger";
+    DeployDeployerNotAllowed = "deploy.deployer-not-allowed", Compliance, "a deployment to an `[[environments]]` environment was made by someone not in its `deployers` (or by someone unknown)";
+    DeployApproverNotAllowed = "deploy.approver-not-allowed", Compliance, "a deployment was approved by someone not in the environment's `approvers`";
+    DeploySelfApproval = "deploy.self-approval", Compliance, "the deployer approved their own deployment (`prevent_self_approval`)";
+    DeployNoApproval = "deploy.no-approval", Compliance, "fewer than `required_approvals` approvals by allowed approvers (or the approvals are unknown)";
+    DeployRefNotAllowed = "deploy.ref-not-allowed", Compliance, "the deployed ref is not in the environment's `branches` (or is unknown)";
+    DeployUnsignedCommits = "deploy.unsigned-commits", Compliance, "the deployment shipped commits without a good signature (`require_signed_commits`), or what it shipped is unknown";
 }
 
 impl Rule {

@@ -102,3 +102,91 @@ fn bad_input_is_refused_with_what_to_do() -> Result<()> {
     assert!(export.trim().is_empty(), "{export}");
     Ok(())
 }
+
+#[test]
+fn compliance_judges_recorded_deployments_against_environments() -> Result<()> {
+    let k = crate::support::keys();
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    let signed = repo.commit("feat: signed", crate::support::Sign::Pgp(&k.alice))?;
+    let pinned = repo.policy(&crate::support::pinned_policy(""))?;
+    let (code, out, err) = repo.audit(&["--policy", pinned.to_str().context("path")?, "verify", "--record", &signed])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let environments = repo.tmp.path().join("environments.toml");
+    std::fs::write(
+        &environments,
+        "version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"alice\"]\napprovers = [\"bob\"]\nrequired_approvals = 1\nbranches = [\"main\"]\nrequire_signed_commits = true\n",
+    )?;
+    let record = |sha: &str, actor: &str, git_ref: &str, approver: &str, env: &str, id: &str| -> Result<()> {
+        let (code, _, err) = repo.audit(&[
+            "record",
+            "deployment",
+            "--repo",
+            "acme/api",
+            "--environment",
+            env,
+            "--sha",
+            sha,
+            "--actor",
+            actor,
+            "--ref",
+            git_ref,
+            "--approved-by",
+            approver,
+            "--id",
+            id,
+        ])?;
+        assert_eq!(code, 0, "{err}");
+        Ok(())
+    };
+    // Clean: signed and verified, by an allowed deployer, from main, approved by an allowed approver.
+    record(&signed, "alice", "main", "bob", "production", "d1")?;
+    // Everything wrong: an unsigned, unverified commit, from a feature branch, deployed and approved by mallory.
+    let unsigned = repo.commit("feat: unsigned", crate::support::Sign::None)?;
+    record(&unsigned, "mallory", "feature/x", "mallory", "production", "d2")?;
+    // No rule for staging.
+    record(&unsigned, "mallory", "feature/x", "mallory", "staging", "d3")?;
+
+    let (code, out, err) = repo.audit(&[
+        "--policy",
+        environments.to_str().context("path")?,
+        "report",
+        "compliance",
+        "--since",
+        "2000-01-01",
+        "--format",
+        "json",
+    ])?;
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let deploy: Vec<&serde_json::Value> = v["findings"]
+        .as_array()
+        .context("findings")?
+        .iter()
+        .filter(|f| f["rule"].as_str().is_some_and(|r| r.starts_with("deploy.")))
+        .collect();
+    let rules: Vec<&str> = deploy.iter().filter_map(|f| f["rule"].as_str()).collect();
+    assert_eq!(
+        rules,
+        vec![
+            "deploy.deployer-not-allowed",
+            "deploy.ref-not-allowed",
+            "deploy.approver-not-allowed",
+            "deploy.self-approval",
+            "deploy.no-approval",
+            "deploy.unsigned-commits"
+        ],
+        "{out}"
+    );
+    let subjects: std::collections::BTreeSet<&str> = deploy.iter().filter_map(|f| f["subject"].as_str()).collect();
+    assert_eq!(subjects.len(), 1, "only the bad production deployment: {subjects:?}");
+    assert!(subjects.iter().all(|s| s.starts_with("acme/api production deployment -")), "{subjects:?}");
+    assert!(deploy.iter().all(|f| f["evidence"].as_array().is_some_and(|e| !e.is_empty())), "{out}");
+    let unsigned_msg = deploy.iter().find(|f| f["rule"] == "deploy.unsigned-commits").and_then(|f| f["message"].as_str()).unwrap_or("");
+    assert!(unsigned_msg.contains(&unsigned[..10]) && !unsigned_msg.contains(&signed[..10]), "{unsigned_msg}");
+    // Without [[environments]] nothing is judged.
+    let (_, out, _) =
+        repo.audit(&["--policy", pinned.to_str().context("path")?, "report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
+    assert!(!out.contains("deploy."), "{out}");
+    Ok(())
+}

@@ -81,7 +81,12 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
         }
         ReportName::Compliance { since } => {
             let since = Timestamp::since(since)?;
-            let (doc, findings) = report::compliance::compliance(&ledger, repo.as_ref(), &since)?;
+            // The policy's [[environments]] judge deployments; without a policy there is nothing to judge them by.
+            let policy = match crate::policy::locate(global.policy.as_deref(), repo.as_ref()).filter(|p| p.exists()) {
+                Some(path) => Some(crate::policy::Policy::load(&path)?),
+                None => None,
+            };
+            let (doc, findings) = report::compliance::compliance(&ledger, repo.as_ref(), &since, policy.as_ref())?;
             (doc, if findings.is_empty() { Outcome::Pass } else { Outcome::Violations })
         }
     };

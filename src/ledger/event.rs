@@ -220,6 +220,33 @@ pub struct LedgerAnchored {
     pub root: String,
 }
 
+/// A GitHub user as recorded (its login).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Login {
+    pub login: Option<String>,
+}
+
+/// One review of a workflow run's deployment (`approved` or `rejected`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ActionsApproval {
+    pub state: Option<String>,
+    pub comment: Option<String>,
+    pub user: Option<Login>,
+    pub environments: Option<Vec<Value>>,
+}
+
+/// `deployment_approval.synced`: the reviews of the workflow run that made a deployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeploymentApprovalSynced {
+    pub repository: String,
+    pub run_id: u64,
+    pub deployment_id: i64,
+    pub approvals: Vec<ActionsApproval>,
+}
+
 /// The state a recorded deployment reached (GitHub's deployment states that
 /// other CI/CD systems also have).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,6 +305,7 @@ payload! {
     LedgerGap => LedgerGap,
     LedgerAnchored => LedgerAnchored,
     DeploymentRecorded => DeploymentRecorded,
+    DeploymentApprovalSynced => DeploymentApprovalSynced,
 }
 
 /// Borrowed views of the fields projections read, for speed on a replay of

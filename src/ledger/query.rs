@@ -57,6 +57,8 @@ pub struct Deployment {
     /// When that status was set.
     pub status_time: String,
     pub seq: u64,
+    /// The ref deployed, as the forge or the CI said.
+    pub git_ref: String,
 }
 
 /// How a pull request is tied to a commit.
@@ -108,6 +110,7 @@ fn deployment(r: &Row<'_>, status_time: bool) -> rusqlite::Result<Deployment> {
         seq: r.get::<_, Option<i64>>(6)?.unwrap_or(0) as u64,
         status: text(r, 7)?,
         status_time: if status_time { text(r, 8)? } else { String::new() },
+        git_ref: text(r, if status_time { 9 } else { 8 })?,
     })
 }
 
@@ -176,7 +179,8 @@ impl Ledger {
             "SELECT d.repo, d.id, d.environment, d.created_at, d.sha, d.creator, d.seq,
                     coalesce((SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1),
                              (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1), 'unknown'),
-                    coalesce((SELECT created_at FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1), d.created_at)
+                    coalesce((SELECT created_at FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1), d.created_at),
+                    d.ref
              FROM deployments d ORDER BY d.created_at, d.id",
             [],
             |r| deployment(r, true),
@@ -187,7 +191,8 @@ impl Ledger {
     pub fn deployments_latest_state(&self) -> Result<Vec<Deployment>, LedgerError> {
         self.rows(
             "SELECT d.repo, d.id, d.environment, d.created_at, d.sha, d.creator, d.seq,
-                    (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1)
+                    (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1),
+                    d.ref
              FROM deployments d ORDER BY d.created_at",
             [],
             |r| deployment(r, false),

@@ -6,16 +6,24 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{Document, ReportError, Section};
+use crate::deploy::{self, Facts};
 use crate::git::{short_id, Repo};
 use crate::ledger::event::{BypassUsed, LedgerGap, PushDecided};
+use crate::ledger::event::{DeploymentApprovalSynced, DeploymentRecorded};
 use crate::ledger::{Ledger, Select};
+use crate::policy::Policy;
 use crate::rule::{Finding, Rule, Severity};
 use crate::time::Timestamp;
 
 /// Finds, in entries recorded at or after `since`:
 /// `pr.no-approval`, `pr.self-approval`, `pr.stale-approval`, `push.direct`,
 /// `commits.unsigned-deployed`, `branches.force-push`, `branches.deletion`, `breakglass.used`, `ledger.gap`.
-pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Result<(Document, Vec<Finding>), ReportError> {
+pub fn compliance(
+    ledger: &Ledger,
+    repo: Option<&Repo>,
+    since: &Timestamp,
+    policy: Option<&Policy>,
+) -> Result<(Document, Vec<Finding>), ReportError> {
     let mut out: Vec<Finding> = Vec::new();
 
     // Merged pull requests and their approvals.
@@ -159,6 +167,10 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
         });
     }
 
+    if let Some(p) = policy.filter(|p| !p.environments.is_empty()) {
+        out.extend(deployments(ledger, repo, since, p)?);
+    }
+
     let mut per_rule: BTreeMap<&str, u64> = BTreeMap::new();
     for f in &out {
         *per_rule.entry(f.rule.id()).or_default() += 1;
@@ -196,4 +208,62 @@ pub fn compliance(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp) -> Re
         json: json!({"since": since.to_string(), "findings": out, "summary": per_rule}),
     };
     Ok((doc, out))
+}
+
+/// `deploy.*`: every deployment in the window to an environment with an
+/// `[[environments]]` rule, judged on what the ledger knows of it.
+fn deployments(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, policy: &Policy) -> Result<Vec<Finding>, ReportError> {
+    // Approvals: those a CI recorded, and the Actions reviews of synced deployments.
+    let mut approvals: std::collections::HashMap<i64, (Vec<String>, Vec<u64>)> = std::collections::HashMap::new();
+    for e in ledger.events::<DeploymentRecorded>(&Select::default())? {
+        let entry = approvals.entry(e.payload.deployment_id).or_default();
+        entry.0.extend(e.payload.approved_by.iter().cloned());
+        entry.1.push(e.seq);
+    }
+    for e in ledger.events::<DeploymentApprovalSynced>(&Select::default())? {
+        let entry = approvals.entry(e.payload.deployment_id).or_default();
+        let approved = e.payload.approvals.iter().filter(|a| a.state.as_deref() == Some("approved"));
+        entry.0.extend(approved.filter_map(|a| a.user.as_ref().and_then(|u| u.login.clone())));
+        entry.1.push(e.seq);
+    }
+    let all = super::deployments::load(ledger, "*")?;
+    let mut out = Vec::new();
+    for (i, d) in all.iter().enumerate() {
+        let Some(rule) = policy.environment_rule(&d.environment) else { continue };
+        let Some(severity) = rule.mode.unwrap_or(policy.mode).severity() else { continue };
+        if !super::within(&d.time, since, &Timestamp::open_end()) {
+            continue;
+        }
+        let (approvers, mut evidence) = approvals.get(&d.id).cloned().unwrap_or_default();
+        evidence.insert(0, d.seq);
+        evidence.sort_unstable();
+        evidence.dedup();
+        let bot = d.deployer.ends_with("[bot]");
+        let unsigned = match super::deployments::shipped(repo, &all, i) {
+            Some((_, ids)) => {
+                let mut bad = Vec::new();
+                for id in ids {
+                    // No verdict recorded is not a good signature.
+                    if ledger.commit_signature(&id)?.is_none_or(|(status, _)| status != "good") {
+                        bad.push(id);
+                    }
+                }
+                Some(bad)
+            }
+            None => None,
+        };
+        let facts = Facts {
+            repository: d.repository.clone(),
+            id: d.id,
+            environment: d.environment.clone(),
+            deployer: (!d.deployer.is_empty() && !bot).then(|| d.deployer.clone()),
+            deployer_note: bot.then(|| format!("created by {}; the workflow's triggering actor is not synced yet", d.deployer)),
+            git_ref: (!d.git_ref.is_empty()).then(|| d.git_ref.clone()),
+            approvers: Some(approvers),
+            unsigned,
+            evidence,
+        };
+        out.extend(deploy::judge(&facts, rule, severity));
+    }
+    Ok(out)
 }
