@@ -37,6 +37,10 @@ fn a_gitlab_job_records_a_deployment_reports_show() -> Result<()> {
         (Some("production"), Some(sha.as_str()), Some("dave"), Some("success"))
     );
     assert!(d["id"].as_i64().is_some_and(|id| id < 0), "recorded ids never meet GitHub's: {d}");
+    assert_eq!(d["source"], "gitlab-ci", "{d}");
+    assert_eq!((d["approvals"][0]["user"].as_str(), d["approvals"][0]["state"].as_str()), (Some("erin"), Some("approved")), "{d}");
+    let (_, table, _) = repo.audit(&["report", "deployments", "--env", "*", "--since", "2000-01-01"])?;
+    assert!(table.contains("gitlab-ci") && table.contains("erin"), "{table}");
     // The entry says where it came from; the ledger still verifies (projections replay).
     let (_, export, _) = repo.audit(&["ledger", "export"])?;
     let e: serde_json::Value = serde_json::from_str(export.lines().next().context("an entry")?)?;

@@ -124,6 +124,13 @@ fn first_and_second_sync(api: &str) -> Result<()> {
     assert_eq!(k.get("deployment.synced"), Some(&2));
     assert_eq!(k.get("deployment_status.synced"), Some(&3));
     assert_eq!(k.get("deployment_approval.synced"), Some(&1));
+    // Reports show the Actions review as the production deployment's approval.
+    let (code, out, err) = s.repo.audit(&["report", "deployments", "--env", "production", "--since", "2000-01-01", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let deps: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(deps["deployments"][0]["source"], "github", "{deps}");
+    assert_eq!(deps["deployments"][0]["approvals"][0]["user"], "bob", "{deps}");
+    assert_eq!(deps["deployments"][0]["approvals"][0]["state"], "approved", "{deps}");
     // Landed commits in no PR's commit list and not a merge_commit_sha: the first
     // rebased commit (→ #2) and the direct push.
     assert_eq!(k.get("commit_pulls.synced"), Some(&2));

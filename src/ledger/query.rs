@@ -4,7 +4,10 @@
 
 use rusqlite::{params, Row};
 
-use super::{sql, Ledger, LedgerError};
+use std::collections::HashMap;
+
+use super::event::{DeploymentApprovalSynced, DeploymentRecorded};
+use super::{sql, Ledger, LedgerError, Select};
 use crate::time::Timestamp;
 
 /// A merged pull request and its reviews.
@@ -91,6 +94,19 @@ pub struct Review {
     pub state: String,
     pub commit_id: String,
     pub submitted_at: String,
+}
+
+/// One approval (or rejection) of a deployment: an Actions review of the run
+/// that made it, or an approver a CI recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeploymentApproval {
+    pub user: String,
+    /// `approved` or `rejected`.
+    pub state: String,
+    /// When the ledger learnt of it.
+    pub time: String,
+    #[serde(skip)]
+    pub seq: u64,
 }
 
 fn text(r: &Row<'_>, i: usize) -> rusqlite::Result<String> {
@@ -197,6 +213,42 @@ impl Ledger {
             [],
             |r| deployment(r, false),
         )
+    }
+
+    /// Every deployment's approvals, by deployment id (synced Actions reviews for
+    /// GitHub's ids, recorded approvers for recorded deployments' negative ids).
+    pub fn deployment_approvals(&self) -> Result<HashMap<i64, Vec<DeploymentApproval>>, LedgerError> {
+        let mut out: HashMap<i64, Vec<DeploymentApproval>> = HashMap::new();
+        for e in self.events::<DeploymentRecorded>(&Select::default())? {
+            let list = out.entry(e.payload.deployment_id).or_default();
+            for user in &e.payload.approved_by {
+                if !list.iter().any(|a| &a.user == user) {
+                    list.push(DeploymentApproval { user: user.clone(), state: "approved".into(), time: e.time.clone(), seq: e.seq });
+                }
+            }
+        }
+        for e in self.events::<DeploymentApprovalSynced>(&Select::default())? {
+            let list = out.entry(e.payload.deployment_id).or_default();
+            for a in &e.payload.approvals {
+                list.push(DeploymentApproval {
+                    user: a.user.as_ref().and_then(|u| u.login.clone()).unwrap_or_default(),
+                    state: a.state.clone().unwrap_or_default(),
+                    time: e.time.clone(),
+                    seq: e.seq,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where each recorded deployment came from (`gitlab-ci`, `jenkins` …), by id;
+    /// deployments not in it were synced from GitHub.
+    pub fn recorded_sources(&self) -> Result<HashMap<i64, String>, LedgerError> {
+        Ok(self
+            .events::<DeploymentRecorded>(&Select::default())?
+            .into_iter()
+            .map(|e| (e.payload.deployment_id, e.payload.source))
+            .collect())
     }
 
     /// The latest signature status and signer recorded for a commit.

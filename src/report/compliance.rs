@@ -9,7 +9,6 @@ use super::{Document, ReportError, Section};
 use crate::deploy::{self, Facts};
 use crate::git::{short_id, Repo};
 use crate::ledger::event::{BypassUsed, LedgerGap, PushDecided};
-use crate::ledger::event::{DeploymentApprovalSynced, DeploymentRecorded};
 use crate::ledger::{Ledger, Select};
 use crate::policy::Policy;
 use crate::rule::{Finding, Rule, Severity};
@@ -213,19 +212,7 @@ pub fn compliance(
 /// `deploy.*`: every deployment in the window to an environment with an
 /// `[[environments]]` rule, judged on what the ledger knows of it.
 fn deployments(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, policy: &Policy) -> Result<Vec<Finding>, ReportError> {
-    // Approvals: those a CI recorded, and the Actions reviews of synced deployments.
-    let mut approvals: std::collections::HashMap<i64, (Vec<String>, Vec<u64>)> = std::collections::HashMap::new();
-    for e in ledger.events::<DeploymentRecorded>(&Select::default())? {
-        let entry = approvals.entry(e.payload.deployment_id).or_default();
-        entry.0.extend(e.payload.approved_by.iter().cloned());
-        entry.1.push(e.seq);
-    }
-    for e in ledger.events::<DeploymentApprovalSynced>(&Select::default())? {
-        let entry = approvals.entry(e.payload.deployment_id).or_default();
-        let approved = e.payload.approvals.iter().filter(|a| a.state.as_deref() == Some("approved"));
-        entry.0.extend(approved.filter_map(|a| a.user.as_ref().and_then(|u| u.login.clone())));
-        entry.1.push(e.seq);
-    }
+    let approvals = ledger.deployment_approvals()?;
     let all = super::deployments::load(ledger, "*")?;
     let mut out = Vec::new();
     for (i, d) in all.iter().enumerate() {
@@ -234,7 +221,9 @@ fn deployments(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, policy: 
         if !super::within(&d.time, since, &Timestamp::open_end()) {
             continue;
         }
-        let (approvers, mut evidence) = approvals.get(&d.id).cloned().unwrap_or_default();
+        let list = approvals.get(&d.id).map(Vec::as_slice).unwrap_or_default();
+        let approvers: Vec<String> = list.iter().filter(|a| a.state == "approved").map(|a| a.user.clone()).collect();
+        let mut evidence: Vec<u64> = list.iter().map(|a| a.seq).collect();
         evidence.insert(0, d.seq);
         evidence.sort_unstable();
         evidence.dedup();

@@ -58,6 +58,8 @@ fn commit_facts(ledger: &Ledger, repository: &str, id: &str) -> Result<(String, 
 
 pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, until: &Timestamp) -> Result<Document, ReportError> {
     let all = load(ledger, env)?;
+    let approvals = ledger.deployment_approvals()?;
+    let sources = ledger.recorded_sources()?;
     let mut dep_rows = Vec::new();
     let mut commit_rows = Vec::new();
     let mut json_deps = Vec::new();
@@ -83,18 +85,23 @@ pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Time
             ]);
             commits_json.push(json!({"id": id, "signature": {"status": status, "signer": signer}, "pull_request": pr, "approvals": approvals.split_whitespace().collect::<Vec<_>>(), "findings": rules.split_whitespace().collect::<Vec<_>>()}));
         }
+        let source = sources.get(&d.id).cloned().unwrap_or_else(|| "github".into());
+        let approved = approvals.get(&d.id).cloned().unwrap_or_default();
+        let approvers = approved.iter().filter(|a| a.state == "approved").map(|a| a.user.as_str()).collect::<Vec<_>>().join(" ");
         dep_rows.push(vec![
             d.time.clone(),
             d.environment.clone(),
             d.id.to_string(),
             short_id(&d.sha).to_string(),
             d.deployer.clone(),
+            source.clone(),
+            approvers,
             d.status.clone(),
             ids.len().to_string(),
             previous.as_deref().map(|p| short_id(p).to_string()).unwrap_or_else(|| "—".into()),
             note.clone(),
         ]);
-        json_deps.push(json!({"repository": d.repository, "id": d.id, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "seq": d.seq}));
+        json_deps.push(json!({"repository": d.repository, "id": d.id, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "approvals": approved, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "seq": d.seq}));
     }
     let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     Ok(Document {
@@ -102,7 +109,19 @@ pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Time
         sections: vec![
             Section {
                 title: "Deployments".into(),
-                columns: cols(&["time", "environment", "id", "sha", "deployer", "status", "commits", "since", "note"]),
+                columns: cols(&[
+                    "time",
+                    "environment",
+                    "id",
+                    "sha",
+                    "deployer",
+                    "source",
+                    "approvers",
+                    "status",
+                    "commits",
+                    "since",
+                    "note",
+                ]),
                 rows: dep_rows,
             },
             Section {
