@@ -43,6 +43,7 @@ pub struct World {
     pub commits: Vec<Value>,
     pub commit_pulls: BTreeMap<String, Vec<u64>>,
     pub approvals: BTreeMap<u64, Vec<Value>>,
+    pub runs: BTreeMap<u64, Value>,
     pub next_id: i64,
 }
 
@@ -145,6 +146,24 @@ impl World {
         c["commit"]["committer"]["date"] = json!(date);
         self.commits.push(c);
         self.commit_pulls.insert(sha_.to_string(), pulls.to_vec());
+    }
+
+    /// A workflow run (`GET /repos/R/actions/runs/ID`): who started it, who re-ran it, from which branch.
+    pub fn run(&mut self, id: u64, actor: &str, triggering_actor: &str, head_branch: &str) {
+        let mut r = fixture("workflow_run.json");
+        r["id"] = json!(id);
+        r["actor"] = user(actor);
+        r["triggering_actor"] = user(triggering_actor);
+        r["head_branch"] = json!(head_branch);
+        r["html_url"] = json!(format!("https://github.com/{}/actions/runs/{id}", self.repo));
+        self.runs.insert(id, r);
+    }
+
+    /// Sets who created a deployment (Actions deployments: `github-actions[bot]`).
+    pub fn deployment_creator(&mut self, deployment: i64, login: &str) {
+        if let Some(d) = self.deployments.iter_mut().find(|d| d["id"] == deployment) {
+            d["creator"] = user(login);
+        }
     }
 
     pub fn approval(&mut self, run: u64, by: &str, comment: &str) {
@@ -446,6 +465,10 @@ fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
             let numbers = world.commit_pulls.get(*sha).cloned().unwrap_or_default();
             (Value::Array(world.pulls.iter().filter(|p| numbers.iter().any(|n| p["number"] == *n)).cloned().collect()), false)
         }
+        ["actions", "runs", run] => match run.parse::<u64>().ok().and_then(|r| world.runs.get(&r)).cloned() {
+            Some(r) => (r, false),
+            None => return not_found(),
+        },
         ["actions", "runs", run, "approvals"] => {
             (Value::Array(run.parse::<u64>().ok().and_then(|r| world.approvals.get(&r)).cloned().unwrap_or_default()), false)
         }

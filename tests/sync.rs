@@ -40,6 +40,9 @@ pub(crate) fn world() -> World {
     w.status(d1, "in_progress", "2026-07-02T06:00:10Z", Some("https://github.com/acme/api/actions/runs/777/job/1"));
     w.status(d1, "success", "2026-07-02T06:05:00Z", Some("https://github.com/acme/api/actions/runs/777/job/1"));
     w.approval(777, "bob", "Ship it!");
+    // Made by Actions: the deployment's creator is the bot; run 777 says who triggered it.
+    w.deployment_creator(d1, "github-actions[bot]");
+    w.run(777, "alice", "dave", "main");
     let d2 = w.deployment(&sha("direct"), "v1.2.0", "staging", "2026-07-02T07:00:00Z");
     w.status(d2, "in_progress", "2026-07-02T07:00:10Z", None);
     w
@@ -158,7 +161,7 @@ fn first_and_second_sync(api: &str) -> Result<()> {
     assert!(approval.contains("\"run_id\":777") && approval.contains("Ship it!") && approval.contains("\"login\":\"bob\""), "{approval}");
     // Entries about a commit are found by its id.
     let about_squash: i64 = c.query_row("SELECT count(*) FROM entries WHERE subject = ?1", [sha("squash1")], |r| r.get(0))?;
-    assert_eq!(about_squash, 4, "deployment + 2 statuses + approval");
+    assert_eq!(about_squash, 5, "deployment + 2 statuses + approval + the workflow run that deployed it");
     s.verify_ledger()?;
 
     // A second pass right away: nothing new, a handful of requests, all answered
@@ -363,5 +366,44 @@ fn credentials_in_the_api_url_never_show_even_at_debug_level() -> Result<()> {
     assert!(!stdout.contains(secret) && !stderr.contains(secret), "the password leaked:\n{stdout}\n{stderr}");
     let bytes = std::fs::read(&s.db)?;
     assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the password is in the ledger");
+    Ok(())
+}
+
+#[test]
+fn actions_deployments_are_judged_by_who_triggered_their_run() -> Result<()> {
+    let s = setup(world())?;
+    let (code, _, err) = s.sync(&[])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.kinds()?.get("workflow_run.synced"), Some(&1));
+    let policy = s.repo.tmp.path().join("environments.toml");
+    let judge = |deployers: &str| -> Result<Vec<(String, String)>> {
+        std::fs::write(
+            &policy,
+            format!("version = 1\n[[environments]]\nname = \"production\"\ndeployers = [{deployers}]\napprovers = [\"bob\"]\nrequired_approvals = 1\nbranches = [\"main\"]\n"),
+        )?;
+        let (_, out, err) = s.repo.audit(&[
+            "--policy",
+            policy.to_str().context("path")?,
+            "report",
+            "compliance",
+            "--since",
+            "2000-01-01",
+            "--format",
+            "json",
+        ])?;
+        let v: serde_json::Value = serde_json::from_str(&out).with_context(|| format!("{out}{err}"))?;
+        Ok(v["findings"]
+            .as_array()
+            .context("findings")?
+            .iter()
+            .filter(|f| f["rule"].as_str().is_some_and(|r| r.starts_with("deploy.")))
+            .map(|f| (f["rule"].as_str().unwrap_or("").to_string(), f["message"].as_str().unwrap_or("").to_string()))
+            .collect())
+    };
+    // dave triggered the run, bob approved it, from main: nothing to report.
+    assert_eq!(judge("\"dave\"")?, Vec::<(String, String)>::new());
+    // Only erin may deploy: dave (not the bot) is named.
+    let found = judge("\"erin\"")?;
+    assert_eq!(found, vec![("deploy.deployer-not-allowed".to_string(), "dave may not deploy to production".to_string())]);
     Ok(())
 }

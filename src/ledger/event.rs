@@ -51,6 +51,7 @@ kinds! {
     DeploymentApprovalSynced = "deployment_approval.synced",
     CommitPullsSynced = "commit_pulls.synced",
     DeploymentRecorded = "deployment.recorded",
+    WorkflowRunSynced = "workflow_run.synced",
 }
 
 impl Kind {
@@ -247,6 +248,27 @@ pub struct DeploymentApprovalSynced {
     pub approvals: Vec<ActionsApproval>,
 }
 
+/// `workflow_run.synced`: the Actions run that made a deployment — who started
+/// it (`actor`) and who triggered this attempt (`triggering_actor`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkflowRunSynced {
+    pub repository: String,
+    pub deployment_id: i64,
+    pub id: u64,
+    pub name: Option<String>,
+    pub event: Option<String>,
+    pub head_branch: Option<String>,
+    pub head_sha: Option<String>,
+    pub status: Option<String>,
+    pub conclusion: Option<String>,
+    pub html_url: Option<String>,
+    pub run_attempt: Option<u64>,
+    pub created_at: Option<String>,
+    pub actor: Option<Login>,
+    pub triggering_actor: Option<Login>,
+}
+
 /// The state a recorded deployment reached (GitHub's deployment states that
 /// other CI/CD systems also have).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +328,7 @@ payload! {
     LedgerAnchored => LedgerAnchored,
     DeploymentRecorded => DeploymentRecorded,
     DeploymentApprovalSynced => DeploymentApprovalSynced,
+    WorkflowRunSynced => WorkflowRunSynced,
 }
 
 /// Borrowed views of the fields projections read, for speed on a replay of
@@ -494,6 +517,19 @@ impl GithubPayload {
             .map(|a| serde_json::json!({"state": a["state"], "comment": a["comment"], "user": Self::user(&a["user"]), "environments": a["environments"].as_array().map(|e| e.iter().map(|x| x["name"].clone()).collect::<Vec<_>>())}))
             .collect();
         serde_json::json!({"repository": repo, "run_id": run, "deployment_id": deployment_id, "approvals": list})
+    }
+
+    /// `workflow_run.synced`: `GET /repos/R/actions/runs/ID`, for the deployment it made.
+    pub fn workflow_run(repo: &str, deployment_id: i64, run: &Value) -> Value {
+        let mut p = Self::pick(
+            run,
+            &["id", "name", "event", "head_branch", "head_sha", "status", "conclusion", "html_url", "run_attempt", "created_at"],
+        );
+        p.insert("repository".into(), repo.into());
+        p.insert("deployment_id".into(), deployment_id.into());
+        p.insert("actor".into(), Self::user(&run["actor"]));
+        p.insert("triggering_actor".into(), Self::user(&run["triggering_actor"]));
+        Value::Object(p)
     }
 
     /// `commit_pulls.synced`: the pull requests `GET /repos/R/commits/SHA/pulls` names.

@@ -6,7 +6,7 @@ use rusqlite::{params, Row};
 
 use std::collections::HashMap;
 
-use super::event::{DeploymentApprovalSynced, DeploymentRecorded};
+use super::event::{DeploymentApprovalSynced, DeploymentRecorded, WorkflowRunSynced};
 use super::{sql, Ledger, LedgerError, Select};
 use crate::time::Timestamp;
 
@@ -239,6 +239,20 @@ impl Ledger {
             }
         }
         Ok(out)
+    }
+
+    /// The Actions run that made each synced deployment, by deployment id: who
+    /// triggered it (else who started it), and the entry's seq.
+    pub fn deployment_runs(&self) -> Result<HashMap<i64, (Option<String>, u64)>, LedgerError> {
+        Ok(self
+            .events::<WorkflowRunSynced>(&Select::default())?
+            .into_iter()
+            .map(|e| {
+                let login = |l: &Option<super::event::Login>| l.as_ref().and_then(|u| u.login.clone());
+                let who = login(&e.payload.triggering_actor).or_else(|| login(&e.payload.actor));
+                (e.payload.deployment_id, (who, e.seq))
+            })
+            .collect())
     }
 
     /// Where each recorded deployment came from (`gitlab-ci`, `jenkins` …), by id;

@@ -213,6 +213,7 @@ pub fn compliance(
 /// `[[environments]]` rule, judged on what the ledger knows of it.
 fn deployments(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, policy: &Policy) -> Result<Vec<Finding>, ReportError> {
     let approvals = ledger.deployment_approvals()?;
+    let runs = ledger.deployment_runs()?;
     let all = super::deployments::load(ledger, "*")?;
     let mut out = Vec::new();
     for (i, d) in all.iter().enumerate() {
@@ -227,7 +228,16 @@ fn deployments(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, policy: 
         evidence.insert(0, d.seq);
         evidence.sort_unstable();
         evidence.dedup();
-        let bot = d.deployer.ends_with("[bot]");
+        // A bot-created deployment (Actions) was deployed by whoever triggered its run.
+        let run = runs.get(&d.id).filter(|_| d.deployer.ends_with("[bot]"));
+        if let Some((_, seq)) = run {
+            evidence.push(*seq);
+        }
+        let deployer = match run {
+            Some((who, _)) => who.clone(),
+            None => (!d.deployer.is_empty() && !d.deployer.ends_with("[bot]")).then(|| d.deployer.clone()),
+        };
+        let bot = deployer.is_none() && d.deployer.ends_with("[bot]");
         let unsigned = match super::deployments::shipped(repo, &all, i) {
             Some((_, ids)) => {
                 let mut bad = Vec::new();
@@ -245,8 +255,8 @@ fn deployments(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, policy: 
             repository: d.repository.clone(),
             id: d.id,
             environment: d.environment.clone(),
-            deployer: (!d.deployer.is_empty() && !bot).then(|| d.deployer.clone()),
-            deployer_note: bot.then(|| format!("created by {}; the workflow's triggering actor is not synced yet", d.deployer)),
+            deployer,
+            deployer_note: bot.then(|| format!("created by {} and its workflow run is not recorded", d.deployer)),
             git_ref: (!d.git_ref.is_empty()).then(|| d.git_ref.clone()),
             approvers: Some(approvers),
             unsigned,

@@ -423,8 +423,19 @@ async fn statuses(
             }
         }
     }
-    // The environment's required reviewers approve the workflow run that deploys.
+    // The environment's required reviewers approve the workflow run that deploys;
+    // the run itself says who started and who triggered it.
     for run in runs {
+        match client.get(repo, &format!("/repos/{repo}/actions/runs/{run}"), "actions: read").await {
+            Ok(page) => {
+                let actor = page.body["triggering_actor"]["login"].as_str().unwrap_or("").to_string();
+                let p = GithubPayload::workflow_run(repo, id, &page.body);
+                batch.add(ledger, Kind::WorkflowRunSynced, format!("{repo}/run/{run}/info"), sha.clone(), actor, p)?;
+            }
+            // A run GitHub no longer has: its deployer stays unknown (never assumed).
+            Err(ClientError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
         let approvals = match client.get(repo, &format!("/repos/{repo}/actions/runs/{run}/approvals"), "actions: read").await {
             Ok(p) => p.body,
             Err(ClientError::NotFound { .. }) => continue,
