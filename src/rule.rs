@@ -102,6 +102,7 @@ rules! {
     DeploySelfApproval = "deploy.self-approval", Compliance, "the deployer approved their own deployment (`prevent_self_approval`)";
     DeployNoApproval = "deploy.no-approval", Compliance, "fewer than `required_approvals` approvals by allowed approvers (or the approvals are unknown)";
     DeployRefNotAllowed = "deploy.ref-not-allowed", Compliance, "the deployed ref is not in the environment's `branches` (or is unknown)";
+    EnvProtectionChanged = "env.protection-changed", Compliance, "an environment's protection (reviewers, wait timer, branch policy, admin bypass) changed between two syncs; a warning with before and after";
     DeployUnsignedCommits = "deploy.unsigned-commits", Compliance, "the deployment shipped commits without a good signature (`require_signed_commits`), or what it shipped is unknown";
 }
 

@@ -44,6 +44,7 @@ pub struct World {
     pub commit_pulls: BTreeMap<String, Vec<u64>>,
     pub approvals: BTreeMap<u64, Vec<Value>>,
     pub runs: BTreeMap<u64, Value>,
+    pub environments: Vec<Value>,
     pub next_id: i64,
 }
 
@@ -157,6 +158,18 @@ impl World {
         r["head_branch"] = json!(head_branch);
         r["html_url"] = json!(format!("https://github.com/{}/actions/runs/{id}", self.repo));
         self.runs.insert(id, r);
+    }
+
+    /// An environment with required reviewers (logins), a wait timer (minutes) and
+    /// custom branch policies; replaces one of the same name.
+    pub fn environment(&mut self, name: &str, reviewers: &[&str], wait_timer: u64) {
+        let mut e = fixture("environments.json")["environments"][0].clone();
+        e["name"] = json!(name);
+        e["protection_rules"][0]["wait_timer"] = json!(wait_timer);
+        e["protection_rules"][1]["reviewers"] =
+            Value::Array(reviewers.iter().map(|r| json!({"type": "User", "reviewer": user(r)})).collect());
+        self.environments.retain(|x| x["name"] != name);
+        self.environments.push(e);
     }
 
     /// Sets who created a deployment (Actions deployments: `github-actions[bot]`).
@@ -465,6 +478,7 @@ fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
             let numbers = world.commit_pulls.get(*sha).cloned().unwrap_or_default();
             (Value::Array(world.pulls.iter().filter(|p| numbers.iter().any(|n| p["number"] == *n)).cloned().collect()), false)
         }
+        ["environments"] => (json!({"total_count": world.environments.len(), "environments": world.environments}), false),
         ["actions", "runs", run] => match run.parse::<u64>().ok().and_then(|r| world.runs.get(&r)).cloned() {
             Some(r) => (r, false),
             None => return not_found(),

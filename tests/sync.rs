@@ -43,6 +43,8 @@ pub(crate) fn world() -> World {
     // Made by Actions: the deployment's creator is the bot; run 777 says who triggered it.
     w.deployment_creator(d1, "github-actions[bot]");
     w.run(777, "alice", "dave", "main");
+    // Production needs bob's review and waits 30 minutes.
+    w.environment("production", &["bob"], 30);
     let d2 = w.deployment(&sha("direct"), "v1.2.0", "staging", "2026-07-02T07:00:00Z");
     w.status(d2, "in_progress", "2026-07-02T07:00:10Z", None);
     w
@@ -405,5 +407,36 @@ fn actions_deployments_are_judged_by_who_triggered_their_run() -> Result<()> {
     // Only erin may deploy: dave (not the bot) is named.
     let found = judge("\"erin\"")?;
     assert_eq!(found, vec![("deploy.deployer-not-allowed".to_string(), "dave may not deploy to production".to_string())]);
+    Ok(())
+}
+
+#[test]
+fn a_weakened_environment_protection_is_recorded_and_reported() -> Result<()> {
+    let s = setup(world())?;
+    assert_eq!(s.sync(&[])?.0, 0);
+    assert_eq!(s.kinds()?.get("environment.synced"), Some(&1));
+    // Unchanged: nothing new is recorded.
+    assert_eq!(s.sync(&[])?.0, 0);
+    assert_eq!(s.kinds()?.get("environment.synced"), Some(&1));
+    let (code, out, _) = s.repo.audit(&["report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
+    assert!(!out.contains("env.protection-changed"), "{code}: {out}");
+    // Someone removes the required reviewers and the wait.
+    s.fake.with_world(|w| w.environment("production", &[], 0));
+    assert_eq!(s.sync(&[])?.0, 0);
+    assert_eq!(s.kinds()?.get("environment.synced"), Some(&2));
+    let (code, out, err) = s.repo.audit(&["report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let changed: Vec<&serde_json::Value> =
+        v["findings"].as_array().context("findings")?.iter().filter(|f| f["rule"] == "env.protection-changed").collect();
+    assert_eq!(changed.len(), 1, "{out}");
+    assert_eq!(changed[0]["severity"], "warning");
+    assert_eq!(changed[0]["subject"], "acme/api production");
+    assert_eq!(
+        changed[0]["message"],
+        "protection changed from \"wait 30 min; reviewers bob; branch policy; custom branch policies; admins may bypass\" to \"wait 0 min; reviewers none; branch policy; custom branch policies; admins may bypass\""
+    );
+    assert_eq!(changed[0]["evidence"].as_array().map(Vec::len), Some(2));
+    s.verify_ledger()?;
     Ok(())
 }

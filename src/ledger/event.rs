@@ -52,6 +52,7 @@ kinds! {
     CommitPullsSynced = "commit_pulls.synced",
     DeploymentRecorded = "deployment.recorded",
     WorkflowRunSynced = "workflow_run.synced",
+    EnvironmentSynced = "environment.synced",
 }
 
 impl Kind {
@@ -269,6 +270,58 @@ pub struct WorkflowRunSynced {
     pub triggering_actor: Option<Login>,
 }
 
+/// `environment.synced`: a snapshot of an environment's protection, recorded
+/// whenever it differs from the last one (the environment's change record).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EnvironmentSynced {
+    pub repository: String,
+    pub name: String,
+    pub can_admins_bypass: Option<bool>,
+    /// GitHub's rules, without ids: `required_reviewers` (reviewers, prevent_self_review),
+    /// `wait_timer`, `branch_policy`.
+    pub protection_rules: Vec<Value>,
+    pub deployment_branch_policy: Value,
+}
+
+impl EnvironmentSynced {
+    /// The protection in words: reviewers, wait, branches, bypass.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        for r in &self.protection_rules {
+            match r["type"].as_str() {
+                Some("required_reviewers") => {
+                    let who: Vec<String> = r["reviewers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|x| match (x["reviewer"]["login"].as_str(), x["reviewer"]["slug"].as_str()) {
+                            (Some(l), _) => l.to_string(),
+                            (None, Some(s)) => format!("team:{s}"),
+                            _ => "?".into(),
+                        })
+                        .collect();
+                    let self_review = if r["prevent_self_review"] == true { ", no self-review" } else { "" };
+                    parts.push(format!("reviewers {}{self_review}", if who.is_empty() { "none".into() } else { who.join(", ") }));
+                }
+                Some("wait_timer") => parts.push(format!("wait {} min", r["wait_timer"].as_u64().unwrap_or(0))),
+                Some(other) => parts.push(other.replace('_', " ")),
+                None => {}
+            }
+        }
+        let b = &self.deployment_branch_policy;
+        parts.push(match (b["protected_branches"].as_bool(), b["custom_branch_policies"].as_bool()) {
+            (Some(true), _) => "protected branches only".into(),
+            (_, Some(true)) => "custom branch policies".into(),
+            _ => "any branch".into(),
+        });
+        if self.can_admins_bypass == Some(true) {
+            parts.push("admins may bypass".into());
+        }
+        parts.join("; ")
+    }
+}
+
 /// The state a recorded deployment reached (GitHub's deployment states that
 /// other CI/CD systems also have).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -329,6 +382,7 @@ payload! {
     DeploymentRecorded => DeploymentRecorded,
     DeploymentApprovalSynced => DeploymentApprovalSynced,
     WorkflowRunSynced => WorkflowRunSynced,
+    EnvironmentSynced => EnvironmentSynced,
 }
 
 /// Borrowed views of the fields projections read, for speed on a replay of
@@ -530,6 +584,35 @@ impl GithubPayload {
         p.insert("actor".into(), Self::user(&run["actor"]));
         p.insert("triggering_actor".into(), Self::user(&run["triggering_actor"]));
         Value::Object(p)
+    }
+
+    /// `environment.synced`: one element of `GET /repos/R/environments`, its
+    /// protection only (ids, URLs and times left out, so only a change records anew).
+    pub fn environment_snapshot(repo: &str, e: &Value) -> Value {
+        let rules: Vec<Value> = e["protection_rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let mut r = r.as_object().cloned().unwrap_or_default();
+                r.remove("id");
+                r.remove("node_id");
+                if let Some(Value::Array(list)) = r.get_mut("reviewers") {
+                    for x in list.iter_mut() {
+                        let who = &x["reviewer"];
+                        *x = serde_json::json!({"type": x["type"], "reviewer": {"login": who["login"], "slug": who["slug"]}});
+                    }
+                }
+                Value::Object(r)
+            })
+            .collect();
+        serde_json::json!({
+            "repository": repo,
+            "name": e["name"],
+            "can_admins_bypass": e["can_admins_bypass"],
+            "protection_rules": rules,
+            "deployment_branch_policy": e["deployment_branch_policy"],
+        })
     }
 
     /// `commit_pulls.synced`: the pull requests `GET /repos/R/commits/SHA/pulls` names.

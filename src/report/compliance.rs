@@ -8,6 +8,7 @@ use serde_json::json;
 use super::{Document, ReportError, Section};
 use crate::deploy::{self, Facts};
 use crate::git::{short_id, Repo};
+use crate::ledger::event::EnvironmentSynced;
 use crate::ledger::event::{BypassUsed, LedgerGap, PushDecided};
 use crate::ledger::{Ledger, Select};
 use crate::policy::Policy;
@@ -164,6 +165,26 @@ pub fn compliance(
             ),
             evidence: vec![e.seq],
         });
+    }
+
+    // Environment protection that changed: consecutive snapshots of one environment.
+    let mut last: std::collections::HashMap<(String, String), crate::ledger::Recorded<EnvironmentSynced>> =
+        std::collections::HashMap::new();
+    for e in ledger.events::<EnvironmentSynced>(&Select::default())? {
+        let key = (e.payload.repository.clone(), e.payload.name.clone());
+        if let Some(prev) = last.get(&key) {
+            if prev.payload != e.payload && super::within(&e.time, since, &Timestamp::open_end()) {
+                out.push(Finding {
+                    rule: Rule::EnvProtectionChanged,
+                    severity: Severity::Warning,
+                    fix: None,
+                    subject: Some(format!("{} {}", key.0, key.1)),
+                    message: format!("protection changed from \"{}\" to \"{}\"", prev.payload.summary(), e.payload.summary()),
+                    evidence: vec![prev.seq, e.seq],
+                });
+            }
+        }
+        last.insert(key, e);
     }
 
     if let Some(p) = policy.filter(|p| !p.environments.is_empty()) {

@@ -140,6 +140,7 @@ async fn sync_inner(client: &Client, ledger: &Mutex<Ledger>, repo: &str, api: Pu
         PullsApi::Graphql => pulls_graphql(client, ledger, repo, sum).await?,
     }
     deployments(client, ledger, repo, sum).await?;
+    environments(client, ledger, repo).await?;
     landed_commits(client, ledger, repo, &default_branch, sum).await?;
     Ok(())
 }
@@ -383,6 +384,24 @@ async fn deployments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &
         batch.state.cursors.push((repo.to_string(), "deployments".into(), id.to_string()));
         sum.new_entries += batch.commit(ledger)?;
     }
+    Ok(())
+}
+
+/// Environments and their protection: a snapshot each time one changes.
+async fn environments(client: &Client, ledger: &Mutex<Ledger>, repo: &str) -> Result<(), SyncError> {
+    let body = match client.get(repo, &format!("/repos/{repo}/environments?per_page=100"), "actions: read").await {
+        Ok(p) => p.body,
+        // No environments, or no permission to see them: nothing to record.
+        Err(ClientError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut batch = Batch::default();
+    for e in body["environments"].as_array().into_iter().flatten() {
+        let Some(name) = e["name"].as_str() else { continue };
+        let p = GithubPayload::environment_snapshot(repo, e);
+        batch.add(ledger, Kind::EnvironmentSynced, format!("{repo}/environment/{name}"), format!("{repo}/{name}"), String::new(), p)?;
+    }
+    batch.commit(ledger)?;
     Ok(())
 }
 
