@@ -208,29 +208,37 @@ pub struct Facts {
     pub evidence: Vec<u64>,
 }
 
-fn allowed(who: &str, list: &[Principal]) -> bool {
-    list.iter().any(|p| matches!(p, Principal::Login(l) if l.eq_ignore_ascii_case(who)))
+/// A team's members as of the deployment (`None`: not recorded then).
+pub type Members<'a> = &'a dyn Fn(&str, &str) -> Option<Vec<String>>;
+
+/// True when `who` is a listed login or a member of a listed team; teams whose
+/// membership is not known are named in the second value.
+fn allowed(who: &str, list: &[Principal], members: Members<'_>) -> (bool, Vec<String>) {
+    let mut unknown = Vec::new();
+    for p in list {
+        match p {
+            Principal::Login(l) if l.eq_ignore_ascii_case(who) => return (true, Vec::new()),
+            Principal::Login(_) => {}
+            Principal::Team { org, slug } => match members(org, slug) {
+                Some(m) if m.iter().any(|x| x.eq_ignore_ascii_case(who)) => return (true, Vec::new()),
+                Some(_) => {}
+                None => unknown.push(format!("team:{org}/{slug}")),
+            },
+        }
+    }
+    (false, unknown)
 }
 
-/// Teams named in `list`, which are not expanded yet (their members are not
-/// synced): said in the message, so a team member sees why they were not allowed.
-fn teams(list: &[Principal]) -> String {
-    let t: Vec<String> = list
-        .iter()
-        .filter_map(|p| match p {
-            Principal::Team { org, slug } => Some(format!("team:{org}/{slug}")),
-            Principal::Login(_) => None,
-        })
-        .collect();
-    if t.is_empty() {
+fn unknown_teams(unknown: &[String]) -> String {
+    if unknown.is_empty() {
         String::new()
     } else {
-        format!("; membership of {} is not recorded yet", t.join(", "))
+        format!("; membership of {} at that time is not recorded (sync with the policy)", unknown.join(", "))
     }
 }
 
 /// Judges one deployment against its environment's rule.
-pub fn judge(f: &Facts, rule: &EnvironmentRule, severity: Severity) -> Vec<Finding> {
+pub fn judge(f: &Facts, rule: &EnvironmentRule, severity: Severity, members: Members<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     let subject = format!("{} {} deployment {}", f.repository, f.environment, f.id);
     let mut add = |r: Rule, message: String| {
@@ -238,8 +246,12 @@ pub fn judge(f: &Facts, rule: &EnvironmentRule, severity: Severity) -> Vec<Findi
     };
     if !rule.deployers.is_empty() {
         match &f.deployer {
-            Some(d) if allowed(d, &rule.deployers) => {}
-            Some(d) => add(Rule::DeployDeployerNotAllowed, format!("{d} may not deploy to {}{}", f.environment, teams(&rule.deployers))),
+            Some(d) => {
+                let (ok, unknown) = allowed(d, &rule.deployers, members);
+                if !ok {
+                    add(Rule::DeployDeployerNotAllowed, format!("{d} may not deploy to {}{}", f.environment, unknown_teams(&unknown)));
+                }
+            }
             None => add(
                 Rule::DeployDeployerNotAllowed,
                 format!("the deployer is unknown{}", f.deployer_note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()),
@@ -263,11 +275,12 @@ pub fn judge(f: &Facts, rule: &EnvironmentRule, severity: Severity) -> Vec<Findi
             let mut valid = 0u32;
             for a in list {
                 let is_self = f.deployer.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(a));
-                let may = rule.approvers.is_empty() || allowed(a, &rule.approvers);
+                let (listed, unknown) = allowed(a, &rule.approvers, members);
+                let may = rule.approvers.is_empty() || listed;
                 if !may {
                     add(
                         Rule::DeployApproverNotAllowed,
-                        format!("{a} may not approve deployments to {}{}", f.environment, teams(&rule.approvers)),
+                        format!("{a} may not approve deployments to {}{}", f.environment, unknown_teams(&unknown)),
                     );
                 }
                 if is_self && rule.prevent_self_approval {
@@ -384,8 +397,9 @@ mod tests {
             unsigned: Some(vec![]),
             ..Facts::default()
         };
-        assert!(judge(&clean, rule, Severity::Error).is_empty());
-        let rules = |f: &Facts| judge(f, rule, Severity::Error).into_iter().map(|x| x.rule.id()).collect::<Vec<_>>();
+        let none = |_: &str, _: &str| -> Option<Vec<String>> { None };
+        assert!(judge(&clean, rule, Severity::Error, &none).is_empty());
+        let rules = |f: &Facts| judge(f, rule, Severity::Error, &none).into_iter().map(|x| x.rule.id()).collect::<Vec<_>>();
         let bad = Facts {
             deployer: Some("mallory".into()),
             git_ref: Some("feature/x".into()),
@@ -413,8 +427,15 @@ mod tests {
             vec!["deploy.deployer-not-allowed", "deploy.ref-not-allowed", "deploy.no-approval", "deploy.unsigned-commits"],
             "unknown is never a pass"
         );
-        let msg = judge(&bad, rule, Severity::Error).remove(0).message;
-        assert!(msg.contains("team:acme/sre") && msg.contains("not recorded yet"), "{msg}");
+        let msg = judge(&bad, rule, Severity::Error, &none).remove(0).message;
+        assert!(msg.contains("team:acme/sre") && msg.contains("not recorded"), "{msg}");
+        // A member of the team (as of the deployment) may deploy; a known non-member may not.
+        let sre = |org: &str, slug: &str| -> Option<Vec<String>> { (org == "acme" && slug == "sre").then(|| vec!["zoe".to_string()]) };
+        let by_zoe = Facts { deployer: Some("zoe".into()), ..clean.clone() };
+        assert!(judge(&by_zoe, rule, Severity::Error, &sre).is_empty());
+        let by_yan = Facts { deployer: Some("yan".into()), ..clean.clone() };
+        let msg = judge(&by_yan, rule, Severity::Error, &sre).remove(0).message;
+        assert_eq!(msg, "yan may not deploy to production");
     }
 
     #[test]

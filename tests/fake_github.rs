@@ -45,6 +45,8 @@ pub struct World {
     pub approvals: BTreeMap<u64, Vec<Value>>,
     pub runs: BTreeMap<u64, Value>,
     pub environments: Vec<Value>,
+    /// Team members by `org/slug`.
+    pub teams: BTreeMap<String, Vec<String>>,
     pub next_id: i64,
 }
 
@@ -421,72 +423,86 @@ fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
     let world = s.world.lock().unwrap_or_else(|e| e.into_inner());
     let not_found =
         || json_response(StatusCode::NOT_FOUND, &json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}), &[]);
-    if segs.len() < 3 || segs[0] != "repos" || format!("{}/{}", segs[1], segs[2]) != world.repo {
+    let qs = query(q);
+    // GET /orgs/{org}/teams/{slug}/members, paged like GitHub.
+    let team = match segs.as_slice() {
+        ["orgs", org, "teams", slug, "members"] => Some(world.teams.get(&format!("{org}/{slug}")).cloned()),
+        _ => None,
+    };
+    let repo_route = segs.len() >= 3 && segs[0] == "repos" && format!("{}/{}", segs[1], segs[2]) == world.repo;
+    if team.is_none() && !repo_route {
         return not_found();
     }
-    let qs = query(q);
-    let rest = &segs[3..];
+    let rest: &[&str] = if repo_route { &segs[3..] } else { &[] };
     let by_desc = |mut v: Vec<Value>, key: &str| {
         v.sort_by(|a, b| b[key].to_string().cmp(&a[key].to_string()));
         v
     };
-    let (body, paged) = match rest {
-        [] => {
-            let mut r = fixture("repository.json");
-            r["full_name"] = json!(world.repo);
-            (r, false)
-        }
-        ["pulls"] => (Value::Array(by_desc(world.pulls.clone(), "updated_at")), true),
-        ["pulls", n] => match world.pulls.iter().find(|p| p["number"].as_u64().map(|x| x.to_string()).as_deref() == Some(*n)) {
-            Some(p) => (p.clone(), false),
+    let (body, paged) = if let Some(members) = team {
+        match members {
+            Some(m) => (Value::Array(m.iter().map(|l| user(l)).collect()), true),
             None => return not_found(),
-        },
-        ["pulls", n, "commits"] => {
-            let list: Vec<Value> = n.parse::<u64>().ok().and_then(|n| world.pr_commits.get(&n)).cloned().unwrap_or_default();
-            (Value::Array(list.into_iter().take(250).collect()), true)
         }
-        ["pulls", n, "reviews"] => {
-            (Value::Array(n.parse::<u64>().ok().and_then(|n| world.reviews.get(&n)).cloned().unwrap_or_default()), true)
+    } else {
+        match rest {
+            [] => {
+                let mut r = fixture("repository.json");
+                r["full_name"] = json!(world.repo);
+                (r, false)
+            }
+            ["pulls"] => (Value::Array(by_desc(world.pulls.clone(), "updated_at")), true),
+            ["pulls", n] => match world.pulls.iter().find(|p| p["number"].as_u64().map(|x| x.to_string()).as_deref() == Some(*n)) {
+                Some(p) => (p.clone(), false),
+                None => return not_found(),
+            },
+            ["pulls", n, "commits"] => {
+                let list: Vec<Value> = n.parse::<u64>().ok().and_then(|n| world.pr_commits.get(&n)).cloned().unwrap_or_default();
+                (Value::Array(list.into_iter().take(250).collect()), true)
+            }
+            ["pulls", n, "reviews"] => {
+                (Value::Array(n.parse::<u64>().ok().and_then(|n| world.reviews.get(&n)).cloned().unwrap_or_default()), true)
+            }
+            ["deployments"] => {
+                let mut v = world.deployments.clone();
+                v.sort_by_key(|d| -d["id"].as_i64().unwrap_or(0));
+                (Value::Array(v), true)
+            }
+            ["deployments", id] => match world.deployments.iter().find(|d| d["id"].as_i64().map(|x| x.to_string()).as_deref() == Some(*id))
+            {
+                Some(d) => (d.clone(), false),
+                None => return not_found(),
+            },
+            ["deployments", id, "statuses"] => {
+                let mut v = id.parse::<i64>().ok().and_then(|i| world.statuses.get(&i)).cloned().unwrap_or_default();
+                v.sort_by_key(|s| -s["id"].as_i64().unwrap_or(0));
+                (Value::Array(v), true)
+            }
+            ["commits"] => {
+                let since = qs.get("since").cloned().unwrap_or_default();
+                let v: Vec<Value> = world
+                    .commits
+                    .iter()
+                    .filter(|c| c["commit"]["committer"]["date"].as_str().unwrap_or("") >= since.as_str())
+                    .cloned()
+                    .collect();
+                let mut v = v;
+                v.sort_by(|a, b| b["commit"]["committer"]["date"].to_string().cmp(&a["commit"]["committer"]["date"].to_string()));
+                (Value::Array(v), true)
+            }
+            ["commits", sha, "pulls"] => {
+                let numbers = world.commit_pulls.get(*sha).cloned().unwrap_or_default();
+                (Value::Array(world.pulls.iter().filter(|p| numbers.iter().any(|n| p["number"] == *n)).cloned().collect()), false)
+            }
+            ["environments"] => (json!({"total_count": world.environments.len(), "environments": world.environments}), false),
+            ["actions", "runs", run] => match run.parse::<u64>().ok().and_then(|r| world.runs.get(&r)).cloned() {
+                Some(r) => (r, false),
+                None => return not_found(),
+            },
+            ["actions", "runs", run, "approvals"] => {
+                (Value::Array(run.parse::<u64>().ok().and_then(|r| world.approvals.get(&r)).cloned().unwrap_or_default()), false)
+            }
+            _ => return not_found(),
         }
-        ["deployments"] => {
-            let mut v = world.deployments.clone();
-            v.sort_by_key(|d| -d["id"].as_i64().unwrap_or(0));
-            (Value::Array(v), true)
-        }
-        ["deployments", id] => match world.deployments.iter().find(|d| d["id"].as_i64().map(|x| x.to_string()).as_deref() == Some(*id)) {
-            Some(d) => (d.clone(), false),
-            None => return not_found(),
-        },
-        ["deployments", id, "statuses"] => {
-            let mut v = id.parse::<i64>().ok().and_then(|i| world.statuses.get(&i)).cloned().unwrap_or_default();
-            v.sort_by_key(|s| -s["id"].as_i64().unwrap_or(0));
-            (Value::Array(v), true)
-        }
-        ["commits"] => {
-            let since = qs.get("since").cloned().unwrap_or_default();
-            let v: Vec<Value> = world
-                .commits
-                .iter()
-                .filter(|c| c["commit"]["committer"]["date"].as_str().unwrap_or("") >= since.as_str())
-                .cloned()
-                .collect();
-            let mut v = v;
-            v.sort_by(|a, b| b["commit"]["committer"]["date"].to_string().cmp(&a["commit"]["committer"]["date"].to_string()));
-            (Value::Array(v), true)
-        }
-        ["commits", sha, "pulls"] => {
-            let numbers = world.commit_pulls.get(*sha).cloned().unwrap_or_default();
-            (Value::Array(world.pulls.iter().filter(|p| numbers.iter().any(|n| p["number"] == *n)).cloned().collect()), false)
-        }
-        ["environments"] => (json!({"total_count": world.environments.len(), "environments": world.environments}), false),
-        ["actions", "runs", run] => match run.parse::<u64>().ok().and_then(|r| world.runs.get(&r)).cloned() {
-            Some(r) => (r, false),
-            None => return not_found(),
-        },
-        ["actions", "runs", run, "approvals"] => {
-            (Value::Array(run.parse::<u64>().ok().and_then(|r| world.approvals.get(&r)).cloned().unwrap_or_default()), false)
-        }
-        _ => return not_found(),
     };
     drop(world);
     // Pagination with Link headers, as GitHub does.

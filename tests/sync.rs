@@ -440,3 +440,66 @@ fn a_weakened_environment_protection_is_recorded_and_reported() -> Result<()> {
     s.verify_ledger()?;
     Ok(())
 }
+
+#[test]
+fn teams_in_the_policy_are_synced_and_judged_as_of_the_deployment() -> Result<()> {
+    let mut w = world();
+    w.teams.insert("acme/sre".into(), vec!["dave".into()]);
+    w.teams.insert("acme/leads".into(), vec!["bob".into()]);
+    let s = setup(w)?;
+    let policy = s.repo.tmp.path().join("teams.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\n[github]\nrepositories = [\"acme/api\"]\n[[environments]]\nname = \"production\"\ndeployers = [\"team:acme/sre\"]\napprovers = [\"team:acme/leads\"]\nrequired_approvals = 1\nbranches = [\"main\"]\n",
+    )?;
+    let policy_arg = policy.to_str().context("path")?;
+    for _ in 0..2 {
+        let out = s.cmd(&[]).args(["--policy", policy_arg]).output()?;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(s.kinds()?.get("team.synced"), Some(&2), "one snapshot per team; an unchanged team is not recorded again");
+    // A deployment made now, after the snapshots: dave (sre) deployed, bob (leads) approved.
+    let (code, _, err) = s.repo.audit(&[
+        "record",
+        "deployment",
+        "--repo",
+        "acme/api",
+        "--environment",
+        "production",
+        "--sha",
+        &sha("now"),
+        "--ref",
+        "main",
+        "--actor",
+        "dave",
+        "--approved-by",
+        "bob",
+        "--id",
+        "now-1",
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let (_, out, err) = s.repo.audit(&["--policy", policy_arg, "report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
+    let v: serde_json::Value = serde_json::from_str(&out).with_context(|| format!("{out}{err}"))?;
+    let deploy: Vec<(String, String, String)> = v["findings"]
+        .as_array()
+        .context("findings")?
+        .iter()
+        .filter(|f| f["rule"].as_str().is_some_and(|r| r.starts_with("deploy.")))
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap_or("").into(),
+                f["subject"].as_str().unwrap_or("").into(),
+                f["message"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    // The July Actions deployment: membership back then is not recorded, so it is not taken as allowed.
+    assert!(deploy.iter().all(|(_, subject, _)| !subject.contains("deployment -")), "the recorded deployment is clean: {deploy:?}");
+    let rules: Vec<&str> = deploy.iter().map(|(r, _, _)| r.as_str()).collect();
+    assert_eq!(rules, vec!["deploy.deployer-not-allowed", "deploy.approver-not-allowed", "deploy.no-approval"], "{deploy:?}");
+    assert!(
+        deploy[0].2.contains("dave may not deploy to production; membership of team:acme/sre at that time is not recorded"),
+        "{deploy:?}"
+    );
+    Ok(())
+}

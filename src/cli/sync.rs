@@ -87,6 +87,7 @@ pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
         auth: auth(&args)?,
         pulls_api: args.pulls_api,
         backoff: std::env::var("GIT_AUDIT_SYNC_BACKOFF_MS").ok().map(|v| Duration::from_millis(v.parse::<u64>().unwrap_or(500))),
+        teams: policy.as_ref().map(|p| p.teams()).unwrap_or_default(),
     };
     let files = super::ledger::location(global, repo.as_ref())?;
     worker::run(&files, options, &mut Terminal { json: args.json, bar: None })?;

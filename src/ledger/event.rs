@@ -53,6 +53,7 @@ kinds! {
     DeploymentRecorded = "deployment.recorded",
     WorkflowRunSynced = "workflow_run.synced",
     EnvironmentSynced = "environment.synced",
+    TeamSynced = "team.synced",
 }
 
 impl Kind {
@@ -322,6 +323,22 @@ impl EnvironmentSynced {
     }
 }
 
+/// `team.synced`: a team's members (logins, sorted), recorded whenever they change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TeamSynced {
+    pub org: String,
+    pub slug: String,
+    pub members: Vec<String>,
+}
+
+impl TeamSynced {
+    /// The subject its entries are recorded under (`team:ORG/SLUG`).
+    pub fn subject(org: &str, slug: &str) -> String {
+        format!("team:{org}/{slug}")
+    }
+}
+
 /// The state a recorded deployment reached (GitHub's deployment states that
 /// other CI/CD systems also have).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,6 +400,7 @@ payload! {
     DeploymentApprovalSynced => DeploymentApprovalSynced,
     WorkflowRunSynced => WorkflowRunSynced,
     EnvironmentSynced => EnvironmentSynced,
+    TeamSynced => TeamSynced,
 }
 
 /// Borrowed views of the fields projections read, for speed on a replay of

@@ -6,7 +6,7 @@ use rusqlite::{params, Row};
 
 use std::collections::HashMap;
 
-use super::event::{DeploymentApprovalSynced, DeploymentRecorded, WorkflowRunSynced};
+use super::event::{DeploymentApprovalSynced, DeploymentRecorded, TeamSynced, WorkflowRunSynced};
 use super::{sql, Ledger, LedgerError, Select};
 use crate::time::Timestamp;
 
@@ -253,6 +253,19 @@ impl Ledger {
                 (e.payload.deployment_id, (who, e.seq))
             })
             .collect())
+    }
+
+    /// A team's members as of `time` (the last snapshot recorded at or before
+    /// it); `None` when none was recorded by then.
+    pub fn team_members_at(&self, org: &str, slug: &str, time: &str) -> Result<Option<Vec<String>>, LedgerError> {
+        let at = crate::time::Timestamp::parse(time).ok();
+        let subject = TeamSynced::subject(org, slug);
+        let snapshots = self.events::<TeamSynced>(&Select { subject: Some(&subject), ..Select::default() })?;
+        Ok(snapshots
+            .into_iter()
+            .rev()
+            .find(|e| at.is_some_and(|at| crate::time::Timestamp::parse(&e.time).is_ok_and(|t| t <= at)))
+            .map(|e| e.payload.members))
     }
 
     /// Where each recorded deployment came from (`gitlab-ci`, `jenkins` …), by id;

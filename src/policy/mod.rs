@@ -260,6 +260,22 @@ impl Policy {
         section.unwrap_or(self.mode)
     }
 
+    /// Every team (`org`, `slug`) named in `[[environments]]`, once.
+    pub fn teams(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .environments
+            .iter()
+            .flat_map(|e| e.deployers.iter().chain(&e.approvers))
+            .filter_map(|p| match p {
+                Principal::Team { org, slug } => Some((org.clone(), slug.clone())),
+                Principal::Login(_) => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The first `[[environments]]` entry matching `environment`.
     pub fn environment_rule(&self, environment: &str) -> Option<&EnvironmentRule> {
         self.environments.iter().find(|e| e.matches(environment))

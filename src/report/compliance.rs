@@ -283,7 +283,9 @@ fn deployments(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, policy: 
             unsigned,
             evidence,
         };
-        out.extend(deploy::judge(&facts, rule, severity));
+        let at = d.time.clone();
+        let members = |org: &str, slug: &str| ledger.team_members_at(org, slug, &at).ok().flatten();
+        out.extend(deploy::judge(&facts, rule, severity, &members));
     }
     Ok(out)
 }

@@ -8,4 +8,4 @@ pub mod sync;
 pub mod worker;
 
 pub use client::{Auth, Client, ClientError};
-pub use sync::{sync_repo, PullsApi, RepoSummary, SyncError};
+pub use sync::{sync_repo, sync_teams, PullsApi, RepoSummary, SyncError};

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::client::{Client, ClientError};
 use super::state;
-use crate::ledger::event::{GithubPayload, Kind};
+use crate::ledger::event::{GithubPayload, Kind, TeamSynced};
 use crate::ledger::{entry::canonical_json, Ledger, LedgerError, NewEntry};
 
 /// Pull requests updated this long before the cursor are listed again: items
@@ -117,6 +117,27 @@ pub enum PullsApi {
     Graphql,
     /// Three REST requests per pull request (detail, commits, reviews), all conditional.
     Rest,
+}
+
+/// Snapshots the members of each team (`org`, `slug`) the policy names; a team
+/// that is gone or hidden (404) is skipped, so its membership stays unknown.
+pub async fn sync_teams(client: &Client, ledger: &Mutex<Ledger>, teams: &[(String, String)]) -> Result<u64, SyncError> {
+    let mut batch = Batch::default();
+    for (org, slug) in teams {
+        let label = format!("team:{org}/{slug}");
+        let members = match client.get_all(&label, &format!("/orgs/{org}/teams/{slug}/members?per_page=100"), "members: read", 50).await {
+            Ok(m) => m,
+            Err(ClientError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut logins: Vec<String> = members.iter().filter_map(|m| m["login"].as_str().map(str::to_string)).collect();
+        logins.sort();
+        logins.dedup();
+        let team = TeamSynced { org: org.clone(), slug: slug.clone(), members: logins };
+        let payload = serde_json::to_value(&team).map_err(|e| SyncError::Other(e.to_string()))?;
+        batch.add(ledger, Kind::TeamSynced, label.clone(), TeamSynced::subject(org, slug), String::new(), payload)?;
+    }
+    batch.commit(ledger)
 }
 
 /// Syncs one repository (`owner/name`).

@@ -21,6 +21,8 @@ pub struct Options {
     pub pulls_api: PullsApi,
     /// The first retry's wait after a 5xx (tests shorten it).
     pub backoff: Option<Duration>,
+    /// Teams (`org`, `slug`) whose members to snapshot (those the policy names).
+    pub teams: Vec<(String, String)>,
 }
 
 /// What the worker tells whoever runs it (progress, per-pass reports).
@@ -113,6 +115,12 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
                     }
                 }
                 observer.repo_finished(r);
+            }
+            if !opts.teams.is_empty() {
+                if let Err(e) = super::sync_teams(&client, &ledger, &opts.teams).await {
+                    failed = true;
+                    observer.repo_failed("teams", &super::client::redact(&e.to_string()));
+                }
             }
             observer.pass_done(&client, &summaries).map_err(WorkerError::Output)?;
             let Some(wait) = opts.interval.filter(|_| !client.interrupted.load(Ordering::SeqCst)) else {
