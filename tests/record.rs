@@ -188,6 +188,32 @@ fn compliance_judges_recorded_deployments_against_environments() -> Result<()> {
     assert!(deploy.iter().all(|f| f["evidence"].as_array().is_some_and(|e| !e.is_empty())), "{out}");
     let unsigned_msg = deploy.iter().find(|f| f["rule"] == "deploy.unsigned-commits").and_then(|f| f["message"].as_str()).unwrap_or("");
     assert!(unsigned_msg.contains(&unsigned[..10]) && !unsigned_msg.contains(&signed[..10]), "{unsigned_msg}");
+    // report deployments carries each deployment's findings; trace shows its approvals.
+    let (code, out, err) = repo.audit(&[
+        "--policy",
+        environments.to_str().context("path")?,
+        "report",
+        "deployments",
+        "--env",
+        "production",
+        "--since",
+        "2000-01-01",
+        "--format",
+        "json",
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let by_sha = |sha: &str| v["deployments"].as_array().and_then(|a| a.iter().find(|d| d["sha"] == sha)).cloned().unwrap_or_default();
+    assert_eq!(by_sha(&signed)["findings"].as_array().map(Vec::len), Some(0), "{out}");
+    let bad = by_sha(&unsigned);
+    let bad_rules: Vec<&str> = bad["findings"].as_array().into_iter().flatten().filter_map(|f| f["rule"].as_str()).collect();
+    assert_eq!(bad_rules.len(), 6, "{out}");
+    let (code, out, err) = repo.audit(&["report", "trace", &signed, "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let t: serde_json::Value = serde_json::from_str(&out)?;
+    let production =
+        t["deployments"].as_array().and_then(|a| a.iter().find(|d| d["environment"] == "production")).cloned().unwrap_or_default();
+    assert_eq!(production["approvals"][0]["user"], "bob", "{out}");
     // Without [[environments]] nothing is judged.
     let (_, out, _) =
         repo.audit(&["--policy", pinned.to_str().context("path")?, "report", "compliance", "--since", "2000-01-01", "--format", "json"])?;

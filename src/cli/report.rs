@@ -59,6 +59,15 @@ pub enum ReportName {
     },
 }
 
+/// The policy, when there is one: its `[[environments]]` judge deployments;
+/// without a policy there is nothing to judge them by. One that does not load is an error.
+fn optional_policy(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::Result<Option<crate::policy::Policy>> {
+    match crate::policy::locate(global.policy.as_deref(), repo).filter(|p| p.exists()) {
+        Some(path) => Ok(Some(crate::policy::Policy::load(&path)?)),
+        None => Ok(None),
+    }
+}
+
 pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
     let repo = crate::git::Repo::open_from_env().ok();
     let loc = super::ledger::location(global, repo.as_ref())?;
@@ -73,7 +82,8 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
         }
         ReportName::Deployments(w) => {
             let (since, until) = w.bounds()?;
-            (report::deployments::deployments(&ledger, repo.as_ref(), &w.env, &since, &until)?, Outcome::Pass)
+            let policy = optional_policy(global, repo.as_ref())?;
+            (report::deployments::deployments(&ledger, repo.as_ref(), &w.env, &since, &until, policy.as_ref())?, Outcome::Pass)
         }
         ReportName::Dora(w) => {
             let (since, until) = w.bounds()?;
@@ -81,11 +91,7 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
         }
         ReportName::Compliance { since } => {
             let since = Timestamp::since(since)?;
-            // The policy's [[environments]] judge deployments; without a policy there is nothing to judge them by.
-            let policy = match crate::policy::locate(global.policy.as_deref(), repo.as_ref()).filter(|p| p.exists()) {
-                Some(path) => Some(crate::policy::Policy::load(&path)?),
-                None => None,
-            };
+            let policy = optional_policy(global, repo.as_ref())?;
             let (doc, findings) = report::compliance::compliance(&ledger, repo.as_ref(), &since, policy.as_ref())?;
             (doc, if findings.is_empty() { Outcome::Pass } else { Outcome::Violations })
         }

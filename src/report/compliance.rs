@@ -233,6 +233,19 @@ pub fn compliance(
 /// `deploy.*`: every deployment in the window to an environment with an
 /// `[[environments]]` rule, judged on what the ledger knows of it.
 fn deployments(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, policy: &Policy) -> Result<Vec<Finding>, ReportError> {
+    Ok(deployment_findings(ledger, repo, since, policy)?.into_iter().flat_map(|(_, f)| f).collect())
+}
+
+/// A deployment's key: (repository, id).
+pub type DeploymentKey = (String, i64);
+
+/// The `deploy.*` findings of each deployment in the window, by (repository, id), in deployment order.
+pub fn deployment_findings(
+    ledger: &Ledger,
+    repo: Option<&Repo>,
+    since: &Timestamp,
+    policy: &Policy,
+) -> Result<Vec<(DeploymentKey, Vec<Finding>)>, ReportError> {
     let approvals = ledger.deployment_approvals()?;
     let runs = ledger.deployment_runs()?;
     let all = super::deployments::load(ledger, "*")?;
@@ -285,7 +298,7 @@ fn deployments(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, policy: 
         };
         let at = d.time.clone();
         let members = |org: &str, slug: &str| ledger.team_members_at(org, slug, &at).ok().flatten();
-        out.extend(deploy::judge(&facts, rule, severity, &members));
+        out.push(((d.repository.clone(), d.id), deploy::judge(&facts, rule, severity, &members)));
     }
     Ok(out)
 }

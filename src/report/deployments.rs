@@ -56,10 +56,22 @@ fn commit_facts(ledger: &Ledger, repository: &str, id: &str) -> Result<(String, 
     Ok((status, signer, pr, approvals, rules))
 }
 
-pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, until: &Timestamp) -> Result<Document, ReportError> {
+pub fn deployments(
+    ledger: &Ledger,
+    repo: Option<&Repo>,
+    env: &str,
+    since: &Timestamp,
+    until: &Timestamp,
+    policy: Option<&crate::policy::Policy>,
+) -> Result<Document, ReportError> {
     let all = load(ledger, env)?;
     let approvals = ledger.deployment_approvals()?;
     let sources = ledger.recorded_sources()?;
+    // With a policy's [[environments]], each deployment carries its deploy.* findings.
+    let judged: std::collections::HashMap<super::compliance::DeploymentKey, Vec<crate::rule::Finding>> = match policy {
+        Some(p) if !p.environments.is_empty() => super::compliance::deployment_findings(ledger, repo, since, p)?.into_iter().collect(),
+        _ => Default::default(),
+    };
     let mut dep_rows = Vec::new();
     let mut commit_rows = Vec::new();
     let mut json_deps = Vec::new();
@@ -88,6 +100,8 @@ pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Time
         let source = sources.get(&d.id).cloned().unwrap_or_else(|| "github".into());
         let approved = approvals.get(&d.id).cloned().unwrap_or_default();
         let approvers = approved.iter().filter(|a| a.state == "approved").map(|a| a.user.as_str()).collect::<Vec<_>>().join(" ");
+        let findings = judged.get(&(d.repository.clone(), d.id)).cloned().unwrap_or_default();
+        let finding_ids = findings.iter().map(|f| f.rule.id()).collect::<Vec<_>>().join(" ");
         dep_rows.push(vec![
             d.time.clone(),
             d.environment.clone(),
@@ -96,12 +110,13 @@ pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Time
             d.deployer.clone(),
             source.clone(),
             approvers,
+            finding_ids,
             d.status.clone(),
             ids.len().to_string(),
             previous.as_deref().map(|p| short_id(p).to_string()).unwrap_or_else(|| "—".into()),
             note.clone(),
         ]);
-        json_deps.push(json!({"repository": d.repository, "id": d.id, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "approvals": approved, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "seq": d.seq}));
+        json_deps.push(json!({"repository": d.repository, "id": d.id, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "seq": d.seq}));
     }
     let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     Ok(Document {
@@ -117,6 +132,7 @@ pub fn deployments(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Time
                     "deployer",
                     "source",
                     "approvers",
+                    "findings",
                     "status",
                     "commits",
                     "since",

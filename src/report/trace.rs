@@ -73,6 +73,8 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
         .map(|p| vec![p.repository, p.number.to_string(), p.title, p.author, p.state, p.merged_by, p.merged_at, p.head_sha, p.linked_by])
         .collect();
     let mut deployments = Vec::new();
+    let mut deployment_approvals = Vec::new();
+    let approvals = ledger.deployment_approvals()?;
     for d in ledger.deployments_latest_state()? {
         let how = if d.sha == commit {
             "deployed this commit"
@@ -81,6 +83,7 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
         } else {
             continue;
         };
+        let approved = approvals.get(&d.id).cloned().unwrap_or_default();
         deployments.push(vec![
             d.environment,
             d.time,
@@ -90,7 +93,9 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
             d.status,
             how.to_string(),
             d.repository,
+            approved.iter().filter(|a| a.state == "approved").map(|a| a.user.as_str()).collect::<Vec<_>>().join(" "),
         ]);
+        deployment_approvals.push(approved);
     }
     let json = json!({
         "commit": commit,
@@ -98,7 +103,7 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
         "pushes": pushes.iter().map(|r| json!({"seq": r[0].parse::<u64>().ok(), "time": r[1], "ref": r[2], "pusher": r[3], "outcome": r[4]})).collect::<Vec<_>>(),
         "pull_requests": prs.iter().map(|r| json!({"repository": r[0], "number": r[1].parse::<u64>().ok(), "title": r[2], "author": r[3], "state": r[4], "merged_by": r[5], "merged_at": r[6], "head_sha": r[7], "linked_by": r[8]})).collect::<Vec<_>>(),
         "reviews": reviews.iter().map(|r| json!({"number": r[0].parse::<u64>().ok(), "reviewer": r[1], "state": r[2], "commit": r[3], "submitted_at": r[4]})).collect::<Vec<_>>(),
-        "deployments": deployments.iter().map(|r| json!({"environment": r[0], "time": r[1], "id": r[2].parse::<i64>().ok(), "sha": r[3], "deployer": r[4], "status": r[5], "how": r[6], "repository": r[7]})).collect::<Vec<_>>(),
+        "deployments": deployments.iter().zip(&deployment_approvals).map(|(r, a)| json!({"environment": r[0], "time": r[1], "id": r[2].parse::<i64>().ok(), "sha": r[3], "deployer": r[4], "status": r[5], "how": r[6], "repository": r[7], "approvals": a})).collect::<Vec<_>>(),
     });
     let section = |title: &str, cols: &[&str], rows: Vec<Vec<String>>| Section {
         title: title.into(),
@@ -121,7 +126,11 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
                     .collect(),
             ),
             section("Reviews", &["number", "reviewer", "state", "commit", "submitted"], reviews),
-            section("Deployments", &["environment", "time", "id", "sha", "deployer", "status", "how", "repository"], deployments),
+            section(
+                "Deployments",
+                &["environment", "time", "id", "sha", "deployer", "status", "how", "repository", "approvers"],
+                deployments,
+            ),
         ],
         charts: Vec::new(),
         json,
