@@ -503,3 +503,34 @@ fn teams_in_the_policy_are_synced_and_judged_as_of_the_deployment() -> Result<()
     );
     Ok(())
 }
+
+#[test]
+fn an_actions_deployment_whose_run_is_gone_has_an_unknown_deployer_not_a_pass() -> Result<()> {
+    let mut w = world();
+    w.runs.clear(); // GitHub answers 404 for run 777
+    let s = setup(w)?;
+    assert_eq!(s.sync(&[])?.0, 0);
+    assert_eq!(s.kinds()?.get("workflow_run.synced"), None);
+    let policy = s.repo.tmp.path().join("environments.toml");
+    std::fs::write(&policy, "version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"dave\"]\n")?;
+    let (code, out, err) = s.repo.audit(&[
+        "--policy",
+        policy.to_str().context("path")?,
+        "report",
+        "compliance",
+        "--since",
+        "2000-01-01",
+        "--format",
+        "json",
+    ])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("the deployer is unknown (created by github-actions[bot] and its workflow run is not recorded)"), "{out}");
+    // With the run, the deployments report names who triggered it.
+    let s = setup(world())?;
+    assert_eq!(s.sync(&[])?.0, 0);
+    let (_, out, _) = s.repo.audit(&["report", "deployments", "--env", "production", "--since", "2000-01-01", "--format", "json"])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(v["deployments"][0]["deployer"], "github-actions[bot]");
+    assert_eq!(v["deployments"][0]["triggering_actor"], "dave");
+    Ok(())
+}

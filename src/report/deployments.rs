@@ -67,6 +67,7 @@ pub fn deployments(
     let all = load(ledger, env)?;
     let approvals = ledger.deployment_approvals()?;
     let sources = ledger.recorded_sources()?;
+    let runs = ledger.deployment_runs()?;
     // With a policy's [[environments]], each deployment carries its deploy.* findings.
     let judged: std::collections::HashMap<super::compliance::DeploymentKey, Vec<crate::rule::Finding>> = match policy {
         Some(p) if !p.environments.is_empty() => super::compliance::deployment_findings(ledger, repo, since, p)?.into_iter().collect(),
@@ -116,7 +117,7 @@ pub fn deployments(
             previous.as_deref().map(|p| short_id(p).to_string()).unwrap_or_else(|| "—".into()),
             note.clone(),
         ]);
-        json_deps.push(json!({"repository": d.repository, "id": d.id, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "seq": d.seq}));
+        json_deps.push(json!({"repository": d.repository, "id": d.id, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "triggering_actor": runs.get(&d.id).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "seq": d.seq}));
     }
     let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     Ok(Document {
