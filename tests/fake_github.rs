@@ -45,6 +45,8 @@ pub struct World {
     pub approvals: BTreeMap<u64, Vec<Value>>,
     pub runs: BTreeMap<u64, Value>,
     pub environments: Vec<Value>,
+    /// Custom deployment branch policies (names) by environment.
+    pub branch_policies: BTreeMap<String, Vec<String>>,
     /// Team members by `org/slug`.
     pub teams: BTreeMap<String, Vec<String>>,
     pub next_id: i64,
@@ -494,6 +496,15 @@ fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
                 (Value::Array(world.pulls.iter().filter(|p| numbers.iter().any(|n| p["number"] == *n)).cloned().collect()), false)
             }
             ["environments"] => (json!({"total_count": world.environments.len(), "environments": world.environments}), false),
+            ["environments", env, "deployment-branch-policies"] => {
+                let names = world.branch_policies.get(*env).cloned().unwrap_or_default();
+                let policies: Vec<Value> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| json!({"id": 361471 + i, "node_id": "MDE2OkdhdGVCcmFuY2hQb2xpY3kzNjE0NzE=", "name": n, "type": "branch"}))
+                    .collect();
+                (json!({"total_count": policies.len(), "branch_policies": policies}), false)
+            }
             ["actions", "runs", run] => match run.parse::<u64>().ok().and_then(|r| world.runs.get(&r)).cloned() {
                 Some(r) => (r, false),
                 None => return not_found(),

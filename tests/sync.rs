@@ -43,8 +43,9 @@ pub(crate) fn world() -> World {
     // Made by Actions: the deployment's creator is the bot; run 777 says who triggered it.
     w.deployment_creator(d1, "github-actions[bot]");
     w.run(777, "alice", "dave", "main");
-    // Production needs bob's review and waits 30 minutes.
+    // Production needs bob's review, waits 30 minutes, and takes main only.
     w.environment("production", &["bob"], 30);
+    w.branch_policies.insert("production".into(), vec!["main".into()]);
     let d2 = w.deployment(&sha("direct"), "v1.2.0", "staging", "2026-07-02T07:00:00Z");
     w.status(d2, "in_progress", "2026-07-02T07:00:10Z", None);
     w
@@ -421,7 +422,10 @@ fn a_weakened_environment_protection_is_recorded_and_reported() -> Result<()> {
     let (code, out, _) = s.repo.audit(&["report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
     assert!(!out.contains("env.protection-changed"), "{code}: {out}");
     // Someone removes the required reviewers and the wait.
-    s.fake.with_world(|w| w.environment("production", &[], 0));
+    s.fake.with_world(|w| {
+        w.environment("production", &[], 0);
+        w.branch_policies.insert("production".into(), vec!["main".into(), "*".into()]);
+    });
     assert_eq!(s.sync(&[])?.0, 0);
     assert_eq!(s.kinds()?.get("environment.synced"), Some(&2));
     let (code, out, err) = s.repo.audit(&["report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
@@ -434,7 +438,7 @@ fn a_weakened_environment_protection_is_recorded_and_reported() -> Result<()> {
     assert_eq!(changed[0]["subject"], "acme/api production");
     assert_eq!(
         changed[0]["message"],
-        "protection changed from \"wait 30 min; reviewers bob; branch policy; custom branch policies; admins may bypass\" to \"wait 0 min; reviewers none; branch policy; custom branch policies; admins may bypass\""
+        "protection changed from \"wait 30 min; reviewers bob; branch policy; branches main; admins may bypass\" to \"wait 0 min; reviewers none; branch policy; branches *, main; admins may bypass\""
     );
     assert_eq!(changed[0]["evidence"].as_array().map(Vec::len), Some(2));
     s.verify_ledger()?;

@@ -283,6 +283,8 @@ pub struct EnvironmentSynced {
     /// `wait_timer`, `branch_policy`.
     pub protection_rules: Vec<Value>,
     pub deployment_branch_policy: Value,
+    /// With custom branch policies: their names (`main`, `release/*`), sorted.
+    pub branch_policies: Vec<String>,
 }
 
 impl EnvironmentSynced {
@@ -313,7 +315,8 @@ impl EnvironmentSynced {
         let b = &self.deployment_branch_policy;
         parts.push(match (b["protected_branches"].as_bool(), b["custom_branch_policies"].as_bool()) {
             (Some(true), _) => "protected branches only".into(),
-            (_, Some(true)) => "custom branch policies".into(),
+            (_, Some(true)) if self.branch_policies.is_empty() => "custom branch policies".into(),
+            (_, Some(true)) => format!("branches {}", self.branch_policies.join(", ")),
             _ => "any branch".into(),
         });
         if self.can_admins_bypass == Some(true) {
@@ -606,7 +609,10 @@ impl GithubPayload {
 
     /// `environment.synced`: one element of `GET /repos/R/environments`, its
     /// protection only (ids, URLs and times left out, so only a change records anew).
-    pub fn environment_snapshot(repo: &str, e: &Value) -> Value {
+    pub fn environment_snapshot(repo: &str, e: &Value, branch_policies: &Value) -> Value {
+        let mut names: Vec<&str> =
+            branch_policies["branch_policies"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
+        names.sort_unstable();
         let rules: Vec<Value> = e["protection_rules"]
             .as_array()
             .into_iter()
@@ -630,6 +636,7 @@ impl GithubPayload {
             "can_admins_bypass": e["can_admins_bypass"],
             "protection_rules": rules,
             "deployment_branch_policy": e["deployment_branch_policy"],
+            "branch_policies": names,
         })
     }
 

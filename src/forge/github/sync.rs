@@ -419,7 +419,18 @@ async fn environments(client: &Client, ledger: &Mutex<Ledger>, repo: &str) -> Re
     let mut batch = Batch::default();
     for e in body["environments"].as_array().into_iter().flatten() {
         let Some(name) = e["name"].as_str() else { continue };
-        let p = GithubPayload::environment_snapshot(repo, e);
+        // Custom branch policies are listed on their own.
+        let policies = if e["deployment_branch_policy"]["custom_branch_policies"] == true {
+            let path = format!("/repos/{repo}/environments/{name}/deployment-branch-policies?per_page=100");
+            match client.get(repo, &path, "actions: read").await {
+                Ok(p) => p.body,
+                Err(ClientError::NotFound { .. }) => Value::Null,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            Value::Null
+        };
+        let p = GithubPayload::environment_snapshot(repo, e, &policies);
         batch.add(ledger, Kind::EnvironmentSynced, format!("{repo}/environment/{name}"), format!("{repo}/{name}"), String::new(), p)?;
     }
     batch.commit(ledger)?;
