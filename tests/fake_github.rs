@@ -45,6 +45,8 @@ pub struct World {
     pub approvals: BTreeMap<u64, Vec<Value>>,
     pub runs: BTreeMap<u64, Value>,
     pub environments: Vec<Value>,
+    /// Runs whose approvals GitHub has garbage-collected (404).
+    pub approvals_gone: Vec<u64>,
     /// Custom deployment branch policies (names) by environment.
     pub branch_policies: BTreeMap<String, Vec<String>>,
     /// Team members by `org/slug`.
@@ -509,6 +511,9 @@ fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
                 Some(r) => (r, false),
                 None => return not_found(),
             },
+            ["actions", "runs", run, "approvals"] if run.parse::<u64>().is_ok_and(|r| world.approvals_gone.contains(&r)) => {
+                return not_found()
+            }
             ["actions", "runs", run, "approvals"] => {
                 (Value::Array(run.parse::<u64>().ok().and_then(|r| world.approvals.get(&r)).cloned().unwrap_or_default()), false)
             }

@@ -538,3 +538,26 @@ fn an_actions_deployment_whose_run_is_gone_has_an_unknown_deployer_not_a_pass() 
     assert_eq!(v["deployments"][0]["triggering_actor"], "dave");
     Ok(())
 }
+
+#[test]
+fn approvals_github_no_longer_has_are_unknown_not_none() -> Result<()> {
+    let mut w = world();
+    w.approvals_gone.push(777);
+    let s = setup(w)?;
+    assert_eq!(s.sync(&[])?.0, 0);
+    let policy = s.repo.tmp.path().join("environments.toml");
+    std::fs::write(&policy, "version = 1\n[[environments]]\nname = \"production\"\napprovers = [\"bob\"]\nrequired_approvals = 1\n")?;
+    let (code, out, err) = s.repo.audit(&[
+        "--policy",
+        policy.to_str().context("path")?,
+        "report",
+        "compliance",
+        "--since",
+        "2000-01-01",
+        "--format",
+        "json",
+    ])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("\"deploy.no-approval\"") && out.contains("its approvals are unknown"), "{out}");
+    Ok(())
+}

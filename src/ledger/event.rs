@@ -248,6 +248,9 @@ pub struct DeploymentApprovalSynced {
     pub run_id: u64,
     pub deployment_id: i64,
     pub approvals: Vec<ActionsApproval>,
+    /// GitHub answered 404 for the run's approvals (garbage-collected): unknown, not none.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
 }
 
 /// `workflow_run.synced`: the Actions run that made a deployment — who started
@@ -638,6 +641,11 @@ impl GithubPayload {
             "deployment_branch_policy": e["deployment_branch_policy"],
             "branch_policies": names,
         })
+    }
+
+    /// `deployment_approval.synced` when GitHub no longer has the run's approvals.
+    pub fn deployment_approval_gone(repo: &str, run: u64, deployment_id: i64) -> Value {
+        serde_json::json!({"repository": repo, "run_id": run, "deployment_id": deployment_id, "approvals": [], "gone": true})
     }
 
     /// `commit_pulls.synced`: the pull requests `GET /repos/R/commits/SHA/pulls` names.

@@ -241,6 +241,16 @@ impl Ledger {
         Ok(out)
     }
 
+    /// Deployments whose approvals GitHub no longer has (so they are unknown).
+    pub fn deployments_with_unknown_approvals(&self) -> Result<std::collections::HashSet<i64>, LedgerError> {
+        Ok(self
+            .events::<DeploymentApprovalSynced>(&Select::default())?
+            .into_iter()
+            .filter(|e| e.payload.gone)
+            .map(|e| e.payload.deployment_id)
+            .collect())
+    }
+
     /// The Actions run that made each synced deployment, by deployment id: who
     /// triggered it (else who started it), and the entry's seq.
     pub fn deployment_runs(&self) -> Result<HashMap<i64, (Option<String>, u64)>, LedgerError> {

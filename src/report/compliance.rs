@@ -248,6 +248,7 @@ pub fn deployment_findings(
 ) -> Result<Vec<(DeploymentKey, Vec<Finding>)>, ReportError> {
     let approvals = ledger.deployment_approvals()?;
     let runs = ledger.deployment_runs()?;
+    let unknown_approvals = ledger.deployments_with_unknown_approvals()?;
     let all = super::deployments::load(ledger, "*")?;
     let mut out = Vec::new();
     for (i, d) in all.iter().enumerate() {
@@ -292,7 +293,7 @@ pub fn deployment_findings(
             deployer,
             deployer_note: bot.then(|| format!("created by {} and its workflow run is not recorded", d.deployer)),
             git_ref: (!d.git_ref.is_empty()).then(|| d.git_ref.clone()),
-            approvers: Some(approvers),
+            approvers: (!(approvers.is_empty() && unknown_approvals.contains(&d.id))).then_some(approvers),
             unsigned,
             evidence,
         };

@@ -487,12 +487,12 @@ async fn statuses(
             Err(ClientError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        let approvals = match client.get(repo, &format!("/repos/{repo}/actions/runs/{run}/approvals"), "actions: read").await {
-            Ok(p) => p.body,
-            Err(ClientError::NotFound { .. }) => continue,
+        let p = match client.get(repo, &format!("/repos/{repo}/actions/runs/{run}/approvals"), "actions: read").await {
+            Ok(page) => GithubPayload::deployment_approval(repo, run, id, &page.body),
+            // GitHub no longer has them: recorded as gone, so they read as unknown, never as "none".
+            Err(ClientError::NotFound { .. }) => GithubPayload::deployment_approval_gone(repo, run, id),
             Err(e) => return Err(e.into()),
         };
-        let p = GithubPayload::deployment_approval(repo, run, id, &approvals);
         if batch.add(ledger, Kind::DeploymentApprovalSynced, format!("{repo}/run/{run}"), sha.clone(), String::new(), p)? {
             sum.approvals += 1;
         }
