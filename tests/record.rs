@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::support::Repo;
+use crate::support::{deploy_findings, Repo};
 
 fn deployments(repo: &Repo) -> Result<Vec<serde_json::Value>> {
     let (code, out, err) = repo.audit(&["report", "deployments", "--env", "*", "--since", "2000-01-01", "--format", "json"])?;
@@ -163,12 +163,7 @@ fn compliance_judges_recorded_deployments_against_environments() -> Result<()> {
     ])?;
     assert_eq!(code, 1, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out)?;
-    let deploy: Vec<&serde_json::Value> = v["findings"]
-        .as_array()
-        .context("findings")?
-        .iter()
-        .filter(|f| f["rule"].as_str().is_some_and(|r| r.starts_with("deploy.")))
-        .collect();
+    let deploy = deploy_findings(&v);
     let rules: Vec<&str> = deploy.iter().filter_map(|f| f["rule"].as_str()).collect();
     assert_eq!(
         rules,

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 
 use crate::fake_github::{sha, Fake, World, INSTALLATION_TOKEN, TOKEN};
-use crate::support::{Repo, BIN};
+use crate::support::{compliance_under, deploy_findings, Repo, BIN};
 
 /// The standard world: 130 pull requests (two pages), one at GitHub's 250-commit
 /// cap, a squash merge, a rebase merge, a direct push, a stale approval, a
@@ -378,28 +378,13 @@ fn actions_deployments_are_judged_by_who_triggered_their_run() -> Result<()> {
     let (code, _, err) = s.sync(&[])?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(s.kinds()?.get("workflow_run.synced"), Some(&1));
-    let policy = s.repo.tmp.path().join("environments.toml");
     let judge = |deployers: &str| -> Result<Vec<(String, String)>> {
-        std::fs::write(
-            &policy,
-            format!("version = 1\n[[environments]]\nname = \"production\"\ndeployers = [{deployers}]\napprovers = [\"bob\"]\nrequired_approvals = 1\nbranches = [\"main\"]\n"),
-        )?;
-        let (_, out, err) = s.repo.audit(&[
-            "--policy",
-            policy.to_str().context("path")?,
-            "report",
-            "compliance",
-            "--since",
-            "2000-01-01",
-            "--format",
-            "json",
-        ])?;
-        let v: serde_json::Value = serde_json::from_str(&out).with_context(|| format!("{out}{err}"))?;
-        Ok(v["findings"]
-            .as_array()
-            .context("findings")?
-            .iter()
-            .filter(|f| f["rule"].as_str().is_some_and(|r| r.starts_with("deploy.")))
+        let text = format!(
+            "version = 1\n[[environments]]\nname = \"production\"\ndeployers = [{deployers}]\napprovers = [\"bob\"]\nrequired_approvals = 1\nbranches = [\"main\"]\n"
+        );
+        let (_, v, _) = compliance_under(&s.repo, &text)?;
+        Ok(deploy_findings(&v)
+            .into_iter()
             .map(|f| (f["rule"].as_str().unwrap_or("").to_string(), f["message"].as_str().unwrap_or("").to_string()))
             .collect())
     };
@@ -484,11 +469,8 @@ fn teams_in_the_policy_are_synced_and_judged_as_of_the_deployment() -> Result<()
     assert_eq!(code, 0, "{err}");
     let (_, out, err) = s.repo.audit(&["--policy", policy_arg, "report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
     let v: serde_json::Value = serde_json::from_str(&out).with_context(|| format!("{out}{err}"))?;
-    let deploy: Vec<(String, String, String)> = v["findings"]
-        .as_array()
-        .context("findings")?
-        .iter()
-        .filter(|f| f["rule"].as_str().is_some_and(|r| r.starts_with("deploy.")))
+    let deploy: Vec<(String, String, String)> = deploy_findings(&v)
+        .into_iter()
         .map(|f| {
             (
                 f["rule"].as_str().unwrap_or("").into(),
@@ -515,19 +497,9 @@ fn an_actions_deployment_whose_run_is_gone_has_an_unknown_deployer_not_a_pass() 
     let s = setup(w)?;
     assert_eq!(s.sync(&[])?.0, 0);
     assert_eq!(s.kinds()?.get("workflow_run.synced"), None);
-    let policy = s.repo.tmp.path().join("environments.toml");
-    std::fs::write(&policy, "version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"dave\"]\n")?;
-    let (code, out, err) = s.repo.audit(&[
-        "--policy",
-        policy.to_str().context("path")?,
-        "report",
-        "compliance",
-        "--since",
-        "2000-01-01",
-        "--format",
-        "json",
-    ])?;
+    let (code, v, err) = compliance_under(&s.repo, "version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"dave\"]\n")?;
     assert_eq!(code, 1, "{err}");
+    let out = v.to_string();
     assert!(out.contains("the deployer is unknown (created by github-actions[bot] and its workflow run is not recorded)"), "{out}");
     // With the run, the deployments report names who triggered it.
     let s = setup(world())?;
@@ -545,19 +517,10 @@ fn approvals_github_no_longer_has_are_unknown_not_none() -> Result<()> {
     w.approvals_gone.push(777);
     let s = setup(w)?;
     assert_eq!(s.sync(&[])?.0, 0);
-    let policy = s.repo.tmp.path().join("environments.toml");
-    std::fs::write(&policy, "version = 1\n[[environments]]\nname = \"production\"\napprovers = [\"bob\"]\nrequired_approvals = 1\n")?;
-    let (code, out, err) = s.repo.audit(&[
-        "--policy",
-        policy.to_str().context("path")?,
-        "report",
-        "compliance",
-        "--since",
-        "2000-01-01",
-        "--format",
-        "json",
-    ])?;
+    let (code, v, err) =
+        compliance_under(&s.repo, "version = 1\n[[environments]]\nname = \"production\"\napprovers = [\"bob\"]\nrequired_approvals = 1\n")?;
     assert_eq!(code, 1, "{err}");
+    let out = v.to_string();
     assert!(out.contains("\"deploy.no-approval\"") && out.contains("its approvals are unknown"), "{out}");
     Ok(())
 }

@@ -347,3 +347,22 @@ pub fn show(v: &rusqlite::types::Value) -> String {
         rusqlite::types::Value::Blob(b) => hex::encode(b),
     }
 }
+
+/// `report compliance --since 2000-01-01 --format json` under a policy written
+/// from `policy_text`: (exit code, the report, stderr).
+pub fn compliance_under(repo: &Repo, policy_text: &str) -> Result<(i32, serde_json::Value, String)> {
+    let policy = repo.tmp.path().join("environments.toml");
+    std::fs::write(&policy, policy_text)?;
+    let (code, out, err) =
+        repo.audit(&["--policy", policy.to_str().context("path")?, "report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
+    let v = serde_json::from_str(&out).with_context(|| format!("not JSON (exit {code}): {out}\nstderr: {err}"))?;
+    Ok((code, v, err))
+}
+
+/// The `deploy.*` findings of a compliance report.
+pub fn deploy_findings(report: &serde_json::Value) -> Vec<&serde_json::Value> {
+    report["findings"]
+        .as_array()
+        .map(|a| a.iter().filter(|f| f["rule"].as_str().is_some_and(|r| r.starts_with("deploy."))).collect())
+        .unwrap_or_default()
+}
