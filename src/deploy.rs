@@ -318,6 +318,42 @@ pub fn judge(f: &Facts, rule: &EnvironmentRule, severity: Severity, members: Mem
     out
 }
 
+/// The `deployment.failed` notice for a deployment that ended in failure or error.
+pub fn failed_notice(d: &DeploymentRecorded) -> crate::notify::Notice {
+    failure(&d.repository, &d.environment, &d.sha, d.status.as_str(), d.actor.as_deref(), d.url.as_deref(), &d.source)
+}
+
+/// The `deployment.failed` notice for a deployment status synced from a forge.
+pub fn failure(
+    repository: &str,
+    environment: &str,
+    sha: &str,
+    status: &str,
+    actor: Option<&str>,
+    url: Option<&str>,
+    source: &str,
+) -> crate::notify::Notice {
+    let summary = format!(
+        "deployment of {} to {environment}{} ended in {status}{}",
+        crate::git::short_id(sha),
+        if repository.is_empty() { String::new() } else { format!(" ({repository})") },
+        actor.map(|a| format!(", deployed by {a}")).unwrap_or_default()
+    );
+    crate::notify::Notice::new(
+        "deployment.failed",
+        serde_json::json!({
+            "repository": repository,
+            "environment": environment,
+            "sha": sha,
+            "status": status,
+            "actor": actor,
+            "url": url,
+            "source": source,
+            "summary": summary,
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ pub mod git;
 pub mod hook;
 pub mod install;
 pub mod ledger;
+pub mod notify;
 pub mod policy;
 pub mod report;
 pub mod rule;

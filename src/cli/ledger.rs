@@ -91,6 +91,36 @@ pub enum LedgerCommand {
     },
 }
 
+/// Tells the sinks that selected `ledger.verify-failed` (every failing run
+/// tells again: a tampered ledger is not news to be told once).
+fn notify_verify_failed(
+    global: &Global,
+    repo: Option<&crate::git::Repo>,
+    files: &LedgerFiles,
+    l: &Ledger,
+    problems: &[ledger::verify::Problem],
+) {
+    let sinks = super::notify::sinks(global, repo);
+    if sinks.is_empty() {
+        return;
+    }
+    let name = repo.map(crate::hook::notice::repository_name).unwrap_or_default();
+    let notice = crate::notify::Notice::new(
+        "ledger.verify-failed",
+        json!({
+            "repository": name,
+            "ledger": {"path": l.path, "origin": l.origin},
+            "problems": problems.iter().map(|p| json!({"seq": p.seq, "message": p.message})).collect::<Vec<_>>(),
+            "summary": format!("the audit ledger of {name} failed verification: {} problem(s); first: {}", problems.len(), problems.first().map(|p| p.message.as_str()).unwrap_or_default()),
+        }),
+    );
+    match crate::notify::enqueue(files, &sinks, &[notice]) {
+        Ok(n) if n > 0 => super::notify::deliver_soon(files, &sinks),
+        Ok(_) => {}
+        Err(e) => eprintln!("git-audit: note: could not queue the ledger.verify-failed notification: {e}"),
+    }
+}
+
 /// Where the ledger is, as every command finds it.
 pub fn location(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::Result<LedgerFiles> {
     ledger::locate(global.ledger.as_deref(), repo).context("no ledger location: not in a git repository and no --ledger PATH given")
@@ -187,6 +217,9 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
                     .extend(anchor::check(&l, &r.git_dir())?.into_iter().map(|message| ledger::verify::Problem { seq: None, message }));
             }
             let secs = started.elapsed().as_secs_f64();
+            if !report.problems.is_empty() {
+                notify_verify_failed(global, repo.as_ref(), &loc()?, &l, &report.problems);
+            }
             match format {
                 OutputFormat::Json => emit(&(serde_json::to_string(&report).unwrap_or_default() + "\n"))?,
                 OutputFormat::Text => {

@@ -5,6 +5,7 @@ pub mod hook;
 pub mod init;
 pub mod install;
 pub mod ledger;
+pub mod notify;
 pub mod policy;
 pub mod record;
 pub mod report;
@@ -88,6 +89,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Record what happened elsewhere: `record deployment` from any CI/CD system.
     Record(record::RecordArgs),
+    /// Notifications: deliver the outbox, test the sinks, see their status.
+    Notify(notify::NotifyArgs),
 }
 
 /// Runs the parsed command.
@@ -107,6 +110,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Sync(args) => sync::run(&global, args),
         Command::Report(args) => report::run(&global, args),
         Command::Record(args) => record::run(&global, args),
+        Command::Notify(args) => notify::run(&global, args),
     }
 }
 

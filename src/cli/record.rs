@@ -85,7 +85,22 @@ pub fn run(global: &Global, args: RecordArgs) -> anyhow::Result<Outcome> {
     let files = super::ledger::location(global, repo.as_ref())?;
     let mut ledger = Ledger::open(&files)?;
     let subject = format!("{}/{}", if d.repository.is_empty() { "-" } else { &d.repository }, d.environment);
-    let receipt = ledger.append(&[d.entry(subject, d.actor.clone().unwrap_or_default())])?;
+    let sinks = if matches!(d.status, DeployStatus::Failure | DeployStatus::Error) {
+        super::notify::sinks(global, repo.as_ref())
+    } else {
+        Vec::new()
+    };
+    let notices = if sinks.is_empty() { Vec::new() } else { vec![deploy::failed_notice(&d).reporting(0)] };
+    if !notices.is_empty() {
+        ledger.state_schema(crate::notify::SCHEMA)?;
+    }
+    let receipt = ledger.append_then(&[d.entry(subject, d.actor.clone().unwrap_or_default())], |r| {
+        crate::notify::outbox_writes(&sinks, &notices, Some(crate::notify::Written { receipt: r, first: r.first_seq }))
+    })?;
+    drop(ledger);
+    if !notices.is_empty() {
+        super::notify::deliver_soon(&files, &sinks);
+    }
     emit(&format!(
         "recorded deployment of {} to {} ({}, from {}) as ledger seq {}\n",
         crate::git::short_id(&d.sha),

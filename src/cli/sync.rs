@@ -90,7 +90,8 @@ pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
         teams: policy.as_ref().map(|p| p.teams()).unwrap_or_default(),
     };
     let files = super::ledger::location(global, repo.as_ref())?;
-    worker::run(&files, options, &mut Terminal { json: args.json, bar: None })?;
+    let notify = policy.filter(|p| !p.notify.is_empty()).map(|policy| SyncNotify { files: files.clone(), policy, repo });
+    worker::run(&files, options, &mut Terminal { json: args.json, bar: None, notify })?;
     Ok(Outcome::Pass)
 }
 
@@ -98,6 +99,41 @@ pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
 struct Terminal {
     json: bool,
     bar: Option<indicatif::ProgressBar>,
+    notify: Option<SyncNotify>,
+}
+
+/// After each pass: tell the sinks about new compliance findings and failed
+/// deployments, then deliver what is waiting.
+struct SyncNotify {
+    files: crate::ledger::LedgerFiles,
+    policy: crate::policy::Policy,
+    repo: Option<crate::git::Repo>,
+}
+
+impl SyncNotify {
+    fn after_pass(&self) -> anyhow::Result<()> {
+        use crate::notify;
+        let ledger = crate::ledger::Ledger::open(&self.files)?;
+        let name = self.repo.as_ref().map(crate::hook::notice::repository_name).unwrap_or_default();
+        let epoch = crate::time::Timestamp::parse("1970-01-01T00:00:00.000Z")?;
+        let (_, findings) = crate::report::compliance::compliance(&ledger, self.repo.as_ref(), &epoch, Some(&self.policy))?;
+        let mut items: Vec<(String, notify::Notice)> = findings.iter().map(|f| notify::finding_notice(&name, f)).collect();
+        for d in ledger.deployments()?.into_iter().filter(|d| d.id > 0 && matches!(d.status.as_str(), "failure" | "error")) {
+            let key = format!("deployment:{}:{}:{}", d.repository, d.id, d.status);
+            let deployer = Some(d.deployer.as_str()).filter(|a| !a.is_empty());
+            let mut n = crate::deploy::failure(&d.repository, &d.environment, &d.sha, &d.status, deployer, None, "github");
+            n.data["ledger"] = serde_json::json!({"seq": d.seq});
+            items.push((key, n));
+        }
+        drop(ledger);
+        let (notices, marks) = notify::fresh(&self.files, items)?;
+        notify::enqueue_with(&self.files, &self.policy.notify, &notices, marks)?;
+        let r = notify::drain(&self.files, &self.policy.notify, notify::Budget::new(Duration::from_secs(20)))?;
+        for e in &r.errors {
+            eprintln!("git-audit: notify: {e}");
+        }
+        Ok(())
+    }
 }
 
 impl Observer for Terminal {
@@ -116,7 +152,14 @@ impl Observer for Terminal {
     }
 
     fn pass_done(&mut self, client: &Client, summaries: &[RepoSummary]) -> std::io::Result<()> {
-        report(client, summaries, self.json).map_err(std::io::Error::other)
+        report(client, summaries, self.json).map_err(std::io::Error::other)?;
+        if let Some(n) = &self.notify {
+            // Notifying is a side job: a failure is reported, the sync goes on.
+            if let Err(e) = n.after_pass() {
+                eprintln!("git-audit: notify: {e:#}");
+            }
+        }
+        Ok(())
     }
 }
 

@@ -290,6 +290,15 @@ impl Repo {
         }
     }
 
+    /// A boolean git config entry (`true/yes/on/1`, `false/no/off/0`); anything else is unset.
+    pub fn config_bool(&self, key: &str) -> Option<bool> {
+        match self.config_string(key)?.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Some(true),
+            "false" | "no" | "off" | "0" => Some(false),
+            _ => None,
+        }
+    }
+
     /// The all-zero object id of this repository's hash (40 or 64 digits).
     pub fn zero_id(&self) -> String {
         if self.signature_header() == commit::SIG_HEADER_SHA256 {

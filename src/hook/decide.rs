@@ -33,6 +33,10 @@ pub struct RefDecision {
     pub findings: Vec<Finding>,
     /// The commits this update brings, checked.
     pub commits: Vec<CommitReport>,
+    /// Commits this update brings that change the policy's footprint (commit
+    /// id, the first path changed), on a protected ref: what `policy.changed` tells.
+    #[serde(skip)]
+    pub policy_changes: Vec<(String, String)>,
 }
 
 impl RefDecision {
@@ -196,7 +200,7 @@ pub fn decide(
                     "leave {RESERVED_PREFIX}* out of the push; anchors are written by `git-audit ledger anchor` on the server"
                 )),
             );
-            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new() });
+            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new(), policy_changes: Vec::new() });
             continue;
         }
         let mut push = |f: Option<Finding>| findings.extend(f);
@@ -208,7 +212,7 @@ pub fn decide(
                     "ask an admin to change the [[branches]] rule, or push to another ref",
                 ));
             }
-            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new() });
+            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new(), policy_changes: Vec::new() });
             continue;
         }
         if let (Some(b), Some(who)) = (branch, &pusher.identity) {
@@ -262,7 +266,7 @@ pub fn decide(
             }
         }
         let Some(tip) = tip else {
-            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new() });
+            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new(), policy_changes: Vec::new() });
             continue;
         };
         // Force push: the old value must be an ancestor of the new one. A ref
@@ -325,12 +329,14 @@ pub fn decide(
             }
         }
         // A change to the policy's footprint on a protected ref needs a policy admin's signature.
+        let mut policy_changes = Vec::new();
         if rules.protected() {
             let admins = policy.roles.get("policy-admin").cloned().unwrap_or_default();
             for c in commits.iter_mut() {
                 let Some(changed) = footprint.changed(&c.id)? else {
                     continue;
                 };
+                policy_changes.push((c.id.clone(), changed.clone()));
                 let by_admin = c.signature.status == SignatureStatus::Good
                     && (c.signature.identities.iter().any(|i| identity_matches(i, &admins))
                         || c.signature.signer.as_deref().is_some_and(|s| identity_matches(s, &admins)));
@@ -352,7 +358,7 @@ pub fn decide(
                 }
             }
         }
-        decisions.push(RefDecision { update: u.clone(), findings, commits });
+        decisions.push(RefDecision { update: u.clone(), findings, commits, policy_changes });
     }
     let errors: usize = decisions.iter().map(RefDecision::errors).sum();
     let mut reasons = Vec::new();

@@ -8,13 +8,19 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::{
-    bypass_reason, decide, identity, message, parse_pre_push, parse_receive, push_options, record, server_policy, InputError, RefUpdate,
+    bypass_reason, decide, identity, message, notice, parse_pre_push, parse_receive, push_options, record, server_policy, InputError,
+    RefUpdate,
 };
 use crate::check::{CommitChecker, CommitVerdict, RangeError, Severity};
 use crate::git::{GitError, Ident, ParsedCommit, Repo};
 use crate::ledger::event::Unrecorded;
 use crate::ledger::{self, Ledger, LedgerError, NewEntry};
+use crate::notify::{self, Notice};
+use crate::policy::notify::Sink;
 use crate::policy::{Policy, PolicyError, DEFAULT_FILE};
+
+/// How long the background delivery a hook starts may run.
+const BACKGROUND_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// Where a hook runs: the repository, the `--policy`/`--ledger` overrides and
 /// the process environment (a function, so tests can pass their own).
@@ -71,17 +77,57 @@ impl Setting<'_> {
         ledger::locate(self.ledger, Some(self.repo))
     }
 
-    /// Appends `entries` (after any `ledger.gap` marker waiting in the spool).
-    fn record(&self, entries: &[NewEntry]) -> Result<String, String> {
+    /// Appends `entries` (after any `ledger.gap` marker waiting in the spool),
+    /// with the outbox rows for `notices` in the same transaction; then starts
+    /// their delivery in the background (the hook does not wait for it).
+    fn record(&self, entries: &[NewEntry], notices: &[Notice], sinks: &[Sink]) -> Result<String, String> {
         let files = self.ledger_files().ok_or("no ledger location")?;
         let mut l = Ledger::open(&files).map_err(|e| e.to_string())?;
-        let r = ledger::gap::append_with_gaps(&mut l, &files, entries).map_err(|e| e.to_string())?;
+        if !sinks.is_empty() {
+            l.state_schema(notify::SCHEMA).map_err(|e| e.to_string())?;
+        }
+        let repository = notice::repository_name(self.repo);
+        let mut queued = 0;
+        let a = ledger::gap::append_with_gaps_then(&mut l, &files, entries, |a| {
+            if sinks.is_empty() {
+                return Vec::new();
+            }
+            let mut all = Vec::new();
+            let first = match a.gap {
+                Some((seq, unrecorded)) => {
+                    all.push(notice::gap_notice(&repository, unrecorded, 0));
+                    seq
+                }
+                None => a.first_own,
+            };
+            let shift = usize::from(a.gap.is_some());
+            all.extend(notices.iter().cloned().map(|mut n| {
+                n.entry = n.entry.map(|i| i + shift);
+                n
+            }));
+            let writes = notify::outbox_writes(sinks, &all, Some(notify::Written { receipt: &a.receipt, first }));
+            queued = writes.len();
+            writes
+        })
+        .map_err(|e| e.to_string())?;
+        drop(l);
+        if queued > 0 && self.repo.config_bool("audit.notifyBackground").unwrap_or(true) {
+            notify::spawn_background_drain(&files.db, self.policy, BACKGROUND_BUDGET);
+        }
+        let r = a.receipt;
         Ok(format!("recorded as ledger seq {}..{} (checkpoint size {})", r.first_seq, r.first_seq + r.count.saturating_sub(1), r.tree_size))
     }
 
     /// Records, or — when that fails — notes the gap for the next append to report.
-    fn record_or_note_gap(&self, entries: &[NewEntry], what: Unrecorded, said: &mut String) -> Result<String, String> {
-        self.record(entries).inspect_err(|_| {
+    fn record_or_note_gap(
+        &self,
+        entries: &[NewEntry],
+        notices: &[Notice],
+        sinks: &[Sink],
+        what: Unrecorded,
+        said: &mut String,
+    ) -> Result<String, String> {
+        self.record(entries, notices, sinks).inspect_err(|_| {
             if let Some(files) = self.ledger_files() {
                 if let Err(e) = ledger::gap::note(&files, what) {
                     let _ = writeln!(said, "git-audit: note: could not note the unrecorded event beside the ledger either: {e}");
@@ -91,11 +137,7 @@ impl Setting<'_> {
     }
 
     fn require_ledger(&self, policy: &Policy) -> bool {
-        policy.require_ledger
-            || self
-                .repo
-                .config_string("audit.requireLedger")
-                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1"))
+        policy.require_ledger || self.repo.config_bool("audit.requireLedger").unwrap_or(false)
     }
 
     /// The last recorded tip of each ref this push creates (for re-creation as a
@@ -163,7 +205,8 @@ pub fn pre_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
         pusher: decision.pusher.identity.clone(),
         policy_digest: Some(decision.policy_digest.clone()),
     };
-    match s.record_or_note_gap(&events, unrecorded, &mut said) {
+    let notices = notice::push_notices(&notice::repository_name(s.repo), &decision, &events);
+    match s.record_or_note_gap(&events, &notices, &sp.policy.notify, unrecorded, &mut said) {
         Ok(note) => tracing::info!("{note}"),
         Err(e) if s.require_ledger(&sp.policy) => {
             decision.accepted = false;
@@ -182,12 +225,12 @@ pub fn pre_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
 /// post-receive: record what the accepted push changed. Never stops git.
 pub fn post_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
     let updates = parse_receive(input)?;
-    let pusher = match server_policy::load(s.repo, s.policy) {
+    let (pusher, sinks) = match server_policy::load(s.repo, s.policy) {
         Ok(sp) => {
             let mut signatures = sp.policy.signature_checker(Some(s.repo));
-            identity::resolve(s.env, &s.pusher_sources(), s.repo, &mut signatures, &updates).unwrap_or_default()
+            (identity::resolve(s.env, &s.pusher_sources(), s.repo, &mut signatures, &updates).unwrap_or_default(), sp.policy.notify.clone())
         }
-        Err(_) => identity::Pusher::default(),
+        Err(_) => (identity::Pusher::default(), Vec::new()),
     };
     let mut said = String::new();
     let unrecorded = Unrecorded {
@@ -197,7 +240,7 @@ pub fn post_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
         pusher: pusher.identity.clone(),
         policy_digest: None,
     };
-    if let Err(e) = s.record_or_note_gap(&[record::ref_updated(&updates, &pusher)], unrecorded, &mut said) {
+    if let Err(e) = s.record_or_note_gap(&[record::ref_updated(&updates, &pusher)], &[], &sinks, unrecorded, &mut said) {
         let _ = writeln!(said, "git-audit: note: the ref update was not recorded in the audit ledger: {e}");
     }
     Ok(Said::new(true, said))

@@ -6,6 +6,7 @@ pub mod decide;
 pub mod flow;
 pub mod identity;
 pub mod message;
+pub mod notice;
 pub mod record;
 pub mod server_policy;
 

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::event::{LedgerGap, Payload, Spooled, Unrecorded};
+use super::state::Statement;
 use super::{Ledger, LedgerError, LedgerFiles, NewEntry, Receipt, Select};
 
 /// The subject of every gap marker (so they are found through the subject index).
@@ -33,23 +34,60 @@ pub fn note(loc: &LedgerFiles, what: Unrecorded) -> std::io::Result<()> {
 /// are waiting in the spool. The spool is claimed by renaming it (so two hooks
 /// never both report the same gap) and put back if the append fails.
 pub fn append_with_gaps(ledger: &mut Ledger, loc: &LedgerFiles, entries: &[NewEntry]) -> Result<Receipt, LedgerError> {
+    append_with_gaps_then(ledger, loc, entries, |_| Vec::new()).map(|a| a.receipt)
+}
+
+/// What [`append_with_gaps_then`] wrote.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// Covers the gap marker, when one was written, and the entries.
+    pub receipt: Receipt,
+    /// The seq of the caller's first entry.
+    pub first_own: u64,
+    /// The gap marker written first, if any: its seq and how many events it reports.
+    pub gap: Option<(u64, u64)>,
+}
+
+/// [`append_with_gaps`], with state writes made from what was appended, in the
+/// same transaction (see [`Ledger::append_then`]).
+pub fn append_with_gaps_then(
+    ledger: &mut Ledger,
+    loc: &LedgerFiles,
+    entries: &[NewEntry],
+    then: impl FnOnce(&Appended) -> Vec<Statement>,
+) -> Result<Appended, LedgerError> {
     let spool = spool_path(loc);
     let claimed = spool.with_extension(format!("gaps.{}", std::process::id()));
     let pending = std::fs::rename(&spool, &claimed).ok().and_then(|_| std::fs::read_to_string(&claimed).ok());
     let Some(text) = pending else {
-        return ledger.append(entries);
+        let mut appended = None;
+        let receipt = ledger.append_then(entries, |r| {
+            let a = Appended { receipt: r.clone(), first_own: r.first_seq, gap: None };
+            let writes = then(&a);
+            appended = Some(a);
+            writes
+        })?;
+        return Ok(appended.unwrap_or(Appended { first_own: receipt.first_seq, receipt, gap: None }));
     };
     let events: Vec<Spooled> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let first = events.first().map(|e| e.time.clone()).unwrap_or_default();
     let last = events.last().map(|e| e.time.clone()).unwrap_or_default();
-    let marker = LedgerGap { unrecorded: events.len() as u64, first, last, events }.entry(SUBJECT, "git-audit");
+    let unrecorded = events.len() as u64;
+    let marker = LedgerGap { unrecorded, first, last, events }.entry(SUBJECT, "git-audit");
     let mut all = Vec::with_capacity(entries.len() + 1);
     all.push(marker);
     all.extend_from_slice(entries);
-    match ledger.append(&all) {
+    let mut appended = None;
+    let result = ledger.append_then(&all, |r| {
+        let a = Appended { receipt: r.clone(), first_own: r.first_seq + 1, gap: Some((r.first_seq, unrecorded)) };
+        let writes = then(&a);
+        appended = Some(a);
+        writes
+    });
+    match result {
         Ok(r) => {
             let _ = std::fs::remove_file(&claimed);
-            Ok(r)
+            Ok(appended.unwrap_or(Appended { first_own: r.first_seq + 1, gap: Some((r.first_seq, unrecorded)), receipt: r }))
         }
         Err(e) => {
             restore(&claimed, &spool, &text);

@@ -299,7 +299,19 @@ impl Ledger {
     /// Appends entries and applies state writes (cursor moves …) in the same
     /// transaction: they commit together or not at all.
     pub fn append_with_state(&mut self, entries: &[NewEntry], writes: &[state::Statement]) -> Result<Receipt, LedgerError> {
-        self.append_with(entries, |tx| writes.iter().try_for_each(|w| state::execute_raw(tx, w)))
+        self.append_with(entries, |tx, _| writes.iter().try_for_each(|w| state::execute_raw(tx, w)))
+    }
+
+    /// Appends entries and applies the state writes `then` makes from the
+    /// receipt (the seqs and the signed checkpoint that covers them), in the
+    /// same transaction: an outbox row naming the seq it reports commits with
+    /// that entry or not at all.
+    pub fn append_then(
+        &mut self,
+        entries: &[NewEntry],
+        then: impl FnOnce(&Receipt) -> Vec<state::Statement>,
+    ) -> Result<Receipt, LedgerError> {
+        self.append_with(entries, |tx, receipt| then(receipt).iter().try_for_each(|w| state::execute_raw(tx, w)))
     }
 
     /// The current signed tree head.
@@ -309,7 +321,7 @@ impl Ledger {
 
     /// Appends entries in one transaction and signs the new tree head.
     pub fn append(&mut self, entries: &[NewEntry]) -> Result<Receipt, LedgerError> {
-        self.append_with(entries, |_| Ok(()))
+        self.append_with(entries, |_, _| Ok(()))
     }
 
     /// Like [`Ledger::append`], running `side` (cursor moves, sync state) inside
@@ -317,7 +329,7 @@ impl Ledger {
     fn append_with(
         &mut self,
         entries: &[NewEntry],
-        side: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+        side: impl FnOnce(&rusqlite::Transaction<'_>, &Receipt) -> rusqlite::Result<()>,
     ) -> Result<Receipt, LedgerError> {
         let signer = self.signer.as_ref().ok_or_else(|| LedgerError::NoSigner { path: self.path.clone(), key: self.key_path.clone() })?;
         for e in entries {
@@ -364,10 +376,12 @@ impl Ledger {
                 }
             }
         }
-        side(&tx).map_err(sql(&path))?;
         let size = head.size + entries.len() as u64;
         let root = fold(&frontier);
         let note = sign_checkpoint(signer, &self.origin, size, root, &self.key_path)?;
+        let receipt = Receipt { first_seq: head.size, count: entries.len() as u64, tree_size: size, checkpoint: note };
+        side(&tx, &receipt).map_err(sql(&path))?;
+        let note = &receipt.checkpoint;
         let swapped = tx
             .execute(
                 "UPDATE head SET size = ?1, root = ?2, note = ?3 WHERE id = 0 AND size = ?4",
@@ -378,7 +392,7 @@ impl Ledger {
             return Err(LedgerError::Inconsistent { path, msg: "the head moved during the append".into() });
         }
         tx.commit().map_err(sql(&path))?;
-        Ok(Receipt { first_seq: head.size, count: entries.len() as u64, tree_size: size, checkpoint: note })
+        Ok(receipt)
     }
 
     /// Entries of `P`'s kind, decoded into `P`, oldest first (or the newest

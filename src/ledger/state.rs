@@ -139,4 +139,18 @@ impl StateHandle {
     pub fn execute(&self, s: &Statement) -> Result<(), LedgerError> {
         execute(&self.conn, &self.path, s)
     }
+
+    /// Runs a write and says how many rows it changed (a claim succeeded when 1).
+    pub fn changed(&self, s: &Statement) -> Result<usize, LedgerError> {
+        self.conn.prepare_cached(s.sql).and_then(|mut st| st.execute(rusqlite::params_from_iter(s.params.iter()))).map_err(sql(&self.path))
+    }
+
+    /// Runs writes in one transaction: all or none.
+    pub fn transaction(&self, writes: &[Statement]) -> Result<(), LedgerError> {
+        let tx = self.conn.unchecked_transaction().map_err(sql(&self.path))?;
+        for w in writes {
+            execute_raw(&tx, w).map_err(sql(&self.path))?;
+        }
+        tx.commit().map_err(sql(&self.path))
+    }
 }

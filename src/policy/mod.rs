@@ -4,6 +4,7 @@
 //! Every problem in a policy is reported at once, each with file:line:col,
 //! what was expected and how to fix it (as cargo-deny does for its config).
 
+pub mod notify;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -202,6 +203,8 @@ pub struct Policy {
     pub require_ledger: bool,
     /// `[[environments]]`: who may deploy where, and who may approve it.
     pub environments: Vec<EnvironmentRule>,
+    /// `[[notify]]`: where events are sent.
+    pub notify: Vec<notify::Sink>,
     /// Things that are allowed but probably not meant (shown by `policy check`).
     pub warnings: Vec<Diagnostic>,
 }
@@ -603,6 +606,8 @@ impl Validator<'_> {
             })
             .unwrap_or_default();
 
+        let notify = self.notify(raw.notify);
+
         if raw.signing.required && trust == Trust::Policy && keys.is_empty() && allowed.is_none() && self.diags.is_empty() {
             self.warnings.push(Diagnostic {
                 file: self.path.to_path_buf(),
@@ -653,6 +658,7 @@ impl Validator<'_> {
             github_repositories,
             require_ledger: raw.audit.require_ledger,
             environments,
+            notify,
             warnings: self.warnings,
         })
     }

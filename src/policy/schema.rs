@@ -37,6 +37,8 @@ pub struct RawPolicy {
     pub audit: RawAudit,
     #[serde(default)]
     pub environments: Vec<RawEnvironment>,
+    #[serde(default)]
+    pub notify: Vec<super::notify::RawNotify>,
 }
 
 /// One `[[environments]]` entry: who may deploy to and approve deployments to

@@ -1,0 +1,98 @@
+//! Posting one request (hyper over rustls, the stack the GitHub client already
+//! uses). Errors never carry the URL: it is a credential.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// What the receiver answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// `Retry-After` in seconds (429, 503).
+    pub retry_after: Option<u64>,
+}
+
+pub struct Poster {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl Default for Poster {
+    fn default() -> Poster {
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        // Without system roots, https sinks fail with a certificate error (plain http still works).
+        let connector = match builder.with_native_roots() {
+            Ok(b) => b.https_or_http().enable_http1().build(),
+            Err(_) => hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(
+                    rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth(),
+                )
+                .https_or_http()
+                .enable_http1()
+                .build(),
+        };
+        Poster { client: Client::builder(TokioExecutor::new()).build(connector) }
+    }
+}
+
+impl Poster {
+    /// POSTs `body` to `url`; an error says what went wrong without the URL.
+    pub async fn post(&self, url: &str, headers: &[(String, String)], body: Vec<u8>, timeout: Duration) -> Result<Answer, String> {
+        let uri: http::Uri = url.parse().map_err(|_| "the sink's URL is not a valid URL".to_string())?;
+        if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.host().is_none() {
+            return Err("the sink's URL must be https://HOST/… (or http://)".into());
+        }
+        let mut req = http::Request::post(uri).header("user-agent", concat!("git-audit/", env!("CARGO_PKG_VERSION")));
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| format!("cannot build the request: {e}"))?;
+        let response = match tokio::time::timeout(timeout, self.client.request(req)).await {
+            Err(_) => return Err(format!("no answer within {} s", timeout.as_secs_f32())),
+            Ok(Err(e)) => return Err(redact(url, &describe(&e))),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+        // Read (and drop) the body so the connection can be reused, within the same budget.
+        let _ = tokio::time::timeout(timeout, response.into_body().collect()).await;
+        Ok(Answer { status, retry_after })
+    }
+}
+
+/// An error and its causes, one line.
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Takes the URL (and its path and query, the secret parts) out of a message.
+fn redact(url: &str, text: &str) -> String {
+    let mut out = text.replace(url, "<sink url>");
+    if let Ok(uri) = url.parse::<http::Uri>() {
+        if let Some(pq) = uri.path_and_query().map(|p| p.as_str()).filter(|p| p.len() > 1) {
+            out = out.replace(pq, "/<redacted>");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_the_url_and_its_path() {
+        let url = "https://hooks.slack.com/services/T000/B000/XXXX";
+        let t = super::redact(url, &format!("error sending {url}: to /services/T000/B000/XXXX failed"));
+        assert!(!t.contains("XXXX"), "{t}");
+    }
+}
