@@ -8,6 +8,7 @@ mod fake_github;
 mod hook_integrity;
 mod hooks;
 mod ledger;
+mod notify;
 mod record;
 mod reports;
 mod rules;

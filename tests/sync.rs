@@ -524,3 +524,53 @@ fn approvals_github_no_longer_has_are_unknown_not_none() -> Result<()> {
     assert!(out.contains("\"deploy.no-approval\"") && out.contains("its approvals are unknown"), "{out}");
     Ok(())
 }
+
+#[test]
+fn new_findings_and_failed_deployments_are_told_after_a_baseline() -> Result<()> {
+    let rx = crate::notify::Receiver::start();
+    let s = setup(world())?;
+    let secret = s.repo.tmp.path().join("secret");
+    std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+    let policy = s.repo.tmp.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\n[[notify]]\nkind = \"webhook\"\nurl = \"{}/f\"\nsecret_file = \"{}\"\nevents = [\"finding.*\", \"deployment.failed\"]\n",
+            rx.url,
+            secret.display()
+        ),
+    )?;
+    let p = policy.to_str().context("path")?;
+    // The first sync takes what is already there as the baseline: nothing is sent.
+    let (code, _, err) = s.sync(&["--policy", p])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rx.got("/f").len(), 0, "{err}");
+
+    // Then a pull request is merged without approval, and a deployment fails.
+    s.fake.with_world(|w| {
+        w.pull(140, "mallory", "2026-07-03T00:00:00Z", &[sha("m140")]);
+        w.merge(140, "mallory", "2026-07-03T01:00:00Z", &sha("m140"));
+        w.landed(&sha("m140"), "2026-07-03T01:00:00Z", &[140]);
+        let d = w.deployment(&sha("m140"), "main", "production", "2026-07-03T02:00:00Z");
+        w.status(d, "failure", "2026-07-03T02:05:00Z", None);
+    });
+    let (code, _, err) = s.sync(&["--policy", p])?;
+    assert_eq!(code, 0, "{err}");
+    let got = rx.got("/f");
+    let types: Vec<String> = got.iter().map(|g| g.json()["type"].as_str().unwrap_or_default().to_string()).collect();
+    assert!(types.contains(&"finding.pr.no-approval".to_string()), "{types:?} {err}");
+    assert!(types.contains(&"deployment.failed".to_string()), "{types:?}");
+    let finding = got.iter().map(|g| g.json()).find(|j| j["type"] == "finding.pr.no-approval").unwrap_or_default();
+    assert_eq!(finding["data"]["subject"], "acme/api#140");
+    assert_eq!(finding["data"]["repository"], "acme/api");
+    let failed = got.iter().map(|g| g.json()).find(|j| j["type"] == "deployment.failed").unwrap_or_default();
+    assert_eq!(failed["data"]["environment"], "production");
+    assert_eq!(failed["data"]["sha"], sha("m140"));
+
+    // Nothing new: nothing sent again.
+    let before = got.len();
+    let (code, _, err) = s.sync(&["--policy", p])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rx.got("/f").len(), before);
+    Ok(())
+}
