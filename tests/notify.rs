@@ -537,7 +537,7 @@ fn policy_changes_ledger_gaps_and_failed_verification_are_told() -> Result<()> {
     assert_eq!(got.len(), 2);
     let g = got[1].json();
     assert_eq!(g["type"], "ledger.gap");
-    assert_eq!(g["data"]["unrecorded"], 1);
+    assert_eq!(g["data"]["unrecorded"], 2, "the pre-receive decision and the post-receive ref update");
     assert_eq!(seq_kind(&server, g["data"]["ledger"]["seq"].as_u64().unwrap_or(u64::MAX))?, "ledger.gap");
 
     // Someone edits a recorded entry: `ledger verify` fails, and tells.
