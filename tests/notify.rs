@@ -33,11 +33,14 @@ impl Got {
     }
 }
 
+/// An answer to give: status, and `Retry-After` seconds.
+type Answer = (u16, Option<u64>);
+
 #[derive(Default)]
 struct Shared {
     got: Mutex<Vec<Got>>,
     /// Per path: the answers to give, in order (status, Retry-After); then 200.
-    script: Mutex<HashMap<String, VecDeque<(u16, Option<u64>)>>>,
+    script: Mutex<HashMap<String, VecDeque<Answer>>>,
     hold: AtomicBool,
     answered: AtomicUsize,
     /// Requests whose connection went away before they were answered.
@@ -434,9 +437,7 @@ fn notify_test_reports_each_sink_and_never_prints_urls_or_secrets() -> Result<()
     std::fs::write(repo.tmp.path().join("s"), SECRET)?;
     std::fs::write(
         &policy,
-        format!(
-            "version = 1\n[[notify]]\nkind = \"webhook\"\nname = \"ok\"\nurl_env = \"OK_URL\"\nsecret_file = \"s\"\n\n[[notify]]\nkind = \"slack\"\nname = \"down\"\nurl_env = \"DOWN_URL\"\n\n[[notify]]\nkind = \"teams\"\nname = \"unset\"\nurl_env = \"NOT_SET_URL\"\n"
-        ),
+        "version = 1\n[[notify]]\nkind = \"webhook\"\nname = \"ok\"\nurl_env = \"OK_URL\"\nsecret_file = \"s\"\n\n[[notify]]\nkind = \"slack\"\nname = \"down\"\nurl_env = \"DOWN_URL\"\n\n[[notify]]\nkind = \"teams\"\nname = \"unset\"\nurl_env = \"NOT_SET_URL\"\n",
     )?;
     let down = format!("{}/services/SECRETPATH", dead_url());
     let (code, out, err) = repo.audit_env(
