@@ -50,6 +50,20 @@ fn build(path: &Path, n: usize, home: &Path, fpr: &str) -> Result<String> {
     Ok(parent.context("no commits")?.to_string())
 }
 
+/// Runs the pre-receive hook as git would, with `input` on its stdin.
+fn pre_receive(repo: &Path, home: &Path, policy: &Path, ledger: &Path, input: &str) -> Result<std::process::Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_git-audit"))
+        .env("GIT_DIR", repo)
+        .env("GNUPGHOME", home)
+        .args(["--policy", policy.to_str().unwrap_or_default(), "--ledger", ledger.to_str().unwrap_or_default(), "hook", "pre-receive"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
+    Ok(child.wait_with_output()?)
+}
+
 fn best(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
     let mut best = Duration::MAX;
     for _ in 0..runs {
@@ -81,16 +95,7 @@ fn main() -> Result<()> {
         let tip = build(&repo, n, &home, &fpr)?;
         let zero = "0".repeat(40);
         let hook = best(if n == 1 { 20 } else { 3 }, || {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_git-audit"))
-                .env("GIT_DIR", &repo)
-                .env("GNUPGHOME", &home)
-                .args(["--policy", policy.to_str().unwrap_or_default(), "--ledger", "/nonexistent/ledger.db", "hook", "pre-receive"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()?;
-            child.stdin.take().context("stdin")?.write_all(format!("{zero} {tip} refs/heads/main\n").as_bytes())?;
-            let out = child.wait_with_output()?;
+            let out = pre_receive(&repo, &home, &policy, Path::new("/nonexistent/ledger.db"), &format!("{zero} {tip} refs/heads/main\n"))?;
             if !out.status.success() {
                 bail!("hook refused: {}", String::from_utf8_lossy(&out.stderr));
             }
@@ -113,6 +118,55 @@ fn main() -> Result<()> {
             git.as_secs_f64() / hook.as_secs_f64()
         );
     }
+    refused_push_with_notifications(tmp.path(), &home, &fpr, &asc)?;
     let _ = Command::new("gpgconf").env("GNUPGHOME", &home).args(["--kill", "all"]).output();
+    Ok(())
+}
+
+/// A refused 1-commit push recorded in a real ledger: without sinks, and with a
+/// webhook sink whose receiver accepts connections and never answers. The hook
+/// queues the message and leaves delivery to a detached drain, so the two
+/// should take the same time.
+fn refused_push_with_notifications(tmp: &Path, home: &Path, fpr: &str, asc: &Path) -> Result<()> {
+    let hung = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = hung.local_addr()?;
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in hung.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let secret = tmp.join("secret");
+    std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+    let repo = tmp.join("refused.git");
+    let tip = build(&repo, 1, home, fpr)?;
+    let zero = "0".repeat(40);
+    let base = format!(
+        "version = 1\n[signing]\nrequired = true\nopenpgp_keys = [\"{}\"]\n[commits]\nrequired_trailers = [\"Change-Id\"]\n",
+        asc.display()
+    );
+    let mut times = Vec::new();
+    for (label, sinks) in [
+        ("no sinks", String::new()),
+        (
+            "webhook sink, receiver hangs",
+            format!("[[notify]]\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\nsecret_file = \"{}\"\n", secret.display()),
+        ),
+    ] {
+        let policy = tmp.join(format!("refuse-{}.toml", times.len()));
+        std::fs::write(&policy, format!("{base}{sinks}"))?;
+        let ledger = tmp.join(format!("refuse-{}.db", times.len()));
+        run(Command::new(env!("CARGO_BIN_EXE_git-audit")).args(["--ledger", ledger.to_str().unwrap_or_default(), "ledger", "init"]))?;
+        let t = best(20, || {
+            let out = pre_receive(&repo, home, &policy, &ledger, &format!("{zero} {tip} refs/heads/main\n"))?;
+            if out.status.success() {
+                bail!("the hook should have refused the push");
+            }
+            Ok(())
+        })?;
+        println!("{:>30}: refused 1-commit push, recorded: {:>6.1} ms", label, t.as_secs_f64() * 1e3);
+        times.push(t);
+    }
+    println!("{:>30}: {:.2}x the time without sinks", "notifications cost", times[1].as_secs_f64() / times[0].as_secs_f64());
     Ok(())
 }

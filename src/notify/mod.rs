@@ -418,11 +418,8 @@ async fn drain_async(files: &LedgerFiles, sinks: &[Sink], budget: Budget) -> Res
                 }
             }
         }
+        // Nothing claimed means everything due is another drain's: leave it to that one.
         if !progressed || tokio::time::Instant::now() >= deadline {
-            if !progressed {
-                // Everything due is leased by another drain: leave it to that one.
-                break;
-            }
             break;
         }
     }
@@ -455,8 +452,12 @@ fn disabled_sinks(h: &StateHandle) -> Result<BTreeMap<String, String>, LedgerErr
 }
 
 fn next_due(h: &StateHandle, sinks: &BTreeMap<&str, &Sink>, disabled: &BTreeMap<String, String>) -> Result<Option<String>, LedgerError> {
-    let rows =
-        h.rows(&Statement::new("SELECT sink, MIN(next_attempt) FROM notify_outbox WHERE status = 'pending' GROUP BY sink", vec![]))?;
+    // A row another drain holds is due when its lease runs out.
+    let rows = h.rows(&Statement::new(
+        "SELECT sink, MIN(CASE WHEN lease IS NOT NULL AND lease > next_attempt THEN lease ELSE next_attempt END) \
+         FROM notify_outbox WHERE status = 'pending' GROUP BY sink",
+        vec![],
+    ))?;
     Ok(rows
         .into_iter()
         .filter_map(|r| Some((r.first()?.as_text()?.to_string(), r.get(1)?.as_text()?.to_string())))
