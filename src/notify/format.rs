@@ -137,45 +137,52 @@ fn card(event: &Value) -> Card {
     Card { title, summary: data["summary"].as_str().unwrap_or_default().to_string(), facts, details }
 }
 
-/// A Slack incoming-webhook body: Block Kit `blocks` and a plain `text` fallback.
+/// A Slack incoming-webhook body: Block Kit `blocks` and a `text` fallback.
+/// What a pusher can write (commit subjects, reasons, names) goes into
+/// `plain_text` objects, which Slack does not format or link; the fallback
+/// `text` is mrkdwn, so `&`, `<` and `>` are escaped there (no `<url|label>`).
 pub fn slack(event: &Value) -> Value {
     let c = card(event);
     let text = slack_escape(&format!("{}: {}", c.title, c.summary));
-    let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&c.title, 150)}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&slack_escape(&c.summary), 3000)}}),
-    ];
+    let plain = |t: &str, max: usize| json!({"type": "plain_text", "text": truncate(t, max), "emoji": false});
+    let mut blocks =
+        vec![json!({"type": "header", "text": plain(&c.title, 150)}), json!({"type": "section", "text": plain(&c.summary, 3000)})];
     if !c.facts.is_empty() {
-        let fields: Vec<Value> = c
-            .facts
-            .iter()
-            .take(10)
-            .map(|(k, v)| json!({"type": "mrkdwn", "text": truncate(&format!("*{}*\n{}", k, slack_escape(v)), 2000)}))
-            .collect();
+        let fields: Vec<Value> = c.facts.iter().take(10).map(|(k, v)| plain(&format!("{k}: {v}"), 2000)).collect();
         blocks.push(json!({"type": "section", "fields": fields}));
     }
     if !c.details.is_empty() {
-        let lines: Vec<String> = c.details.iter().map(|d| format!("• {}", slack_escape(d))).collect();
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&lines.join("\n"), 3000)}}));
+        let lines: Vec<String> = c.details.iter().map(|d| format!("• {d}")).collect();
+        blocks.push(json!({"type": "section", "text": plain(&lines.join("\n"), 3000)}));
     }
-    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("git-audit · {}", slack_escape(event["type"].as_str().unwrap_or_default()))}]}));
+    blocks
+        .push(json!({"type": "context", "elements": [plain(&format!("git-audit · {}", event["type"].as_str().unwrap_or_default()), 300)]}));
     json!({"text": text, "blocks": blocks})
 }
 
 /// A Teams Workflows ("When a Teams webhook request is received") body: a
-/// message whose one attachment is an Adaptive Card.
+/// message whose one attachment is an Adaptive Card. Only the title (ours) is
+/// a TextBlock; everything else is a RichTextBlock of TextRuns, which Teams
+/// renders as written — a commit subject cannot become a markdown link.
 pub fn teams(event: &Value) -> Value {
     let c = card(event);
+    let run = |t: &str, bold: bool| {
+        let mut r = json!({"type": "TextRun", "text": t});
+        if bold {
+            r["weight"] = json!("Bolder");
+        }
+        r
+    };
+    let rich = |inlines: Vec<Value>| json!({"type": "RichTextBlock", "inlines": inlines});
     let mut body = vec![
         json!({"type": "TextBlock", "text": c.title, "weight": "Bolder", "size": "Medium", "wrap": true}),
-        json!({"type": "TextBlock", "text": c.summary, "wrap": true}),
+        rich(vec![run(&c.summary, false)]),
     ];
-    if !c.facts.is_empty() {
-        let facts: Vec<Value> = c.facts.iter().map(|(k, v)| json!({"title": k, "value": v})).collect();
-        body.push(json!({"type": "FactSet", "facts": facts}));
+    for (k, v) in &c.facts {
+        body.push(rich(vec![run(&format!("{k}: "), true), run(v, false)]));
     }
     for d in &c.details {
-        body.push(json!({"type": "TextBlock", "text": format!("- {d}"), "wrap": true, "spacing": "None"}));
+        body.push(rich(vec![run(&format!("• {d}"), false)]));
     }
     json!({
         "type": "message",
@@ -223,10 +230,44 @@ mod tests {
         let e = json!({"type": "push.refused", "data": {"summary": "a <b> & c", "repository": "r&d"}});
         let s = slack(&e);
         assert_eq!(s["text"], "Push refused: a &lt;b&gt; &amp; c");
-        assert!(s["blocks"].to_string().contains("r&amp;d"));
-        assert!(!s.to_string().contains("<b>"));
+        assert!(!s["text"].to_string().contains("<b>"));
         let t = teams(&e);
         assert_eq!(t["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive");
         assert_eq!(t["attachments"][0]["content"]["type"], "AdaptiveCard");
+    }
+
+    /// Every text object in `v` whose text contains `needle`, with its type.
+    fn holders<'a>(v: &'a Value, needle: &str, out: &mut Vec<&'a Value>) {
+        match v {
+            Value::Object(m) => {
+                if m.get("text").and_then(Value::as_str).is_some_and(|t| t.contains(needle)) {
+                    out.push(v);
+                }
+                m.values().for_each(|x| holders(x, needle, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| holders(x, needle, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn pusher_text_cannot_become_a_link_or_markup() {
+        let subject = "[re-login](https://evil.example/x) <https://evil.example|click> *urgent*";
+        let e = json!({"type": "push.refused", "data": {
+            "summary": subject,
+            "pusher": subject,
+            "refs": [{"ref": "refs/heads/main", "findings": [{"rule": "signing.required", "message": subject}]}],
+        }});
+        let mut found = Vec::new();
+        let s = slack(&e);
+        holders(&s["blocks"], "evil.example", &mut found);
+        assert!(!found.is_empty());
+        assert!(found.iter().all(|t| t["type"] == "plain_text"), "{found:?}");
+        assert!(!s["text"].as_str().unwrap_or_default().contains("<https"), "{s}");
+        let mut found = Vec::new();
+        let t = teams(&e);
+        holders(&t, "evil.example", &mut found);
+        assert!(found.len() >= 3, "summary, pusher, finding: {found:?}");
+        assert!(found.iter().all(|x| x["type"] == "TextRun"), "only TextRuns (no markdown) carry it: {found:?}");
     }
 }
