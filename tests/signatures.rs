@@ -228,7 +228,10 @@ fn sha256_repositories_use_gpgsig_sha256_and_agree_with_git() -> Result<()> {
 }
 
 #[test]
-fn the_pinned_keyring_cache_is_private_and_a_tampered_one_is_ignored() -> Result<()> {
+fn the_pinned_trust_set_is_exactly_the_policy_keys_and_nothing_on_disk_counts() -> Result<()> {
+    // In policy mode OpenPGP is verified in process against the pinned keys:
+    // no GnuPG home is built or cached, so there is none to tamper with. Keys
+    // planted where the old keyring cache lived, or in the user's own keyring, do not count.
     let k = keys();
     let repo = Repo::new()?;
     let id = repo.commit_as("feat: mallory", Sign::Pgp(&k.mallory), Some(("Mallory", "mallory@example.com")))?;
@@ -236,16 +239,149 @@ fn the_pinned_keyring_cache_is_private_and_a_tampered_one_is_ignored() -> Result
     let (_, v) = repo.verify_json(&policy, &["HEAD"])?;
     assert_eq!(status(&v, &id), "unknown-key");
     let base = repo.home.join(".cache/git-audit/gnupg");
-    let dirs: Vec<_> = std::fs::read_dir(&base)?.flatten().map(|e| e.path()).collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(!base.exists(), "policy mode made a GnuPG home at {}", base.display());
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&dirs[0])?.permissions().mode() & 0o777, 0o700);
-    assert!(dirs[0].join("complete").exists());
-    // Someone plants mallory's key in a cache that is no longer private: it must not count.
-    std::fs::set_permissions(&dirs[0], std::fs::Permissions::from_mode(0o777))?;
-    let out = std::process::Command::new("gpg").env("GNUPGHOME", &dirs[0]).args(["--batch", "--import"]).arg(&k.mallory.asc).output()?;
+    for dir in std::fs::read_dir(repo.tmp.path())?.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+        assert!(!dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("git-audit-gnupg-")), "{}", dir.display());
+    }
+    // A private, complete-looking cache holding mallory's key, planted where gpgme's lived.
+    let planted = base.join("0123456789abcdef0123456789abcdef");
+    std::fs::create_dir_all(&planted)?;
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o700))?;
+    let out = std::process::Command::new("gpg").env("GNUPGHOME", &planted).args(["--batch", "--import"]).arg(&k.mallory.asc).output()?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(planted.join("complete"), b"")?;
     let (_, v) = repo.verify_json(&policy, &["HEAD"])?;
-    assert_eq!(status(&v, &id), "unknown-key", "a non-private cache was trusted");
+    assert_eq!(status(&v, &id), "unknown-key", "a planted keyring was trusted");
+    // The developer's own keyring (GNUPGHOME) holds mallory too: still not in the trust set.
+    let (_, v) = repo.verify_json(&policy, &["HEAD"])?;
+    assert_eq!(status(&v, &id), "unknown-key");
+    Ok(())
+}
+
+/// Runs gpg in `home` (batch, no passphrase), optionally at a faked time; returns stdout.
+fn gpg_in(home: &std::path::Path, faked: Option<&str>, args: &[&str]) -> Result<Vec<u8>> {
+    let mut c = std::process::Command::new("gpg");
+    c.env("GNUPGHOME", home).args(["--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]);
+    if let Some(t) = faked {
+        c.args(["--faked-system-time", t]);
+    }
+    let out = c.args(args).stdin(std::process::Stdio::null()).output()?;
+    anyhow::ensure!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(out.stdout)
+}
+
+fn fingerprints(home: &std::path::Path, uid: &str) -> Result<Vec<String>> {
+    let text = String::from_utf8(gpg_in(home, None, &["--with-colons", "--list-keys", uid])?)?;
+    Ok(text.lines().filter(|l| l.starts_with("fpr:")).filter_map(|l| l.split(':').nth(9)).map(str::to_string).collect())
+}
+
+#[test]
+fn the_native_verifier_agrees_with_gpgme_on_every_scenario() -> Result<()> {
+    use git_audit::signature::native::NativeVerifier;
+    use git_audit::signature::openpgp::GpgmeVerifier;
+    use git_audit::signature::{KeyFile, SignedObject, Verifier};
+
+    let k = keys();
+    let tmp = tempfile::tempdir()?;
+    let home = tmp.path().join("gnupg");
+    std::fs::create_dir_all(&home)?;
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&home)?.permissions(), 0o700);
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    let gen = |uid: &str, algo: &str, usage: &str, expire: &str, faked: Option<&str>| -> Result<String> {
+        gpg_in(&home, faked, &["--quick-gen-key", uid, algo, usage, expire])?;
+        Ok(fingerprints(&home, uid)?.remove(0))
+    };
+    // New shapes: ECDSA P-256, RSA-4096, a signing subkey under a certify-only
+    // primary, an encryption-capable-only subkey, and a key expired then extended.
+    let erin = gen("Erin <erin@example.com>", "nistp256", "sign", "never", None)?;
+    let frank = gen("Frank <frank@example.com>", "rsa4096", "sign", "never", None)?;
+    let grace = gen("Grace <grace@example.com>", "ed25519", "cert", "never", None)?;
+    gpg_in(&home, None, &["--quick-add-key", &grace, "ed25519", "sign", "never"])?;
+    let grace_sub = fingerprints(&home, "grace@example.com")?.pop().unwrap_or_default();
+    let heidi = gen("Heidi <heidi@example.com>", "ed25519", "sign", "1d", Some("20200101T000000!"))?;
+    gpg_in(&home, None, &["--quick-set-expire", &heidi, "never"])?;
+    let mut pinned: Vec<KeyFile> = Vec::new();
+    for (i, fpr) in [&erin, &frank, &grace, &heidi].into_iter().enumerate() {
+        let armored = gpg_in(&home, None, &["--armor", "--export", fpr])?;
+        pinned.push(KeyFile { path: tmp.path().join(format!("k{i}.asc")), armored, origin: format!("test:{i}") });
+    }
+    for p in [&k.alice, &k.bob, &k.carol, &k.dave] {
+        pinned.push(KeyFile { path: p.asc.clone(), armored: std::fs::read(&p.asc)?, origin: p.email.clone() });
+    }
+
+    let payload = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@example.com> 1767225600 +0000\ncommitter A <a@example.com> 1767225600 +0000\n\nfeat: x\n";
+    let sign_in = |h: &std::path::Path, key: &str, faked: Option<&str>| -> Result<Vec<u8>> {
+        let file = tmp.path().join("payload");
+        std::fs::write(&file, payload)?;
+        gpg_in(h, faked, &["--armor", "--detach-sign", "-u", &format!("{key}!"), "-o", "-", file.to_str().unwrap_or_default()])
+    };
+    let past = Some("20200101T120000!");
+    let mut cases: Vec<(&str, Vec<u8>, &[u8])> = vec![
+        ("ed25519", sign_in(&k.dev_home, &k.alice.fpr, None)?, payload),
+        ("rsa3072", sign_in(&k.dev_home, &k.bob.fpr, None)?, payload),
+        ("expired since", sign_in(&k.dev_home, &k.carol.fpr, past)?, payload),
+        ("revoked after signing", sign_in(&k.dev_home, &k.dave.fpr, None)?, payload),
+        ("unpinned", sign_in(&k.dev_home, &k.mallory.fpr, None)?, payload),
+        ("altered", sign_in(&k.dev_home, &k.alice.fpr, None)?, b"tree 0\n\nsomething else\n"),
+        ("ecdsa nistp256", sign_in(&home, &erin, None)?, payload),
+        ("rsa4096", sign_in(&home, &frank, None)?, payload),
+        ("signing subkey", sign_in(&home, &grace_sub, None)?, payload),
+        ("expired then extended, signed while first valid", sign_in(&home, &heidi, past)?, payload),
+        ("expired then extended, signed now", sign_in(&home, &heidi, None)?, payload),
+    ];
+    // A signature by grace's certify-only primary: gpg refuses to make one, so
+    // it is made with Sequoia from the exported secret key.
+    {
+        use sequoia_openpgp::parse::Parse;
+        use sequoia_openpgp::serialize::stream::{Armorer, Message, Signer};
+        let tsk = sequoia_openpgp::Cert::from_bytes(&gpg_in(&home, None, &["--export-secret-keys", &grace])?)?;
+        let primary = tsk.primary_key().key().clone().parts_into_secret()?.into_keypair()?;
+        let mut sig = Vec::new();
+        let message = Armorer::new(Message::new(&mut sig)).kind(sequoia_openpgp::armor::Kind::Signature).build()?;
+        let mut signer = Signer::new(message, primary)?.detached().build()?;
+        std::io::Write::write_all(&mut signer, payload)?;
+        signer.finalize()?;
+        cases.push(("primary without the signing flag", sig, payload));
+    }
+    cases.push(("garbage", b"-----BEGIN PGP SIGNATURE-----\n\nAAAA\n-----END PGP SIGNATURE-----\n".to_vec(), payload));
+
+    let mut native = NativeVerifier::pinned(&pinned)?;
+    let mut gpgme = GpgmeVerifier::pinned(&pinned)?;
+    let mut disagreements = Vec::new();
+    let mut seen = Vec::new();
+    for (name, sig, data) in &cases {
+        let object = SignedObject { signature: sig, payload: data, signed_at: 0 };
+        let (n, g) = (native.verify(&object), gpgme.verify(&object));
+        let same = n.status == g.status
+            && (n.status == git_audit::signature::SignatureStatus::Error
+                || (n.key == g.key && n.identities == g.identities && n.signer == g.signer));
+        seen.push((*name, n.status.as_str()));
+        if !same {
+            disagreements.push(format!(
+                "{name}: native {:?} {:?} {:?} {:?} {:?} / gpgme {:?} {:?} {:?} {:?} {:?}",
+                n.status, n.key, n.identities, n.signer, n.detail, g.status, g.key, g.identities, g.signer, g.detail
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+    // And what they agree on is what each scenario means.
+    let want = [
+        ("ed25519", "good"),
+        ("rsa3072", "good"),
+        ("expired since", "expired-key"),
+        ("revoked after signing", "revoked-key"),
+        ("unpinned", "unknown-key"),
+        ("altered", "bad"),
+        ("ecdsa nistp256", "good"),
+        ("rsa4096", "good"),
+        ("signing subkey", "good"),
+        ("expired then extended, signed while first valid", "good"),
+        ("expired then extended, signed now", "good"),
+        ("primary without the signing flag", "error"),
+        ("garbage", "error"),
+    ];
+    assert_eq!(seen, want);
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! another OpenPGP backend can slot in without touching the checks.
 
 pub mod allowed_signers;
+pub mod native;
 pub mod openpgp;
 pub mod ssh;
 
@@ -163,7 +164,7 @@ impl SignatureChecker {
     pub fn new(trust: Trust, openpgp_keys: Vec<KeyFile>, ssh_allowed_signers: Option<allowed_signers::AllowedSigners>) -> SignatureChecker {
         let setup: VerifierSetup = Box::new(move || {
             let v: Box<dyn Verifier> = match trust {
-                Trust::Policy => Box::new(openpgp::GpgmeVerifier::pinned(&openpgp_keys)?),
+                Trust::Policy => Box::new(native::NativeVerifier::pinned(&openpgp_keys)?),
                 Trust::Gnupg => Box::new(openpgp::GpgmeVerifier::user_keyring()?),
             };
             Ok(v)
