@@ -385,3 +385,47 @@ fn the_native_verifier_agrees_with_gpgme_on_every_scenario() -> Result<()> {
     assert_eq!(seen, want);
     Ok(())
 }
+
+#[test]
+fn verdicts_are_cached_per_policy_and_key_set_and_the_cache_can_be_bypassed() -> Result<()> {
+    let k = keys();
+    let repo = Repo::new()?;
+    let id = repo.commit("feat: by alice", Sign::Pgp(&k.alice))?;
+    let key_copy = repo.tmp.path().join("alice-pinned.asc");
+    std::fs::copy(&k.alice.asc, &key_copy)?;
+    let policy = repo.policy(&format!("version = 1\n[signing]\nrequired = true\nopenpgp_keys = [\"{}\"]\n", key_copy.display()))?;
+    let (_, v) = repo.verify_json(&policy, &["HEAD"])?;
+    assert_eq!(status(&v, &id), "good");
+    let db = repo.home.join(".cache/git-audit/verdicts.db");
+    let c = rusqlite::Connection::open(&db)?;
+    let n: i64 = c.query_row("SELECT count(*) FROM verdicts", [], |r| r.get(0))?;
+    assert_eq!(n, 1, "one verdict kept");
+
+    // Flip the stored verdict: the next run believes the cache (so it was consulted) …
+    c.execute("UPDATE verdicts SET verdict = replace(verdict, '\"status\":\"good\"', '\"status\":\"bad\"')", [])?;
+    let (_, v) = repo.verify_json(&policy, &["HEAD"])?;
+    assert_eq!(status(&v, &id), "bad", "served from the cache");
+    // … `--no-cache` judges afresh …
+    let (code, out, err) =
+        repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "--no-cache", "--format", "json", "HEAD"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let fresh: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(status(&fresh, &id), "good");
+    // … a verdict past its time is not used …
+    c.execute("UPDATE verdicts SET valid_until = 1", [])?;
+    let (_, v) = repo.verify_json(&policy, &["HEAD"])?;
+    assert_eq!(status(&v, &id), "good", "an expired cache entry was used");
+    c.execute("UPDATE verdicts SET verdict = replace(verdict, '\"status\":\"good\"', '\"status\":\"bad\"'), valid_until = NULL", [])?;
+    assert_eq!(status(&repo.verify_json(&policy, &["HEAD"])?.1, &id), "bad");
+    // … a changed key file is another key set: a miss …
+    let mut bytes = std::fs::read(&key_copy)?;
+    bytes.extend_from_slice(b"\n");
+    std::fs::write(&key_copy, bytes)?;
+    assert_eq!(status(&repo.verify_json(&policy, &["HEAD"])?.1, &id), "good", "a key change must invalidate");
+    // … and a cache folder others can write is not trusted.
+    c.execute("UPDATE verdicts SET verdict = replace(verdict, '\"status\":\"good\"', '\"status\":\"bad\"')", [])?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(repo.home.join(".cache/git-audit"), std::fs::Permissions::from_mode(0o777))?;
+    assert_eq!(status(&repo.verify_json(&policy, &["HEAD"])?.1, &id), "good", "a non-private cache was used");
+    Ok(())
+}

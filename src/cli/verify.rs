@@ -25,9 +25,15 @@ pub struct VerifyArgs {
     /// Record the results in the ledger (`policy.loaded`, then one `commit.verified` per commit).
     #[arg(long)]
     pub record: bool,
+    /// Judge every signature afresh, without the verdict cache (see README).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
+    if args.no_cache {
+        crate::signature::cache::disable();
+    }
     let repo = crate::git::Repo::open_from_env()?;
     let policy = super::policy::load(global, Some(&repo))?;
     let mut specs = args.range.clone();

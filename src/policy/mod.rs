@@ -305,7 +305,12 @@ impl Policy {
             let path = repo?.config_path("gpg.ssh.allowedSignersFile")?;
             AllowedSigners::load(&path).ok()
         });
-        SignatureChecker::new(self.signing.trust, self.signing.openpgp_keys.clone(), allowed)
+        let checker = SignatureChecker::new(self.signing.trust, self.signing.openpgp_keys.clone(), allowed);
+        // With the user's keyring deciding, a verdict can change with no policy change: no cache.
+        match self.signing.trust {
+            Trust::Policy => checker.with_cache(&self.digest),
+            Trust::Gnupg => checker,
+        }
     }
 
     /// Where the policy lives relative to which key paths resolve.

@@ -3,6 +3,7 @@
 //! another OpenPGP backend can slot in without touching the checks.
 
 pub mod allowed_signers;
+pub mod cache;
 pub mod native;
 pub mod openpgp;
 pub mod ssh;
@@ -134,6 +135,11 @@ pub struct SignedObject<'a> {
 /// A backend that verifies one kind of signature.
 pub trait Verifier {
     fn verify(&mut self, object: &SignedObject<'_>) -> Verdict;
+    /// Until when (Unix seconds) the last verdict stays true as time passes
+    /// (a pinned key that expires later turns `good` into `expired-key`).
+    fn valid_until(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// Errors that stop verification from running at all.
@@ -156,6 +162,7 @@ pub struct SignatureChecker {
     openpgp_setup: Option<VerifierSetup>,
     openpgp_failure: Option<String>,
     ssh: ssh::SshVerifier,
+    cache: Option<cache::VerdictCache>,
 }
 
 impl SignatureChecker {
@@ -174,7 +181,14 @@ impl SignatureChecker {
             openpgp_setup: Some(setup),
             openpgp_failure: None,
             ssh: ssh::SshVerifier::new(ssh_allowed_signers),
+            cache: None,
         }
+    }
+
+    /// Remembers verdicts across runs under the policy with `digest` (see [`cache`]).
+    pub fn with_cache(mut self, digest: &str) -> SignatureChecker {
+        self.cache = cache::VerdictCache::open(digest);
+        self
     }
 
     /// Builds the OpenPGP keyring now, reporting unreadable keys.
@@ -211,14 +225,36 @@ impl SignatureChecker {
         let Some(signature) = signature else {
             return Verdict::new(SignatureStatus::Missing, None).with_detail("the commit is not signed");
         };
+        let key = self.cache.as_ref().map(|c| c.key(signature, payload, signed_at));
+        if let (Some(c), Some(k)) = (&self.cache, &key) {
+            if let Some(v) = c.get(k) {
+                return v;
+            }
+        }
         let object = SignedObject { signature, payload, signed_at };
-        match SignatureFormat::detect(signature) {
+        let (verdict, until) = self.verify_uncached(&object);
+        // Errors may be passing (an engine that could not start): judge those again next time.
+        if let (Some(c), Some(k)) = (self.cache.as_mut(), key) {
+            if verdict.status != SignatureStatus::Error {
+                c.put(k, &verdict, until);
+            }
+        }
+        verdict
+    }
+
+    fn verify_uncached(&mut self, object: &SignedObject<'_>) -> (Verdict, Option<i64>) {
+        let signature = object.signature;
+        let object = *object;
+        let verdict = match SignatureFormat::detect(signature) {
             Some(SignatureFormat::Openpgp) => {
                 if self.openpgp.is_none() && self.openpgp_failure.is_none() {
                     let _ = self.prepare();
                 }
                 match self.openpgp.as_mut() {
-                    Some(v) => v.verify(&object),
+                    Some(v) => {
+                        let verdict = v.verify(&object);
+                        return (verdict, v.valid_until());
+                    }
                     None => Verdict::new(SignatureStatus::Error, Some(SignatureFormat::Openpgp)).with_detail(format!(
                         "OpenPGP verification is unavailable: {}",
                         self.openpgp_failure.as_deref().unwrap_or("unknown reason")
@@ -229,7 +265,8 @@ impl SignatureChecker {
             Some(SignatureFormat::X509) => Verdict::new(SignatureStatus::Error, Some(SignatureFormat::X509))
                 .with_detail("x509 verification not supported yet (gitsign/smimesign signature)"),
             None => Verdict::new(SignatureStatus::Error, None).with_detail("unrecognised signature format"),
-        }
+        };
+        (verdict, None)
     }
 }
 
