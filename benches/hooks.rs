@@ -52,7 +52,9 @@ fn build(path: &Path, n: usize, home: &Path, fpr: &str) -> Result<String> {
 
 /// Runs the pre-receive hook as git would, with `input` on its stdin.
 fn pre_receive(repo: &Path, home: &Path, policy: &Path, ledger: &Path, input: &str) -> Result<std::process::Output> {
+    // Without the verdict cache: every run judges the signatures afresh (cold).
     let mut child = Command::new(env!("CARGO_BIN_EXE_git-audit"))
+        .env("GIT_AUDIT_NO_CACHE", "1")
         .env("GIT_DIR", repo)
         .env("GNUPGHOME", home)
         .args(["--policy", policy.to_str().unwrap_or_default(), "--ledger", ledger.to_str().unwrap_or_default(), "hook", "pre-receive"])

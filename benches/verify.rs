@@ -55,8 +55,9 @@ fn main() -> Result<()> {
                 .current_dir(repo)
                 .env("GNUPGHOME", &gnupg)
                 .env("XDG_CACHE_HOME", &cache)
-                .args(["--policy", policy.to_str().unwrap_or_default(), "verify", "--format", "json", "HEAD"])
+                .args(["--policy", policy.to_str().unwrap_or_default(), "verify", "--format", "json"])
                 .args(extra)
+                .arg("HEAD")
                 .output()?;
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("verify output")?;
             if v["summary"]["checked"] != n || v["summary"]["failed"] != 0 {
