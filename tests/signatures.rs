@@ -429,3 +429,68 @@ fn verdicts_are_cached_per_policy_and_key_set_and_the_cache_can_be_bypassed() ->
     assert_eq!(status(&repo.verify_json(&policy, &["HEAD"])?.1, &id), "good", "a non-private cache was used");
     Ok(())
 }
+
+#[test]
+fn a_history_signed_by_web_flow_style_keys_agrees_with_git() -> Result<()> {
+    // GitHub signs web commits with "GitHub (web-flow commit signing)" keys:
+    // an RSA-2048 key that has since expired, then a newer RSA-4096 one, both
+    // published in one key file. The same shapes, made here.
+    let tmp = tempfile::tempdir()?;
+    let home = tmp.path().join("gnupg");
+    std::fs::create_dir_all(&home)?;
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    let uid = "GitHub (web-flow commit signing) <noreply@github.com>";
+    gpg_in(&home, Some("20170816T000000!"), &["--quick-gen-key", uid, "rsa2048", "sign", "2024-01-16"])?;
+    let old = fingerprints(&home, uid)?.remove(0);
+    gpg_in(&home, None, &["--quick-gen-key", uid, "rsa4096", "sign", "never"])?;
+    let new = fingerprints(&home, uid)?.into_iter().find(|f| *f != old).unwrap_or_default();
+    let web_flow = tmp.path().join("web-flow.gpg");
+    std::fs::write(&web_flow, gpg_in(&home, None, &["--armor", "--export", &old, &new])?)?;
+    // git's oracle: both keys at ultimate trust.
+    let oracle = tmp.path().join("oracle");
+    std::fs::create_dir_all(&oracle)?;
+    std::fs::set_permissions(&oracle, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    gpg_in(&oracle, None, &["--import", web_flow.to_str().unwrap_or_default()])?;
+    std::fs::write(tmp.path().join("trust"), format!("{old}:6:\n{new}:6:\n"))?;
+    gpg_in(&oracle, None, &["--import-ownertrust", tmp.path().join("trust").to_str().unwrap_or_default()])?;
+    let past = tmp.path().join("gpg-2020");
+    std::fs::write(&past, "#!/bin/sh\nexec gpg --faked-system-time '20200601T120000!' \"$@\"\n")?;
+    std::fs::set_permissions(&past, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+
+    let repo = Repo::new()?;
+    let commit = |n: usize, key: &str, program: &str, date: &str| -> Result<()> {
+        std::fs::write(repo.path.join(format!("web{n}.txt")), format!("{n}\n"))?;
+        repo.git(&["add", "."])?;
+        let out = repo
+            .cmd("git")
+            .env("GNUPGHOME", &home)
+            .env("GIT_COMMITTER_NAME", "GitHub")
+            .env("GIT_COMMITTER_EMAIL", "noreply@github.com")
+            .env("GIT_COMMITTER_DATE", date)
+            .env("GIT_AUTHOR_DATE", date)
+            .args(["-c", "gpg.format=openpgp", "-c", &format!("gpg.program={program}"), "-c", &format!("user.signingkey={key}!")])
+            .args(["commit", "-q", "-S", "-m", &format!("Merge pull request #{n} from acme/topic")])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    };
+    for n in 0..6 {
+        commit(n, &old, past.to_str().unwrap_or_default(), "2020-06-01T12:00:00Z")?;
+    }
+    for n in 6..12 {
+        commit(n, &new, "gpg", "2026-11-01T12:00:00Z")?;
+    }
+    let policy = repo.policy(&format!("version = 1\n[signing]\nrequired = true\nopenpgp_keys = [\"{}\"]\n", web_flow.display()))?;
+    let (_, v) = repo.verify_json(&policy, &["HEAD"])?;
+    let oracle_out = repo.cmd("git").env("GNUPGHOME", &oracle).args(["log", "--format=%H %G?", "HEAD"]).output()?;
+    let mut counts = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&oracle_out.stdout).lines() {
+        let (id, code) = line.split_once(' ').unwrap_or_default();
+        let ours = status(&v, id);
+        assert_eq!(ours, from_git(code), "commit {id}: git says {code}");
+        *counts.entry(ours).or_insert(0) += 1;
+    }
+    assert_eq!(counts.get("good"), Some(&6), "{counts:?}");
+    assert_eq!(counts.get("expired-key"), Some(&6), "{counts:?}");
+    Ok(())
+}
