@@ -366,6 +366,33 @@ fn the_native_verifier_agrees_with_gpgme_on_every_scenario() -> Result<()> {
         }
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+
+    // The one deliberate difference: a signature over a SHA-1 digest. gpg still
+    // accepts it; the in-process verifier follows the standard OpenPGP policy,
+    // which has not trusted SHA-1 for signatures since 2013 (chosen-prefix
+    // collisions are practical), and says why.
+    let file = tmp.path().join("payload");
+    let sha1 = gpg_in(
+        &k.dev_home,
+        None,
+        &[
+            "--armor",
+            "--detach-sign",
+            "--digest-algo",
+            "SHA1",
+            "-u",
+            &format!("{}!", k.alice.fpr),
+            "-o",
+            "-",
+            file.to_str().unwrap_or_default(),
+        ],
+    )?;
+    let object = SignedObject { signature: &sha1, payload, signed_at: 0 };
+    let (n, g) = (native.verify(&object), gpgme.verify(&object));
+    assert_eq!(g.status, git_audit::signature::SignatureStatus::Good, "{g:?}");
+    assert_eq!(n.status, git_audit::signature::SignatureStatus::Error, "{n:?}");
+    assert!(n.detail.as_deref().is_some_and(|d| d.contains("not acceptable") && d.contains("SHA1")), "{n:?}");
+
     // And what they agree on is what each scenario means.
     let want = [
         ("ed25519", "good"),

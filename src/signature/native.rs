@@ -237,6 +237,6 @@ impl NativeVerifier {
         use openpgp::policy::Policy;
         self.policy
             .signature(sig, openpgp::policy::HashAlgoSecurity::CollisionResistance)
-            .map_err(|e| format!("the signature is not acceptable: {e}"))
+            .map_err(|e| format!("the signature is not acceptable: it uses {} ({e}); re-sign with SHA-256 or better", sig.hash_algo()))
     }
 }
