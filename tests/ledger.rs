@@ -372,3 +372,41 @@ fn kill_dash_nine_mid_append_leaves_a_valid_ledger() -> Result<()> {
     assert!(last > 0, "no append ever landed before the kill");
     Ok(())
 }
+
+#[test]
+fn the_ledger_and_its_key_can_live_apart_named_by_flags_or_environment() -> Result<()> {
+    let repo = crate::support::Repo::new()?;
+    let db = repo.tmp.path().join("org/ledger.db");
+    let key = repo.tmp.path().join("keys/ledger.key");
+    std::fs::create_dir_all(key.parent().unwrap_or(repo.tmp.path()))?;
+    let db_s = db.to_str().unwrap_or_default();
+    let key_s = key.to_str().unwrap_or_default();
+    // GIT_AUDIT_LEDGER names the ledger; `init --key-file` puts the key elsewhere.
+    let (code, out, err) = repo.audit_env(&["ledger", "init", "--key-file", key_s], &[("GIT_AUDIT_LEDGER", db_s)])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(db.exists() && key.exists(), "{out}");
+    assert!(!db.with_extension("key").exists(), "no key beside the ledger");
+    assert!(out.contains(&format!("signing key {key_s}")), "{out}");
+    let append = ["ledger", "append", "--kind", "test.event", "--subject", "s"];
+    // Writers without the key are told where it was looked for …
+    let (code, _, err) = repo.audit_env(&append, &[("GIT_AUDIT_LEDGER", db_s)])?;
+    assert_ne!(code, 0);
+    assert!(err.contains("signing key") && err.contains("ledger.key") && err.contains("is missing"), "{err}");
+    // … and find it through --ledger-key or GIT_AUDIT_LEDGER_KEY.
+    let mut with_flag = vec!["--ledger-key", key_s];
+    with_flag.extend_from_slice(&append);
+    let (code, out, err) = repo.audit_env(&with_flag, &[("GIT_AUDIT_LEDGER", db_s)])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = repo.audit_env(&append, &[("GIT_AUDIT_LEDGER", db_s), ("GIT_AUDIT_LEDGER_KEY", key_s)])?;
+    assert_eq!(code, 0, "{out}{err}");
+    // Reading and verifying need no private key.
+    let (code, out, err) = repo.audit_env(&["ledger", "verify"], &[("GIT_AUDIT_LEDGER", db_s)])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 entries"), "{out}");
+    // --ledger still wins over the environment.
+    let other = repo.tmp.path().join("other.db");
+    let (code, _, _) =
+        repo.audit_env(&["--ledger", other.to_str().unwrap_or_default(), "ledger", "status"], &[("GIT_AUDIT_LEDGER", db_s)])?;
+    assert_ne!(code, 0, "--ledger named a ledger that does not exist");
+    Ok(())
+}

@@ -29,6 +29,9 @@ pub enum LedgerCommand {
         /// The log's origin line (a schema-less URL naming it); random by default.
         #[arg(long)]
         origin: Option<String>,
+        /// Where to write the new signing key (default: --ledger-key, else beside the ledger).
+        #[arg(long, value_name = "PATH")]
+        key_file: Option<PathBuf>,
     },
     /// Size, head, latest checkpoint, key.
     Status {
@@ -146,12 +149,16 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
     let repo = crate::git::Repo::open_from_env().ok();
     let loc = || location(global, repo.as_ref());
     match args.command {
-        LedgerCommand::Init { origin } => {
-            let l = Ledger::init(&loc()?, origin.as_deref())?;
+        LedgerCommand::Init { origin, key_file } => {
+            let mut files = loc()?;
+            if let Some(k) = key_file {
+                files.key = k;
+            }
+            let l = Ledger::init(&files, origin.as_deref())?;
             emit(&format!(
                 "created ledger {}\nsigning key {} (mode 0600; keep it secret)\npublic key {}\n",
                 l.path.display(),
-                loc()?.key.display(),
+                files.key.display(),
                 l.verifier
             ))?;
         }

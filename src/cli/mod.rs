@@ -43,6 +43,10 @@ pub struct Cli {
     /// The ledger (default: `git config audit.ledger`, else <git-dir>/audit/ledger.db).
     #[arg(long, global = true, value_name = "PATH")]
     pub ledger: Option<PathBuf>,
+    /// The ledger's checkpoint-signing key, for commands that append (default:
+    /// `GIT_AUDIT_LEDGER_KEY`, `git config audit.ledgerKey`, else beside the ledger).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ledger_key: Option<PathBuf>,
     /// Run as if started in PATH.
     #[arg(short = 'C', global = true, value_name = "PATH")]
     pub directory: Option<PathBuf>,
@@ -97,6 +101,10 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     if let Some(dir) = &cli.directory {
         std::env::set_current_dir(dir).map_err(|e| anyhow::anyhow!("cannot change to {}: {e}", dir.display()))?;
+    }
+    if let Some(key) = &cli.ledger_key {
+        // Through the environment, so hooks' background work and every locate() see it.
+        std::env::set_var("GIT_AUDIT_LEDGER_KEY", key);
     }
     let color = style::enabled(cli.color);
     let global = Global { policy: cli.policy.clone(), ledger: cli.ledger.clone(), color };

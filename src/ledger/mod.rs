@@ -71,17 +71,22 @@ pub struct LedgerFiles {
     pub key: PathBuf,
 }
 
-/// `--ledger PATH`, else `git config audit.ledger`, else `<git-dir>/audit/ledger.db`;
-/// the key: `git config audit.ledgerKey`, else next to the ledger with extension `.key`.
+/// `--ledger PATH`, else `GIT_AUDIT_LEDGER`, else `git config audit.ledger`, else
+/// `<git-dir>/audit/ledger.db`; the key: `GIT_AUDIT_LEDGER_KEY` (which
+/// `--ledger-key` sets), else `git config audit.ledgerKey`, else next to the
+/// ledger with extension `.key`.
 pub fn locate(explicit: Option<&Path>, repo: Option<&crate::git::Repo>) -> Option<LedgerFiles> {
-    let db = match explicit {
-        Some(p) => p.to_path_buf(),
+    let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let db = match explicit.map(Path::to_path_buf).or_else(|| from_env("GIT_AUDIT_LEDGER")) {
+        Some(p) => p,
         None => {
             let repo = repo?;
             repo.config_path("audit.ledger").unwrap_or_else(|| repo.git_dir().join("audit").join("ledger.db"))
         }
     };
-    let key = repo.and_then(|r| r.config_path("audit.ledgerKey")).unwrap_or_else(|| db.with_extension("key"));
+    let key = from_env("GIT_AUDIT_LEDGER_KEY")
+        .or_else(|| repo.and_then(|r| r.config_path("audit.ledgerKey")))
+        .unwrap_or_else(|| db.with_extension("key"));
     Some(LedgerFiles { db, key })
 }
 
