@@ -15,13 +15,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.log_format);
+    init_logging(cli.log_format, cli.color);
     match cli::run(cli) {
         Ok(Outcome::Pass) => ExitCode::SUCCESS,
         Ok(Outcome::Violations) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
+            // libgit2's own errors are already in the message above, in words
+            // (without their `class=… code=…` internals).
+            for cause in e.chain().skip(1).filter(|c| c.downcast_ref::<git2::Error>().is_none()) {
                 eprintln!("  caused by: {cause}");
             }
             ExitCode::from(2)
@@ -29,10 +31,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, color: cli::ColorChoice) {
+    use std::io::IsTerminal;
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("GIT_AUDIT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour in log lines only where a person reads them: stderr is a terminal
+    // (or --color always), never with --color never or NO_COLOR, never in files and pipes.
+    let ansi = match color {
+        cli::ColorChoice::Always => true,
+        cli::ColorChoice::Never => false,
+        cli::ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.without_time().init(),

@@ -93,9 +93,10 @@ fn server_refuses_unsigned_work_with_a_readable_message_and_records_everything()
     assert_eq!(code, 1);
     assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(good.as_str()), "nothing was updated");
     let expected = format!(
-        "git-audit: push refused (policy {})\n\n  refs/heads/main:\n    {} feat: unsigned work — signing.required (signature missing: the commit is not signed)\n\nHow to fix:\n  signing.required: sign your commits: `git config commit.gpgsign true`, then re-sign: `git commit --amend -S --no-edit` (older commits: `git rebase --exec 'git commit --amend -S --no-edit' <base>`)\n\n1 violation(s) in 1 ref(s); nothing was updated.",
+        "git-audit: push refused (policy {})\n\n  refs/heads/main:\n    {} feat: unsigned work — signing.required (signature missing: the commit is not signed)\n\nHow to fix:\n  signing.required: sign your commits: `git config commit.gpgsign true`, then re-sign: `git commit --amend -S --no-edit` (older commits: `git rebase --exec 'git commit --amend -S --no-edit' {}`)\n\n1 violation(s) in 1 ref(s); nothing was updated.",
         server.policy.display(),
-        &bad[..10]
+        &bad[..10],
+        &good[..10]
     );
     assert!(err.contains(&expected), "pusher saw:\n{err}\n\nexpected:\n{expected}");
 
@@ -426,12 +427,16 @@ fn client_hooks_stop_problems_before_they_leave() -> Result<()> {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("commits.subject") && err.contains("commit refused"), "{err}");
+    // No commit exists yet: no `--amend` advice; retry with the kept message.
+    assert!(!err.contains("--amend"), "{err}");
+    assert!(err.contains("Hint: edit it and try again with `git commit -e -F ") && err.contains("COMMIT_EDITMSG`"), "{err}");
     repo.git(&["commit", "-q", "-m", "feat: add policy"])?;
     // pre-push refuses the unsigned commit; nothing reaches the remote.
     let before = repo.git(&["--git-dir", server.to_str().unwrap_or_default(), "rev-parse", "main"])?;
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("git-audit: push refused") && err.contains("feat: add policy — signing.required"), "{err}");
+    assert!(err.contains("if the server runs git-audit, it checks again"), "{err}");
     assert!(!err.contains("first"), "commits already on the remote are not re-checked: {err}");
     assert_eq!(repo.git(&["--git-dir", server.to_str().unwrap_or_default(), "rev-parse", "main"])?, before);
     repo.git(&["-c", &format!("user.signingkey={}", k.alice.fpr), "commit", "-q", "--amend", "-S", "--no-edit"])?;

@@ -4,6 +4,7 @@ mod support;
 
 mod cli_policy;
 mod compat;
+mod everyday;
 mod fake_github;
 mod hook_integrity;
 mod hooks;

@@ -542,9 +542,11 @@ fn new_findings_and_failed_deployments_are_told_after_a_baseline() -> Result<()>
     )?;
     let p = policy.to_str().context("path")?;
     // The first sync takes what is already there as the baseline: nothing is sent.
-    let (code, _, err) = s.sync(&["--policy", p])?;
+    let (code, v, err) = s.sync(&["--policy", p])?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(rx.got("/f").len(), 0, "{err}");
+    // The summary counts what it fetched (it said 0 while recording them).
+    assert_eq!(v["repositories"][0]["fetched_pull_requests"], 131, "{v}");
 
     // Then a pull request is merged without approval, and a deployment fails.
     s.fake.with_world(|w| {

@@ -37,10 +37,10 @@ pub enum Outcome {
 #[derive(Debug, Parser)]
 #[command(name = "git-audit", version, about = "Makes every change to a codebase provable", propagate_version = true)]
 pub struct Cli {
-    /// The policy file (default: `git config audit.policy`, else .git-audit.toml at the repository root).
+    /// The policy file (default: `GIT_AUDIT_POLICY`, `git config audit.policy`, else .git-audit.toml at the repository root).
     #[arg(long, global = true, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// The ledger (default: `git config audit.ledger`, else <git-dir>/audit/ledger.db).
+    /// The ledger (default: `GIT_AUDIT_LEDGER`, `git config audit.ledger`, else <git-dir>/audit/ledger.db).
     #[arg(long, global = true, value_name = "PATH")]
     pub ledger: Option<PathBuf>,
     /// The ledger's checkpoint-signing key, for commands that append (default:
@@ -107,7 +107,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         std::env::set_var("GIT_AUDIT_LEDGER_KEY", key);
     }
     let color = style::enabled(cli.color);
-    let global = Global { policy: cli.policy.clone(), ledger: cli.ledger.clone(), color };
+    // Flags > environment (for containers) > git config > defaults.
+    let policy = cli.policy.clone().or_else(|| std::env::var_os("GIT_AUDIT_POLICY").filter(|v| !v.is_empty()).map(PathBuf::from));
+    let global = Global { policy, ledger: cli.ledger.clone(), color };
     match cli.command {
         Command::Init(args) => init::run(&global, args),
         Command::Policy(args) => policy::run(&global, args),

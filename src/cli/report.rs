@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::bail;
 use clap::{Args, Subcommand};
 
 use super::{emit, Global, Outcome};
@@ -14,8 +15,10 @@ use crate::time::Timestamp;
 pub struct ReportArgs {
     #[command(subcommand)]
     pub report: ReportName,
-    #[arg(long, value_enum, default_value_t = ReportFormat::Table, global = true)]
-    pub format: ReportFormat,
+    /// Output format (default: from the --output file's extension — .html, .json,
+    /// .csv, .md — else a table).
+    #[arg(long, value_enum, global = true)]
+    pub format: Option<ReportFormat>,
     /// Write to FILE instead of standard output.
     #[arg(long, short, global = true)]
     pub output: Option<PathBuf>,
@@ -68,15 +71,32 @@ fn optional_policy(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::
     }
 }
 
+/// The format a file name asks for by its extension.
+fn format_for(path: &std::path::Path) -> ReportFormat {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("html" | "htm") => ReportFormat::Html,
+        Some("json") => ReportFormat::Json,
+        Some("csv") => ReportFormat::Csv,
+        Some("md" | "markdown") => ReportFormat::Markdown,
+        _ => ReportFormat::Table,
+    }
+}
+
 pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
     let repo = crate::git::Repo::open_from_env().ok();
     let loc = super::ledger::location(global, repo.as_ref())?;
     let ledger = Ledger::open(&loc)?;
     let (doc, outcome) = match &args.report {
         ReportName::Trace { commit } => {
-            let id = match &repo {
-                Some(r) => r.resolve_commit(commit).unwrap_or_else(|_| commit.clone()),
-                None => commit.clone(),
+            let full_id = (commit.len() == 40 || commit.len() == 64) && commit.bytes().all(|b| b.is_ascii_hexdigit());
+            let id = match repo.as_ref().map(|r| r.resolve_commit(commit)) {
+                Some(Ok(id)) => id,
+                // A full id may be known to the ledger alone (a commit of a synced repository).
+                _ if full_id => commit.to_ascii_lowercase(),
+                Some(Err(e)) => bail!("unknown commit `{commit}`: {e}"),
+                None => bail!(
+                    "unknown commit `{commit}`: not in a git repository, so only full commit ids can be traced\nHint: run it in the repository (-C PATH), or give the full 40-character id"
+                ),
             };
             (report::trace::trace(&ledger, repo.as_ref(), &id)?, Outcome::Pass)
         }
@@ -96,7 +116,8 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
             (doc, if findings.is_empty() { Outcome::Pass } else { Outcome::Violations })
         }
     };
-    let text = report::render::render(&doc, args.format, global.color && args.output.is_none());
+    let format = args.format.unwrap_or_else(|| args.output.as_deref().map_or(ReportFormat::Table, format_for));
+    let text = report::render::render(&doc, format, global.color && args.output.is_none());
     match &args.output {
         Some(p) => std::fs::write(p, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
         None => emit(&text)?,

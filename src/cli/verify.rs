@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use anyhow::bail;
 use clap::Args;
 use serde_json::json;
 
@@ -30,9 +31,23 @@ pub struct VerifyArgs {
     pub no_cache: bool,
 }
 
+/// The flags `verify` knows (for suggestions).
+const FLAGS: &[&str] =
+    &["--all", "--format", "--record", "--no-cache", "--policy", "--ledger", "--ledger-key", "--log-format", "--color", "--help"];
+
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
     if args.no_cache {
         crate::signature::cache::disable();
+    }
+    // RANGE takes git's `--all`-style words, so clap lets hyphens through: an
+    // unknown `--flag` is a usage error here, with the nearest known flag.
+    if let Some(r) = args.range.iter().find(|r| r.starts_with("--") && r.as_str() != "--all") {
+        let name = r.split('=').next().unwrap_or(r);
+        let nearest = FLAGS.iter().map(|f| (strsim::levenshtein(name, f), f)).min_by_key(|(d, _)| *d).filter(|(d, _)| *d <= 3);
+        bail!(
+            "unexpected argument `{r}`{}\nHint: see `git-audit verify --help`",
+            nearest.map(|(_, f)| format!(" (did you mean `{f}`?)")).unwrap_or_default()
+        );
     }
     let repo = crate::git::Repo::open_from_env()?;
     let policy = super::policy::load(global, Some(&repo))?;

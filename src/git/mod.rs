@@ -13,15 +13,15 @@ pub use commit::{Ident, ParsedCommit};
 /// Errors from git access; each names the spec, commit or path involved.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("not inside a git repository (searched from {path}): {source}")]
+    #[error("not inside a git repository (searched from {path}): {}", .source.message())]
     NoRepository { path: PathBuf, source: git2::Error },
-    #[error("cannot resolve `{spec}`: {source}\nHint: use a branch, tag, commit id or a range such as `origin/main..HEAD`")]
+    #[error("cannot resolve `{spec}`: {}\nHint: use a branch, tag, commit id or a range such as `origin/main..HEAD`", .source.message())]
     BadSpec { spec: String, source: git2::Error },
     #[error("`{spec}` names a {kind}, not a commit")]
     NotACommit { spec: String, kind: String },
-    #[error("cannot read commit {id}: {source}")]
+    #[error("cannot read commit {id}: {}", .source.message())]
     Read { id: String, source: git2::Error },
-    #[error("walking history failed: {0}")]
+    #[error("walking history failed: {}", .0.message())]
     Walk(git2::Error),
     #[error("{what} failed: {detail}")]
     Command { what: String, detail: String },

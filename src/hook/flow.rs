@@ -258,7 +258,7 @@ pub fn pre_push(s: &Setting<'_>, input: &str, remote: String) -> Result<Said, Ho
     let mut said = message::render(&decision, &policy.path.display().to_string());
     if !decision.accepted {
         said.push_str(
-            "Hint: fix the commits and push again (skip this local check with `git push --no-verify`; the server checks again).\n",
+            "Hint: fix the commits and push again (skip this local check with `git push --no-verify`; if the server runs git-audit, it checks again).\n",
         );
     }
     Ok(Said::new(decision.accepted, said))
@@ -292,13 +292,15 @@ pub fn commit_msg(s: &Setting<'_>, file: &Path) -> Result<Said, HookError> {
     let mut said = String::new();
     for f in &report.findings {
         let _ = writeln!(said, "git-audit: {}{}: {}", f.rule, if f.severity == Severity::Warning { " [warn]" } else { "" }, f.message);
-        if let Some(fix) = &f.fix {
+        // There is no commit yet to amend: those fixes are for commits already made.
+        if let Some(fix) = f.fix.as_ref().filter(|x| !x.contains("--amend")) {
             let _ = writeln!(said, "  Hint: {fix}");
         }
     }
     let fail = report.verdict == CommitVerdict::Fail;
     if fail {
         let _ = writeln!(said, "git-audit: commit refused by {}; your message is kept in {}", policy.path.display(), file.display());
+        let _ = writeln!(said, "  Hint: edit it and try again with `git commit -e -F {}`", file.display());
     }
     Ok(Said::new(!fail, said))
 }

@@ -48,15 +48,18 @@ pub fn render(d: &PushDecision, policy_source: &str) -> String {
             continue;
         }
         out.push_str(&format!("\n  {}:\n", r.update.refname));
+        // Fixes that rewrite history start from what the other side already has.
+        let base = (!super::is_zero(&r.update.old)).then(|| short_id(&r.update.old).to_string());
+        let with_base = |fix: &Option<String>| fix.as_ref().map(|f| base.as_ref().map_or_else(|| f.clone(), |b| f.replace("<base>", b)));
         for f in &r.findings {
             out.push_str(&format!("    {}{}: {}\n", f.rule, tag(f.severity), f.message));
-            note_fix(f.rule.id(), &f.fix);
+            note_fix(f.rule.id(), &with_base(&f.fix));
         }
         for c in bad.iter().take(LIST_LIMIT) {
             let rules: Vec<String> = c.findings.iter().map(|f| format!("{}{} ({})", f.rule, tag(f.severity), f.message)).collect();
             out.push_str(&format!("    {} {} — {}\n", short_id(&c.id), c.subject, rules.join("; ")));
             for f in &c.findings {
-                note_fix(f.rule.id(), &f.fix);
+                note_fix(f.rule.id(), &with_base(&f.fix));
             }
         }
         if bad.len() > LIST_LIMIT {
@@ -70,7 +73,8 @@ pub fn render(d: &PushDecision, policy_source: &str) -> String {
             ));
         }
     }
-    if !fixes.is_empty() {
+    let broke_glass = d.accepted && errors > 0;
+    if !fixes.is_empty() && !broke_glass {
         out.push_str("\nHow to fix:\n");
         for (rule, fix) in &fixes {
             out.push_str(&format!("  {rule}: {fix}\n"));
@@ -83,6 +87,7 @@ pub fn render(d: &PushDecision, policy_source: &str) -> String {
                 d.pusher.identity.as_deref().unwrap_or("?"),
                 b.reason
             ));
+            out.push_str(&format!("{errors} violation(s) let through; fix them in a follow-up push\n"));
         }
     }
     if !d.accepted {

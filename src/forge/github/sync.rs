@@ -222,6 +222,7 @@ fn record_pull(
     batch: &mut Batch,
     sum: &mut RepoSummary,
 ) -> Result<(), SyncError> {
+    sum.fetched_pull_requests += 1;
     let number = detail["number"].as_u64().unwrap_or(0);
     let merged = detail["merged"].as_bool().unwrap_or(false) || !detail["merged_at"].is_null();
     let payload = GithubPayload::pull_request(repo, detail, merged, commits, capped);

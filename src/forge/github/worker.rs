@@ -73,6 +73,10 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
     for r in &opts.repos {
         check_repository(r)?;
     }
+    // No ledger: say how to make one (not that a lock file beside it cannot be opened).
+    if !files.db.exists() {
+        return Err(LedgerError::Missing { path: files.db.clone() }.into());
+    }
     // One sync per ledger at a time.
     let lock_path = files.db.with_extension("sync.lock");
     let lock = std::fs::OpenOptions::new()

@@ -1,0 +1,113 @@
+//! Everyday use as a newcomer meets it: mistakes get clear errors, output
+//! fits where it goes, configuration comes from the environment too.
+
+use anyhow::Result;
+
+use crate::hooks::{push, signing_policy, Server, MAIN_RULES};
+use crate::support::{keys, pinned_policy, Repo, Sign};
+
+#[test]
+fn log_lines_carry_no_colour_codes_into_pipes() -> Result<()> {
+    let repo = Repo::new()?;
+    repo.commit("feat: one", Sign::None)?;
+    let policy = repo.policy(&pinned_policy(""))?;
+    for extra in [&[][..], &["--color", "never"][..], &["--color", "auto"][..]] {
+        let mut args = vec!["--policy", policy.to_str().unwrap_or_default()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["verify", "HEAD"]);
+        let (_, _, err) = repo.audit_env(&args, &[("GIT_AUDIT_LOG", "debug")])?;
+        assert!(err.contains("DEBUG"), "debug lines are there: {err}");
+        assert!(!err.contains('\x1b'), "escape codes in a pipe with {extra:?}: {err:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn the_policy_and_ledger_can_come_from_the_environment() -> Result<()> {
+    let repo = Repo::new()?;
+    let elsewhere = repo.tmp.path().join("conf/policy.toml");
+    std::fs::create_dir_all(elsewhere.parent().unwrap_or(repo.tmp.path()))?;
+    std::fs::write(&elsewhere, "version = 1\n[commits]\nmax_subject_length = 10\n")?;
+    repo.commit("feat: a subject longer than ten", Sign::None)?;
+    let (code, out, err) = repo.audit_env(&["verify", "HEAD"], &[("GIT_AUDIT_POLICY", elsewhere.to_str().unwrap_or_default())])?;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("commits.subject-length") && out.contains(&elsewhere.display().to_string()), "{out}");
+    // A flag beats the environment.
+    let other = repo.policy("version = 1\n")?;
+    let (code, out, err) = repo.audit_env(
+        &["--policy", other.to_str().unwrap_or_default(), "verify", "HEAD"],
+        &[("GIT_AUDIT_POLICY", elsewhere.to_str().unwrap_or_default())],
+    )?;
+    assert_eq!(code, 0, "{out}{err}");
+    Ok(())
+}
+
+#[test]
+fn mistyped_flags_and_unknown_commits_are_usage_errors_in_words() -> Result<()> {
+    let repo = Repo::new()?;
+    repo.commit("feat: one", Sign::None)?;
+    let policy = repo.policy("version = 1\n")?;
+    let p = policy.to_str().unwrap_or_default();
+    let (code, out, err) = repo.audit(&["--policy", p, "verify", "--formt", "json"])?;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("unexpected argument `--formt` (did you mean `--format`?)"), "{err}");
+    let (code, _, err) = repo.audit(&["--policy", p, "verify", "deadbeef"])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot resolve `deadbeef`"), "{err}");
+    assert!(!err.contains("class=") && !err.contains("code="), "libgit2 internals leaked: {err}");
+    assert!(!err.contains("caused by"), "said once, not again as a cause: {err}");
+
+    let (code, _, err) = repo.audit(&["ledger", "init"])?;
+    assert_eq!(code, 0, "{err}");
+    for unknown in ["deadbeef", "HEAD~100"] {
+        let (code, out, err) = repo.audit(&["report", "trace", unknown])?;
+        assert_eq!(code, 2, "{unknown}: {out}{err}");
+        assert!(err.contains(&format!("unknown commit `{unknown}`")), "{err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_report_written_to_a_file_takes_its_format_from_the_extension() -> Result<()> {
+    let repo = Repo::new()?;
+    repo.commit("feat: one", Sign::None)?;
+    let (code, _, err) = repo.audit(&["ledger", "init"])?;
+    assert_eq!(code, 0, "{err}");
+    for (file, starts) in [("r.html", "<!DOCTYPE html>"), ("r.json", "{"), ("r.md", "#")] {
+        let path = repo.tmp.path().join(file);
+        let (code, out, err) = repo.audit(&["report", "compliance", "--output", path.to_str().unwrap_or_default()])?;
+        assert!(code == 0 || code == 1, "{out}{err}");
+        let text = std::fs::read_to_string(&path)?;
+        assert!(text.trim_start().starts_with(starts), "{file}: {}", &text[..text.len().min(80)]);
+    }
+    // --format still wins.
+    let path = repo.tmp.path().join("r2.html");
+    repo.audit(&["report", "compliance", "--format", "json", "--output", path.to_str().unwrap_or_default()])?;
+    assert!(std::fs::read_to_string(&path)?.trim_start().starts_with('{'));
+    Ok(())
+}
+
+#[test]
+fn sync_without_a_ledger_says_how_to_make_one() -> Result<()> {
+    let repo = Repo::new()?;
+    let (code, _, err) = repo.audit_env(&["sync", "--github", "acme/api", "--api-url", "http://127.0.0.1:9"], &[("GITHUB_TOKEN", "t")])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("no ledger at") && err.contains("git-audit ledger init"), "{err}");
+    assert!(!err.contains("sync.lock"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn an_accepted_break_glass_push_does_not_read_like_a_refusal() -> Result<()> {
+    let repo = Repo::new()?;
+    let _server = Server::new(&repo, &signing_policy(&format!("{MAIN_RULES}[roles]\nbreakglass = [\"oncall@example.com\"]\n")), "sha1")?;
+    repo.commit("feat: first", Sign::Pgp(&keys().alice))?;
+    assert_eq!(push(&repo, &["-q", "origin", "main"], &[])?.0, 0);
+    repo.commit("feat: unsigned", Sign::None)?;
+    let (code, said) = push(&repo, &["-o", "audit.bypass=INC-9", "origin", "main"], &[("GIT_AUDIT_USER", "oncall@example.com")])?;
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("push accepted by break glass despite violations"), "{said}");
+    assert!(said.contains("1 violation(s) let through; fix them in a follow-up push"), "{said}");
+    assert!(!said.contains("How to fix") && !said.contains("nothing was updated"), "{said}");
+    Ok(())
+}
