@@ -111,3 +111,102 @@ fn an_accepted_break_glass_push_does_not_read_like_a_refusal() -> Result<()> {
     assert!(!said.contains("How to fix") && !said.contains("nothing was updated"), "{said}");
     Ok(())
 }
+
+#[test]
+fn completions_and_a_man_page() -> Result<()> {
+    let repo = Repo::new()?;
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef git-audit"),
+        ("fish", "complete -c git-audit"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let (code, out, err) = repo.audit(&["completions", shell])?;
+        assert_eq!(code, 0, "{shell}: {err}");
+        assert!(out.contains(marker), "{shell}: {}", &out[..out.len().min(200)]);
+        assert!(out.contains("verify") && out.contains("ledger"), "{shell} completes the subcommands");
+    }
+    // bash really loads it.
+    let script = repo.tmp.path().join("c.bash");
+    std::fs::write(&script, repo.audit(&["completions", "bash"])?.1)?;
+    let out = std::process::Command::new("bash").arg("-c").arg(format!("source {} && complete -p git-audit", script.display())).output()?;
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("git-audit"), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, man, _) = repo.audit(&["man"])?;
+    assert_eq!(code, 0);
+    assert!(man.contains(".TH git-audit 1") && man.contains("verify"), "{}", &man[..man.len().min(200)]);
+    Ok(())
+}
+
+#[test]
+fn verify_speaks_github_workflow_commands() -> Result<()> {
+    let repo = Repo::new()?;
+    let good = repo.commit("feat: fine", Sign::Pgp(&keys().alice))?;
+    let bad = repo.commit("wip: 50% done, really", Sign::None)?;
+    let policy = repo.policy(&pinned_policy("[commits]\nsubject_pattern = '^(feat|fix): '\n"))?;
+    let (code, out, err) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "--format", "github", "HEAD"])?;
+    assert_eq!(code, 1, "{out}{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "::error title=signing.required ({})::{} wip: 50%25 done, really: ",
+            &bad[..10],
+            &bad[..10]
+        ))),
+        "{out}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("::error title=commits.subject (")), "{out}");
+    assert!(lines.iter().all(|l| !l.contains(&good[..10])), "{out}");
+    assert!(out.contains("%0AHow to fix: "), "the fix rides along, newline-escaped: {out}");
+    assert!(out.lines().last().is_some_and(|l| l.contains("2 commit(s) checked") && l.contains("1 failed")), "{out}");
+    Ok(())
+}
+
+#[test]
+fn an_environment_nobody_deployed_to_is_a_warning_or_with_strict_an_error() -> Result<()> {
+    let repo = Repo::new()?;
+    repo.audit(&["ledger", "init"])?;
+    repo.audit(&["record", "deployment", "--environment", "production", "--sha", &"ab".repeat(20), "--repo", "acme/api"])?;
+    repo.audit(&["record", "deployment", "--environment", "staging", "--sha", &"ab".repeat(20), "--repo", "acme/api"])?;
+    let (code, _, err) = repo.audit(&["report", "dora", "--env", "nope"])?;
+    assert_eq!(code, 0);
+    assert!(
+        err.contains(
+            "warning: no deployment in the ledger went to an environment matching `nope`; known environments: production, staging"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = repo.audit(&["report", "dora", "--env", "nope", "--strict"])?;
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = repo.audit(&["report", "deployments", "--env", "prod*"])?;
+    assert_eq!(code, 0);
+    assert!(!err.contains("warning"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn a_shallow_clone_says_what_was_not_checked() -> Result<()> {
+    let origin = Repo::new()?;
+    for i in 0..3 {
+        origin.commit(&format!("feat: {i}"), Sign::None)?;
+    }
+    let repo = Repo::new()?;
+    let clone = repo.tmp.path().join("shallow");
+    repo.git(&["clone", "-q", "--depth", "1", &format!("file://{}", origin.path.display()), clone.to_str().unwrap_or_default()])?;
+    let policy = repo.policy("version = 1\n")?;
+    let run = |extra: &[&str], env: &[(&str, &str)]| -> Result<(i32, String, String)> {
+        let mut args = vec!["-C", clone.to_str().unwrap_or_default(), "--policy", policy.to_str().unwrap_or_default(), "verify"];
+        args.extend_from_slice(extra);
+        args.push("HEAD");
+        repo.audit_env(&args, env)
+    };
+    let (code, out, err) = run(&[], &[])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("warning: this is a shallow clone") && err.contains("git fetch --unshallow"), "{err}");
+    let (code, _, err) = run(&["--strict"], &[])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("error: this is a shallow clone"), "{err}");
+    let (code, _, _) = run(&[], &[("CI", "true")])?;
+    assert_eq!(code, 1, "enforce mode on CI fails on a shallow history");
+    Ok(())
+}

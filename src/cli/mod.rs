@@ -95,6 +95,13 @@ pub enum Command {
     Record(record::RecordArgs),
     /// Notifications: deliver the outbox, test the sinks, see their status.
     Notify(notify::NotifyArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `git-audit man > /usr/local/share/man/man1/git-audit.1`.
+    Man,
 }
 
 /// Runs the parsed command.
@@ -121,6 +128,18 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Report(args) => report::run(&global, args),
         Command::Record(args) => record::run(&global, args),
         Command::Notify(args) => notify::run(&global, args),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "git-audit", &mut out);
+            emit(&String::from_utf8_lossy(&out))?;
+            Ok(Outcome::Pass)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
+            emit(&String::from_utf8_lossy(&out))?;
+            Ok(Outcome::Pass)
+        }
     }
 }
 

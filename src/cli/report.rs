@@ -36,6 +36,28 @@ pub struct Window {
     /// End (a date includes that whole day); default: now.
     #[arg(long)]
     pub until: Option<String>,
+    /// An environment the ledger has never seen is an error (exit 2), not a warning.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+impl Window {
+    /// Warns (or, with --strict, fails) when no recorded deployment went to an
+    /// environment matching --env: a typo would otherwise report zeros.
+    fn check_env(&self, ledger: &Ledger) -> anyhow::Result<()> {
+        let deployments = ledger.deployments()?;
+        if deployments.iter().any(|d| crate::signature::allowed_signers::glob_match(&self.env, &d.environment)) {
+            return Ok(());
+        }
+        let known: std::collections::BTreeSet<&str> = deployments.iter().map(|d| d.environment.as_str()).collect();
+        let known = if known.is_empty() { "none yet".to_string() } else { known.into_iter().collect::<Vec<_>>().join(", ") };
+        let msg = format!("no deployment in the ledger went to an environment matching `{}`; known environments: {known}", self.env);
+        if self.strict {
+            bail!("{msg}");
+        }
+        eprintln!("warning: {msg}");
+        Ok(())
+    }
 }
 
 impl Window {
@@ -101,11 +123,13 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
             (report::trace::trace(&ledger, repo.as_ref(), &id)?, Outcome::Pass)
         }
         ReportName::Deployments(w) => {
+            w.check_env(&ledger)?;
             let (since, until) = w.bounds()?;
             let policy = optional_policy(global, repo.as_ref())?;
             (report::deployments::deployments(&ledger, repo.as_ref(), &w.env, &since, &until, policy.as_ref())?, Outcome::Pass)
         }
         ReportName::Dora(w) => {
+            w.check_env(&ledger)?;
             let (since, until) = w.bounds()?;
             (report::dora::dora(&ledger, repo.as_ref(), &w.env, &since, &until)?, Outcome::Pass)
         }

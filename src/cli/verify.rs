@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::style::{dim, green, red, yellow};
-use super::{emit, Global, Outcome, OutputFormat};
+use super::{emit, Global, Outcome};
 use crate::check::{self, CommitVerdict, RangeReport, Severity};
 use crate::policy::Policy;
 
@@ -20,15 +20,60 @@ pub struct VerifyArgs {
     /// Check every ref (same as the range `--all`).
     #[arg(long)]
     pub all: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    /// Output format: text, json, or github (workflow commands: each finding an annotation).
+    #[arg(long, value_enum, default_value_t = VerifyFormat::Text)]
+    pub format: VerifyFormat,
     /// Record the results in the ledger (`policy.loaded`, then one `commit.verified` per commit).
     #[arg(long)]
     pub record: bool,
     /// Judge every signature afresh, without the verdict cache (see README).
     #[arg(long)]
     pub no_cache: bool,
+    /// Fail (exit 1) when the history is incomplete (a shallow clone). In
+    /// `mode = "enforce"` this is the default on CI (`CI` set).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// How `verify` prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerifyFormat {
+    Text,
+    Json,
+    /// GitHub Actions workflow commands: `::error title=RULE::…` per finding.
+    Github,
+}
+
+/// GitHub Actions workflow commands: one `::error` (or `::warning`) per finding,
+/// titled with the rule id, so findings show as annotations on the run and
+/// the pull request; then a summary line.
+pub fn render_github(report: &RangeReport, policy: &Policy) -> String {
+    // Workflow command data escapes %, CR and LF; properties also `:` and `,`.
+    let data = |s: &str| s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+    let prop = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
+    let mut out = String::new();
+    for c in &report.commits {
+        for f in &c.findings {
+            let level = if f.severity == Severity::Error { "error" } else { "warning" };
+            let fix = f.fix.as_deref().map(|x| format!("\nHow to fix: {x}")).unwrap_or_default();
+            out.push_str(&format!(
+                "::{level} title={}::{} {}: {}{}\n",
+                prop(&format!("{} ({})", f.rule, crate::git::short_id(&c.id))),
+                data(crate::git::short_id(&c.id)),
+                data(&c.subject),
+                data(&f.message),
+                data(&fix)
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "git-audit: {} commit(s) checked against {}: {} failed, {} with warnings\n",
+        report.summary.checked,
+        policy.path.display(),
+        report.summary.failed,
+        report.summary.warned
+    ));
+    out
 }
 
 /// The flags `verify` knows (for suggestions).
@@ -74,10 +119,26 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
         );
     }
     match args.format {
-        OutputFormat::Json => emit(&(render_json(&report, &policy, &specs) + "\n"))?,
-        OutputFormat::Text => emit(&render_text(&report, &policy, global.color))?,
+        VerifyFormat::Json => emit(&(render_json(&report, &policy, &specs) + "\n"))?,
+        VerifyFormat::Text => emit(&render_text(&report, &policy, global.color))?,
+        VerifyFormat::Github => emit(&render_github(&report, &policy))?,
     }
-    Ok(if report.summary.failed > 0 { Outcome::Violations } else { Outcome::Pass })
+    // A shallow clone hides history: say what was not checked.
+    let boundary: Vec<String> = std::fs::read_to_string(repo.git_dir().join("shallow"))
+        .map(|t| t.lines().map(|l| crate::git::short_id(l.trim()).to_string()).filter(|l| !l.is_empty()).collect())
+        .unwrap_or_default();
+    let mut incomplete = false;
+    if !boundary.is_empty() {
+        let on_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
+        incomplete = args.strict || (on_ci && policy.mode == crate::policy::Mode::Enforce);
+        eprintln!(
+            "{}: this is a shallow clone: the history behind {} ({}) is missing and was not checked\nHint: fetch it with `git fetch --unshallow` (GitHub Actions: `fetch-depth: 0`; GitLab CI: `GIT_DEPTH: 0`)",
+            if incomplete { "error" } else { "warning" },
+            if boundary.len() == 1 { "commit" } else { "commits" },
+            boundary.join(", ")
+        );
+    }
+    Ok(if report.summary.failed > 0 || incomplete { Outcome::Violations } else { Outcome::Pass })
 }
 
 /// Who is running the check: git's user.email, else $USER.
