@@ -210,3 +210,28 @@ fn a_shallow_clone_says_what_was_not_checked() -> Result<()> {
     assert_eq!(code, 1, "enforce mode on CI fails on a shallow history");
     Ok(())
 }
+
+#[test]
+fn every_policy_problem_at_once_with_the_nearest_key() -> Result<()> {
+    let repo = Repo::new()?;
+    let p = repo.tmp.path().join("p.toml");
+    std::fs::write(
+        &p,
+        "version = 1\n[signing]\nrequird = true\ntrust = \"policy\"\n[commits]\nmax_subjct_length = 50\nsubject_pattern = \"(\"\n",
+    )?;
+    let (code, _, err) = repo.audit(&["--policy", p.to_str().unwrap_or_default(), "policy", "check"])?;
+    assert_eq!(code, 2, "{err}");
+    let file = p.display().to_string();
+    assert!(err.contains("invalid policy (3 problems)"), "{err}");
+    assert!(err.contains(&format!("{file}:3:1: unknown field `requird`")) && err.contains("Hint: did you mean `required`?"), "{err}");
+    assert!(
+        err.contains(&format!("{file}:6:1: unknown field `max_subjct_length`")) && err.contains("did you mean `max_subject_length`?"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{file}:7:19: subject_pattern is not a valid regular expression")), "{err}");
+    // Far from any key: no guess, the pointer to the reference instead.
+    std::fs::write(&p, "version = 1\n[signing]\nzzzzzzzz = 1\n")?;
+    let (_, _, err) = repo.audit(&["--policy", p.to_str().unwrap_or_default(), "policy", "check"])?;
+    assert!(!err.contains("did you mean") && err.contains("policy reference"), "{err}");
+    Ok(())
+}

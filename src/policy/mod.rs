@@ -229,16 +229,38 @@ impl Policy {
 
     /// Validates policy text as if read from `path` (paths resolve against its folder).
     pub fn from_str(text: &str, path: &Path) -> Result<Policy, PolicyError> {
-        let raw: schema::RawPolicy = toml::from_str(text).map_err(|e| PolicyError {
-            diagnostics: vec![diag_at(
-                path,
-                text.as_bytes(),
-                e.span().unwrap_or(0..0),
-                clean_toml_message(e.message()),
-                toml_hint(e.message()),
-            )],
-        })?;
-        Validator { path, text, diags: Vec::new(), warnings: Vec::new() }.run(raw)
+        // Unknown keys are reported all at once: each is commented out (keeping
+        // every line and column where it was) and the text read again, then the
+        // rest is validated as usual.
+        let mut diagnostics = Vec::new();
+        let mut working = text.to_string();
+        let raw: schema::RawPolicy = loop {
+            match toml::from_str(&working) {
+                Ok(raw) => break raw,
+                Err(e) => {
+                    let span = e.span().unwrap_or(0..0);
+                    diagnostics.push(diag_at(path, text.as_bytes(), span.clone(), clean_toml_message(e.message()), toml_hint(e.message())));
+                    let line_start = working[..span.start.min(working.len())].rfind('\n').map_or(0, |i| i + 1);
+                    let line_end = working[line_start..].find('\n').map_or(working.len(), |i| line_start + i);
+                    let line = &working[line_start..line_end];
+                    let balanced =
+                        line.matches('[').count() == line.matches(']').count() && line.matches('{').count() == line.matches('}').count();
+                    if !e.message().contains("unknown field") || !balanced || line.starts_with('#') || diagnostics.len() > 50 {
+                        return Err(PolicyError { diagnostics });
+                    }
+                    working.replace_range(line_start..line_start + 1, "#");
+                }
+            }
+        };
+        match (Validator { path, text, diags: Vec::new(), warnings: Vec::new() }.run(raw), diagnostics.is_empty()) {
+            (result, true) => result,
+            (Ok(_), false) => Err(PolicyError { diagnostics }),
+            (Err(mut e), false) => {
+                diagnostics.append(&mut e.diagnostics);
+                diagnostics.sort_by_key(|d| (d.file != path, d.file.clone(), d.line, d.column));
+                Err(PolicyError { diagnostics })
+            }
+        }
     }
 
     /// How findings of `rule` count, for a ref matching `branch` if any.
@@ -715,7 +737,15 @@ fn clean_toml_message(m: &str) -> String {
 
 fn toml_hint(m: &str) -> Option<String> {
     if m.contains("unknown field") {
-        Some("see the policy reference in README.md, or `git-audit init --stdout` for every option".into())
+        // toml says "unknown field `requird`, expected one of `required`, `trust`, …".
+        let quoted: Vec<&str> = m.split('`').skip(1).step_by(2).collect();
+        let nearest = quoted.split_first().and_then(|(unknown, known)| {
+            known.iter().map(|k| (strsim::levenshtein(unknown, k), *k)).filter(|(d, k)| *d <= 2.max(k.len() / 4)).min_by_key(|(d, _)| *d)
+        });
+        Some(match nearest {
+            Some((_, k)) => format!("did you mean `{k}`?"),
+            None => "see the policy reference in README.md, or `git-audit init --stdout` for every option".into(),
+        })
     } else if m.contains("missing field `version`") {
         Some("the first line of a policy is `version = 1`".into())
     } else if m.contains("invalid type") {
@@ -808,7 +838,9 @@ mod tests {
         let err =
             load("version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"team:acme\"]\nrequired_approvals = 2\nbogus = 1\n")
                 .unwrap_err();
-        assert_eq!(err.diagnostics[0].line, 6, "{err}");
+        // Every problem at once: the unknown key and the two semantic ones, in file order.
+        let found: Vec<(usize, bool)> = err.diagnostics.iter().map(|d| (d.line, d.message.contains("`bogus`"))).collect();
+        assert_eq!(found, vec![(4, false), (5, false), (6, true)], "{err}");
         let err = load("version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"team:acme\"]\nrequired_approvals = 2\n")
             .unwrap_err();
         let lines: Vec<usize> = err.diagnostics.iter().map(|d| d.line).collect();
