@@ -235,3 +235,71 @@ fn every_policy_problem_at_once_with_the_nearest_key() -> Result<()> {
     assert!(!err.contains("did you mean") && err.contains("policy reference"), "{err}");
     Ok(())
 }
+
+#[test]
+fn the_pre_commit_framework_runs_both_hooks() -> Result<()> {
+    // The real `pre-commit` tool, reading this repository's .pre-commit-hooks.yaml.
+    let repo = Repo::new()?;
+    let hooks_repo = repo.tmp.path().join("git-audit-hooks");
+    std::fs::create_dir_all(&hooks_repo)?;
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/.pre-commit-hooks.yaml"), hooks_repo.join(".pre-commit-hooks.yaml"))?;
+    let git_in = |dir: &std::path::Path, args: &[&str]| -> Result<String> {
+        let out = repo.cmd("git").current_dir(dir).args(args).output()?;
+        anyhow::ensure!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    git_in(&hooks_repo, &["init", "-q", "-b", "main"])?;
+    git_in(&hooks_repo, &["add", "."])?;
+    git_in(&hooks_repo, &["-c", "user.name=H", "-c", "user.email=h@example.com", "commit", "-q", "-m", "hooks"])?;
+    let rev = git_in(&hooks_repo, &["rev-parse", "HEAD"])?;
+    std::fs::write(
+        repo.path.join(".pre-commit-config.yaml"),
+        format!(
+            "repos:\n  - repo: file://{}\n    rev: {rev}\n    hooks:\n      - id: git-audit-commit-msg\n      - id: git-audit-pre-push\n",
+            hooks_repo.display()
+        ),
+    )?;
+    std::fs::write(repo.path.join(".git-audit.toml"), "version = 1\n[commits]\nsubject_pattern = '^(feat|fix|chore): '\n")?;
+    let bin_dir = std::path::Path::new(crate::support::BIN).parent().map(|p| p.display().to_string()).unwrap_or_default();
+    // pre-commit ≥ 3.2 (the stage names `pre-push` …): on PATH, or where .ci/run installs it from PyPI.
+    let path = format!("{bin_dir}:{}:{}", std::env::var("PATH").unwrap_or_default(), "/opt/git-audit-ci/pre-commit/bin");
+    let version = std::process::Command::new("pre-commit").env("PATH", &path).arg("--version").output();
+    let version = version.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let (major, minor) = version
+        .trim_start_matches("pre-commit ")
+        .split_once('.')
+        .map_or((0, 0), |(a, b)| (a.parse::<u32>().unwrap_or(0), b.split('.').next().and_then(|m| m.parse::<u32>().ok()).unwrap_or(0)));
+    assert!(
+        major > 3 || (major == 3 && minor >= 2),
+        "this test needs the real pre-commit >= 3.2 (found: `{version}`): `python3 -m venv /opt/git-audit-ci/pre-commit && /opt/git-audit-ci/pre-commit/bin/pip install pre-commit` (.ci/run does it)"
+    );
+    let pre_commit_home = repo.tmp.path().join("pre-commit-cache");
+    let run = |program: &str, args: &[&str]| -> Result<(bool, String)> {
+        let out = repo.cmd(program).env("PATH", &path).env("PRE_COMMIT_HOME", &pre_commit_home).args(args).output()?;
+        Ok((out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
+    };
+    let (ok, out) = run("pre-commit", &["install", "--hook-type", "commit-msg", "--hook-type", "pre-push"])?;
+    assert!(ok, "{out}");
+    repo.git(&["add", "."])?;
+    // commit-msg: the message file arrives, so the rule is applied, not an exit 2.
+    let (ok, out) = run("git", &["commit", "-q", "-m", "did things"])?;
+    assert!(!ok, "a bad subject must be refused: {out}");
+    assert!(out.contains("commits.subject") && !out.contains("error: the following required arguments"), "{out}");
+    let (ok, out) = run("git", &["commit", "-q", "-m", "chore: adopt git-audit"])?;
+    assert!(ok, "{out}");
+    // pre-push: the first push of a branch to an empty remote.
+    let remote = repo.tmp.path().join("empty.git");
+    repo.git(&["init", "-q", "--bare", remote.to_str().unwrap_or_default()])?;
+    repo.git(&["remote", "add", "origin", &format!("file://{}", remote.display())])?;
+    let (ok, out) = run("git", &["push", "-q", "origin", "main"])?;
+    assert!(ok, "{out}");
+    assert!(!out.contains("cannot resolve"), "{out}");
+    // And a later push checks just the new commits (a bad one is refused).
+    std::fs::write(repo.path.join("y.txt"), "y")?;
+    repo.git(&["add", "."])?;
+    repo.git(&["-c", "core.hooksPath=/dev/null", "commit", "-q", "-m", "no prefix here"])?;
+    let (ok, out) = run("git", &["push", "-q", "origin", "main"])?;
+    assert!(!ok, "{out}");
+    assert!(out.contains("no prefix here") && out.contains("commits.subject") && !out.contains("adopt git-audit —"), "{out}");
+    Ok(())
+}
