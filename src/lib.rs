@@ -11,6 +11,7 @@ pub mod forge;
 pub mod git;
 pub mod hook;
 pub mod install;
+pub mod keys;
 pub mod ledger;
 pub mod notify;
 pub mod policy;

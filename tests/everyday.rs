@@ -303,3 +303,73 @@ fn the_pre_commit_framework_runs_both_hooks() -> Result<()> {
     assert!(out.contains("no prefix here") && out.contains("commits.subject") && !out.contains("adopt git-audit —"), "{out}");
     Ok(())
 }
+
+#[test]
+fn keys_are_pinned_listed_and_checked_without_hand_editing() -> Result<()> {
+    let k = keys();
+    let repo = Repo::new()?;
+    let policy = repo.path.join(".git-audit.toml");
+    std::fs::write(&policy, "version = 1\n# our rules\n[signing]\nrequired = true   # everything signed\n")?;
+    // OpenPGP, from the developer's keyring (GNUPGHOME): written beside the policy and named in it.
+    let (code, out, err) = repo.audit(&["keys", "add", "--gpg", &k.alice.fpr])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("pinned {}", k.alice.fpr)) && out.contains("Alice <alice@example.com>"), "{out}");
+    let text = std::fs::read_to_string(&policy)?;
+    assert!(text.contains("# our rules") && text.contains("required = true   # everything signed"), "comments kept: {text}");
+    assert!(text.contains("openpgp_keys = [\"keys/alice@example.com.asc\"]"), "{text}");
+    let (code, _, err) = repo.audit(&["keys", "add", "--gpg", &k.alice.fpr])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("already pinned"), "{err}");
+    // SSH: a correct allowed-signers line.
+    let pubkey = k.ssh_alice.private.with_extension("pub");
+    let (code, out, err) =
+        repo.audit(&["keys", "add", "--ssh", pubkey.to_str().unwrap_or_default(), "--principal", "alice@example.com"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let signers = std::fs::read_to_string(repo.path.join("allowed_signers"))?;
+    assert_eq!(signers, format!("alice@example.com namespaces=\"git\" {}\n", k.ssh_alice.public_line));
+    assert!(std::fs::read_to_string(&policy)?.contains("ssh_allowed_signers = \"allowed_signers\""));
+    // Both kinds now verify.
+    let pgp = repo.commit("feat: pgp", Sign::Pgp(&k.alice))?;
+    let ssh = repo.commit("feat: ssh", Sign::Ssh(&k.ssh_alice))?;
+    let (code, v) = repo.verify_json(&policy, &["HEAD"])?;
+    assert_eq!(code, 0, "{v}");
+    for id in [&pgp, &ssh] {
+        assert_eq!(crate::support::commit_entry(&v, id)["signature"]["status"], "good", "{v}");
+    }
+    let (code, out, _) = repo.audit(&["keys", "list", "--format", "json"])?;
+    assert_eq!(code, 0);
+    let list: serde_json::Value = serde_json::from_str(&out)?;
+    let kinds: Vec<&str> = list.as_array().into_iter().flatten().filter_map(|x| x["kind"].as_str()).collect();
+    assert_eq!(kinds, vec!["openpgp", "ssh"], "{list}");
+    assert_eq!(list[0]["status"], "valid");
+    assert_eq!(list[0]["fingerprint"], k.alice.fpr.as_str());
+    // check: nothing expiring yet; then an expired key and one expiring in 10 days.
+    let (code, out, _) = repo.audit(&["keys", "check"])?;
+    assert_eq!(code, 0, "{out}");
+    repo.audit(&["keys", "add", "--gpg", k.carol.asc.to_str().unwrap_or_default()])?;
+    let home = repo.tmp.path().join("gnupg-soon");
+    std::fs::create_dir_all(&home)?;
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    let gpg = |args: &[&str]| -> Result<Vec<u8>> {
+        let out = std::process::Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .output()?;
+        anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        Ok(out.stdout)
+    };
+    gpg(&["--quick-gen-key", "Soon <soon@example.com>", "ed25519", "sign", "10d"])?;
+    let soon = repo.tmp.path().join("soon.asc");
+    std::fs::write(&soon, gpg(&["--armor", "--export", "soon@example.com"])?)?;
+    let (code, out, err) = repo.audit(&["keys", "add", "--gpg", soon.to_str().unwrap_or_default()])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = repo.audit(&["keys", "check"])?;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("carol@example.com") && out.contains("expired"), "{out}");
+    assert!(out.contains("soon@example.com") && !out.contains("alice@example.com"), "{out}");
+    let (code, out, _) = repo.audit(&["keys", "check", "--days", "5"])?;
+    assert_eq!(code, 1);
+    assert!(out.contains("carol@example.com") && !out.contains("soon@example.com"), "{out}");
+    Ok(())
+}

@@ -4,6 +4,7 @@
 pub mod hook;
 pub mod init;
 pub mod install;
+pub mod keys;
 pub mod ledger;
 pub mod notify;
 pub mod policy;
@@ -95,6 +96,8 @@ pub enum Command {
     Record(record::RecordArgs),
     /// Notifications: deliver the outbox, test the sinks, see their status.
     Notify(notify::NotifyArgs),
+    /// The policy's keys: list, check expiry, pin a new one.
+    Keys(keys::KeysArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions {
         #[arg(value_enum)]
@@ -128,6 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Report(args) => report::run(&global, args),
         Command::Record(args) => record::run(&global, args),
         Command::Notify(args) => notify::run(&global, args),
+        Command::Keys(args) => keys::run(&global, args),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "git-audit", &mut out);
