@@ -576,3 +576,26 @@ fn new_findings_and_failed_deployments_are_told_after_a_baseline() -> Result<()>
     assert_eq!(rx.got("/f").len(), before);
     Ok(())
 }
+
+#[test]
+fn sync_shows_phase_and_counts_on_a_terminal_and_json_with_json_logs() -> Result<()> {
+    let s = setup(world())?;
+    // A real pseudo-terminal (util-linux `script`), so the progress line is drawn.
+    let cmd = format!(
+        "stty cols 200; GITHUB_TOKEN={TOKEN} GIT_AUDIT_SYNC_BACKOFF_MS=20 {} sync --github acme/api --api-url {}",
+        crate::support::BIN,
+        s.fake.url
+    );
+    let out = s.repo.cmd("script").env("TERM", "xterm").args(["-qec", &cmd, "/dev/null"]).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("syncing acme/api: ") && text.contains(" pull requests, ") && text.contains(" requests)"), "{text}");
+    assert!(!text.contains(TOKEN), "the token leaked");
+    // --log-format json: the summary is one JSON line.
+    let mut c = s.repo.cmd(crate::support::BIN);
+    c.env("GITHUB_TOKEN", TOKEN).args(["--log-format", "json", "sync", "--github", "acme/api", "--api-url", &s.fake.url]);
+    let out = c.output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["repositories"][0]["repository"], "acme/api", "{v}");
+    Ok(())
+}

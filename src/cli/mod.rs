@@ -119,7 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let color = style::enabled(cli.color);
     // Flags > environment (for containers) > git config > defaults.
     let policy = cli.policy.clone().or_else(|| std::env::var_os("GIT_AUDIT_POLICY").filter(|v| !v.is_empty()).map(PathBuf::from));
-    let global = Global { policy, ledger: cli.ledger.clone(), color };
+    let global = Global { policy, ledger: cli.ledger.clone(), color, log_json: cli.log_format == LogFormat::Json };
     match cli.command {
         Command::Init(args) => init::run(&global, args),
         Command::Policy(args) => policy::run(&global, args),
@@ -152,6 +152,8 @@ pub struct Global {
     pub policy: Option<PathBuf>,
     pub ledger: Option<PathBuf>,
     pub color: bool,
+    /// `--log-format json`: machine-read output where a command has a summary.
+    pub log_json: bool,
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.

@@ -91,14 +91,15 @@ pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
     };
     let files = super::ledger::location(global, repo.as_ref())?;
     let notify = policy.filter(|p| !p.notify.is_empty()).map(|policy| SyncNotify { files: files.clone(), policy, repo });
-    worker::run(&files, options, &mut Terminal { json: args.json, bar: None, notify })?;
+    // With --log-format json the summary is a JSON line too.
+    worker::run(&files, options, &mut Terminal { json: args.json || global.log_json, bar: None, notify })?;
     Ok(Outcome::Pass)
 }
 
 /// Progress on a terminal, and each pass's summary on stdout.
 struct Terminal {
     json: bool,
-    bar: Option<indicatif::ProgressBar>,
+    bar: Option<(indicatif::ProgressBar, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
     notify: Option<SyncNotify>,
 }
 
@@ -137,12 +138,13 @@ impl SyncNotify {
 }
 
 impl Observer for Terminal {
-    fn repo_started(&mut self, repo: &str) {
-        self.bar = progress(repo);
+    fn repo_started(&mut self, repo: &str, stats: &std::sync::Arc<crate::forge::github::client::Stats>) {
+        self.bar = progress(repo, stats.clone());
     }
 
     fn repo_finished(&mut self, _repo: &str) {
-        if let Some(b) = self.bar.take() {
+        if let Some((b, stop)) = self.bar.take() {
+            stop.store(true, Ordering::SeqCst);
             b.finish_and_clear();
         }
     }
@@ -163,15 +165,49 @@ impl Observer for Terminal {
     }
 }
 
-fn progress(repo: &str) -> Option<indicatif::ProgressBar> {
+/// A spinner on a terminal naming the phase and what has been fetched so far
+/// (refreshed from the client's counters until the repository is done).
+fn progress(
+    repo: &str,
+    stats: std::sync::Arc<crate::forge::github::client::Stats>,
+) -> Option<(indicatif::ProgressBar, std::sync::Arc<std::sync::atomic::AtomicBool>)> {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_message(format!("syncing {repo}"));
     bar.enable_steady_tick(Duration::from_millis(120));
-    Some(bar)
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (b, done, repo) = (bar.clone(), stop.clone(), repo.to_string());
+    let start = (
+        stats.pull_requests.load(Ordering::Relaxed),
+        stats.reviews.load(Ordering::Relaxed),
+        stats.deployments.load(Ordering::Relaxed),
+        stats.requests.load(Ordering::Relaxed),
+    );
+    bar.set_message(progress_line(&repo, &stats, start));
+    bar.tick();
+    std::thread::spawn(move || {
+        while !done.load(Ordering::SeqCst) {
+            b.set_message(progress_line(&repo, &stats, start));
+            b.tick();
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+    Some((bar, stop))
+}
+
+/// `syncing acme/api: deployments — 131 pull requests, 60 reviews, 2 deployments (412 requests)`.
+fn progress_line(repo: &str, stats: &crate::forge::github::client::Stats, start: (u64, u64, u64, u64)) -> String {
+    let phase = stats.phase.lock().map(|p| *p).unwrap_or("").to_string();
+    let phase = if phase.is_empty() { "starting".to_string() } else { phase };
+    format!(
+        "syncing {repo}: {phase} — {} pull requests, {} reviews, {} deployments ({} requests)",
+        stats.pull_requests.load(Ordering::Relaxed) - start.0,
+        stats.reviews.load(Ordering::Relaxed) - start.1,
+        stats.deployments.load(Ordering::Relaxed) - start.2,
+        stats.requests.load(Ordering::Relaxed) - start.3
+    )
 }
 
 fn report(client: &Client, summaries: &[RepoSummary], json: bool) -> anyhow::Result<()> {

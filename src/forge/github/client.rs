@@ -65,6 +65,20 @@ pub struct Stats {
     pub retries: AtomicU64,
     pub waited_ms: AtomicU64,
     pub remaining: Mutex<Option<(u64, u64)>>,
+    /// Progress, for whoever shows it: the phase of the current repository's
+    /// sync and what it has fetched so far.
+    pub phase: Mutex<&'static str>,
+    pub pull_requests: AtomicU64,
+    pub reviews: AtomicU64,
+    pub deployments: AtomicU64,
+}
+
+impl Stats {
+    pub fn set_phase(&self, phase: &'static str) {
+        if let Ok(mut p) = self.phase.lock() {
+            *p = phase;
+        }
+    }
 }
 
 /// The cache of ETag'd bodies: kept in the ledger database.

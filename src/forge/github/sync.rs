@@ -156,12 +156,16 @@ pub async fn sync_repo(client: &Client, ledger: &Mutex<Ledger>, repo: &str, api:
 async fn sync_inner(client: &Client, ledger: &Mutex<Ledger>, repo: &str, api: PullsApi, sum: &mut RepoSummary) -> Result<(), SyncError> {
     let meta = client.get(repo, &format!("/repos/{repo}"), "metadata: read").await?.body;
     let default_branch = meta["default_branch"].as_str().unwrap_or("main").to_string();
+    client.stats.set_phase("pull requests");
     match api {
         PullsApi::Rest => pulls(client, ledger, repo, sum).await?,
         PullsApi::Graphql => pulls_graphql(client, ledger, repo, sum).await?,
     }
+    client.stats.set_phase("deployments");
     deployments(client, ledger, repo, sum).await?;
+    client.stats.set_phase("environments");
     environments(client, ledger, repo).await?;
+    client.stats.set_phase("commits on the default branch");
     landed_commits(client, ledger, repo, &default_branch, sum).await?;
     Ok(())
 }
@@ -200,6 +204,8 @@ async fn pulls(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &mut Re
         let commit_ids: Vec<String> = commits.iter().filter_map(|c| c["sha"].as_str().map(str::to_string)).collect();
         let mut batch = Batch::default();
         record_pull(ledger, repo, &detail, &commit_ids, capped, &reviews, &mut batch, sum)?;
+        client.stats.pull_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        client.stats.reviews.fetch_add(reviews.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if cursor_is_behind(cursor.as_deref(), &updated) {
             batch.state.cursors.push((repo.to_string(), "pulls".into(), updated));
         }
@@ -329,6 +335,8 @@ async fn pulls_graphql(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum:
         }
         let mut batch = Batch::default();
         record_pull(ledger, repo, &detail, &commits, capped, &reviews, &mut batch, sum)?;
+        client.stats.pull_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        client.stats.reviews.fetch_add(reviews.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if cursor_is_behind(cursor.as_deref(), &updated) {
             batch.state.cursors.push((repo.to_string(), "pulls".into(), updated));
         }
@@ -394,6 +402,7 @@ async fn deployments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &
     }
     for d in fresh {
         sum.fetched_deployments += 1;
+        client.stats.deployments.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let id = d["id"].as_i64().unwrap_or(0);
         let mut batch = Batch::default();
         let p = GithubPayload::deployment(repo, &d);

@@ -27,7 +27,8 @@ pub struct Options {
 
 /// What the worker tells whoever runs it (progress, per-pass reports).
 pub trait Observer {
-    fn repo_started(&mut self, _repo: &str) {}
+    /// `stats` moves while the repository syncs (phase, counts): for progress displays.
+    fn repo_started(&mut self, _repo: &str, _stats: &Arc<super::client::Stats>) {}
     fn repo_finished(&mut self, _repo: &str) {}
     fn repo_failed(&mut self, repo: &str, error: &str);
     fn pass_done(&mut self, client: &Client, summaries: &[RepoSummary]) -> std::io::Result<()>;
@@ -110,7 +111,7 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
         loop {
             let mut summaries: Vec<RepoSummary> = Vec::new();
             for r in &opts.repos {
-                observer.repo_started(r);
+                observer.repo_started(r, &client.stats);
                 match sync_repo(&client, &ledger, r, opts.pulls_api).await {
                     Ok(s) => summaries.push(s),
                     Err(e) => {
