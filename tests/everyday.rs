@@ -373,3 +373,20 @@ fn keys_are_pinned_listed_and_checked_without_hand_editing() -> Result<()> {
     assert!(out.contains("carol@example.com") && !out.contains("soon@example.com"), "{out}");
     Ok(())
 }
+
+#[test]
+fn verify_fills_in_the_base_of_its_range_in_the_rebase_fix() -> Result<()> {
+    let repo = Repo::new()?;
+    let base = repo.commit("feat: base", Sign::Pgp(&keys().alice))?;
+    repo.commit("feat: unsigned", Sign::None)?;
+    let policy = repo.policy(&pinned_policy(""))?;
+    let range = format!("{}..HEAD", &base[..12]);
+    let (code, out, _) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", &range])?;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("git rebase --exec 'git commit --amend -S --no-edit' {}`", &base[..12])), "{out}");
+    assert!(!out.contains("<base>"), "{out}");
+    // Without a range base there is nothing to fill in.
+    let (_, out, _) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "HEAD"])?;
+    assert!(out.contains("<base>"), "{out}");
+    Ok(())
+}

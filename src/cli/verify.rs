@@ -120,7 +120,15 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
     }
     match args.format {
         VerifyFormat::Json => emit(&(render_json(&report, &policy, &specs) + "\n"))?,
-        VerifyFormat::Text => emit(&render_text(&report, &policy, global.color))?,
+        VerifyFormat::Text => {
+            // Fixes that rewrite history start from the range's base, when the range has one.
+            let base = match specs.as_slice() {
+                [one] => one.split_once("..").filter(|(a, b)| !a.is_empty() && !b.starts_with('.')).map(|(a, _)| a.to_string()),
+                _ => None,
+            };
+            let text = render_text(&report, &policy, global.color);
+            emit(&base.map_or_else(|| text.clone(), |b| text.replace("<base>", &b)))?
+        }
         VerifyFormat::Github => emit(&render_github(&report, &policy))?,
     }
     // A shallow clone hides history: say what was not checked.
