@@ -521,3 +521,20 @@ fn a_history_signed_by_web_flow_style_keys_agrees_with_git() -> Result<()> {
     assert_eq!(counts.get("expired-key"), Some(&6), "{counts:?}");
     Ok(())
 }
+
+#[test]
+fn a_cached_ssh_verdict_does_not_outlive_a_valid_before() -> Result<()> {
+    // `valid-before` is judged against now: a good verdict is kept only until then.
+    let k = keys();
+    let repo = Repo::new()?;
+    let id = repo.commit("feat: ssh", Sign::Ssh(&k.ssh_alice))?;
+    let signers = repo.tmp.path().join("signers");
+    std::fs::write(&signers, format!("alice@example.com namespaces=\"git\",valid-before=\"20990101\" {}\n", k.ssh_alice.public_line))?;
+    let policy = repo.policy(&format!("version = 1\n[signing]\nrequired = true\nssh_allowed_signers = \"{}\"\n", signers.display()))?;
+    let (_, v) = repo.verify_json(&policy, &["HEAD"])?;
+    assert_eq!(status(&v, &id), "good");
+    let c = rusqlite::Connection::open(repo.home.join(".cache/git-audit/verdicts.db"))?;
+    let until: Option<i64> = c.query_row("SELECT valid_until FROM verdicts", [], |r| r.get(0))?;
+    assert_eq!(until, Some(4070908800), "kept until 2099-01-01T00:00:00Z, the valid-before");
+    Ok(())
+}

@@ -261,7 +261,10 @@ impl SignatureChecker {
                     )),
                 }
             }
-            Some(SignatureFormat::Ssh) => self.ssh.verify(&object),
+            Some(SignatureFormat::Ssh) => {
+                let verdict = self.ssh.verify(&object);
+                return (verdict, self.ssh.valid_until());
+            }
             Some(SignatureFormat::X509) => Verdict::new(SignatureStatus::Error, Some(SignatureFormat::X509))
                 .with_detail("x509 verification not supported yet (gitsign/smimesign signature)"),
             None => Verdict::new(SignatureStatus::Error, None).with_detail("unrecognised signature format"),

@@ -22,6 +22,12 @@ impl SshVerifier {
 }
 
 impl Verifier for SshVerifier {
+    /// The earliest `valid-before` still ahead: a `good` verdict turns into
+    /// `expired-key` then, so a cached verdict must not outlive it.
+    fn valid_until(&self) -> Option<i64> {
+        self.allowed.as_ref()?.entries.iter().filter_map(|e| e.valid_before).filter(|b| *b > self.now).min()
+    }
+
     fn verify(&mut self, object: &SignedObject<'_>) -> Verdict {
         let fmt = Some(SignatureFormat::Ssh);
         let sig = match SshSig::from_pem(object.signature) {
