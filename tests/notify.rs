@@ -553,3 +553,155 @@ fn policy_changes_ledger_gaps_and_failed_verification_are_told() -> Result<()> {
     assert!(verify_standard_webhook(SECRET, &got[2]));
     Ok(())
 }
+
+/// A one-shot HTTPS receiver (rustls): answers 200 to each request and keeps its bodies.
+struct TlsReceiver {
+    url: String,
+    got: Arc<Mutex<Vec<String>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new("openssl").current_dir(dir).args(args).output()?;
+    anyhow::ensure!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+impl TlsReceiver {
+    /// A CA and a server certificate for 127.0.0.1 made with openssl; returns the receiver and the CA file.
+    fn start(dir: &std::path::Path) -> Result<(TlsReceiver, std::path::PathBuf)> {
+        use rustls::pki_types::pem::PemObject;
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=git-audit test CA",
+            ],
+        )?;
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        )?;
+        std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n")?;
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        )?;
+        let certs: Vec<rustls::pki_types::CertificateDer<'static>> =
+            rustls::pki_types::CertificateDer::pem_file_iter(dir.join("server.pem"))?.collect::<Result<_, _>>()?;
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("server.key"))?;
+        let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let url = format!("https://127.0.0.1:{}", listener.local_addr()?.port());
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        rt.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, sink) = (acceptor.clone(), sink.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // Read the head, then Content-Length bytes of body.
+                    loop {
+                        let Ok(n) = tls.read(&mut chunk).await else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_string();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len = text[..end]
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + len {
+                                sink.lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push(String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string());
+                                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                                let _ = tls.shutdown().await;
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Ok((TlsReceiver { url, got, _rt: rt }, dir.join("ca.pem")))
+    }
+}
+
+#[test]
+fn an_https_sink_is_reached_with_the_trusted_roots_and_refused_without_them() -> Result<()> {
+    let repo = Repo::new()?;
+    let (rx, ca) = TlsReceiver::start(repo.tmp.path())?;
+    std::fs::write(repo.tmp.path().join("s"), SECRET)?;
+    let policy = repo.tmp.path().join("p.toml");
+    std::fs::write(&policy, "version = 1\n[[notify]]\nkind = \"webhook\"\nname = \"tls\"\nurl_env = \"HOOK_URL\"\nsecret_file = \"s\"\n")?;
+    let url = format!("{}/hook?token=SECRETQUERY", rx.url);
+    let p = policy.to_str().unwrap_or_default();
+    // Our CA is not among the system's roots: the certificate is refused, and the error says so without the URL.
+    let (code, out, err) = repo.audit_env(&["--policy", p, "notify", "test", "--timeout", "5s"], &[("HOOK_URL", &url)])?;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("tls: FAILED: ") && out.to_lowercase().contains("certificate"), "{out}");
+    assert!(!out.contains("SECRETQUERY") && !err.contains("SECRETQUERY"), "{out}{err}");
+    assert_eq!(rx.got.lock().map(|g| g.len()).unwrap_or(0), 0);
+    // With the CA trusted (SSL_CERT_FILE, read by the system-roots loader): delivered over TLS.
+    let (code, out, err) =
+        repo.audit_env(&["--policy", p, "notify", "test"], &[("HOOK_URL", &url), ("SSL_CERT_FILE", ca.to_str().unwrap_or_default())])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("tls: delivered (HTTP 200)"), "{out}");
+    let bodies = rx.got.lock().map(|g| g.clone()).unwrap_or_default();
+    assert_eq!(bodies.len(), 1);
+    let body: serde_json::Value = serde_json::from_str(&bodies[0])?;
+    assert_eq!(body["type"], "notify.test");
+    Ok(())
+}
