@@ -350,15 +350,7 @@ fn keys_are_pinned_listed_and_checked_without_hand_editing() -> Result<()> {
     let home = repo.tmp.path().join("gnupg-soon");
     std::fs::create_dir_all(&home)?;
     std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-    let gpg = |args: &[&str]| -> Result<Vec<u8>> {
-        let out = std::process::Command::new("gpg")
-            .env("GNUPGHOME", &home)
-            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
-            .args(args)
-            .output()?;
-        anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        Ok(out.stdout)
-    };
+    let gpg = |args: &[&str]| crate::signatures::gpg_in(&home, None, args);
     gpg(&["--quick-gen-key", "Soon <soon@example.com>", "ed25519", "sign", "10d"])?;
     let soon = repo.tmp.path().join("soon.asc");
     std::fs::write(&soon, gpg(&["--armor", "--export", "soon@example.com"])?)?;

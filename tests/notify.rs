@@ -550,6 +550,8 @@ fn policy_changes_ledger_gaps_and_failed_verification_are_told() -> Result<()> {
     let v = got[2].json();
     assert_eq!(v["type"], "ledger.verify-failed");
     assert!(v["data"]["problems"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert!(v["data"]["ledger_path"].as_str().is_some_and(|p| p.ends_with("ledger.db")), "{v}");
+    assert!(v["data"]["ledger"].is_null(), "no entry reports a failed verification, so no `ledger` seq: {v}");
     assert!(verify_standard_webhook(SECRET, &got[2]));
     Ok(())
 }

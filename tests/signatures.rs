@@ -261,7 +261,7 @@ fn the_pinned_trust_set_is_exactly_the_policy_keys_and_nothing_on_disk_counts() 
 }
 
 /// Runs gpg in `home` (batch, no passphrase), optionally at a faked time; returns stdout.
-fn gpg_in(home: &std::path::Path, faked: Option<&str>, args: &[&str]) -> Result<Vec<u8>> {
+pub(crate) fn gpg_in(home: &std::path::Path, faked: Option<&str>, args: &[&str]) -> Result<Vec<u8>> {
     let mut c = std::process::Command::new("gpg");
     c.env("GNUPGHOME", home).args(["--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]);
     if let Some(t) = faked {

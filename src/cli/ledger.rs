@@ -112,7 +112,9 @@ fn notify_verify_failed(
         "ledger.verify-failed",
         json!({
             "repository": name,
-            "ledger": {"path": l.path, "origin": l.origin},
+            // Not `ledger` ({seq, tree_size, checkpoint} in other events): no entry reports this.
+            "ledger_path": l.path,
+            "ledger_origin": l.origin,
             "problems": problems.iter().map(|p| json!({"seq": p.seq, "message": p.message})).collect::<Vec<_>>(),
             "summary": format!("the audit ledger of {name} failed verification: {} problem(s); first: {}", problems.len(), problems.first().map(|p| p.message.as_str()).unwrap_or_default()),
         }),
