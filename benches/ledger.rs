@@ -29,7 +29,7 @@ fn main() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     // BENCH_KEEP=DIR keeps the ledger there for inspection.
     let dir = std::env::var_os("BENCH_KEEP").map(std::path::PathBuf::from).unwrap_or_else(|| tmp.path().to_path_buf());
-    let loc = LedgerFiles { db: dir.join("ledger.db"), key: dir.join("ledger.key") };
+    let loc = LedgerFiles::sqlite(dir.join("ledger.db"), dir.join("ledger.key"));
     let mut ledger = Ledger::init(&loc, Some("bench.example/ledger"))?;
 
     // One entry per transaction, as a hook appends: latency until the signed checkpoint exists.

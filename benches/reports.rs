@@ -49,7 +49,7 @@ fn main() -> Result<()> {
     let ids: Vec<String> = String::from_utf8(git(&["rev-list", "--reverse", "main"])?.stdout)?.lines().map(str::to_string).collect();
     println!("git repository: {} commits in {:.1} s", ids.len(), t.elapsed().as_secs_f64());
 
-    let loc = LedgerFiles { db: base.join("ledger.db"), key: base.join("ledger.key") };
+    let loc = LedgerFiles::sqlite(base.join("ledger.db"), base.join("ledger.key"));
     let mut ledger = Ledger::init(&loc, Some("bench.example/reports"))?;
     let t = Instant::now();
     let mut batch: Vec<NewEntry> = Vec::with_capacity(10_000);

@@ -257,7 +257,7 @@ fn truncation_is_caught_against_an_older_checkpoint() -> Result<()> {
 #[test]
 fn every_flipped_byte_of_an_entry_row_is_caught() -> Result<()> {
     let (repo, db) = ledger_repo(5)?;
-    let loc = git_audit::ledger::LedgerFiles { db: db.clone(), key: repo.path.join(".git/audit/ledger.key") };
+    let loc = git_audit::ledger::LedgerFiles::sqlite(db.clone(), repo.path.join(".git/audit/ledger.key"));
     let columns = ["time", "kind", "subject", "actor", "payload", "leaf"];
     let c = Connection::open(&db)?;
     let mut flips = 0;

@@ -77,6 +77,16 @@ pub enum LedgerCommand {
     Anchor,
     /// Rebuild the projection tables from the log.
     Rebuild,
+    /// Copy this ledger into another store, entry for entry, keeping every hash
+    /// (SQLite into PostgreSQL, or back); the copy is verified against this one.
+    Migrate {
+        /// The destination: `postgres://USER:PASS@HOST:PORT/DB` (or
+        /// `postgresql://`), or the path of a new SQLite file.
+        #[arg(long, value_name = "URL|PATH")]
+        to: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Append an entry (for scripts and other tools).
     Append {
         #[arg(long)]
@@ -309,6 +319,41 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
             let mut l = Ledger::open(&loc()?)?;
             let n = l.rebuild()?;
             emit(&format!("rebuilt projections from {n} entries\n"))?;
+        }
+        LedgerCommand::Migrate { to, format } => {
+            let files = loc()?;
+            let source = Ledger::open(&files)?;
+            let dest = match ledger::store::PgUrl::parse(&to) {
+                Some(url) => {
+                    let spool = repo.as_ref().map(|r| r.git_dir().join("audit")).unwrap_or_else(std::env::temp_dir);
+                    LedgerFiles::postgres(url, None, &spool)
+                }
+                None => LedgerFiles::sqlite(PathBuf::from(&to), PathBuf::from(&to).with_extension("key")),
+            };
+            let m = ledger::migrate::migrate(&source, &dest, &[crate::forge::github::state::SCHEMA, crate::notify::SCHEMA])?;
+            let ok = m.problems.is_empty();
+            match format {
+                OutputFormat::Json => emit(&(serde_json::to_string(&m).unwrap_or_default() + "\n"))?,
+                OutputFormat::Text => {
+                    let mut out = format!("copied {} entries from {} to {}\n", m.entries, m.from, m.to);
+                    for (t, n) in &m.tables {
+                        out.push_str(&format!("  {t:<22} {n} rows\n"));
+                    }
+                    out.push_str(&format!("root {} (the same on both sides)\n", m.root));
+                    for p in &m.problems {
+                        out.push_str(&format!("{} {}\n", red(global.color, "PROBLEM"), p.message));
+                    }
+                    if ok {
+                        out.push_str(&format!(
+                            "{}: the copy verifies against this ledger's key and latest checkpoint\nWriters keep signing with the same key{}: name it with --ledger-key PATH, GIT_AUDIT_LEDGER_KEY or `git config audit.ledgerKey`\n",
+                            green(global.color, "migrated"),
+                            if files.key.as_os_str().is_empty() { String::new() } else { format!(" ({})", files.key.display()) }
+                        ));
+                    }
+                    emit(&out)?;
+                }
+            }
+            return Ok(if ok { Outcome::Pass } else { Outcome::Violations });
         }
         LedgerCommand::Append { kind, subject, actor, payload, repeat } => {
             let payload: serde_json::Value = serde_json::from_str(&payload).context("--payload is not JSON")?;

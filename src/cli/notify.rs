@@ -114,7 +114,7 @@ pub fn run(global: &Global, args: NotifyArgs) -> anyhow::Result<Outcome> {
         }
         NotifyWhat::Drain { budget, quiet, format } => {
             let files = super::ledger::location(global, repo.as_ref())?;
-            if !files.db.exists() {
+            if !files.exists() {
                 bail!("no ledger at {}\nHint: name it with --ledger PATH", files.db.display());
             }
             let r = notify::drain(&files, &policy.notify, Budget::new(budget)).context("draining the notification outbox")?;

@@ -112,7 +112,7 @@ impl Setting<'_> {
         .map_err(|e| e.to_string())?;
         drop(l);
         if queued > 0 && self.repo.config_bool("audit.notifyBackground").unwrap_or(true) {
-            notify::spawn_background_drain(&files.db, self.policy, BACKGROUND_BUDGET);
+            notify::spawn_background_drain(&files, self.policy, BACKGROUND_BUDGET);
         }
         let r = a.receipt;
         Ok(format!("recorded as ledger seq {}..{} (checkpoint size {})", r.first_seq, r.first_seq + r.count.saturating_sub(1), r.tree_size))
@@ -145,7 +145,7 @@ impl Setting<'_> {
     fn recorded_tips(&self, updates: &[RefUpdate]) -> Result<HashMap<String, String>, HookError> {
         let mut tips = HashMap::new();
         let creates: Vec<&RefUpdate> = updates.iter().filter(|u| u.is_create() && !u.is_delete()).collect();
-        let Some(files) = self.ledger_files().filter(|f| !creates.is_empty() && f.db.exists()) else {
+        let Some(files) = self.ledger_files().filter(|f| !creates.is_empty() && f.exists()) else {
             return Ok(tips);
         };
         let l = Ledger::open(&files)?;

@@ -16,7 +16,7 @@ pub const SUBJECT: &str = "unrecorded";
 
 /// The spool file beside the ledger (`ledger.db` → `ledger.gaps`).
 pub fn spool_path(loc: &LedgerFiles) -> PathBuf {
-    loc.db.with_extension("gaps")
+    loc.spool.clone()
 }
 
 /// Notes one unrecorded event (one JSON line). Best effort: returns the error

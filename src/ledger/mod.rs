@@ -1,4 +1,5 @@
-//! The audit ledger: one append-only, tamper-evident log (SQLite, one file).
+//! The audit ledger: one append-only, tamper-evident log, in a SQLite file
+//! (the embedded default) or a PostgreSQL database shared by many machines.
 //!
 //! Every append is one transaction that writes the entries, the Merkle tree's
 //! newly completed subtrees, the projections, and a new signed checkpoint — so
@@ -6,26 +7,28 @@
 //! inclusion proof can be produced at once. The head row is updated with a
 //! compare-and-swap on the previous size, and an append refuses to run when the
 //! stored tree does not reproduce the last signed root: we never sign a
-//! checkpoint that is not consistent with the one before it.
+//! checkpoint that is not consistent with the one before it. The engines sit
+//! behind [`store::Store`]; this module holds the logic, once.
 
 pub mod anchor;
 pub mod entry;
 pub mod event;
 pub mod gap;
 pub mod merkle;
+pub mod migrate;
 pub mod note;
 pub mod projection;
 pub mod proof;
 pub mod query;
 pub mod state;
+pub mod store;
 pub mod verify;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
+use store::{Begin, Dialect, Location, PgUrl, Store, StoreError, Tx, Value};
 
 pub use entry::{Entry, NewEntry};
 use merkle::{Hash, Subtrees};
@@ -46,8 +49,8 @@ pub enum LedgerError {
     NotALedger { path: PathBuf, why: String },
     #[error("{path} is a ledger of format version {found}; this git-audit reads up to version {supported}; nothing was changed\nHint: upgrade git-audit")]
     NewerFormat { path: PathBuf, found: i64, supported: i64 },
-    #[error("ledger {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error("ledger {path}: {cause}")]
+    Store { path: PathBuf, cause: StoreError },
     #[error("ledger key {path}: {msg}")]
     Key { path: PathBuf, msg: String },
     #[error("ledger {path}: {msg}\nHint: run `git-audit ledger verify` to see what changed")]
@@ -60,6 +63,10 @@ pub enum LedgerError {
         "cannot append to {path}: its signing key {key} is missing\nHint: set `git config audit.ledgerKey PATH`, or run where the key is"
     )]
     NoSigner { path: PathBuf, key: PathBuf },
+    #[error(
+        "cannot append to {path}: no signing key is named (a PostgreSQL ledger has no file beside it)\nHint: pass --ledger-key PATH, set GIT_AUDIT_LEDGER_KEY, or `git config audit.ledgerKey PATH`"
+    )]
+    NoKeyNamed { path: PathBuf },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 }
@@ -67,14 +74,62 @@ pub enum LedgerError {
 /// Where the ledger and its key live.
 #[derive(Debug, Clone)]
 pub struct LedgerFiles {
+    /// The SQLite file; for PostgreSQL, the URL without its password (for
+    /// messages only).
     pub db: PathBuf,
+    /// The checkpoint-signing key (empty when a PostgreSQL ledger names none).
     pub key: PathBuf,
+    /// The PostgreSQL database, when the ledger is there.
+    pub url: Option<PgUrl>,
+    /// Where hooks note decisions they could not record.
+    pub spool: PathBuf,
 }
 
-/// `--ledger PATH`, else `GIT_AUDIT_LEDGER`, else `git config audit.ledger`, else
-/// `<git-dir>/audit/ledger.db`; the key: `GIT_AUDIT_LEDGER_KEY` (which
-/// `--ledger-key` sets), else `git config audit.ledgerKey`, else next to the
-/// ledger with extension `.key`.
+impl LedgerFiles {
+    /// A SQLite ledger and its key.
+    pub fn sqlite(db: PathBuf, key: PathBuf) -> LedgerFiles {
+        let spool = db.with_extension("gaps");
+        LedgerFiles { db, key, url: None, spool }
+    }
+
+    /// A PostgreSQL ledger; `spool_dir` holds the local spool of unrecorded
+    /// decisions (the database may be what cannot be reached).
+    pub fn postgres(url: PgUrl, key: Option<PathBuf>, spool_dir: &Path) -> LedgerFiles {
+        LedgerFiles {
+            db: PathBuf::from(url.redacted()),
+            key: key.unwrap_or_default(),
+            url: Some(url),
+            spool: spool_dir.join("ledger.gaps"),
+        }
+    }
+
+    pub fn location(&self) -> Location {
+        match &self.url {
+            Some(u) => Location::Postgres(u.clone()),
+            None => Location::Sqlite(self.db.clone()),
+        }
+    }
+
+    /// False only for a SQLite file that is not there (a database server is
+    /// asked when the ledger is opened).
+    pub fn exists(&self) -> bool {
+        self.url.is_some() || self.db.exists()
+    }
+
+    /// The value to hand a child process as `GIT_AUDIT_LEDGER` (with the
+    /// password: for the environment, never for a command line or a log).
+    pub fn secret_location(&self) -> std::ffi::OsString {
+        match &self.url {
+            Some(u) => u.secret().into(),
+            None => self.db.clone().into_os_string(),
+        }
+    }
+}
+
+/// `--ledger PATH|URL`, else `GIT_AUDIT_LEDGER`, else `git config audit.ledger`,
+/// else `<git-dir>/audit/ledger.db`; the key: `GIT_AUDIT_LEDGER_KEY` (which
+/// `--ledger-key` sets), else `git config audit.ledgerKey`, else (SQLite) next
+/// to the ledger with extension `.key`.
 pub fn locate(explicit: Option<&Path>, repo: Option<&crate::git::Repo>) -> Option<LedgerFiles> {
     let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     let db = match explicit.map(Path::to_path_buf).or_else(|| from_env("GIT_AUDIT_LEDGER")) {
@@ -84,10 +139,16 @@ pub fn locate(explicit: Option<&Path>, repo: Option<&crate::git::Repo>) -> Optio
             repo.config_path("audit.ledger").unwrap_or_else(|| repo.git_dir().join("audit").join("ledger.db"))
         }
     };
-    let key = from_env("GIT_AUDIT_LEDGER_KEY")
-        .or_else(|| repo.and_then(|r| r.config_path("audit.ledgerKey")))
-        .unwrap_or_else(|| db.with_extension("key"));
-    Some(LedgerFiles { db, key })
+    let key = from_env("GIT_AUDIT_LEDGER_KEY").or_else(|| repo.and_then(|r| r.config_path("audit.ledgerKey")));
+    if let Some(url) = db.to_str().and_then(PgUrl::parse) {
+        let spool_dir = match repo {
+            Some(r) => r.git_dir().join("audit"),
+            None => std::env::temp_dir(),
+        };
+        return Some(LedgerFiles::postgres(url, key, &spool_dir));
+    }
+    let key = key.unwrap_or_else(|| db.with_extension("key"));
+    Some(LedgerFiles { spool: db.with_extension("gaps"), db, key, url: None })
 }
 
 /// An entry of a typed kind, decoded.
@@ -145,7 +206,8 @@ pub struct Proof {
 }
 
 pub struct Ledger {
-    conn: Connection,
+    store: Box<dyn Store>,
+    /// The SQLite file, or the PostgreSQL URL without its password.
     pub path: PathBuf,
     key_path: PathBuf,
     pub origin: String,
@@ -153,11 +215,11 @@ pub struct Ledger {
     signer: Option<NoteSigner>,
 }
 
-fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
-    move |source| LedgerError::Sqlite { path: path.to_path_buf(), source }
+fn sql(path: &Path) -> impl Fn(StoreError) -> LedgerError + '_ {
+    move |cause| LedgerError::Store { path: path.to_path_buf(), cause }
 }
 
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE entries (
     seq INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
@@ -169,32 +231,71 @@ CREATE TABLE head (id INTEGER PRIMARY KEY CHECK (id = 0), size INTEGER NOT NULL,
 CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, time TEXT NOT NULL);
 ";
 
+/// PostgreSQL lacks SQLite's `group_concat`; queries use it on both.
+pub(crate) const PG_FUNCTIONS: &str = "
+CREATE OR REPLACE FUNCTION git_audit_concat(acc text, v text, sep text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$ SELECT CASE WHEN v IS NULL THEN acc WHEN acc IS NULL THEN v ELSE acc || sep || v END $$;
+CREATE OR REPLACE AGGREGATE group_concat(text, text) (SFUNC = git_audit_concat, STYPE = text);
+";
+
+/// The columns of `entries`, in the order appends write them.
+const ENTRY_COLUMNS: &[&str] = &["seq", "time", "kind", "subject", "actor", "payload", "leaf"];
+
 /// Now, in the canonical text form entries store and hash.
 pub(crate) fn now() -> String {
     crate::time::Timestamp::now().canonical()
 }
 
-fn configure(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
-    conn.busy_timeout(Duration::from_secs(60)).map_err(sql(path))?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(sql(path))?;
-    // An audit log must not lose a committed append, even on power loss.
-    conn.pragma_update(None, "synchronous", "FULL").map_err(sql(path))?;
-    conn.pragma_update(None, "cache_size", -262144).map_err(sql(path))?;
-    Ok(())
+/// A connection to the ledger's database for state kept beside the log (no
+/// checks that it is a ledger: the caller opened the ledger, or will).
+pub(crate) fn connect(files: &LedgerFiles) -> Result<Box<dyn Store>, LedgerError> {
+    match files.location() {
+        Location::Sqlite(path) => {
+            let s = store::sqlite::SqliteStore::open(&path, true).map_err(sql(&path))?;
+            s.configure().map_err(sql(&path))?;
+            Ok(Box::new(s))
+        }
+        Location::Postgres(url) => Ok(Box::new(store::postgres::PgStore::connect(&url).map_err(sql(&files.db))?)),
+    }
+}
+
+/// True when the database holds a table named `meta` (every ledger has one).
+fn has_meta(store: &dyn Store, path: &Path) -> Result<bool, LedgerError> {
+    Ok(store.tables().map_err(sql(path))?.iter().any(|t| t == "meta"))
 }
 
 impl Ledger {
     /// Creates a new ledger and its Ed25519 signing key (mode 0600). Refuses to
     /// overwrite either.
     pub fn init(loc: &LedgerFiles, origin: Option<&str>) -> Result<Ledger, LedgerError> {
-        for p in [&loc.db, &loc.key] {
-            if p.exists() {
-                return Err(LedgerError::Exists { path: p.clone() });
+        if loc.url.is_some() && loc.key.as_os_str().is_empty() {
+            return Err(LedgerError::NoKeyNamed { path: loc.db.clone() });
+        }
+        let files = if loc.url.is_none() { vec![&loc.db, &loc.key] } else { vec![&loc.key] };
+        if let Some(p) = files.into_iter().find(|p| p.exists()) {
+            return Err(LedgerError::Exists { path: p.clone() });
+        }
+        if loc.url.is_none() {
+            if let Some(parent) = loc.db.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|source| LedgerError::Io { path: parent.to_path_buf(), source })?;
             }
         }
-        if let Some(parent) = loc.db.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| LedgerError::Io { path: parent.to_path_buf(), source })?;
-        }
+        let store: Box<dyn Store> = match loc.location() {
+            Location::Sqlite(path) => {
+                let s = store::sqlite::SqliteStore::open(&path, true).map_err(sql(&path))?;
+                s.configure().map_err(sql(&path))?;
+                s.set_pragma("application_id", APPLICATION_ID).map_err(sql(&path))?;
+                s.set_pragma("user_version", FORMAT_VERSION).map_err(sql(&path))?;
+                Box::new(s)
+            }
+            Location::Postgres(url) => {
+                let s = store::postgres::PgStore::connect(&url).map_err(sql(&loc.db))?;
+                if has_meta(&s, &loc.db)? {
+                    return Err(LedgerError::Exists { path: loc.db.clone() });
+                }
+                Box::new(s)
+            }
+        };
         let origin = match origin {
             Some(o) => o.to_string(),
             None => {
@@ -204,64 +305,82 @@ impl Ledger {
             }
         };
         let signer = NoteSigner::generate(&origin).map_err(|e| LedgerError::Key { path: loc.key.clone(), msg: e.to_string() })?;
-        write_private(&loc.key, &signer.to_private_string())?;
-        let mut conn = Connection::open(&loc.db).map_err(sql(&loc.db))?;
-        configure(&conn, &loc.db)?;
+        let path = &loc.db;
         let verifier = signer.verifier();
-        let tx = conn.transaction().map_err(sql(&loc.db))?;
-        tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(sql(&loc.db))?;
-        tx.pragma_update(None, "user_version", FORMAT_VERSION).map_err(sql(&loc.db))?;
-        tx.execute_batch(SCHEMA).map_err(sql(&loc.db))?;
-        tx.execute_batch(projection::SCHEMA).map_err(sql(&loc.db))?;
-        for (k, v) in [
-            ("format_version", FORMAT_VERSION.to_string()),
-            ("origin", origin.clone()),
-            ("public_key", verifier.to_string()),
-            ("created", now()),
-        ] {
-            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v]).map_err(sql(&loc.db))?;
+        store.schema(SCHEMA).map_err(sql(path))?;
+        store.schema(projection::SCHEMA).map_err(sql(path))?;
+        if store.dialect() == Dialect::Postgres {
+            store.schema(PG_FUNCTIONS).map_err(sql(path))?;
         }
         let empty = merkle::empty_root();
         let note = sign_checkpoint(&signer, &origin, 0, empty, &loc.key)?;
-        tx.execute("INSERT INTO head (id, size, root, note) VALUES (0, 0, ?1, ?2)", params![empty.to_vec(), note]).map_err(sql(&loc.db))?;
-        tx.commit().map_err(sql(&loc.db))?;
-        Ok(Ledger { conn, path: loc.db.clone(), key_path: loc.key.clone(), origin, verifier, signer: Some(signer) })
+        {
+            let tx = Tx::begin(&*store, Begin::Write).map_err(sql(path))?;
+            for (k, v) in [
+                ("format_version", FORMAT_VERSION.to_string()),
+                ("origin", origin.clone()),
+                ("public_key", verifier.to_string()),
+                ("created", now()),
+            ] {
+                store.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", &[k.into(), v.into()]).map_err(sql(path))?;
+            }
+            store
+                .execute("INSERT INTO head (id, size, root, note) VALUES (0, 0, ?1, ?2)", &[empty.to_vec().into(), note.into()])
+                .map_err(sql(path))?;
+            // The key is written last, once the ledger it belongs to exists.
+            write_private(&loc.key, &signer.to_private_string())?;
+            tx.commit().map_err(sql(path))?;
+        }
+        Ok(Ledger { store, path: loc.db.clone(), key_path: loc.key.clone(), origin, verifier, signer: Some(signer) })
     }
 
     /// Opens an existing ledger. The signing key is loaded when present (it is
     /// needed to append, not to read or verify).
     pub fn open(loc: &LedgerFiles) -> Result<Ledger, LedgerError> {
         let path = &loc.db;
-        if !path.exists() {
-            return Err(LedgerError::Missing { path: path.clone() });
-        }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| LedgerError::NotALedger { path: path.clone(), why: e.to_string() })?;
-        let app: i64 = conn
-            .pragma_query_value(None, "application_id", |r| r.get(0))
-            .map_err(|e| LedgerError::NotALedger { path: path.clone(), why: e.to_string() })?;
-        if app != APPLICATION_ID {
-            return Err(LedgerError::NotALedger {
-                path: path.clone(),
-                why: format!("SQLite application id {app:#x}, expected {APPLICATION_ID:#x}"),
-            });
-        }
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql(path))?;
-        if version > FORMAT_VERSION {
-            return Err(LedgerError::NewerFormat { path: path.clone(), found: version, supported: FORMAT_VERSION });
-        }
-        configure(&conn, path)?;
-        let meta = |k: &str| -> Result<String, LedgerError> {
-            conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get::<_, String>(0))
-                .optional()
-                .map_err(sql(path))?
-                .ok_or_else(|| LedgerError::NotALedger { path: path.clone(), why: format!("no `{k}` in its meta table") })
+        let not_a_ledger = |why: String| LedgerError::NotALedger { path: path.clone(), why };
+        let store: Box<dyn Store> = match loc.location() {
+            Location::Sqlite(file) => {
+                if !file.exists() {
+                    return Err(LedgerError::Missing { path: path.clone() });
+                }
+                let s = store::sqlite::SqliteStore::open(&file, false).map_err(|e| not_a_ledger(e.to_string()))?;
+                let app = s.pragma_int("application_id").map_err(|e| not_a_ledger(e.to_string()))?;
+                if app != APPLICATION_ID {
+                    return Err(not_a_ledger(format!("SQLite application id {app:#x}, expected {APPLICATION_ID:#x}")));
+                }
+                let version = s.pragma_int("user_version").map_err(sql(path))?;
+                if version > FORMAT_VERSION {
+                    return Err(LedgerError::NewerFormat { path: path.clone(), found: version, supported: FORMAT_VERSION });
+                }
+                s.configure().map_err(sql(path))?;
+                Box::new(s)
+            }
+            Location::Postgres(url) => {
+                let s = store::postgres::PgStore::connect(&url).map_err(sql(path))?;
+                if !has_meta(&s, path)? {
+                    return Err(LedgerError::Missing { path: path.clone() });
+                }
+                Box::new(s)
+            }
         };
-        conn.execute_batch(projection::SCHEMA).map_err(sql(path))?;
+        let meta = |k: &str| -> Result<String, LedgerError> {
+            store::first(&*store, "SELECT value FROM meta WHERE key = ?1", &[k.into()])
+                .map_err(sql(path))?
+                .and_then(|r| r.into_iter().next())
+                .and_then(|v| v.as_text().map(str::to_string))
+                .ok_or_else(|| not_a_ledger(format!("no `{k}` in its meta table")))
+        };
+        if store.dialect() == Dialect::Postgres {
+            let version: i64 = meta("format_version")?.parse().map_err(|_| not_a_ledger("its format_version is not a number".into()))?;
+            if version > FORMAT_VERSION {
+                return Err(LedgerError::NewerFormat { path: path.clone(), found: version, supported: FORMAT_VERSION });
+            }
+        }
+        store.schema(projection::SCHEMA).map_err(sql(path))?;
         let origin = meta("origin")?;
-        let verifier =
-            NoteVerifier::parse(&meta("public_key")?).map_err(|e| LedgerError::NotALedger { path: path.clone(), why: e.to_string() })?;
-        let signer = if loc.key.exists() {
+        let verifier = NoteVerifier::parse(&meta("public_key")?).map_err(|e| not_a_ledger(e.to_string()))?;
+        let signer = if !loc.key.as_os_str().is_empty() && loc.key.exists() {
             let text = std::fs::read_to_string(&loc.key).map_err(|source| LedgerError::Io { path: loc.key.clone(), source })?;
             let s = NoteSigner::parse(&text).map_err(|e| LedgerError::Key { path: loc.key.clone(), msg: e.to_string() })?;
             if s.verifier() != verifier {
@@ -274,129 +393,140 @@ impl Ledger {
         } else {
             None
         };
-        Ok(Ledger { conn, path: path.clone(), key_path: loc.key.clone(), origin, verifier, signer })
+        Ok(Ledger { store, path: path.clone(), key_path: loc.key.clone(), origin, verifier, signer })
     }
 
-    fn connection(&self) -> &Connection {
-        &self.conn
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// Which engine holds the ledger.
+    pub fn dialect(&self) -> Dialect {
+        self.store.dialect()
     }
 
     /// Creates a state owner's tables where they are missing.
     pub fn state_schema(&self, ddl: &str) -> Result<(), LedgerError> {
-        self.conn.execute_batch(ddl).map_err(sql(&self.path))
+        self.store.schema(ddl).map_err(sql(&self.path))
     }
 
     /// The rows of a state owner's query.
-    pub fn state_rows(&self, s: &state::Statement) -> Result<Vec<Vec<state::Value>>, LedgerError> {
-        state::rows(&self.conn, &self.path, s)
+    pub fn state_rows(&self, s: &state::Statement) -> Result<Vec<Vec<Value>>, LedgerError> {
+        store::rows(&*self.store, s.sql, &s.params).map_err(sql(&self.path))
     }
 
     /// Applies state writes in one transaction, with no entries.
     pub fn state_write(&mut self, writes: &[state::Statement]) -> Result<(), LedgerError> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(&path))?;
+        let path = &self.path;
+        let tx = Tx::begin(&*self.store, Begin::Write).map_err(sql(path))?;
         for w in writes {
-            state::execute(&tx, &path, w)?;
+            self.store.defer(w.sql, w.params.clone()).map_err(sql(path))?;
         }
-        tx.commit().map_err(sql(&path))
+        tx.commit().map_err(sql(path))
     }
 
     /// Appends entries and applies state writes (cursor moves …) in the same
     /// transaction: they commit together or not at all.
     pub fn append_with_state(&mut self, entries: &[NewEntry], writes: &[state::Statement]) -> Result<Receipt, LedgerError> {
-        self.append_with(entries, |tx, _| writes.iter().try_for_each(|w| state::execute_raw(tx, w)))
+        self.append_then(entries, |_| writes.to_vec())
+    }
+
+    /// The current signed tree head.
+    pub fn head(&self) -> Result<Head, LedgerError> {
+        read_head(&*self.store, &self.path, false)
+    }
+
+    /// Appends entries in one transaction and signs the new tree head.
+    pub fn append(&mut self, entries: &[NewEntry]) -> Result<Receipt, LedgerError> {
+        self.append_then(entries, |_| Vec::new())
     }
 
     /// Appends entries and applies the state writes `then` makes from the
     /// receipt (the seqs and the signed checkpoint that covers them), in the
     /// same transaction: an outbox row naming the seq it reports commits with
     /// that entry or not at all.
+    ///
+    /// Appends from many processes are serialised by the engine's write lock
+    /// (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a row lock on the head, taken
+    /// first), and the compare-and-swap on the head's size is the second guard:
+    /// seqs come from the head, never from a sequence, so a rolled-back append
+    /// leaves no gap.
     pub fn append_then(
         &mut self,
         entries: &[NewEntry],
         then: impl FnOnce(&Receipt) -> Vec<state::Statement>,
     ) -> Result<Receipt, LedgerError> {
-        self.append_with(entries, |tx, receipt| then(receipt).iter().try_for_each(|w| state::execute_raw(tx, w)))
-    }
-
-    /// The current signed tree head.
-    pub fn head(&self) -> Result<Head, LedgerError> {
-        read_head(&self.conn, &self.path)
-    }
-
-    /// Appends entries in one transaction and signs the new tree head.
-    pub fn append(&mut self, entries: &[NewEntry]) -> Result<Receipt, LedgerError> {
-        self.append_with(entries, |_, _| Ok(()))
-    }
-
-    /// Like [`Ledger::append`], running `side` (cursor moves, sync state) inside
-    /// the same transaction: it commits with the entries or not at all.
-    fn append_with(
-        &mut self,
-        entries: &[NewEntry],
-        side: impl FnOnce(&rusqlite::Transaction<'_>, &Receipt) -> rusqlite::Result<()>,
-    ) -> Result<Receipt, LedgerError> {
-        let signer = self.signer.as_ref().ok_or_else(|| LedgerError::NoSigner { path: self.path.clone(), key: self.key_path.clone() })?;
+        let signer = self.signer.as_ref().ok_or_else(|| match self.key_path.as_os_str().is_empty() {
+            true => LedgerError::NoKeyNamed { path: self.path.clone() },
+            false => LedgerError::NoSigner { path: self.path.clone(), key: self.key_path.clone() },
+        })?;
         for e in entries {
             if !entry::valid_kind(&e.kind) {
                 return Err(LedgerError::BadEntry(format!("kind `{}` is not lower-case dotted words (e.g. commit.verified)", e.kind)));
             }
         }
-        let path = self.path.clone();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(&path))?;
-        let head = read_head(&tx, &path)?;
-        let mut frontier = load_frontier(&tx, &path, head.size)?;
+        let path = &self.path;
+        let store = &*self.store;
+        let tx = Tx::begin(store, Begin::Write).map_err(sql(path))?;
+        let head = read_head(store, path, true)?;
+        let mut frontier = load_frontier(store, path, head.size)?;
         if fold(&frontier) != head.root {
             return Err(LedgerError::Inconsistent {
-                path,
+                path: path.clone(),
                 msg: format!("the stored tree does not reproduce the signed root of size {}; refusing to append", head.size),
             });
         }
-        {
-            let mut insert_entry = tx
-                .prepare_cached("INSERT INTO entries (seq, time, kind, subject, actor, payload, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-                .map_err(sql(&path))?;
-            let mut insert_node = tx.prepare_cached("INSERT INTO nodes (level, idx, hash) VALUES (?1, ?2, ?3)").map_err(sql(&path))?;
-            let upserts: Vec<String> = projection::TABLES.iter().map(|t| projection::upsert_sql(t)).collect();
-            let time = now();
-            for (i, e) in entries.iter().enumerate() {
-                let seq = head.size + i as u64;
-                let payload = entry::canonical_json(&e.payload);
-                let bytes = entry::canonical_bytes(seq, &time, &e.kind, &e.subject, &e.actor, &payload);
-                let leaf = merkle::leaf_hash(&bytes);
-                insert_entry.execute(params![seq as i64, time, e.kind, e.subject, e.actor, payload, leaf.to_vec()]).map_err(sql(&path))?;
-                frontier.push((0, leaf));
-                while frontier.len() >= 2 && frontier[frontier.len() - 1].0 == frontier[frontier.len() - 2].0 {
-                    let (level, right) = frontier.pop().unwrap_or_default();
-                    let (_, left) = frontier.pop().unwrap_or_default();
-                    let parent = merkle::node_hash(&left, &right);
-                    let idx = ((seq + 1) >> (level + 1)) - 1;
-                    insert_node.execute(params![level + 1, idx as i64, parent.to_vec()]).map_err(sql(&path))?;
-                    frontier.push((level + 1, parent));
-                }
-                for row in projection::rows(seq, &time, &e.kind, &e.subject, &e.actor, &payload) {
-                    let i = projection::TABLES.iter().position(|t| t.name == row.table.name).unwrap_or(0);
-                    let mut stmt = tx.prepare_cached(&upserts[i]).map_err(sql(&path))?;
-                    stmt.execute(rusqlite::params_from_iter(row.values.iter())).map_err(sql(&path))?;
-                }
+        let upserts: Vec<String> = projection::TABLES.iter().map(|t| projection::upsert_sql(t)).collect();
+        let time = now();
+        let mut entry_rows = Vec::with_capacity(entries.len());
+        let mut node_rows = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let seq = head.size + i as u64;
+            let payload = entry::canonical_json(&e.payload);
+            let bytes = entry::canonical_bytes(seq, &time, &e.kind, &e.subject, &e.actor, &payload);
+            let leaf = merkle::leaf_hash(&bytes);
+            frontier.push((0, leaf));
+            while frontier.len() >= 2 && frontier[frontier.len() - 1].0 == frontier[frontier.len() - 2].0 {
+                let (level, right) = frontier.pop().unwrap_or_default();
+                let (_, left) = frontier.pop().unwrap_or_default();
+                let parent = merkle::node_hash(&left, &right);
+                let idx = ((seq + 1) >> (level + 1)) - 1;
+                node_rows.push(vec![Value::Int(i64::from(level) + 1), Value::Int(idx as i64), Value::Blob(parent.to_vec())]);
+                frontier.push((level + 1, parent));
             }
+            for row in projection::rows(seq, &time, &e.kind, &e.subject, &e.actor, &payload) {
+                let i = projection::TABLES.iter().position(|t| t.name == row.table.name).unwrap_or(0);
+                store.defer(&upserts[i], row.values).map_err(sql(path))?;
+            }
+            entry_rows.push(vec![
+                Value::Int(seq as i64),
+                time.as_str().into(),
+                e.kind.as_str().into(),
+                e.subject.as_str().into(),
+                e.actor.as_str().into(),
+                Value::Text(payload),
+                Value::Blob(leaf.to_vec()),
+            ]);
         }
+        store.insert_rows("entries", ENTRY_COLUMNS, entry_rows).map_err(sql(path))?;
+        store.insert_rows("nodes", &["level", "idx", "hash"], node_rows).map_err(sql(path))?;
         let size = head.size + entries.len() as u64;
         let root = fold(&frontier);
         let note = sign_checkpoint(signer, &self.origin, size, root, &self.key_path)?;
         let receipt = Receipt { first_seq: head.size, count: entries.len() as u64, tree_size: size, checkpoint: note };
-        side(&tx, &receipt).map_err(sql(&path))?;
-        let note = &receipt.checkpoint;
-        let swapped = tx
+        for w in then(&receipt) {
+            store.defer(w.sql, w.params).map_err(sql(path))?;
+        }
+        let swapped = store
             .execute(
                 "UPDATE head SET size = ?1, root = ?2, note = ?3 WHERE id = 0 AND size = ?4",
-                params![size as i64, root.to_vec(), note, head.size as i64],
+                &[Value::Int(size as i64), Value::Blob(root.to_vec()), receipt.checkpoint.as_str().into(), Value::Int(head.size as i64)],
             )
-            .map_err(sql(&path))?;
+            .map_err(sql(path))?;
         if swapped != 1 {
-            return Err(LedgerError::Inconsistent { path, msg: "the head moved during the append".into() });
+            return Err(LedgerError::Inconsistent { path: path.clone(), msg: "the head moved during the append".into() });
         }
-        tx.commit().map_err(sql(&path))?;
+        tx.commit().map_err(sql(path))?;
         Ok(receipt)
     }
 
@@ -405,9 +535,9 @@ impl Ledger {
     /// it, `ledger verify` checks it, queries read only what they understand.
     pub fn events<P: event::Payload>(&self, select: &Select<'_>) -> Result<Vec<Recorded<P>>, LedgerError> {
         let mut query = String::from("SELECT seq, time, subject, actor, payload FROM entries WHERE kind = ?1");
-        let mut params: Vec<rusqlite::types::Value> = vec![P::KIND.as_str().to_string().into()];
+        let mut params: Vec<Value> = vec![P::KIND.as_str().into()];
         if let Some(s) = select.subject {
-            params.push(s.to_string().into());
+            params.push(s.into());
             query.push_str(&format!(" AND subject = ?{}", params.len()));
         }
         if let Some(t) = select.since {
@@ -418,62 +548,64 @@ impl Ledger {
             Some(n) => query.push_str(&format!(" ORDER BY seq DESC LIMIT {n}")),
             None => query.push_str(" ORDER BY seq"),
         }
-        let mut stmt = self.conn.prepare_cached(&query).map_err(sql(&self.path))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+        let mut out = Vec::new();
+        self.store
+            .query(&query, &params, &mut |r| {
+                let [seq, time, subject, actor, payload]: [Value; 5] = r.try_into().map_err(|_| StoreError::new("expected 5 columns"))?;
+                if let Some(p) = payload.as_text().and_then(|p| P::decode(P::KIND.as_str(), p)) {
+                    out.push(Recorded {
+                        seq: seq.as_int().unwrap_or(0).max(0) as u64,
+                        time: time.text_or_empty(),
+                        subject: subject.text_or_empty(),
+                        actor: actor.text_or_empty(),
+                        payload: p,
+                    });
+                }
+                Ok(())
             })
             .map_err(sql(&self.path))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, time, subject, actor, payload) = row.map_err(sql(&self.path))?;
-            if let Some(payload) = P::decode(P::KIND.as_str(), &payload) {
-                out.push(Recorded { seq: seq as u64, time, subject, actor, payload });
-            }
-        }
         Ok(out)
+    }
+
+    fn first(&self, query: &str, params: &[Value]) -> Result<Option<Vec<Value>>, LedgerError> {
+        store::first(&*self.store, query, params).map_err(sql(&self.path))
     }
 
     /// The commit a synced deployment deployed (projection `deployments`).
     pub fn deployment_sha(&self, repo: &str, id: i64) -> Result<Option<String>, LedgerError> {
-        self.conn
-            .query_row("SELECT sha FROM deployments WHERE repo = ?1 AND id = ?2", params![repo, id], |r| r.get(0))
-            .optional()
-            .map_err(sql(&self.path))
+        Ok(self
+            .first("SELECT sha FROM deployments WHERE repo = ?1 AND id = ?2", &[repo.into(), id.into()])?
+            .and_then(|r| r.into_iter().next())
+            .and_then(|v| v.as_text().map(str::to_string)))
     }
 
     /// True when a synced pull request names `sha` (among its commits, as its
     /// merge commit, or through a commit → pulls look-up).
     pub fn commit_linked_to_pulls(&self, repo: &str, sha: &str) -> Result<bool, LedgerError> {
-        self.conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM pr_commits WHERE repo = ?1 AND sha = ?2) OR EXISTS (SELECT 1 FROM pull_requests WHERE repo = ?1 AND merge_commit_sha = ?2) OR EXISTS (SELECT 1 FROM commit_pulls WHERE repo = ?1 AND sha = ?2)",
-                params![repo, sha],
-                |r| r.get(0),
-            )
-            .map_err(sql(&self.path))
+        let found = self.first(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM pr_commits WHERE repo = ?1 AND sha = ?2) OR EXISTS (SELECT 1 FROM pull_requests WHERE repo = ?1 AND merge_commit_sha = ?2) OR EXISTS (SELECT 1 FROM commit_pulls WHERE repo = ?1 AND sha = ?2)",
+            &[repo.into(), sha.into()],
+        )?;
+        Ok(found.is_some())
     }
 
     /// The last non-zero tip recorded for `refname`: by post-receive
     /// (`ref.updated`) or by an accepted push decision.
     pub fn recorded_tip(&self, refname: &str) -> Result<Option<String>, LedgerError> {
-        self.conn
-            .query_row(
+        Ok(self
+            .first(
                 "SELECT new FROM ref_updates WHERE ref = ?1 AND (kind = ?2 OR accepted = 1)
                  AND new IS NOT NULL AND trim(new, '0') <> '' ORDER BY seq DESC LIMIT 1",
-                [refname, event::Kind::RefUpdated.as_str()],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .map_err(sql(&self.path))
+                &[refname.into(), event::Kind::RefUpdated.as_str().into()],
+            )?
+            .and_then(|r| r.into_iter().next())
+            .and_then(|v| v.as_text().map(str::to_string)))
     }
 
     /// One entry by seq.
     pub fn entry(&self, seq: u64) -> Result<Option<Entry>, LedgerError> {
-        self.conn
-            .query_row("SELECT seq, time, kind, subject, actor, payload FROM entries WHERE seq = ?1", [seq as i64], row_entry)
-            .optional()
-            .map_err(sql(&self.path))?
+        self.first("SELECT seq, time, kind, subject, actor, payload FROM entries WHERE seq = ?1", &[Value::Int(seq as i64)])?
+            .map(|r| row_entry(&r))
             .transpose()
     }
 
@@ -485,7 +617,7 @@ impl Ledger {
             return Err(LedgerError::NoEntry { seq, size: head.size });
         }
         let e = self.entry(seq)?.ok_or(LedgerError::NoEntry { seq, size: head.size })?;
-        let mut tree = DbTree { conn: &self.conn, path: &self.path };
+        let mut tree = DbTree { store: &*self.store, path: &self.path };
         let proof = merkle::inclusion_proof(&mut tree, seq, head.size)?;
         Ok(Proof {
             entry: serde_json::to_value(&e).unwrap_or_default(),
@@ -499,21 +631,21 @@ impl Ledger {
 
     /// The root of the first `size` entries, from the stored tree.
     pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
-        merkle::root(&mut DbTree { conn: &self.conn, path: &self.path }, size)
+        merkle::root(&mut DbTree { store: &*self.store, path: &self.path }, size)
     }
 
     /// A consistency proof between two sizes, from the stored tree.
     pub fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
-        merkle::consistency_proof(&mut DbTree { conn: &self.conn, path: &self.path }, old, new)
+        merkle::consistency_proof(&mut DbTree { store: &*self.store, path: &self.path }, old, new)
     }
 
     /// Keeps the current signed checkpoint in the history table and returns it.
     pub fn checkpoint(&self) -> Result<Head, LedgerError> {
         let head = self.head()?;
-        self.conn
+        self.store
             .execute(
-                "INSERT OR IGNORE INTO checkpoints (size, root, note, time) VALUES (?1, ?2, ?3, ?4)",
-                params![head.size as i64, head.root.to_vec(), head.note, now()],
+                "INSERT INTO checkpoints (size, root, note, time) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING",
+                &[Value::Int(head.size as i64), Value::Blob(head.root.to_vec()), head.note.as_str().into(), now().into()],
             )
             .map_err(sql(&self.path))?;
         Ok(head)
@@ -521,48 +653,62 @@ impl Ledger {
 
     /// Writes every entry as one JSON object per line.
     pub fn export_jsonl(&self, out: &mut dyn Write) -> Result<u64, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, time, kind, subject, actor, payload, leaf FROM entries ORDER BY seq")
-            .map_err(sql(&self.path))?;
-        let mut rows = stmt.query([]).map_err(sql(&self.path))?;
         let mut n = 0;
-        while let Some(row) = rows.next().map_err(sql(&self.path))? {
-            let e = row_entry(row).map_err(sql(&self.path))??;
-            let leaf: Vec<u8> = row.get(6).map_err(sql(&self.path))?;
-            let mut v = serde_json::to_value(&e).unwrap_or_default();
-            v["leaf_hash"] = serde_json::Value::String(hex::encode(leaf));
-            writeln!(out, "{v}").map_err(|source| LedgerError::Io { path: PathBuf::from("<output>"), source })?;
-            n += 1;
-        }
+        let mut failed = None;
+        self.store
+            .query("SELECT seq, time, kind, subject, actor, payload, leaf FROM entries ORDER BY seq", &[], &mut |r| {
+                let e = match row_entry(&r) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        failed = Some(e);
+                        return Err(StoreError::new("stopped"));
+                    }
+                };
+                let mut v = serde_json::to_value(&e).unwrap_or_default();
+                v["leaf_hash"] = serde_json::Value::String(hex::encode(r.get(6).and_then(Value::as_blob).unwrap_or_default()));
+                if let Err(source) = writeln!(out, "{v}") {
+                    failed = Some(LedgerError::Io { path: PathBuf::from("<output>"), source });
+                    return Err(StoreError::new("stopped"));
+                }
+                n += 1;
+                Ok(())
+            })
+            .map_err(|e| failed.take().unwrap_or_else(|| sql(&self.path)(e)))?;
         Ok(n)
     }
 
     /// Rebuilds every projection from the log, in one transaction.
     pub fn rebuild(&mut self) -> Result<u64, LedgerError> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(&path))?;
+        let path = &self.path;
+        let store = &*self.store;
+        let tx = Tx::begin(store, Begin::Write).map_err(sql(path))?;
         for t in projection::TABLES {
-            tx.execute(&format!("DELETE FROM {}", t.name), []).map_err(sql(&path))?;
+            store.execute(&format!("DELETE FROM {}", t.name), &[]).map_err(sql(path))?;
         }
         let upserts: Vec<String> = projection::TABLES.iter().map(|t| projection::upsert_sql(t)).collect();
-        let mut n = 0;
-        {
-            let mut stmt = tx.prepare("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq").map_err(sql(&path))?;
-            let mut rows = stmt.query([]).map_err(sql(&path))?;
-            while let Some(row) = rows.next().map_err(sql(&path))? {
-                let e = row_entry(row).map_err(sql(&path))??;
-                for r in projection::entry_rows(&e) {
-                    let i = projection::TABLES.iter().position(|t| t.name == r.table.name).unwrap_or(0);
-                    tx.prepare_cached(&upserts[i])
-                        .map_err(sql(&path))?
-                        .execute(rusqlite::params_from_iter(r.values.iter()))
-                        .map_err(sql(&path))?;
+        let mut n = 0u64;
+        // A page at a time: the rows are written between reads.
+        const PAGE: i64 = 5000;
+        let mut from = 0i64;
+        loop {
+            let page = store::rows(
+                store,
+                "SELECT seq, time, kind, subject, actor, payload FROM entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+                &[Value::Int(from), Value::Int(PAGE)],
+            )
+            .map_err(sql(path))?;
+            let Some(last) = page.last().and_then(|r| r.first()).and_then(Value::as_int) else { break };
+            for r in &page {
+                let e = row_entry(r)?;
+                for row in projection::entry_rows(&e) {
+                    let i = projection::TABLES.iter().position(|t| t.name == row.table.name).unwrap_or(0);
+                    store.defer(&upserts[i], row.values).map_err(sql(path))?;
                 }
                 n += 1;
             }
+            from = last + 1;
         }
-        tx.commit().map_err(sql(&path))?;
+        tx.commit().map_err(sql(path))?;
         Ok(n)
     }
 }
@@ -587,70 +733,112 @@ fn sign_checkpoint(signer: &NoteSigner, origin: &str, size: u64, root: Hash, key
         .map_err(|e| LedgerError::Key { path: key.to_path_buf(), msg: e.to_string() })
 }
 
-fn read_head(conn: &Connection, path: &Path) -> Result<Head, LedgerError> {
-    let (size, root, note): (i64, Vec<u8>, String) = conn
-        .query_row("SELECT size, root, note FROM head WHERE id = 0", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .map_err(sql(path))?;
-    let root: Hash = root
-        .try_into()
-        .map_err(|_| LedgerError::Inconsistent { path: path.to_path_buf(), msg: "the head's root is not 32 bytes".into() })?;
+fn read_head(store: &dyn Store, path: &Path, for_update: bool) -> Result<Head, LedgerError> {
+    // PostgreSQL: the row lock on the head serialises appends (SQLite's
+    // `BEGIN IMMEDIATE` already holds the database's write lock).
+    let query = match (for_update, store.dialect()) {
+        (true, Dialect::Postgres) => "SELECT size, root, note FROM head WHERE id = 0 FOR UPDATE",
+        _ => "SELECT size, root, note FROM head WHERE id = 0",
+    };
+    let bad = |msg: &str| LedgerError::Inconsistent { path: path.to_path_buf(), msg: msg.into() };
+    let row = store::first(store, query, &[]).map_err(sql(path))?.ok_or_else(|| bad("the head row is missing"))?;
+    let size = row.first().and_then(Value::as_int).ok_or_else(|| bad("the head's size is not a number"))?;
+    let root: Hash =
+        row.get(1).and_then(Value::as_blob).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("the head's root is not 32 bytes"))?;
+    let note = row.get(2).and_then(Value::as_text).ok_or_else(|| bad("the head's note is not text"))?.to_string();
     Ok(Head { size: size.max(0) as u64, root, note })
 }
 
+/// Text stored in a column: text, or bytes that are UTF-8.
+pub(crate) fn text_of(v: &Value) -> Option<&str> {
+    match v {
+        Value::Text(t) => Some(t),
+        Value::Blob(b) => std::str::from_utf8(b).ok(),
+        _ => None,
+    }
+}
+
 /// Reads an entry row `(seq, time, kind, subject, actor, payload)`.
-fn row_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry, LedgerError>> {
-    let seq: i64 = row.get(0)?;
-    let text = |i: usize| -> rusqlite::Result<Option<String>> {
-        Ok(row.get_ref(i)?.as_bytes().ok().and_then(|b| std::str::from_utf8(b).ok()).map(str::to_string))
+fn row_entry(row: &[Value]) -> Result<Entry, LedgerError> {
+    let seq = row.first().and_then(Value::as_int).unwrap_or(0);
+    let text = |i: usize| row.get(i).and_then(text_of).map(str::to_string);
+    let (Some(time), Some(kind), Some(subject), Some(actor), Some(payload)) = (text(1), text(2), text(3), text(4), text(5)) else {
+        return Err(LedgerError::BadEntry(format!("entry seq {seq} holds text that is not UTF-8")));
     };
-    let (Some(time), Some(kind), Some(subject), Some(actor), Some(payload)) = (text(1)?, text(2)?, text(3)?, text(4)?, text(5)?) else {
-        return Ok(Err(LedgerError::BadEntry(format!("entry seq {seq} holds text that is not UTF-8"))));
-    };
-    let payload = match serde_json::from_str(&payload) {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(LedgerError::BadEntry(format!("entry seq {seq}: payload is not JSON: {e}")))),
-    };
-    Ok(Ok(Entry { seq: seq.max(0) as u64, time, kind, subject, actor, payload }))
+    let payload =
+        serde_json::from_str(&payload).map_err(|e| LedgerError::BadEntry(format!("entry seq {seq}: payload is not JSON: {e}")))?;
+    Ok(Entry { seq: seq.max(0) as u64, time, kind, subject, actor, payload })
 }
 
 /// Complete subtrees read from the database: level 0 from `entries.leaf`.
 pub struct DbTree<'c> {
-    pub conn: &'c Connection,
+    pub store: &'c dyn Store,
     pub path: &'c Path,
 }
 
 impl Subtrees for DbTree<'_> {
     type Error = LedgerError;
     fn subtree(&mut self, level: u32, index: u64) -> Result<Hash, LedgerError> {
-        let found: Option<Vec<u8>> = if level == 0 {
-            self.conn
-                .prepare_cached("SELECT leaf FROM entries WHERE seq = ?1")
-                .and_then(|mut s| s.query_row([index as i64], |r| r.get(0)).optional())
+        let found = if level == 0 {
+            store::first(self.store, "SELECT leaf FROM entries WHERE seq = ?1", &[Value::Int(index as i64)])
         } else {
-            self.conn
-                .prepare_cached("SELECT hash FROM nodes WHERE level = ?1 AND idx = ?2")
-                .and_then(|mut s| s.query_row(params![level, index as i64], |r| r.get(0)).optional())
+            store::first(
+                self.store,
+                "SELECT hash FROM nodes WHERE level = ?1 AND idx = ?2",
+                &[Value::Int(level.into()), Value::Int(index as i64)],
+            )
         }
         .map_err(sql(self.path))?;
-        found.and_then(|h| h.try_into().ok()).ok_or_else(|| LedgerError::Inconsistent {
+        found.and_then(|r| r.first().and_then(Value::as_blob).and_then(|b| b.try_into().ok())).ok_or_else(|| LedgerError::Inconsistent {
             path: self.path.to_path_buf(),
             msg: format!("tree node (level {level}, index {index}) is missing or malformed"),
         })
     }
 }
 
-/// The complete subtrees that make up a tree of `size` leaves, largest first.
-fn load_frontier(conn: &Connection, path: &Path, size: u64) -> Result<Vec<(u32, Hash)>, LedgerError> {
-    let mut tree = DbTree { conn, path };
-    let mut out = Vec::new();
+/// The complete subtrees that make up a tree of `size` leaves, largest first,
+/// read in one query (an append's first read after its lock).
+fn load_frontier(store: &dyn Store, path: &Path, size: u64) -> Result<Vec<(u32, Hash)>, LedgerError> {
+    let mut wanted = Vec::new();
     let mut start = 0u64;
     for level in (0..64u32).rev() {
         if size & (1u64 << level) != 0 {
-            out.push((level, tree.subtree(level, start >> level)?));
+            wanted.push((level, start >> level));
             start += 1u64 << level;
         }
     }
-    Ok(out)
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let leaf = wanted.iter().find(|(l, _)| *l == 0).map(|(_, i)| *i);
+    let nodes: Vec<String> = wanted.iter().filter(|(l, _)| *l > 0).map(|(l, i)| format!("(level = {l} AND idx = {i})")).collect();
+    let mut parts = Vec::new();
+    if let Some(i) = leaf {
+        parts.push(format!("SELECT 0 AS level, seq AS idx, leaf AS hash FROM entries WHERE seq = {i}"));
+    }
+    if !nodes.is_empty() {
+        parts.push(format!("SELECT level, idx, hash FROM nodes WHERE {}", nodes.join(" OR ")));
+    }
+    let mut found: std::collections::HashMap<(u32, u64), Hash> = std::collections::HashMap::new();
+    for r in store::rows(store, &parts.join(" UNION ALL "), &[]).map_err(sql(path))? {
+        let (Some(l), Some(i), Some(h)) =
+            (r.first().and_then(Value::as_int), r.get(1).and_then(Value::as_int), r.get(2).and_then(Value::as_blob))
+        else {
+            continue;
+        };
+        if let Ok(h) = Hash::try_from(h) {
+            found.insert((l.max(0) as u32, i.max(0) as u64), h);
+        }
+    }
+    wanted
+        .into_iter()
+        .map(|(level, index)| {
+            found.get(&(level, index)).map(|h| (level, *h)).ok_or_else(|| LedgerError::Inconsistent {
+                path: path.to_path_buf(),
+                msg: format!("tree node (level {level}, index {index}) is missing or malformed"),
+            })
+        })
+        .collect()
 }
 
 /// The root of the tree whose complete subtrees are `frontier` (largest first).

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use rusqlite::types::Value as Sql;
+use super::store::Value as Sql;
 
 use super::entry::Entry;
 use super::event::{view, DeploymentRecorded, GithubPayload, Kind, Payload};
@@ -159,7 +159,7 @@ impl Row {
 pub fn show(v: &Sql) -> String {
     match v {
         Sql::Null => "NULL".into(),
-        Sql::Integer(i) => i.to_string(),
+        Sql::Int(i) => i.to_string(),
         Sql::Real(r) => r.to_string(),
         Sql::Text(t) => t.clone(),
         Sql::Blob(b) => hex::encode(b),
@@ -194,9 +194,9 @@ pub fn rows(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payloa
                     signer,
                     key,
                     opt(p.verdict),
-                    Sql::Integer(p.findings.map_or(0, |f| f.len() as i64)),
+                    Sql::Int(p.findings.map_or(0, |f| f.len() as i64)),
                     opt(p.policy_digest),
-                    Sql::Integer(seq as i64),
+                    Sql::Int(seq as i64),
                     Sql::Text(time.to_string()),
                 ],
             }]
@@ -205,14 +205,13 @@ pub fn rows(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payloa
             let Ok(p) = serde_json::from_str::<view::RefUpdates<'_>>(payload) else {
                 return Vec::new();
             };
-            let accepted =
-                if kind == Kind::RefUpdated { Sql::Integer(1) } else { p.accepted.map_or(Sql::Null, |b| Sql::Integer(b as i64)) };
+            let accepted = if kind == Kind::RefUpdated { Sql::Int(1) } else { p.accepted.map_or(Sql::Null, |b| Sql::Int(b as i64)) };
             p.ref_updates
                 .into_iter()
                 .map(|u| Row {
                     table: &REF_UPDATES,
                     values: vec![
-                        Sql::Integer(seq as i64),
+                        Sql::Int(seq as i64),
                         opt(u.refname),
                         opt(u.old),
                         opt(u.new),
@@ -236,8 +235,8 @@ fn s(v: &serde_json::Value) -> Sql {
     match v {
         serde_json::Value::Null => Sql::Null,
         serde_json::Value::String(x) => Sql::Text(x.clone()),
-        serde_json::Value::Bool(b) => Sql::Integer(*b as i64),
-        serde_json::Value::Number(n) => n.as_i64().map_or_else(|| Sql::Text(n.to_string()), Sql::Integer),
+        serde_json::Value::Bool(b) => Sql::Int(*b as i64),
+        serde_json::Value::Number(n) => n.as_i64().map_or_else(|| Sql::Text(n.to_string()), Sql::Int),
         other => Sql::Text(other.to_string()),
     }
 }
@@ -258,14 +257,14 @@ fn recorded_rows(seq: u64, time: &str, payload: &str) -> Vec<Row> {
             table: &DEPLOYMENTS,
             values: vec![
                 repo.clone(),
-                Sql::Integer(d.deployment_id),
+                Sql::Int(d.deployment_id),
                 Sql::Text(d.sha.clone()),
                 text(&d.git_ref),
                 Sql::Text(d.environment.clone()),
                 text(&d.actor),
                 Sql::Text("deploy".into()),
                 Sql::Text(time.to_string()),
-                Sql::Integer(seq as i64),
+                Sql::Int(seq as i64),
             ],
         },
         Row {
@@ -274,14 +273,14 @@ fn recorded_rows(seq: u64, time: &str, payload: &str) -> Vec<Row> {
                 repo,
                 // Negative, like the deployment's id (never a GitHub status id), and
                 // growing with seq, as reports take a deployment's highest status id as its latest.
-                Sql::Integer(RECORDED_STATUS_BASE + seq as i64),
-                Sql::Integer(d.deployment_id),
+                Sql::Int(RECORDED_STATUS_BASE + seq as i64),
+                Sql::Int(d.deployment_id),
                 Sql::Text(d.status.as_str().into()),
                 text(&d.actor),
                 Sql::Text(d.environment),
                 text(&d.url),
                 Sql::Text(time.to_string()),
-                Sql::Integer(seq as i64),
+                Sql::Int(seq as i64),
             ],
         },
     ]
@@ -293,7 +292,7 @@ fn sync_rows(seq: u64, kind: Kind, payload: &str) -> Vec<Row> {
         return Vec::new();
     };
     let repo = s(p.repository());
-    let seq = Sql::Integer(seq as i64);
+    let seq = Sql::Int(seq as i64);
     match kind {
         Kind::PrSynced => {
             let commits = p.pr_commits();
@@ -317,7 +316,7 @@ fn sync_rows(seq: u64, kind: Kind, payload: &str) -> Vec<Row> {
                     s(p.created_at()),
                     s(p.updated_at()),
                     s(p.closed_at()),
-                    Sql::Integer(commits.len() as i64),
+                    Sql::Int(commits.len() as i64),
                     seq.clone(),
                 ],
             }];
@@ -389,7 +388,7 @@ pub fn digest(key: &std::collections::hash_map::RandomState, values: &[Sql]) -> 
     for v in values {
         match v {
             Sql::Null => 0u8.hash(&mut h),
-            Sql::Integer(i) => (1u8, i).hash(&mut h),
+            Sql::Int(i) => (1u8, i).hash(&mut h),
             Sql::Real(r) => (2u8, r.to_bits()).hash(&mut h),
             Sql::Text(t) => (3u8, t).hash(&mut h),
             Sql::Blob(b) => (4u8, b).hash(&mut h),

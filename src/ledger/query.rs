@@ -2,11 +2,10 @@
 //! place (the ledger owns the projection tables). Text columns that are NULL
 //! read as empty strings, as reports show them.
 
-use rusqlite::{params, Row};
-
 use std::collections::HashMap;
 
 use super::event::{DeploymentApprovalSynced, DeploymentRecorded, TeamSynced, WorkflowRunSynced};
+use super::store::{Dialect, Value};
 use super::{sql, Ledger, LedgerError, Select};
 use crate::time::Timestamp;
 
@@ -109,41 +108,62 @@ pub struct DeploymentApproval {
     pub seq: u64,
 }
 
-fn text(r: &Row<'_>, i: usize) -> rusqlite::Result<String> {
-    Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default())
+fn text(r: &[Value], i: usize) -> String {
+    r.get(i).map(Value::text_or_empty).unwrap_or_default()
+}
+
+fn int(r: &[Value], i: usize) -> i64 {
+    r.get(i).and_then(Value::as_int).unwrap_or(0)
 }
 
 /// A `deployments` row: repo, id, environment, created_at, sha, creator, seq,
 /// state, and (when `status_time`) the time of that state.
-fn deployment(r: &Row<'_>, status_time: bool) -> rusqlite::Result<Deployment> {
-    Ok(Deployment {
-        repository: text(r, 0)?,
-        id: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
-        environment: text(r, 2)?,
-        time: text(r, 3)?,
-        sha: text(r, 4)?,
-        deployer: text(r, 5)?,
-        seq: r.get::<_, Option<i64>>(6)?.unwrap_or(0) as u64,
-        status: text(r, 7)?,
-        status_time: if status_time { text(r, 8)? } else { String::new() },
-        git_ref: text(r, if status_time { 9 } else { 8 })?,
-    })
+fn deployment(r: &[Value], status_time: bool) -> Deployment {
+    Deployment {
+        repository: text(r, 0),
+        id: int(r, 1),
+        environment: text(r, 2),
+        time: text(r, 3),
+        sha: text(r, 4),
+        deployer: text(r, 5),
+        seq: int(r, 6).max(0) as u64,
+        status: text(r, 7),
+        status_time: if status_time { text(r, 8) } else { String::new() },
+        git_ref: text(r, if status_time { 9 } else { 8 }),
+    }
 }
 
-fn list<T: std::str::FromStr>(joined: Option<String>) -> Vec<T> {
-    joined.unwrap_or_default().split(',').filter_map(|x| x.trim().parse().ok()).collect()
+fn list<T: std::str::FromStr>(joined: &str) -> Vec<T> {
+    joined.split(',').filter_map(|x| x.trim().parse().ok()).collect()
 }
 
 impl Ledger {
-    fn rows<T>(
-        &self,
-        query: &str,
-        params: impl rusqlite::Params,
-        row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>, LedgerError> {
-        let mut stmt = self.conn.prepare_cached(query).map_err(sql(&self.path))?;
-        let rows = stmt.query_map(params, row).map_err(sql(&self.path))?;
-        rows.collect::<Result<_, _>>().map_err(sql(&self.path))
+    fn rows<T>(&self, query: &str, params: &[Value], mut row: impl FnMut(&[Value]) -> T) -> Result<Vec<T>, LedgerError> {
+        let mut out = Vec::new();
+        self.store()
+            .query(query, params, &mut |r| {
+                out.push(row(&r));
+                Ok(())
+            })
+            .map_err(sql(&self.path))?;
+        Ok(out)
+    }
+
+    /// `json_each` over a column holding a JSON array of numbers, as a FROM
+    /// item `j` with the element as `j.value`.
+    fn json_numbers(&self, column: &str) -> String {
+        match self.dialect() {
+            Dialect::Sqlite => format!("json_each({column}) j"),
+            Dialect::Postgres => format!("json_array_elements_text({column}::json) AS j(value)"),
+        }
+    }
+
+    /// `+column` keeps SQLite off an index; PostgreSQL has no such hint.
+    fn unindexed(&self, column: &str) -> String {
+        match self.dialect() {
+            Dialect::Sqlite => format!("+{column}"),
+            Dialect::Postgres => column.to_string(),
+        }
     }
 
     /// Pull requests merged at or after `since`, oldest first.
@@ -152,22 +172,20 @@ impl Ledger {
             "SELECT p.repo, p.number, p.author, p.merged_by, p.head_sha, p.seq, p.title,
                     (SELECT group_concat(r.reviewer, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED'),
                     (SELECT count(*) FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED' AND r.commit_id = p.head_sha),
-                    (SELECT group_concat(r.seq, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number)
+                    (SELECT group_concat(CAST(r.seq AS TEXT), ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number)
              FROM pull_requests p WHERE p.merged = 1 AND p.merged_at >= ?1 ORDER BY p.merged_at",
-            [since.canonical()],
-            |r| {
-                Ok(MergedPull {
-                    repository: text(r, 0)?,
-                    number: r.get(1)?,
-                    author: text(r, 2)?,
-                    merged_by: text(r, 3)?,
-                    head_sha: text(r, 4)?,
-                    seq: r.get::<_, Option<i64>>(5)?.unwrap_or(0) as u64,
-                    title: text(r, 6)?,
-                    approvers: text(r, 7)?.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
-                    approvals_on_head: r.get::<_, i64>(8)? as u64,
-                    review_seqs: list(r.get(9)?),
-                })
+            &[since.canonical().into()],
+            |r| MergedPull {
+                repository: text(r, 0),
+                number: int(r, 1),
+                author: text(r, 2),
+                merged_by: text(r, 3),
+                head_sha: text(r, 4),
+                seq: int(r, 5).max(0) as u64,
+                title: text(r, 6),
+                approvers: text(r, 7).split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                approvals_on_head: int(r, 8).max(0) as u64,
+                review_seqs: list(&text(r, 9)),
             },
         )
     }
@@ -177,15 +195,15 @@ impl Ledger {
         self.rows(
             "SELECT cp.repo, cp.sha, cp.seq FROM commit_pulls cp JOIN entries e ON e.seq = cp.seq
              WHERE cp.pulls = '[]' AND e.time >= ?1 ORDER BY cp.seq",
-            [since.canonical()],
-            |r| Ok(LandedCommit { repository: text(r, 0)?, sha: text(r, 1)?, seq: r.get::<_, i64>(2)? as u64 }),
+            &[since.canonical().into()],
+            |r| LandedCommit { repository: text(r, 0), sha: text(r, 1), seq: int(r, 2).max(0) as u64 },
         )
     }
 
     /// Commits whose latest verification was not `good`.
     pub fn commits_not_good(&self) -> Result<Vec<NotGood>, LedgerError> {
-        self.rows("SELECT id, signature_status, verified_seq FROM commits WHERE signature_status IS NOT 'good'", [], |r| {
-            Ok(NotGood { id: text(r, 0)?, status: text(r, 1)?, verified_seq: r.get::<_, Option<i64>>(2)?.map(|s| s as u64) })
+        self.rows("SELECT id, signature_status, verified_seq FROM commits WHERE signature_status IS DISTINCT FROM 'good'", &[], |r| {
+            NotGood { id: text(r, 0), status: text(r, 1), verified_seq: r.get(2).and_then(Value::as_int).map(|s| s.max(0) as u64) }
         })
     }
 
@@ -198,7 +216,7 @@ impl Ledger {
                     coalesce((SELECT created_at FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1), d.created_at),
                     d.ref
              FROM deployments d ORDER BY d.created_at, d.id",
-            [],
+            &[],
             |r| deployment(r, true),
         )
     }
@@ -210,7 +228,7 @@ impl Ledger {
                     (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1),
                     d.ref
              FROM deployments d ORDER BY d.created_at",
-            [],
+            &[],
             |r| deployment(r, false),
         )
     }
@@ -291,7 +309,7 @@ impl Ledger {
     /// The latest signature status and signer recorded for a commit.
     pub fn commit_signature(&self, id: &str) -> Result<Option<(String, String)>, LedgerError> {
         Ok(self
-            .rows("SELECT signature_status, signer FROM commits WHERE id = ?1", [id], |r| Ok((text(r, 0)?, text(r, 1)?)))?
+            .rows("SELECT signature_status, signer FROM commits WHERE id = ?1", &[id.into()], |r| (text(r, 0), text(r, 1)))?
             .into_iter()
             .next())
     }
@@ -299,20 +317,23 @@ impl Ledger {
     /// The pull requests of `repo` a commit is tied to, by number.
     pub fn pulls_of_commit(&self, repo: &str, sha: &str) -> Result<Vec<PullLink>, LedgerError> {
         // `+repo`: look commits up by sha (indexed), not by scanning a repository's rows.
+        let (plus_repo, each) = (self.unindexed("repo"), self.json_numbers("cp.pulls"));
         self.rows(
-            "SELECT number, how FROM (
-                SELECT number, 'commit' AS how FROM pr_commits WHERE +repo = ?1 AND sha = ?2
-                UNION SELECT number, 'squash/merge' FROM pull_requests WHERE +repo = ?1 AND merge_commit_sha = ?2
-                UNION SELECT j.value, 'rebase' FROM commit_pulls cp, json_each(cp.pulls) j WHERE cp.repo = ?1 AND cp.sha = ?2) ORDER BY number",
-            params![repo, sha],
-            |r| Ok(PullLink { number: r.get(0)?, how: text(r, 1)? }),
+            &format!(
+                "SELECT number, how FROM (
+                SELECT number, 'commit' AS how FROM pr_commits WHERE {plus_repo} = ?1 AND sha = ?2
+                UNION SELECT number, 'squash/merge' FROM pull_requests WHERE {plus_repo} = ?1 AND merge_commit_sha = ?2
+                UNION SELECT CAST(j.value AS BIGINT), 'rebase' FROM commit_pulls cp, {each} WHERE cp.repo = ?1 AND cp.sha = ?2) x ORDER BY number"
+            ),
+            &[repo.into(), sha.into()],
+            |r| PullLink { number: int(r, 0), how: text(r, 1) },
         )
     }
 
     /// True when the commit → pulls look-up found no pull request for `sha`.
     pub fn pushed_directly(&self, repo: &str, sha: &str) -> Result<bool, LedgerError> {
         Ok(!self
-            .rows("SELECT 1 FROM commit_pulls WHERE repo = ?1 AND sha = ?2 AND pulls = '[]'", params![repo, sha], |_| Ok(()))?
+            .rows("SELECT 1 FROM commit_pulls WHERE repo = ?1 AND sha = ?2 AND pulls = '[]'", &[repo.into(), sha.into()], |_| ())?
             .is_empty())
     }
 
@@ -320,7 +341,7 @@ impl Ledger {
     pub fn approvers(&self, repo: &str, number: i64) -> Result<String, LedgerError> {
         let rows = self.rows(
             "SELECT group_concat(reviewer, ' ') FROM reviews WHERE repo = ?1 AND number = ?2 AND state = 'APPROVED'",
-            params![repo, number],
+            &[repo.into(), number.into()],
             |r| text(r, 0),
         )?;
         Ok(rows.into_iter().next().unwrap_or_default())
@@ -329,25 +350,26 @@ impl Ledger {
     /// Pull requests that contain `commit` (in their commits, as their merge
     /// commit, or through the commit → pulls look-up), with how they are linked.
     pub fn pulls_containing(&self, commit: &str) -> Result<Vec<PullRequest>, LedgerError> {
+        let each = self.json_numbers("cp.pulls");
         self.rows(
-            "SELECT p.repo, p.number, p.title, p.author, p.state, p.merged_by, p.merged_at, p.head_sha, how FROM (
+            &format!(
+                "SELECT p.repo, p.number, p.title, p.author, p.state, p.merged_by, p.merged_at, p.head_sha, how FROM (
                 SELECT repo, number, 'in its commits' AS how FROM pr_commits WHERE sha = ?1
                 UNION SELECT repo, number, 'its merge commit' FROM pull_requests WHERE merge_commit_sha = ?1
-                UNION SELECT cp.repo, j.value, 'commit → pulls look-up' FROM commit_pulls cp, json_each(cp.pulls) j WHERE cp.sha = ?1
-             ) x JOIN pull_requests p ON p.repo = x.repo AND p.number = x.number ORDER BY p.repo, p.number",
-            [commit],
-            |r| {
-                Ok(PullRequest {
-                    repository: text(r, 0)?,
-                    number: r.get(1)?,
-                    title: text(r, 2)?,
-                    author: text(r, 3)?,
-                    state: text(r, 4)?,
-                    merged_by: text(r, 5)?,
-                    merged_at: text(r, 6)?,
-                    head_sha: text(r, 7)?,
-                    linked_by: text(r, 8)?,
-                })
+                UNION SELECT cp.repo, CAST(j.value AS BIGINT), 'commit → pulls look-up' FROM commit_pulls cp, {each} WHERE cp.sha = ?1
+             ) x JOIN pull_requests p ON p.repo = x.repo AND p.number = x.number ORDER BY p.repo, p.number"
+            ),
+            &[commit.into()],
+            |r| PullRequest {
+                repository: text(r, 0),
+                number: int(r, 1),
+                title: text(r, 2),
+                author: text(r, 3),
+                state: text(r, 4),
+                merged_by: text(r, 5),
+                merged_at: text(r, 6),
+                head_sha: text(r, 7),
+                linked_by: text(r, 8),
             },
         )
     }
@@ -356,16 +378,8 @@ impl Ledger {
     pub fn reviews(&self, repo: &str, number: i64) -> Result<Vec<Review>, LedgerError> {
         self.rows(
             "SELECT number, reviewer, state, commit_id, submitted_at FROM reviews WHERE repo = ?1 AND number = ?2 ORDER BY submitted_at",
-            params![repo, number],
-            |r| {
-                Ok(Review {
-                    number: r.get(0)?,
-                    reviewer: text(r, 1)?,
-                    state: text(r, 2)?,
-                    commit_id: text(r, 3)?,
-                    submitted_at: text(r, 4)?,
-                })
-            },
+            &[repo.into(), number.into()],
+            |r| Review { number: int(r, 0), reviewer: text(r, 1), state: text(r, 2), commit_id: text(r, 3), submitted_at: text(r, 4) },
         )
     }
 }

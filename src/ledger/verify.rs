@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
-use rusqlite::types::Value as Sql;
 use serde::Serialize;
 
 use super::merkle::{self, Hash, MemoryTree};
 use super::note::{Checkpoint, NoteVerifier};
 use super::projection::{self, Replay};
-use super::{entry, Ledger, LedgerError};
+use super::store::{Begin, Store, StoreError, Tx, Value as Sql};
+use super::{entry, sql, text_of, Ledger, LedgerError};
 
 /// One thing that is wrong.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -47,31 +47,30 @@ fn problem(seq: Option<u64>, message: impl Into<String>) -> Problem {
 /// Verifies the ledger. `trusted` pins the public key (else the ledger's own
 /// is used); `older` are (label, signed checkpoint) pairs the log must still extend.
 pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String, String)]) -> Result<VerifyReport, LedgerError> {
-    let conn = ledger.connection();
-    let sqlerr = |source| LedgerError::Sqlite { path: ledger.path.clone(), source };
+    let store = ledger.store();
+    let sqlerr = sql(&ledger.path);
     let mut problems = Vec::new();
     let key = trusted.unwrap_or(&ledger.verifier);
     if trusted.is_some_and(|t| *t != ledger.verifier) {
         problems.push(problem(None, format!("the ledger's public key ({}) is not the trusted key ({key})", ledger.verifier)));
     }
+    // The projections are replayed and compared on a second core, through a
+    // connection and read snapshot of their own.
+    let second = store.reopen().map_err(&sqlerr)?;
 
     let started = std::time::Instant::now();
     std::thread::scope(|scope| {
-        // The projections are replayed and compared on a second core, through a
-        // connection and read snapshot of their own (SQLite's WAL allows it).
         let path = ledger.path.clone();
-        let projections = scope.spawn(move || check_projections(&path));
+        let projections = scope.spawn(move || check_projections(&*second, &path));
+        // Everything below reads one snapshot, even while others append.
+        let snapshot = Tx::begin(store, Begin::Snapshot).map_err(&sqlerr)?;
         // 1. Entries: contiguous seqs, each matching its stored leaf hash.
         let mut tree = MemoryTree::new();
         let mut expected = 0u64;
         let mut buf = Vec::with_capacity(1024);
-        {
-            let mut stmt =
-                conn.prepare("SELECT seq, time, kind, subject, actor, payload, leaf FROM entries ORDER BY seq").map_err(sqlerr)?;
-            let mut rows = stmt.query([]).map_err(sqlerr)?;
-            while let Some(row) = rows.next().map_err(sqlerr)? {
-                let seq: i64 = row.get(0).map_err(sqlerr)?;
-                let seq = seq.max(0) as u64;
+        store
+            .query("SELECT seq, time, kind, subject, actor, payload, leaf FROM entries ORDER BY seq", &[], &mut |row| {
+                let seq = row.first().and_then(Sql::as_int).unwrap_or(0).max(0) as u64;
                 if seq != expected {
                     let what = if seq == expected + 1 {
                         format!("entry seq {expected} is missing (deleted)")
@@ -81,25 +80,14 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
                     problems.push(problem(Some(expected), what));
                 }
                 expected = seq + 1;
-                let mut cols: Vec<&str> = Vec::with_capacity(5);
-                let mut utf8_ok = true;
-                for i in 1..=5 {
-                    match row.get_ref(i).map_err(sqlerr)?.as_bytes().ok().and_then(|b| std::str::from_utf8(b).ok()) {
-                        Some(s) => cols.push(s),
-                        None => {
-                            utf8_ok = false;
-                            cols.push("");
-                        }
-                    }
-                }
-                let stored_leaf: Option<Hash> = row.get_ref(6).map_err(sqlerr)?.as_bytes().ok().and_then(|b| b.try_into().ok());
-                if !utf8_ok {
+                let cols: Vec<Option<&str>> = (1..=5).map(|i| row.get(i).and_then(text_of)).collect();
+                let stored_leaf: Option<Hash> = row.get(6).and_then(Sql::as_blob).and_then(|b| b.try_into().ok());
+                let [Some(time), Some(kind), Some(subject), Some(actor), Some(payload)] = cols[..] else {
                     problems.push(problem(Some(seq), format!("entry seq {seq} holds bytes that are not UTF-8 text (edited)")));
                     tree.push([0u8; 32]);
-                    continue;
-                }
+                    return Ok(());
+                };
                 // The leaf hash covers the stored bytes exactly: any change to any column is caught here.
-                let (time, kind, subject, actor, payload) = (cols[0], cols[1], cols[2], cols[3], cols[4]);
                 entry::canonical_bytes_into(&mut buf, seq, time, kind, subject, actor, payload);
                 let leaf = merkle::leaf_hash(&buf);
                 if stored_leaf != Some(leaf) {
@@ -109,8 +97,9 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
                     ));
                 }
                 tree.push(leaf);
-            }
-        }
+                Ok(())
+            })
+            .map_err(&sqlerr)?;
         // Leaves actually present (fewer than `expected` when entries were deleted).
         let present = tree.size();
 
@@ -118,27 +107,30 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
         // 2. Stored interior nodes against the recomputed tree.
         {
             let mut node_problems = 0usize;
-            let mut stmt = conn.prepare("SELECT level, idx, hash FROM nodes ORDER BY level, idx").map_err(sqlerr)?;
-            let mut rows = stmt.query([]).map_err(sqlerr)?;
             let mut seen = 0usize;
-            while let Some(row) = rows.next().map_err(sqlerr)? {
-                let level: i64 = row.get(0).map_err(sqlerr)?;
-                let idx: i64 = row.get(1).map_err(sqlerr)?;
-                let hash = row.get_ref(2).map_err(sqlerr)?.as_bytes().ok().map(<[u8]>::to_vec);
-                seen += 1;
-                let want = tree.levels.get(level.max(0) as usize).and_then(|l| l.get(idx.max(0) as usize));
-                if want.map(|w| w.to_vec()) != hash {
-                    node_problems += 1;
-                    if node_problems <= LIST_LIMIT {
-                        let first = (idx.max(0) as u64) << level.max(0);
-                        let last = first + (1u64 << level.max(0)) - 1;
-                        problems.push(problem(
-                            Some(first),
-                            format!("tree node (level {level}, index {idx}) over entries seq {first}..{last} does not match the entries"),
-                        ));
+            store
+                .query("SELECT level, idx, hash FROM nodes ORDER BY level, idx", &[], &mut |row| {
+                    let level = row.first().and_then(Sql::as_int).unwrap_or(-1);
+                    let idx = row.get(1).and_then(Sql::as_int).unwrap_or(-1);
+                    let hash = row.get(2).and_then(Sql::as_blob);
+                    seen += 1;
+                    let want = tree.levels.get(level.max(0) as usize).and_then(|l| l.get(idx.max(0) as usize));
+                    if want.map(|w| &w[..]) != hash {
+                        node_problems += 1;
+                        if node_problems <= LIST_LIMIT {
+                            let first = (idx.max(0) as u64) << level.max(0);
+                            let last = first + (1u64 << level.max(0)) - 1;
+                            problems.push(problem(
+                                Some(first),
+                                format!(
+                                    "tree node (level {level}, index {idx}) over entries seq {first}..{last} does not match the entries"
+                                ),
+                            ));
+                        }
                     }
-                }
-            }
+                    Ok(())
+                })
+                .map_err(&sqlerr)?;
             let expected_nodes: usize = tree.levels.iter().skip(1).map(Vec::len).sum();
             if seen != expected_nodes {
                 problems.push(problem(None, format!("the tree holds {seen} interior nodes where the entries make {expected_nodes}")));
@@ -165,18 +157,21 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
                 ));
             }
         }
-        {
-            let mut stmt = conn.prepare("SELECT note FROM checkpoints ORDER BY size").map_err(sqlerr)?;
-            let notes: Vec<String> = stmt.query_map([], |r| r.get(0)).map_err(sqlerr)?.collect::<Result<_, _>>().map_err(sqlerr)?;
-            for n in notes {
-                check_signed(&n, key, &ledger.origin, "a kept checkpoint", &mut tree, present, &mut problems);
-            }
+        let notes: Vec<String> = super::store::rows(store, "SELECT note FROM checkpoints ORDER BY size", &[])
+            .map_err(&sqlerr)?
+            .into_iter()
+            .map(|r| r.first().and_then(text_of).unwrap_or_default().to_string())
+            .collect();
+        for n in notes {
+            check_signed(&n, key, &ledger.origin, "a kept checkpoint", &mut tree, present, &mut problems);
         }
         for (what, note) in older {
             check_signed(note, key, &ledger.origin, what, &mut tree, present, &mut problems);
         }
 
         tracing::debug!(elapsed = ?started.elapsed(), "verify: checkpoints checked");
+        let gaps = super::gap::recorded(ledger)?;
+        drop(snapshot);
         // 4. Projections (computed on the other core, see above).
         let diffs = match projections.join() {
             Ok(r) => r?,
@@ -188,48 +183,43 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
             problems.push(problem(None, format!("… and {extra} more projection rows differ")));
         }
         tracing::debug!(elapsed = ?started.elapsed(), "verify: projections compared");
-        let gaps = super::gap::recorded(ledger)?;
         Ok(VerifyReport { entries: present, checkpoint_size: head.size, problems, gaps })
     })
 }
 
 /// Replays the log into projection digests and compares every projection table
 /// with it; returns one line per differing row.
-fn check_projections(path: &std::path::Path) -> Result<Vec<String>, LedgerError> {
-    let sqlerr = |source| LedgerError::Sqlite { path: path.to_path_buf(), source };
-    let conn =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(sqlerr)?;
-    conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(sqlerr)?;
+fn check_projections(store: &dyn Store, path: &std::path::Path) -> Result<Vec<String>, LedgerError> {
+    let sqlerr = sql(path);
     // One read transaction: the entries and the tables are seen at the same instant.
-    conn.execute_batch("BEGIN").map_err(sqlerr)?;
+    let _snapshot = Tx::begin(store, Begin::Snapshot).map_err(&sqlerr)?;
     let mut replay = Replay::default();
-    replay_log(&conn, path, &mut replay)?;
+    replay_log(store, path, &mut replay)?;
     // 4. Projections against an in-memory replay of the log: stream each table,
     // compare digests, and re-derive full rows only for the keys that differ.
     let mut differing: Vec<(&'static projection::Table, String, Vec<Sql>)> = Vec::new();
     let mut diffs = Vec::new();
     for t in projection::TABLES {
         let mut rebuilt = replay.tables.remove(t.name).unwrap_or_default();
-        let mut stmt = conn.prepare(&format!("SELECT {} FROM {}", t.columns.join(", "), t.name)).map_err(sqlerr)?;
-        let mut rows = stmt.query([]).map_err(sqlerr)?;
-        while let Some(row) = rows.next().map_err(sqlerr)? {
-            let values: Vec<Sql> = (0..t.columns.len()).map(|i| row.get::<_, Sql>(i)).collect::<Result<_, _>>().map_err(sqlerr)?;
-            let r = projection::Row { table: t, values };
-            let key = r.key();
-            match rebuilt.remove(&key) {
-                None => diffs.push(format!("projection {} row {key} is not derived from the log (inserted)", t.name)),
-                Some(d) if d != projection::digest(&replay.digest_key, &r.values) => differing.push((t, key, r.values)),
-                Some(_) => {}
-            }
-        }
+        store
+            .query(&format!("SELECT {} FROM {}", t.columns.join(", "), t.name), &[], &mut |values| {
+                let r = projection::Row { table: t, values };
+                let key = r.key();
+                match rebuilt.remove(&key) {
+                    None => diffs.push(format!("projection {} row {key} is not derived from the log (inserted)", t.name)),
+                    Some(d) if d != projection::digest(&replay.digest_key, &r.values) => differing.push((t, key, r.values)),
+                    Some(_) => {}
+                }
+                Ok(())
+            })
+            .map_err(&sqlerr)?;
         for k in rebuilt.into_keys() {
             diffs.push(format!("projection {} lacks row {k} (deleted)", t.name));
         }
     }
     if !differing.is_empty() {
         let keep = differing.iter().map(|(t, k, _)| (t.name, k.clone())).collect();
-        let full = replay_rows(&conn, path, keep)?;
+        let full = replay_rows(store, path, keep)?;
         for (t, key, stored) in differing {
             let cols: Vec<&str> = match full.get(&(t.name, key.clone())) {
                 Some(v) => t.columns.iter().zip(stored.iter().zip(v)).filter(|(_, (a, b))| a != b).map(|(c, _)| *c).collect(),
@@ -244,26 +234,25 @@ fn check_projections(path: &std::path::Path) -> Result<Vec<String>, LedgerError>
 
 /// Replays the log again, keeping the full values of the given rows.
 fn replay_rows(
-    conn: &rusqlite::Connection,
+    store: &dyn Store,
     path: &std::path::Path,
     keep: std::collections::HashSet<(&'static str, String)>,
 ) -> Result<HashMap<(&'static str, String), Vec<Sql>>, LedgerError> {
     let mut replay = Replay { keep: Some(keep), ..Replay::default() };
-    replay_log(conn, path, &mut replay)?;
+    replay_log(store, path, &mut replay)?;
     Ok(replay.kept)
 }
 
 /// Feeds every entry's projection rows, in order, to `replay`.
-fn replay_log(conn: &rusqlite::Connection, path: &std::path::Path, replay: &mut Replay) -> Result<(), LedgerError> {
-    let sqlerr = |source| LedgerError::Sqlite { path: path.to_path_buf(), source };
-    let mut stmt = conn.prepare("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq").map_err(sqlerr)?;
-    let mut rows = stmt.query([]).map_err(sqlerr)?;
-    while let Some(row) = rows.next().map_err(sqlerr)? {
-        let seq: i64 = row.get(0).map_err(sqlerr)?;
-        let text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_str().ok()).unwrap_or("");
-        replay.apply(projection::rows(seq.max(0) as u64, text(1), text(2), text(3), text(4), text(5)));
-    }
-    Ok(())
+fn replay_log(store: &dyn Store, path: &std::path::Path, replay: &mut Replay) -> Result<(), LedgerError> {
+    store
+        .query("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq", &[], &mut |row| {
+            let seq = row.first().and_then(Sql::as_int).unwrap_or(0);
+            let text = |i: usize| row.get(i).and_then(text_of).unwrap_or("");
+            replay.apply(projection::rows(seq.max(0) as u64, text(1), text(2), text(3), text(4), text(5)));
+            Ok::<(), StoreError>(())
+        })
+        .map_err(sql(path))
 }
 
 /// Checks one signed checkpoint against the key and the recomputed tree.

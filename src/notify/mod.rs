@@ -591,10 +591,13 @@ pub fn test(sinks: &[Sink], repository: &str, timeout: Duration) -> Vec<(String,
 
 /// Starts `git-audit notify drain` in the background, detached from the hook
 /// (no shared stdio, so git does not wait for it), with a short budget.
-pub fn spawn_background_drain(ledger: &Path, policy: Option<&Path>, budget: Duration) {
+pub fn spawn_background_drain(files: &LedgerFiles, policy: Option<&Path>, budget: Duration) {
     let Ok(exe) = std::env::current_exe() else { return };
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("notify").arg("drain").arg("--quiet").arg("--budget").arg(format!("{}s", budget.as_secs().max(1))).arg("--ledger").arg(ledger);
+    cmd.arg("notify").arg("drain").arg("--quiet").arg("--budget").arg(format!("{}s", budget.as_secs().max(1)));
+    // Through the environment: a PostgreSQL URL may hold a password, and a
+    // command line is visible to every user of the machine.
+    cmd.env("GIT_AUDIT_LEDGER", files.secret_location());
     if let Some(p) = policy {
         cmd.arg("--policy").arg(p);
     }

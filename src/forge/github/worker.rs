@@ -75,11 +75,12 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
         check_repository(r)?;
     }
     // No ledger: say how to make one (not that a lock file beside it cannot be opened).
-    if !files.db.exists() {
+    if !files.exists() {
         return Err(LedgerError::Missing { path: files.db.clone() }.into());
     }
-    // One sync per ledger at a time.
-    let lock_path = files.db.with_extension("sync.lock");
+    // One sync per ledger at a time (per machine, for a PostgreSQL ledger:
+    // the lock sits beside the local spool).
+    let lock_path = files.spool.with_extension("sync.lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -1,0 +1,313 @@
+//! The storage seam under the ledger: a small set of operations (statements
+//! with parameters, row streams, transactions, bulk inserts) that SQLite and
+//! PostgreSQL both implement. The ledger's logic — hashing, the Merkle
+//! frontier, signing, the compare-and-swap on the head — is written once above
+//! it; statements are written in the SQL both engines share, with SQLite's
+//! `?N` parameters, and the PostgreSQL store translates what differs
+//! (parameters, DDL types).
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::fmt;
+
+/// A value bound into, or read from, a statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Value {
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// An integer, also from text that holds one (PostgreSQL returns JSON
+    /// array elements as text).
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Text(t) => t.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_blob(&self) -> Option<&[u8]> {
+        match self {
+            Value::Blob(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Text, or "" for NULL (as reports show missing text).
+    pub fn text_or_empty(&self) -> String {
+        match self {
+            Value::Text(t) => t.clone(),
+            Value::Int(i) => i.to_string(),
+            Value::Real(r) => r.to_string(),
+            _ => String::new(),
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::Text(s.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::Text(s)
+    }
+}
+
+impl From<&String> for Value {
+    fn from(s: &String) -> Value {
+        Value::Text(s.clone())
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Value {
+        Value::Int(i)
+    }
+}
+
+impl From<u64> for Value {
+    fn from(i: u64) -> Value {
+        Value::Int(i as i64)
+    }
+}
+
+impl From<Option<String>> for Value {
+    fn from(s: Option<String>) -> Value {
+        s.map_or(Value::Null, Value::Text)
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(b: Vec<u8>) -> Value {
+        Value::Blob(b)
+    }
+}
+
+/// Which SQL the store speaks, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// What went wrong in the store, as its engine said it (never with a password).
+#[derive(Debug, Clone)]
+pub struct StoreError {
+    pub message: String,
+    /// The engine's error code when it gave one (SQLite's extended code,
+    /// PostgreSQL's SQLSTATE).
+    pub code: Option<String>,
+}
+
+impl StoreError {
+    pub fn new(message: impl Into<String>) -> StoreError {
+        StoreError { message: message.into(), code: None }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// How a transaction begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// A write transaction (SQLite takes the write lock at once).
+    Write,
+    /// A read transaction: one snapshot for every statement in it.
+    Snapshot,
+}
+
+/// A row callback: return an error to stop early.
+pub type EachRow<'a> = dyn FnMut(Vec<Value>) -> Result<(), StoreError> + 'a;
+
+/// One storage engine under the ledger.
+pub trait Store: Send {
+    fn dialect(&self) -> Dialect;
+    /// Runs DDL (several statements, written for SQLite; the store translates
+    /// types), serialised with other processes doing the same.
+    fn schema(&self, ddl: &str) -> Result<(), StoreError>;
+    /// Runs a query and hands each row to `each`, in order. `each` must not
+    /// call the store.
+    fn query(&self, sql: &str, params: &[Value], each: &mut EachRow<'_>) -> Result<(), StoreError>;
+    /// Runs a write and returns how many rows it changed.
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, StoreError>;
+    /// Runs a write whose row count nobody needs: the store may hold it and
+    /// send it with the next ones (it is sent before any later query,
+    /// `execute` or commit, and its error reported there).
+    fn defer(&self, sql: &str, params: Vec<Value>) -> Result<(), StoreError> {
+        self.execute(sql, &params).map(|_| ())
+    }
+    /// Inserts many rows into one table.
+    fn insert_rows(&self, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Result<(), StoreError>;
+    fn begin(&self, how: Begin) -> Result<(), StoreError>;
+    fn commit(&self) -> Result<(), StoreError>;
+    fn rollback(&self) -> Result<(), StoreError>;
+    /// A second connection to the same database (for work on another thread).
+    fn reopen(&self) -> Result<Box<dyn Store>, StoreError>;
+    /// The names of the tables in the database.
+    fn tables(&self) -> Result<Vec<String>, StoreError>;
+    /// The columns of a table, in order.
+    fn columns(&self, table: &str) -> Result<Vec<String>, StoreError>;
+}
+
+fn texts(store: &dyn Store, sql: &str, params: &[Value]) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    store.query(sql, params, &mut |r| {
+        out.extend(r.into_iter().next().and_then(|v| v.as_text().map(str::to_string)));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Every row of a query.
+pub fn rows(store: &dyn Store, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, StoreError> {
+    let mut out = Vec::new();
+    store.query(sql, params, &mut |r| {
+        out.push(r);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The first row of a query, if any.
+pub fn first(store: &dyn Store, sql: &str, params: &[Value]) -> Result<Option<Vec<Value>>, StoreError> {
+    Ok(rows(store, sql, params)?.into_iter().next())
+}
+
+/// A transaction that rolls back unless committed.
+pub struct Tx<'s> {
+    store: &'s dyn Store,
+    open: bool,
+}
+
+impl<'s> Tx<'s> {
+    pub fn begin(store: &'s dyn Store, how: Begin) -> Result<Tx<'s>, StoreError> {
+        store.begin(how)?;
+        Ok(Tx { store, open: true })
+    }
+
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        self.open = false;
+        self.store.commit()
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            if let Err(e) = self.store.rollback() {
+                tracing::debug!(error = %e, "rollback failed");
+            }
+        }
+    }
+}
+
+/// Where a ledger lives: a SQLite file, or a PostgreSQL database.
+#[derive(Clone)]
+pub enum Location {
+    Sqlite(std::path::PathBuf),
+    Postgres(PgUrl),
+}
+
+/// A PostgreSQL connection URL. It may hold a password: it is shown only
+/// through [`PgUrl::redacted`], and its `Debug` hides it too.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PgUrl(String);
+
+impl PgUrl {
+    /// `postgres://…` or `postgresql://…`; `None` for anything else.
+    pub fn parse(s: &str) -> Option<PgUrl> {
+        let lower = s.get(..13).unwrap_or(s).to_ascii_lowercase();
+        (lower.starts_with("postgres://") || lower.starts_with("postgresql://")).then(|| PgUrl(s.to_string()))
+    }
+
+    /// The URL as given (with its password): for connecting only.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password (in the authority, or a `password=` query
+    /// parameter) replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PgUrl({})", self.redacted())
+    }
+}
+
+/// Hides the password of a connection URL.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let (scheme, rest) = url.split_at(scheme_end + 3);
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let hidden = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
+            format!("{hidden}{}", &authority[at..])
+        }
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}{authority}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_wherever_they_are() {
+        assert_eq!(redact_url("postgres://audit:s3cret@db.example:5432/ledger"), "postgres://audit:***@db.example:5432/ledger");
+        assert_eq!(redact_url("postgresql://audit@db/ledger?sslmode=require"), "postgresql://audit@db/ledger?sslmode=require");
+        assert_eq!(
+            redact_url("postgres://db/ledger?user=a&password=s3cret&sslmode=verify-full"),
+            "postgres://db/ledger?user=a&password=***&sslmode=verify-full"
+        );
+        assert_eq!(redact_url("postgres://a:p%40ss@h/d"), "postgres://a:***@h/d");
+        assert!(!format!("{:?}", PgUrl::parse("postgres://a:hunter2@h/d").unwrap()).contains("hunter2"));
+        assert!(PgUrl::parse("POSTGRESQL://h/d").is_some());
+        assert!(PgUrl::parse("/var/lib/ledger.db").is_none());
+    }
+}

@@ -1,0 +1,621 @@
+//! The shared store: a PostgreSQL database, for an organisation whose git
+//! servers, sync jobs and reporting hosts write and read one ledger.
+//!
+//! The client is `tokio-postgres` (pure Rust, no libpq). It runs on a thread of
+//! its own with a single-threaded runtime, so the store can be called from
+//! plain code and from inside the sync worker's runtime alike; calls block the
+//! caller as SQLite's do. Writes whose row counts nobody reads are queued and
+//! sent pipelined — one round trip for a whole append — before the next query,
+//! `execute` or commit.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::{pin_mut, TryStreamExt};
+use rustls::pki_types::pem::PemObject;
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_postgres::{Client, Row, Statement};
+
+use super::{Begin, Dialect, EachRow, PgUrl, Store, StoreError, Value};
+
+/// Parameters per statement PostgreSQL accepts (65,535), with room.
+const MAX_PARAMS: usize = 60_000;
+/// Rows handed from the connection thread to the caller at a time.
+const CHUNK: usize = 2048;
+/// Prepared statements kept per connection.
+const MAX_PREPARED: usize = 512;
+/// Serialises schema changes of concurrent processes ("GAUD").
+const SCHEMA_LOCK: i64 = 0x4741_5544;
+
+type Job = Box<dyn FnOnce(&mut Conn) + Send>;
+
+pub struct PgStore {
+    jobs: mpsc::Sender<Job>,
+    url: PgUrl,
+}
+
+struct Conn {
+    rt: tokio::runtime::Runtime,
+    db: Db,
+}
+
+struct Db {
+    client: Client,
+    prepared: HashMap<String, Statement>,
+    pending: Vec<(String, Vec<Value>)>,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> StoreError {
+        match e.as_db_error() {
+            Some(db) => {
+                let mut message = format!("{}: {}", db.severity(), db.message());
+                if let Some(d) = db.detail() {
+                    message.push_str(&format!(" ({d})"));
+                }
+                if let Some(h) = db.hint() {
+                    message.push_str(&format!("\nHint: {h}"));
+                }
+                StoreError { message, code: Some(db.code().code().to_string()) }
+            }
+            None => {
+                let mut message = e.to_string();
+                if let Some(src) = e.source() {
+                    if !message.contains(&src.to_string()) {
+                        message.push_str(&format!(": {src}"));
+                    }
+                }
+                StoreError { message, code: None }
+            }
+        }
+    }
+}
+
+fn lost() -> StoreError {
+    StoreError::new("the connection to PostgreSQL was lost")
+}
+
+impl ToSql for Value {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        let texty = matches!(*ty, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN);
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(i) => match *ty {
+                Type::INT8 => i.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                Type::BOOL => (*i != 0).to_sql(ty, out),
+                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
+                _ if texty => i.to_string().as_str().to_sql(ty, out),
+                _ => Err(format!("cannot bind an integer as {ty}").into()),
+            },
+            Value::Real(r) => match *ty {
+                Type::FLOAT8 => r.to_sql(ty, out),
+                Type::FLOAT4 => (*r as f32).to_sql(ty, out),
+                _ if texty => r.to_string().as_str().to_sql(ty, out),
+                _ => Err(format!("cannot bind a real as {ty}").into()),
+            },
+            Value::Text(s) => match *ty {
+                Type::INT8 => s.parse::<i64>()?.to_sql(ty, out),
+                Type::INT4 => s.parse::<i32>()?.to_sql(ty, out),
+                Type::BYTEA => s.as_bytes().to_sql(ty, out),
+                _ => s.as_str().to_sql(ty, out),
+            },
+            Value::Blob(b) => match *ty {
+                Type::BYTEA => b.as_slice().to_sql(ty, out),
+                _ if texty => std::str::from_utf8(b)?.to_sql(ty, out),
+                _ => Err(format!("cannot bind bytes as {ty}").into()),
+            },
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn value(row: &Row, i: usize) -> Result<Value, tokio_postgres::Error> {
+    let ty = row.columns()[i].type_().clone();
+    Ok(match ty {
+        Type::INT8 => row.try_get::<_, Option<i64>>(i)?.map_or(Value::Null, Value::Int),
+        Type::INT4 => row.try_get::<_, Option<i32>>(i)?.map_or(Value::Null, |v| Value::Int(v.into())),
+        Type::INT2 => row.try_get::<_, Option<i16>>(i)?.map_or(Value::Null, |v| Value::Int(v.into())),
+        Type::OID => row.try_get::<_, Option<u32>>(i)?.map_or(Value::Null, |v| Value::Int(v.into())),
+        Type::BOOL => row.try_get::<_, Option<bool>>(i)?.map_or(Value::Null, |v| Value::Int(v.into())),
+        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i)?.map_or(Value::Null, Value::Real),
+        Type::FLOAT4 => row.try_get::<_, Option<f32>>(i)?.map_or(Value::Null, |v| Value::Real(v.into())),
+        Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i)?.map_or(Value::Null, Value::Blob),
+        _ => row.try_get::<_, Option<String>>(i)?.map_or(Value::Null, Value::Text),
+    })
+}
+
+fn values(row: &Row) -> Result<Vec<Value>, StoreError> {
+    (0..row.len()).map(|i| value(row, i).map_err(StoreError::from)).collect()
+}
+
+/// `?N` → `$N`, outside quoted text.
+pub fn placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut quote: Option<char> = None;
+    for c in sql.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '?' => {
+                out.push('$');
+                continue;
+            }
+            None => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// SQLite DDL → PostgreSQL: 64-bit integers, `bytea`, no `WITHOUT ROWID`.
+pub fn ddl(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        match word.to_ascii_uppercase().as_str() {
+            "INTEGER" => out.push_str("BIGINT"),
+            "BLOB" => out.push_str("BYTEA"),
+            _ => out.push_str(word),
+        }
+        word.clear();
+    };
+    for c in sql.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out.replace(" WITHOUT ROWID", "")
+}
+
+/// The tables a piece of DDL creates.
+fn created_tables(sql: &str) -> Vec<String> {
+    let upper = sql.to_ascii_uppercase();
+    let mut out = Vec::new();
+    let mut rest = 0;
+    while let Some(at) = upper[rest..].find("CREATE TABLE") {
+        let start = rest + at + "CREATE TABLE".len();
+        let mut words = sql[start..].split(|c: char| c.is_whitespace() || c == '(').filter(|w| !w.is_empty());
+        let mut name = words.next().unwrap_or("");
+        if name.eq_ignore_ascii_case("IF") {
+            let _ = (words.next(), words.next());
+            name = words.next().unwrap_or("");
+        }
+        out.push(name.to_string());
+        rest = start;
+    }
+    out
+}
+
+/// Splits off the libpq parameters tokio-postgres does not take, and maps
+/// libpq's sslmode values onto its own.
+fn config(url: &PgUrl) -> Result<(tokio_postgres::Config, Option<String>, bool), StoreError> {
+    let raw = url.secret();
+    let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
+    let mut kept = Vec::new();
+    let mut root_cert = None;
+    let mut verify = true;
+    let mut has_timeout = false;
+    for p in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        match k {
+            "sslrootcert" => root_cert = Some(percent_decode(v)),
+            "sslmode" => {
+                let mode = match v {
+                    "disable" => {
+                        verify = false;
+                        "disable"
+                    }
+                    "allow" | "prefer" => "prefer",
+                    "require" | "verify-ca" | "verify-full" => "require",
+                    other => {
+                        return Err(StoreError::new(format!(
+                            "sslmode={other} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                        )))
+                    }
+                };
+                kept.push(format!("sslmode={mode}"));
+            }
+            _ => {
+                has_timeout |= k == "connect_timeout";
+                kept.push(p.to_string());
+            }
+        }
+    }
+    let cleaned = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    let mut config = tokio_postgres::Config::from_str(&cleaned)
+        .map_err(|e| StoreError::new(format!("{} is not a PostgreSQL URL: {e}", url.redacted())))?;
+    if !has_timeout {
+        config.connect_timeout(Duration::from_secs(15));
+    }
+    if config.get_password().is_none() {
+        if let Some(p) = std::env::var_os("PGPASSWORD").filter(|p| !p.is_empty()) {
+            config.password(p.to_string_lossy().as_bytes());
+        }
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("git-audit");
+    }
+    Ok((config, root_cert, verify))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn tls(root_cert: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match root_cert {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| StoreError::new(format!("sslrootcert {path}: {e}")))?;
+            let mut found = 0;
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| StoreError::new(format!("sslrootcert {path}: not PEM certificates: {e}")))?;
+                roots.add(cert).map_err(|e| StoreError::new(format!("sslrootcert {path}: {e}")))?;
+                found += 1;
+            }
+            if found == 0 {
+                return Err(StoreError::new(format!("sslrootcert {path}: holds no PEM certificate")));
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::new(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+impl PgStore {
+    /// Connects (on a thread of its own) and checks the server answers.
+    pub fn connect(url: &PgUrl) -> Result<PgStore, StoreError> {
+        let (config, root_cert, verify) = config(url)?;
+        let tls = if verify || root_cert.is_some() { Some(tls(root_cert.as_deref())?) } else { None };
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), StoreError>>(1);
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("git-audit-postgres".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(StoreError::new(format!("cannot start the PostgreSQL client: {e}"))));
+                        return;
+                    }
+                };
+                let connected = rt.block_on(async {
+                    match tls {
+                        Some(tls) => config.connect(tls).await.map(|(c, conn)| {
+                            tokio::spawn(async move {
+                                if let Err(e) = conn.await {
+                                    tracing::debug!(error = %e, "PostgreSQL connection ended");
+                                }
+                            });
+                            c
+                        }),
+                        None => config.connect(tokio_postgres::NoTls).await.map(|(c, conn)| {
+                            tokio::spawn(async move {
+                                if let Err(e) = conn.await {
+                                    tracing::debug!(error = %e, "PostgreSQL connection ended");
+                                }
+                            });
+                            c
+                        }),
+                    }
+                });
+                let client = match connected {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let e = StoreError::from(e);
+                        let _ = ready_tx.send(Err(StoreError { message: format!("cannot connect: {}", e.message), code: e.code }));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let mut conn = Conn { rt, db: Db { client, prepared: HashMap::new(), pending: Vec::new() } };
+                while let Ok(job) = inbox.recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| StoreError::new(format!("cannot start the PostgreSQL client thread: {e}")))?;
+        ready_rx.recv().map_err(|_| lost())??;
+        Ok(PgStore { jobs, url: url.clone() })
+    }
+
+    /// Runs `f` on the connection's thread and waits for its answer.
+    fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Conn) -> R + Send + 'static) -> Result<R, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.jobs
+            .send(Box::new(move |c: &mut Conn| {
+                let _ = tx.send(f(c));
+            }))
+            .map_err(|_| lost())?;
+        rx.recv().map_err(|_| lost())
+    }
+
+    /// The URL, without its password.
+    pub fn shown(&self) -> String {
+        self.url.redacted()
+    }
+}
+
+impl Conn {
+    /// Runs an async piece of work on the connection, to its end.
+    fn run<'a, F, R>(&'a mut self, work: impl FnOnce(&'a mut Db) -> F) -> R
+    where
+        F: std::future::Future<Output = R> + 'a,
+    {
+        self.rt.block_on(work(&mut self.db))
+    }
+}
+
+impl Db {
+    async fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(&placeholders(sql)).await?;
+        if self.prepared.len() >= MAX_PREPARED {
+            self.prepared.clear();
+        }
+        self.prepared.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// Sends the queued writes, pipelined, and waits for all of them.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut statements = Vec::with_capacity(pending.len());
+        for (sql, _) in &pending {
+            statements.push(self.statement(sql).await?);
+        }
+        let client = &self.client;
+        let runs = pending.iter().zip(&statements).map(|((_, params), st)| {
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            async move { client.execute(st, &refs).await }
+        });
+        futures_util::future::try_join_all(runs).await?;
+        Ok(())
+    }
+}
+
+impl Store for PgStore {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn schema(&self, sql: &str) -> Result<(), StoreError> {
+        let tables = created_tables(sql);
+        let ddl = ddl(sql);
+        self.call(move |c| {
+            c.run(|c| async move {
+                c.flush().await?;
+                if !tables.is_empty() {
+                    let probe = tables.iter().map(|t| format!("to_regclass('{t}') IS NOT NULL")).collect::<Vec<_>>().join(" AND ");
+                    let row = c.client.query_one(&format!("SELECT {probe}"), &[]).await?;
+                    if row.try_get::<_, bool>(0)? {
+                        return Ok(());
+                    }
+                }
+                // Concurrent `CREATE … IF NOT EXISTS` can collide in PostgreSQL's
+                // catalogs: one process at a time.
+                let made = c.client.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {ddl}; COMMIT")).await;
+                if made.is_err() {
+                    let _ = c.client.batch_execute("ROLLBACK").await;
+                }
+                Ok(made?)
+            })
+        })?
+    }
+
+    fn query(&self, sql: &str, params: &[Value], each: &mut EachRow<'_>) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::sync_channel::<Result<Vec<Vec<Value>>, StoreError>>(2);
+        let sql = sql.to_string();
+        let params = params.to_vec();
+        self.jobs
+            .send(Box::new(move |c: &mut Conn| {
+                let sender = &tx;
+                let result: Result<(), StoreError> = c.run(|c| async move {
+                    c.flush().await?;
+                    let st = c.statement(&sql).await?;
+                    let stream = c.client.query_raw(&st, params.iter()).await?;
+                    pin_mut!(stream);
+                    let mut chunk = Vec::with_capacity(CHUNK);
+                    while let Some(row) = stream.try_next().await? {
+                        chunk.push(values(&row)?);
+                        if chunk.len() == CHUNK && sender.send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))).is_err() {
+                            return Ok(()); // the caller stopped reading
+                        }
+                    }
+                    let _ = sender.send(Ok(chunk));
+                    Ok(())
+                });
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e));
+                }
+            }))
+            .map_err(|_| lost())?;
+        for chunk in rx {
+            for row in chunk? {
+                each(row)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        let sql = sql.to_string();
+        let params = params.to_vec();
+        self.call(move |c| {
+            c.run(|c| async move {
+                c.flush().await?;
+                let st = c.statement(&sql).await?;
+                let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                Ok(c.client.execute(&st, &refs).await?)
+            })
+        })?
+    }
+
+    fn defer(&self, sql: &str, params: Vec<Value>) -> Result<(), StoreError> {
+        let sql = sql.to_string();
+        self.call(move |c| {
+            c.db.pending.push((sql, params));
+            // Keep the queue bounded: a long batch is sent in slices.
+            if c.db.pending.len() >= 4096 {
+                c.run(|c| c.flush())
+            } else {
+                Ok(())
+            }
+        })?
+    }
+
+    fn insert_rows(&self, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let per = (MAX_PARAMS / columns.len().max(1)).clamp(1, 1000);
+        let cols = columns.join(", ");
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let slice: Vec<Vec<Value>> = rows.by_ref().take(per).collect();
+            let mut sql = format!("INSERT INTO {table} ({cols}) VALUES ");
+            let mut n = 0;
+            for (i, r) in slice.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for j in 0..r.len() {
+                    n += 1;
+                    if j > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("?{n}"));
+                }
+                sql.push(')');
+            }
+            self.defer(&sql, slice.into_iter().flatten().collect())?;
+        }
+        Ok(())
+    }
+
+    fn begin(&self, how: Begin) -> Result<(), StoreError> {
+        let sql = match how {
+            Begin::Write => "BEGIN",
+            Begin::Snapshot => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        self.call(move |c| {
+            c.run(|c| async move {
+                c.flush().await?;
+                Ok(c.client.batch_execute(sql).await?)
+            })
+        })?
+    }
+
+    fn commit(&self) -> Result<(), StoreError> {
+        self.call(|c| {
+            c.run(|c| async move {
+                c.flush().await?;
+                Ok(c.client.batch_execute("COMMIT").await?)
+            })
+        })?
+    }
+
+    fn rollback(&self) -> Result<(), StoreError> {
+        self.call(|c| {
+            c.db.pending.clear();
+            c.run(|c| async move { Ok(c.client.batch_execute("ROLLBACK").await?) })
+        })?
+    }
+
+    fn reopen(&self) -> Result<Box<dyn Store>, StoreError> {
+        Ok(Box::new(PgStore::connect(&self.url)?))
+    }
+
+    fn tables(&self) -> Result<Vec<String>, StoreError> {
+        super::texts(self, "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1", &[])
+    }
+
+    fn columns(&self, table: &str) -> Result<Vec<String>, StoreError> {
+        super::texts(
+            self,
+            "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?1 ORDER BY ordinal_position",
+            &[table.into()],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translates_what_differs() {
+        assert_eq!(
+            placeholders("SELECT a FROM t WHERE b = ?1 AND c = '?2' AND d = ?12"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?2' AND d = $12"
+        );
+        assert_eq!(
+            ddl("CREATE TABLE nodes (level INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level)) WITHOUT ROWID;"),
+            "CREATE TABLE nodes (level BIGINT NOT NULL, hash BYTEA NOT NULL, PRIMARY KEY (level));"
+        );
+        assert_eq!(ddl("CREATE TABLE t (integers TEXT)"), "CREATE TABLE t (integers TEXT)");
+        assert_eq!(
+            created_tables("CREATE TABLE IF NOT EXISTS a (x INTEGER);\nCREATE INDEX i ON a (x); CREATE TABLE b(y TEXT)"),
+            vec!["a", "b"]
+        );
+    }
+
+    #[test]
+    fn libpq_parameters_are_taken_or_refused() {
+        let url = PgUrl::parse("postgres://u:pw@h:5433/d?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&application_name=x").unwrap();
+        let (c, root, verify) = config(&url).unwrap();
+        assert_eq!(root.as_deref(), Some("/tmp/ca.pem"));
+        assert!(verify);
+        assert_eq!(c.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        assert_eq!(c.get_ports(), &[5433]);
+        let bad = PgUrl::parse("postgres://u:pw@h/d?sslmode=sometimes").unwrap();
+        let e = config(&bad).err().unwrap().message;
+        assert!(e.contains("sslmode=sometimes") && !e.contains("pw@"), "{e}");
+    }
+}

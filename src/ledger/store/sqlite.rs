@@ -1,0 +1,148 @@
+//! The embedded store: one SQLite file in WAL mode.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
+use rusqlite::{Connection, OpenFlags, ToSql};
+
+use super::{Begin, Dialect, EachRow, Store, StoreError, Value};
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    read_only: bool,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        let code = e.sqlite_error().map(|c| c.extended_code.to_string());
+        StoreError { message: e.to_string(), code }
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null => ToSqlOutput::Owned(Sql::Null),
+            Value::Int(i) => ToSqlOutput::Owned(Sql::Integer(*i)),
+            Value::Real(r) => ToSqlOutput::Owned(Sql::Real(*r)),
+            Value::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+            Value::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}
+
+fn from_sql(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(f) => Value::Real(f),
+        // Text that is not UTF-8 (someone wrote bytes into a text column)
+        // comes back as a blob, so checks can tell it from text.
+        ValueRef::Text(t) => match std::str::from_utf8(t) {
+            Ok(s) => Value::Text(s.to_string()),
+            Err(_) => Value::Blob(t.to_vec()),
+        },
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating when `create`) a ledger file, tuned for an audit log.
+    pub fn open(path: &Path, create: bool) -> Result<SqliteStore, StoreError> {
+        let flags = if create {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(path, flags)?;
+        Ok(SqliteStore { conn, path: path.to_path_buf(), read_only: false })
+    }
+
+    /// Applies the settings every read-write connection uses.
+    pub fn configure(&self) -> Result<(), StoreError> {
+        self.conn.busy_timeout(Duration::from_secs(60))?;
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        // An audit log must not lose a committed append, even on power loss.
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn.pragma_update(None, "cache_size", -262144)?;
+        Ok(())
+    }
+
+    pub fn pragma_int(&self, name: &str) -> Result<i64, StoreError> {
+        Ok(self.conn.pragma_query_value(None, name, |r| r.get(0))?)
+    }
+
+    pub fn set_pragma(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        Ok(self.conn.pragma_update(None, name, value)?)
+    }
+}
+
+impl Store for SqliteStore {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn schema(&self, ddl: &str) -> Result<(), StoreError> {
+        Ok(self.conn.execute_batch(ddl)?)
+    }
+
+    fn query(&self, sql: &str, params: &[Value], each: &mut EachRow<'_>) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let n = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        while let Some(row) = rows.next()? {
+            let values = (0..n).map(|i| row.get_ref(i).map(from_sql)).collect::<Result<Vec<_>, _>>()?;
+            each(values)?;
+        }
+        Ok(())
+    }
+
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        Ok(self.conn.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params.iter()))? as u64)
+    }
+
+    fn insert_rows(&self, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Result<(), StoreError> {
+        let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!("INSERT INTO {table} ({}) VALUES ({})", columns.join(", "), marks.join(", "));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        for r in rows {
+            stmt.execute(rusqlite::params_from_iter(r.iter()))?;
+        }
+        Ok(())
+    }
+
+    fn begin(&self, how: Begin) -> Result<(), StoreError> {
+        let sql = match how {
+            Begin::Write if !self.read_only => "BEGIN IMMEDIATE",
+            _ => "BEGIN",
+        };
+        Ok(self.conn.execute_batch(sql)?)
+    }
+
+    fn commit(&self) -> Result<(), StoreError> {
+        Ok(self.conn.execute_batch("COMMIT")?)
+    }
+
+    fn rollback(&self) -> Result<(), StoreError> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        Ok(self.conn.execute_batch("ROLLBACK")?)
+    }
+
+    fn reopen(&self) -> Result<Box<dyn Store>, StoreError> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(Duration::from_secs(60))?;
+        Ok(Box::new(SqliteStore { conn, path: self.path.clone(), read_only: true }))
+    }
+
+    fn tables(&self) -> Result<Vec<String>, StoreError> {
+        super::texts(self, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name", &[])
+    }
+
+    fn columns(&self, table: &str) -> Result<Vec<String>, StoreError> {
+        super::texts(self, "SELECT name FROM pragma_table_info(?1) ORDER BY cid", &[table.into()])
+    }
+}
