@@ -106,10 +106,14 @@ pub fn server(
     }
     repo.set_config("receive.advertisePushOptions", "true")?;
     if let Some(l) = ledger {
-        let abs = std::path::absolute(l).map_err(io(l))?;
-        repo.set_config("audit.ledger", &abs.display().to_string())?;
+        // A PostgreSQL URL is kept as given; a file is made absolute.
+        let value = match l.to_str().and_then(crate::ledger::store::PgUrl::parse) {
+            Some(url) => url.secret().to_string(),
+            None => std::path::absolute(l).map_err(io(l))?.display().to_string(),
+        };
+        repo.set_config("audit.ledger", &value)?;
     }
-    if let Some(files) = crate::ledger::locate(ledger, Some(&repo)).filter(|f| !f.db.exists()) {
+    if let Some(files) = crate::ledger::locate(ledger, Some(&repo)).filter(|f| !f.exists()) {
         let l = crate::ledger::Ledger::init(&files, None)?;
         setup.created_ledger = Some((files.db.clone(), l.verifier.to_string()));
     }

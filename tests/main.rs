@@ -10,6 +10,7 @@ mod hook_integrity;
 mod hooks;
 mod ledger;
 mod notify;
+mod postgres;
 mod record;
 mod reports;
 mod rules;

@@ -25,6 +25,10 @@ pub fn note(loc: &LedgerFiles, what: Unrecorded) -> std::io::Result<()> {
     // Beside the ledger, in a folder that already exists: a ledger location
     // that was never set up is no place to start creating folders.
     let path = spool_path(loc);
+    // A PostgreSQL ledger's spool is local (<git-dir>/audit/): made on first need.
+    if let Some(dir) = path.parent().filter(|_| loc.url.is_some()) {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut line = serde_json::to_string(&Spooled { time: super::now(), event: what }).map_err(std::io::Error::other)?;
     line.push('\n');
     std::fs::OpenOptions::new().create(true).append(true).open(&path)?.write_all(line.as_bytes())

@@ -81,6 +81,9 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
     // One sync per ledger at a time (per machine, for a PostgreSQL ledger:
     // the lock sits beside the local spool).
     let lock_path = files.spool.with_extension("sync.lock");
+    if let Some(dir) = lock_path.parent().filter(|_| files.url.is_some()) {
+        std::fs::create_dir_all(dir).map_err(|source| WorkerError::Lock { path: dir.display().to_string(), source })?;
+    }
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -1,0 +1,401 @@
+//! One ledger for an organisation, in a real PostgreSQL server started for the
+//! test run: every command against it, two git servers and a sync job writing
+//! it at once, writers killed mid-append, rows tampered with in PostgreSQL
+//! itself, and a SQLite ledger migrated there and back with the same root.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::fake_github::{Fake, TOKEN};
+use crate::hooks::{signing_policy, Server};
+use crate::support::pg::{cluster, db_name, Cluster};
+use crate::support::{keys, pinned_policy, Repo, Sign, BIN};
+
+/// A PostgreSQL ledger made with `ledger init --key-file`, and a workspace.
+struct Org {
+    pg: &'static Cluster,
+    repo: Repo,
+    url: String,
+    key: PathBuf,
+}
+
+impl Org {
+    /// `None` when no server can be started (outside CI; see support::pg).
+    fn new() -> Result<Option<Org>> {
+        let Some(pg) = cluster() else { return Ok(None) };
+        let url = pg.database()?;
+        let repo = Repo::new()?;
+        let key = repo.tmp.path().join("keys/ledger.key");
+        let (code, out, err) = repo.audit(&["--ledger", &url, "ledger", "init", "--key-file", key.to_str().context("path")?])?;
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("created ledger postgres://") && !out.contains(&pg.password) && !err.contains(&pg.password), "{out}{err}");
+        Ok(Some(Org { pg, repo, url, key }))
+    }
+
+    /// Runs git-audit in the workspace against the shared ledger, found through
+    /// the environment (as a sync job or a reporting host would be set up).
+    fn audit(&self, args: &[&str]) -> Result<(i32, String, String)> {
+        let (code, out, err) =
+            self.repo.audit_env(args, &[("GIT_AUDIT_LEDGER", &self.url), ("GIT_AUDIT_LEDGER_KEY", self.key.to_str().context("path")?)])?;
+        assert!(!out.contains(&self.pg.password) && !err.contains(&self.pg.password), "the password leaked:\n{out}\n{err}");
+        Ok((code, out, err))
+    }
+
+    fn sql(&self, sql: &str) -> Result<String> {
+        self.pg.psql(db_name(&self.url), sql)
+    }
+
+    fn verify(&self) -> Result<(i32, String)> {
+        let (code, out, err) = self.audit(&["ledger", "verify"])?;
+        Ok((code, out + &err))
+    }
+
+    /// A bare repository with the server hooks, writing the shared ledger
+    /// (its `audit.ledger` and `audit.ledgerKey` set as an admin would).
+    fn server(&self, repo: &Repo, name: &str) -> Result<Server> {
+        let path = repo.tmp.path().join(format!("{name}.git"));
+        let p = path.to_str().context("path")?;
+        repo.git(&["init", "-q", "--bare", "-b", "main", p])?;
+        repo.git(&["--git-dir", p, "config", "audit.ledger", &self.url])?;
+        repo.git(&["--git-dir", p, "config", "audit.ledgerKey", self.key.to_str().context("path")?])?;
+        repo.git(&["--git-dir", p, "config", "audit.name", name])?;
+        let policy = repo.tmp.path().join(format!("{name}-policy.toml"));
+        std::fs::write(&policy, signing_policy(""))?;
+        let (code, out, err) = repo.audit(&["--policy", policy.to_str().context("path")?, "install", "--server", p])?;
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(!path.join("audit/ledger.db").exists(), "install made a SQLite ledger beside the shared one");
+        Ok(Server { path, policy })
+    }
+}
+
+fn count(org: &Org, sql: &str) -> Result<i64> {
+    Ok(org.sql(sql)?.parse()?)
+}
+
+#[test]
+fn every_command_works_against_a_postgres_ledger() -> Result<()> {
+    let Some(org) = Org::new()? else { return Ok(()) };
+    let repo = &org.repo;
+    // Found through git config too, as on a git server.
+    repo.git(&["config", "audit.ledger", &org.url])?;
+    repo.git(&["config", "audit.ledgerKey", org.key.to_str().context("path")?])?;
+    let a = repo.commit("feat: signed", Sign::Pgp(&keys().alice))?;
+    let policy = repo.policy(&pinned_policy(""))?;
+    let (code, out, err) = repo.audit(&["--policy", policy.to_str().context("path")?, "verify", "--record", "HEAD"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(org.sql(&format!("SELECT signature_status FROM commits WHERE id = '{a}'"))?, "good");
+
+    let ci = [("CI", "true"), ("GITLAB_CI", "true"), ("CI_COMMIT_SHA", a.as_str()), ("CI_ENVIRONMENT_NAME", "production")];
+    let mut env: Vec<(&str, &str)> = ci.to_vec();
+    env.push(("GIT_AUDIT_LEDGER", &org.url));
+    let (code, out, err) = repo.audit_env(&["record", "deployment", "--approved-by", "erin"], &env)?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(count(&org, "SELECT count(*) FROM deployments")?, 1);
+
+    let (code, out, err) = org.audit(&["ledger", "status", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out)?;
+    let size = count(&org, "SELECT count(*) FROM entries")?;
+    assert!(size >= 2 && status["size"] == size, "{status}");
+    assert!(status["path"].as_str().is_some_and(|p| p.starts_with("postgres://postgres:***@")), "{status}");
+    let pubkey = status["public_key"].as_str().context("public_key")?.to_string();
+
+    let dir = repo.tmp.path();
+    let cp = dir.join("cp.note");
+    assert_eq!(org.audit(&["ledger", "checkpoint", "--output", cp.to_str().context("path")?])?.0, 0);
+    assert_eq!(count(&org, &format!("SELECT count(*) FROM checkpoints WHERE size = {size}"))?, 1);
+    let proof = dir.join("proof.json");
+    assert_eq!(org.audit(&["ledger", "prove", "1", "--output", proof.to_str().context("path")?])?.0, 0);
+    let (code, out, _) = org.audit(&["ledger", "check-proof", proof.to_str().context("path")?, "--key", &pubkey])?;
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = org.audit(&["ledger", "export"])?;
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count() as i64, size);
+    assert!(out.contains("commit.verified") && out.contains("deployment.recorded"), "{out}");
+    let (code, out, err) = org.audit(&["ledger", "anchor"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("anchored size {size}")), "{out}");
+    org.sql("UPDATE commits SET signer = 'mallory'")?;
+    let (code, out) = org.verify()?;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("projection commits row") && out.contains("signer"), "{out}");
+    let (code, out, _) = org.audit(&["ledger", "rebuild"])?;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = org.verify()?;
+    assert_eq!(code, 0, "{out}");
+    // `ledger anchor` recorded the anchoring too.
+    assert!(out.contains(&format!("ledger OK: {} entries", count(&org, "SELECT count(*) FROM entries")?)), "{out}");
+    let (code, out, err) =
+        org.audit(&["--policy", policy.to_str().context("path")?, "report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
+    assert!(code == 0 || code == 1, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out)?;
+    assert!(report.is_object(), "{out}");
+    let (code, out, err) = org.audit(&["report", "deployments", "--env", "production", "--since", "2000-01-01", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let deps: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(deps["deployments"][0]["sha"], a.as_str(), "{deps}");
+    assert_eq!(deps["deployments"][0]["approvals"][0]["user"], "erin", "{deps}");
+    let (code, out, err) = org.audit(&["--policy", policy.to_str().context("path")?, "report", "trace", &a, "--format", "json"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = org.audit(&["--policy", policy.to_str().context("path")?, "notify", "status"])?;
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Reading and verifying need no key; appending without one names the fix.
+    let (code, out, err) = repo.audit_env(&["ledger", "verify"], &[("GIT_AUDIT_LEDGER", &org.url), ("GIT_AUDIT_LEDGER_KEY", "")])?;
+    assert_eq!(code, 0, "{out}{err}");
+    repo.git(&["config", "--unset", "audit.ledgerKey"])?;
+    let (code, _, err) = repo.audit(&["ledger", "append", "--kind", "test.event", "--subject", "x"])?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no signing key is named") && err.contains("--ledger-key"), "{err}");
+
+    // A wrong password, a server that is not there, a database that is not a
+    // ledger: named, with the password hidden.
+    let wrong = org.url.replace(&org.pg.password, "not-the-password");
+    let (code, _, err) = repo.audit(&["--ledger", &wrong, "ledger", "status"])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("password authentication failed") && err.contains(":***@") && !err.contains("not-the-password"), "{err}");
+    let empty = org.pg.database()?;
+    let (code, _, err) = repo.audit(&["--ledger", &empty, "ledger", "status"])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("no ledger at postgres://") && err.contains("ledger init"), "{err}");
+    let (code, _, err) =
+        repo.audit(&["--ledger", &org.url, "ledger", "init", "--key-file", dir.join("other.key").to_str().context("path")?])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("already exists"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn two_servers_and_a_sync_job_write_one_ledger_at_once() -> Result<()> {
+    let Some(org) = Org::new()? else { return Ok(()) };
+    let admin = Repo::new()?;
+    admin.commit("chore: root", Sign::Pgp(&keys().alice))?;
+    let servers = [org.server(&admin, "team-a")?, org.server(&admin, "team-b")?];
+    for s in &servers {
+        admin.git(&["push", "-q", &format!("file://{}", s.path.display()), "main"])?;
+    }
+    // 16 clones, 8 per server; every fourth pushes unsigned work and is refused.
+    let mut clones = Vec::new();
+    for i in 0..16usize {
+        let server = &servers[i % 2];
+        let c = Repo::new()?;
+        c.git(&["fetch", "-q", &format!("file://{}", server.path.display()), "main"])?;
+        c.git(&["reset", "-q", "--hard", "FETCH_HEAD"])?;
+        c.git(&["remote", "add", "origin", &format!("file://{}", server.path.display())])?;
+        let refused = i % 4 == 3;
+        let sign = if refused { Sign::None } else { Sign::Pgp(&keys().alice) };
+        c.git(&["checkout", "-q", "-b", &format!("topic-{i}")])?;
+        std::fs::write(c.path.join(format!("work-{i}.txt")), format!("work {i}\n"))?;
+        c.git(&["add", "."])?;
+        let id = c.commit(&format!("feat: work {i}"), sign)?;
+        clones.push((c, i, id, refused));
+    }
+    let fake = Fake::start(crate::sync::world());
+    let sync = org
+        .repo
+        .cmd(BIN)
+        .env("GIT_AUDIT_LEDGER", &org.url)
+        .env("GIT_AUDIT_LEDGER_KEY", &org.key)
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("GIT_AUDIT_SYNC_BACKOFF_MS", "20")
+        .args(["sync", "--json", "--api-url", &fake.url, "--github", "acme/api"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // All 16 pushes at once, as processes.
+    let pushes: Vec<_> = clones
+        .iter()
+        .map(|(c, i, _, _)| {
+            c.cmd("git")
+                .args(["push", "-q", "origin", &format!("topic-{i}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut results = Vec::new();
+    for ((_, i, id, refused), p) in clones.iter().zip(pushes) {
+        let out = p.wait_with_output()?;
+        results.push((*i, id.clone(), *refused, out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned()));
+    }
+    let sync_out = sync.wait_with_output()?;
+    assert!(sync_out.status.success(), "sync: {}", String::from_utf8_lossy(&sync_out.stderr));
+    for (i, _, refused, code, err) in &results {
+        assert_eq!(*code != 0, *refused, "clone {i}: {err}");
+        assert!(!err.contains(&org.pg.password), "the password leaked to a pusher: {err}");
+    }
+    // Every decision is there once, accepted or refused, for its ref.
+    for (i, id, refused, _, _) in &results {
+        let rows = org.sql(&format!(
+            "SELECT count(*), min(accepted) FROM ref_updates WHERE ref = 'refs/heads/topic-{i}' AND new = '{id}' AND kind = 'push.decided'"
+        ))?;
+        assert_eq!(rows, format!("1|{}", if *refused { 0 } else { 1 }), "clone {i}");
+    }
+    // The sync job's entries landed between them, and nothing was lost or doubled.
+    assert_eq!(count(&org, "SELECT count(*) FROM entries WHERE kind = 'pr.synced'")?, 131);
+    let (n, max, distinct) = {
+        let row = org.sql("SELECT count(*) || ',' || max(seq) || ',' || count(DISTINCT seq) FROM entries")?;
+        let v: Vec<i64> = row.split(',').map(str::parse).collect::<Result<_, _>>()?;
+        (v[0], v[1], v[2])
+    };
+    assert_eq!((n, distinct), (max + 1, max + 1), "seqs are not 0..{max} without gaps");
+    assert_eq!(count(&org, "SELECT size FROM head")?, n);
+    let (code, out) = org.verify()?;
+    assert_eq!(code, 0, "{out}");
+    Ok(())
+}
+
+#[test]
+fn writers_killed_mid_append_leave_a_valid_postgres_ledger() -> Result<()> {
+    let Some(org) = Org::new()? else { return Ok(()) };
+    let mut last = 0i64;
+    for round in 0..6u64 {
+        // Four writers at once; all killed at an arbitrary moment.
+        let mut children: Vec<_> = (0..4)
+            .map(|w| {
+                org.repo
+                    .cmd(BIN)
+                    .env("GIT_AUDIT_LEDGER", &org.url)
+                    .env("GIT_AUDIT_LEDGER_KEY", &org.key)
+                    .args(["ledger", "append", "--kind", "test.crash", "--subject", &format!("round-{round}-{w}"), "--repeat", "1000000"])
+                    .spawn()
+            })
+            .collect::<Result<_, _>>()?;
+        std::thread::sleep(std::time::Duration::from_millis(300 + round * 37));
+        for c in &children {
+            Command::new("kill").args(["-9", &c.id().to_string()]).status()?;
+        }
+        for c in &mut children {
+            c.wait()?;
+        }
+        let (code, out) = org.verify()?;
+        assert_eq!(code, 0, "round {round}: {out}");
+        let n = count(&org, "SELECT count(*) FROM entries")?;
+        assert_eq!(count(&org, "SELECT size FROM head")?, n, "round {round}: entries beyond the signed head");
+        assert!(n >= last, "entries went from {last} to {n}");
+        last = n;
+    }
+    assert!(last > 0, "no append ever landed before the kills");
+    Ok(())
+}
+
+#[test]
+fn tampering_in_postgres_is_caught_as_in_sqlite() -> Result<()> {
+    let Some(org) = Org::new()? else { return Ok(()) };
+    for i in 0..20 {
+        let (code, _, err) = org.audit(&[
+            "ledger",
+            "append",
+            "--kind",
+            "test.event",
+            "--subject",
+            &format!("s{i}"),
+            "--payload",
+            &format!("{{\"i\":{i}}}"),
+        ])?;
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, out) = org.verify()?;
+    assert_eq!(code, 0, "{out}");
+    let cases: &[(&str, &str)] = &[
+        ("UPDATE entries SET subject = 'forged' WHERE seq = 7", "entry seq 7: its content does not match its leaf hash"),
+        ("DELETE FROM entries WHERE seq = 12", "entry seq 12 is missing (deleted)"),
+        ("UPDATE nodes SET hash = decode(repeat('00', 32), 'hex') WHERE level = 1 AND idx = 2", "tree node (level 1, index 2)"),
+        ("DELETE FROM entries WHERE seq >= 18", "the log is truncated"),
+        (
+            "INSERT INTO entries (seq, time, kind, subject, actor, payload, leaf) SELECT 20, time, kind, 'x', actor, payload, leaf FROM entries WHERE seq = 0",
+            "not covered by the signed checkpoint",
+        ),
+        ("UPDATE head SET note = replace(note, 'git-audit', 'git-audiT')", "the latest checkpoint"),
+    ];
+    for (n, (tamper, expect)) in cases.iter().enumerate() {
+        // Each on a fresh copy of the ledger: a database made from this one as a
+        // template (retried while the last verify's backend is still leaving).
+        let copy = format!("{}_c{n}", db_name(&org.url));
+        let mut made = org.pg.psql("postgres", &format!("CREATE DATABASE {copy} TEMPLATE {}", db_name(&org.url)));
+        for _ in 0..50 {
+            if made.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            made = org.pg.psql("postgres", &format!("CREATE DATABASE {copy} TEMPLATE {}", db_name(&org.url)));
+        }
+        made?;
+        org.pg.psql(&copy, tamper)?;
+        let (code, out, err) = org.repo.audit_env(&["ledger", "verify"], &[("GIT_AUDIT_LEDGER", &org.pg.url(&copy))])?;
+        assert_eq!(code, 1, "{tamper}: {out}{err}");
+        assert!(out.contains(expect), "{tamper}: expected `{expect}` in:\n{out}");
+        assert!(out.contains("ledger verification failed"), "{out}");
+    }
+    // The original is untouched and still whole.
+    let (code, out) = org.verify()?;
+    assert_eq!(code, 0, "{out}");
+    Ok(())
+}
+
+#[test]
+fn a_sqlite_ledger_migrates_to_postgres_and_back_with_the_same_root() -> Result<()> {
+    let Some(pg) = cluster() else { return Ok(()) };
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    let a = repo.commit("feat: signed", Sign::Pgp(&keys().alice))?;
+    let policy = repo.policy(&pinned_policy(""))?;
+    assert_eq!(repo.audit(&["--policy", policy.to_str().context("path")?, "verify", "--record", "HEAD"])?.0, 0);
+    for i in 0..40 {
+        assert_eq!(repo.audit(&["ledger", "append", "--kind", "test.event", "--subject", &format!("s{i}")])?.0, 0);
+    }
+    let dir = repo.tmp.path();
+    let before = dir.join("before.note");
+    assert_eq!(repo.audit(&["ledger", "checkpoint", "--output", before.to_str().context("path")?])?.0, 0);
+    let status = |args: &[&str]| -> Result<serde_json::Value> {
+        let mut all = args.to_vec();
+        all.extend(["ledger", "status", "--format", "json"]);
+        let (code, out, err) = repo.audit(&all)?;
+        assert_eq!(code, 0, "{err}");
+        Ok(serde_json::from_str(&out)?)
+    };
+    let root = status(&[])?["root"].clone();
+
+    let url = pg.database()?;
+    let (code, out, err) = repo.audit(&["ledger", "migrate", "--to", &url])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("copied 42 entries") && out.contains("migrated") && !out.contains(&pg.password), "{out}");
+    assert_eq!(status(&["--ledger", &url])?["root"], root);
+    let (code, out, err) = repo.audit(&["--ledger", &url, "ledger", "verify", "--checkpoint", before.to_str().context("path")?])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(pg.psql(db_name(&url), &format!("SELECT signature_status FROM commits WHERE id = '{a}'"))?, "good");
+    // It takes new entries with the same key (beside the SQLite file).
+    let key = repo.path.join(".git/audit/ledger.key");
+    let (code, _, err) = repo.audit(&[
+        "--ledger",
+        &url,
+        "--ledger-key",
+        key.to_str().context("path")?,
+        "ledger",
+        "append",
+        "--kind",
+        "test.event",
+        "--subject",
+        "after-the-move",
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = repo.audit(&["--ledger", &url, "ledger", "verify", "--checkpoint", before.to_str().context("path")?])?;
+    assert_eq!(code, 0, "{out}{err}");
+
+    // And back into a new SQLite file: the same root as PostgreSQL's now.
+    let back = dir.join("back/ledger.db");
+    let pg_root = status(&["--ledger", &url])?["root"].clone();
+    let (code, out, err) = repo.audit(&["--ledger", &url, "ledger", "migrate", "--to", back.to_str().context("path")?])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(status(&["--ledger", back.to_str().context("path")?])?["root"], pg_root);
+    let (code, out, err) =
+        repo.audit(&["--ledger", back.to_str().context("path")?, "ledger", "verify", "--checkpoint", before.to_str().context("path")?])?;
+    assert_eq!(code, 0, "{out}{err}");
+    // A destination that already holds a ledger is refused, untouched.
+    let (code, _, err) = repo.audit(&["ledger", "migrate", "--to", &url])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("already exists"), "{err}");
+    Ok(())
+}
