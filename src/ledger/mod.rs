@@ -468,16 +468,15 @@ impl Ledger {
         let path = &self.path;
         let store = &*self.store;
         let tx = Tx::begin(store, Begin::Write).map_err(sql(path))?;
-        let head = read_head(store, path, true)?;
-        let mut frontier = load_frontier(store, path, head.size)?;
+        let (head, mut frontier) = lock_head(store, path)?;
         if fold(&frontier) != head.root {
             return Err(LedgerError::Inconsistent {
                 path: path.clone(),
                 msg: format!("the stored tree does not reproduce the signed root of size {}; refusing to append", head.size),
             });
         }
-        let upserts: Vec<String> = projection::TABLES.iter().map(|t| projection::upsert_sql(t)).collect();
         let time = now();
+        let mut projected: Vec<Vec<Vec<Value>>> = vec![Vec::new(); projection::TABLES.len()];
         let mut entry_rows = Vec::with_capacity(entries.len());
         let mut node_rows = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
@@ -496,7 +495,7 @@ impl Ledger {
             }
             for row in projection::rows(seq, &time, &e.kind, &e.subject, &e.actor, &payload) {
                 let i = projection::TABLES.iter().position(|t| t.name == row.table.name).unwrap_or(0);
-                store.defer(&upserts[i], row.values).map_err(sql(path))?;
+                projected[i].push(row.values);
             }
             entry_rows.push(vec![
                 Value::Int(seq as i64),
@@ -510,6 +509,11 @@ impl Ledger {
         }
         store.insert_rows("entries", ENTRY_COLUMNS, entry_rows).map_err(sql(path))?;
         store.insert_rows("nodes", &["level", "idx", "hash"], node_rows).map_err(sql(path))?;
+        for (t, rows) in projection::TABLES.iter().zip(projected) {
+            if !rows.is_empty() {
+                store.upsert_rows(t.name, t.columns, t.key, rows).map_err(sql(path))?;
+            }
+        }
         let size = head.size + entries.len() as u64;
         let root = fold(&frontier);
         let note = sign_checkpoint(signer, &self.origin, size, root, &self.key_path)?;
@@ -517,16 +521,28 @@ impl Ledger {
         for w in then(&receipt) {
             store.defer(w.sql, w.params).map_err(sql(path))?;
         }
-        let swapped = store
-            .execute(
-                "UPDATE head SET size = ?1, root = ?2, note = ?3 WHERE id = 0 AND size = ?4",
-                &[Value::Int(size as i64), Value::Blob(root.to_vec()), receipt.checkpoint.as_str().into(), Value::Int(head.size as i64)],
-            )
-            .map_err(sql(path))?;
-        if swapped != 1 {
-            return Err(LedgerError::Inconsistent { path: path.clone(), msg: "the head moved during the append".into() });
+        let moved = || LedgerError::Inconsistent { path: path.clone(), msg: "the head moved during the append".into() };
+        let cas = "UPDATE head SET size = ?1, root = ?2, note = ?3 WHERE id = 0 AND size = ?4";
+        let cas_params =
+            vec![Value::Int(size as i64), Value::Blob(root.to_vec()), receipt.checkpoint.as_str().into(), Value::Int(head.size as i64)];
+        match store.dialect() {
+            Dialect::Sqlite => {
+                if store.execute(cas, &cas_params).map_err(sql(path))? != 1 {
+                    return Err(moved());
+                }
+                tx.commit().map_err(sql(path))?;
+            }
+            Dialect::Postgres => {
+                // Sent with the commit in one round trip: the guard divides by
+                // zero (aborting the transaction, so the COMMIT rolls back) unless
+                // the swap took.
+                store.defer(cas, cas_params).map_err(sql(path))?;
+                store
+                    .defer("SELECT 1 / (CASE WHEN size = ?1 THEN 1 ELSE 0 END) FROM head WHERE id = 0", vec![Value::Int(size as i64)])
+                    .map_err(sql(path))?;
+                tx.commit().map_err(|e| if e.code.as_deref() == Some("22012") { moved() } else { sql(path)(e) })?;
+            }
         }
-        tx.commit().map_err(sql(path))?;
         Ok(receipt)
     }
 
@@ -747,6 +763,51 @@ fn read_head(store: &dyn Store, path: &Path, for_update: bool) -> Result<Head, L
         row.get(1).and_then(Value::as_blob).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("the head's root is not 32 bytes"))?;
     let note = row.get(2).and_then(Value::as_text).ok_or_else(|| bad("the head's note is not text"))?.to_string();
     Ok(Head { size: size.max(0) as u64, root, note })
+}
+
+/// Takes the append lock and reads the head and the tree's frontier under it.
+/// PostgreSQL: one round trip (the row lock on the head and the frontier's
+/// nodes in one statement), as the lock is held until the commit.
+fn lock_head(store: &dyn Store, path: &Path) -> Result<(Head, Vec<(u32, Hash)>), LedgerError> {
+    if store.dialect() == Dialect::Sqlite {
+        let head = read_head(store, path, true)?;
+        let frontier = load_frontier(store, path, head.size)?;
+        return Ok((head, frontier));
+    }
+    let rows = store::rows(
+        store,
+        "WITH h AS (SELECT size, root, note FROM head WHERE id = 0 FOR UPDATE),
+              f AS (SELECT l AS level, (h.size >> l) - 1 AS idx FROM h, generate_series(0, 62) AS l WHERE (h.size >> l) & 1 = 1)
+         SELECT h.size, h.root, h.note, f.level, f.idx,
+                CASE WHEN f.level = 0 THEN (SELECT leaf FROM entries WHERE seq = f.idx)
+                     ELSE (SELECT hash FROM nodes WHERE level = f.level AND idx = f.idx) END
+         FROM h LEFT JOIN f ON true ORDER BY f.level DESC",
+        &[],
+    )
+    .map_err(sql(path))?;
+    let bad = |msg: String| LedgerError::Inconsistent { path: path.to_path_buf(), msg };
+    let first = rows.first().ok_or_else(|| bad("the head row is missing".into()))?;
+    let size = first.first().and_then(Value::as_int).ok_or_else(|| bad("the head's size is not a number".into()))?;
+    let root: Hash = first
+        .get(1)
+        .and_then(Value::as_blob)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| bad("the head's root is not 32 bytes".into()))?;
+    let note = first.get(2).and_then(Value::as_text).ok_or_else(|| bad("the head's note is not text".into()))?.to_string();
+    let head = Head { size: size.max(0) as u64, root, note };
+    let mut frontier = Vec::new();
+    for r in &rows {
+        let (Some(level), Some(_)) = (r.get(3).and_then(Value::as_int), r.get(4).and_then(Value::as_int)) else { continue };
+        match r.get(5).and_then(Value::as_blob).and_then(|b| Hash::try_from(b).ok()) {
+            Some(hash) => frontier.push((level.max(0) as u32, hash)),
+            // After waiting for the lock, the head row is the newest but the
+            // statement's snapshot predates the append that moved it: read the
+            // frontier again in a statement of its own (nodes never change once
+            // written, so a stale snapshot can only lack them).
+            None => return Ok((head.clone(), load_frontier(store, path, head.size)?)),
+        }
+    }
+    Ok((head, frontier))
 }
 
 /// Text stored in a column: text, or bytes that are UTF-8.

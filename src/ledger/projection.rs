@@ -367,15 +367,13 @@ pub fn entry_rows(e: &Entry) -> Vec<Row> {
 
 /// The SQL that upserts a row of `t`.
 pub fn upsert_sql(t: &Table) -> String {
-    let cols = t.columns.join(", ");
     let params: Vec<String> = (1..=t.columns.len()).map(|i| format!("?{i}")).collect();
-    let updates: Vec<String> = t.columns.iter().filter(|c| !t.key.contains(c)).map(|c| format!("{c} = excluded.{c}")).collect();
     format!(
-        "INSERT INTO {} ({cols}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+        "INSERT INTO {} ({}) VALUES ({}){}",
         t.name,
+        t.columns.join(", "),
         params.join(", "),
-        t.key.join(", "),
-        updates.join(", ")
+        super::store::upsert_tail(t.columns, t.key)
     )
 }
 

@@ -128,7 +128,12 @@ fn initdb() -> Result<Cluster> {
         .args(["-w", "-l"])
         .arg(dir.join("log"))
         .arg("-o")
-        .arg(format!("-p {port} -k {} -c listen_addresses=localhost -c fsync=off -c max_connections=200", dir.display()))
+        .arg(format!(
+            "-p {port} -k {} -c listen_addresses=localhost -c max_connections=200{}",
+            dir.display(),
+            // Tests need no durability; the benchmark keeps PostgreSQL's defaults.
+            if std::env::var_os("GIT_AUDIT_PG_DURABLE").is_some() { "" } else { " -c fsync=off" }
+        ))
         .arg("start")
         .stdin(Stdio::null())
         .output()?;

@@ -160,6 +160,13 @@ pub trait Store: Send {
     }
     /// Inserts many rows into one table.
     fn insert_rows(&self, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Result<(), StoreError>;
+    /// Inserts or updates (by `key`) many rows of one table, in order: a later
+    /// row with the same key wins.
+    fn upsert_rows(&self, table: &str, columns: &[&str], key: &[&str], rows: Vec<Vec<Value>>) -> Result<(), StoreError> {
+        let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!("INSERT INTO {table} ({}) VALUES ({}){}", columns.join(", "), marks.join(", "), upsert_tail(columns, key));
+        rows.into_iter().try_for_each(|r| self.defer(&sql, r))
+    }
     fn begin(&self, how: Begin) -> Result<(), StoreError>;
     fn commit(&self) -> Result<(), StoreError>;
     fn rollback(&self) -> Result<(), StoreError>;
@@ -169,6 +176,15 @@ pub trait Store: Send {
     fn tables(&self) -> Result<Vec<String>, StoreError>;
     /// The columns of a table, in order.
     fn columns(&self, table: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// ` ON CONFLICT (key) DO UPDATE SET c = excluded.c, …` (both engines' SQL).
+pub fn upsert_tail(columns: &[&str], key: &[&str]) -> String {
+    let updates: Vec<String> = columns.iter().filter(|c| !key.contains(c)).map(|c| format!("{c} = excluded.{c}")).collect();
+    if updates.is_empty() {
+        return format!(" ON CONFLICT ({}) DO NOTHING", key.join(", "));
+    }
+    format!(" ON CONFLICT ({}) DO UPDATE SET {}", key.join(", "), updates.join(", "))
 }
 
 fn texts(store: &dyn Store, sql: &str, params: &[Value]) -> Result<Vec<String>, StoreError> {

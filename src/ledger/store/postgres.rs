@@ -37,6 +37,8 @@ type Job = Box<dyn FnOnce(&mut Conn) + Send>;
 pub struct PgStore {
     jobs: mpsc::Sender<Job>,
     url: PgUrl,
+    /// Writes queued on the caller's side, handed over with the next call.
+    queued: std::cell::RefCell<Vec<(String, Vec<Value>)>>,
 }
 
 struct Conn {
@@ -356,14 +358,16 @@ impl PgStore {
             })
             .map_err(|e| StoreError::new(format!("cannot start the PostgreSQL client thread: {e}")))?;
         ready_rx.recv().map_err(|_| lost())??;
-        Ok(PgStore { jobs, url: url.clone() })
+        Ok(PgStore { jobs, url: url.clone(), queued: Default::default() })
     }
 
     /// Runs `f` on the connection's thread and waits for its answer.
     fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Conn) -> R + Send + 'static) -> Result<R, StoreError> {
         let (tx, rx) = mpsc::sync_channel(1);
+        let queued = self.queued.take();
         self.jobs
             .send(Box::new(move |c: &mut Conn| {
+                c.db.pending.extend(queued);
                 let _ = tx.send(f(c));
             }))
             .map_err(|_| lost())?;
@@ -373,6 +377,33 @@ impl PgStore {
     /// The URL, without its password.
     pub fn shown(&self) -> String {
         self.url.redacted()
+    }
+
+    /// Queues `head (…), (…) … tail` statements of up to MAX_PARAMS parameters.
+    fn multi_row(&self, head: &str, tail: &str, width: usize, rows: Vec<Vec<Value>>) -> Result<(), StoreError> {
+        let per = (MAX_PARAMS / width.max(1)).clamp(1, 8000);
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let slice: Vec<Vec<Value>> = rows.by_ref().take(per).collect();
+            let mut sql = String::with_capacity(head.len() + tail.len() + slice.len() * width * 6);
+            sql.push_str(head);
+            let mut n = 0;
+            for (i, r) in slice.iter().enumerate() {
+                sql.push_str(if i > 0 { ", (" } else { "(" });
+                for j in 0..r.len() {
+                    n += 1;
+                    if j > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('?');
+                    sql.push_str(&n.to_string());
+                }
+                sql.push(')');
+            }
+            sql.push_str(tail);
+            self.defer(&sql, slice.into_iter().flatten().collect())?;
+        }
+        Ok(())
     }
 }
 
@@ -387,35 +418,53 @@ impl Conn {
 }
 
 impl Db {
-    async fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
-        if let Some(s) = self.prepared.get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self.client.prepare(&placeholders(sql)).await?;
-        if self.prepared.len() >= MAX_PREPARED {
-            self.prepared.clear();
-        }
-        self.prepared.insert(sql.to_string(), s.clone());
-        Ok(s)
-    }
-
-    /// Sends the queued writes, pipelined, and waits for all of them.
-    async fn flush(&mut self) -> Result<(), StoreError> {
-        if self.pending.is_empty() {
+    /// Prepares every statement not yet prepared, all at once (pipelined).
+    async fn prepare_all<'a>(&mut self, sqls: impl Iterator<Item = &'a str>) -> Result<(), StoreError> {
+        let mut missing: Vec<&str> = sqls.filter(|s| !self.prepared.contains_key(*s)).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
-        let mut statements = Vec::with_capacity(pending.len());
-        for (sql, _) in &pending {
-            statements.push(self.statement(sql).await?);
+        if self.prepared.len() + missing.len() > MAX_PREPARED {
+            self.prepared.clear();
         }
         let client = &self.client;
-        let runs = pending.iter().zip(&statements).map(|((_, params), st)| {
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-            async move { client.execute(st, &refs).await }
-        });
-        futures_util::future::try_join_all(runs).await?;
+        let texts: Vec<String> = missing.iter().map(|s| placeholders(s)).collect();
+        let made = futures_util::future::try_join_all(texts.iter().map(|t| client.prepare(t))).await?;
+        for (sql, st) in missing.into_iter().zip(made) {
+            self.prepared.insert(sql.to_string(), st);
+        }
         Ok(())
+    }
+
+    /// Sends the queued writes and then `last`, pipelined (one round trip),
+    /// and returns `last`'s row count. The first error is returned; in a
+    /// transaction it aborts the rest (a queued COMMIT then rolls back).
+    async fn pipeline(&mut self, last: Option<(String, Vec<Value>)>) -> Result<u64, StoreError> {
+        let mut work = std::mem::take(&mut self.pending);
+        let has_last = last.is_some();
+        work.extend(last);
+        if work.is_empty() {
+            return Ok(0);
+        }
+        self.prepare_all(work.iter().map(|(s, _)| s.as_str())).await?;
+        let client = &self.client;
+        let prepared = &self.prepared;
+        let runs = work.iter().map(|(sql, params)| {
+            let st = prepared.get(sql).cloned();
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            async move {
+                let st = st.ok_or_else(|| StoreError::new("statement not prepared"))?;
+                client.execute(&st, &refs).await.map_err(StoreError::from)
+            }
+        });
+        let counts = futures_util::future::try_join_all(runs).await?;
+        Ok(if has_last { counts.last().copied().unwrap_or(0) } else { 0 })
+    }
+
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        self.pipeline(None).await.map(|_| ())
     }
 }
 
@@ -452,13 +501,29 @@ impl Store for PgStore {
         let (tx, rx) = mpsc::sync_channel::<Result<Vec<Vec<Value>>, StoreError>>(2);
         let sql = sql.to_string();
         let params = params.to_vec();
+        let queued = self.queued.take();
         self.jobs
             .send(Box::new(move |c: &mut Conn| {
+                c.db.pending.extend(queued);
                 let sender = &tx;
                 let result: Result<(), StoreError> = c.run(|c| async move {
-                    c.flush().await?;
-                    let st = c.statement(&sql).await?;
-                    let stream = c.client.query_raw(&st, params.iter()).await?;
+                    // The queued writes (a BEGIN …) go out with the query, in one round trip.
+                    let pending = std::mem::take(&mut c.pending);
+                    c.prepare_all(pending.iter().map(|(s, _)| s.as_str()).chain([sql.as_str()])).await?;
+                    let st = c.prepared.get(&sql).cloned().ok_or_else(|| StoreError::new("statement not prepared"))?;
+                    let client = &c.client;
+                    let prepared = &c.prepared;
+                    let writes = futures_util::future::try_join_all(pending.iter().map(|(s, params)| {
+                        let st = prepared.get(s).cloned();
+                        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                        async move {
+                            let st = st.ok_or_else(|| StoreError::new("statement not prepared"))?;
+                            client.execute(&st, &refs).await.map_err(StoreError::from)
+                        }
+                    }));
+                    let (written, stream) = futures_util::future::join(writes, client.query_raw(&st, params.iter())).await;
+                    written?;
+                    let stream = stream?;
                     pin_mut!(stream);
                     let mut chunk = Vec::with_capacity(CHUNK);
                     while let Some(row) = stream.try_next().await? {
@@ -486,57 +551,44 @@ impl Store for PgStore {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
         let sql = sql.to_string();
         let params = params.to_vec();
-        self.call(move |c| {
-            c.run(|c| async move {
-                c.flush().await?;
-                let st = c.statement(&sql).await?;
-                let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-                Ok(c.client.execute(&st, &refs).await?)
-            })
-        })?
+        self.call(move |c| c.run(|c| c.pipeline(Some((sql, params)))))?
     }
 
     fn defer(&self, sql: &str, params: Vec<Value>) -> Result<(), StoreError> {
-        let sql = sql.to_string();
-        self.call(move |c| {
-            c.db.pending.push((sql, params));
-            // Keep the queue bounded: a long batch is sent in slices.
-            if c.db.pending.len() >= 4096 {
-                c.run(|c| c.flush())
-            } else {
-                Ok(())
-            }
-        })?
+        let full = {
+            let mut q = self.queued.borrow_mut();
+            q.push((sql.to_string(), params));
+            q.len() >= 4096
+        };
+        // Keep the queue bounded: a long batch is sent in slices.
+        if full {
+            self.call(|c| c.run(|c| c.flush()))??;
+        }
+        Ok(())
     }
 
     fn insert_rows(&self, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let per = (MAX_PARAMS / columns.len().max(1)).clamp(1, 1000);
-        let cols = columns.join(", ");
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let slice: Vec<Vec<Value>> = rows.by_ref().take(per).collect();
-            let mut sql = format!("INSERT INTO {table} ({cols}) VALUES ");
-            let mut n = 0;
-            for (i, r) in slice.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                for j in 0..r.len() {
-                    n += 1;
-                    if j > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("?{n}"));
-                }
-                sql.push(')');
+        let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+        self.multi_row(&head, "", columns.len(), rows)
+    }
+
+    fn upsert_rows(&self, table: &str, columns: &[&str], key: &[&str], rows: Vec<Vec<Value>>) -> Result<(), StoreError> {
+        let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+        let tail = super::upsert_tail(columns, key);
+        let key_at: Vec<usize> = key.iter().filter_map(|k| columns.iter().position(|c| c == k)).collect();
+        // One statement may not touch a row twice: a key seen again starts the next statement.
+        let mut part: Vec<Vec<Value>> = Vec::new();
+        let mut keys = std::collections::HashSet::new();
+        for r in rows {
+            let k: Vec<String> = key_at.iter().map(|&i| format!("{:?}", r.get(i))).collect();
+            if !keys.insert(k.clone()) {
+                self.multi_row(&head, &tail, columns.len(), std::mem::take(&mut part))?;
+                keys.clear();
+                keys.insert(k);
             }
-            self.defer(&sql, slice.into_iter().flatten().collect())?;
+            part.push(r);
         }
-        Ok(())
+        self.multi_row(&head, &tail, columns.len(), part)
     }
 
     fn begin(&self, how: Begin) -> Result<(), StoreError> {
@@ -544,27 +596,34 @@ impl Store for PgStore {
             Begin::Write => "BEGIN",
             Begin::Snapshot => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         };
-        self.call(move |c| {
-            c.run(|c| async move {
-                c.flush().await?;
-                Ok(c.client.batch_execute(sql).await?)
-            })
-        })?
+        // Queued: it goes out with the transaction's first statement.
+        self.defer(sql, Vec::new())
     }
 
     fn commit(&self) -> Result<(), StoreError> {
+        // The queued writes and the COMMIT in one round trip; after an error
+        // PostgreSQL turns the COMMIT into a rollback.
         self.call(|c| {
-            c.run(|c| async move {
-                c.flush().await?;
-                Ok(c.client.batch_execute("COMMIT").await?)
-            })
+            let done = c.run(|c| c.pipeline(Some(("COMMIT".to_string(), Vec::new()))));
+            if done.is_err() {
+                // Whatever did not reach the server (a statement that would not
+                // prepare …), the transaction ends here.
+                let _ = c.run(|c| async move { c.client.batch_execute("ROLLBACK").await });
+            }
+            done.map(|_| ())
         })?
     }
 
     fn rollback(&self) -> Result<(), StoreError> {
         self.call(|c| {
+            let sent = c.db.pending.first().is_none_or(|(s, _)| !s.starts_with("BEGIN"));
             c.db.pending.clear();
-            c.run(|c| async move { Ok(c.client.batch_execute("ROLLBACK").await?) })
+            // Nothing to end when the BEGIN itself was never sent.
+            if sent {
+                c.run(|c| async move { Ok(c.client.batch_execute("ROLLBACK").await?) })
+            } else {
+                Ok(())
+            }
         })?
     }
 
