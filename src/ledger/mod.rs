@@ -765,15 +765,21 @@ fn read_head(store: &dyn Store, path: &Path, for_update: bool) -> Result<Head, L
     Ok(Head { size: size.max(0) as u64, root, note })
 }
 
+/// The transaction-scoped advisory lock that serialises appends to a
+/// PostgreSQL ledger ("GAUDLOG!").
+const APPEND_LOCK: i64 = 0x4741_5544_4c4f_4721;
+
 /// Takes the append lock and reads the head and the tree's frontier under it.
-/// PostgreSQL: one round trip (the row lock on the head and the frontier's
-/// nodes in one statement), as the lock is held until the commit.
+/// PostgreSQL: one round trip for the advisory lock, then the head (locked
+/// again by row) and the frontier's nodes in one statement. That statement
+/// starts only once the lock is held, so its snapshot sees the append before.
 fn lock_head(store: &dyn Store, path: &Path) -> Result<(Head, Vec<(u32, Hash)>), LedgerError> {
     if store.dialect() == Dialect::Sqlite {
         let head = read_head(store, path, true)?;
         let frontier = load_frontier(store, path, head.size)?;
         return Ok((head, frontier));
     }
+    store.defer("SELECT pg_advisory_xact_lock(?1)", vec![Value::Int(APPEND_LOCK)]).map_err(sql(path))?;
     let rows = store::rows(
         store,
         "WITH h AS (SELECT size, root, note FROM head WHERE id = 0 FOR UPDATE),
@@ -800,10 +806,10 @@ fn lock_head(store: &dyn Store, path: &Path) -> Result<(Head, Vec<(u32, Hash)>),
         let (Some(level), Some(_)) = (r.get(3).and_then(Value::as_int), r.get(4).and_then(Value::as_int)) else { continue };
         match r.get(5).and_then(Value::as_blob).and_then(|b| Hash::try_from(b).ok()) {
             Some(hash) => frontier.push((level.max(0) as u32, hash)),
-            // After waiting for the lock, the head row is the newest but the
-            // statement's snapshot predates the append that moved it: read the
-            // frontier again in a statement of its own (nodes never change once
-            // written, so a stale snapshot can only lack them).
+            // Should the statement's snapshot predate the append that moved the
+            // head (a writer that takes the row lock without the advisory one),
+            // read the frontier again in a statement of its own (nodes never
+            // change once written, so a stale snapshot can only lack them).
             None => return Ok((head.clone(), load_frontier(store, path, head.size)?)),
         }
     }
