@@ -399,3 +399,32 @@ fn a_sqlite_ledger_migrates_to_postgres_and_back_with_the_same_root() -> Result<
     assert!(err.contains("already exists"), "{err}");
     Ok(())
 }
+
+#[test]
+fn tls_is_used_when_asked_and_the_server_certificate_is_checked() -> Result<()> {
+    let Some(org) = Org::new()? else { return Ok(()) };
+    let Some(ca) = &org.pg.ca else {
+        eprintln!("*** NOT RUN: the PostgreSQL server was not started here with TLS (no openssl, or GIT_AUDIT_TEST_PG)");
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "under CI=true the TLS test must run");
+        return Ok(());
+    };
+    // `tlsonly` is refused by the server unless the connection is encrypted.
+    org.sql("CREATE ROLE tlsonly LOGIN PASSWORD 'tls-pw'; GRANT ALL ON ALL TABLES IN SCHEMA public TO tlsonly")?;
+    let base = format!("postgres://tlsonly:tls-pw@localhost:{}/{}", org.pg.port, db_name(&org.url));
+    let status = |url: &str| org.repo.audit(&["--ledger", url, "ledger", "status"]);
+    let (code, _, err) = status(&base)?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no encryption") && !err.contains("tls-pw"), "{err}");
+    let ca = ca.to_str().context("path")?;
+    let (code, out, err) = status(&format!("{base}?sslmode=verify-full&sslrootcert={ca}"))?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("postgres://tlsonly:***@localhost"), "{out}");
+    // `require` verifies too: without the CA the certificate is not trusted.
+    let (code, _, err) = status(&format!("{base}?sslmode=require"))?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.to_lowercase().contains("certificate") && !err.contains("tls-pw"), "{err}");
+    let (code, _, err) = status(&format!("{base}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"))?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sslrootcert /nonexistent/ca.pem"), "{err}");
+    Ok(())
+}

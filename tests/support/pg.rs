@@ -18,6 +18,10 @@ pub struct Cluster {
     pub port: String,
     pub user: String,
     pub password: String,
+    /// The CA that signed the server's certificate (for `localhost`), when the
+    /// cluster was started here with TLS on; the role `tlsonly` may then
+    /// connect only over TLS.
+    pub ca: Option<PathBuf>,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -107,6 +111,21 @@ fn initdb() -> Result<Cluster> {
     let password = format!("pw{me}x{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos());
     let pwfile = dir.join("pw");
     std::fs::write(&pwfile, &password)?;
+    // TLS: a CA and a certificate for localhost, made with openssl (when it is there).
+    let tls = Command::new("sh")
+        .current_dir(&dir)
+        .args([
+            "-c",
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=git-audit test CA' \
+             && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj /CN=localhost \
+             && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\\n' > ext.cnf \
+             && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf \
+             && chmod 600 server.key",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if root && !Command::new("chown").args(["-R", "postgres:"]).arg(&dir).status()?.success() {
         bail!("cannot hand {} to the postgres user", dir.display());
     }
@@ -121,6 +140,16 @@ fn initdb() -> Result<Cluster> {
     if !out.status.success() {
         bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
     }
+    if tls {
+        let hba = data.join("pg_hba.conf");
+        let rest = std::fs::read_to_string(&hba)?;
+        std::fs::write(&hba, format!("hostnossl all tlsonly all reject\n{rest}"))?;
+    }
+    let ssl = if tls {
+        format!(" -c ssl=on -c ssl_cert_file={d}/server.pem -c ssl_key_file={d}/server.key", d = dir.display())
+    } else {
+        String::new()
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port().to_string();
     let out = run(&pg_ctl)
         .arg("-D")
@@ -129,7 +158,7 @@ fn initdb() -> Result<Cluster> {
         .arg(dir.join("log"))
         .arg("-o")
         .arg(format!(
-            "-p {port} -k {} -c listen_addresses=localhost -c max_connections=200{}",
+            "-p {port} -k {} -c listen_addresses=localhost -c max_connections=200{ssl}{}",
             dir.display(),
             // Tests need no durability; the benchmark keeps PostgreSQL's defaults.
             if std::env::var_os("GIT_AUDIT_PG_DURABLE").is_some() { "" } else { " -c fsync=off" }
@@ -155,7 +184,7 @@ fn initdb() -> Result<Cluster> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    Ok(Cluster { host: "localhost".into(), port, user: "postgres".into(), password })
+    Ok(Cluster { host: "localhost".into(), port, user: "postgres".into(), password, ca: tls.then(|| dir.join("ca.pem")) })
 }
 
 /// Debian's `pg_virtualenv`: the cluster's settings go to a file, and its own
@@ -192,7 +221,7 @@ fn virtualenv() -> Result<Cluster> {
     };
     // The child lives until this process ends.
     std::mem::forget(child);
-    Ok(Cluster { host, port, user, password })
+    Ok(Cluster { host, port, user, password, ca: None })
 }
 
 fn from_url(url: &str) -> Result<Cluster> {
@@ -200,7 +229,7 @@ fn from_url(url: &str) -> Result<Cluster> {
     let (auth, hostport) = rest.split('/').next().unwrap_or("").rsplit_once('@').context("GIT_AUDIT_TEST_PG: user:password@host:port")?;
     let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
     let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
-    Ok(Cluster { host: host.into(), port: port.into(), user: user.into(), password: password.into() })
+    Ok(Cluster { host: host.into(), port: port.into(), user: user.into(), password: password.into(), ca: None })
 }
 
 fn which(name: &str) -> Option<PathBuf> {

@@ -206,33 +206,31 @@ fn created_tables(sql: &str) -> Vec<String> {
 }
 
 /// Splits off the libpq parameters tokio-postgres does not take, and maps
-/// libpq's sslmode values onto its own.
+/// libpq's sslmode values onto its own. The bool: use TLS. git-audit encrypts
+/// when asked (`require`, `verify-ca`, `verify-full`) and then always verifies
+/// the server's certificate (libpq's `require` does not); `disable`, `allow`,
+/// `prefer` and no sslmode connect without TLS.
 fn config(url: &PgUrl) -> Result<(tokio_postgres::Config, Option<String>, bool), StoreError> {
     let raw = url.secret();
     let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
     let mut kept = Vec::new();
     let mut root_cert = None;
-    let mut verify = true;
+    let mut encrypt = false;
     let mut has_timeout = false;
     for p in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
         match k {
             "sslrootcert" => root_cert = Some(percent_decode(v)),
             "sslmode" => {
-                let mode = match v {
-                    "disable" => {
-                        verify = false;
-                        "disable"
-                    }
-                    "allow" | "prefer" => "prefer",
-                    "require" | "verify-ca" | "verify-full" => "require",
+                encrypt = match v {
+                    "disable" | "allow" | "prefer" => false,
+                    "require" | "verify-ca" | "verify-full" => true,
                     other => {
                         return Err(StoreError::new(format!(
                             "sslmode={other} is not one of disable, allow, prefer, require, verify-ca, verify-full"
                         )))
                     }
                 };
-                kept.push(format!("sslmode={mode}"));
             }
             _ => {
                 has_timeout |= k == "connect_timeout";
@@ -240,7 +238,8 @@ fn config(url: &PgUrl) -> Result<(tokio_postgres::Config, Option<String>, bool),
             }
         }
     }
-    let cleaned = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    kept.push(format!("sslmode={}", if encrypt { "require" } else { "disable" }));
+    let cleaned = format!("{base}?{}", kept.join("&"));
     let mut config = tokio_postgres::Config::from_str(&cleaned)
         .map_err(|e| StoreError::new(format!("{} is not a PostgreSQL URL: {e}", url.redacted())))?;
     if !has_timeout {
@@ -254,7 +253,7 @@ fn config(url: &PgUrl) -> Result<(tokio_postgres::Config, Option<String>, bool),
     if config.get_application_name().is_none() {
         config.application_name("git-audit");
     }
-    Ok((config, root_cert, verify))
+    Ok((config, root_cert, encrypt))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -308,8 +307,8 @@ fn tls(root_cert: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConne
 impl PgStore {
     /// Connects (on a thread of its own) and checks the server answers.
     pub fn connect(url: &PgUrl) -> Result<PgStore, StoreError> {
-        let (config, root_cert, verify) = config(url)?;
-        let tls = if verify || root_cert.is_some() { Some(tls(root_cert.as_deref())?) } else { None };
+        let (config, root_cert, encrypt) = config(url)?;
+        let tls = if encrypt { Some(tls(root_cert.as_deref())?) } else { None };
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), StoreError>>(1);
         let (jobs, inbox) = mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -668,11 +667,14 @@ mod tests {
     #[test]
     fn libpq_parameters_are_taken_or_refused() {
         let url = PgUrl::parse("postgres://u:pw@h:5433/d?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&application_name=x").unwrap();
-        let (c, root, verify) = config(&url).unwrap();
+        let (c, root, encrypt) = config(&url).unwrap();
         assert_eq!(root.as_deref(), Some("/tmp/ca.pem"));
-        assert!(verify);
+        assert!(encrypt);
         assert_eq!(c.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
         assert_eq!(c.get_ports(), &[5433]);
+        let plain = PgUrl::parse("postgres://u:pw@h/d").unwrap();
+        let (c, _, encrypt) = config(&plain).unwrap();
+        assert!(!encrypt && c.get_ssl_mode() == tokio_postgres::config::SslMode::Disable);
         let bad = PgUrl::parse("postgres://u:pw@h/d?sslmode=sometimes").unwrap();
         let e = config(&bad).err().unwrap().message;
         assert!(e.contains("sslmode=sometimes") && !e.contains("pw@"), "{e}");
