@@ -54,7 +54,7 @@ impl Org {
 
     /// A bare repository with the server hooks, writing the shared ledger
     /// (its `audit.ledger` and `audit.ledgerKey` set as an admin would).
-    fn server(&self, repo: &Repo, name: &str) -> Result<Server> {
+    fn server(&self, repo: &Repo, name: &str, extra_policy: &str) -> Result<Server> {
         let path = repo.tmp.path().join(format!("{name}.git"));
         let p = path.to_str().context("path")?;
         repo.git(&["init", "-q", "--bare", "-b", "main", p])?;
@@ -62,7 +62,7 @@ impl Org {
         repo.git(&["--git-dir", p, "config", "audit.ledgerKey", self.key.to_str().context("path")?])?;
         repo.git(&["--git-dir", p, "config", "audit.name", name])?;
         let policy = repo.tmp.path().join(format!("{name}-policy.toml"));
-        std::fs::write(&policy, signing_policy(""))?;
+        std::fs::write(&policy, signing_policy(extra_policy))?;
         let (code, out, err) = repo.audit(&["--policy", policy.to_str().context("path")?, "install", "--server", p])?;
         assert_eq!(code, 0, "{out}{err}");
         assert!(!path.join("audit/ledger.db").exists(), "install made a SQLite ledger beside the shared one");
@@ -139,6 +139,12 @@ fn every_command_works_against_a_postgres_ledger() -> Result<()> {
     assert_eq!(deps["deployments"][0]["approvals"][0]["user"], "erin", "{deps}");
     let (code, out, err) = org.audit(&["--policy", policy.to_str().context("path")?, "report", "trace", &a, "--format", "json"])?;
     assert_eq!(code, 0, "{out}{err}");
+    let trace: serde_json::Value = serde_json::from_str(&out)?;
+    assert!(trace.to_string().contains(&a), "{trace}");
+    let (code, out, err) = org.audit(&["report", "dora", "--since", "2000-01-01", "--format", "json"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let dora: serde_json::Value = serde_json::from_str(&out)?;
+    assert!(dora.to_string().contains("deployments"), "{dora}");
     let (code, out, err) = org.audit(&["--policy", policy.to_str().context("path")?, "notify", "status"])?;
     assert_eq!(code, 0, "{out}{err}");
 
@@ -172,7 +178,16 @@ fn two_servers_and_a_sync_job_write_one_ledger_at_once() -> Result<()> {
     let Some(org) = Org::new()? else { return Ok(()) };
     let admin = Repo::new()?;
     admin.commit("chore: root", Sign::Pgp(&keys().alice))?;
-    let servers = [org.server(&admin, "team-a")?, org.server(&admin, "team-b")?];
+    // team-b tells a SIEM of refused pushes: its outbox rows go into the shared ledger too.
+    let rx = crate::notify::Receiver::start();
+    let secret = admin.tmp.path().join("siem.secret");
+    std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n")?;
+    let siem = format!(
+        "[[notify]]\nkind = \"webhook\"\nname = \"siem\"\nurl = \"{}/siem\"\nsecret_file = \"{}\"\nevents = [\"push.refused\"]\n",
+        rx.url,
+        secret.display()
+    );
+    let servers = [org.server(&admin, "team-a", "")?, org.server(&admin, "team-b", &siem)?];
     for s in &servers {
         admin.git(&["push", "-q", &format!("file://{}", s.path.display()), "main"])?;
     }
@@ -244,6 +259,17 @@ fn two_servers_and_a_sync_job_write_one_ledger_at_once() -> Result<()> {
     assert_eq!(count(&org, "SELECT size FROM head")?, n);
     let (code, out) = org.verify()?;
     assert_eq!(code, 0, "{out}");
+
+    // The four refusals (all on team-b), each told once, from the shared outbox.
+    let (code, out, err) = org.audit(&["--policy", servers[1].policy.to_str().context("path")?, "notify", "drain", "--budget", "10s"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let got = rx.wait_for("/siem", 4);
+    let refs: std::collections::BTreeSet<String> =
+        got.iter().map(|g| g.json()["data"]["summary"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(got.len(), 4, "{refs:?}");
+    assert_eq!(refs.len(), 4, "a refusal was told twice: {refs:?}");
+    assert!(got.iter().all(|g| g.json()["type"] == "push.refused" && g.json()["data"]["repository"] == "team-b"), "{refs:?}");
+    assert_eq!(count(&org, "SELECT count(*) FROM notify_outbox WHERE sink = 'siem' AND status = 'delivered'")?, 4);
     Ok(())
 }
 
