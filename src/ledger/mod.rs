@@ -633,8 +633,7 @@ impl Ledger {
             return Err(LedgerError::NoEntry { seq, size: head.size });
         }
         let e = self.entry(seq)?.ok_or(LedgerError::NoEntry { seq, size: head.size })?;
-        let mut tree = DbTree { store: &*self.store, path: &self.path };
-        let proof = merkle::inclusion_proof(&mut tree, seq, head.size)?;
+        let proof = DbTree::new(&*self.store, &self.path).run(|t| merkle::inclusion_proof(t, seq, head.size))?;
         Ok(Proof {
             entry: serde_json::to_value(&e).unwrap_or_default(),
             leaf_index: seq,
@@ -647,12 +646,12 @@ impl Ledger {
 
     /// The root of the first `size` entries, from the stored tree.
     pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
-        merkle::root(&mut DbTree { store: &*self.store, path: &self.path }, size)
+        DbTree::new(&*self.store, &self.path).run(|t| merkle::root(t, size))
     }
 
     /// A consistency proof between two sizes, from the stored tree.
     pub fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
-        merkle::consistency_proof(&mut DbTree { store: &*self.store, path: &self.path }, old, new)
+        DbTree::new(&*self.store, &self.path).run(|t| merkle::consistency_proof(t, old, new))
     }
 
     /// Keeps the current signed checkpoint in the history table and returns it.
@@ -837,30 +836,78 @@ fn row_entry(row: &[Value]) -> Result<Entry, LedgerError> {
     Ok(Entry { seq: seq.max(0) as u64, time, kind, subject, actor, payload })
 }
 
-/// Complete subtrees read from the database: level 0 from `entries.leaf`.
+/// Complete subtrees read from the database (level 0 from `entries.leaf`)
+/// for a tree algorithm, in one read: a first run with made-up hashes names
+/// the subtrees the algorithm needs (its recursion depends on sizes only), one
+/// query fetches them, and the second run uses them.
 pub struct DbTree<'c> {
-    pub store: &'c dyn Store,
-    pub path: &'c Path,
+    store: &'c dyn Store,
+    path: &'c Path,
+    wanted: Vec<(u32, u64)>,
+    got: Option<std::collections::HashMap<(u32, u64), Hash>>,
+}
+
+impl<'c> DbTree<'c> {
+    pub fn new(store: &'c dyn Store, path: &'c Path) -> DbTree<'c> {
+        DbTree { store, path, wanted: Vec::new(), got: None }
+    }
+
+    /// Runs `algorithm` over the stored tree.
+    pub fn run<T>(mut self, algorithm: impl Fn(&mut DbTree<'c>) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+        algorithm(&mut self)?;
+        self.got = Some(fetch_subtrees(self.store, self.path, &self.wanted)?);
+        algorithm(&mut self)
+    }
 }
 
 impl Subtrees for DbTree<'_> {
     type Error = LedgerError;
     fn subtree(&mut self, level: u32, index: u64) -> Result<Hash, LedgerError> {
-        let found = if level == 0 {
-            store::first(self.store, "SELECT leaf FROM entries WHERE seq = ?1", &[Value::Int(index as i64)])
-        } else {
-            store::first(
-                self.store,
-                "SELECT hash FROM nodes WHERE level = ?1 AND idx = ?2",
-                &[Value::Int(level.into()), Value::Int(index as i64)],
-            )
+        match &self.got {
+            None => {
+                self.wanted.push((level, index));
+                Ok([0u8; 32])
+            }
+            Some(got) => got.get(&(level, index)).copied().ok_or_else(|| LedgerError::Inconsistent {
+                path: self.path.to_path_buf(),
+                msg: format!("tree node (level {level}, index {index}) is missing or malformed"),
+            }),
         }
-        .map_err(sql(self.path))?;
-        found.and_then(|r| r.first().and_then(Value::as_blob).and_then(|b| b.try_into().ok())).ok_or_else(|| LedgerError::Inconsistent {
-            path: self.path.to_path_buf(),
-            msg: format!("tree node (level {level}, index {index}) is missing or malformed"),
-        })
     }
+}
+
+/// Reads the given complete subtrees (those present; up to 400 per query).
+fn fetch_subtrees(
+    store: &dyn Store,
+    path: &Path,
+    wanted: &[(u32, u64)],
+) -> Result<std::collections::HashMap<(u32, u64), Hash>, LedgerError> {
+    let mut found = std::collections::HashMap::new();
+    for part in wanted.chunks(400) {
+        let leaves: Vec<String> = part.iter().filter(|(l, _)| *l == 0).map(|(_, i)| i.to_string()).collect();
+        let nodes: Vec<String> = part.iter().filter(|(l, _)| *l > 0).map(|(l, i)| format!("(level = {l} AND idx = {i})")).collect();
+        let mut parts = Vec::new();
+        if !leaves.is_empty() {
+            parts.push(format!("SELECT 0 AS level, seq AS idx, leaf AS hash FROM entries WHERE seq IN ({})", leaves.join(", ")));
+        }
+        if !nodes.is_empty() {
+            parts.push(format!("SELECT level, idx, hash FROM nodes WHERE {}", nodes.join(" OR ")));
+        }
+        if parts.is_empty() {
+            continue;
+        }
+        for r in store::rows(store, &parts.join(" UNION ALL "), &[]).map_err(sql(path))? {
+            let (Some(l), Some(i), Some(h)) =
+                (r.first().and_then(Value::as_int), r.get(1).and_then(Value::as_int), r.get(2).and_then(Value::as_blob))
+            else {
+                continue;
+            };
+            if let Ok(h) = Hash::try_from(h) {
+                found.insert((l.max(0) as u32, i.max(0) as u64), h);
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// The complete subtrees that make up a tree of `size` leaves, largest first,
@@ -874,29 +921,7 @@ fn load_frontier(store: &dyn Store, path: &Path, size: u64) -> Result<Vec<(u32, 
             start += 1u64 << level;
         }
     }
-    if wanted.is_empty() {
-        return Ok(Vec::new());
-    }
-    let leaf = wanted.iter().find(|(l, _)| *l == 0).map(|(_, i)| *i);
-    let nodes: Vec<String> = wanted.iter().filter(|(l, _)| *l > 0).map(|(l, i)| format!("(level = {l} AND idx = {i})")).collect();
-    let mut parts = Vec::new();
-    if let Some(i) = leaf {
-        parts.push(format!("SELECT 0 AS level, seq AS idx, leaf AS hash FROM entries WHERE seq = {i}"));
-    }
-    if !nodes.is_empty() {
-        parts.push(format!("SELECT level, idx, hash FROM nodes WHERE {}", nodes.join(" OR ")));
-    }
-    let mut found: std::collections::HashMap<(u32, u64), Hash> = std::collections::HashMap::new();
-    for r in store::rows(store, &parts.join(" UNION ALL "), &[]).map_err(sql(path))? {
-        let (Some(l), Some(i), Some(h)) =
-            (r.first().and_then(Value::as_int), r.get(1).and_then(Value::as_int), r.get(2).and_then(Value::as_blob))
-        else {
-            continue;
-        };
-        if let Ok(h) = Hash::try_from(h) {
-            found.insert((l.max(0) as u32, i.max(0) as u64), h);
-        }
-    }
+    let found = fetch_subtrees(store, path, &wanted)?;
     wanted
         .into_iter()
         .map(|(level, index)| {
