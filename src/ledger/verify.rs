@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::merkle::{self, Hash, MemoryTree};
 use super::note::{Checkpoint, NoteVerifier};
 use super::projection::{self, Replay};
-use super::store::{Begin, Store, StoreError, Tx, Value as Sql};
+use super::store::{Begin, Store, StoreError, Tx, Value as Sql, ValueRef};
 use super::{entry, sql, text_of, Ledger, LedgerError};
 
 /// One thing that is wrong.
@@ -69,8 +69,8 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
         let mut expected = 0u64;
         let mut buf = Vec::with_capacity(1024);
         store
-            .query("SELECT seq, time, kind, subject, actor, payload, leaf FROM entries ORDER BY seq", &[], &mut |row| {
-                let seq = row.first().and_then(Sql::as_int).unwrap_or(0).max(0) as u64;
+            .scan("SELECT seq, time, kind, subject, actor, payload, leaf FROM entries ORDER BY seq", &[], &mut |row| {
+                let seq = row.first().and_then(ValueRef::as_int).unwrap_or(0).max(0) as u64;
                 if seq != expected {
                     let what = if seq == expected + 1 {
                         format!("entry seq {expected} is missing (deleted)")
@@ -80,9 +80,9 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
                     problems.push(problem(Some(expected), what));
                 }
                 expected = seq + 1;
-                let cols: Vec<Option<&str>> = (1..=5).map(|i| row.get(i).and_then(text_of)).collect();
-                let stored_leaf: Option<Hash> = row.get(6).and_then(Sql::as_blob).and_then(|b| b.try_into().ok());
-                let [Some(time), Some(kind), Some(subject), Some(actor), Some(payload)] = cols[..] else {
+                let col = |i: usize| row.get(i).and_then(ValueRef::as_str);
+                let stored_leaf: Option<Hash> = row.get(6).and_then(ValueRef::as_blob).and_then(|b| b.try_into().ok());
+                let (Some(time), Some(kind), Some(subject), Some(actor), Some(payload)) = (col(1), col(2), col(3), col(4), col(5)) else {
                     problems.push(problem(Some(seq), format!("entry seq {seq} holds bytes that are not UTF-8 text (edited)")));
                     tree.push([0u8; 32]);
                     return Ok(());
@@ -109,10 +109,10 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
             let mut node_problems = 0usize;
             let mut seen = 0usize;
             store
-                .query("SELECT level, idx, hash FROM nodes ORDER BY level, idx", &[], &mut |row| {
-                    let level = row.first().and_then(Sql::as_int).unwrap_or(-1);
-                    let idx = row.get(1).and_then(Sql::as_int).unwrap_or(-1);
-                    let hash = row.get(2).and_then(Sql::as_blob);
+                .scan("SELECT level, idx, hash FROM nodes ORDER BY level, idx", &[], &mut |row| {
+                    let level = row.first().and_then(ValueRef::as_int).unwrap_or(-1);
+                    let idx = row.get(1).and_then(ValueRef::as_int).unwrap_or(-1);
+                    let hash = row.get(2).and_then(ValueRef::as_blob);
                     seen += 1;
                     let want = tree.levels.get(level.max(0) as usize).and_then(|l| l.get(idx.max(0) as usize));
                     if want.map(|w| &w[..]) != hash {
@@ -246,9 +246,9 @@ fn replay_rows(
 /// Feeds every entry's projection rows, in order, to `replay`.
 fn replay_log(store: &dyn Store, path: &std::path::Path, replay: &mut Replay) -> Result<(), LedgerError> {
     store
-        .query("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq", &[], &mut |row| {
-            let seq = row.first().and_then(Sql::as_int).unwrap_or(0);
-            let text = |i: usize| row.get(i).and_then(text_of).unwrap_or("");
+        .scan("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq", &[], &mut |row| {
+            let seq = row.first().and_then(ValueRef::as_int).unwrap_or(0);
+            let text = |i: usize| row.get(i).and_then(ValueRef::as_str).unwrap_or("");
             replay.apply(projection::rows(seq.max(0) as u64, text(1), text(2), text(3), text(4), text(5)));
             Ok::<(), StoreError>(())
         })

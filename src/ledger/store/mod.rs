@@ -99,6 +99,54 @@ impl From<Vec<u8>> for Value {
     }
 }
 
+/// A value read from a row, borrowed from the engine where it allows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl<'a> ValueRef<'a> {
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            ValueRef::Int(i) => Some(*i),
+            ValueRef::Text(t) => t.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_blob(&self) -> Option<&'a [u8]> {
+        match self {
+            ValueRef::Blob(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Text, or bytes that are UTF-8.
+    pub fn as_str(&self) -> Option<&'a str> {
+        match self {
+            ValueRef::Text(t) => Some(t),
+            ValueRef::Blob(b) => std::str::from_utf8(b).ok(),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> From<&'a Value> for ValueRef<'a> {
+    fn from(v: &'a Value) -> ValueRef<'a> {
+        match v {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Real(r) => ValueRef::Real(*r),
+            Value::Text(t) => ValueRef::Text(t),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }
+    }
+}
+
 /// Which SQL the store speaks, for the few statements that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -140,6 +188,8 @@ pub enum Begin {
 
 /// A row callback: return an error to stop early.
 pub type EachRow<'a> = dyn FnMut(Vec<Value>) -> Result<(), StoreError> + 'a;
+/// A borrowed-row callback (see [`Store::scan`]).
+pub type ScanRow<'a> = dyn FnMut(&[ValueRef<'_>]) -> Result<(), StoreError> + 'a;
 
 /// One storage engine under the ledger.
 pub trait Store: Send {
@@ -150,6 +200,14 @@ pub trait Store: Send {
     /// Runs a query and hands each row to `each`, in order. `each` must not
     /// call the store.
     fn query(&self, sql: &str, params: &[Value], each: &mut EachRow<'_>) -> Result<(), StoreError>;
+    /// Like `query`, handing each row borrowed (no copies where the engine
+    /// allows: the long scans of `ledger verify`).
+    fn scan(&self, sql: &str, params: &[Value], each: &mut ScanRow<'_>) -> Result<(), StoreError> {
+        self.query(sql, params, &mut |row| {
+            let refs: Vec<ValueRef<'_>> = row.iter().map(ValueRef::from).collect();
+            each(&refs)
+        })
+    }
     /// Runs a write and returns how many rows it changed.
     fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, StoreError>;
     /// Runs a write whose row count nobody needs: the store may hold it and

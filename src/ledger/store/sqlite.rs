@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
 
-use super::{Begin, Dialect, EachRow, Store, StoreError, Value};
+use super::{Begin, Dialect, EachRow, ScanRow, Store, StoreError, Value};
 
 pub struct SqliteStore {
     conn: Connection,
@@ -95,6 +95,27 @@ impl Store for SqliteStore {
         while let Some(row) = rows.next()? {
             let values = (0..n).map(|i| row.get_ref(i).map(from_sql)).collect::<Result<Vec<_>, _>>()?;
             each(values)?;
+        }
+        Ok(())
+    }
+
+    fn scan(&self, sql: &str, params: &[Value], each: &mut ScanRow<'_>) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let n = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        while let Some(row) = rows.next()? {
+            let mut values = Vec::with_capacity(n);
+            for i in 0..n {
+                values.push(match row.get_ref(i)? {
+                    ValueRef::Null => super::ValueRef::Null,
+                    ValueRef::Integer(i) => super::ValueRef::Int(i),
+                    ValueRef::Real(f) => super::ValueRef::Real(f),
+                    // Text that is not UTF-8 reads as bytes (see `from_sql`).
+                    ValueRef::Text(t) => std::str::from_utf8(t).map_or(super::ValueRef::Blob(t), super::ValueRef::Text),
+                    ValueRef::Blob(b) => super::ValueRef::Blob(b),
+                });
+            }
+            each(&values)?;
         }
         Ok(())
     }
