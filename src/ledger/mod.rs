@@ -837,9 +837,10 @@ fn row_entry(row: &[Value]) -> Result<Entry, LedgerError> {
 }
 
 /// Complete subtrees read from the database (level 0 from `entries.leaf`)
-/// for a tree algorithm, in one read: a first run with made-up hashes names
-/// the subtrees the algorithm needs (its recursion depends on sizes only), one
-/// query fetches them, and the second run uses them.
+/// for a tree algorithm. SQLite reads each through a cached statement (no
+/// round trips to save). PostgreSQL reads them in one query: a first run with
+/// made-up hashes names the subtrees the algorithm needs (its recursion
+/// depends on sizes only), one query fetches them, the second run uses them.
 pub struct DbTree<'c> {
     store: &'c dyn Store,
     path: &'c Path,
@@ -854,6 +855,10 @@ impl<'c> DbTree<'c> {
 
     /// Runs `algorithm` over the stored tree.
     pub fn run<T>(mut self, algorithm: impl Fn(&mut DbTree<'c>) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+        if self.store.dialect() == Dialect::Sqlite {
+            self.got = Some(std::collections::HashMap::new());
+            return algorithm(&mut self);
+        }
         algorithm(&mut self)?;
         self.got = Some(fetch_subtrees(self.store, self.path, &self.wanted)?);
         algorithm(&mut self)
@@ -868,10 +873,29 @@ impl Subtrees for DbTree<'_> {
                 self.wanted.push((level, index));
                 Ok([0u8; 32])
             }
-            Some(got) => got.get(&(level, index)).copied().ok_or_else(|| LedgerError::Inconsistent {
-                path: self.path.to_path_buf(),
-                msg: format!("tree node (level {level}, index {index}) is missing or malformed"),
-            }),
+            Some(got) => {
+                let found = match got.get(&(level, index)) {
+                    Some(h) => Some(*h),
+                    None if self.store.dialect() == Dialect::Sqlite => {
+                        let (sql_text, params) = if level == 0 {
+                            ("SELECT leaf FROM entries WHERE seq = ?1", vec![Value::Int(index as i64)])
+                        } else {
+                            (
+                                "SELECT hash FROM nodes WHERE level = ?1 AND idx = ?2",
+                                vec![Value::Int(level.into()), Value::Int(index as i64)],
+                            )
+                        };
+                        store::first(self.store, sql_text, &params)
+                            .map_err(sql(self.path))?
+                            .and_then(|r| r.first().and_then(Value::as_blob).and_then(|b| Hash::try_from(b).ok()))
+                    }
+                    None => None,
+                };
+                found.ok_or_else(|| LedgerError::Inconsistent {
+                    path: self.path.to_path_buf(),
+                    msg: format!("tree node (level {level}, index {index}) is missing or malformed"),
+                })
+            }
         }
     }
 }
@@ -921,16 +945,13 @@ fn load_frontier(store: &dyn Store, path: &Path, size: u64) -> Result<Vec<(u32, 
             start += 1u64 << level;
         }
     }
-    let found = fetch_subtrees(store, path, &wanted)?;
-    wanted
-        .into_iter()
-        .map(|(level, index)| {
-            found.get(&(level, index)).map(|h| (level, *h)).ok_or_else(|| LedgerError::Inconsistent {
-                path: path.to_path_buf(),
-                msg: format!("tree node (level {level}, index {index}) is missing or malformed"),
-            })
-        })
-        .collect()
+    // SQLite: each through its cached statement; PostgreSQL: all in one query.
+    let got = match store.dialect() {
+        Dialect::Sqlite => std::collections::HashMap::new(),
+        Dialect::Postgres => fetch_subtrees(store, path, &wanted)?,
+    };
+    let mut tree = DbTree { store, path, wanted: Vec::new(), got: Some(got) };
+    wanted.into_iter().map(|(level, index)| Ok((level, tree.subtree(level, index)?))).collect()
 }
 
 /// The root of the tree whose complete subtrees are `frontier` (largest first).
