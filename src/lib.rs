@@ -17,5 +17,6 @@ pub mod notify;
 pub mod policy;
 pub mod report;
 pub mod rule;
+pub mod serve;
 pub mod signature;
 pub mod time;

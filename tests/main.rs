@@ -14,6 +14,7 @@ mod postgres;
 mod record;
 mod reports;
 mod rules;
+mod serve;
 mod signatures;
 mod sync;
 

@@ -10,6 +10,7 @@ pub mod notify;
 pub mod policy;
 pub mod record;
 pub mod report;
+pub mod serve;
 pub mod style;
 pub mod sync;
 pub mod verify;
@@ -98,6 +99,8 @@ pub enum Command {
     Notify(notify::NotifyArgs),
     /// The policy's keys: list, check expiry, pin a new one.
     Keys(keys::KeysArgs),
+    /// A read-only web UI over the ledger: dashboard, reports, entries with proofs, JSON.
+    Serve(serve::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions {
         #[arg(value_enum)]
@@ -132,6 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Record(args) => record::run(&global, args),
         Command::Notify(args) => notify::run(&global, args),
         Command::Keys(args) => keys::run(&global, args),
+        Command::Serve(args) => serve::run(&global, args),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "git-audit", &mut out);

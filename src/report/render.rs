@@ -35,12 +35,66 @@ pub struct Document {
 const TABLE_LIMIT: usize = 50;
 
 pub fn render(doc: &Document, format: ReportFormat, color: bool) -> String {
+    render_with(doc, format, color, None)
+}
+
+/// Where an answer came from: shown with every report and served page, so a
+/// reader can check it against the ledger (`ledger status`, `ledger verify`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Provenance {
+    pub generated_at: String,
+    pub version: String,
+    pub ledger_origin: String,
+    pub checkpoint_size: u64,
+    /// Base64, as `ledger status` prints it.
+    pub checkpoint_root: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_digest: Option<String>,
+}
+
+impl Provenance {
+    /// Of the ledger's current signed head (read before the report's queries).
+    pub fn of(ledger: &crate::ledger::Ledger, policy_digest: Option<&str>) -> Result<Provenance, crate::ledger::LedgerError> {
+        use base64::Engine;
+        let head = ledger.head()?;
+        Ok(Provenance {
+            generated_at: crate::time::Timestamp::now().canonical(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ledger_origin: ledger.origin.clone(),
+            checkpoint_size: head.size,
+            checkpoint_root: base64::engine::general_purpose::STANDARD.encode(head.root),
+            policy_digest: policy_digest.map(str::to_string),
+        })
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "generated {} by git-audit {} from ledger {} at checkpoint size {}, root {}{}",
+            self.generated_at,
+            self.version,
+            self.ledger_origin,
+            self.checkpoint_size,
+            self.checkpoint_root,
+            self.policy_digest.as_deref().map(|d| format!(", policy digest {d}")).unwrap_or_default()
+        )
+    }
+}
+
+/// Renders with provenance: a `provenance` object in JSON, a footer in the
+/// other formats (CSV stays one plain table, for spreadsheets).
+pub fn render_with(doc: &Document, format: ReportFormat, color: bool, provenance: Option<&Provenance>) -> String {
     match format {
-        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&doc.json).unwrap_or_default()),
-        ReportFormat::Table => table(doc, color),
+        ReportFormat::Json => {
+            let mut json = doc.json.clone();
+            if let (Some(p), Some(obj)) = (provenance, json.as_object_mut()) {
+                obj.insert("provenance".into(), serde_json::to_value(p).unwrap_or_default());
+            }
+            format!("{}\n", serde_json::to_string_pretty(&json).unwrap_or_default())
+        }
+        ReportFormat::Table => table(doc, color) + &provenance.map(|p| format!("\n{}\n", p.line())).unwrap_or_default(),
         ReportFormat::Csv => csv(doc),
-        ReportFormat::Markdown => markdown(doc),
-        ReportFormat::Html => html(doc),
+        ReportFormat::Markdown => markdown(doc) + &provenance.map(|p| format!("\n---\n_{}_\n", p.line())).unwrap_or_default(),
+        ReportFormat::Html => page(doc, &Page { provenance, ..Page::default() }),
     }
 }
 
@@ -161,7 +215,7 @@ pub fn bar_chart(title: &str, bars: &[(String, u64)]) -> String {
         let w = (*n as f64 / max as f64 * 360.0).round() as u64;
         let _ = write!(
             svg,
-            "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"230\" y=\"{y}\" width=\"{w}\" height=\"18\" fill=\"#c0392b\"/><text x=\"{}\" y=\"{}\" font-size=\"12\">{n}</text>",
+            "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"230\" y=\"{y}\" width=\"{w}\" height=\"18\" fill=\"#0969da\"/><text x=\"{}\" y=\"{}\" font-size=\"12\">{n}</text>",
             y + 13,
             esc(label),
             236 + w,
@@ -172,37 +226,42 @@ pub fn bar_chart(title: &str, bars: &[(String, u64)]) -> String {
     svg
 }
 
-/// One self-contained file: inline CSS and SVG, no scripts, fonts or network.
-fn html(doc: &Document) -> String {
-    let mut out = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-    let _ = write!(out, "<title>{}</title>", esc(&doc.title));
-    out.push_str("<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:13px}th{background:#f3f3f3}td.mono{font-family:monospace}</style></head><body>");
-    let _ = write!(out, "<h1>{}</h1>", esc(&doc.title));
-    for (title, bars) in &doc.charts {
-        out.push_str(&bar_chart(title, bars));
+/// What a page adds around a report: the served UI's navigation, HTML
+/// before and after the sections (dashboard tiles, an entry's proof), provenance.
+#[derive(Default)]
+pub struct Page<'a> {
+    /// (href, label) links; empty for a static file.
+    pub nav: Vec<(&'a str, &'a str)>,
+    pub before: String,
+    pub after: String,
+    pub provenance: Option<&'a Provenance>,
+}
+
+const PAGE: &str = include_str!("templates/page.html");
+
+/// One self-contained page: inline CSS and SVG, no scripts, fonts or network.
+/// `report --format html` and `git-audit serve` both render through it.
+pub fn page(doc: &Document, page: &Page<'_>) -> String {
+    let mut env = minijinja::Environment::new();
+    let charts: Vec<String> = doc.charts.iter().map(|(t, b)| bar_chart(t, b)).collect();
+    let sections: Vec<serde_json::Value> =
+        doc.sections.iter().map(|s| serde_json::json!({"title": s.title, "columns": s.columns, "rows": s.rows})).collect();
+    let ctx = minijinja::context! {
+        title => doc.title, nav => page.nav, before => page.before, after => page.after,
+        charts => charts, sections => sections, provenance => page.provenance,
+    };
+    let rendered = env.add_template("page.html", PAGE).and_then(|_| env.get_template("page.html")).and_then(|t| t.render(ctx));
+    match rendered {
+        Ok(mut html) => {
+            html.push('\n');
+            html
+        }
+        Err(e) => format!("<!DOCTYPE html><html><body><p>cannot render this page: {}</p></body></html>\n", esc(&e.to_string())),
     }
-    for s in &doc.sections {
-        let _ = write!(out, "<h2>{} ({})</h2>", esc(&s.title), s.rows.len());
-        if s.rows.is_empty() {
-            out.push_str("<p><em>none</em></p>");
-            continue;
-        }
-        out.push_str("<table><thead><tr>");
-        for c in &s.columns {
-            let _ = write!(out, "<th>{}</th>", esc(c));
-        }
-        out.push_str("</tr></thead><tbody>");
-        for r in &s.rows {
-            out.push_str("<tr>");
-            for c in r {
-                let _ = write!(out, "<td>{}</td>", esc(c));
-            }
-            out.push_str("</tr>");
-        }
-        out.push_str("</tbody></table>");
-    }
-    out.push_str("</body></html>\n");
-    out
+}
+
+pub(crate) fn escape(s: &str) -> String {
+    esc(s)
 }
 
 #[cfg(test)]

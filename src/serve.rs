@@ -1,0 +1,492 @@
+//! `git-audit serve`: a read-only web UI over the ledger — the dashboard, the
+//! reports as pages (the same renderer as `report --format html`), every
+//! entry with its inclusion proof, and JSON behind every page.
+//!
+//! Safe by default: loopback only unless a bearer token is set; GET and HEAD
+//! only; no scripts; nothing loaded from the network.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::json;
+
+use crate::ledger::event::{BypassUsed, PushDecided};
+use crate::ledger::{Ledger, LedgerFiles, Select};
+use crate::report::render::{escape, page, Page, Provenance};
+use crate::report::{self, Document, Section};
+use crate::time::Timestamp;
+
+/// What `serve` needs.
+#[derive(Clone)]
+pub struct Options {
+    pub listen: SocketAddr,
+    /// The bearer token every request must carry, when set.
+    pub token: Option<String>,
+    pub ledger: LedgerFiles,
+    pub policy: Option<PathBuf>,
+    /// The repository (for commit ancestry in reports), when serving from one.
+    pub repo: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "refusing to listen on {0} without a token: anyone who can reach it could read the ledger\nHint: add --token-file PATH or --token-env NAME (requests then need `Authorization: Bearer <token>`), or listen on 127.0.0.1"
+    )]
+    OpenWithoutToken(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    #[error("{0}")]
+    Runtime(std::io::Error),
+}
+
+/// A non-loopback address needs a token.
+pub fn check_listen(listen: &SocketAddr, token: Option<&str>) -> Result<(), ServeError> {
+    if listen.ip().is_loopback() || token.is_some_and(|t| !t.is_empty()) {
+        Ok(())
+    } else {
+        Err(ServeError::OpenWithoutToken(*listen))
+    }
+}
+
+const NAV: &[(&str, &str)] =
+    &[("/", "Dashboard"), ("/deployments", "Deployments"), ("/compliance", "Compliance"), ("/dora", "DORA"), ("/pushes", "Pushes")];
+
+/// Serves until interrupted. `ready` is called with the bound address.
+pub fn run(opts: Options, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    check_listen(&opts.listen, opts.token.as_deref())?;
+    // The ledger must open now: a wrong location is an error at start, not a 500 later.
+    Ledger::open(&opts.ledger)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(ServeError::Runtime)?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| ServeError::Bind { addr: opts.listen, source })?;
+        let addr = listener.local_addr().map_err(ServeError::Runtime)?;
+        ready(addr);
+        let state = Arc::new(opts);
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(dashboard))
+            .route("/search", axum::routing::get(search))
+            .route("/entry/{seq}", axum::routing::get(entry))
+            .route("/trace/{commit}", axum::routing::get(trace))
+            .route("/api/entry/{seq}", axum::routing::get(entry_json))
+            .route("/api/trace/{commit}", axum::routing::get(trace_json))
+            .route("/api/{report}", axum::routing::get(report_json))
+            .route("/{report}", axum::routing::get(report_page))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+            .with_state(state);
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(ServeError::Runtime)
+    })
+}
+
+type Shared = Arc<Options>;
+
+/// GET and HEAD only; the bearer token when one is set.
+async fn guard(State(opts): State<Shared>, req: Request, next: Next) -> Response {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")], "read-only: GET and HEAD only\n").into_response();
+    }
+    if let Some(token) = opts.token.as_deref() {
+        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "a bearer token is required\n").into_response();
+        }
+    }
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'"),
+    );
+    h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
+    resp
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The window of a page: `?since=&until=&env=`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct WindowQuery {
+    since: Option<String>,
+    until: Option<String>,
+    env: Option<String>,
+}
+
+struct Window {
+    since: Timestamp,
+    until: Timestamp,
+    env: String,
+}
+
+impl WindowQuery {
+    fn resolve(&self) -> Result<Window, String> {
+        let since = Timestamp::since(self.since.as_deref().unwrap_or("90d")).map_err(|e| e.to_string())?;
+        let until = match self.until.as_deref().filter(|u| !u.is_empty()) {
+            Some(u) => Timestamp::until(u).map_err(|e| e.to_string())?,
+            None => Timestamp::open_end(),
+        };
+        Ok(Window { since, until, env: self.env.clone().filter(|e| !e.is_empty()).unwrap_or_else(|| "production".into()) })
+    }
+}
+
+/// The ledger, the policy and the repository, opened for one request.
+struct Ctx {
+    ledger: Ledger,
+    policy: Option<crate::policy::Policy>,
+    repo: Option<crate::git::Repo>,
+    provenance: Provenance,
+}
+
+fn open(opts: &Options) -> Result<Ctx, String> {
+    let ledger = Ledger::open(&opts.ledger).map_err(|e| e.to_string())?;
+    let policy = match &opts.policy {
+        Some(p) if p.exists() => Some(crate::policy::Policy::load(p).map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    // The process's repository (serve was started in it), opened per request.
+    let repo = opts.repo.as_ref().and_then(|_| crate::git::Repo::open_from_env().ok());
+    let provenance = Provenance::of(&ledger, policy.as_ref().map(|p| p.digest.as_str())).map_err(|e| e.to_string())?;
+    Ok(Ctx { ledger, policy, repo, provenance })
+}
+
+/// Runs blocking ledger work off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(format!("the request stopped: {e}")))
+}
+
+fn html(doc: &Document, before: String, after: String, provenance: &Provenance) -> Response {
+    let body = page(doc, &Page { nav: NAV.to_vec(), before, after, provenance: Some(provenance) });
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn failure(status: StatusCode, msg: &str) -> Response {
+    let doc = Document { title: "Not available".into(), ..Document::default() };
+    let body = page(&doc, &Page { nav: NAV.to_vec(), before: format!("<p class=\"bad\">{}</p>", escape(msg)), ..Page::default() });
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn json_response(mut v: serde_json::Value, provenance: &Provenance) -> Response {
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("provenance".into(), serde_json::to_value(provenance).unwrap_or_default());
+    }
+    ([(header::CONTENT_TYPE, "application/json")], format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())).into_response()
+}
+
+/// One report by name, as a document.
+fn report_doc(ctx: &Ctx, name: &str, w: &Window) -> Result<Document, String> {
+    let e = |e: report::ReportError| e.to_string();
+    match name {
+        "deployments" => {
+            report::deployments::deployments(&ctx.ledger, ctx.repo.as_ref(), &w.env, &w.since, &w.until, ctx.policy.as_ref()).map_err(e)
+        }
+        "dora" => report::dora::dora(&ctx.ledger, ctx.repo.as_ref(), &w.env, &w.since, &w.until).map_err(e),
+        "compliance" => {
+            report::compliance::compliance(&ctx.ledger, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref()).map(|(d, _)| d).map_err(e)
+        }
+        "pushes" => pushes(&ctx.ledger, w),
+        other => Err(format!("no page `{other}`")),
+    }
+}
+
+/// Push decisions in the window, refusals and break glass first in mind.
+fn pushes(ledger: &Ledger, w: &Window) -> Result<Document, String> {
+    let decided = ledger.events::<PushDecided>(&Select { since: Some(&w.since), ..Select::default() }).map_err(|e| e.to_string())?;
+    let bypasses = ledger.events::<BypassUsed>(&Select { since: Some(&w.since), ..Select::default() }).map_err(|e| e.to_string())?;
+    let within = |t: &str| Timestamp::parse(t).is_ok_and(|t| t < w.until);
+    let mut rows = Vec::new();
+    let mut json_rows = Vec::new();
+    let (mut refused, mut accepted) = (0u64, 0u64);
+    for d in decided.iter().filter(|d| within(&d.time)) {
+        let refs: Vec<&str> = d.payload.ref_updates.iter().map(|r| r.refname.as_str()).collect();
+        let pusher = d.payload.pusher.identity.clone().unwrap_or_default();
+        let verdict = if d.payload.accepted { "accepted" } else { "refused" };
+        if d.payload.accepted {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+        rows.push(vec![
+            d.time.clone(),
+            verdict.to_string(),
+            pusher.clone(),
+            refs.join(", "),
+            d.payload.violations.to_string(),
+            d.payload.reasons.join("; "),
+            d.seq.to_string(),
+        ]);
+        json_rows.push(json!({"time": d.time, "accepted": d.payload.accepted, "pusher": pusher, "refs": refs, "violations": d.payload.violations, "reasons": d.payload.reasons, "seq": d.seq}));
+    }
+    let breaks: Vec<Vec<String>> = bypasses
+        .iter()
+        .filter(|b| within(&b.time))
+        .map(|b| vec![b.time.clone(), b.actor.clone(), b.payload.reason.clone(), b.payload.violations.to_string(), b.seq.to_string()])
+        .collect();
+    let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    Ok(Document {
+        title: format!("Push decisions since {}", w.since),
+        sections: vec![
+            Section {
+                title: "Decisions".into(),
+                columns: cols(&["time", "decision", "pusher", "refs", "violations", "reasons", "seq"]),
+                rows,
+            },
+            Section { title: "Break glass".into(), columns: cols(&["time", "actor", "reason", "violations", "seq"]), rows: breaks.clone() },
+        ],
+        charts: vec![("Push decisions".into(), vec![("accepted".into(), accepted), ("refused".into(), refused)])],
+        json: json!({"since": w.since.to_string(), "until": w.until.to_string(), "accepted": accepted, "refused": refused,
+                     "decisions": json_rows, "break_glass": breaks.len()}),
+    })
+}
+
+async fn report_page(State(opts): State<Shared>, Path(name): Path<String>, Query(q): Query<WindowQuery>) -> Response {
+    if !["deployments", "dora", "compliance", "pushes"].contains(&name.as_str()) {
+        return failure(StatusCode::NOT_FOUND, &format!("no page /{name}"));
+    }
+    let r = blocking(move || {
+        let w = q.resolve()?;
+        let ctx = open(&opts)?;
+        let doc = report_doc(&ctx, &name, &w)?;
+        Ok((doc, ctx.provenance))
+    })
+    .await;
+    match r {
+        Ok((doc, p)) => html(&doc, String::new(), String::new(), &p),
+        Err(e) => failure(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+async fn report_json(State(opts): State<Shared>, Path(name): Path<String>, Query(q): Query<WindowQuery>) -> Response {
+    let r = blocking(move || {
+        let w = q.resolve()?;
+        let ctx = open(&opts)?;
+        let doc = report_doc(&ctx, &name, &w)?;
+        Ok((doc.json, ctx.provenance))
+    })
+    .await;
+    match r {
+        Ok((v, p)) => json_response(v, &p),
+        Err(e) => (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], json!({"error": e}).to_string()).into_response(),
+    }
+}
+
+async fn trace(State(opts): State<Shared>, Path(commit): Path<String>) -> Response {
+    let r = blocking(move || {
+        let ctx = open(&opts)?;
+        let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &commit.to_ascii_lowercase()).map_err(|e| e.to_string())?;
+        Ok((doc, ctx.provenance))
+    })
+    .await;
+    match r {
+        Ok((doc, p)) => html(&doc, String::new(), String::new(), &p),
+        Err(e) => failure(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+async fn trace_json(State(opts): State<Shared>, Path(commit): Path<String>) -> Response {
+    let r = blocking(move || {
+        let ctx = open(&opts)?;
+        let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &commit.to_ascii_lowercase()).map_err(|e| e.to_string())?;
+        Ok((doc.json, ctx.provenance))
+    })
+    .await;
+    match r {
+        Ok((v, p)) => json_response(v, &p),
+        Err(e) => (StatusCode::BAD_REQUEST, json!({"error": e}).to_string()).into_response(),
+    }
+}
+
+/// An entry, its inclusion proof and the signed checkpoint it is in.
+fn entry_proof(opts: &Options, seq: u64) -> Result<(crate::ledger::Proof, Provenance), String> {
+    let ctx = open(opts)?;
+    let proof = ctx.ledger.prove(seq).map_err(|e| e.to_string())?;
+    Ok((proof, ctx.provenance))
+}
+
+async fn entry(State(opts): State<Shared>, Path(seq): Path<u64>) -> Response {
+    match blocking(move || entry_proof(&opts, seq)).await {
+        Ok((proof, p)) => {
+            let doc = Document { title: format!("Ledger entry {seq}"), ..Document::default() };
+            let pretty = |v: &serde_json::Value| escape(&serde_json::to_string_pretty(v).unwrap_or_default());
+            let before = format!(
+                "<h2>Entry</h2><pre id=\"entry\">{}</pre><h2>Inclusion proof (leaf {} of a tree of {})</h2><pre id=\"proof\">{}</pre><h2>Signed checkpoint</h2><pre id=\"checkpoint\">{}</pre><p>Check it offline: <code>git-audit ledger check-proof FILE --key {}</code> with the JSON at <a href=\"/api/entry/{seq}\">/api/entry/{seq}</a>.</p>",
+                pretty(&proof.entry),
+                proof.leaf_index,
+                proof.tree_size,
+                escape(&proof.inclusion_proof.join("\n")),
+                escape(&proof.checkpoint),
+                escape(&proof.key),
+            );
+            html(&doc, before, String::new(), &p)
+        }
+        Err(e) => failure(StatusCode::NOT_FOUND, &e),
+    }
+}
+
+async fn entry_json(State(opts): State<Shared>, Path(seq): Path<u64>) -> Response {
+    match blocking(move || entry_proof(&opts, seq)).await {
+        // The same JSON as `ledger prove` (what `ledger check-proof` reads).
+        Ok((proof, _)) => {
+            ([(header::CONTENT_TYPE, "application/json")], format!("{}\n", serde_json::to_string_pretty(&proof).unwrap_or_default()))
+                .into_response()
+        }
+        Err(e) => (StatusCode::NOT_FOUND, json!({"error": e}).to_string()).into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+}
+
+/// A seq goes to its entry; anything else is traced as a commit id.
+async fn search(Query(q): Query<SearchQuery>) -> Response {
+    let q = q.q.unwrap_or_default().trim().to_string();
+    if q.is_empty() {
+        return Redirect::to("/").into_response();
+    }
+    if let Some(seq) = q.strip_prefix('#').or(Some(q.as_str())).filter(|s| s.len() < 12 && s.bytes().all(|b| b.is_ascii_digit())) {
+        return Redirect::to(&format!("/entry/{seq}")).into_response();
+    }
+    if q.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Redirect::to(&format!("/trace/{q}")).into_response();
+    }
+    failure(StatusCode::BAD_REQUEST, &format!("`{q}` is neither a ledger seq nor a commit id"))
+}
+
+/// DORA's bands (State of DevOps 2023) for one metric.
+fn band(metric: &str, value: Option<f64>) -> &'static str {
+    let Some(v) = value else { return "" };
+    match metric {
+        // Successful deployments per week.
+        "frequency" if v >= 7.0 => "elite",
+        "frequency" if v >= 1.0 => "high",
+        "frequency" if v >= 0.25 => "medium",
+        "frequency" => "low",
+        // Hours.
+        "lead" if v < 24.0 => "elite",
+        "lead" if v < 24.0 * 7.0 => "high",
+        "lead" if v < 24.0 * 30.0 => "medium",
+        "lead" => "low",
+        // A fraction.
+        "cfr" if v <= 0.05 => "elite",
+        "cfr" if v <= 0.10 => "high",
+        "cfr" if v <= 0.15 => "medium",
+        "cfr" => "low",
+        "restore" if v < 1.0 => "elite",
+        "restore" if v < 24.0 => "high",
+        "restore" if v < 24.0 * 7.0 => "medium",
+        "restore" => "low",
+        _ => "",
+    }
+}
+
+fn tile(label: &str, value: &str, note: &str, class: &str, id: &str) -> String {
+    format!(
+        "<div class=\"tile\" id=\"{id}\"><div class=\"label\">{}</div><div class=\"value {class}\">{}</div><div class=\"note\">{}</div></div>",
+        escape(label),
+        escape(value),
+        escape(note)
+    )
+}
+
+async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> Response {
+    let r = blocking(move || {
+        let w = q.resolve()?;
+        let ctx = open(&opts)?;
+        let dora = report::dora::dora(&ctx.ledger, ctx.repo.as_ref(), &w.env, &w.since, &w.until).map_err(|e| e.to_string())?;
+        let (_, findings) =
+            report::compliance::compliance(&ctx.ledger, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref()).map_err(|e| e.to_string())?;
+        let pushes = pushes(&ctx.ledger, &w)?;
+        Ok((w, dora, findings, pushes, ctx.provenance))
+    })
+    .await;
+    let (w, dora, findings, pushes, p) = match r {
+        Ok(x) => x,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, &e),
+    };
+    let o = &dora.json["overall"];
+    let f = |k: &str| o[k].as_f64();
+    let per_week = f("deployments_per_week");
+    let cfr = f("change_failure_rate");
+    let lead = f("median_lead_time_hours");
+    let restore = f("median_time_to_restore_hours");
+    // Small rates (a long window) say so rather than rounding to 0.0.
+    let shown = |v: Option<f64>, unit: &str| match v {
+        None => "—".to_string(),
+        Some(v) if v > 0.0 && v < 0.05 => format!("<0.1{unit}"),
+        Some(v) => format!("{v:.1}{unit}"),
+    };
+    let band_class = |m: &str, v: Option<f64>| {
+        let b = band(m, v);
+        (
+            if b.is_empty() { String::new() } else { format!("band-{b}") },
+            if b.is_empty() { "no data".to_string() } else { format!("DORA: {b}") },
+        )
+    };
+    let mut tiles = String::from("<div class=\"tiles\">");
+    let (c, n) = band_class("frequency", per_week);
+    tiles += &tile(
+        &format!("deployments to {}", w.env),
+        &o["deployments"].as_u64().unwrap_or(0).to_string(),
+        &format!("{} per week successful; {n}", shown(per_week, "")),
+        &c,
+        "tile-deployments",
+    );
+    let (c, n) = band_class("cfr", cfr);
+    tiles += &tile(
+        "change failure rate",
+        &cfr.map_or("—".into(), |v| format!("{:.0}%", v * 100.0)),
+        &format!("{} failed; {n}", o["failed"].as_u64().unwrap_or(0)),
+        &c,
+        "tile-cfr",
+    );
+    let (c, n) = band_class("lead", lead);
+    tiles += &tile("median lead time", &shown(lead, " h"), &n, &c, "tile-lead");
+    let (c, n) = band_class("restore", restore);
+    tiles += &tile("median time to restore", &shown(restore, " h"), &n, &c, "tile-restore");
+    let refused = pushes.json["refused"].as_u64().unwrap_or(0);
+    let breaks = pushes.json["break_glass"].as_u64().unwrap_or(0);
+    tiles += &tile(
+        "refused pushes",
+        &refused.to_string(),
+        &format!("{} accepted; {breaks} break glass", pushes.json["accepted"].as_u64().unwrap_or(0)),
+        if refused > 0 { "bad" } else { "good" },
+        "tile-refused",
+    );
+    tiles += &tile(
+        "compliance findings",
+        &findings.len().to_string(),
+        "open, in the window",
+        if findings.is_empty() { "good" } else { "bad" },
+        "tile-findings",
+    );
+    tiles.push_str("</div>");
+    let mut by_rule: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for f in &findings {
+        *by_rule.entry(f.rule.id().to_string()).or_default() += 1;
+    }
+    let until = if w.until.is_open_end() { "now".to_string() } else { w.until.to_string() };
+    let doc = Document {
+        title: format!("Dashboard: {} since {} (to {until})", w.env, w.since),
+        sections: vec![Section {
+            title: "Findings by rule".into(),
+            columns: vec!["rule".into(), "findings".into()],
+            rows: by_rule.iter().map(|(r, n)| vec![r.clone(), n.to_string()]).collect(),
+        }],
+        charts: dora.charts.iter().take(1).cloned().collect(),
+        json: json!({}),
+    };
+    html(&doc, tiles, String::new(), &p)
+}

@@ -1,0 +1,209 @@
+//! `git-audit serve`: the real binary on a free port, read over HTTP and by
+//! headless Chromium; what it refuses (other methods, open binds without a
+//! token, requests without the token).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Stdio};
+
+use anyhow::{Context, Result};
+
+use crate::support::{keys, pinned_policy, Repo, Sign, BIN};
+
+/// A running `git-audit serve`; killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Result<Server> {
+    let mut c = repo.cmd(BIN);
+    c.arg("serve").args(args).stderr(Stdio::piped()).stdout(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().context("stderr")?).read_line(&mut line)?;
+    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).map(str::to_string);
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        anyhow::bail!("serve did not start: {line}");
+    };
+    Ok(Server { child, addr })
+}
+
+/// One HTTP/1.1 request; returns (status, headers, body).
+fn http(addr: &str, method: &str, path: &str, headers: &[&str]) -> Result<(u16, String, String)> {
+    let mut s = std::net::TcpStream::connect(addr)?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    // Bodies come chunked from axum: good enough to search in; JSON is read from /api with a de-chunker.
+    Ok((status, head.to_string(), body.to_string()))
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { return body.to_string() };
+        if n == 0 {
+            break;
+        }
+        out.push_str(after.get(..n).unwrap_or(after));
+        rest = after.get(n + 2..).unwrap_or("");
+    }
+    out
+}
+
+fn json_of(addr: &str, path: &str) -> Result<serde_json::Value> {
+    let (status, head, body) = http(addr, "GET", path, &[])?;
+    assert_eq!(status, 200, "{path}: {head}{body}");
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(&body) } else { body };
+    serde_json::from_str(&body).with_context(|| format!("{path}: {body}"))
+}
+
+/// A repository whose ledger holds verified commits, a refused push and a deployment.
+fn audited_repo() -> Result<Repo> {
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    let a = repo.commit("feat: signed", Sign::Pgp(&keys().alice))?;
+    let policy = repo.policy(&pinned_policy(""))?;
+    let (code, out, err) = repo.audit(&["--policy", policy.to_str().context("path")?, "verify", "--record", "HEAD"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let refused = serde_json::json!({"accepted": false, "violations": 1, "reasons": ["unsigned commit"],
+        "pusher": {"identity": "mallory@example.com"}, "ref_updates": [{"ref": "refs/heads/main", "old": "0", "new": a, "errors": 1}]});
+    let (code, _, err) =
+        repo.audit(&["ledger", "append", "--kind", "push.decided", "--subject", "refs/heads/main", "--payload", &refused.to_string()])?;
+    assert_eq!(code, 0, "{err}");
+    let ci = [("CI", "true"), ("GITLAB_CI", "true"), ("CI_COMMIT_SHA", a.as_str()), ("CI_ENVIRONMENT_NAME", "production")];
+    let (code, _, err) = repo.audit_env(&["record", "deployment", "--approved-by", "erin"], &ci)?;
+    assert_eq!(code, 0, "{err}");
+    Ok(repo)
+}
+
+fn chromium(repo: &Repo, url: &str, extra: &[&str]) -> Result<std::process::Output> {
+    let profile = repo.tmp.path().join("chromium-profile");
+    Ok(std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"])
+        .args(["--disable-component-update", "--disable-sync"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()?)
+}
+
+#[test]
+fn serve_shows_the_ledger_read_only_with_its_provenance() -> Result<()> {
+    let repo = audited_repo()?;
+    let (_, status, _) = repo.audit(&["ledger", "status", "--format", "json"])?;
+    let status: serde_json::Value = serde_json::from_str(&status)?;
+    let root = status["root"].as_str().context("root")?.to_string();
+    let pubkey = status["public_key"].as_str().context("key")?.to_string();
+    let server = serve(&repo, &["--listen", "127.0.0.1:0"], &[])?;
+    let addr = server.addr.clone();
+
+    // The dashboard, as a browser sees it: tiles, and the checkpoint it was computed at.
+    let url = format!("http://{addr}/?since=2000-01-01");
+    let dom = chromium(&repo, &url, &["--dump-dom"])?;
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    assert!(dom.contains(&format!("<code id=\"checkpoint-root\">{root}</code>")), "{dom}");
+    for tile in ["tile-deployments", "tile-cfr", "tile-lead", "tile-restore", "tile-refused", "tile-findings"] {
+        assert!(dom.contains(&format!("id=\"{tile}\"")), "{tile} missing:\n{dom}");
+    }
+    let refused = dom.split("id=\"tile-refused\"").nth(1).unwrap_or_default();
+    assert!(refused.contains("<div class=\"value bad\">1</div>"), "{refused}");
+    assert!(!dom.contains("<script"), "pages need no script");
+    // A screenshot, kept as the test's artifact.
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots)?;
+    let shot = shots.join("serve-dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(&repo, &url, &["--window-size=1200,900", &format!("--screenshot={}", shot.display())])?;
+    let png = std::fs::read(&shot).context("no screenshot")?;
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{} bytes", png.len());
+
+    // Every page answers; each carries the provenance footer.
+    for page in ["/deployments?since=2000-01-01", "/compliance?since=2000-01-01", "/dora?since=2000-01-01", "/pushes?since=2000-01-01"] {
+        let (code, head, body) = http(&addr, "GET", page, &[])?;
+        assert_eq!(code, 200, "{page}: {head}");
+        assert!(body.contains("id=\"checkpoint-root\""), "{page}");
+    }
+    let (_, _, body) = http(&addr, "GET", "/pushes?since=2000-01-01", &[])?;
+    assert!(body.contains("mallory@example.com") && body.contains("refused"), "{body}");
+
+    // The JSON behind the pages is the report's, plus provenance.
+    let served = json_of(&addr, "/api/compliance?since=2000-01-01")?;
+    let (_, out, _) = repo.audit(&["report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
+    let mut cli: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(served["provenance"]["checkpoint_root"], root.as_str());
+    let mut served_wo = served.clone();
+    served_wo.as_object_mut().context("object")?.remove("provenance");
+    cli.as_object_mut().context("object")?.remove("provenance");
+    assert_eq!(served_wo, cli);
+
+    // An entry, with its inclusion proof, checkable offline by `ledger check-proof`.
+    let (code, _, body) = http(&addr, "GET", "/entry/1", &[])?;
+    assert_eq!(code, 200);
+    assert!(body.contains("Inclusion proof") && body.contains("Signed checkpoint"), "{body}");
+    let proof = json_of(&addr, "/api/entry/1")?;
+    let file = repo.tmp.path().join("served-proof.json");
+    std::fs::write(&file, proof.to_string())?;
+    let (code, out, err) = repo.audit(&["ledger", "check-proof", file.to_str().context("path")?, "--key", &pubkey])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, head, _) = http(&addr, "GET", "/search?q=1", &[])?;
+    assert!(code == 303 && head.contains("location: /entry/1"), "{head}");
+    let (code, _, _) = http(&addr, "GET", "/entry/999", &[])?;
+    assert_eq!(code, 404);
+
+    // Read-only: anything but GET and HEAD is refused.
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        let (code, head, _) = http(&addr, method, "/", &[])?;
+        assert_eq!(code, 405, "{method}: {head}");
+    }
+    let (code, head, _) = http(&addr, "GET", "/", &[])?;
+    assert_eq!(code, 200);
+    assert!(head.to_ascii_lowercase().contains("content-security-policy: default-src 'none'"), "{head}");
+    Ok(())
+}
+
+#[test]
+fn serve_needs_a_token_off_loopback_and_then_on_every_request() -> Result<()> {
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    let (code, _, err) = repo.audit(&["serve", "--listen", "0.0.0.0:0"])?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("refusing to listen on 0.0.0.0:0 without a token") && err.contains("--token-file"), "{err}");
+    let (code, _, err) = repo.audit_env(&["serve", "--listen", "0.0.0.0:0", "--token-env", "AUDIT_TOKEN"], &[("AUDIT_TOKEN", "short")])?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("shorter than 16"), "{err}");
+
+    let token = "s3cret-token-for-the-dashboard";
+    let server = serve(&repo, &["--listen", "0.0.0.0:0", "--token-env", "AUDIT_TOKEN"], &[("AUDIT_TOKEN", token)])?;
+    let port = server.addr.rsplit(':').next().context("port")?;
+    let addr = format!("127.0.0.1:{port}");
+    let (code, head, body) = http(&addr, "GET", "/", &[])?;
+    assert_eq!(code, 401, "{head}");
+    assert!(head.to_ascii_lowercase().contains("www-authenticate: bearer") && !body.contains(token));
+    let (code, _, _) = http(&addr, "GET", "/api/compliance", &["Authorization: Bearer wrong-token-of-the-same-len"])?;
+    assert_eq!(code, 401);
+    let (code, head, _) = http(&addr, "GET", "/", &[&format!("Authorization: Bearer {token}")])?;
+    assert_eq!(code, 200, "{head}");
+    Ok(())
+}
