@@ -207,3 +207,30 @@ fn serve_needs_a_token_off_loopback_and_then_on_every_request() -> Result<()> {
     assert_eq!(code, 200, "{head}");
     Ok(())
 }
+
+#[test]
+fn every_report_format_says_where_its_answer_came_from() -> Result<()> {
+    let repo = audited_repo()?;
+    let (_, status, _) = repo.audit(&["ledger", "status", "--format", "json"])?;
+    let status: serde_json::Value = serde_json::from_str(&status)?;
+    let (root, size) = (status["root"].as_str().context("root")?, status["size"].as_u64().context("size")?);
+    let (code, out, err) = repo.audit(&["report", "dora", "--since", "2000-01-01", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(v["provenance"]["checkpoint_root"], root);
+    assert_eq!(v["provenance"]["checkpoint_size"], size);
+    assert!(v["provenance"]["generated_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
+    let (_, table, _) = repo.audit(&["report", "dora", "--since", "2000-01-01"])?;
+    assert!(table.contains(&format!("at checkpoint size {size}, root {root}")), "{table}");
+    // An open-ended window reads "since X", not "to 9999-12-31".
+    assert!(table.starts_with("DORA metrics for production since 2000-01-01") && !table.contains("9999"), "{table}");
+    let footer: Vec<&str> = table.lines().skip_while(|l| !l.starts_with("generated ")).collect();
+    assert!(footer.len() >= 3 && footer.iter().all(|l| l.chars().count() <= 100), "{table}");
+    let (_, md, _) = repo.audit(&["report", "deployments", "--since", "2000-01-01", "--format", "markdown"])?;
+    assert!(md.contains(&format!("root {root}")) && !md.contains("9999"), "{md}");
+    let page = repo.tmp.path().join("dora.html");
+    repo.audit(&["report", "dora", "--since", "2000-01-01", "--output", page.to_str().context("path")?])?;
+    let html = std::fs::read_to_string(&page)?;
+    assert!(html.contains("id=\"checkpoint-root\"") && !html.contains("<script") && !html.contains(" href="), "{html}");
+    Ok(())
+}

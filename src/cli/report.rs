@@ -141,7 +141,10 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
         }
     };
     let format = args.format.unwrap_or_else(|| args.output.as_deref().map_or(ReportFormat::Table, format_for));
-    let text = report::render::render(&doc, format, global.color && args.output.is_none());
+    // Where the answer came from: the checkpoint it was computed at, the policy.
+    let digest = optional_policy(global, repo.as_ref()).ok().flatten().map(|p| p.digest);
+    let provenance = report::render::Provenance::of(&ledger, digest.as_deref())?;
+    let text = report::render::render_with(&doc, format, global.color && args.output.is_none(), Some(&provenance));
     match &args.output {
         Some(p) => std::fs::write(p, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
         None => emit(&text)?,

@@ -121,7 +121,7 @@ pub fn deployments(
     }
     let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     Ok(Document {
-        title: format!("Deployments to {env} from {since} to {until}"),
+        title: format!("Deployments to {env} {}", super::window_text(since, until)),
         sections: vec![
             Section {
                 title: "Deployments".into(),

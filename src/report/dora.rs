@@ -136,7 +136,7 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
     let lead_dist: Vec<(String, u64)> =
         ["< 1 h", "1–24 h", "1–7 days", "> 7 days"].iter().zip(lead_buckets).map(|(l, n)| (format!("lead time {l}"), n)).collect();
     Ok(Document {
-        title: format!("DORA metrics for {env} from {since} to {until}"),
+        title: format!("DORA metrics for {env} {}", super::window_text(since, until)),
         sections: vec![
             Section { title: "Overall".into(), columns: cols(&["metric", "value"]), rows: overall },
             Section {

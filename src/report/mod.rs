@@ -22,6 +22,16 @@ pub enum ReportError {
     Input(String),
 }
 
+/// A window as people read it: "since X" when it is open-ended (never the
+/// far-future end it is stored as), else "from X to Y".
+pub fn window_text(since: &Timestamp, until: &Timestamp) -> String {
+    if until.is_open_end() {
+        format!("since {since}")
+    } else {
+        format!("from {since} to {until}")
+    }
+}
+
 /// True when `time` (any RFC 3339 text: an entry's, or GitHub's) lies in
 /// `[since, until)`. Unparsable text lies nowhere.
 pub(crate) fn within(time: &str, since: &Timestamp, until: &Timestamp) -> bool {

@@ -67,16 +67,15 @@ impl Provenance {
         })
     }
 
-    fn line(&self) -> String {
-        format!(
-            "generated {} by git-audit {} from ledger {} at checkpoint size {}, root {}{}",
-            self.generated_at,
-            self.version,
-            self.ledger_origin,
-            self.checkpoint_size,
-            self.checkpoint_root,
-            self.policy_digest.as_deref().map(|d| format!(", policy digest {d}")).unwrap_or_default()
-        )
+    /// Lines of at most 100 characters, for the terminal and Markdown.
+    fn lines(&self) -> Vec<String> {
+        let mut out = vec![
+            format!("generated {} by git-audit {}", self.generated_at, self.version),
+            format!("from ledger {}", self.ledger_origin),
+            format!("at checkpoint size {}, root {}", self.checkpoint_size, self.checkpoint_root),
+        ];
+        out.extend(self.policy_digest.as_deref().map(|d| format!("policy digest {d}")));
+        out
     }
 }
 
@@ -91,9 +90,11 @@ pub fn render_with(doc: &Document, format: ReportFormat, color: bool, provenance
             }
             format!("{}\n", serde_json::to_string_pretty(&json).unwrap_or_default())
         }
-        ReportFormat::Table => table(doc, color) + &provenance.map(|p| format!("\n{}\n", p.line())).unwrap_or_default(),
+        ReportFormat::Table => table(doc, color) + &provenance.map(|p| format!("\n{}\n", p.lines().join("\n"))).unwrap_or_default(),
         ReportFormat::Csv => csv(doc),
-        ReportFormat::Markdown => markdown(doc) + &provenance.map(|p| format!("\n---\n_{}_\n", p.line())).unwrap_or_default(),
+        ReportFormat::Markdown => {
+            markdown(doc) + &provenance.map(|p| format!("\n---\n\n_{}_\n", p.lines().join(";<br>"))).unwrap_or_default()
+        }
         ReportFormat::Html => page(doc, &Page { provenance, ..Page::default() }),
     }
 }
