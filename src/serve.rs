@@ -167,7 +167,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Sen
 }
 
 fn html(doc: &Document, before: String, after: String, provenance: &Provenance) -> Response {
-    let body = page(doc, &Page { nav: NAV.to_vec(), before, after, provenance: Some(provenance) });
+    let body = page(doc, &Page { nav: NAV.to_vec(), before, after, provenance: Some(provenance), links: true });
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
@@ -284,7 +284,8 @@ async fn report_json(State(opts): State<Shared>, Path(name): Path<String>, Query
 async fn trace(State(opts): State<Shared>, Path(commit): Path<String>) -> Response {
     let r = blocking(move || {
         let ctx = open(&opts)?;
-        let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &commit.to_ascii_lowercase()).map_err(|e| e.to_string())?;
+        let id = resolve(&ctx, &commit);
+        let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &id).map_err(|e| e.to_string())?;
         Ok((doc, ctx.provenance))
     })
     .await;
@@ -297,7 +298,8 @@ async fn trace(State(opts): State<Shared>, Path(commit): Path<String>) -> Respon
 async fn trace_json(State(opts): State<Shared>, Path(commit): Path<String>) -> Response {
     let r = blocking(move || {
         let ctx = open(&opts)?;
-        let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &commit.to_ascii_lowercase()).map_err(|e| e.to_string())?;
+        let id = resolve(&ctx, &commit);
+        let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &id).map_err(|e| e.to_string())?;
         Ok((doc.json, ctx.provenance))
     })
     .await;
@@ -305,6 +307,11 @@ async fn trace_json(State(opts): State<Shared>, Path(commit): Path<String>) -> R
         Ok((v, p)) => json_response(v, &p),
         Err(e) => (StatusCode::BAD_REQUEST, json!({"error": e}).to_string()).into_response(),
     }
+}
+
+/// A short commit id made full through the repository, when there is one.
+fn resolve(ctx: &Ctx, commit: &str) -> String {
+    ctx.repo.as_ref().and_then(|r| r.resolve_commit(commit).ok()).unwrap_or_else(|| commit.to_ascii_lowercase())
 }
 
 /// An entry, its inclusion proof and the signed checkpoint it is in.

@@ -98,6 +98,11 @@ fn audited_repo() -> Result<Repo> {
     Ok(repo)
 }
 
+/// The commit the audited repository verified and deployed.
+fn status_commit(repo: &Repo) -> Result<String> {
+    repo.git(&["rev-parse", "HEAD"])
+}
+
 fn chromium(repo: &Repo, url: &str, extra: &[&str]) -> Result<std::process::Output> {
     let profile = repo.tmp.path().join("chromium-profile");
     Ok(std::process::Command::new("chromium")
@@ -145,8 +150,16 @@ fn serve_shows_the_ledger_read_only_with_its_provenance() -> Result<()> {
         assert_eq!(code, 200, "{page}: {head}");
         assert!(body.contains("id=\"checkpoint-root\""), "{page}");
     }
+    // Outcomes in colour, seqs linked to their entries, commits to their trace.
     let (_, _, body) = http(&addr, "GET", "/pushes?since=2000-01-01", &[])?;
-    assert!(body.contains("mallory@example.com") && body.contains("refused"), "{body}");
+    assert!(body.contains("mallory@example.com") && body.contains("<td class=\"bad\">refused</td>"), "{body}");
+    assert!(body.contains("<a href=\"/entry/2\">2</a>"), "{body}");
+    let (_, _, body) = http(&addr, "GET", "/deployments?since=2000-01-01", &[])?;
+    let sha = status_commit(&repo)?;
+    assert!(body.contains(&format!("<a href=\"/trace/{}\">", &sha[..10])), "{body}");
+    let (code, _, body) = http(&addr, "GET", &format!("/trace/{}", &sha[..10]), &[])?;
+    assert_eq!(code, 200);
+    assert!(body.contains("commit.verified") || body.contains("good"), "{body}");
 
     // The JSON behind the pages is the report's, plus provenance.
     let served = json_of(&addr, "/api/compliance?since=2000-01-01")?;

@@ -236,6 +236,62 @@ pub struct Page<'a> {
     pub before: String,
     pub after: String,
     pub provenance: Option<&'a Provenance>,
+    /// Link ids to their pages: ledger seqs to `/entry/N`, commits to
+    /// `/trace/ID`, pull requests to the forge (served pages only: a static
+    /// file links nowhere).
+    pub links: bool,
+}
+
+/// Outcomes a reader should see at a glance.
+fn cell_class(column: &str, value: &str) -> &'static str {
+    match (column, value) {
+        ("status" | "outcome" | "decision" | "state" | "verdict" | "signature", v) => match v {
+            "success" | "accepted" | "approved" | "APPROVED" | "good" | "pass" => "good",
+            "failure" | "error" | "refused" | "rejected" | "CHANGES_REQUESTED" | "bad" | "fail" | "unsigned" => "bad",
+            _ => "",
+        },
+        ("severity", "error") => "bad",
+        _ => "",
+    }
+}
+
+fn is_hex_id(s: &str) -> bool {
+    (7..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A cell as HTML: escaped text, with links to what it names.
+fn cell_html(column: &str, value: &str, links: bool) -> String {
+    if !links {
+        return esc(value);
+    }
+    let seq_link = |n: &str| format!("<a href=\"/entry/{n}\">{n}</a>");
+    match column {
+        "seq" | "evidence (ledger seq)"
+            if value.split([' ', ',']).filter(|w| !w.is_empty()).all(|w| w.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            value.split([' ', ',']).filter(|w| !w.is_empty()).map(seq_link).collect::<Vec<_>>().join(" ")
+        }
+        _ => value
+            .split(' ')
+            .map(|word| {
+                let bare = word.trim_end_matches([',', ';']);
+                // Full ids anywhere; short ones where the column says they are commits.
+                if is_hex_id(bare) && (bare.len() >= 40 || matches!(column, "sha" | "commit" | "head sha")) {
+                    format!("<a href=\"/trace/{bare}\">{}</a>{}", esc(bare), esc(&word[bare.len()..]))
+                } else if let Some((repo, n)) = bare.split_once('#').filter(|(r, n)| {
+                    r.split('/').count() == 2
+                        && !n.is_empty()
+                        && n.bytes().all(|b| b.is_ascii_digit())
+                        && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+                }) {
+                    format!("<a href=\"https://github.com/{repo}/pull/{n}\">{}</a>{}", esc(bare), esc(&word[bare.len()..]))
+                } else {
+                    esc(word)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
 }
 
 const PAGE: &str = include_str!("templates/page.html");
@@ -245,8 +301,26 @@ const PAGE: &str = include_str!("templates/page.html");
 pub fn page(doc: &Document, page: &Page<'_>) -> String {
     let mut env = minijinja::Environment::new();
     let charts: Vec<String> = doc.charts.iter().map(|(t, b)| bar_chart(t, b)).collect();
-    let sections: Vec<serde_json::Value> =
-        doc.sections.iter().map(|s| serde_json::json!({"title": s.title, "columns": s.columns, "rows": s.rows})).collect();
+    let sections: Vec<serde_json::Value> = doc
+        .sections
+        .iter()
+        .map(|s| {
+            let rows: Vec<Vec<serde_json::Value>> = s
+                .rows
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            let col = s.columns.get(i).map(String::as_str).unwrap_or("");
+                            serde_json::json!({"html": cell_html(col, c, page.links), "class": cell_class(col, c)})
+                        })
+                        .collect()
+                })
+                .collect();
+            serde_json::json!({"title": s.title, "columns": s.columns, "rows": rows})
+        })
+        .collect();
     let ctx = minijinja::context! {
         title => doc.title, nav => page.nav, before => page.before, after => page.after,
         charts => charts, sections => sections, provenance => page.provenance,
