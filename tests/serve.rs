@@ -247,3 +247,44 @@ fn every_report_format_says_where_its_answer_came_from() -> Result<()> {
     assert!(html.contains("id=\"checkpoint-root\"") && !html.contains("<script") && !html.contains(" href="), "{html}");
     Ok(())
 }
+
+#[test]
+fn a_rollback_and_the_deployment_it_undoes_are_marked_where_they_happen() -> Result<()> {
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    let good = repo.commit("feat: good", Sign::Pgp(&keys().alice))?;
+    let bad = repo.commit("feat: bad", Sign::Pgp(&keys().alice))?;
+    for (sha, id) in [(&good, "d-1"), (&bad, "d-2"), (&good, "d-3")] {
+        let (code, _, err) = repo.audit(&[
+            "record",
+            "deployment",
+            "--environment",
+            "production",
+            "--sha",
+            sha,
+            "--status",
+            "success",
+            "--id",
+            id,
+            "--actor",
+            "ci",
+        ])?;
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, out, err) = repo.audit(&["report", "deployments", "--since", "2000-01-01", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let deps = v["deployments"].as_array().context("deployments")?;
+    assert_eq!(deps.len(), 3, "{v}");
+    assert!(deps[0]["rolled_back_by"].is_null() && deps[0]["rollback_of"].is_null(), "{v}");
+    assert_eq!(deps[1]["rolled_back_by"], deps[2]["id"], "{v}");
+    assert_eq!(deps[2]["rollback_of"], deps[1]["id"], "{v}");
+    assert!(deps[1]["note"].as_str().is_some_and(|n| n.starts_with("rolled back by deployment")), "{v}");
+    let (_, table, _) = repo.audit(&["report", "deployments", "--since", "2000-01-01", "--format", "markdown"])?;
+    assert!(table.contains("rolled back by deployment") && table.contains("rollback of deployment"), "{table}");
+    // DORA counts the undone deployment as failed, from the same rule.
+    let (_, out, _) = repo.audit(&["report", "dora", "--since", "2000-01-01", "--format", "json"])?;
+    let dora: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(dora["overall"]["failed"], 1, "{dora}");
+    Ok(())
+}

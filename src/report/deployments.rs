@@ -56,6 +56,22 @@ fn commit_facts(ledger: &Ledger, repository: &str, id: &str) -> Result<(String, 
     Ok((status, signer, pr, approvals, rules))
 }
 
+/// The deployment that rolled `all[i]` back: the next deployment of the same
+/// repository to the same environment, when it went to an earlier commit (an
+/// ancestor of this one's). DORA counts the rolled-back one as failed.
+pub fn rolled_back_by<'a>(repo: Option<&Repo>, all: &'a [Deployment], i: usize) -> Option<&'a Deployment> {
+    let d = all.get(i)?;
+    let next = all.get(i + 1..)?.iter().find(|n| n.environment == d.environment && n.repository == d.repository)?;
+    (next.sha != d.sha && repo.is_some_and(|r| r.is_ancestor(&next.sha, &d.sha).unwrap_or(false))).then_some(next)
+}
+
+/// The deployment `all[i]` rolled back, if it was a rollback.
+pub fn rollback_of<'a>(repo: Option<&Repo>, all: &'a [Deployment], i: usize) -> Option<&'a Deployment> {
+    let d = all.get(i)?;
+    let j = all.get(..i)?.iter().rposition(|p| p.environment == d.environment && p.repository == d.repository)?;
+    rolled_back_by(repo, all, j).filter(|n| std::ptr::eq(*n, d)).map(|_| &all[j])
+}
+
 pub fn deployments(
     ledger: &Ledger,
     repo: Option<&Repo>,
@@ -80,10 +96,20 @@ pub fn deployments(
         if !super::within(&d.time, since, until) {
             continue;
         }
-        let (previous, ids, note) = match shipped(repo, &all, i) {
-            Some((p, ids)) => (p, ids, String::new()),
-            None => (None, Vec::new(), "commits not in the local repository (git fetch)".to_string()),
+        let mut notes = Vec::new();
+        let (previous, ids) = match shipped(repo, &all, i) {
+            Some((p, ids)) => (p, ids),
+            None => {
+                notes.push("commits not in the local repository (git fetch)".to_string());
+                (None, Vec::new())
+            }
         };
+        // Rollbacks, where they happen: on the deployment undone and on the one that undid it.
+        let undone_by = rolled_back_by(repo, &all, i);
+        let undoes = rollback_of(repo, &all, i);
+        notes.extend(undone_by.map(|o| format!("rolled back by deployment {} ({})", o.id, short_id(&o.sha))));
+        notes.extend(undoes.map(|o| format!("rollback of deployment {} ({})", o.id, short_id(&o.sha))));
+        let note = notes.join("; ");
         let mut commits_json = Vec::new();
         for id in &ids {
             let (status, signer, pr, approvals, rules) = commit_facts(ledger, &d.repository, id)?;
@@ -117,7 +143,7 @@ pub fn deployments(
             previous.as_deref().map(|p| short_id(p).to_string()).unwrap_or_else(|| "—".into()),
             note.clone(),
         ]);
-        json_deps.push(json!({"repository": d.repository, "id": d.id, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "triggering_actor": runs.get(&d.id).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "seq": d.seq}));
+        json_deps.push(json!({"repository": d.repository, "id": d.id, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "triggering_actor": runs.get(&d.id).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "rolled_back_by": undone_by.map(|o| o.id), "rollback_of": undoes.map(|o| o.id), "seq": d.seq}));
     }
     let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     Ok(Document {

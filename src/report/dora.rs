@@ -65,8 +65,7 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
         w.deployments += 1;
         total.deployments += 1;
         // Rolled back: the next deployment to the same environment went to an earlier commit.
-        let next = all[i + 1..].iter().find(|n| n.environment == d.environment && n.repository == d.repository);
-        let rolled_back = next.is_some_and(|n| n.sha != d.sha && repo.is_some_and(|r| r.is_ancestor(&n.sha, &d.sha).unwrap_or(false)));
+        let rolled_back = super::deployments::rolled_back_by(repo, &all, i).is_some();
         let failed = matches!(d.status.as_str(), "failure" | "error") || rolled_back;
         if failed {
             w.failed += 1;
