@@ -128,6 +128,9 @@ struct Window {
     since: Timestamp,
     until: Timestamp,
     env: String,
+    /// As asked (for the form).
+    since_text: String,
+    until_text: String,
 }
 
 impl WindowQuery {
@@ -137,7 +140,13 @@ impl WindowQuery {
             Some(u) => Timestamp::until(u).map_err(|e| e.to_string())?,
             None => Timestamp::open_end(),
         };
-        Ok(Window { since, until, env: self.env.clone().filter(|e| !e.is_empty()).unwrap_or_else(|| "production".into()) })
+        Ok(Window {
+            since,
+            until,
+            env: self.env.clone().filter(|e| !e.is_empty()).unwrap_or_else(|| "production".into()),
+            since_text: self.since.clone().unwrap_or_else(|| "90d".into()),
+            until_text: self.until.clone().unwrap_or_default(),
+        })
     }
 }
 
@@ -442,7 +451,17 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
             if b.is_empty() { "no data".to_string() } else { format!("DORA: {b}") },
         )
     };
-    let mut tiles = String::from("<div class=\"tiles\">");
+    // The window, changeable on the page (a plain GET form: no script).
+    let field = |name: &str, value: &str, hint: &str| {
+        format!("<label>{name} <input name=\"{name}\" value=\"{}\" placeholder=\"{}\" size=\"12\"></label> ", escape(value), escape(hint))
+    };
+    let mut tiles = format!(
+        "<form class=\"window\" method=\"get\" action=\"/\">{}{}{}<button>Show</button></form>",
+        field("since", &w.since_text, "90d or 2026-07-01"),
+        field("until", &w.until_text, "now"),
+        field("env", &w.env, "production")
+    );
+    tiles.push_str("<div class=\"tiles\">");
     let (c, n) = band_class("frequency", per_week);
     tiles += &tile(
         &format!("deployments to {}", w.env),

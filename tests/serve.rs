@@ -135,6 +135,11 @@ fn serve_shows_the_ledger_read_only_with_its_provenance() -> Result<()> {
     let refused = dom.split("id=\"tile-refused\"").nth(1).unwrap_or_default();
     assert!(refused.contains("<div class=\"value bad\">1</div>"), "{refused}");
     assert!(!dom.contains("<script"), "pages need no script");
+    // The window can be changed on the page: a GET form that keeps what was asked.
+    assert!(
+        dom.contains("<form class=\"window\" method=\"get\" action=\"/\">") && dom.contains("name=\"since\" value=\"2000-01-01\""),
+        "{dom}"
+    );
     // A screenshot, kept as the test's artifact.
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots)?;
