@@ -103,15 +103,55 @@ fn width(s: &str) -> usize {
     s.chars().count()
 }
 
-fn clip(s: &str, max: usize) -> String {
-    if width(s) <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max.saturating_sub(1)).collect::<String>())
+/// A cell's text in lines of at most `w` characters: at spaces where it can,
+/// mid-word where a word is longer than the column. Nothing is cut off.
+fn wrap(text: &str, w: usize) -> Vec<String> {
+    let w = w.max(1);
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let room = if line.is_empty() { w } else { w.saturating_sub(width(&line) + 1) };
+            if word.len() <= room {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.extend(word.iter());
+                break;
+            }
+            if line.is_empty() {
+                // A word longer than the column: split it.
+                lines.push(word.drain(..w).collect());
+            } else {
+                lines.push(std::mem::take(&mut line));
+            }
+        }
     }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
-/// Aligned columns, readable at 100 columns: long cells are clipped.
+/// Column widths that fit `total` characters where they can: the widest
+/// columns give way first, none below `min` (or its own natural width).
+fn fit(natural: &[usize], total: usize, min: usize) -> Vec<usize> {
+    let mut w = natural.to_vec();
+    let overhead = 2 + 2 * w.len().saturating_sub(1);
+    while w.iter().sum::<usize>() + overhead > total {
+        let widest = (0..w.len()).filter(|&i| w[i] > natural[i].min(min)).max_by_key(|&i| w[i]);
+        match widest {
+            Some(i) => w[i] -= 1,
+            None => break,
+        }
+    }
+    w
+}
+
+/// Aligned columns, readable at 100 columns: long cells wrap onto more lines
+/// (never clipped); a table with more columns than fit at 12 characters
+/// each is as wide as it needs to be.
 fn table(doc: &Document, color: bool) -> String {
     let mut out = String::new();
     let bold = |s: &str| if color { format!("\x1b[1m{s}\x1b[0m") } else { s.to_string() };
@@ -123,20 +163,29 @@ fn table(doc: &Document, color: bool) -> String {
             continue;
         }
         let n = s.columns.len();
-        let budget = (100usize.saturating_sub(2 + 2 * n) / n.max(1)).max(8);
-        let cells: Vec<Vec<String>> =
-            s.rows.iter().take(TABLE_LIMIT).map(|r| r.iter().map(|c| clip(c, budget.max(12))).collect()).collect();
-        let mut w: Vec<usize> = s.columns.iter().map(|c| width(c)).collect();
-        for r in &cells {
+        let shown: Vec<&Vec<String>> = s.rows.iter().take(TABLE_LIMIT).collect();
+        let mut natural: Vec<usize> = s.columns.iter().map(|c| width(c)).collect();
+        for r in &shown {
             for (i, c) in r.iter().enumerate().take(n) {
-                w[i] = w[i].max(width(c));
+                natural[i] = natural[i].max(width(c));
             }
         }
-        let line =
-            |cols: &[String]| cols.iter().enumerate().map(|(i, c)| format!("{c:<width$}", width = w[i])).collect::<Vec<_>>().join("  ");
-        let _ = writeln!(out, "  {}", bold(&line(&s.columns)));
-        for r in &cells {
-            let _ = writeln!(out, "  {}", line(r).trim_end());
+        let w = fit(&natural, 100, 12);
+        let print = |out: &mut String, cells: &[String], heading: bool| {
+            let wrapped: Vec<Vec<String>> = (0..n).map(|i| wrap(cells.get(i).map(String::as_str).unwrap_or(""), w[i])).collect();
+            let height = wrapped.iter().map(Vec::len).max().unwrap_or(1);
+            for k in 0..height {
+                let line = (0..n)
+                    .map(|i| format!("{:<width$}", wrapped[i].get(k).map(String::as_str).unwrap_or(""), width = w[i]))
+                    .collect::<Vec<_>>()
+                    .join("  ");
+                let line = line.trim_end();
+                let _ = writeln!(out, "  {}", if heading { bold(line) } else { line.to_string() });
+            }
+        };
+        print(&mut out, &s.columns, true);
+        for r in &shown {
+            print(&mut out, r, false);
         }
         if s.rows.len() > TABLE_LIMIT {
             let _ = writeln!(out, "  … and {} more (use --format csv or json for all)", s.rows.len() - TABLE_LIMIT);
@@ -354,6 +403,29 @@ mod tests {
             charts: vec![("findings per rule".into(), vec![("r1".into(), 3), ("r2".into(), 1)])],
             json: serde_json::json!({"ok": true}),
         }
+    }
+
+    #[test]
+    fn long_cells_wrap_and_lose_nothing() {
+        assert_eq!(wrap("pr.stale-approval on acme/api#3", 12), vec!["pr.stale-app", "roval on", "acme/api#3"]);
+        assert_eq!(wrap("", 5), vec![""]);
+        let msg = "the only approvals are by its author alice; merged by alice after the last push to the branch";
+        let d = Document {
+            title: "T".into(),
+            sections: vec![Section {
+                title: "S".into(),
+                columns: vec!["rule".into(), "message".into(), "evidence (ledger seq)".into()],
+                rows: vec![vec!["pr.self-approval".into(), msg.repeat(2), "1 2 3".into()]],
+            }],
+            ..Document::default()
+        };
+        let t = render(&d, ReportFormat::Table, false);
+        assert!(t.lines().all(|l| l.chars().count() <= 100), "{t}");
+        let words: Vec<&str> = t.split_whitespace().collect();
+        for w in msg.split(' ') {
+            assert!(words.contains(&w), "`{w}` lost:\n{t}");
+        }
+        assert!(t.contains("pr.self-approval"), "{t}");
     }
 
     #[test]
