@@ -425,10 +425,18 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
         let (_, findings) =
             report::compliance::compliance(&ctx.ledger, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref()).map_err(|e| e.to_string())?;
         let pushes = pushes(&ctx.ledger, &w)?;
-        Ok((w, dora, findings, pushes, ctx.provenance))
+        // Every environment deployed to, side by side.
+        let envs: std::collections::BTreeSet<String> =
+            ctx.ledger.deployments().map_err(|e| e.to_string())?.into_iter().map(|d| d.environment).collect();
+        let mut per_env = Vec::new();
+        for env in envs {
+            let d = report::dora::dora(&ctx.ledger, ctx.repo.as_ref(), &env, &w.since, &w.until).map_err(|e| e.to_string())?;
+            per_env.push((env, d.json["overall"].clone()));
+        }
+        Ok((w, dora, findings, pushes, per_env, ctx.provenance))
     })
     .await;
-    let (w, dora, findings, pushes, p) = match r {
+    let (w, dora, findings, pushes, per_env, p) = match r {
         Ok(x) => x,
         Err(e) => return failure(StatusCode::BAD_REQUEST, &e),
     };
@@ -504,13 +512,45 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
         *by_rule.entry(f.rule.id().to_string()).or_default() += 1;
     }
     let until = if w.until.is_open_end() { "now".to_string() } else { w.until.to_string() };
+    let hours = |v: &serde_json::Value| v.as_f64().map_or("—".to_string(), |h| format!("{h:.1}"));
+    let env_rows: Vec<Vec<String>> = per_env
+        .iter()
+        .map(|(env, o)| {
+            let cfr = o["change_failure_rate"].as_f64();
+            vec![
+                env.clone(),
+                o["deployments"].as_u64().unwrap_or(0).to_string(),
+                o["failed"].as_u64().unwrap_or(0).to_string(),
+                cfr.map_or("—".into(), |c| format!("{:.0}%", c * 100.0)),
+                band("cfr", cfr).to_string(),
+                hours(&o["median_lead_time_hours"]),
+                hours(&o["median_time_to_restore_hours"]),
+            ]
+        })
+        .collect();
+    let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let doc = Document {
         title: format!("Dashboard: {} since {} (to {until})", w.env, w.since),
-        sections: vec![Section {
-            title: "Findings by rule".into(),
-            columns: vec!["rule".into(), "findings".into()],
-            rows: by_rule.iter().map(|(r, n)| vec![r.clone(), n.to_string()]).collect(),
-        }],
+        sections: vec![
+            Section {
+                title: "Environments".into(),
+                columns: cols(&[
+                    "environment",
+                    "deployments",
+                    "failed",
+                    "change failure rate",
+                    "DORA band (CFR)",
+                    "median lead time (h)",
+                    "median time to restore (h)",
+                ]),
+                rows: env_rows,
+            },
+            Section {
+                title: "Findings by rule".into(),
+                columns: cols(&["rule", "findings"]),
+                rows: by_rule.iter().map(|(r, n)| vec![r.clone(), n.to_string()]).collect(),
+            },
+        ],
         charts: dora.charts.iter().take(1).cloned().collect(),
         json: json!({}),
     };

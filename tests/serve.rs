@@ -95,6 +95,9 @@ fn audited_repo() -> Result<Repo> {
     let ci = [("CI", "true"), ("GITLAB_CI", "true"), ("CI_COMMIT_SHA", a.as_str()), ("CI_ENVIRONMENT_NAME", "production")];
     let (code, _, err) = repo.audit_env(&["record", "deployment", "--approved-by", "erin"], &ci)?;
     assert_eq!(code, 0, "{err}");
+    let (code, _, err) =
+        repo.audit(&["record", "deployment", "--environment", "staging", "--sha", &a, "--status", "failure", "--actor", "ci"])?;
+    assert_eq!(code, 0, "{err}");
     Ok(repo)
 }
 
@@ -132,6 +135,10 @@ fn serve_shows_the_ledger_read_only_with_its_provenance() -> Result<()> {
     for tile in ["tile-deployments", "tile-cfr", "tile-lead", "tile-restore", "tile-refused", "tile-findings"] {
         assert!(dom.contains(&format!("id=\"{tile}\"")), "{tile} missing:\n{dom}");
     }
+    // Every environment side by side: staging's one deployment failed.
+    let staging = dom.split("<td>staging</td>").nth(1).unwrap_or_default();
+    assert!(staging.starts_with("<td>1</td><td>1</td><td>100%</td><td>low</td>"), "{dom}");
+    assert!(dom.contains("<td>production</td><td>1</td><td>0</td><td>0%</td><td>elite</td>"), "{dom}");
     let refused = dom.split("id=\"tile-refused\"").nth(1).unwrap_or_default();
     assert!(refused.contains("<div class=\"value bad\">1</div>"), "{refused}");
     assert!(!dom.contains("<script"), "pages need no script");
