@@ -373,11 +373,6 @@ impl PgStore {
         rx.recv().map_err(|_| lost())
     }
 
-    /// The URL, without its password.
-    pub fn shown(&self) -> String {
-        self.url.redacted()
-    }
-
     /// Queues `head (…), (…) … tail` statements of up to MAX_PARAMS parameters.
     fn multi_row(&self, head: &str, tail: &str, width: usize, rows: Vec<Vec<Value>>) -> Result<(), StoreError> {
         let per = (MAX_PARAMS / width.max(1)).clamp(1, 8000);
