@@ -454,3 +454,53 @@ fn tls_is_used_when_asked_and_the_server_certificate_is_checked() -> Result<()> 
     assert!(err.contains("sslrootcert /nonexistent/ca.pem"), "{err}");
     Ok(())
 }
+
+#[test]
+fn one_sync_at_a_time_across_machines_sharing_the_ledger() -> Result<()> {
+    let Some(org) = Org::new()? else { return Ok(()) };
+    let fake = Fake::start(crate::sync::world());
+    // Two hosts: two workspaces, so two local lock files; only the database is shared.
+    let other = Repo::new()?;
+    let sync = |repo: &Repo, extra: &[&str]| {
+        let mut c = repo.cmd(BIN);
+        c.env("GIT_AUDIT_LEDGER", &org.url)
+            .env("GIT_AUDIT_LEDGER_KEY", &org.key)
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("GIT_AUDIT_SYNC_BACKOFF_MS", "20")
+            .args(["sync", "--json", "--api-url", &fake.url, "--github", "acme/api"])
+            .args(extra);
+        c
+    };
+    let mut first =
+        sync(&org.repo, &["--interval", "1h"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn()?;
+    // Wait for its first pass (the summary line).
+    let mut stdout = first.stdout.take().context("stdout")?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while std::io::Read::read(&mut stdout, &mut byte)? == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    assert!(String::from_utf8_lossy(&line).contains("\"requests\""), "{}", String::from_utf8_lossy(&line));
+    let out = sync(&other, &[]).output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("another `git-audit sync` is running") && err.contains("PostgreSQL advisory lock"), "{err}");
+    assert!(!err.contains(&org.pg.password), "{err}");
+    // Killed outright, its connection closes and the lock goes with it.
+    Command::new("kill").args(["-9", &first.id().to_string()]).status()?;
+    first.wait()?;
+    let mut ok = None;
+    for _ in 0..50 {
+        let out = sync(&other, &[]).output()?;
+        if out.status.success() {
+            ok = Some(out);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(ok.is_some(), "the lock was not released after kill -9");
+    assert_eq!(count(&org, "SELECT count(*) FROM entries WHERE kind = 'pr.synced'")?, 131);
+    let (code, out) = org.verify()?;
+    assert_eq!(code, 0, "{out}");
+    Ok(())
+}

@@ -259,6 +259,25 @@ pub(crate) fn connect(files: &LedgerFiles) -> Result<Box<dyn Store>, LedgerError
     }
 }
 
+/// A job held exclusively across every machine that shares a PostgreSQL
+/// ledger (a session advisory lock on a connection of its own): released when
+/// this is dropped, or when the process dies and its connection closes.
+pub struct JobLock {
+    _held: Box<dyn Store>,
+}
+
+/// Takes the lock named `job` on a PostgreSQL ledger; `None` when another
+/// process holds it. A SQLite ledger needs none (its jobs lock a local file).
+pub fn try_job_lock(files: &LedgerFiles, job: i64) -> Result<Option<JobLock>, LedgerError> {
+    let store = connect(files)?;
+    if store.dialect() != Dialect::Postgres {
+        return Ok(Some(JobLock { _held: store }));
+    }
+    let row = store::first(&*store, "SELECT pg_try_advisory_lock(?1)", &[Value::Int(job)]).map_err(sql(&files.db))?;
+    let got = row.and_then(|r| r.first().and_then(Value::as_int)) == Some(1);
+    Ok(got.then_some(JobLock { _held: store }))
+}
+
 /// True when the database holds a table named `meta` (every ledger has one).
 fn has_meta(store: &dyn Store, path: &Path) -> Result<bool, LedgerError> {
     Ok(store.tables().map_err(sql(path))?.iter().any(|t| t == "meta"))

@@ -67,6 +67,9 @@ pub fn check_repository(r: &str) -> Result<(), WorkerError> {
 
 /// Runs the worker on the ledger at `files` until one pass is done (or, with an
 /// interval, until SIGTERM).
+/// The advisory lock key of `sync` on a PostgreSQL ledger ("GAUDSYNC").
+const SYNC_LOCK: i64 = 0x4741_5544_5359_4e43;
+
 pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> Result<(), WorkerError> {
     if opts.repos.is_empty() {
         return Err(WorkerError::NoRepositories);
@@ -93,6 +96,19 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
     if lock.try_lock().is_err() {
         return Err(WorkerError::Busy { db: files.db.display().to_string(), lock: lock_path.display().to_string() });
     }
+    // A PostgreSQL ledger is shared: one sync at a time across machines too.
+    let _org_lock = match &files.url {
+        Some(_) => match crate::ledger::try_job_lock(files, SYNC_LOCK)? {
+            Some(l) => Some(l),
+            None => {
+                return Err(WorkerError::Busy {
+                    db: files.db.display().to_string(),
+                    lock: "a PostgreSQL advisory lock, held by a sync on this or another machine".into(),
+                })
+            }
+        },
+        None => None,
+    };
     let ledger = Ledger::open(files)?;
     super::state::ensure(&ledger)?;
     let ledger = Mutex::new(ledger);
