@@ -95,6 +95,22 @@ async fn guard(State(opts): State<Shared>, req: Request, next: Next) -> Response
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")], "read-only: GET and HEAD only\n").into_response();
     }
+    // Without a token the server trusts loopback alone: a page elsewhere could
+    // point a name it controls at 127.0.0.1 (DNS rebinding) and read the
+    // ledger through the browser, so only loopback names are served.
+    if opts.token.is_none() {
+        let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !loopback_host(host) {
+            return (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "host `{host}` is not served: open http://127.0.0.1:{}/ (or set a token to serve other names)\n",
+                    opts.listen.port()
+                ),
+            )
+                .into_response();
+        }
+    }
     if let Some(token) = opts.token.as_deref() {
         let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
@@ -110,6 +126,15 @@ async fn guard(State(opts): State<Shared>, req: Request, next: Next) -> Response
     );
     h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
     resp
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -205,7 +230,7 @@ fn report_doc(ctx: &Ctx, name: &str, w: &Window) -> Result<Document, String> {
             report::compliance::compliance(&ctx.ledger, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref()).map(|(d, _)| d).map_err(e)
         }
         "pushes" => pushes(&ctx.ledger, w),
-        other => Err(format!("no page `{other}`")),
+        other => Err(format!("no report `{other}`: the reports are deployments, dora, compliance and pushes")),
     }
 }
 
@@ -286,7 +311,10 @@ async fn report_json(State(opts): State<Shared>, Path(name): Path<String>, Query
     .await;
     match r {
         Ok((v, p)) => json_response(v, &p),
-        Err(e) => (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], json!({"error": e}).to_string()).into_response(),
+        Err(e) => {
+            let status = if e.starts_with("no report") { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
+            (status, [(header::CONTENT_TYPE, "application/json")], json!({"error": e}).to_string()).into_response()
+        }
     }
 }
 

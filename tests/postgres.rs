@@ -43,6 +43,19 @@ impl Org {
         Ok((code, out, err))
     }
 
+    /// `git-audit sync` of the fake GitHub's acme/api from `repo` (a host),
+    /// into the shared ledger.
+    fn sync(&self, repo: &Repo, api_url: &str, extra: &[&str]) -> Command {
+        let mut c = repo.cmd(BIN);
+        c.env("GIT_AUDIT_LEDGER", &self.url)
+            .env("GIT_AUDIT_LEDGER_KEY", &self.key)
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("GIT_AUDIT_SYNC_BACKOFF_MS", "20")
+            .args(["sync", "--json", "--api-url", api_url, "--github", "acme/api"])
+            .args(extra);
+        c
+    }
+
     fn sql(&self, sql: &str) -> Result<String> {
         self.pg.psql(db_name(&self.url), sql)
     }
@@ -208,17 +221,7 @@ fn two_servers_and_a_sync_job_write_one_ledger_at_once() -> Result<()> {
         clones.push((c, i, id, refused));
     }
     let fake = Fake::start(crate::sync::world());
-    let sync = org
-        .repo
-        .cmd(BIN)
-        .env("GIT_AUDIT_LEDGER", &org.url)
-        .env("GIT_AUDIT_LEDGER_KEY", &org.key)
-        .env("GITHUB_TOKEN", TOKEN)
-        .env("GIT_AUDIT_SYNC_BACKOFF_MS", "20")
-        .args(["sync", "--json", "--api-url", &fake.url, "--github", "acme/api"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
+    let sync = org.sync(&org.repo, &fake.url, &[]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()?;
     // All 16 pushes at once, as processes.
     let pushes: Vec<_> = clones
         .iter()
@@ -461,16 +464,7 @@ fn one_sync_at_a_time_across_machines_sharing_the_ledger() -> Result<()> {
     let fake = Fake::start(crate::sync::world());
     // Two hosts: two workspaces, so two local lock files; only the database is shared.
     let other = Repo::new()?;
-    let sync = |repo: &Repo, extra: &[&str]| {
-        let mut c = repo.cmd(BIN);
-        c.env("GIT_AUDIT_LEDGER", &org.url)
-            .env("GIT_AUDIT_LEDGER_KEY", &org.key)
-            .env("GITHUB_TOKEN", TOKEN)
-            .env("GIT_AUDIT_SYNC_BACKOFF_MS", "20")
-            .args(["sync", "--json", "--api-url", &fake.url, "--github", "acme/api"])
-            .args(extra);
-        c
-    };
+    let sync = |repo: &Repo, extra: &[&str]| org.sync(repo, &fake.url, extra);
     let mut first =
         sync(&org.repo, &["--interval", "1h"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn()?;
     // Wait for its first pass (the summary line).

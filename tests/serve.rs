@@ -196,7 +196,15 @@ fn serve_shows_the_ledger_read_only_with_its_provenance() -> Result<()> {
     assert!(code == 303 && head.contains("location: /entry/1"), "{head}");
     let (code, _, _) = http(&addr, "GET", "/entry/999", &[])?;
     assert_eq!(code, 404);
+    let (code, _, body) = http(&addr, "GET", "/api/nonsense", &[])?;
+    assert!(code == 404 && body.contains("the reports are deployments, dora, compliance and pushes"), "{code} {body}");
 
+    // Loopback only means loopback names: a rebound DNS name is refused.
+    let mut s = std::net::TcpStream::connect(&addr)?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: evil.example:8080\r\nConnection: close\r\n\r\n")?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    assert!(raw.starts_with("HTTP/1.1 403") && raw.contains("is not served"), "{raw}");
     // Read-only: anything but GET and HEAD is refused.
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
         let (code, head, _) = http(&addr, method, "/", &[])?;

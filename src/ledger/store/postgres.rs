@@ -304,6 +304,16 @@ fn tls(root_cert: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConne
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
+/// Runs the connection's I/O in the background of the connection thread's runtime.
+fn drive(client: Client, conn: impl std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static) -> Client {
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "PostgreSQL connection ended");
+        }
+    });
+    client
+}
+
 impl PgStore {
     /// Connects (on a thread of its own) and checks the server answers.
     pub fn connect(url: &PgUrl) -> Result<PgStore, StoreError> {
@@ -323,22 +333,8 @@ impl PgStore {
                 };
                 let connected = rt.block_on(async {
                     match tls {
-                        Some(tls) => config.connect(tls).await.map(|(c, conn)| {
-                            tokio::spawn(async move {
-                                if let Err(e) = conn.await {
-                                    tracing::debug!(error = %e, "PostgreSQL connection ended");
-                                }
-                            });
-                            c
-                        }),
-                        None => config.connect(tokio_postgres::NoTls).await.map(|(c, conn)| {
-                            tokio::spawn(async move {
-                                if let Err(e) = conn.await {
-                                    tracing::debug!(error = %e, "PostgreSQL connection ended");
-                                }
-                            });
-                            c
-                        }),
+                        Some(tls) => config.connect(tls).await.map(|(c, conn)| drive(c, conn)),
+                        None => config.connect(tokio_postgres::NoTls).await.map(|(c, conn)| drive(c, conn)),
                     }
                 });
                 let client = match connected {
