@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::ledger::event::{BypassUsed, PushDecided};
 use crate::ledger::{Ledger, LedgerFiles, Select};
-use crate::report::render::{escape, page, Page, Provenance};
+use crate::report::render::{escape, page, Links, Page, Provenance};
 use crate::report::{self, Document, Section};
 use crate::time::Timestamp;
 
@@ -181,6 +181,7 @@ struct Ctx {
     policy: Option<crate::policy::Policy>,
     repo: Option<crate::git::Repo>,
     provenance: Provenance,
+    links: Links,
 }
 
 fn open(opts: &Options) -> Result<Ctx, String> {
@@ -192,7 +193,8 @@ fn open(opts: &Options) -> Result<Ctx, String> {
     // The process's repository (serve was started in it), opened per request.
     let repo = opts.repo.as_ref().and_then(|_| crate::git::Repo::open_from_env().ok());
     let provenance = Provenance::of(&ledger, policy.as_ref().map(|p| p.digest.as_str())).map_err(|e| e.to_string())?;
-    Ok(Ctx { ledger, policy, repo, provenance })
+    let links = Links::new(ledger.forge_web_roots().map_err(|e| e.to_string())?, ledger.deployment_pages().map_err(|e| e.to_string())?);
+    Ok(Ctx { ledger, policy, repo, provenance, links })
 }
 
 /// Runs blocking ledger work off the async workers.
@@ -200,8 +202,25 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Sen
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(format!("the request stopped: {e}")))
 }
 
-fn html(doc: &Document, before: String, after: String, provenance: &Provenance) -> Response {
-    let body = page(doc, &Page { nav: NAV.to_vec(), before, after, provenance: Some(provenance), links: true });
+/// What a page shows besides its report: where it came from and what it links to.
+struct Served {
+    provenance: Provenance,
+    links: Links,
+}
+
+impl Ctx {
+    fn served(self) -> Served {
+        Served { provenance: self.provenance, links: self.links }
+    }
+
+    /// For a page over a window: environments link to their dashboard over it.
+    fn served_over(self, w: &Window) -> Served {
+        Served { provenance: self.provenance, links: self.links.with_window(&w.since_text, &w.until_text) }
+    }
+}
+
+fn html(doc: &Document, before: String, after: String, served: &Served) -> Response {
+    let body = page(doc, &Page { nav: NAV.to_vec(), before, after, provenance: Some(&served.provenance), links: Some(&served.links) });
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
@@ -267,16 +286,11 @@ fn pushes(ledger: &Ledger, w: &Window) -> Result<Document, String> {
         .filter(|b| within(&b.time))
         .map(|b| vec![b.time.clone(), b.actor.clone(), b.payload.reason.clone(), b.payload.violations.to_string(), b.seq.to_string()])
         .collect();
-    let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     Ok(Document {
         title: format!("Push decisions since {}", w.since),
         sections: vec![
-            Section {
-                title: "Decisions".into(),
-                columns: cols(&["time", "decision", "pusher", "refs", "violations", "reasons", "seq"]),
-                rows,
-            },
-            Section { title: "Break glass".into(), columns: cols(&["time", "actor", "reason", "violations", "seq"]), rows: breaks.clone() },
+            Section::new("Decisions", &["time", "decision", "pusher", "refs", "violations", "reasons", "seq"], rows),
+            Section::new("Break glass", &["time", "actor", "reason", "violations", "seq"], breaks.clone()),
         ],
         charts: vec![("Push decisions".into(), vec![("accepted".into(), accepted), ("refused".into(), refused)])],
         json: json!({"since": w.since.to_string(), "until": w.until.to_string(), "accepted": accepted, "refused": refused,
@@ -292,7 +306,7 @@ async fn report_page(State(opts): State<Shared>, Path(name): Path<String>, Query
         let w = q.resolve()?;
         let ctx = open(&opts)?;
         let doc = report_doc(&ctx, &name, &w)?;
-        Ok((doc, ctx.provenance))
+        Ok((doc, ctx.served_over(&w)))
     })
     .await;
     match r {
@@ -323,11 +337,20 @@ async fn trace(State(opts): State<Shared>, Path(commit): Path<String>) -> Respon
         let ctx = open(&opts)?;
         let id = resolve(&ctx, &commit);
         let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &id).map_err(|e| e.to_string())?;
-        Ok((doc, ctx.provenance))
+        Ok((id, doc, ctx.served()))
     })
     .await;
     match r {
-        Ok((doc, p)) => html(&doc, String::new(), String::new(), &p),
+        Ok((id, doc, served)) => {
+            // The commit on the forge: in the repository of a pull request that has it, else the only one.
+            let repo = doc.json["pull_requests"].as_array().and_then(|p| p.first()).and_then(|p| p["repository"].as_str());
+            let before = served
+                .links
+                .commit(repo, &id)
+                .map(|u| format!("<p id=\"forge\">On the forge: <a href=\"{}\">{}</a></p>", escape(&u), escape(&u)))
+                .unwrap_or_default();
+            html(&doc, before, String::new(), &served)
+        }
         Err(e) => failure(StatusCode::BAD_REQUEST, &e),
     }
 }
@@ -352,10 +375,10 @@ fn resolve(ctx: &Ctx, commit: &str) -> String {
 }
 
 /// An entry, its inclusion proof and the signed checkpoint it is in.
-fn entry_proof(opts: &Options, seq: u64) -> Result<(crate::ledger::Proof, Provenance), String> {
+fn entry_proof(opts: &Options, seq: u64) -> Result<(crate::ledger::Proof, Served), String> {
     let ctx = open(opts)?;
     let proof = ctx.ledger.prove(seq).map_err(|e| e.to_string())?;
-    Ok((proof, ctx.provenance))
+    Ok((proof, ctx.served()))
 }
 
 async fn entry(State(opts): State<Shared>, Path(seq): Path<u64>) -> Response {
@@ -407,6 +430,24 @@ async fn search(Query(q): Query<SearchQuery>) -> Response {
         return Redirect::to(&format!("/trace/{q}")).into_response();
     }
     failure(StatusCode::BAD_REQUEST, &format!("`{q}` is neither a ledger seq nor a commit id"))
+}
+
+/// The weekly trends: deployments, change failure rate, median lead time.
+fn trends(dora: &Document) -> Vec<(String, Vec<(String, u64)>)> {
+    let weeks = dora.json["weeks"].as_array().cloned().unwrap_or_default();
+    let per_week = |f: &dyn Fn(&serde_json::Value) -> Option<u64>| -> Vec<(String, u64)> {
+        weeks.iter().filter_map(|w| Some((w["week"].as_str()?.to_string(), f(w)?))).collect()
+    };
+    let mut charts: Vec<(String, Vec<(String, u64)>)> = dora.charts.iter().take(1).cloned().collect();
+    charts.push((
+        "Change failure rate per week (%)".into(),
+        per_week(&|w| w["change_failure_rate"].as_f64().map(|c| (c * 100.0).round() as u64)),
+    ));
+    charts.push((
+        "Median lead time per week (hours; weeks with successful deployments)".into(),
+        per_week(&|w| w["median_lead_time_hours"].as_f64().map(|h| h.round() as u64)),
+    ));
+    charts
 }
 
 /// DORA's bands (State of DevOps 2023) for one metric.
@@ -461,7 +502,8 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
             let d = report::dora::dora(&ctx.ledger, ctx.repo.as_ref(), &env, &w.since, &w.until).map_err(|e| e.to_string())?;
             per_env.push((env, d.json["overall"].clone()));
         }
-        Ok((w, dora, findings, pushes, per_env, ctx.provenance))
+        let served = ctx.served_over(&w);
+        Ok((w, dora, findings, pushes, per_env, served))
     })
     .await;
     let (w, dora, findings, pushes, per_env, p) = match r {
@@ -556,13 +598,12 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
             ]
         })
         .collect();
-    let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let doc = Document {
         title: format!("Dashboard: {} since {} (to {until})", w.env, w.since),
         sections: vec![
-            Section {
-                title: "Environments".into(),
-                columns: cols(&[
+            Section::new(
+                "Environments",
+                &[
                     "environment",
                     "deployments",
                     "failed",
@@ -570,16 +611,12 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
                     "DORA band (CFR)",
                     "median lead time (h)",
                     "median time to restore (h)",
-                ]),
-                rows: env_rows,
-            },
-            Section {
-                title: "Findings by rule".into(),
-                columns: cols(&["rule", "findings"]),
-                rows: by_rule.iter().map(|(r, n)| vec![r.clone(), n.to_string()]).collect(),
-            },
+                ],
+                env_rows,
+            ),
+            Section::new("Findings by rule", &["rule", "findings"], by_rule.iter().map(|(r, n)| vec![r.clone(), n.to_string()]).collect()),
         ],
-        charts: dora.charts.iter().take(1).cloned().collect(),
+        charts: trends(&dora),
         json: json!({}),
     };
     html(&doc, tiles, String::new(), &p)

@@ -7,6 +7,7 @@ use std::process::{Child, Stdio};
 
 use anyhow::{Context, Result};
 
+use crate::fake_github::{Fake, World, TOKEN};
 use crate::support::{keys, pinned_policy, Repo, Sign, BIN};
 
 /// A running `git-audit serve`; killed on drop.
@@ -136,9 +137,15 @@ fn serve_shows_the_ledger_read_only_with_its_provenance() -> Result<()> {
         assert!(dom.contains(&format!("id=\"{tile}\"")), "{tile} missing:\n{dom}");
     }
     // Every environment side by side: staging's one deployment failed.
-    let staging = dom.split("<td>staging</td>").nth(1).unwrap_or_default();
+    // Each environment links to its own dashboard over the same window.
+    let env_link = |env: &str| format!("<td><a href=\"/?env={env}&amp;since=2000-01-01&amp;until=\">{env}</a></td>");
+    let staging = dom.split(&env_link("staging")).nth(1).unwrap_or_default();
     assert!(staging.starts_with("<td>1</td><td>1</td><td>100%</td><td>low</td>"), "{dom}");
-    assert!(dom.contains("<td>production</td><td>1</td><td>0</td><td>0%</td><td>elite</td>"), "{dom}");
+    assert!(dom.contains(&format!("{}<td>1</td><td>0</td><td>0%</td><td>elite</td>", env_link("production"))), "{dom}");
+    // Trends over weeks: deployments, change failure rate, lead time.
+    for chart in ["Deployments per week", "Change failure rate per week (%)", "Median lead time per week"] {
+        assert!(dom.contains(chart), "{chart} missing:\n{dom}");
+    }
     let refused = dom.split("id=\"tile-refused\"").nth(1).unwrap_or_default();
     assert!(refused.contains("<div class=\"value bad\">1</div>"), "{refused}");
     assert!(!dom.contains("<script"), "pages need no script");
@@ -216,6 +223,65 @@ fn serve_shows_the_ledger_read_only_with_its_provenance() -> Result<()> {
     Ok(())
 }
 
+/// PRs, commits and deployments link to their pages on the forge the ledger
+/// recorded them from — here a GitHub Enterprise host, read from the synced
+/// `html_url`s, never assumed to be github.com.
+#[test]
+fn served_pages_link_to_the_forge_the_ledger_names() -> Result<()> {
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    let good = repo.commit("feat: reviewed", Sign::Pgp(&keys().alice))?;
+    let policy = repo.policy(&pinned_policy(""))?;
+    assert_eq!(repo.audit(&["--policy", policy.to_str().context("path")?, "verify", "--record", "HEAD"])?.0, 0);
+    let ghe = "https://ghe.example.com";
+    let mut w = World::new("acme/api");
+    w.pull(7, "alice", "2026-07-01T00:00:00Z", std::slice::from_ref(&good));
+    w.review(7, "carol", "APPROVED", &good, "2026-07-01T01:00:00Z");
+    w.merge(7, "bob", "2026-07-01T02:00:00Z", &good);
+    w.landed(&good, "2026-07-01T02:00:00Z", &[7]);
+    let d = w.deployment(&good, "main", "production", "2026-07-01T03:00:00Z");
+    w.status(d, "success", "2026-07-01T03:05:00Z", Some(&format!("{ghe}/acme/api/actions/runs/99/job/1")));
+    w.run(99, "alice", "alice", "main");
+    for p in &mut w.pulls {
+        p["html_url"] = serde_json::json!(format!("{ghe}/acme/api/pull/{}", p["number"]));
+    }
+    for r in w.runs.values_mut() {
+        r["html_url"] = serde_json::json!(format!("{ghe}/acme/api/actions/runs/99"));
+    }
+    let fake = Fake::start(w);
+    let out = repo.cmd(BIN).env("GITHUB_TOKEN", TOKEN).args(["sync", "--github", "acme/api", "--api-url", &fake.url]).output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A recorded deployment from another CI, its job named by the CI itself.
+    let ci = [
+        ("CI", "true"),
+        ("GITLAB_CI", "true"),
+        ("CI_COMMIT_SHA", good.as_str()),
+        ("CI_ENVIRONMENT_NAME", "staging"),
+        ("CI_JOB_URL", "https://gitlab.example.com/acme/api/-/jobs/42"),
+    ];
+    let (code, _, err) = repo.audit_env(&["record", "deployment"], &ci)?;
+    assert_eq!(code, 0, "{err}");
+    let server = serve(&repo, &["--listen", "127.0.0.1:0"], &[])?;
+    let addr = server.addr.clone();
+
+    let (code, _, body) = http(&addr, "GET", "/deployments?since=2000-01-01&env=*", &[])?;
+    assert_eq!(code, 200);
+    let short = &good[..10];
+    assert!(
+        body.contains(&format!("<a href=\"/trace/{short}\">{short}</a> <a class=\"forge\" href=\"{ghe}/acme/api/commit/{short}\"")),
+        "{body}"
+    );
+    assert!(body.contains(&format!("<a href=\"{ghe}/acme/api/actions/runs/99\">{d}</a>")), "{body}");
+    assert!(body.contains("<a href=\"https://gitlab.example.com/acme/api/-/jobs/42\">"), "{body}");
+    assert!(body.contains(&format!("<a href=\"{ghe}/acme/api/pull/7\">#7</a>")), "{body}");
+    assert!(!body.contains("https://github.com/"), "nothing assumed to be on github.com: {body}");
+    let (code, _, body) = http(&addr, "GET", &format!("/trace/{good}"), &[])?;
+    assert_eq!(code, 200);
+    assert!(body.contains(&format!("<a href=\"{ghe}/acme/api/pull/7\">acme/api#7</a>")), "{body}");
+    assert!(body.contains(&format!("<p id=\"forge\">On the forge: <a href=\"{ghe}/acme/api/commit/{good}\">")), "{body}");
+    Ok(())
+}
+
 #[test]
 fn serve_needs_a_token_off_loopback_and_then_on_every_request() -> Result<()> {
     let repo = Repo::new()?;
@@ -261,6 +327,15 @@ fn every_report_format_says_where_its_answer_came_from() -> Result<()> {
     assert!(footer.len() >= 3 && footer.iter().all(|l| l.chars().count() <= 100), "{table}");
     let (_, md, _) = repo.audit(&["report", "deployments", "--since", "2000-01-01", "--format", "markdown"])?;
     assert!(md.contains(&format!("root {root}")) && !md.contains("9999"), "{md}");
+    // CSV is one table of raw values: fractions and hours, full ids, empty for none.
+    let (code, csv, err) = repo.audit(&["report", "dora", "--since", "2000-01-01", "--env", "staging", "--format", "csv"])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(csv.starts_with("section,metric,value,week,"), "{csv}");
+    assert!(csv.contains("\nOverall,change failure rate,1,") && csv.contains("\nOverall,failed deployments,1,"), "{csv}");
+    assert!(!csv.contains('%') && !csv.contains('—') && !csv.contains(" of "), "raw numbers only: {csv}");
+    let (_, csv, _) = repo.audit(&["report", "deployments", "--since", "2000-01-01", "--format", "csv"])?;
+    let sha = status_commit(&repo)?;
+    assert!(csv.contains(&format!(",{sha},")) && !csv.contains('—'), "{csv}");
     let page = repo.tmp.path().join("dora.html");
     repo.audit(&["report", "dora", "--since", "2000-01-01", "--output", page.to_str().context("path")?])?;
     let html = std::fs::read_to_string(&page)?;

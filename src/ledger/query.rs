@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::event::{DeploymentApprovalSynced, DeploymentRecorded, TeamSynced, WorkflowRunSynced};
+use super::event::{DeploymentApprovalSynced, DeploymentRecorded, Kind, TeamSynced, WorkflowRunSynced};
 use super::store::{Dialect, Value};
 use super::{sql, Ledger, LedgerError, Select};
 use crate::time::Timestamp;
@@ -294,6 +294,62 @@ impl Ledger {
             .rev()
             .find(|e| at.is_some_and(|at| crate::time::Timestamp::parse(&e.time).is_ok_and(|t| t <= at)))
             .map(|e| e.payload.members))
+    }
+
+    /// Each repository's web root on its forge (`https://github.com`, a GitHub
+    /// Enterprise host), read from the `html_url` of the newest pull request or
+    /// Actions run synced from it. Repositories with neither are left out.
+    pub fn forge_web_roots(&self) -> Result<std::collections::BTreeMap<String, String>, LedgerError> {
+        let repos =
+            self.rows("SELECT DISTINCT repo FROM pull_requests UNION SELECT DISTINCT repo FROM deployments", &[], |r| text(r, 0))?;
+        let mut out = std::collections::BTreeMap::new();
+        for repo in repos {
+            // `owner/name#N` subjects: a range on the (subject, seq) index ('$' follows '#').
+            let url = self
+                .rows(
+                    "SELECT payload FROM entries WHERE kind = ?1 AND subject >= ?2 AND subject < ?3 ORDER BY seq DESC LIMIT 1",
+                    &[Kind::PrSynced.as_str().into(), format!("{repo}#").into(), format!("{repo}$").into()],
+                    |r| text(r, 0),
+                )?
+                .into_iter()
+                .next()
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
+                .and_then(|p| p["html_url"].as_str().map(str::to_string));
+            let url = match url {
+                Some(u) => Some(u),
+                None => self
+                    .events::<WorkflowRunSynced>(&Select::default())?
+                    .into_iter()
+                    .rev()
+                    .find(|e| e.payload.repository == repo)
+                    .and_then(|e| e.payload.html_url),
+            };
+            // The root is what comes before `/owner/name/` in the page's address.
+            if let Some(root) = url.as_deref().and_then(|u| u.find(&format!("/{repo}/")).map(|i| u[..i].to_string())) {
+                out.insert(repo, root);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Each deployment's page, by id: the Actions run that made it, the CI job
+    /// a recorded deployment names, else its newest status's log.
+    pub fn deployment_pages(&self) -> Result<HashMap<i64, String>, LedgerError> {
+        let mut out: HashMap<i64, String> = self
+            .rows(
+                "SELECT deployment_id, log_url FROM deployment_statuses WHERE log_url IS NOT NULL AND log_url != '' ORDER BY id",
+                &[],
+                |r| (r.first().and_then(Value::as_int).unwrap_or(0), text(r, 1)),
+            )?
+            .into_iter()
+            .collect();
+        for e in self.events::<WorkflowRunSynced>(&Select::default())? {
+            out.extend(e.payload.html_url.map(|u| (e.payload.deployment_id, u)));
+        }
+        for e in self.events::<DeploymentRecorded>(&Select::default())? {
+            out.extend(e.payload.url.map(|u| (e.payload.deployment_id, u)));
+        }
+        Ok(out)
     }
 
     /// Where each recorded deployment came from (`gitlab-ci`, `jenkins` …), by id;

@@ -213,16 +213,12 @@ pub fn compliance(
     let doc = Document {
         title: format!("Compliance findings since {since}"),
         sections: vec![
-            Section {
-                title: "Findings by rule".into(),
-                columns: vec!["rule".into(), "findings".into()],
-                rows: per_rule.iter().map(|(r, n)| vec![r.to_string(), n.to_string()]).collect(),
-            },
-            Section {
-                title: "Findings".into(),
-                columns: ["rule", "severity", "subject", "message", "evidence (ledger seq)"].iter().map(|s| s.to_string()).collect(),
-                rows,
-            },
+            Section::new(
+                "Findings by rule",
+                &["rule", "findings"],
+                per_rule.iter().map(|(r, n)| vec![r.to_string(), n.to_string()]).collect(),
+            ),
+            Section::new("Findings", &["rule", "severity", "subject", "message", "evidence (ledger seq)"], rows),
         ],
         charts: vec![("Findings per rule".into(), per_rule.iter().map(|(r, n)| (r.to_string(), *n)).collect())],
         json: json!({"since": since.to_string(), "findings": out, "summary": per_rule}),

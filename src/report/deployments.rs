@@ -90,7 +90,9 @@ pub fn deployments(
         _ => Default::default(),
     };
     let mut dep_rows = Vec::new();
+    let mut dep_raw = Vec::new();
     let mut commit_rows = Vec::new();
+    let mut commit_raw = Vec::new();
     let mut json_deps = Vec::new();
     for (i, d) in all.iter().enumerate() {
         if !super::within(&d.time, since, until) {
@@ -113,15 +115,11 @@ pub fn deployments(
         let mut commits_json = Vec::new();
         for id in &ids {
             let (status, signer, pr, approvals, rules) = commit_facts(ledger, &d.repository, id)?;
-            commit_rows.push(vec![
-                d.id.to_string(),
-                short_id(id).to_string(),
-                status.clone(),
-                signer.clone(),
-                pr.clone(),
-                approvals.clone(),
-                rules.clone(),
-            ]);
+            let row = vec![d.id.to_string(), id.clone(), status.clone(), signer.clone(), pr.clone(), approvals.clone(), rules.clone()];
+            let mut short = row.clone();
+            short[1] = short_id(id).to_string();
+            commit_rows.push(short);
+            commit_raw.push(row);
             commits_json.push(json!({"id": id, "signature": {"status": status, "signer": signer}, "pull_request": pr, "approvals": approvals.split_whitespace().collect::<Vec<_>>(), "findings": rules.split_whitespace().collect::<Vec<_>>()}));
         }
         let source = sources.get(&d.id).cloned().unwrap_or_else(|| "github".into());
@@ -129,49 +127,42 @@ pub fn deployments(
         let approvers = approved.iter().filter(|a| a.state == "approved").map(|a| a.user.as_str()).collect::<Vec<_>>().join(" ");
         let findings = judged.get(&(d.repository.clone(), d.id)).cloned().unwrap_or_default();
         let finding_ids = findings.iter().map(|f| f.rule.id()).collect::<Vec<_>>().join(" ");
-        dep_rows.push(vec![
+        let row = vec![
             d.time.clone(),
             d.environment.clone(),
             d.id.to_string(),
-            short_id(&d.sha).to_string(),
+            d.sha.clone(),
             d.deployer.clone(),
             source.clone(),
             approvers,
             finding_ids,
             d.status.clone(),
             ids.len().to_string(),
-            previous.as_deref().map(|p| short_id(p).to_string()).unwrap_or_else(|| "—".into()),
+            previous.clone().unwrap_or_default(),
             note.clone(),
-        ]);
+        ];
+        let mut short = row.clone();
+        short[3] = short_id(&d.sha).to_string();
+        short[10] = previous.as_deref().map(|p| short_id(p).to_string()).unwrap_or_else(|| "—".into());
+        dep_rows.push(short);
+        dep_raw.push(row);
         json_deps.push(json!({"repository": d.repository, "id": d.id, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "triggering_actor": runs.get(&d.id).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "rolled_back_by": undone_by.map(|o| o.id), "rollback_of": undoes.map(|o| o.id), "seq": d.seq}));
     }
-    let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     Ok(Document {
         title: format!("Deployments to {env} {}", super::window_text(since, until)),
         sections: vec![
-            Section {
-                title: "Deployments".into(),
-                columns: cols(&[
-                    "time",
-                    "environment",
-                    "id",
-                    "sha",
-                    "deployer",
-                    "source",
-                    "approvers",
-                    "findings",
-                    "status",
-                    "commits",
-                    "since",
-                    "note",
-                ]),
-                rows: dep_rows,
-            },
-            Section {
-                title: "Commits shipped".into(),
-                columns: cols(&["deployment", "commit", "signature", "signer", "pull request", "approvals", "findings"]),
-                rows: commit_rows,
-            },
+            Section::new(
+                "Deployments",
+                &["time", "environment", "id", "sha", "deployer", "source", "approvers", "findings", "status", "commits", "since", "note"],
+                dep_rows,
+            )
+            .with_raw(dep_raw),
+            Section::new(
+                "Commits shipped",
+                &["deployment", "commit", "signature", "signer", "pull request", "approvals", "findings"],
+                commit_rows,
+            )
+            .with_raw(commit_raw),
         ],
         charts: Vec::new(),
         json: json!({"environment": env, "since": since.to_string(), "until": until.to_string(), "deployments": json_deps}),

@@ -35,6 +35,11 @@ fn hours(h: Option<f64>) -> String {
     h.map_or("—".into(), |h| format!("{h:.1}"))
 }
 
+/// A number for CSV: as computed (to 4 decimals), empty when there is none.
+fn raw(v: Option<f64>) -> String {
+    v.map_or(String::new(), |v| format!("{}", (v * 10_000.0).round() / 10_000.0))
+}
+
 #[derive(Default)]
 struct Week {
     deployments: u64,
@@ -105,6 +110,7 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
     let days = ((end - since.datetime()).num_seconds() as f64 / 86400.0).max(1.0);
     let cfr = |w: &Week| if w.deployments == 0 { 0.0 } else { w.failed as f64 / w.deployments as f64 * 100.0 };
     let mut rows = Vec::new();
+    let mut raw_rows = Vec::new();
     let mut json_weeks = Vec::new();
     let mut bars = Vec::new();
     for (k, w) in weeks.iter_mut() {
@@ -119,6 +125,15 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
             hours(lead),
             hours(restore),
         ]);
+        raw_rows.push(vec![
+            k.clone(),
+            w.deployments.to_string(),
+            w.successful.to_string(),
+            w.failed.to_string(),
+            raw(Some(cfr(w) / 100.0)),
+            raw(lead),
+            raw(restore),
+        ]);
         json_weeks.push(json!({"week": k, "deployments": w.deployments, "successful": w.successful, "failed": w.failed, "change_failure_rate": cfr(w) / 100.0, "median_lead_time_hours": lead, "median_time_to_restore_hours": restore}));
         bars.push((k.clone(), w.deployments));
     }
@@ -131,16 +146,24 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
         vec!["change failure rate".into(), format!("{:.0}% ({} of {})", cfr(&total), total.failed, total.deployments)],
         vec!["time to restore, median".into(), format!("{} h", hours(restore))],
     ];
-    let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let overall_raw = vec![
+        vec!["deployments".into(), total.deployments.to_string()],
+        vec!["successful deployments".into(), total.successful.to_string()],
+        vec!["failed deployments".into(), total.failed.to_string()],
+        vec!["deployments per week".into(), raw(Some(per_week))],
+        vec!["change failure rate".into(), raw(Some(cfr(&total) / 100.0))],
+        vec!["median lead time (h)".into(), raw(lead)],
+        vec!["median time to restore (h)".into(), raw(restore)],
+    ];
     let lead_dist: Vec<(String, u64)> =
         ["< 1 h", "1–24 h", "1–7 days", "> 7 days"].iter().zip(lead_buckets).map(|(l, n)| (format!("lead time {l}"), n)).collect();
     Ok(Document {
         title: format!("DORA metrics for {env} {}", super::window_text(since, until)),
         sections: vec![
-            Section { title: "Overall".into(), columns: cols(&["metric", "value"]), rows: overall },
-            Section {
-                title: "Per week".into(),
-                columns: cols(&[
+            Section::new("Overall", &["metric", "value"], overall).with_raw(overall_raw),
+            Section::new(
+                "Per week",
+                &[
                     "week",
                     "deployments",
                     "successful",
@@ -148,14 +171,15 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
                     "change failure rate",
                     "median lead time (h)",
                     "median time to restore (h)",
-                ]),
+                ],
                 rows,
-            },
-            Section {
-                title: "Lead time distribution".into(),
-                columns: cols(&["bucket", "commits"]),
-                rows: lead_dist.iter().map(|(l, n)| vec![l.clone(), n.to_string()]).collect(),
-            },
+            )
+            .with_raw(raw_rows),
+            Section::new(
+                "Lead time distribution",
+                &["bucket", "commits"],
+                lead_dist.iter().map(|(l, n)| vec![l.clone(), n.to_string()]).collect(),
+            ),
         ],
         charts: vec![("Deployments per week".into(), bars), ("Lead time distribution (commits)".into(), lead_dist.clone())],
         json: json!({

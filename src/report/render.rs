@@ -18,7 +18,23 @@ pub enum ReportFormat {
 pub struct Section {
     pub title: String,
     pub columns: Vec<String>,
+    /// As people read them: short ids, `33%`, `—` for nothing.
     pub rows: Vec<Vec<String>>,
+    /// As programs read them, for CSV: full ids, fractions, hours, empty for
+    /// nothing. `None` when `rows` already are.
+    pub raw: Option<Vec<Vec<String>>>,
+}
+
+impl Section {
+    pub fn new(title: &str, columns: &[&str], rows: Vec<Vec<String>>) -> Section {
+        Section { title: title.into(), columns: columns.iter().map(|c| c.to_string()).collect(), rows, raw: None }
+    }
+
+    /// The same rows with raw values (same columns, same order), for CSV.
+    pub fn with_raw(mut self, raw: Vec<Vec<String>>) -> Section {
+        self.raw = Some(raw);
+        self
+    }
 }
 
 /// A rendered-ready report.
@@ -202,8 +218,9 @@ fn csv_cell(c: &str) -> String {
     }
 }
 
-/// One CSV table: the first section that has rows is the report's main table;
-/// every section is written with a `section` column so nothing is lost.
+/// One CSV table per report, with raw values (full ids, fractions, hours) so
+/// it loads into a spreadsheet or Datasette as it is: every section's rows,
+/// under the union of their columns, with a `section` column saying whose.
 fn csv(doc: &Document) -> String {
     let mut out = String::new();
     let mut columns: Vec<String> = vec!["section".into()];
@@ -216,7 +233,7 @@ fn csv(doc: &Document) -> String {
     }
     let _ = writeln!(out, "{}", columns.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
     for s in &doc.sections {
-        for r in &s.rows {
+        for r in s.raw.as_ref().unwrap_or(&s.rows) {
             let mut line = vec![csv_cell(&s.title)];
             for c in &columns[1..] {
                 let v = s.columns.iter().position(|x| x == c).and_then(|i| r.get(i)).map(String::as_str).unwrap_or("");
@@ -286,9 +303,84 @@ pub struct Page<'a> {
     pub after: String,
     pub provenance: Option<&'a Provenance>,
     /// Link ids to their pages: ledger seqs to `/entry/N`, commits to
-    /// `/trace/ID`, pull requests to the forge (served pages only: a static
-    /// file links nowhere).
-    pub links: bool,
+    /// `/trace/ID`, pull requests, commits and deployments to the forge
+    /// (served pages only: a static file links nowhere).
+    pub links: Option<&'a Links>,
+}
+
+/// What the served pages can link to outside: the forge's pages, as the
+/// ledger recorded them.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    /// `owner/name` → its forge's web root (`https://github.com`, an Enterprise host).
+    forge: std::collections::BTreeMap<String, String>,
+    /// Deployment id → its page (the run, the CI job, the status log).
+    deployments: std::collections::HashMap<i64, String>,
+    /// The page's window (`since`, `until`): environments link to their
+    /// dashboard over the same window.
+    window: Option<(String, String)>,
+}
+
+/// An address a page may link to: http(s), no credentials, nothing that
+/// could leave the attribute.
+fn web_address(url: &str) -> bool {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        let authority = r.split('/').next().unwrap_or("");
+        !authority.is_empty() && !authority.contains('@') && !url.bytes().any(|b| b.is_ascii_whitespace() || b"\"'<>`".contains(&b))
+    })
+}
+
+impl Links {
+    /// Keeps only addresses a page may carry (see [`web_address`]).
+    pub fn new(forge: std::collections::BTreeMap<String, String>, deployments: std::collections::HashMap<i64, String>) -> Links {
+        Links {
+            forge: forge.into_iter().filter(|(_, root)| web_address(root)).collect(),
+            deployments: deployments.into_iter().filter(|(_, u)| web_address(u)).collect(),
+            window: None,
+        }
+    }
+
+    /// Environments then link to their dashboard over this window.
+    pub fn with_window(mut self, since: &str, until: &str) -> Links {
+        self.window = Some((since.to_string(), until.to_string()));
+        self
+    }
+
+    /// An environment's dashboard over the page's window.
+    fn environment(&self, env: &str) -> Option<String> {
+        let (since, until) = self.window.as_ref()?;
+        let query = serde_urlencoded::to_string([("env", env), ("since", since), ("until", until)]).ok()?;
+        Some(format!("/?{query}"))
+    }
+
+    /// The one repository these pages are about, when there is one (short
+    /// ids and `#N` in tables are then unambiguous).
+    fn only_repo(&self) -> Option<(&str, &str)> {
+        let mut it = self.forge.iter();
+        match (it.next(), it.next()) {
+            (Some((repo, root)), None) => Some((repo, root)),
+            _ => None,
+        }
+    }
+
+    /// A commit's page on the forge.
+    pub fn commit(&self, repo: Option<&str>, id: &str) -> Option<String> {
+        let (repo, root) = match repo {
+            Some(r) => (r, self.forge.get(r)?.as_str()),
+            None => self.only_repo()?,
+        };
+        Some(format!("{root}/{repo}/commit/{id}"))
+    }
+
+    /// A pull request's page on the forge.
+    pub fn pull(&self, repo: Option<&str>, number: &str) -> Option<String> {
+        let (repo, root) = match repo {
+            Some(r) => (r, self.forge.get(r)?.as_str()),
+            None => self.only_repo()?,
+        };
+        Some(format!("{root}/{repo}/pull/{number}"))
+    }
 }
 
 /// Outcomes a reader should see at a glance.
@@ -309,31 +401,43 @@ fn is_hex_id(s: &str) -> bool {
 }
 
 /// A cell as HTML: escaped text, with links to what it names.
-fn cell_html(column: &str, value: &str, links: bool) -> String {
-    if !links {
-        return esc(value);
-    }
+fn cell_html(column: &str, value: &str, links: Option<&Links>) -> String {
+    let Some(links) = links else { return esc(value) };
     let seq_link = |n: &str| format!("<a href=\"/entry/{n}\">{n}</a>");
+    let out = |url: String, text: &str| format!("<a href=\"{}\">{}</a>", esc(&url), esc(text));
     match column {
         "seq" | "evidence (ledger seq)"
             if value.split([' ', ',']).filter(|w| !w.is_empty()).all(|w| w.bytes().all(|b| b.is_ascii_digit())) =>
         {
             value.split([' ', ',']).filter(|w| !w.is_empty()).map(seq_link).collect::<Vec<_>>().join(" ")
         }
+        "environment" if !value.is_empty() && links.window.is_some() => match links.environment(value) {
+            Some(url) => out(url, value),
+            None => esc(value),
+        },
+        // A deployment id: its run or job.
+        "id" | "deployment" if value.parse::<i64>().is_ok_and(|id| links.deployments.contains_key(&id)) => {
+            let url = value.parse::<i64>().ok().and_then(|id| links.deployments.get(&id)).cloned().unwrap_or_default();
+            out(url, value)
+        }
         _ => value
             .split(' ')
             .map(|word| {
                 let bare = word.trim_end_matches([',', ';']);
+                let tail = esc(&word[bare.len()..]);
                 // Full ids anywhere; short ones where the column says they are commits.
-                if is_hex_id(bare) && (bare.len() >= 40 || matches!(column, "sha" | "commit" | "head sha")) {
-                    format!("<a href=\"/trace/{bare}\">{}</a>{}", esc(bare), esc(&word[bare.len()..]))
-                } else if let Some((repo, n)) = bare.split_once('#').filter(|(r, n)| {
-                    r.split('/').count() == 2
-                        && !n.is_empty()
-                        && n.bytes().all(|b| b.is_ascii_digit())
-                        && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
-                }) {
-                    format!("<a href=\"https://github.com/{repo}/pull/{n}\">{}</a>{}", esc(bare), esc(&word[bare.len()..]))
+                if is_hex_id(bare) && (bare.len() >= 40 || matches!(column, "sha" | "commit" | "head" | "head sha" | "since")) {
+                    let forge =
+                        links.commit(None, bare).map(|u| format!(" <a class=\"forge\" href=\"{}\" title=\"on the forge\">↗</a>", esc(&u)));
+                    format!("<a href=\"/trace/{bare}\">{}</a>{}{tail}", esc(bare), forge.unwrap_or_default())
+                } else if let Some(url) = pull_ref(bare).and_then(|(repo, n)| links.pull(Some(repo), n)) {
+                    format!("{}{tail}", out(url, bare))
+                } else if let Some(url) = bare
+                    .strip_prefix('#')
+                    .filter(|n| matches!(column, "pull request" | "pr") && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|n| links.pull(None, n))
+                {
+                    format!("{}{tail}", out(url, bare))
                 } else {
                     esc(word)
                 }
@@ -341,6 +445,16 @@ fn cell_html(column: &str, value: &str, links: bool) -> String {
             .collect::<Vec<_>>()
             .join(" "),
     }
+}
+
+/// `owner/name#N` as (repository, number).
+fn pull_ref(word: &str) -> Option<(&str, &str)> {
+    word.split_once('#').filter(|(r, n)| {
+        r.split('/').count() == 2
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+    })
 }
 
 const PAGE: &str = include_str!("templates/page.html");
@@ -395,11 +509,7 @@ mod tests {
     fn doc() -> Document {
         Document {
             title: "T".into(),
-            sections: vec![Section {
-                title: "S".into(),
-                columns: vec!["a".into(), "b".into()],
-                rows: vec![vec!["x,y".into(), "say \"hi\"".into()], vec!["<b>".into(), "a|b".into()]],
-            }],
+            sections: vec![Section::new("S", &["a", "b"], vec![vec!["x,y".into(), "say \"hi\"".into()], vec!["<b>".into(), "a|b".into()]])],
             charts: vec![("findings per rule".into(), vec![("r1".into(), 3), ("r2".into(), 1)])],
             json: serde_json::json!({"ok": true}),
         }
@@ -412,11 +522,11 @@ mod tests {
         let msg = "the only approvals are by its author alice; merged by alice after the last push to the branch";
         let d = Document {
             title: "T".into(),
-            sections: vec![Section {
-                title: "S".into(),
-                columns: vec!["rule".into(), "message".into(), "evidence (ledger seq)".into()],
-                rows: vec![vec!["pr.self-approval".into(), msg.repeat(2), "1 2 3".into()]],
-            }],
+            sections: vec![Section::new(
+                "S",
+                &["rule", "message", "evidence (ledger seq)"],
+                vec![vec!["pr.self-approval".into(), msg.repeat(2), "1 2 3".into()]],
+            )],
             ..Document::default()
         };
         let t = render(&d, ReportFormat::Table, false);

@@ -105,11 +105,7 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
         "reviews": reviews.iter().map(|r| json!({"number": r[0].parse::<u64>().ok(), "reviewer": r[1], "state": r[2], "commit": r[3], "submitted_at": r[4]})).collect::<Vec<_>>(),
         "deployments": deployments.iter().zip(&deployment_approvals).map(|(r, a)| json!({"environment": r[0], "time": r[1], "id": r[2].parse::<i64>().ok(), "sha": r[3], "deployer": r[4], "status": r[5], "how": r[6], "repository": r[7], "approvals": a})).collect::<Vec<_>>(),
     });
-    let section = |title: &str, cols: &[&str], rows: Vec<Vec<String>>| Section {
-        title: title.into(),
-        columns: cols.iter().map(|s| s.to_string()).collect(),
-        rows,
-    };
+    let section = Section::new;
     Ok(Document {
         title: format!("Trace of commit {commit}"),
         sections: vec![
@@ -117,11 +113,13 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
             section("Pushes", &["seq", "time", "ref", "pusher", "outcome"], pushes),
             section(
                 "Pull requests",
-                &["repository", "number", "title", "author", "state", "merged by", "merged at", "head", "linked by"],
+                &["pull request", "title", "author", "state", "merged by", "merged at", "head", "linked by"],
                 prs.into_iter()
-                    .map(|mut r| {
-                        r[7] = short_id(&r[7]).to_string();
-                        r
+                    .map(|r| {
+                        let mut row = vec![format!("{}#{}", r[0], r[1])];
+                        row.extend(r[2..].iter().cloned());
+                        row[6] = short_id(&row[6]).to_string();
+                        row
                     })
                     .collect(),
             ),
