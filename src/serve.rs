@@ -432,6 +432,31 @@ async fn search(Query(q): Query<SearchQuery>) -> Response {
     failure(StatusCode::BAD_REQUEST, &format!("`{q}` is neither a ledger seq nor a commit id"))
 }
 
+/// The newest deployments of the window (at most 20): what shipped, who
+/// deployed and approved it, its findings and how it ended.
+fn latest_deployments(report: &Document, env: &str) -> Section {
+    const SHOWN: usize = 20;
+    const COLUMNS: [&str; 9] = ["time", "environment", "id", "sha", "deployer", "approvers", "findings", "status", "note"];
+    let (mut rows, mut total) = (Vec::new(), 0);
+    if let Some(all) = report.sections.first() {
+        total = all.rows.len();
+        let at: Vec<Option<usize>> = COLUMNS.iter().map(|c| all.columns.iter().position(|x| x == c)).collect();
+        rows = all
+            .rows
+            .iter()
+            .rev()
+            .take(SHOWN)
+            .map(|r| at.iter().map(|i| i.and_then(|i| r.get(i)).cloned().unwrap_or_default()).collect())
+            .collect();
+    }
+    let title = if total > SHOWN {
+        format!("Latest deployments to {env} ({SHOWN} of {total}; all on /deployments)")
+    } else {
+        format!("Deployments to {env}")
+    };
+    Section::new(&title, &COLUMNS, rows)
+}
+
 /// The weekly trends: deployments, change failure rate, median lead time.
 fn trends(dora: &Document) -> Vec<(String, Vec<(String, u64)>)> {
     let weeks = dora.json["weeks"].as_array().cloned().unwrap_or_default();
@@ -494,6 +519,9 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
         let (_, findings) =
             report::compliance::compliance(&ctx.ledger, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref()).map_err(|e| e.to_string())?;
         let pushes = pushes(&ctx.ledger, &w)?;
+        // What shipped to the environment and who approved it, newest first.
+        let shipped = report::deployments::deployments(&ctx.ledger, ctx.repo.as_ref(), &w.env, &w.since, &w.until, ctx.policy.as_ref())
+            .map_err(|e| e.to_string())?;
         // Every environment deployed to, side by side.
         let envs: std::collections::BTreeSet<String> =
             ctx.ledger.deployments().map_err(|e| e.to_string())?.into_iter().map(|d| d.environment).collect();
@@ -503,10 +531,10 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
             per_env.push((env, d.json["overall"].clone()));
         }
         let served = ctx.served_over(&w);
-        Ok((w, dora, findings, pushes, per_env, served))
+        Ok((w, dora, findings, pushes, shipped, per_env, served))
     })
     .await;
-    let (w, dora, findings, pushes, per_env, p) = match r {
+    let (w, dora, findings, pushes, shipped, per_env, p) = match r {
         Ok(x) => x,
         Err(e) => return failure(StatusCode::BAD_REQUEST, &e),
     };
@@ -601,6 +629,7 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
     let doc = Document {
         title: format!("Dashboard: {} since {} (to {until})", w.env, w.since),
         sections: vec![
+            latest_deployments(&shipped, &w.env),
             Section::new(
                 "Environments",
                 &[

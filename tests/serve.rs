@@ -142,6 +142,9 @@ fn serve_shows_the_ledger_read_only_with_its_provenance() -> Result<()> {
     let staging = dom.split(&env_link("staging")).nth(1).unwrap_or_default();
     assert!(staging.starts_with("<td>1</td><td>1</td><td>100%</td><td>low</td>"), "{dom}");
     assert!(dom.contains(&format!("{}<td>1</td><td>0</td><td>0%</td><td>elite</td>", env_link("production"))), "{dom}");
+    // What shipped to production and who approved it.
+    let shipped = dom.split("Deployments to production (1)").nth(1).unwrap_or_default();
+    assert!(shipped.contains("<td>erin</td>") && shipped.contains("<td class=\"good\">success</td>"), "{dom}");
     // Trends over weeks: deployments, change failure rate, lead time.
     for chart in ["Deployments per week", "Change failure rate per week (%)", "Median lead time per week"] {
         assert!(dom.contains(chart), "{chart} missing:\n{dom}");
