@@ -8,6 +8,8 @@ pub mod check;
 pub mod cli;
 pub mod deploy;
 pub mod forge;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod git;
 pub mod hook;
 pub mod install;

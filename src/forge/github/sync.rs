@@ -298,37 +298,12 @@ async fn pulls_graphql(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum:
     for n in nodes {
         let number = n["number"].as_u64().unwrap_or(0);
         let updated = n["updatedAt"].as_str().unwrap_or("").to_string();
-        // In REST's shape, so both APIs record identical payloads.
-        let state = match n["state"].as_str() {
-            Some("OPEN") => "open",
-            _ => "closed",
-        };
-        let detail = json!({
-            "number": number, "title": n["title"], "state": state, "draft": n["isDraft"], "merged": n["merged"],
-            "merged_at": n["mergedAt"], "created_at": n["createdAt"], "updated_at": n["updatedAt"], "closed_at": n["closedAt"],
-            "html_url": n["url"], "merge_commit_sha": n["mergeCommit"]["oid"], "user": {"login": n["author"]["login"]},
-            "merged_by": if n["mergedBy"].is_null() { Value::Null } else { json!({"login": n["mergedBy"]["login"]}) },
-            "base": {"ref": n["baseRefName"], "sha": n["baseRefOid"]}, "head": {"ref": n["headRefName"], "sha": n["headRefOid"]},
-        });
-        let total_commits = n["commits"]["totalCount"].as_u64().unwrap_or(0) as usize;
-        let mut commits: Vec<String> = n["commits"]["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["commit"]["oid"].as_str().map(str::to_string))
-            .collect();
+        let GraphqlPull { detail, mut commits, total_commits, mut reviews, total_reviews } = graphql_pull(&n);
         if total_commits > commits.len() {
             let all = client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/commits?per_page=100"), "pull_requests: read", 3).await?;
             commits = all.iter().filter_map(|c| c["sha"].as_str().map(str::to_string)).collect();
         }
         let capped = note_cap(repo, number, commits.len(), sum);
-        let total_reviews = n["reviews"]["totalCount"].as_u64().unwrap_or(0) as usize;
-        let mut reviews: Vec<Value> = n["reviews"]["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| json!({"id": r["databaseId"], "state": r["state"], "commit_id": r["commit"]["oid"], "submitted_at": r["submittedAt"], "html_url": r["url"], "author_association": r["authorAssociation"], "user": {"login": r["author"]["login"]}}))
-            .collect();
         if total_reviews > reviews.len() {
             reviews =
                 client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/reviews?per_page=100"), "pull_requests: read", 10).await?;
@@ -343,6 +318,46 @@ async fn pulls_graphql(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum:
         sum.new_entries += batch.commit(ledger)?;
     }
     Ok(())
+}
+
+/// One GraphQL pull request node in REST's shapes (so both APIs record
+/// identical payloads), with how many commits and reviews GitHub says it has
+/// (more than listed: fetch the rest over REST).
+pub struct GraphqlPull {
+    pub detail: Value,
+    pub commits: Vec<String>,
+    pub total_commits: usize,
+    pub reviews: Vec<Value>,
+    pub total_reviews: usize,
+}
+
+pub fn graphql_pull(n: &Value) -> GraphqlPull {
+    let state = match n["state"].as_str() {
+        Some("OPEN") => "open",
+        _ => "closed",
+    };
+    let detail = json!({
+        "number": n["number"].as_u64().unwrap_or(0), "title": n["title"], "state": state, "draft": n["isDraft"], "merged": n["merged"],
+        "merged_at": n["mergedAt"], "created_at": n["createdAt"], "updated_at": n["updatedAt"], "closed_at": n["closedAt"],
+        "html_url": n["url"], "merge_commit_sha": n["mergeCommit"]["oid"], "user": {"login": n["author"]["login"]},
+        "merged_by": if n["mergedBy"].is_null() { Value::Null } else { json!({"login": n["mergedBy"]["login"]}) },
+        "base": {"ref": n["baseRefName"], "sha": n["baseRefOid"]}, "head": {"ref": n["headRefName"], "sha": n["headRefOid"]},
+    });
+    let commits =
+        n["commits"]["nodes"].as_array().into_iter().flatten().filter_map(|c| c["commit"]["oid"].as_str().map(str::to_string)).collect();
+    let reviews = n["reviews"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| json!({"id": r["databaseId"], "state": r["state"], "commit_id": r["commit"]["oid"], "submitted_at": r["submittedAt"], "html_url": r["url"], "author_association": r["authorAssociation"], "user": {"login": r["author"]["login"]}}))
+        .collect();
+    GraphqlPull {
+        detail,
+        commits,
+        total_commits: n["commits"]["totalCount"].as_u64().unwrap_or(0) as usize,
+        reviews,
+        total_reviews: n["reviews"]["totalCount"].as_u64().unwrap_or(0) as usize,
+    }
 }
 
 /// True (and said, and listed in the summary) when a PR's commit list is at GitHub's cap.
