@@ -200,6 +200,121 @@ pub struct Faults {
     pub secondary_limit: u32,
     pub primary_exhausted: u32,
     pub delay_ms: u64,
+    /// Random faults on a share of all requests (see [`Chaos`]).
+    pub chaos: Option<Chaos>,
+}
+
+/// What can go wrong with a request, each as GitHub or a proxy in front of
+/// it does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    Status500,
+    Status502,
+    Status503,
+    /// 403 with `retry-after` (a secondary rate limit).
+    SecondaryLimit,
+    /// 429 with `retry-after`.
+    TooMany,
+    /// 200 with the JSON cut in half (the length says so).
+    TruncatedJson,
+    /// 200 whose body is not JSON at all.
+    InvalidJson,
+    /// The body trickles in, in small delayed chunks.
+    SlowBody,
+    /// The connection drops mid-body.
+    Dropped,
+}
+
+pub const FAULTS: [Fault; 9] = [
+    Fault::Status500,
+    Fault::Status502,
+    Fault::Status503,
+    Fault::SecondaryLimit,
+    Fault::TooMany,
+    Fault::TruncatedJson,
+    Fault::InvalidJson,
+    Fault::SlowBody,
+    Fault::Dropped,
+];
+
+/// Faults at random (a seeded xorshift, so a failing seed replays): each
+/// request has `percent` chances in 100 of one of [`FAULTS`].
+pub struct Chaos {
+    pub state: u64,
+    pub percent: u64,
+    /// How many of each were served.
+    pub served: BTreeMap<Fault, u64>,
+}
+
+impl Chaos {
+    pub fn new(seed: u64, percent: u64) -> Chaos {
+        Chaos { state: seed.max(1), percent, served: BTreeMap::new() }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    fn roll(&mut self) -> Option<Fault> {
+        if self.next() % 100 >= self.percent {
+            return None;
+        }
+        let f = FAULTS[(self.next() % FAULTS.len() as u64) as usize];
+        *self.served.entry(f).or_default() += 1;
+        Some(f)
+    }
+}
+
+/// The response a chaotic server sends instead of (or made of) `resp`.
+async fn chaotic(fault: Fault, resp: Response) -> Response {
+    let plain = |status: StatusCode, body: &'static str, extra: &[(&str, &str)]| {
+        let mut r = Response::builder().status(status);
+        for (k, v) in extra {
+            r = r.header(*k, *v);
+        }
+        r.body(Body::from(body)).unwrap_or_default()
+    };
+    match fault {
+        Fault::Status500 => plain(StatusCode::INTERNAL_SERVER_ERROR, "{\"message\":\"Server Error\"}", &[]),
+        Fault::Status502 => plain(StatusCode::BAD_GATEWAY, "<html><body>502 Bad Gateway</body></html>", &[]),
+        Fault::Status503 => plain(StatusCode::SERVICE_UNAVAILABLE, "{\"message\":\"Service Unavailable\"}", &[]),
+        Fault::SecondaryLimit => plain(
+            StatusCode::FORBIDDEN,
+            "{\"message\":\"You have exceeded a secondary rate limit. Please wait a few minutes before you try again.\"}",
+            &[("retry-after", "0"), ("content-type", "application/json")],
+        ),
+        Fault::TooMany => plain(StatusCode::TOO_MANY_REQUESTS, "{\"message\":\"Too Many Requests\"}", &[("retry-after", "0")]),
+        Fault::InvalidJson => plain(StatusCode::OK, "<html><body>Whoa there!</body></html>", &[("content-type", "application/json")]),
+        Fault::TruncatedJson | Fault::SlowBody | Fault::Dropped => {
+            let (parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 24).await.unwrap_or_default();
+            let mut parts = parts;
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            parts.headers.remove(axum::http::header::ETAG);
+            let body = match fault {
+                Fault::TruncatedJson => Body::from(bytes.slice(..bytes.len() / 2)),
+                Fault::SlowBody => {
+                    let chunks: Vec<bytes::Bytes> = bytes.chunks(64).map(bytes::Bytes::copy_from_slice).collect();
+                    Body::from_stream(futures_util::stream::unfold(chunks.into_iter(), |mut it| async move {
+                        let chunk = it.next()?;
+                        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                        Some((Ok::<_, std::io::Error>(chunk), it))
+                    }))
+                }
+                _ => {
+                    let half = bytes.slice(..bytes.len() / 2);
+                    Body::from_stream(futures_util::stream::iter(vec![
+                        Ok(half),
+                        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "dropped")),
+                    ]))
+                }
+            };
+            Response::from_parts(parts, body)
+        }
+    }
 }
 
 pub struct Shared {
@@ -275,12 +390,17 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     if delay > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
+    let fault = s.faults.lock().ok().and_then(|mut f| f.chaos.as_mut().and_then(Chaos::roll));
     let resp = if post && path.starts_with("/app/installations/") && path.ends_with("/access_tokens") {
         app_token(&headers)
     } else if post && (path == "/graphql" || path == "/api/graphql") {
         graphql(&s, &headers, &body)
     } else {
         respond(&s, &path, &q, &headers)
+    };
+    let resp = match fault {
+        Some(f) => chaotic(f, resp).await,
+        None => resp,
     };
     s.log.lock().unwrap_or_else(|e| e.into_inner()).push((resp.status().as_u16(), if q.is_empty() { path } else { format!("{path}?{q}") }));
     resp

@@ -599,3 +599,88 @@ fn sync_shows_phase_and_counts_on_a_terminal_and_json_with_json_logs() -> Result
     assert_eq!(v["repositories"][0]["repository"], "acme/api", "{v}");
     Ok(())
 }
+
+/// GitHub chaos: a quarter of all requests fail at random — 500/502/503, 403
+/// secondary limits and 429s with `retry-after`, JSON cut in half or not JSON
+/// at all, bodies that trickle, connections dropped mid-body. Each seed's
+/// syncs (a run may give up with a clear error; the next resumes from its
+/// cursors) end with every object recorded exactly once, each successful
+/// run's count equal to what it added, and a clean `ledger verify`.
+/// More seeds: `GIT_AUDIT_CHAOS_SEEDS=50 cargo test chaos` (fault/chaos.sh).
+#[test]
+fn chaos_syncs_end_with_everything_exactly_once() -> Result<()> {
+    let seeds: u64 = std::env::var("GIT_AUDIT_CHAOS_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let mut served: BTreeMap<crate::fake_github::Fault, u64> = BTreeMap::new();
+    let mut gave_up = 0;
+    for seed in 1..=seeds {
+        let api = if seed % 2 == 0 { "rest" } else { "graphql" };
+        let s = setup(world())?;
+        s.fake.faults(|f| f.chaos = Some(crate::fake_github::Chaos::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 25)));
+        let entries = || -> Result<u64> { Ok(s.scalar("SELECT count(*) FROM entries")?.parse()?) };
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            let before = entries()?;
+            let (code, v, err) = s.sync(&["--pulls-api", api])?;
+            s.verify_ledger()?;
+            if code == 0 {
+                let reported: u64 = v["repositories"].as_array().into_iter().flatten().filter_map(|r| r["new_entries"].as_u64()).sum();
+                assert_eq!(reported, entries()? - before, "seed {seed} run {runs}: the count is not what was added: {v}");
+                break;
+            }
+            // Gave up: a clear error naming the repository and what failed.
+            gave_up += 1;
+            assert!(err.contains("error:") && err.contains("acme/api"), "seed {seed} run {runs}: {err}");
+            assert!(runs < 10, "seed {seed}: still failing after {runs} runs: {err}");
+        }
+        // The storm passes: one more run has nothing new to record.
+        let chaos = s.fake.shared.faults.lock().map(|mut f| f.chaos.take()).ok().flatten();
+        for (k, n) in chaos.map(|c| c.served).unwrap_or_default() {
+            *served.entry(k).or_default() += n;
+        }
+        let (code, v, err) = s.sync(&["--pulls-api", api])?;
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(v["repositories"][0]["new_entries"], 0, "seed {seed}: {v}");
+        let k = s.kinds()?;
+        for (kind, n) in [
+            ("pr.synced", 131),
+            ("review.synced", 4),
+            ("deployment.synced", 2),
+            ("deployment_status.synced", 3),
+            ("deployment_approval.synced", 1),
+        ] {
+            assert_eq!(k.get(kind), Some(&n), "seed {seed} ({api}): {kind} in {k:?}");
+        }
+        assert_eq!(
+            s.scalar(
+                "SELECT count(*) FROM (SELECT kind, subject, payload FROM entries GROUP BY kind, subject, payload HAVING count(*) > 1)"
+            )?,
+            "0"
+        );
+    }
+    eprintln!("chaos: {seeds} seeds, faults served {served:?}, {gave_up} runs gave up and were resumed");
+    assert!(served.len() >= 6, "too few kinds of fault were served: {served:?}");
+
+    // A storm that does not pass in time: the sync gives up with a clear error
+    // (exit 1, the repository and the last failure named), keeps what it had,
+    // and the next run, after the storm, completes it exactly once.
+    let s = setup(world())?;
+    s.fake.faults(|f| f.chaos = Some(crate::fake_github::Chaos::new(42, 97)));
+    let (code, _, err) = s.sync(&["--pulls-api", "rest"])?;
+    eprintln!("chaos at 97%: exit {code}: {}", err.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>().join(" | "));
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("error: acme/api") && (err.contains("unavailable") || err.contains("not JSON") || err.contains("rate limited")),
+        "{err}"
+    );
+    s.verify_ledger()?;
+    s.fake.faults(|f| f.chaos = None);
+    let (code, _, err) = s.sync(&["--pulls-api", "rest"])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.kinds()?.get("pr.synced"), Some(&131));
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM (SELECT kind, subject, payload FROM entries GROUP BY kind, subject, payload HAVING count(*) > 1)")?,
+        "0"
+    );
+    Ok(())
+}

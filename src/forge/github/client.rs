@@ -97,6 +97,9 @@ pub struct CachedPage {
     pub next: Option<String>,
 }
 
+/// Rate-limit waits one request sits through before it gives up.
+pub const MAX_RATE_LIMIT_WAITS: u32 = 20;
+
 pub struct Client {
     octo: octocrab::Octocrab,
     /// Rooted where GraphQL lives: `https://api.github.com/graphql`, or on
@@ -160,6 +163,7 @@ impl Client {
     pub async fn graphql(&self, repo: &str, query: &str, variables: serde_json::Value) -> Result<serde_json::Value, ClientError> {
         let body = serde_json::json!({"query": query, "variables": variables});
         let mut attempt = 0u32;
+        let mut waits = 0u32;
         loop {
             if self.interrupted.load(Ordering::SeqCst) {
                 return Err(ClientError::Interrupted);
@@ -180,7 +184,16 @@ impl Client {
             let status = response.status();
             let headers = response.headers().clone();
             self.note_rate_limit(&headers);
-            let bytes = http_body_util::BodyExt::collect(response.into_body()).await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+            let bytes = match http_body_util::BodyExt::collect(response.into_body()).await {
+                Ok(b) => b.to_bytes().to_vec(),
+                Err(e) => {
+                    if attempt >= self.max_attempts {
+                        return Err(ClientError::Unavailable { repo: repo.into(), path: "graphql".into(), last: redact(&e.to_string()) });
+                    }
+                    self.pause(repo, self.retry_delay(attempt), "the response was cut off").await;
+                    continue;
+                }
+            };
             if status == StatusCode::UNAUTHORIZED {
                 return Err(ClientError::BadCredentials {
                     repo: repo.into(),
@@ -196,19 +209,27 @@ impl Client {
             }
             if !status.is_success() {
                 if let Some(wait) = rate_limit_wait(status, &headers) {
-                    self.pause(repo, wait.min(self.max_wait), "rate limited by GitHub").await;
+                    self.rate_limited(repo, "graphql", wait, &mut waits).await?;
+                    attempt = attempt.saturating_sub(1);
                     continue;
                 }
             }
-            let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
-                repo: repo.into(),
-                path: "graphql".into(),
-                message: format!("not JSON: {e}"),
-            })?;
+            let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                // A 200 whose body is not JSON was cut off or mangled on the way: ask again.
+                Err(e) if status.is_success() && attempt < self.max_attempts => {
+                    self.pause(repo, self.retry_delay(attempt), &format!("GitHub's answer was not JSON ({e})")).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(ClientError::Unexpected { repo: repo.into(), path: "graphql".into(), message: format!("not JSON: {e}") })
+                }
+            };
             if let Some(errors) = value["errors"].as_array().filter(|e| !e.is_empty()) {
                 if errors.iter().any(|e| e["type"] == "RATE_LIMITED") {
                     let wait = rate_limit_wait(StatusCode::FORBIDDEN, &headers).unwrap_or(Duration::from_secs(60));
-                    self.pause(repo, wait.min(self.max_wait), "GraphQL rate limit exhausted").await;
+                    self.rate_limited(repo, "graphql", wait, &mut waits).await?;
+                    attempt = attempt.saturating_sub(1);
                     continue;
                 }
                 if errors.iter().any(|e| e["type"] == "NOT_FOUND") {
@@ -233,6 +254,7 @@ impl Client {
     pub async fn get(&self, repo: &str, path: &str, permission: &str) -> Result<Page, ClientError> {
         let cached = self.cache.get(path).map_err(ClientError::Cache)?;
         let mut attempt = 0u32;
+        let mut waits = 0u32;
         let mut use_etag = true;
         loop {
             if self.interrupted.load(Ordering::SeqCst) {
@@ -289,11 +311,17 @@ impl Client {
                     }
                 },
                 s if s.is_success() => {
-                    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ClientError::Unexpected {
-                        repo: repo.into(),
-                        path: path.into(),
-                        message: format!("not JSON: {e}"),
-                    })?;
+                    let value: serde_json::Value = match serde_json::from_slice(&body) {
+                        Ok(v) => v,
+                        // Cut off or mangled on the way: ask again (nothing was cached).
+                        Err(e) if attempt < self.max_attempts => {
+                            self.pause(repo, self.retry_delay(attempt), &format!("GitHub's answer was not JSON ({e})")).await;
+                            continue;
+                        }
+                        Err(e) => {
+                            return Err(ClientError::Unexpected { repo: repo.into(), path: path.into(), message: format!("not JSON: {e}") })
+                        }
+                    };
                     let next = next_link(&headers);
                     if let Some(etag) = headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()) {
                         self.cache
@@ -313,14 +341,7 @@ impl Client {
                 }
                 StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
                     if let Some(wait) = rate_limit_wait(status, &headers) {
-                        if wait > self.max_wait {
-                            return Err(ClientError::Unavailable {
-                                repo: repo.into(),
-                                path: path.into(),
-                                last: format!("rate limited for {}s more", wait.as_secs()),
-                            });
-                        }
-                        self.pause(repo, wait, "rate limited by GitHub").await;
+                        self.rate_limited(repo, path, wait, &mut waits).await?;
                         attempt = attempt.saturating_sub(1);
                         continue;
                     }
@@ -376,6 +397,29 @@ impl Client {
         let _ = getrandom::getrandom(&mut r);
         let frac = u16::from_le_bytes(r) as f64 / u16::MAX as f64;
         base.mul_f64(0.5 + frac / 2.0)
+    }
+
+    /// Waits out a rate limit — unless it lasts longer than `max_wait`, or this
+    /// request has already been limited [`MAX_RATE_LIMIT_WAITS`] times (a
+    /// limit that never lifts gives up with a clear error instead of a hang).
+    async fn rate_limited(&self, repo: &str, path: &str, wait: Duration, waits: &mut u32) -> Result<(), ClientError> {
+        *waits += 1;
+        if wait > self.max_wait {
+            return Err(ClientError::Unavailable {
+                repo: repo.into(),
+                path: path.into(),
+                last: format!("rate limited for {}s more", wait.as_secs()),
+            });
+        }
+        if *waits > MAX_RATE_LIMIT_WAITS {
+            return Err(ClientError::Unavailable {
+                repo: repo.into(),
+                path: path.into(),
+                last: format!("still rate limited after {MAX_RATE_LIMIT_WAITS} waits"),
+            });
+        }
+        self.pause(repo, wait, "rate limited by GitHub").await;
+        Ok(())
     }
 
     async fn pause(&self, repo: &str, wait: Duration, why: &str) {

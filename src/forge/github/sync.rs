@@ -164,7 +164,7 @@ async fn sync_inner(client: &Client, ledger: &Mutex<Ledger>, repo: &str, api: Pu
     client.stats.set_phase("deployments");
     deployments(client, ledger, repo, sum).await?;
     client.stats.set_phase("environments");
-    environments(client, ledger, repo).await?;
+    environments(client, ledger, repo, sum).await?;
     client.stats.set_phase("commits on the default branch");
     landed_commits(client, ledger, repo, &default_branch, sum).await?;
     Ok(())
@@ -434,7 +434,7 @@ async fn deployments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &
 }
 
 /// Environments and their protection: a snapshot each time one changes.
-async fn environments(client: &Client, ledger: &Mutex<Ledger>, repo: &str) -> Result<(), SyncError> {
+async fn environments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
     let body = match client.get(repo, &format!("/repos/{repo}/environments?per_page=100"), "actions: read").await {
         Ok(p) => p.body,
         // No environments, or no permission to see them: nothing to record.
@@ -458,7 +458,8 @@ async fn environments(client: &Client, ledger: &Mutex<Ledger>, repo: &str) -> Re
         let p = GithubPayload::environment_snapshot(repo, e, &policies);
         batch.add(ledger, Kind::EnvironmentSynced, format!("{repo}/environment/{name}"), format!("{repo}/{name}"), String::new(), p)?;
     }
-    batch.commit(ledger)?;
+    // Counted with everything else the pass recorded (the summary once left these out).
+    sum.new_entries += batch.commit(ledger)?;
     Ok(())
 }
 
