@@ -6,6 +6,7 @@ mod cli_policy;
 mod compat;
 mod everyday;
 mod fake_github;
+mod faults;
 mod fuzz_regressions;
 mod hook_integrity;
 mod hooks;

@@ -59,10 +59,17 @@ pub enum HookError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Check(#[from] RangeError),
+    /// Said once: not a `source` as well, so `{:#}` does not repeat it.
     #[error("cannot read the ledger to find refs' last recorded tips: {0}")]
-    Ledger(#[from] LedgerError),
+    Ledger(LedgerError),
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
+}
+
+impl From<LedgerError> for HookError {
+    fn from(e: LedgerError) -> HookError {
+        HookError::Ledger(e)
+    }
 }
 
 impl Setting<'_> {

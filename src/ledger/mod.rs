@@ -363,8 +363,18 @@ impl Ledger {
                 if !file.exists() {
                     return Err(LedgerError::Missing { path: path.clone() });
                 }
-                let s = store::sqlite::SqliteStore::open(&file, false).map_err(|e| not_a_ledger(e.to_string()))?;
-                let app = s.pragma_int("application_id").map_err(|e| not_a_ledger(e.to_string()))?;
+                // Only SQLite's "not a database" means that; an I/O error (a full
+                // disk, a file-size limit) is said as what it is.
+                let unreadable = |e: StoreError| {
+                    let code = e.code.as_deref().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+                    if code == Some(26) {
+                        not_a_ledger(e.to_string())
+                    } else {
+                        LedgerError::Store { path: path.clone(), cause: e }
+                    }
+                };
+                let s = store::sqlite::SqliteStore::open(&file, false).map_err(unreadable)?;
+                let app = s.pragma_int("application_id").map_err(unreadable)?;
                 if app != APPLICATION_ID {
                     return Err(not_a_ledger(format!("SQLite application id {app:#x}, expected {APPLICATION_ID:#x}")));
                 }
