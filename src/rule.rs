@@ -89,6 +89,7 @@ rules! {
     BranchesPusher = "branches.pusher", Ref, "the pusher is not in `allowed_pushers` (or is unknown)";
     BranchesLinearHistory = "branches.linear-history", Ref, "a merge commit would land on the ref";
     PolicyAdmin = "policy.admin", Ref, "a commit on a protected ref changes the policy file or a file it loads, and is not signed by a `policy-admin`";
+    PathsSigner = "paths.signer", Commit, "a commit adds, changes, deletes or renames a file a `[[paths]]` entry protects and is not signed (good) by one of that entry's `signers`";
     RefsReserved = "refs.reserved", Enforced, "a push creates, updates or deletes anything under `refs/audit/` (always enforced; break glass does not pass it)";
     PrNoApproval = "pr.no-approval", Compliance, "a pull request was merged without an approval";
     PrSelfApproval = "pr.self-approval", Compliance, "a pull request's only approvals are by its author";

@@ -12,6 +12,7 @@ mod hook_integrity;
 mod hooks;
 mod ledger;
 mod notify;
+mod paths;
 mod postgres;
 mod properties;
 mod record;

@@ -11,6 +11,7 @@ use crate::git::{ParsedCommit, Repo};
 use crate::ledger::event::{CommitVerified, Payload, PolicyLoaded};
 use crate::ledger::NewEntry;
 use crate::policy::{BranchRule, Policy};
+use crate::signature::allowed_signers::identity_matches;
 use crate::signature::{SignatureChecker, SignatureFormat, SignatureStatus, Verdict};
 
 /// Everything the checks concluded about one commit.
@@ -342,6 +343,57 @@ pub fn check_parallel(repo: &Repo, policy: &Policy, ids: &[String], branch: Opti
     Ok(all)
 }
 
+/// `paths.signer`: for each `[[paths]]` entry with signers that a file the
+/// commit changes falls under (the first matching entry per file), a good
+/// signature by one of the signers — one finding per entry, naming the files.
+fn path_findings(repo: &Repo, policy: &Policy, branch: Option<&BranchRule>, report: &mut CommitReport) -> Result<(), RangeError> {
+    let changed = repo.changed_paths(&report.id)?;
+    let mut by_rule: Vec<(usize, Vec<String>)> = Vec::new();
+    for path in changed {
+        let Some(i) = policy.paths.iter().position(|r| r.pattern.matches(&path)) else { continue };
+        if policy.paths[i].signers.is_empty() {
+            continue;
+        }
+        match by_rule.iter_mut().find(|(j, _)| *j == i) {
+            Some((_, files)) => files.push(path),
+            None => by_rule.push((i, vec![path])),
+        }
+    }
+    for (i, files) in by_rule {
+        let rule = &policy.paths[i];
+        let mode = rule.mode.unwrap_or_else(|| policy.mode_for(Rule::PathsSigner, branch));
+        let Some(severity) = mode.severity() else { continue };
+        let signers = policy.path_signers(rule);
+        let sig = &report.signature;
+        let by_signer = sig.status == SignatureStatus::Good
+            && (sig.identities.iter().any(|i| identity_matches(i, &signers))
+                || sig.signer.as_deref().is_some_and(|s| identity_matches(s, &signers)));
+        if by_signer {
+            continue;
+        }
+        let shown: Vec<&str> = files.iter().take(3).map(String::as_str).collect();
+        let more = if files.len() > 3 { format!(" and {} more", files.len() - 3) } else { String::new() };
+        let who = match (sig.status, sig.identities.first().or(sig.signer.as_ref())) {
+            (SignatureStatus::Good, Some(id)) => format!("is signed by {id}"),
+            (SignatureStatus::Missing, _) => "is not signed".to_string(),
+            (status, _) => format!("has no good signature ({})", status.as_str()),
+        };
+        let message = format!(
+            "changes {}{more}, which only {} may sign ([[paths]] `{}` at {}), but {who}",
+            shown.join(", "),
+            if signers.is_empty() { "nobody (the role is empty)".to_string() } else { signers.join(", ") },
+            rule.pattern.text,
+            rule.origin
+        );
+        let fix = "have one of the listed signers sign the commit (`git commit --amend -S --no-edit` with their key), or move the change out of the protected path".to_string();
+        report.findings.push(Finding { fix: Some(fix), ..Finding::new(Rule::PathsSigner, severity, message) });
+        if severity == Severity::Error {
+            report.verdict = CommitVerdict::Fail;
+        }
+    }
+    Ok(())
+}
+
 /// Checks the given commits in order.
 pub fn check_ids(
     repo: &Repo,
@@ -352,9 +404,14 @@ pub fn check_ids(
     let mut reader = repo.reader()?;
     let mut commits = Vec::with_capacity(ids.len());
     let mut summary = Summary::default();
+    let policy = checker.policy;
+    let path_signers = policy.paths.iter().any(|r| !r.signers.is_empty());
     for id in ids {
         let parsed = reader.read(id)?;
-        let report = checker.check(id, &parsed, branch);
+        let mut report = checker.check(id, &parsed, branch);
+        if path_signers {
+            path_findings(repo, policy, branch, &mut report)?;
+        }
         summary.checked += 1;
         match report.verdict {
             CommitVerdict::Fail => summary.failed += 1,

@@ -16,6 +16,16 @@ pub struct PolicyArgs {
 pub enum PolicyCommand {
     /// Validate the policy: syntax, types, regexes, key files; exit 2 on any problem.
     Check,
+    /// Say which rules cover a file: the `[[paths]]` entry (first match wins),
+    /// its signers and approvers, the CODEOWNERS line (last match wins), and
+    /// whether it is part of the policy's own footprint.
+    Explain {
+        /// A repository-relative path (`.github/workflows/ci.yml`).
+        path: String,
+        /// `text` or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
 }
 
 /// Finds and loads the policy the way every command does.
@@ -55,7 +65,122 @@ pub fn run(global: &Global, args: PolicyArgs) -> anyhow::Result<Outcome> {
             ))?;
             Ok(Outcome::Pass)
         }
+        PolicyCommand::Explain { path, format } => {
+            let repo = crate::git::Repo::open_from_env().ok();
+            let policy = load(global, repo.as_ref())?;
+            let e = explain(&policy, repo.as_ref(), &path);
+            if format == "json" {
+                emit(&(serde_json::to_string_pretty(&e)? + "\n"))?;
+            } else {
+                emit(&explain_text(&e))?;
+            }
+            Ok(Outcome::Pass)
+        }
     }
+}
+
+/// What covers one path.
+#[derive(Debug, serde::Serialize)]
+pub struct Explanation {
+    pub path: String,
+    /// The `[[paths]]` entry that covers it (the first that matches).
+    pub paths_rule: Option<serde_json::Value>,
+    /// The CODEOWNERS line that covers it (the last that matches), when `[codeowners]` is enabled.
+    pub codeowners: Option<serde_json::Value>,
+    /// True when the file is the policy or a file the policy loads (rule `policy.admin`).
+    pub policy_footprint: bool,
+}
+
+fn explain(policy: &Policy, repo: Option<&crate::git::Repo>, path: &str) -> Explanation {
+    let path = path.trim_start_matches("./").trim_start_matches('/').to_string();
+    let paths_rule = policy.path_rule(&path).map(|r| {
+        let mode = r.mode.unwrap_or_else(|| policy.mode_for(crate::rule::Rule::PathsSigner, None));
+        serde_json::json!({
+            "pattern": r.pattern.text, "at": r.origin, "mode": mode,
+            "signers": r.signers, "signers_resolved": policy.path_signers(r),
+            "approvers": r.approvers.iter().map(principal_text).collect::<Vec<_>>(),
+        })
+    });
+    let codeowners = if policy.codeowners { read_codeowners(repo) } else { None }.and_then(|c| {
+        c.owners(&path).map(|r| serde_json::json!({"file": c.path, "line": r.line, "pattern": r.pattern.text, "owners": r.owners}))
+    });
+    let policy_text = std::fs::read(&policy.path).unwrap_or_default();
+    let footprint = path == policy::DEFAULT_FILE
+        || policy.path.file_name().is_some_and(|n| n == path.as_str())
+        || crate::hook::server_policy::referenced_paths(&policy_text).iter().any(|p| {
+            let p = p.trim_start_matches("./");
+            path == p || path.starts_with(&format!("{}/", p.trim_end_matches('/')))
+        });
+    Explanation { path, paths_rule, codeowners, policy_footprint: footprint }
+}
+
+fn principal_text(p: &crate::policy::Principal) -> String {
+    match p {
+        crate::policy::Principal::Login(l) => l.clone(),
+        crate::policy::Principal::Team { org, slug } => format!("team:{org}/{slug}"),
+    }
+}
+
+/// The repository's CODEOWNERS (work tree first, else HEAD), where GitHub looks.
+pub fn read_codeowners(repo: Option<&crate::git::Repo>) -> Option<policy::paths::CodeOwners> {
+    let repo = repo?;
+    for loc in policy::paths::CODEOWNERS_LOCATIONS {
+        let text = match repo.workdir().map(|w| w.join(loc)).filter(|p| p.is_file()) {
+            Some(file) => std::fs::read(file).ok(),
+            None => repo.path_blob("HEAD", loc).and_then(|b| repo.read_object(&b).ok()).map(|(_, t)| t),
+        };
+        if let Some(text) = text {
+            return Some(policy::paths::CodeOwners::parse(loc, &String::from_utf8_lossy(&text)));
+        }
+    }
+    None
+}
+
+fn explain_text(e: &Explanation) -> String {
+    let mut out = format!("{}\n", e.path);
+    match &e.paths_rule {
+        Some(r) => {
+            let list = |k: &str| {
+                let v: Vec<&str> = r[k].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            out.push_str(&format!(
+                "  [[paths]] `{}` at {} (mode {}; the first entry that matches wins)\n",
+                r["pattern"].as_str().unwrap_or(""),
+                r["at"].as_str().unwrap_or(""),
+                r["mode"].as_str().unwrap_or("")
+            ));
+            out.push_str(&format!(
+                "    signers: {} — a commit changing it needs a good signature by one of them (rule paths.signer)\n",
+                list("signers_resolved")
+            ));
+            out.push_str(&format!(
+                "    approvers: {} — a merged pull request changing it needs an approval by one of them\n",
+                list("approvers")
+            ));
+        }
+        None => out.push_str("  no [[paths]] entry covers it\n"),
+    }
+    if let Some(c) = &e.codeowners {
+        let owners: Vec<&str> = c["owners"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
+        out.push_str(&format!(
+            "  CODEOWNERS {}:{} `{}`: {} (the last line that matches wins)\n",
+            c["file"].as_str().unwrap_or(""),
+            c["line"],
+            c["pattern"].as_str().unwrap_or(""),
+            if owners.is_empty() { "no owners".to_string() } else { owners.join(", ") }
+        ));
+    }
+    if e.policy_footprint {
+        out.push_str(
+            "  part of the policy's footprint: on a protected ref a change needs a policy-admin's signature (rule policy.admin)\n",
+        );
+    }
+    out
 }
 
 pub fn plural(n: usize) -> &'static str {

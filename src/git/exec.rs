@@ -144,6 +144,16 @@ impl ExecRepo {
         self.output(&["symbolic-ref", "-q", "HEAD"]).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
     }
 
+    /// Paths `commit` adds, modifies or deletes against any of its parents
+    /// (a rename is both of its paths), sorted, once each.
+    pub fn changed_paths(&self, commit: &str) -> Result<Vec<String>, GitError> {
+        let out = self.output(&["diff-tree", "-r", "-m", "--root", "--no-renames", "--no-commit-id", "--name-only", "-z", commit])?;
+        let mut paths: Vec<String> = out.split('\0').filter(|p| !p.is_empty()).map(str::to_string).collect();
+        paths.sort();
+        paths.dedup();
+        Ok(paths)
+    }
+
     pub fn path_entry(&self, commit: &str, path: &str) -> Option<String> {
         let out = self.output(&["ls-tree", commit, "--", path]).ok()?;
         let (meta, name) = out.lines().next()?.split_once('\t')?;

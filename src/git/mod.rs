@@ -242,6 +242,38 @@ impl Repo {
         }
     }
 
+    /// Paths `commit` adds, modifies or deletes against any of its parents
+    /// (all of its files for a root commit; both paths of a rename), sorted,
+    /// once each. Parents are the commit's own (`parent` lines after `tree`).
+    pub fn changed_paths(&self, commit: &str) -> Result<Vec<String>, GitError> {
+        match self {
+            Repo::Git2(r) => {
+                let bad = |source| GitError::Read { id: commit.into(), source };
+                let c = r.find_commit(Oid::from_str(commit).map_err(bad)?).map_err(bad)?;
+                let tree = c.tree().map_err(bad)?;
+                let mut opts = git2::DiffOptions::new();
+                opts.ignore_submodules(false).include_typechange(true);
+                let parents: Vec<Option<git2::Tree<'_>>> =
+                    if c.parent_count() == 0 { vec![None] } else { c.parents().map(|p| p.tree().ok()).collect() };
+                let mut paths = Vec::new();
+                for parent in &parents {
+                    let diff = r.diff_tree_to_tree(parent.as_ref(), Some(&tree), Some(&mut opts)).map_err(bad)?;
+                    for d in diff.deltas() {
+                        for f in [d.old_file(), d.new_file()] {
+                            if let Some(p) = f.path().and_then(|p| p.to_str()) {
+                                paths.push(p.to_string());
+                            }
+                        }
+                    }
+                }
+                paths.sort();
+                paths.dedup();
+                Ok(paths)
+            }
+            Repo::Exec(c) => c.changed_paths(commit),
+        }
+    }
+
     /// Files under `path` (a file or a directory) in `commit`'s tree: (path, blob id).
     pub fn tree_files(&self, commit: &str, path: &str) -> Result<Vec<(String, String)>, GitError> {
         match self {

@@ -5,6 +5,7 @@
 //! what was expected and how to fix it (as cargo-deny does for its config).
 
 pub mod notify;
+pub mod paths;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -205,6 +206,10 @@ pub struct Policy {
     pub environments: Vec<EnvironmentRule>,
     /// `[[notify]]`: where events are sent.
     pub notify: Vec<notify::Sink>,
+    /// `[[paths]]`: who may change which files (the first matching entry wins).
+    pub paths: Vec<paths::PathRule>,
+    /// `[codeowners] enabled`: CODEOWNERS owners must approve too.
+    pub codeowners: bool,
     /// Things that are allowed but probably not meant (shown by `policy check`).
     pub warnings: Vec<Diagnostic>,
 }
@@ -299,6 +304,22 @@ impl Policy {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// The first `[[paths]]` entry matching the repository-relative `path`.
+    pub fn path_rule(&self, path: &str) -> Option<&paths::PathRule> {
+        self.paths.iter().find(|r| r.pattern.matches(path))
+    }
+
+    /// `signers` of a path rule with `role:NAME` entries replaced by the role's holders.
+    pub fn path_signers(&self, rule: &paths::PathRule) -> Vec<String> {
+        rule.signers
+            .iter()
+            .flat_map(|s| match s.strip_prefix("role:") {
+                Some(role) => self.roles.get(role).cloned().unwrap_or_default(),
+                None => vec![s.clone()],
+            })
+            .collect()
     }
 
     /// The first `[[environments]]` entry matching `environment`.
@@ -634,6 +655,7 @@ impl Validator<'_> {
             .unwrap_or_default();
 
         let notify = self.notify(raw.notify);
+        let path_rules = self.paths(raw.paths);
 
         if raw.signing.required && trust == Trust::Policy && keys.is_empty() && allowed.is_none() && self.diags.is_empty() {
             self.warnings.push(Diagnostic {
@@ -686,8 +708,71 @@ impl Validator<'_> {
             require_ledger: raw.audit.require_ledger,
             environments,
             notify,
+            paths: path_rules,
+            codeowners: raw.codeowners.is_some_and(|c| c.enabled),
             warnings: self.warnings,
         })
+    }
+
+    /// `[[paths]]`: patterns compiled, signers and approvers checked.
+    fn paths(&mut self, raw: Vec<schema::RawPathRule>) -> Vec<paths::PathRule> {
+        let mut out = Vec::new();
+        for r in raw {
+            let pattern = match paths::PathPattern::new(r.pattern.get_ref()) {
+                Ok(p) => p,
+                Err(why) => {
+                    self.err(
+                        r.pattern.span(),
+                        format!("`{}`: {why}", r.pattern.get_ref()),
+                        Some("e.g. \".github/workflows/**\", \"*.tf\" or \"/deploy/\""),
+                    );
+                    continue;
+                }
+            };
+            for s in &r.signers {
+                let v = s.get_ref();
+                if v.trim().is_empty() || v.contains(char::is_whitespace) {
+                    self.err(
+                        s.span(),
+                        format!("`{v}` in signers is not an identity"),
+                        Some("an email (\"alice@example.com\"), an SSH principal, or \"role:NAME\""),
+                    );
+                }
+            }
+            let approvers: Vec<Principal> = r
+                .approvers
+                .iter()
+                .filter_map(|a| {
+                    let parsed = Principal::parse(a.get_ref());
+                    if parsed.is_none() {
+                        self.err(
+                            a.span(),
+                            format!("`{}` in approvers is neither a login nor a team", a.get_ref()),
+                            Some("use a forge login (\"bob\") or a team (\"team:acme/sre\")"),
+                        );
+                    }
+                    parsed
+                })
+                .collect();
+            let origin = self.location(r.pattern.span());
+            if r.signers.is_empty() && r.approvers.is_empty() {
+                self.warnings.push(Diagnostic {
+                    file: origin.file.clone(),
+                    line: origin.line,
+                    column: origin.column,
+                    message: format!("[[paths]] `{}` names neither signers nor approvers: it protects nothing", r.pattern.get_ref()),
+                    hint: Some("add signers = [\"…\"] and/or approvers = [\"…\"]".into()),
+                });
+            }
+            out.push(paths::PathRule {
+                pattern,
+                signers: r.signers.into_iter().map(|s| s.into_inner()).collect(),
+                approvers,
+                mode: r.mode,
+                origin: origin.to_string(),
+            });
+        }
+        out
     }
 
     fn read_key(&mut self, path: &Path, span: Range<usize>, origin: &Location) -> Option<KeyFile> {

@@ -39,6 +39,29 @@ pub struct RawPolicy {
     pub environments: Vec<RawEnvironment>,
     #[serde(default)]
     pub notify: Vec<super::notify::RawNotify>,
+    #[serde(default)]
+    pub paths: Vec<RawPathRule>,
+    pub codeowners: Option<RawCodeowners>,
+}
+
+/// One `[[paths]]` entry: who may change the files matching `pattern`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPathRule {
+    pub pattern: Spanned<String>,
+    #[serde(default)]
+    pub signers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub approvers: Vec<Spanned<String>>,
+    pub mode: Option<Mode>,
+}
+
+/// `[codeowners]`: take approvers from the repository's CODEOWNERS too.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCodeowners {
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 /// One `[[environments]]` entry: who may deploy to and approve deployments to

@@ -1,0 +1,198 @@
+//! Path rules: who may change which files. `[[paths]]` entries name a
+//! gitignore-style pattern (repository-relative; the first entry that matches
+//! a file wins), the identities one of whom must sign a commit that changes a
+//! matching file, and the forge logins or teams one of whom must approve a
+//! pull request that does. `[codeowners]` adds GitHub's CODEOWNERS (where the
+//! *last* matching line wins, as on GitHub).
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use super::schema::Mode;
+use super::Principal;
+
+/// A pattern as `.gitignore` (and CODEOWNERS) write them, compiled.
+#[derive(Debug, Clone)]
+pub struct PathPattern {
+    pub text: String,
+    set: GlobSet,
+}
+
+impl PathPattern {
+    /// Compiles `pattern`:
+    /// - `/` at the start, or in the middle, anchors it at the repository root;
+    ///   otherwise it matches at any depth (`*.tf`, `Dockerfile`);
+    /// - `/` at the end matches a directory only, and everything under it;
+    /// - a name matches the file, or the directory and everything under it;
+    /// - `*` and `?` stay within one path component, `**` spans any number;
+    /// - negation (`!`) is refused: a rule that protects must not be unsaid
+    ///   by a later line (CODEOWNERS has no negation either).
+    pub fn new(pattern: &str) -> Result<PathPattern, String> {
+        let text = pattern.trim();
+        if text.is_empty() {
+            return Err("the pattern is empty".into());
+        }
+        if text.starts_with('!') {
+            return Err("negated patterns (`!…`) are not supported: list what is protected, not what is not".into());
+        }
+        if text.contains('\0') {
+            return Err("the pattern holds a NUL".into());
+        }
+        let dir_only = text.ends_with('/');
+        let body = text.trim_end_matches('/');
+        let anchored = body.starts_with('/') || body.trim_start_matches('/').contains('/');
+        let body = body.trim_start_matches('/');
+        if body.is_empty() {
+            return Err("the pattern names the whole repository; use `**` for every file".into());
+        }
+        let base = if anchored || body.starts_with("**") { body.to_string() } else { format!("**/{body}") };
+        let mut globs = vec![format!("{base}/**")];
+        if !dir_only {
+            globs.push(base);
+        }
+        let mut set = GlobSetBuilder::new();
+        for g in globs {
+            let glob = GlobBuilder::new(&g)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| format!("bad pattern: {}", e.kind()))?;
+            set.add(glob);
+        }
+        let set = set.build().map_err(|e| format!("bad pattern: {}", e.kind()))?;
+        Ok(PathPattern { text: text.to_string(), set })
+    }
+
+    /// True when the repository-relative `path` (`a/b.txt`) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        self.set.is_match(path)
+    }
+}
+
+/// One `[[paths]]` entry, checked.
+#[derive(Debug, Clone)]
+pub struct PathRule {
+    pub pattern: PathPattern,
+    /// Identities (OpenPGP user id email, SSH principal, globs as elsewhere,
+    /// or `role:NAME` for a `[roles]` entry) one of whom must sign.
+    pub signers: Vec<String>,
+    /// Forge logins or teams one of whom must approve a pull request.
+    pub approvers: Vec<Principal>,
+    pub mode: Option<Mode>,
+    /// `file:line:col` of the entry, for explanations.
+    pub origin: String,
+}
+
+/// The repository's CODEOWNERS, as GitHub reads it.
+#[derive(Debug, Clone, Default)]
+pub struct CodeOwners {
+    /// Where it was read from (`.github/CODEOWNERS`).
+    pub path: String,
+    pub rules: Vec<CodeOwnersRule>,
+    /// Lines GitHub would skip (an invalid pattern), with why.
+    pub errors: Vec<(usize, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodeOwnersRule {
+    pub line: usize,
+    pub pattern: PathPattern,
+    /// `@login`, `@org/team` (as principals) and email addresses (as logins
+    /// they are not: kept as written).
+    pub owners: Vec<String>,
+}
+
+/// Where GitHub looks for CODEOWNERS, in its order.
+pub const CODEOWNERS_LOCATIONS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"];
+
+impl CodeOwners {
+    /// Parses CODEOWNERS text: `pattern owner…` per line, `#` comments,
+    /// `\#` for a pattern that starts with `#`.
+    pub fn parse(path: &str, text: &str) -> CodeOwners {
+        let mut out = CodeOwners { path: path.to_string(), ..CodeOwners::default() };
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            // An unescaped `#` starts a comment.
+            let line = match line.find(" #") {
+                Some(at) => line[..at].trim_end(),
+                None => line,
+            };
+            let mut words = line.split_whitespace();
+            let Some(pattern) = words.next() else { continue };
+            let pattern = pattern.replace("\\#", "#");
+            match PathPattern::new(&pattern) {
+                Ok(p) => out.rules.push(CodeOwnersRule { line: i + 1, pattern: p, owners: words.map(str::to_string).collect() }),
+                Err(e) => out.errors.push((i + 1, e)),
+            }
+        }
+        out
+    }
+
+    /// The owners of `path`: the last matching line's (none when it lists none).
+    pub fn owners(&self, path: &str) -> Option<&CodeOwnersRule> {
+        self.rules.iter().rev().find(|r| r.pattern.matches(path))
+    }
+}
+
+/// An owner as written in CODEOWNERS, as a principal: `@org/team` is a team,
+/// `@login` a login; an email address stays itself (GitHub maps it to the
+/// account that verified it, which the ledger does not record).
+pub fn owner_principal(owner: &str) -> Principal {
+    match owner.strip_prefix('@') {
+        Some(rest) if rest.contains('/') => {
+            Principal::parse(&format!("team:{rest}")).unwrap_or_else(|| Principal::Login(owner.to_string()))
+        }
+        Some(login) => Principal::Login(login.to_string()),
+        None => Principal::Login(owner.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, path: &str) -> bool {
+        PathPattern::new(p).map(|p| p.matches(path)).unwrap_or(false)
+    }
+
+    #[test]
+    fn patterns_match_as_gitignore_does() {
+        assert!(m(".github/workflows/**", ".github/workflows/ci.yml"));
+        assert!(m(".github/workflows/**", ".github/workflows/sub/x.yml"));
+        assert!(!m(".github/workflows/**", "src/.github/workflows/ci.yml"));
+        assert!(m(".github/workflows/", ".github/workflows/ci.yml"));
+        assert!(!m(".github/workflows/", ".github/workflows"));
+        assert!(m("*.tf", "infra/prod/main.tf"));
+        assert!(m("*.tf", "main.tf"));
+        assert!(!m("*.tf", "main.tfvars"));
+        assert!(m("/Dockerfile", "Dockerfile"));
+        assert!(!m("/Dockerfile", "svc/Dockerfile"));
+        assert!(m("Dockerfile", "svc/Dockerfile"));
+        assert!(m("deploy", "deploy/k8s/app.yaml"));
+        assert!(m("docs/*.md", "docs/a.md"));
+        assert!(!m("docs/*.md", "docs/sub/a.md"));
+        assert!(m("**/secrets/**", "a/b/secrets/key"));
+        assert!(PathPattern::new("!keep.txt").is_err());
+        assert!(PathPattern::new("").is_err());
+        assert!(PathPattern::new("a[").is_err());
+    }
+
+    #[test]
+    fn codeowners_last_match_wins() {
+        let c = CodeOwners::parse(
+            ".github/CODEOWNERS",
+            "# owners\n*       @acme/everyone\n*.tf    @acme/sre  # infra\n/deploy/ @bob alice@example.com\n\\#odd @carol\ndocs/ \n[bad @x\n",
+        );
+        assert_eq!(c.owners("main.tf").map(|r| r.owners.clone()), Some(vec!["@acme/sre".to_string()]));
+        assert_eq!(c.owners("deploy/app.yaml").map(|r| r.line), Some(4));
+        assert_eq!(c.owners("README.md").map(|r| r.owners.clone()), Some(vec!["@acme/everyone".to_string()]));
+        // A line with no owners: the path has none (GitHub's rule).
+        assert_eq!(c.owners("docs/a.md").map(|r| r.owners.len()), Some(0));
+        assert_eq!(c.owners("#odd").map(|r| r.owners.clone()), Some(vec!["@carol".to_string()]));
+        assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+        assert_eq!(owner_principal("@acme/sre"), Principal::Team { org: "acme".into(), slug: "sre".into() });
+        assert_eq!(owner_principal("@bob"), Principal::Login("bob".into()));
+    }
+}

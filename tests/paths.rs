@@ -1,0 +1,132 @@
+//! Path rules at push time: real pushes into a bare repository whose policy
+//! says only bob may change the CI workflows (`[[paths]]` with `signers`).
+
+use anyhow::{Context, Result};
+
+use crate::hooks::{push, signing_policy, Server};
+use crate::support::{keys, Pgp, Repo, Sign};
+
+const RULES: &str = "[[paths]]\npattern = \".github/workflows/**\"\nsigners = [\"bob@example.com\"]\n";
+
+/// Writes (`Some`) or deletes (`None`) files, then commits them signed by `key`.
+fn change(repo: &Repo, files: &[(&str, Option<&str>)], key: &Pgp, message: &str) -> Result<String> {
+    for (path, content) in files {
+        let file = repo.path.join(path);
+        match content {
+            Some(text) => {
+                std::fs::create_dir_all(file.parent().context("parent")?)?;
+                std::fs::write(&file, text)?;
+            }
+            None => std::fs::remove_file(&file)?,
+        }
+    }
+    repo.git(&["add", "-A"])?;
+    repo.git(&["-c", "gpg.format=openpgp", "-c", &format!("user.signingkey={}", key.fpr), "commit", "-q", "-S", "-m", message])?;
+    repo.git(&["rev-parse", "HEAD"])
+}
+
+fn setup() -> Result<(Repo, Server)> {
+    let repo = Repo::new()?;
+    let server = Server::new(&repo, &signing_policy(RULES), "sha1")?;
+    change(&repo, &[(".github/workflows/ci.yml", Some("on: push\n")), ("README.md", Some("hi\n"))], &keys().bob, "chore: start")?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert_eq!(code, 0, "{err}");
+    Ok((repo, server))
+}
+
+#[test]
+fn only_the_listed_signers_change_protected_files() -> Result<()> {
+    let (repo, server) = setup()?;
+    let k = keys();
+    // A listed signer: accepted.
+    change(&repo, &[(".github/workflows/ci.yml", Some("on: [push, pull_request]\n"))], &k.bob, "ci: run on PRs")?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert_eq!(code, 0, "{err}");
+    // Another pinned key: refused, naming the rule, the file, the commit and who may sign.
+    let bad = change(&repo, &[(".github/workflows/ci.yml", Some("on: push\njobs: {}\n"))], &k.alice, "ci: drop the jobs")?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("paths.signer") && err.contains(".github/workflows/ci.yml") && err.contains("bob@example.com"), "{err}");
+    assert!(err.contains(&bad[..7]), "the commit is not named: {err}");
+    assert!(err.contains("is signed by alice@example.com"), "{err}");
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
+    // A rename out of the protected directory, and a deletion: both change protected files.
+    repo.git(&["mv", ".github/workflows/ci.yml", "ci.yml"])?;
+    change(&repo, &[], &k.alice, "chore: move the workflow")?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert!(code != 0 && err.contains("paths.signer") && err.contains(".github/workflows/ci.yml"), "{err}");
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
+    change(&repo, &[(".github/workflows/ci.yml", None)], &k.alice, "chore: no CI")?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert!(code != 0 && err.contains("paths.signer"), "{err}");
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
+    // Unrelated files, by anyone pinned: accepted.
+    change(&repo, &[("README.md", Some("hello\n"))], &k.alice, "docs: hello")?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert_eq!(code, 0, "{err}");
+    // Everything refused stayed out; the decisions are on record.
+    let tip = server.tip(&repo, "refs/heads/main").context("main")?;
+    assert_eq!(tip, repo.git(&["rev-parse", "HEAD"])?);
+    let kinds = server.kinds()?;
+    let refused = kinds.iter().filter(|(k, p)| k == "push.decided" && p.contains("\"accepted\":false")).count();
+    let judged = kinds.iter().filter(|(k, p)| k == "commit.verified" && p.contains("\"rule\":\"paths.signer\"")).count();
+    assert_eq!((refused, judged), (3, 3), "{kinds:?}");
+    Ok(())
+}
+
+/// A merge that brings a protected change in from a side branch changes the
+/// file against its first parent: it is judged like any commit that does.
+#[test]
+fn a_merge_bringing_in_a_protected_change_is_judged() -> Result<()> {
+    let (repo, _server) = setup()?;
+    let k = keys();
+    repo.git(&["checkout", "-q", "-b", "side"])?;
+    change(&repo, &[(".github/workflows/ci.yml", Some("on: pull_request\n"))], &k.bob, "ci: PRs only")?;
+    repo.git(&["checkout", "-q", "main"])?;
+    change(&repo, &[("README.md", Some("main moves on\n"))], &k.alice, "docs: meanwhile")?;
+    repo.git(&["-c", "gpg.format=openpgp", "-c", &format!("user.signingkey={}", k.alice.fpr), "merge", "-q", "-S", "--no-edit", "side"])?;
+    let merge = repo.git(&["rev-parse", "HEAD"])?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("paths.signer") && err.contains(&merge[..7]), "the merge is not the one named: {err}");
+    // The same merge signed by bob goes through.
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
+    repo.git(&["-c", "gpg.format=openpgp", "-c", &format!("user.signingkey={}", k.bob.fpr), "merge", "-q", "-S", "--no-edit", "side"])?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert_eq!(code, 0, "{err}");
+    Ok(())
+}
+
+#[test]
+fn policy_explain_and_bad_patterns() -> Result<()> {
+    let repo = Repo::new()?;
+    let policy = repo.policy(&format!(
+        "version = 1\n[roles]\nsre = [\"bob@example.com\"]\n{RULES}[[paths]]\npattern = \"/deploy/\"\nsigners = [\"role:sre\"]\napprovers = [\"team:acme/sre\"]\nmode = \"warn\"\n[codeowners]\nenabled = true\n"
+    ))?;
+    std::fs::create_dir_all(repo.path.join(".github"))?;
+    std::fs::write(repo.path.join(".github/CODEOWNERS"), "*  @acme/everyone\n/deploy/  @acme/sre @carol\n")?;
+    let p = policy.to_str().context("path")?;
+    let (code, out, err) = repo.audit(&["--policy", p, "policy", "explain", "deploy/k8s/app.yaml"])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("[[paths]] `/deploy/`") && out.contains("mode warn") && out.contains("signers: bob@example.com"), "{out}");
+    assert!(
+        out.contains("approvers: team:acme/sre") && out.contains("CODEOWNERS .github/CODEOWNERS:2 `/deploy/`: @acme/sre, @carol"),
+        "{out}"
+    );
+    let (_, out, _) = repo.audit(&["--policy", p, "policy", "explain", "src/main.rs", "--format", "json"])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert!(v["paths_rule"].is_null() && v["codeowners"]["owners"][0] == "@acme/everyone", "{v}");
+    let (_, out, _) = repo.audit(&["--policy", p, "policy", "explain", ".github/workflows/ci.yml", "--format", "json"])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(v["paths_rule"]["pattern"], ".github/workflows/**", "{v}");
+    assert!(v["paths_rule"]["at"].as_str().is_some_and(|a| a.ends_with(":5:11")), "{v}");
+    // Bad patterns and principals: policy check errors at file:line:col.
+    let bad = repo.policy("version = 1\n[[paths]]\npattern = \"!keep\"\nsigners = [\"bob@example.com\"]\n[[paths]]\npattern = \"a[\"\n[[paths]]\npattern = \"ok/\"\napprovers = [\"team:nope\"]\n")?;
+    let (code, _, err) = repo.audit(&["--policy", bad.to_str().context("path")?, "policy", "check"])?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(":3:11") && err.contains("negated patterns"), "{err}");
+    assert!(err.contains(":6:11") && err.contains("bad pattern"), "{err}");
+    assert!(err.contains(":9:14") && err.contains("neither a login nor a team"), "{err}");
+    let _ = Sign::None;
+    Ok(())
+}
