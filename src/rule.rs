@@ -94,6 +94,7 @@ rules! {
     PrNoApproval = "pr.no-approval", Compliance, "a pull request was merged without an approval";
     PrSelfApproval = "pr.self-approval", Compliance, "a pull request's only approvals are by its author";
     PrStaleApproval = "pr.stale-approval", Compliance, "no approval was for the pull request's final head commit";
+    PrOwnerApprovalMissing = "pr.owner-approval-missing", Compliance, "a merged pull request changed files a `[[paths]]` entry gives `approvers` (or, with `[codeowners] enabled`, that CODEOWNERS assigns) without an approval on its final head from one of them";
     PushDirect = "push.direct", Compliance, "a commit reached the default branch without a pull request";
     CommitsUnsignedDeployed = "commits.unsigned-deployed", Compliance, "a commit without a good signature was deployed";
     BreakglassUsed = "breakglass.used", Compliance, "a push went through by break glass";

@@ -51,6 +51,8 @@ pub struct World {
     pub branch_policies: BTreeMap<String, Vec<String>>,
     /// Team members by `org/slug`.
     pub teams: BTreeMap<String, Vec<String>>,
+    /// Files each pull request changes (`GET …/pulls/N/files`).
+    pub pr_files: BTreeMap<u64, Vec<Value>>,
     pub next_id: i64,
 }
 
@@ -153,6 +155,24 @@ impl World {
         c["commit"]["committer"]["date"] = json!(date);
         self.commits.push(c);
         self.commit_pulls.insert(sha_.to_string(), pulls.to_vec());
+    }
+
+    /// The files pull request `number` changes: (filename, status, previous
+    /// filename for a rename), in GitHub's shape.
+    pub fn files(&mut self, number: u64, files: &[(&str, &str, Option<&str>)]) {
+        let list = files
+            .iter()
+            .map(|(name, status, previous)| {
+                let mut f = fixture("pull_file.json");
+                f["filename"] = json!(name);
+                f["status"] = json!(status);
+                if let Some(p) = previous {
+                    f["previous_filename"] = json!(p);
+                }
+                f
+            })
+            .collect();
+        self.pr_files.insert(number, list);
     }
 
     /// A workflow run (`GET /repos/R/actions/runs/ID`): who started it, who re-ran it, from which branch.
@@ -582,6 +602,11 @@ fn respond(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
             ["pulls", n, "commits"] => {
                 let list: Vec<Value> = n.parse::<u64>().ok().and_then(|n| world.pr_commits.get(&n)).cloned().unwrap_or_default();
                 (Value::Array(list.into_iter().take(250).collect()), true)
+            }
+            // GitHub lists at most 3,000 files.
+            ["pulls", n, "files"] => {
+                let list: Vec<Value> = n.parse::<u64>().ok().and_then(|n| world.pr_files.get(&n)).cloned().unwrap_or_default();
+                (Value::Array(list.into_iter().take(3000).collect()), true)
             }
             ["pulls", n, "reviews"] => {
                 (Value::Array(n.parse::<u64>().ok().and_then(|n| world.reviews.get(&n)).cloned().unwrap_or_default()), true)

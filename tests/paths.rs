@@ -130,3 +130,65 @@ fn policy_explain_and_bad_patterns() -> Result<()> {
     let _ = Sign::None;
     Ok(())
 }
+
+/// Review time: merged pull requests whose changed files (synced from
+/// `pulls/N/files`) fall under `[[paths]]` approvers or CODEOWNERS owners
+/// need an approval on their final head by one of them.
+#[test]
+fn merged_pull_requests_need_their_owners_approval() -> Result<()> {
+    use crate::fake_github::{sha, Fake, World, TOKEN};
+    let mut w = World::new("acme/api");
+    let pr = |w: &mut World, n: u64, files: &[(&str, &str, Option<&str>)], approver: &str| {
+        let head = sha(&format!("head{n}"));
+        w.pull(n, "alice", &format!("2026-07-0{n}T00:00:00Z"), std::slice::from_ref(&head));
+        w.review(n, approver, "APPROVED", &head, &format!("2026-07-0{n}T01:00:00Z"));
+        w.merge(n, "alice", &format!("2026-07-0{n}T02:00:00Z"), &sha(&format!("merge{n}")));
+        w.files(n, files);
+    };
+    pr(&mut w, 1, &[(".github/workflows/ci.yml", "modified", None)], "bob"); // a listed login
+    pr(&mut w, 2, &[(".github/workflows/ci.yml", "modified", None), ("README.md", "modified", None)], "carol"); // not an owner
+    pr(&mut w, 3, &[("deploy/app.yaml", "modified", None)], "dave"); // via team:acme/sre
+    pr(&mut w, 4, &[("src/main.rs", "modified", None)], "frank"); // CODEOWNERS: the last match (/src/ @erin) wins
+    pr(&mut w, 5, &[("ci.yml", "renamed", Some(".github/workflows/ci.yml"))], "carol"); // renamed out
+    pr(&mut w, 6, &[("docs/guide.md", "added", None)], "frank"); // CODEOWNERS `*` @acme/everyone: frank is a member
+    w.teams.insert("acme/sre".into(), vec!["dave".into()]);
+    w.teams.insert("acme/everyone".into(), vec!["frank".into(), "carol".into(), "bob".into(), "dave".into()]);
+    let fake = Fake::start(w);
+
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    std::fs::create_dir_all(repo.path.join(".github"))?;
+    std::fs::write(repo.path.join(".github/CODEOWNERS"), "# GitHub's syntax\n*        @acme/everyone\n/src/    @erin\n")?;
+    let policy = repo.policy(
+        "version = 1\n[github]\nrepositories = [\"acme/api\"]\n[[paths]]\npattern = \".github/workflows/**\"\napprovers = [\"bob\"]\n[[paths]]\npattern = \"/deploy/\"\napprovers = [\"team:acme/sre\"]\n[codeowners]\nenabled = true\n",
+    )?;
+    let p = policy.to_str().context("path")?;
+    let out = repo.cmd(crate::support::BIN).env("GITHUB_TOKEN", TOKEN).args(["--policy", p, "sync", "--api-url", &fake.url]).output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, out, err) = repo.audit(&["--policy", p, "report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let found: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["rule"] == "pr.owner-approval-missing")
+        .map(|f| (f["subject"].as_str().unwrap_or("").to_string(), f["message"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let subjects: Vec<&str> = found.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(subjects, ["acme/api#2", "acme/api#4", "acme/api#5"], "{found:?}");
+    assert!(
+        found[0].1.contains(".github/workflows/ci.yml") && found[0].1.contains("one of bob") && found[0].1.contains("approved by carol"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].1.contains("src/main.rs") && found[1].1.contains(".github/CODEOWNERS:3") && found[1].1.contains("one of erin"),
+        "{found:?}"
+    );
+    assert!(found[2].1.contains(".github/workflows/ci.yml"), "the rename's old name is protected: {found:?}");
+    // README.md in #2 is owned by @acme/everyone, and carol is a member: only the workflow group fails.
+    assert!(!found[0].1.contains("README.md"), "{found:?}");
+    let evidence = v["findings"].as_array().into_iter().flatten().find(|f| f["subject"] == "acme/api#2").map(|f| f["evidence"].clone());
+    assert!(evidence.and_then(|e| e.as_array().map(Vec::len)).is_some_and(|n| n >= 3), "PR, files and review entries");
+    Ok(())
+}

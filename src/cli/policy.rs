@@ -101,7 +101,7 @@ fn explain(policy: &Policy, repo: Option<&crate::git::Repo>, path: &str) -> Expl
             "approvers": r.approvers.iter().map(principal_text).collect::<Vec<_>>(),
         })
     });
-    let codeowners = if policy.codeowners { read_codeowners(repo) } else { None }.and_then(|c| {
+    let codeowners = if policy.codeowners { policy::paths::CodeOwners::read(repo) } else { None }.and_then(|c| {
         c.owners(&path).map(|r| serde_json::json!({"file": c.path, "line": r.line, "pattern": r.pattern.text, "owners": r.owners}))
     });
     let policy_text = std::fs::read(&policy.path).unwrap_or_default();
@@ -119,21 +119,6 @@ fn principal_text(p: &crate::policy::Principal) -> String {
         crate::policy::Principal::Login(l) => l.clone(),
         crate::policy::Principal::Team { org, slug } => format!("team:{org}/{slug}"),
     }
-}
-
-/// The repository's CODEOWNERS (work tree first, else HEAD), where GitHub looks.
-pub fn read_codeowners(repo: Option<&crate::git::Repo>) -> Option<policy::paths::CodeOwners> {
-    let repo = repo?;
-    for loc in policy::paths::CODEOWNERS_LOCATIONS {
-        let text = match repo.workdir().map(|w| w.join(loc)).filter(|p| p.is_file()) {
-            Some(file) => std::fs::read(file).ok(),
-            None => repo.path_blob("HEAD", loc).and_then(|b| repo.read_object(&b).ok()).map(|(_, t)| t),
-        };
-        if let Some(text) = text {
-            return Some(policy::paths::CodeOwners::parse(loc, &String::from_utf8_lossy(&text)));
-        }
-    }
-    None
 }
 
 fn explain_text(e: &Explanation) -> String {

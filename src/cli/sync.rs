@@ -87,7 +87,16 @@ pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
         auth: auth(&args)?,
         pulls_api: args.pulls_api,
         backoff: std::env::var("GIT_AUDIT_SYNC_BACKOFF_MS").ok().map(|v| Duration::from_millis(v.parse::<u64>().unwrap_or(500))),
-        teams: policy.as_ref().map(|p| p.teams()).unwrap_or_default(),
+        teams: {
+            // The teams the policy names, and with [codeowners] those CODEOWNERS names.
+            let mut teams = policy.as_ref().map(|p| p.teams()).unwrap_or_default();
+            if policy.as_ref().is_some_and(|p| p.codeowners) {
+                teams.extend(crate::policy::paths::CodeOwners::read(repo.as_ref()).map(|c| c.teams()).unwrap_or_default());
+            }
+            teams.sort();
+            teams.dedup();
+            teams
+        },
     };
     let files = super::ledger::location(global, repo.as_ref())?;
     let notify = policy.filter(|p| !p.notify.is_empty()).map(|policy| SyncNotify { files: files.clone(), policy, repo });

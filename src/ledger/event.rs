@@ -54,6 +54,7 @@ kinds! {
     WorkflowRunSynced = "workflow_run.synced",
     EnvironmentSynced = "environment.synced",
     TeamSynced = "team.synced",
+    PrFilesSynced = "pr_files.synced",
 }
 
 impl Kind {
@@ -345,6 +346,25 @@ impl TeamSynced {
     }
 }
 
+/// `pr_files.synced`: the files a merged pull request changed
+/// (`GET /repos/R/pulls/N/files`), for path rules and CODEOWNERS at review time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PrFilesSynced {
+    pub repository: String,
+    pub number: u64,
+    /// The head the list is for.
+    pub head_sha: String,
+    /// Every path the pull request touches: each file's name, and a renamed
+    /// file's previous name too. Sorted, once each.
+    pub files: Vec<String>,
+    /// True when GitHub's list stopped at its 3,000-file cap: files past it are unknown.
+    pub capped: bool,
+}
+
+/// GitHub lists at most this many files of a pull request.
+pub const PR_FILES_CAP: usize = 3000;
+
 /// The state a recorded deployment reached (GitHub's deployment states that
 /// other CI/CD systems also have).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -407,6 +427,7 @@ payload! {
     WorkflowRunSynced => WorkflowRunSynced,
     EnvironmentSynced => EnvironmentSynced,
     TeamSynced => TeamSynced,
+    PrFilesSynced => PrFilesSynced,
 }
 
 /// Borrowed views of the fields projections read, for speed on a replay of

@@ -26,6 +26,7 @@ pub struct MergedPull {
     pub approvals_on_head: u64,
     /// The seqs of its reviews' entries.
     pub review_seqs: Vec<u64>,
+    pub merged_at: String,
 }
 
 /// A commit that landed on the default branch, with the seq of its link entry.
@@ -172,7 +173,8 @@ impl Ledger {
             "SELECT p.repo, p.number, p.author, p.merged_by, p.head_sha, p.seq, p.title,
                     (SELECT group_concat(r.reviewer, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED'),
                     (SELECT count(*) FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED' AND r.commit_id = p.head_sha),
-                    (SELECT group_concat(CAST(r.seq AS TEXT), ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number)
+                    (SELECT group_concat(CAST(r.seq AS TEXT), ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number),
+                    p.merged_at
              FROM pull_requests p WHERE p.merged = 1 AND p.merged_at >= ?1 ORDER BY p.merged_at",
             &[since.canonical().into()],
             |r| MergedPull {
@@ -186,6 +188,7 @@ impl Ledger {
                 approvers: text(r, 7).split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
                 approvals_on_head: int(r, 8).max(0) as u64,
                 review_seqs: list(&text(r, 9)),
+                merged_at: text(r, 10),
             },
         )
     }

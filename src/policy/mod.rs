@@ -290,12 +290,13 @@ impl Policy {
         section.unwrap_or(self.mode)
     }
 
-    /// Every team (`org`, `slug`) named in `[[environments]]`, once.
+    /// Every team (`org`, `slug`) named in `[[environments]]` and `[[paths]]`, once.
     pub fn teams(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = self
             .environments
             .iter()
             .flat_map(|e| e.deployers.iter().chain(&e.approvers))
+            .chain(self.paths.iter().flat_map(|r| &r.approvers))
             .filter_map(|p| match p {
                 Principal::Team { org, slug } => Some((org.clone(), slug.clone())),
                 Principal::Login(_) => None,

@@ -130,6 +130,34 @@ impl CodeOwners {
         out
     }
 
+    /// The repository's CODEOWNERS where GitHub looks for it, from the work
+    /// tree when there is one, else from HEAD (a bare server repository).
+    pub fn read(repo: Option<&crate::git::Repo>) -> Option<CodeOwners> {
+        let repo = repo?;
+        for loc in CODEOWNERS_LOCATIONS {
+            let text = match repo.workdir().map(|w| w.join(loc)).filter(|p| p.is_file()) {
+                Some(file) => std::fs::read(file).ok(),
+                None => repo.path_blob("HEAD", loc).and_then(|b| repo.read_object(&b).ok()).map(|(_, t)| t),
+            };
+            if let Some(text) = text {
+                return Some(CodeOwners::parse(loc, &String::from_utf8_lossy(&text)));
+            }
+        }
+        None
+    }
+
+    /// Teams (`org`, `slug`) its lines name as owners.
+    pub fn teams(&self) -> Vec<(String, String)> {
+        self.rules
+            .iter()
+            .flat_map(|r| &r.owners)
+            .filter_map(|o| match owner_principal(o) {
+                Principal::Team { org, slug } => Some((org, slug)),
+                Principal::Login(_) => None,
+            })
+            .collect()
+    }
+
     /// The owners of `path`: the last matching line's (none when it lists none).
     pub fn owners(&self, path: &str) -> Option<&CodeOwnersRule> {
         self.rules.iter().rev().find(|r| r.pattern.matches(path))

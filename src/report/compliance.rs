@@ -68,6 +68,12 @@ pub fn compliance(
         }
     }
 
+    // Path owners: files a merged PR changed that [[paths]] approvers or CODEOWNERS own.
+    if let Some(p) = policy.filter(|p| p.codeowners || p.paths.iter().any(|r| !r.approvers.is_empty())) {
+        let codeowners = if p.codeowners { crate::policy::paths::CodeOwners::read(repo) } else { None };
+        out.extend(owner_approvals(ledger, since, p, codeowners.as_ref())?);
+    }
+
     // Changes that reached the default branch without a pull request.
     for l in ledger.landed_without_pull_request(since)? {
         out.push(Finding {
@@ -224,6 +230,105 @@ pub fn compliance(
         json: json!({"since": since.to_string(), "findings": out, "summary": per_rule}),
     };
     Ok((doc, out))
+}
+
+/// `pr.owner-approval-missing`: for each pull request merged in the window whose
+/// recorded files fall under owners — the first `[[paths]]` entry with
+/// `approvers` that matches a file, and the file's CODEOWNERS line (the last
+/// that matches) — an approval on its final head by one owner of each group.
+fn owner_approvals(
+    ledger: &Ledger,
+    since: &Timestamp,
+    policy: &Policy,
+    codeowners: Option<&crate::policy::paths::CodeOwners>,
+) -> Result<Vec<Finding>, ReportError> {
+    use crate::ledger::event::PrFilesSynced;
+    use crate::policy::Principal;
+    let mut out = Vec::new();
+    for m in ledger.merged_pull_requests(since)? {
+        let subject = format!("{}#{}", m.repository, m.number);
+        let Some(files) = ledger.events::<PrFilesSynced>(&Select { subject: Some(&subject), newest: Some(1), ..Select::default() })?.pop()
+        else {
+            continue;
+        };
+        let approved_on_head: Vec<String> = ledger
+            .reviews(&m.repository, m.number)?
+            .into_iter()
+            .filter(|r| r.state == "APPROVED" && r.commit_id == m.head_sha && r.reviewer != m.author)
+            .map(|r| r.reviewer)
+            .collect();
+        // Owner groups (who, and what they own), in the order first met.
+        let mut groups: Vec<(Vec<Principal>, String, Vec<String>)> = Vec::new();
+        let mut add = |owners: Vec<Principal>, source: String, file: &str| match groups.iter_mut().find(|g| g.1 == source) {
+            Some(g) => g.2.push(file.to_string()),
+            None => groups.push((owners, source, vec![file.to_string()])),
+        };
+        for file in &files.payload.files {
+            if let Some(r) = policy.paths.iter().find(|r| r.pattern.matches(file)).filter(|r| !r.approvers.is_empty()) {
+                add(r.approvers.clone(), format!("[[paths]] `{}` at {}", r.pattern.text, r.origin), file);
+            }
+            if let Some(line) = codeowners.and_then(|c| c.owners(file).map(|l| (c, l))).filter(|(_, l)| !l.owners.is_empty()) {
+                let owners = line.1.owners.iter().map(|o| crate::policy::paths::owner_principal(o)).collect();
+                add(owners, format!("{}:{} `{}`", line.0.path, line.1.line, line.1.pattern.text), file);
+            }
+        }
+        for (owners, source, owned) in groups {
+            let mut unknown_teams = Vec::new();
+            let satisfied = owners.iter().any(|o| match o {
+                Principal::Login(login) => approved_on_head.iter().any(|a| a.eq_ignore_ascii_case(login)),
+                // Membership as of the merge; a merge before the first snapshot is
+                // judged by the latest one (and says so when it fails).
+                Principal::Team { org, slug } => match ledger
+                    .team_members_at(org, slug, &m.merged_at)
+                    .ok()
+                    .flatten()
+                    .or_else(|| ledger.team_members_at(org, slug, "9999-12-31T00:00:00Z").ok().flatten())
+                {
+                    Some(members) => approved_on_head.iter().any(|a| members.iter().any(|x| x.eq_ignore_ascii_case(a))),
+                    None => {
+                        unknown_teams.push(format!("team:{org}/{slug}"));
+                        false
+                    }
+                },
+            });
+            if satisfied {
+                continue;
+            }
+            let names: Vec<String> = owners
+                .iter()
+                .map(|o| match o {
+                    Principal::Login(l) => l.clone(),
+                    Principal::Team { org, slug } => format!("team:{org}/{slug}"),
+                })
+                .collect();
+            let shown: Vec<&str> = owned.iter().take(3).map(String::as_str).collect();
+            let more = if owned.len() > 3 { format!(" and {} more", owned.len() - 3) } else { String::new() };
+            let mut message = format!(
+                "changes {}{more} ({source}) but no approval on its final head {} is by one of {}{}",
+                shown.join(", "),
+                short_id(&m.head_sha),
+                names.join(", "),
+                if approved_on_head.is_empty() { String::new() } else { format!(" (approved by {})", approved_on_head.join(", ")) }
+            );
+            if !unknown_teams.is_empty() {
+                message.push_str(&format!("; members of {} at merge time are not recorded (sync with --team)", unknown_teams.join(", ")));
+            }
+            if files.payload.capped {
+                message.push_str("; GitHub listed only the first 3,000 files");
+            }
+            let mut evidence = vec![m.seq, files.seq];
+            evidence.extend(&m.review_seqs);
+            out.push(Finding {
+                rule: Rule::PrOwnerApprovalMissing,
+                severity: Severity::Error,
+                fix: None,
+                subject: Some(subject.clone()),
+                message,
+                evidence,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// `deploy.*`: every deployment in the window to an environment with an

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::client::{Client, ClientError};
 use super::state;
-use crate::ledger::event::{GithubPayload, Kind, TeamSynced};
+use crate::ledger::event::{GithubPayload, Kind, PrFilesSynced, TeamSynced, PR_FILES_CAP};
 use crate::ledger::{entry::canonical_json, Ledger, LedgerError, NewEntry};
 
 /// Pull requests updated this long before the cursor are listed again: items
@@ -204,6 +204,7 @@ async fn pulls(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &mut Re
         let commit_ids: Vec<String> = commits.iter().filter_map(|c| c["sha"].as_str().map(str::to_string)).collect();
         let mut batch = Batch::default();
         record_pull(ledger, repo, &detail, &commit_ids, capped, &reviews, &mut batch, sum)?;
+        pull_files(client, ledger, repo, &detail, &mut batch).await?;
         client.stats.pull_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         client.stats.reviews.fetch_add(reviews.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if cursor_is_behind(cursor.as_deref(), &updated) {
@@ -211,6 +212,31 @@ async fn pulls(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &mut Re
         }
         sum.new_entries += batch.commit(ledger)?;
     }
+    Ok(())
+}
+
+/// A merged pull request's changed files (REST, 100 a page, GitHub's cap of
+/// 3,000 said when reached) as a `pr_files.synced` entry in `batch`.
+async fn pull_files(client: &Client, ledger: &Mutex<Ledger>, repo: &str, detail: &Value, batch: &mut Batch) -> Result<(), SyncError> {
+    let merged = detail["merged"].as_bool().unwrap_or(false) || !detail["merged_at"].is_null();
+    let Some(number) = detail["number"].as_u64().filter(|_| merged) else { return Ok(()) };
+    let pages = PR_FILES_CAP.div_ceil(100);
+    let listed = client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/files?per_page=100"), "pull_requests: read", pages).await?;
+    let mut files: Vec<String> =
+        listed.iter().flat_map(|f| [f["filename"].as_str(), f["previous_filename"].as_str()]).flatten().map(str::to_string).collect();
+    files.sort();
+    files.dedup();
+    let capped = listed.len() >= PR_FILES_CAP;
+    if capped {
+        tracing::warn!(
+            repository = repo,
+            "{repo}#{number} changes {PR_FILES_CAP} files or more: GitHub lists no more, so path rules cannot see past them"
+        );
+    }
+    let head_sha = detail["head"]["sha"].as_str().unwrap_or("").to_string();
+    let p = serde_json::to_value(PrFilesSynced { repository: repo.into(), number, head_sha, files, capped }).unwrap_or_default();
+    let subject = format!("{repo}#{number}");
+    batch.add(ledger, Kind::PrFilesSynced, subject.clone(), subject, String::new(), p)?;
     Ok(())
 }
 
@@ -310,6 +336,7 @@ async fn pulls_graphql(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum:
         }
         let mut batch = Batch::default();
         record_pull(ledger, repo, &detail, &commits, capped, &reviews, &mut batch, sum)?;
+        pull_files(client, ledger, repo, &detail, &mut batch).await?;
         client.stats.pull_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         client.stats.reviews.fetch_add(reviews.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if cursor_is_behind(cursor.as_deref(), &updated) {
