@@ -49,6 +49,10 @@ fn only_the_listed_signers_change_protected_files() -> Result<()> {
     assert!(err.contains("paths.signer") && err.contains(".github/workflows/ci.yml") && err.contains("bob@example.com"), "{err}");
     assert!(err.contains(&bad[..7]), "the commit is not named: {err}");
     assert!(err.contains("is signed by alice@example.com"), "{err}");
+    // `verify` judges it the same way.
+    let (code, out, _) = repo.audit(&["--policy", server.policy.to_str().context("path")?, "verify", "--format", "json", "HEAD~1..HEAD"])?;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"rule\":\"paths.signer\""), "{out}");
     repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
     // A rename out of the protected directory, and a deletion: both change protected files.
     repo.git(&["mv", ".github/workflows/ci.yml", "ci.yml"])?;
@@ -151,6 +155,10 @@ fn merged_pull_requests_need_their_owners_approval() -> Result<()> {
     pr(&mut w, 4, &[("src/main.rs", "modified", None)], "frank"); // CODEOWNERS: the last match (/src/ @erin) wins
     pr(&mut w, 5, &[("ci.yml", "renamed", Some(".github/workflows/ci.yml"))], "carol"); // renamed out
     pr(&mut w, 6, &[("docs/guide.md", "added", None)], "frank"); // CODEOWNERS `*` @acme/everyone: frank is a member
+    // GitHub's cap: 3,000 files listed of 3,001; the sync says so.
+    let many: Vec<String> = (0..3001).map(|i| format!("gen/f{i}.txt")).collect();
+    let many: Vec<(&str, &str, Option<&str>)> = many.iter().map(|f| (f.as_str(), "added", None)).collect();
+    pr(&mut w, 7, &many, "carol");
     w.teams.insert("acme/sre".into(), vec!["dave".into()]);
     w.teams.insert("acme/everyone".into(), vec!["frank".into(), "carol".into(), "bob".into(), "dave".into()]);
     let fake = Fake::start(w);
@@ -164,7 +172,9 @@ fn merged_pull_requests_need_their_owners_approval() -> Result<()> {
     )?;
     let p = policy.to_str().context("path")?;
     let out = repo.cmd(crate::support::BIN).env("GITHUB_TOKEN", TOKEN).args(["--policy", p, "sync", "--api-url", &fake.url]).output()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("acme/api#7 changes 3000 files or more"), "{err}");
     let (code, out, err) = repo.audit(&["--policy", p, "report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
     assert_eq!(code, 1, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out)?;
