@@ -558,23 +558,8 @@ impl Validator<'_> {
                 }
             };
             let Some(matcher) = glob(&e.name, &mut self) else { continue };
-            let principals = |list: &[toml::Spanned<String>], key: &str, this: &mut Self| -> Vec<Principal> {
-                list.iter()
-                    .filter_map(|p| {
-                        let parsed = Principal::parse(p.get_ref());
-                        if parsed.is_none() {
-                            this.err(
-                                p.span(),
-                                format!("`{}` in {key} is neither a login nor a team", p.get_ref()),
-                                Some("use a forge login (\"alice\") or a team (\"team:acme/sre\")"),
-                            );
-                        }
-                        parsed
-                    })
-                    .collect()
-            };
-            let deployers = principals(&e.deployers, "deployers", &mut self);
-            let approvers = principals(&e.approvers, "approvers", &mut self);
+            let deployers = self.principals(&e.deployers, "deployers");
+            let approvers = self.principals(&e.approvers, "approvers");
             let required_approvals = match &e.required_approvals {
                 Some(n) if *n.get_ref() < 0 || *n.get_ref() > 100 => {
                     self.err(n.span(), format!("required_approvals must be 0 to 100, not {}", n.get_ref()), None);
@@ -715,6 +700,23 @@ impl Validator<'_> {
         })
     }
 
+    /// Logins and teams, each that is neither an error at its place.
+    fn principals(&mut self, list: &[toml::Spanned<String>], key: &str) -> Vec<Principal> {
+        list.iter()
+            .filter_map(|p| {
+                let parsed = Principal::parse(p.get_ref());
+                if parsed.is_none() {
+                    self.err(
+                        p.span(),
+                        format!("`{}` in {key} is neither a login nor a team", p.get_ref()),
+                        Some("use a forge login (\"alice\") or a team (\"team:acme/sre\")"),
+                    );
+                }
+                parsed
+            })
+            .collect()
+    }
+
     /// `[[paths]]`: patterns compiled, signers and approvers checked.
     fn paths(&mut self, raw: Vec<schema::RawPathRule>) -> Vec<paths::PathRule> {
         let mut out = Vec::new();
@@ -740,21 +742,7 @@ impl Validator<'_> {
                     );
                 }
             }
-            let approvers: Vec<Principal> = r
-                .approvers
-                .iter()
-                .filter_map(|a| {
-                    let parsed = Principal::parse(a.get_ref());
-                    if parsed.is_none() {
-                        self.err(
-                            a.span(),
-                            format!("`{}` in approvers is neither a login nor a team", a.get_ref()),
-                            Some("use a forge login (\"bob\") or a team (\"team:acme/sre\")"),
-                        );
-                    }
-                    parsed
-                })
-                .collect();
+            let approvers = self.principals(&r.approvers, "approvers");
             let origin = self.location(r.pattern.span());
             if r.signers.is_empty() && r.approvers.is_empty() {
                 self.warnings.push(Diagnostic {
