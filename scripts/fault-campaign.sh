@@ -7,5 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GIT_AUDIT_FAULT_ROUNDS=${1:-300} GIT_AUDIT_CHAOS_SEEDS=${2:-50} GIT_AUDIT_LOAD_PUSHES=${3:-50}
-cargo test --locked --release --test main -- --nocapture --test-threads 1 faults:: sync::chaos 2>&1 |
+cargo test --locked --test main -- --nocapture --test-threads 1 faults:: sync::chaos 2>&1 |
   grep -E '^(verify --record|pushes|sync/anchor|chaos|[0-9]+ concurrent)|^test |test result'
