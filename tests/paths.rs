@@ -50,7 +50,8 @@ fn only_the_listed_signers_change_protected_files() -> Result<()> {
     assert!(err.contains(&bad[..7]), "the commit is not named: {err}");
     assert!(err.contains("is signed by alice@example.com"), "{err}");
     // `verify` judges it the same way.
-    let (code, out, _) = repo.audit(&["--policy", server.policy.to_str().context("path")?, "verify", "--format", "json", "HEAD~1..HEAD"])?;
+    let (code, out, _) =
+        repo.audit(&["--policy", server.policy.to_str().context("path")?, "verify", "--format", "json", "HEAD~1..HEAD"])?;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("\"rule\":\"paths.signer\""), "{out}");
     repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
@@ -64,6 +65,14 @@ fn only_the_listed_signers_change_protected_files() -> Result<()> {
     let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
     assert!(code != 0 && err.contains("paths.signer"), "{err}");
     repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
+    // A symlink put where the protected directory is (so its files could come
+    // from anywhere): it changes the protected tree, and is refused.
+    std::fs::remove_dir_all(repo.path.join(".github/workflows"))?;
+    std::os::unix::fs::symlink("../ci", repo.path.join(".github/workflows"))?;
+    change(&repo, &[], &k.alice, "chore: workflows live in ci/")?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert!(code != 0 && err.contains("paths.signer") && err.contains(".github/workflows"), "{err}");
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
     // Unrelated files, by anyone pinned: accepted.
     change(&repo, &[("README.md", Some("hello\n"))], &k.alice, "docs: hello")?;
     let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
@@ -74,7 +83,7 @@ fn only_the_listed_signers_change_protected_files() -> Result<()> {
     let kinds = server.kinds()?;
     let refused = kinds.iter().filter(|(k, p)| k == "push.decided" && p.contains("\"accepted\":false")).count();
     let judged = kinds.iter().filter(|(k, p)| k == "commit.verified" && p.contains("\"rule\":\"paths.signer\"")).count();
-    assert_eq!((refused, judged), (3, 3), "{kinds:?}");
+    assert_eq!((refused, judged), (4, 4), "{kinds:?}");
     Ok(())
 }
 
@@ -155,7 +164,7 @@ fn merged_pull_requests_need_their_owners_approval() -> Result<()> {
     pr(&mut w, 4, &[("src/main.rs", "modified", None)], "frank"); // CODEOWNERS: the last match (/src/ @erin) wins
     pr(&mut w, 5, &[("ci.yml", "renamed", Some(".github/workflows/ci.yml"))], "carol"); // renamed out
     pr(&mut w, 6, &[("docs/guide.md", "added", None)], "frank"); // CODEOWNERS `*` @acme/everyone: frank is a member
-    // GitHub's cap: 3,000 files listed of 3,001; the sync says so.
+                                                                 // GitHub's cap: 3,000 files listed of 3,001; the sync says so.
     let many: Vec<String> = (0..3001).map(|i| format!("gen/f{i}.txt")).collect();
     let many: Vec<(&str, &str, Option<&str>)> = many.iter().map(|f| (f.as_str(), "added", None)).collect();
     pr(&mut w, 7, &many, "carol");

@@ -15,6 +15,11 @@ use super::Principal;
 pub struct PathPattern {
     pub text: String,
     set: GlobSet,
+    /// For an anchored pattern, its leading directories without wildcards
+    /// (`.github/workflows` of `.github/workflows/**`): a change to one of
+    /// them *as a path* — a symlink or submodule put where the directory
+    /// is, or would be — changes what the pattern protects.
+    prefix: Option<String>,
 }
 
 impl PathPattern {
@@ -59,12 +64,15 @@ impl PathPattern {
             set.add(glob);
         }
         let set = set.build().map_err(|e| format!("bad pattern: {}", e.kind()))?;
-        Ok(PathPattern { text: text.to_string(), set })
+        let literal: Vec<&str> = body.split('/').take_while(|c| !c.contains(['*', '?', '[', '{', '\\'])).collect();
+        let prefix = (anchored && !literal.is_empty()).then(|| literal.join("/"));
+        Ok(PathPattern { text: text.to_string(), set, prefix })
     }
 
-    /// True when the repository-relative `path` (`a/b.txt`) matches.
+    /// True when the repository-relative `path` (`a/b.txt`) matches, or is
+    /// one of the directories an anchored pattern's files live under.
     pub fn matches(&self, path: &str) -> bool {
-        self.set.is_match(path)
+        self.set.is_match(path) || self.prefix.as_deref().is_some_and(|p| p == path || p.starts_with(&format!("{path}/")))
     }
 }
 
@@ -191,7 +199,8 @@ mod tests {
         assert!(m(".github/workflows/**", ".github/workflows/sub/x.yml"));
         assert!(!m(".github/workflows/**", "src/.github/workflows/ci.yml"));
         assert!(m(".github/workflows/", ".github/workflows/ci.yml"));
-        assert!(!m(".github/workflows/", ".github/workflows"));
+        // A file, symlink or submodule where the protected directory is: protected too.
+        assert!(m(".github/workflows/", ".github/workflows"));
         assert!(m("*.tf", "infra/prod/main.tf"));
         assert!(m("*.tf", "main.tf"));
         assert!(!m("*.tf", "main.tfvars"));
@@ -202,6 +211,13 @@ mod tests {
         assert!(m("docs/*.md", "docs/a.md"));
         assert!(!m("docs/*.md", "docs/sub/a.md"));
         assert!(m("**/secrets/**", "a/b/secrets/key"));
+        // The directories a protected tree lives under, as paths: a symlink
+        // or submodule put there would change what the pattern protects.
+        assert!(m(".github/workflows/**", ".github/workflows"));
+        assert!(m(".github/workflows/**", ".github"));
+        assert!(m("/deploy/", "deploy"));
+        assert!(!m(".github/workflows/**", ".githubx"));
+        assert!(!m("*.tf", "infra"));
         assert!(PathPattern::new("!keep.txt").is_err());
         assert!(PathPattern::new("").is_err());
         assert!(PathPattern::new("a[").is_err());
