@@ -42,6 +42,10 @@ gpg --batch --pinentry-mode loopback --passphrase '' --detach-sign -o - "$work/p
 cp "$keys/alice_ssh" "$work/ssh_key" && chmod 600 "$work/ssh_key"
 ssh-keygen -q -Y sign -n git -f "$work/ssh_key" "$work/payload"
 seed ssh_signature good.sig < "$work/payload.sig"
+# Kept beside the keys too: minimising renames corpus files, and the replay
+# test checks these two verify good with the keys above.
+cp "$corpus/openpgp/armored.asc" "$keys/seed-openpgp.asc"
+cp "$corpus/ssh_signature/good.sig" "$keys/seed-ssh.sig"
 cp "$keys/allowed_signers" "$corpus/allowed_signers/one"
 cat > "$corpus/allowed_signers/options" <<'EOF'
 # comments and options
