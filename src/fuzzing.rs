@@ -50,7 +50,7 @@ impl Harness {
         let allowed = allowed_signers::parse(signers)
             .ok()
             .map(|entries| allowed_signers::AllowedSigners { path: "fuzz/keys/allowed_signers".into(), entries });
-        let mut checker = SignatureChecker::new(Trust::Policy, keys, allowed);
+        let mut checker = SignatureChecker::new(Trust::Policy, crate::signature::OpenpgpPolicy::Strict, keys, allowed);
         let _ = checker.prepare();
         Harness { checker, note: NoteVerifier::parse(NOTE_KEY).ok() }
     }

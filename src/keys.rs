@@ -10,7 +10,6 @@ use sequoia_openpgp as openpgp;
 
 use openpgp::cert::prelude::*;
 use openpgp::parse::Parse;
-use openpgp::policy::StandardPolicy;
 use openpgp::types::RevocationStatus;
 use serde::Serialize;
 
@@ -46,6 +45,13 @@ pub struct KeyInfo {
     pub status: String,
     /// The file that pins it.
     pub source: String,
+    /// What the strict OpenPGP policy refuses in it (packet and algorithm);
+    /// empty when `openpgp_policy = "strict"` can use it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weak: Vec<String>,
+    /// How to make the strict policy accept it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 impl KeyInfo {
@@ -65,11 +71,18 @@ fn ts(t: std::time::SystemTime) -> String {
 
 /// Every key the policy pins, OpenPGP then SSH.
 pub fn list(policy: &Policy) -> Vec<KeyInfo> {
-    let p = StandardPolicy::new();
+    // Valid as GnuPG judges it; what only the strict policy refuses is listed apart.
+    let p = crate::signature::native::gnupg_policy();
     let mut out = Vec::new();
     for file in &policy.signing.openpgp_keys {
         let Ok(parser) = CertParser::from_bytes(&file.armored[..]) else { continue };
+        let weak = crate::signature::native::certificate_weaknesses(std::slice::from_ref(file)).unwrap_or_default();
         for cert in parser.flatten() {
+            let fpr = cert.fingerprint().to_hex();
+            let found: Vec<crate::signature::native::Weakness> =
+                weak.iter().filter(|(f, _, _)| *f == fpr).flat_map(|(_, _, w)| w.iter().cloned()).collect();
+            let fix = (!found.is_empty()).then(|| crate::signature::native::remedies(&found, &fpr));
+            let weak: Vec<String> = found.iter().map(ToString::to_string).collect();
             let vc = cert.with_policy(&p, None).ok();
             let revoked = matches!(cert.revocation_status(&p, None), RevocationStatus::Revoked(_));
             let expires = vc.as_ref().and_then(|v| v.primary_key().key_expiration_time()).map(ts);
@@ -94,6 +107,8 @@ pub fn list(policy: &Policy) -> Vec<KeyInfo> {
                 }
                 .into(),
                 source: file.path.display().to_string(),
+                weak,
+                fix,
             });
         }
     }
@@ -117,6 +132,8 @@ pub fn list(policy: &Policy) -> Vec<KeyInfo> {
                 }
                 .into(),
                 source: format!("{}:{}", a.path.display(), e.line),
+                weak: Vec::new(),
+                fix: None,
             });
         }
     }

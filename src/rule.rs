@@ -77,6 +77,7 @@ pub enum Kind {
 rules! {
     SigningRequired = "signing.required", Commit, "the signature is not `good` (and the committer is not exempt)";
     SigningIdentity = "signing.identity", Commit, "a good signature's key is not bound to the committer email (`match_committer`)";
+    SigningWeakAlgorithm = "signing.weak-algorithm", Commit, "a good signature relies on cryptography the strict OpenPGP policy refuses (SHA-1, DSA-1024, RSA-1024 …), accepted under `openpgp_policy = \"gnupg\"`; a warning naming the packet and algorithm";
     CommitsTrailer = "commits.trailer", Commit, "a required trailer is missing";
     CommitsSignoff = "commits.signoff", Commit, "no `Signed-off-by` names the author";
     CommitsSubject = "commits.subject", Commit, "the subject does not match `subject_pattern`";

@@ -15,6 +15,7 @@ mod notify;
 mod paths;
 mod postgres;
 mod properties;
+mod real_world;
 mod record;
 mod reports;
 mod rules;

@@ -347,7 +347,7 @@ fn the_native_verifier_agrees_with_gpgme_on_every_scenario() -> Result<()> {
     }
     cases.push(("garbage", b"-----BEGIN PGP SIGNATURE-----\n\nAAAA\n-----END PGP SIGNATURE-----\n".to_vec(), payload));
 
-    let mut native = NativeVerifier::pinned(&pinned)?;
+    let mut native = NativeVerifier::pinned(&pinned, git_audit::signature::OpenpgpPolicy::Strict)?;
     let mut gpgme = GpgmeVerifier::pinned(&pinned)?;
     let mut disagreements = Vec::new();
     let mut seen = Vec::new();
@@ -367,10 +367,11 @@ fn the_native_verifier_agrees_with_gpgme_on_every_scenario() -> Result<()> {
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 
-    // The one deliberate difference: a signature over a SHA-1 digest. gpg still
-    // accepts it; the in-process verifier follows the standard OpenPGP policy,
-    // which has not trusted SHA-1 for signatures since 2013 (chosen-prefix
-    // collisions are practical), and says why.
+    // The one difference by default: a signature over a SHA-1 digest. gpg still
+    // accepts it; under `openpgp_policy = "strict"` the in-process verifier
+    // follows the standard OpenPGP policy, which has not trusted SHA-1 for
+    // signatures since 2013 (chosen-prefix collisions are practical), and names
+    // it; under `"gnupg"` it agrees with gpg and carries the weakness.
     let file = tmp.path().join("payload");
     let sha1 = gpg_in(
         &k.dev_home,
@@ -391,7 +392,16 @@ fn the_native_verifier_agrees_with_gpgme_on_every_scenario() -> Result<()> {
     let (n, g) = (native.verify(&object), gpgme.verify(&object));
     assert_eq!(g.status, git_audit::signature::SignatureStatus::Good, "{g:?}");
     assert_eq!(n.status, git_audit::signature::SignatureStatus::Error, "{n:?}");
-    assert!(n.detail.as_deref().is_some_and(|d| d.contains("not acceptable") && d.contains("SHA1")), "{n:?}");
+    assert!(n.detail.as_deref().is_some_and(|d| d.contains("the data signature uses SHA-1")), "{n:?}");
+    let mut lenient = NativeVerifier::pinned(&pinned, git_audit::signature::OpenpgpPolicy::Gnupg)?;
+    let l = lenient.verify(&object);
+    assert_eq!((l.status, &l.key, &l.signer), (g.status, &g.key, &g.signer), "{l:?} / {g:?}");
+    assert_eq!(l.weak, vec!["the data signature uses SHA-1".to_string()]);
+    // Every other scenario means the same under both policies.
+    for (name, sig, data) in &cases {
+        let object = SignedObject { signature: sig, payload: data, signed_at: 0 };
+        assert_eq!(lenient.verify(&object).status, native.verify(&object).status, "{name}");
+    }
 
     // And what they agree on is what each scenario means.
     let want = [
@@ -536,5 +546,41 @@ fn a_cached_ssh_verdict_does_not_outlive_a_valid_before() -> Result<()> {
     let c = rusqlite::Connection::open(repo.home.join(".cache/git-audit/verdicts.db"))?;
     let until: Option<i64> = c.query_row("SELECT valid_until FROM verdicts", [], |r| r.get(0))?;
     assert_eq!(until, Some(4070908800), "kept until 2099-01-01T00:00:00Z, the valid-before");
+    Ok(())
+}
+
+#[test]
+fn a_signature_block_with_two_signatures_is_an_error_as_git_says_e() -> Result<()> {
+    // gpg signs with every -u it is given: a pinned key and an unpinned one in
+    // one block. git reports E; "good" would let the unpinned signer ride along.
+    let k = keys();
+    let repo = Repo::new()?;
+    let both = repo.tmp.path().join("gpg-two");
+    std::fs::write(&both, format!("#!/bin/sh\nexec gpg -u '{}!' \"$@\"\n", k.mallory.fpr))?;
+    std::fs::set_permissions(&both, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    std::fs::write(repo.path.join("two.txt"), "two\n")?;
+    repo.git(&["add", "."])?;
+    let out = repo
+        .cmd("git")
+        .args([
+            "-c",
+            "gpg.format=openpgp",
+            "-c",
+            &format!("gpg.program={}", both.display()),
+            "-c",
+            &format!("user.signingkey={}!", k.alice.fpr),
+        ])
+        .args(["commit", "-q", "-S", "-m", "feat: two signatures"])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = repo.git(&["rev-parse", "HEAD"])?;
+    let packets = repo.cmd("git").args(["cat-file", "commit", &id]).output()?;
+    anyhow::ensure!(String::from_utf8_lossy(&packets.stdout).contains("gpgsig"), "signed");
+    assert_eq!(repo.git_oracle(&id)?, "E");
+    let policy = repo.policy(&pinned_policy(""))?;
+    let (code, v) = repo.verify_json(&policy, &["HEAD"])?;
+    assert_eq!(code, 1);
+    assert_eq!(status(&v, &id), "error", "{}", commit_entry(&v, &id));
+    assert!(commit_entry(&v, &id)["signature"]["detail"].as_str().unwrap_or("").contains("2 signatures"));
     Ok(())
 }

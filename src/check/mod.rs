@@ -76,6 +76,13 @@ impl<'p> CommitChecker<'p> {
                 Some(signing_fix(policy, &verdict, committer_email)),
             );
         }
+        if verdict.status == SignatureStatus::Good && !verdict.weak.is_empty() {
+            out.add(
+                Rule::SigningWeakAlgorithm,
+                format!("accepted under openpgp_policy = \"gnupg\", but {}", verdict.weak.join("; ")),
+                verdict.fix.clone(),
+            );
+        }
         if policy.signing.match_committer && verdict.status == SignatureStatus::Good && !verdict.binds(committer_email) {
             let ids = if verdict.identities.is_empty() { "none".to_string() } else { verdict.identities.join(", ") };
             out.add(
@@ -206,6 +213,9 @@ impl Findings<'_> {
 
 fn signing_fix(policy: &Policy, v: &Verdict, committer: &str) -> String {
     let policy_path = policy.path.display();
+    if let Some(fix) = &v.fix {
+        return fix.clone();
+    }
     match (v.status, v.format) {
         (SignatureStatus::Missing, _) => {
             "sign your commits: `git config commit.gpgsign true`, then re-sign: `git commit --amend -S --no-edit` (older commits: `git rebase --exec 'git commit --amend -S --no-edit' <base>`)".into()

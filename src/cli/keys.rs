@@ -88,6 +88,25 @@ pub fn run(global: &Global, args: KeysArgs) -> anyhow::Result<Outcome> {
                 added.file.display(),
                 if added.policy_changed { format!("; {} now names it", path.display()) } else { String::new() }
             ))?;
+            // Say up front what the strict OpenPGP policy will do with it.
+            if let Ok(policy) = Policy::load(&path) {
+                if let Some(k) = keys::list(&policy).into_iter().find(|k| k.fingerprint == added.fingerprint && !k.weak.is_empty()) {
+                    let then = match policy.signing.openpgp_policy {
+                        crate::signature::OpenpgpPolicy::Strict => {
+                            "its signatures will be `error` under this policy's `openpgp_policy = \"strict\"`"
+                        }
+                        crate::signature::OpenpgpPolicy::Gnupg => {
+                            "accepted under `openpgp_policy = \"gnupg\"`, with a `signing.weak-algorithm` warning on each signature"
+                        }
+                    };
+                    eprintln!(
+                        "warning: {} relies on weak cryptography: {}; {then}\nHint: {}",
+                        k.fingerprint,
+                        k.weak.join("; "),
+                        k.fix.as_deref().unwrap_or("")
+                    );
+                }
+            }
             Ok(Outcome::Pass)
         }
     }
@@ -113,6 +132,14 @@ fn show(list: &[keys::KeyInfo], format: OutputFormat, empty: &str) -> anyhow::Re
             k.expires.as_deref().unwrap_or("never"),
             k.source
         ));
+        if !k.weak.is_empty() {
+            out.push_str(&format!(
+                "        the strict OpenPGP policy cannot use it: {}\n        Hint: {}; {}\n",
+                k.weak.join("; "),
+                k.fix.as_deref().unwrap_or(""),
+                crate::signature::native::GNUPG_ALTERNATIVE
+            ));
+        }
     }
     emit(&out)
 }

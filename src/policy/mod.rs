@@ -33,7 +33,7 @@ impl Mode {
 
 use crate::signature::allowed_signers::{matching_identity, AllowedSigners};
 pub use crate::signature::KeyFile;
-use crate::signature::SignatureChecker;
+use crate::signature::{OpenpgpPolicy, SignatureChecker};
 
 /// The file name looked for at the repository root.
 pub const DEFAULT_FILE: &str = ".git-audit.toml";
@@ -96,6 +96,8 @@ impl fmt::Display for Location {
 pub struct Signing {
     pub required: bool,
     pub trust: Trust,
+    /// What weak OpenPGP cryptography does (`[signing] openpgp_policy`).
+    pub openpgp_policy: OpenpgpPolicy,
     pub openpgp_keys: Vec<KeyFile>,
     pub ssh_allowed_signers: Option<AllowedSigners>,
     pub match_committer: bool,
@@ -277,6 +279,12 @@ impl Policy {
         if let Some(m) = self.rules.get(&rule) {
             return *m;
         }
+        if rule == Rule::SigningWeakAlgorithm {
+            // An audit note, not a refusal: the policy chose to accept it (`gnupg`).
+            // Only `[rules]` can make it enforce; anything else off stays off.
+            let inherited = branch.and_then(|b| b.mode).or(self.signing.mode).unwrap_or(self.mode);
+            return if inherited == Mode::Off { Mode::Off } else { Mode::Warn };
+        }
         if let Some(m) = branch.and_then(|b| b.mode) {
             return m;
         }
@@ -349,7 +357,7 @@ impl Policy {
             let path = repo?.config_path("gpg.ssh.allowedSignersFile")?;
             AllowedSigners::load(&path).ok()
         });
-        let checker = SignatureChecker::new(self.signing.trust, self.signing.openpgp_keys.clone(), allowed);
+        let checker = SignatureChecker::new(self.signing.trust, self.signing.openpgp_policy, self.signing.openpgp_keys.clone(), allowed);
         // With the user's keyring deciding, a verdict can change with no policy change: no cache.
         match self.signing.trust {
             Trust::Policy => checker.with_cache(&self.digest),
@@ -393,6 +401,39 @@ impl Validator<'_> {
         Location { file: self.path.to_path_buf(), line, column }
     }
 
+    /// Says up front which pinned keys the strict OpenPGP policy cannot use (a
+    /// warning under `strict`: their signatures will be `error`; a note under
+    /// `gnupg`: their signatures will carry `signing.weak-algorithm`).
+    fn weak_keys(&mut self, keys: &[KeyFile], spans: &[Range<usize>], mode: OpenpgpPolicy) {
+        for (k, span) in keys.iter().zip(spans) {
+            let Ok(certs) = crate::signature::native::certificate_weaknesses(std::slice::from_ref(k)) else { continue };
+            for (fpr, uid, weak) in certs.into_iter().filter(|(_, _, w)| !w.is_empty()) {
+                let who = uid.map(|u| format!(" ({u})")).unwrap_or_default();
+                let list: Vec<String> = weak.iter().map(ToString::to_string).collect();
+                let fix = crate::signature::native::remedies(&weak, &fpr);
+                let (message, hint) = match mode {
+                    OpenpgpPolicy::Strict => (
+                        format!(
+                            "pinned key {fpr}{who} in {} cannot be used under the strict OpenPGP policy: {}; its signatures will be `error`",
+                            k.path.display(),
+                            list.join("; ")
+                        ),
+                        Some(format!("{fix}; {}", crate::signature::native::GNUPG_ALTERNATIVE)),
+                    ),
+                    OpenpgpPolicy::Gnupg => (
+                        format!(
+                            "pinned key {fpr}{who} in {} relies on weak cryptography: {}; accepted (openpgp_policy = \"gnupg\"), each signature by it gets a `signing.weak-algorithm` warning",
+                            k.path.display(),
+                            list.join("; ")
+                        ),
+                        Some(fix),
+                    ),
+                };
+                self.warnings.push(diag_at(self.path, self.text.as_bytes(), span.clone(), message, hint));
+            }
+        }
+    }
+
     fn resolve(&self, rel: &str) -> PathBuf {
         let p = Path::new(rel);
         if p.is_absolute() {
@@ -415,6 +456,7 @@ impl Validator<'_> {
 
         // [signing]
         let mut keys = Vec::new();
+        let mut key_spans = Vec::new();
         for entry in &raw.signing.openpgp_keys {
             let origin = self.location(entry.span());
             let resolved = self.resolve(entry.get_ref());
@@ -437,10 +479,12 @@ impl Validator<'_> {
                 for f in found {
                     if let Some(k) = self.read_key(&f, entry.span(), &origin) {
                         keys.push(k);
+                        key_spans.push(entry.span());
                     }
                 }
             } else if let Some(k) = self.read_key(&resolved, entry.span(), &origin) {
                 keys.push(k);
+                key_spans.push(entry.span());
             }
         }
         // Relative to the policy, so the same policy has the same digest wherever
@@ -482,6 +526,10 @@ impl Validator<'_> {
             }
         }
         let trust = raw.signing.trust.unwrap_or(Trust::Policy);
+        let openpgp_policy = raw.signing.openpgp_policy.unwrap_or_default();
+        if trust == Trust::Policy {
+            self.weak_keys(&keys, &key_spans, openpgp_policy);
+        }
         for id in &raw.signing.exempt_identities {
             if id.get_ref().trim().is_empty() {
                 self.err(id.span(), "empty identity in exempt_identities".into(), Some("use a committer email, e.g. \"bot@example.com\""));
@@ -668,6 +716,7 @@ impl Validator<'_> {
             signing: Signing {
                 required: raw.signing.required,
                 trust,
+                openpgp_policy,
                 openpgp_keys: keys,
                 ssh_allowed_signers: allowed,
                 match_committer: raw.signing.match_committer,

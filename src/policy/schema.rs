@@ -97,6 +97,7 @@ pub struct RawSigning {
     #[serde(default)]
     pub required: bool,
     pub trust: Option<Trust>,
+    pub openpgp_policy: Option<crate::signature::OpenpgpPolicy>,
     #[serde(default)]
     pub openpgp_keys: Vec<Spanned<String>>,
     pub ssh_allowed_signers: Option<Spanned<String>>,

@@ -58,7 +58,9 @@ impl VerdictCache {
 
     pub fn key(&self, signature: &[u8], payload: &[u8], signed_at: i64) -> [u8; 32] {
         let mut h = Sha256::new();
-        for part in [self.scope.as_bytes(), signature, payload, &signed_at.to_be_bytes()] {
+        // The verdict scheme: bumped when what a verdict says changes for the same
+        // inputs (v2: lenient MPIs, named weak algorithms, one packet per block).
+        for part in [b"verdicts-v2".as_slice(), self.scope.as_bytes(), signature, payload, &signed_at.to_be_bytes()] {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part);
         }

@@ -6,6 +6,7 @@ pub mod allowed_signers;
 pub mod cache;
 pub mod native;
 pub mod openpgp;
+pub mod packets;
 pub mod ssh;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,17 @@ pub enum Trust {
     /// Only the keys pinned by the policy.
     Policy,
     /// The user's GnuPG keyring and its validity, like `git log --show-signature`.
+    Gnupg,
+}
+
+/// What weak OpenPGP cryptography (SHA-1, DSA-1024, RSA-1024 …) does in
+/// `trust = "policy"`: refused with its packet and algorithm named (`strict`),
+/// or accepted as GnuPG accepts it, with a `signing.weak-algorithm` warning (`gnupg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpenpgpPolicy {
+    #[default]
+    Strict,
     Gnupg,
 }
 
@@ -104,11 +116,18 @@ pub struct Verdict {
     /// Why the status is what it is, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Weak cryptography the verdict relies on, each naming its packet and
+    /// algorithm ("the user-ID self-signature on … uses SHA-1").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weak: Vec<String>,
+    /// What to do about it, where the verifier knows better than the status does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 impl Verdict {
     pub fn new(status: SignatureStatus, format: Option<SignatureFormat>) -> Verdict {
-        Verdict { status, format, signer: None, key: None, identities: Vec::new(), detail: None }
+        Verdict { status, format, signer: None, key: None, identities: Vec::new(), detail: None, weak: Vec::new(), fix: None }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Verdict {
@@ -168,10 +187,15 @@ pub struct SignatureChecker {
 impl SignatureChecker {
     /// Verifiers for a trust set. The OpenPGP keyring is built on first use
     /// (or by [`SignatureChecker::prepare`]), so SSH-only runs never start gpg.
-    pub fn new(trust: Trust, openpgp_keys: Vec<KeyFile>, ssh_allowed_signers: Option<allowed_signers::AllowedSigners>) -> SignatureChecker {
+    pub fn new(
+        trust: Trust,
+        openpgp_policy: OpenpgpPolicy,
+        openpgp_keys: Vec<KeyFile>,
+        ssh_allowed_signers: Option<allowed_signers::AllowedSigners>,
+    ) -> SignatureChecker {
         let setup: VerifierSetup = Box::new(move || {
             let v: Box<dyn Verifier> = match trust {
-                Trust::Policy => Box::new(native::NativeVerifier::pinned(&openpgp_keys)?),
+                Trust::Policy => Box::new(native::NativeVerifier::pinned(&openpgp_keys, openpgp_policy)?),
                 Trust::Gnupg => Box::new(openpgp::GpgmeVerifier::user_keyring()?),
             };
             Ok(v)
