@@ -195,6 +195,8 @@ pub fn build(said: Recording, env: &dyn Fn(&str) -> Option<String>) -> Result<De
 pub struct Facts {
     pub repository: String,
     pub id: i64,
+    /// The id people use (see [`crate::ledger::query::Deployment::name`]).
+    pub name: String,
     pub environment: String,
     pub deployer: Option<String>,
     /// Why the deployer is unknown, when it is.
@@ -208,52 +210,94 @@ pub struct Facts {
     pub evidence: Vec<u64>,
 }
 
-/// A team's members as of the deployment (`None`: not recorded then).
-pub type Members<'a> = &'a dyn Fn(&str, &str) -> Option<Vec<String>>;
+/// A team's membership as recorded for the deployment's time (`None`: never recorded).
+pub type Members<'a> = &'a dyn Fn(&str, &str) -> Option<TeamMembership>;
 
-/// True when `who` is a listed login or a member of a listed team; teams whose
-/// membership is not known are named in the second value.
-fn allowed(who: &str, list: &[Principal], members: Members<'_>) -> (bool, Vec<String>) {
-    let mut unknown = Vec::new();
+pub use crate::ledger::query::TeamMembership;
+
+/// Where someone stands against a list of logins and teams.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Standing {
+    Allowed,
+    /// Known not to be allowed; `basis` names snapshots taken after the moment judged.
+    NotAllowed {
+        basis: Vec<String>,
+    },
+    /// Not a listed login, and some listed team's membership was never recorded.
+    Unverified {
+        missing: Vec<String>,
+    },
+}
+
+/// Where `who` stands: a listed login, or a member of a listed team as recorded
+/// (at the time, or in the earliest snapshot after it when none was earlier).
+pub fn standing(who: &str, list: &[Principal], members: Members<'_>) -> Standing {
+    let mut missing = Vec::new();
+    let mut basis = Vec::new();
     for p in list {
         match p {
-            Principal::Login(l) if l.eq_ignore_ascii_case(who) => return (true, Vec::new()),
+            Principal::Login(l) if l.eq_ignore_ascii_case(who) => return Standing::Allowed,
             Principal::Login(_) => {}
             Principal::Team { org, slug } => match members(org, slug) {
-                Some(m) if m.iter().any(|x| x.eq_ignore_ascii_case(who)) => return (true, Vec::new()),
+                Some(m) if m.members.iter().any(|x| x.eq_ignore_ascii_case(who)) => return Standing::Allowed,
+                Some(m) if m.after => basis.push(format!("membership of team:{org}/{slug} as of {}, after the deployment", m.as_of)),
                 Some(_) => {}
-                None => unknown.push(format!("team:{org}/{slug}")),
+                None => missing.push(format!("team:{org}/{slug}")),
             },
         }
     }
-    (false, unknown)
-}
-
-fn unknown_teams(unknown: &[String]) -> String {
-    if unknown.is_empty() {
-        String::new()
+    if missing.is_empty() {
+        Standing::NotAllowed { basis }
     } else {
-        format!("; membership of {} at that time is not recorded (sync with the policy)", unknown.join(", "))
+        Standing::Unverified { missing }
     }
 }
 
-/// Judges one deployment against its environment's rule.
+fn basis_note(basis: &[String]) -> String {
+    if basis.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", basis.join("; "))
+    }
+}
+
+const UNVERIFIED_HINT: &str = "run `git-audit sync` with this policy so the team's members are recorded; a team the token cannot read (members: read) stays unverifiable";
+
+/// Judges one deployment against its environment's rule. What cannot be
+/// known (a team never recorded, approvals the forge no longer has) is a
+/// `*-unverified` warning, never a violation; what is known to break the rule
+/// is a finding of `severity`, naming the membership it was judged by.
 pub fn judge(f: &Facts, rule: &EnvironmentRule, severity: Severity, members: Members<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    let subject = format!("{} {} deployment {}", f.repository, f.environment, f.id);
-    let mut add = |r: Rule, message: String| {
-        out.push(Finding { subject: Some(subject.clone()), evidence: f.evidence.clone(), ..Finding::new(r, severity, message) });
+    let name = if f.name.is_empty() { f.id.to_string() } else { f.name.clone() };
+    let subject = format!("{} {} deployment {name}", f.repository, f.environment);
+    let mut add = |r: Rule, sev: Severity, message: String| {
+        let mut finding = Finding { subject: Some(subject.clone()), evidence: f.evidence.clone(), ..Finding::new(r, sev, message) };
+        if r.is_unverified() {
+            finding.fix = Some(UNVERIFIED_HINT.into());
+        }
+        out.push(finding);
     };
     if !rule.deployers.is_empty() {
         match &f.deployer {
-            Some(d) => {
-                let (ok, unknown) = allowed(d, &rule.deployers, members);
-                if !ok {
-                    add(Rule::DeployDeployerNotAllowed, format!("{d} may not deploy to {}{}", f.environment, unknown_teams(&unknown)));
+            Some(d) => match standing(d, &rule.deployers, members) {
+                Standing::Allowed => {}
+                Standing::NotAllowed { basis } => {
+                    add(Rule::DeployDeployerNotAllowed, severity, format!("{d} may not deploy to {}{}", f.environment, basis_note(&basis)))
                 }
-            }
+                Standing::Unverified { missing } => add(
+                    Rule::DeployDeployerUnverified,
+                    Severity::Warning,
+                    format!(
+                        "could not verify that {d} may deploy to {}: not a listed deployer, and the membership of {} was never recorded",
+                        f.environment,
+                        missing.join(", ")
+                    ),
+                ),
+            },
             None => add(
                 Rule::DeployDeployerNotAllowed,
+                severity,
                 format!("the deployer is unknown{}", f.deployer_note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()),
             ),
         }
@@ -263,36 +307,57 @@ pub fn judge(f: &Facts, rule: &EnvironmentRule, severity: Severity, members: Mem
             Some(r) if rule.allows_ref(r) => {}
             Some(r) => add(
                 Rule::DeployRefNotAllowed,
+                severity,
                 format!("{r} may not be deployed to {} (allowed: {})", f.environment, rule.branch_patterns.join(", ")),
             ),
-            None => add(Rule::DeployRefNotAllowed, "the deployed ref is unknown".into()),
+            None => add(Rule::DeployRefNotAllowed, severity, "the deployed ref is unknown".into()),
         }
     }
     match &f.approvers {
-        None if rule.required_approvals > 0 => add(Rule::DeployNoApproval, "its approvals are unknown".into()),
+        None if rule.required_approvals > 0 => add(
+            Rule::DeployApproverUnverified,
+            Severity::Warning,
+            "could not verify its approvals: they were not recorded (the forge no longer returns them)".into(),
+        ),
         None => {}
         Some(list) => {
             let mut valid = 0u32;
+            let mut unverified = 0u32;
             for a in list {
                 let is_self = f.deployer.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(a));
-                let (listed, unknown) = allowed(a, &rule.approvers, members);
-                let may = rule.approvers.is_empty() || listed;
-                if !may {
-                    add(
+                let stand = if rule.approvers.is_empty() { Standing::Allowed } else { standing(a, &rule.approvers, members) };
+                match &stand {
+                    Standing::Allowed => {}
+                    Standing::NotAllowed { basis } => add(
                         Rule::DeployApproverNotAllowed,
-                        format!("{a} may not approve deployments to {}{}", f.environment, unknown_teams(&unknown)),
-                    );
+                        severity,
+                        format!("{a} may not approve deployments to {}{}", f.environment, basis_note(basis)),
+                    ),
+                    Standing::Unverified { missing } => add(
+                        Rule::DeployApproverUnverified,
+                        Severity::Warning,
+                        format!(
+                            "could not verify that {a} may approve deployments to {}: not a listed approver, and the membership of {} was never recorded",
+                            f.environment,
+                            missing.join(", ")
+                        ),
+                    ),
                 }
                 if is_self && rule.prevent_self_approval {
-                    add(Rule::DeploySelfApproval, format!("{a} approved their own deployment"));
+                    add(Rule::DeploySelfApproval, severity, format!("{a} approved their own deployment"));
+                    continue;
                 }
-                if may && !(is_self && rule.prevent_self_approval) {
-                    valid += 1;
+                match stand {
+                    Standing::Allowed => valid += 1,
+                    Standing::Unverified { .. } => unverified += 1,
+                    Standing::NotAllowed { .. } => {}
                 }
             }
-            if valid < rule.required_approvals {
+            // Approvals that could not be verified neither count nor make a violation.
+            if valid + unverified < rule.required_approvals {
                 add(
                     Rule::DeployNoApproval,
+                    severity,
                     format!("{valid} of the {} required approval(s) by allowed approvers", rule.required_approvals),
                 );
             }
@@ -303,6 +368,7 @@ pub fn judge(f: &Facts, rule: &EnvironmentRule, severity: Severity, members: Mem
             Some(bad) if bad.is_empty() => {}
             Some(bad) => add(
                 Rule::DeployUnsignedCommits,
+                severity,
                 format!(
                     "shipped {} commit(s) without a good signature: {}",
                     bad.len(),
@@ -311,6 +377,7 @@ pub fn judge(f: &Facts, rule: &EnvironmentRule, severity: Severity, members: Mem
             ),
             None => add(
                 Rule::DeployUnsignedCommits,
+                severity,
                 "what it shipped is unknown (the commits are not in the local repository: git fetch)".into(),
             ),
         }
@@ -433,7 +500,7 @@ mod tests {
             unsigned: Some(vec![]),
             ..Facts::default()
         };
-        let none = |_: &str, _: &str| -> Option<Vec<String>> { None };
+        let none = |_: &str, _: &str| -> Option<TeamMembership> { None };
         assert!(judge(&clean, rule, Severity::Error, &none).is_empty());
         let rules = |f: &Facts| judge(f, rule, Severity::Error, &none).into_iter().map(|x| x.rule.id()).collect::<Vec<_>>();
         let bad = Facts {
@@ -446,7 +513,7 @@ mod tests {
         assert_eq!(
             rules(&bad),
             vec![
-                "deploy.deployer-not-allowed",
+                "deploy.deployer-unverified",
                 "deploy.ref-not-allowed",
                 "deploy.approver-not-allowed",
                 "deploy.self-approval",
@@ -460,18 +527,33 @@ mod tests {
         let unknown = Facts { deployer: None, git_ref: None, approvers: None, unsigned: None, ..clean.clone() };
         assert_eq!(
             rules(&unknown),
-            vec!["deploy.deployer-not-allowed", "deploy.ref-not-allowed", "deploy.no-approval", "deploy.unsigned-commits"],
-            "unknown is never a pass"
+            vec!["deploy.deployer-not-allowed", "deploy.ref-not-allowed", "deploy.approver-unverified", "deploy.unsigned-commits"],
+            "unknown is never a pass, and what was never recorded is not a violation"
         );
-        let msg = judge(&bad, rule, Severity::Error, &none).remove(0).message;
-        assert!(msg.contains("team:acme/sre") && msg.contains("not recorded"), "{msg}");
+        let f = judge(&bad, rule, Severity::Error, &none).remove(0);
+        assert_eq!(f.severity, Severity::Warning, "could not verify is a warning");
+        assert!(f.message.contains("team:acme/sre") && f.message.contains("never recorded"), "{}", f.message);
         // A member of the team (as of the deployment) may deploy; a known non-member may not.
-        let sre = |org: &str, slug: &str| -> Option<Vec<String>> { (org == "acme" && slug == "sre").then(|| vec!["zoe".to_string()]) };
+        let sre = |org: &str, slug: &str| -> Option<TeamMembership> {
+            (org == "acme" && slug == "sre").then(|| TeamMembership {
+                members: vec!["zoe".into()],
+                as_of: "2026-01-01T00:00:00Z".into(),
+                after: false,
+                seq: 1,
+            })
+        };
         let by_zoe = Facts { deployer: Some("zoe".into()), ..clean.clone() };
         assert!(judge(&by_zoe, rule, Severity::Error, &sre).is_empty());
         let by_yan = Facts { deployer: Some("yan".into()), ..clean.clone() };
         let msg = judge(&by_yan, rule, Severity::Error, &sre).remove(0).message;
         assert_eq!(msg, "yan may not deploy to production");
+        // Judged by a snapshot taken after the deployment: said so.
+        let later = |_: &str, _: &str| -> Option<TeamMembership> {
+            Some(TeamMembership { members: vec!["zoe".into()], as_of: "2026-12-01T00:00:00Z".into(), after: true, seq: 9 })
+        };
+        assert!(judge(&by_zoe, rule, Severity::Error, &later).is_empty());
+        let msg = judge(&by_yan, rule, Severity::Error, &later).remove(0).message;
+        assert_eq!(msg, "yan may not deploy to production (membership of team:acme/sre as of 2026-12-01T00:00:00Z, after the deployment)");
     }
 
     #[test]

@@ -96,14 +96,17 @@ rules! {
     PrSelfApproval = "pr.self-approval", Compliance, "a pull request's only approvals are by its author";
     PrStaleApproval = "pr.stale-approval", Compliance, "no approval was for the pull request's final head commit";
     PrOwnerApprovalMissing = "pr.owner-approval-missing", Compliance, "a merged pull request changed files a `[[paths]]` entry gives `approvers` (or, with `[codeowners] enabled`, that CODEOWNERS assigns) without an approval on its final head from one of them";
+    PrOwnerApprovalUnverified = "pr.owner-approval-unverified", Compliance, "could not verify owner approval of a merged pull request: its owners include a team whose membership was never recorded, and no approval is by a listed owner (a warning)";
     PushDirect = "push.direct", Compliance, "a commit reached the default branch without a pull request";
     CommitsUnsignedDeployed = "commits.unsigned-deployed", Compliance, "a commit without a good signature was deployed";
     BreakglassUsed = "breakglass.used", Compliance, "a push went through by break glass";
     LedgerGap = "ledger.gap", Compliance, "hook events were decided but could not be recorded in the ledger";
     DeployDeployerNotAllowed = "deploy.deployer-not-allowed", Compliance, "a deployment to an `[[environments]]` environment was made by someone not in its `deployers` (or by someone unknown)";
-    DeployApproverNotAllowed = "deploy.approver-not-allowed", Compliance, "a deployment was approved by someone not in the environment's `approvers`";
+    DeployApproverNotAllowed = "deploy.approver-not-allowed", Compliance, "a deployment was approved by someone not in the environment's `approvers` (team membership as recorded then, or in the earliest snapshot after it, which the finding names)";
+    DeployApproverUnverified = "deploy.approver-unverified", Compliance, "could not verify a deployment's approval: the approver is not a listed login and a listed team's membership was never recorded, or the approvals themselves were not (a warning: never counted as a violation)";
+    DeployDeployerUnverified = "deploy.deployer-unverified", Compliance, "could not verify the deployer: not a listed login, and a listed team's membership was never recorded (a warning)";
     DeploySelfApproval = "deploy.self-approval", Compliance, "the deployer approved their own deployment (`prevent_self_approval`)";
-    DeployNoApproval = "deploy.no-approval", Compliance, "fewer than `required_approvals` approvals by allowed approvers (or the approvals are unknown)";
+    DeployNoApproval = "deploy.no-approval", Compliance, "fewer than `required_approvals` approvals by allowed approvers, even counting those that could not be verified";
     DeployRefNotAllowed = "deploy.ref-not-allowed", Compliance, "the deployed ref is not in the environment's `branches` (or is unknown)";
     EnvProtectionChanged = "env.protection-changed", Compliance, "an environment's protection (reviewers, wait timer, branch policy, admin bypass) changed between two syncs; a warning with before and after";
     DeployUnsignedCommits = "deploy.unsigned-commits", Compliance, "the deployment shipped commits without a good signature (`require_signed_commits`), or what it shipped is unknown";
@@ -117,6 +120,12 @@ impl Rule {
     /// Rules whose mode a policy's `[rules]` may set.
     pub fn configurable(self) -> bool {
         matches!(self.kind(), Kind::Commit | Kind::Ref | Kind::Enforced)
+    }
+
+    /// "Could not verify": what the ledger lacks, not what broke a rule. Counted
+    /// apart from violations everywhere (reports, dashboard, notifications).
+    pub fn is_unverified(self) -> bool {
+        matches!(self, Rule::DeployApproverUnverified | Rule::DeployDeployerUnverified | Rule::PrOwnerApprovalUnverified)
     }
 
     /// Judged per commit — what "checked as strictly" compares for the hooks:

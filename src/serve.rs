@@ -19,6 +19,7 @@ use crate::ledger::event::{BypassUsed, PushDecided};
 use crate::ledger::{Ledger, LedgerFiles, Select};
 use crate::report::render::{escape, page, Links, Page, Provenance};
 use crate::report::{self, Document, Section};
+use crate::rule::Rule;
 use crate::time::Timestamp;
 
 /// What `serve` needs.
@@ -193,7 +194,9 @@ fn open(opts: &Options) -> Result<Ctx, String> {
     // The process's repository (serve was started in it), opened per request.
     let repo = opts.repo.as_ref().and_then(|_| crate::git::Repo::open_from_env().ok());
     let provenance = Provenance::of(&ledger, policy.as_ref().map(|p| p.digest.as_str())).map_err(|e| e.to_string())?;
-    let links = Links::new(ledger.forge_web_roots().map_err(|e| e.to_string())?, ledger.deployment_pages().map_err(|e| e.to_string())?);
+    let pages =
+        ledger.deployments_latest_state().map_err(|e| e.to_string())?.into_iter().filter_map(|d| d.url.map(|u| (d.name, u))).collect();
+    let links = Links::new(ledger.forge_web_roots().map_err(|e| e.to_string())?, pages);
     Ok(Ctx { ledger, policy, repo, provenance, links })
 }
 
@@ -597,12 +600,22 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
         if refused > 0 { "bad" } else { "good" },
         "tile-refused",
     );
+    // Violations and "could not verify" are different answers: counted apart.
+    let unverified = findings.iter().filter(|f| f.rule.is_unverified()).count();
+    let violations = findings.len() - unverified;
     tiles += &tile(
-        "compliance findings",
-        &findings.len().to_string(),
-        "open, in the window",
-        if findings.is_empty() { "good" } else { "bad" },
+        "violations",
+        &violations.to_string(),
+        "compliance findings, in the window",
+        if violations == 0 { "good" } else { "bad" },
         "tile-findings",
+    );
+    tiles += &tile(
+        "could not verify",
+        &unverified.to_string(),
+        "what the ledger lacks to judge (e.g. a team never synced)",
+        if unverified == 0 { "good" } else { "warn" },
+        "tile-unverified",
     );
     tiles.push_str("</div>");
     let mut by_rule: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
@@ -643,7 +656,17 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
                 ],
                 env_rows,
             ),
-            Section::new("Findings by rule", &["rule", "findings"], by_rule.iter().map(|(r, n)| vec![r.clone(), n.to_string()]).collect()),
+            Section::new(
+                "Findings by rule",
+                &["rule", "kind", "findings"],
+                by_rule
+                    .iter()
+                    .map(|(r, n)| {
+                        let kind = if Rule::from_id(r).is_some_and(Rule::is_unverified) { "could not verify" } else { "violation" };
+                        vec![r.clone(), kind.to_string(), n.to_string()]
+                    })
+                    .collect(),
+            ),
         ],
         charts: trends(&dora),
         json: json!({}),

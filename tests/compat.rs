@@ -118,11 +118,18 @@ fn a_ledger_written_by_release_0_1_still_verifies_extends_and_reports_the_same()
         // Reports now say where their answer came from (`provenance`, new since
         // 0.1): it must name the checkpoint the fixture holds; the answer itself
         // must be what 0.1 said, byte for byte.
+        // Compliance also counts violations and "could not verify" apart
+        // (`counts`, new since 0.1): they must add up to 0.1's findings.
         let out = match serde_json::from_str::<serde_json::Value>(&out) {
             Ok(mut v) if v.get("provenance").is_some() => {
                 let p = v.as_object_mut().and_then(|o| o.remove("provenance")).unwrap_or_default();
                 assert_eq!(p["checkpoint_root"], status["root"], "{file}: provenance names another checkpoint: {p}");
                 assert_eq!(p["checkpoint_size"], status["size"], "{file}: {p}");
+                if let Some(counts) = v.as_object_mut().and_then(|o| o.remove("counts")) {
+                    let total = v["findings"].as_array().map_or(0, Vec::len) as u64;
+                    assert_eq!(counts["could_not_verify"], 0, "{file}: 0.1 had no unverifiable rule: {counts}");
+                    assert_eq!(counts["violations"].as_u64(), Some(total), "{file}: {counts}");
+                }
                 format!("{}\n", serde_json::to_string_pretty(&v)?)
             }
             _ => out,

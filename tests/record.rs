@@ -36,7 +36,9 @@ fn a_gitlab_job_records_a_deployment_reports_show() -> Result<()> {
         (d["environment"].as_str(), d["sha"].as_str(), d["deployer"].as_str(), d["status"].as_str()),
         (Some("production"), Some(sha.as_str()), Some("dave"), Some("success"))
     );
-    assert!(d["id"].as_i64().is_some_and(|id| id < 0), "recorded ids never meet GitHub's: {d}");
+    // No id given: a generated short one, text, never a number past 2^53.
+    assert!(d["id"].as_str().is_some_and(|id| id.starts_with("rec-") && id.len() == 16), "{d}");
+    assert_eq!(d["url"], "https://gitlab.example/acme/api/-/jobs/77", "the job's page is a field of the row");
     assert_eq!(d["source"], "gitlab-ci", "{d}");
     assert_eq!((d["approvals"][0]["user"].as_str(), d["approvals"][0]["state"].as_str()), (Some("erin"), Some("approved")), "{d}");
     let (_, table, _) = repo.audit(&["report", "deployments", "--env", "*", "--since", "2000-01-01"])?;
@@ -147,6 +149,9 @@ fn compliance_judges_recorded_deployments_against_environments() -> Result<()> {
     record(&signed, "alice", "main", "bob", "production", "d1")?;
     // Everything wrong: an unsigned, unverified commit, from a feature branch, deployed and approved by mallory.
     let unsigned = repo.commit("feat: unsigned", crate::support::Sign::None)?;
+    // Its verdict is on record (missing), so the commit-level rule can see it too.
+    let (code, out, err) = repo.audit(&["--policy", pinned.to_str().context("path")?, "verify", "--record", &unsigned])?;
+    assert_eq!(code, 1, "{out}{err}");
     record(&unsigned, "mallory", "feature/x", "mallory", "production", "d2")?;
     // No rule for staging.
     record(&unsigned, "mallory", "feature/x", "mallory", "staging", "d3")?;
@@ -179,10 +184,25 @@ fn compliance_judges_recorded_deployments_against_environments() -> Result<()> {
     );
     let subjects: std::collections::BTreeSet<&str> = deploy.iter().filter_map(|f| f["subject"].as_str()).collect();
     assert_eq!(subjects.len(), 1, "only the bad production deployment: {subjects:?}");
-    assert!(subjects.iter().all(|s| s.starts_with("acme/api production deployment -")), "{subjects:?}");
+    assert!(subjects.iter().all(|s| *s == "acme/api production deployment d2"), "the id the CI gave: {subjects:?}");
     assert!(deploy.iter().all(|f| f["evidence"].as_array().is_some_and(|e| !e.is_empty())), "{out}");
     let unsigned_msg = deploy.iter().find(|f| f["rule"] == "deploy.unsigned-commits").and_then(|f| f["message"].as_str()).unwrap_or("");
     assert!(unsigned_msg.contains(&unsigned[..10]) && !unsigned_msg.contains(&signed[..10]), "{unsigned_msg}");
+    // One shipped unsigned commit is one finding: production requires signed
+    // commits and says so; commits.unsigned-deployed does not say it again.
+    let twice: Vec<&serde_json::Value> =
+        v["findings"].as_array().into_iter().flatten().filter(|f| f["rule"] == "commits.unsigned-deployed").collect();
+    assert!(twice.is_empty(), "{twice:?}");
+    // Without the environment rule, the commit-level rule reports it, once.
+    let (_, out, _) = repo.audit(&["report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
+    let plain: serde_json::Value = serde_json::from_str(&out)?;
+    let once: Vec<&serde_json::Value> = plain["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["rule"] == "commits.unsigned-deployed" && f["subject"].as_str().is_some_and(|s| unsigned.starts_with(s)))
+        .collect();
+    assert_eq!(once.len(), 1, "{plain}");
     // report deployments carries each deployment's findings; trace shows its approvals.
     let (code, out, err) = repo.audit(&[
         "--policy",
@@ -213,5 +233,94 @@ fn compliance_judges_recorded_deployments_against_environments() -> Result<()> {
     let (_, out, _) =
         repo.audit(&["--policy", pinned.to_str().context("path")?, "report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
     assert!(!out.contains("deploy."), "{out}");
+    Ok(())
+}
+
+/// Every number in a JSON value, recursively.
+fn numbers(v: &serde_json::Value, out: &mut Vec<serde_json::Number>) {
+    match v {
+        serde_json::Value::Number(n) => out.push(n.clone()),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| numbers(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| numbers(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn a_recorded_deployment_keeps_the_id_its_ci_gave_and_json_carries_no_unsafe_integer() -> Result<()> {
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    let sha = repo.commit("feat: shipped", crate::support::Sign::None)?;
+    let (code, _, err) = repo.audit(&[
+        "record",
+        "deployment",
+        "--repo",
+        "acme/api",
+        "--environment",
+        "production",
+        "--sha",
+        &sha,
+        "--ref",
+        "main",
+        "--actor",
+        "mallory",
+        "--id",
+        "gl-77",
+        "--url",
+        "https://ci.example/jobs/77",
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let deps = deployments(&repo)?;
+    assert_eq!(deps[0]["id"], "gl-77", "{:?}", deps[0]);
+    assert_eq!(deps[0]["url"], "https://ci.example/jobs/77");
+    // Its approvals carry no time the CI did not give; when they were recorded stands beside it.
+    let (code, _, err) = repo.audit(&[
+        "record",
+        "deployment",
+        "--repo",
+        "acme/api",
+        "--environment",
+        "staging",
+        "--sha",
+        &sha,
+        "--ref",
+        "main",
+        "--actor",
+        "bob",
+        "--approved-by",
+        "erin",
+        "--id",
+        "gl-78",
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let staged = deployments(&repo)?.into_iter().find(|d| d["id"] == "gl-78").context("gl-78")?;
+    assert_eq!(staged["approvals"][0]["time"], serde_json::Value::Null, "{staged}");
+    assert!(staged["approvals"][0]["synced_at"].as_str().is_some_and(|t| t.starts_with("20")), "{staged}");
+    // Trace and compliance name it the same way.
+    let (_, out, _) = repo.audit(&["report", "trace", &sha, "--format", "json"])?;
+    let trace: serde_json::Value = serde_json::from_str(&out)?;
+    let ids: Vec<&str> = trace["deployments"].as_array().into_iter().flatten().filter_map(|d| d["id"].as_str()).collect();
+    assert!(ids.contains(&"gl-77"), "{trace}");
+    let policy = repo.tmp.path().join("p.toml");
+    std::fs::write(&policy, "version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"alice\"]\n")?;
+    let (_, out, _) =
+        repo.audit(&["--policy", policy.to_str().context("path")?, "report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(deploy_findings(&v)[0]["subject"], "acme/api production deployment gl-77", "{v}");
+    // No report carries an integer JSON readers would change (beyond 2^53).
+    for args in [
+        vec!["report", "deployments", "--env", "*", "--since", "2000-01-01", "--format", "json"],
+        vec!["report", "trace", sha.as_str(), "--format", "json"],
+        vec!["report", "dora", "--env", "*", "--since", "2000-01-01", "--format", "json"],
+    ] {
+        let (_, out, _) = repo.audit(&args)?;
+        let v: serde_json::Value = serde_json::from_str(&out).with_context(|| format!("{args:?}: {out}"))?;
+        let mut found = Vec::new();
+        numbers(&v, &mut found);
+        for n in found {
+            let safe = n.as_i64().is_some_and(|i| i.unsigned_abs() <= 1 << 53) || n.as_u64().is_some_and(|u| u <= 1 << 53) || n.is_f64();
+            assert!(safe, "{args:?} carries {n}");
+        }
+    }
     Ok(())
 }

@@ -11,9 +11,9 @@ use crate::fake_github::{Fake, World, TOKEN};
 use crate::support::{keys, pinned_policy, Repo, Sign, BIN};
 
 /// A running `git-audit serve`; killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Drop for Server {
@@ -23,7 +23,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Result<Server> {
+pub(crate) fn serve(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Result<Server> {
     let mut c = repo.cmd(BIN);
     c.arg("serve").args(args).stderr(Stdio::piped()).stdout(Stdio::null());
     for (k, v) in env {
@@ -41,7 +41,7 @@ fn serve(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Result<Server> {
 }
 
 /// One HTTP/1.1 request; returns (status, headers, body).
-fn http(addr: &str, method: &str, path: &str, headers: &[&str]) -> Result<(u16, String, String)> {
+pub(crate) fn http(addr: &str, method: &str, path: &str, headers: &[&str]) -> Result<(u16, String, String)> {
     let mut s = std::net::TcpStream::connect(addr)?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n");
     for h in headers {
@@ -59,7 +59,7 @@ fn http(addr: &str, method: &str, path: &str, headers: &[&str]) -> Result<(u16, 
     Ok((status, head.to_string(), body.to_string()))
 }
 
-fn dechunk(body: &str) -> String {
+pub(crate) fn dechunk(body: &str) -> String {
     let mut out = String::new();
     let mut rest = body;
     while let Some((size, after)) = rest.split_once("\r\n") {

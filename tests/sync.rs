@@ -479,14 +479,9 @@ fn teams_in_the_policy_are_synced_and_judged_as_of_the_deployment() -> Result<()
             )
         })
         .collect();
-    // The July Actions deployment: membership back then is not recorded, so it is not taken as allowed.
-    assert!(deploy.iter().all(|(_, subject, _)| !subject.contains("deployment -")), "the recorded deployment is clean: {deploy:?}");
-    let rules: Vec<&str> = deploy.iter().map(|(r, _, _)| r.as_str()).collect();
-    assert_eq!(rules, vec!["deploy.deployer-not-allowed", "deploy.approver-not-allowed", "deploy.no-approval"], "{deploy:?}");
-    assert!(
-        deploy[0].2.contains("dave may not deploy to production; membership of team:acme/sre at that time is not recorded"),
-        "{deploy:?}"
-    );
+    // The July Actions deployment predates the first snapshot: it is judged by
+    // that snapshot (dave in sre, bob in leads), so it is clean; so is today's.
+    assert!(deploy.is_empty(), "{deploy:?}");
     Ok(())
 }
 
@@ -521,7 +516,10 @@ fn approvals_github_no_longer_has_are_unknown_not_none() -> Result<()> {
         compliance_under(&s.repo, "version = 1\n[[environments]]\nname = \"production\"\napprovers = [\"bob\"]\nrequired_approvals = 1\n")?;
     assert_eq!(code, 1, "{err}");
     let out = v.to_string();
-    assert!(out.contains("\"deploy.no-approval\"") && out.contains("its approvals are unknown"), "{out}");
+    // Unknown is never a pass, and never a violation either: "could not verify".
+    assert!(!out.contains("\"deploy.no-approval\""), "{out}");
+    assert!(out.contains("\"deploy.approver-unverified\"") && out.contains("could not verify its approvals"), "{out}");
+    assert_eq!(v["counts"]["could_not_verify"], 1, "{out}");
     Ok(())
 }
 
@@ -682,5 +680,117 @@ fn chaos_syncs_end_with_everything_exactly_once() -> Result<()> {
         s.scalar("SELECT count(*) FROM (SELECT kind, subject, payload FROM entries GROUP BY kind, subject, payload HAVING count(*) > 1)")?,
         "0"
     );
+    Ok(())
+}
+
+#[test]
+fn a_first_sync_judges_earlier_deployments_by_the_first_team_snapshot_and_invents_nothing() -> Result<()> {
+    // Every deployment happened in July; the teams are first synced now. Five
+    // planted violations, and nothing else may be called one.
+    let mut w = World::new("acme/api");
+    w.teams.insert("acme/deployers".into(), vec!["carol".into(), "dave".into()]);
+    w.teams.insert("acme/approvers".into(), vec!["bob".into(), "carol".into()]);
+    // acme/hidden is not in the fake: GitHub answers 404 for its members.
+    let mut run = 900u64;
+    let mut deploy = |w: &mut World, env: &str, refname: &str, deployer: &str, approvers: &[&str], n: u32| -> i64 {
+        run += 1;
+        let at = format!("2026-07-{:02}T10:00:00Z", n);
+        let d = w.deployment(&sha(&format!("shipped{n}")), refname, env, &at);
+        let url = format!("https://github.com/acme/api/actions/runs/{run}/job/1");
+        w.status(d, "success", &format!("2026-07-{:02}T10:05:00Z", n), Some(&url));
+        w.deployment_creator(d, "github-actions[bot]");
+        w.run(run, deployer, deployer, refname);
+        for a in approvers {
+            w.approval(run, a, "ok");
+        }
+        d
+    };
+    let mut clean = Vec::new();
+    for n in 1..=8 {
+        // carol approves fine: a member then (as first recorded) and now.
+        let (deployer, approver) = if n % 2 == 0 { ("dave", "carol") } else { ("carol", "bob") };
+        clean.push(deploy(&mut w, "production", "main", deployer, &[approver], n));
+    }
+    let outsider = deploy(&mut w, "production", "main", "dave", &["mallory", "carol"], 10);
+    let self_approved = deploy(&mut w, "production", "main", "carol", &["carol", "bob"], 11);
+    let unapproved = deploy(&mut w, "production", "main", "dave", &[], 12);
+    let wrong_ref = deploy(&mut w, "production", "feature/x", "dave", &["bob"], 13);
+    let wrong_deployer = deploy(&mut w, "production", "main", "mallory", &["bob"], 14);
+    let unreadable = deploy(&mut w, "staging", "main", "dave", &["zed"], 15);
+    let s = setup(w)?;
+    let policy = s.repo.tmp.path().join("first-sync.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\n[github]\nrepositories = [\"acme/api\"]\n\
+         [[environments]]\nname = \"production\"\ndeployers = [\"team:acme/deployers\"]\napprovers = [\"team:acme/approvers\"]\nrequired_approvals = 1\nprevent_self_approval = true\nbranches = [\"main\"]\n\
+         [[environments]]\nname = \"staging\"\napprovers = [\"team:acme/hidden\"]\nrequired_approvals = 1\n",
+    )?;
+    let policy_arg = policy.to_str().context("path")?;
+    let out = s.cmd(&[]).args(["--policy", policy_arg]).output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // The sync says which team it could not read, and what follows from it.
+    assert!(err.contains("team:acme/hidden") && err.contains("404") && err.contains("could not verify"), "{err}");
+
+    let (code, v, err) = compliance_under(&s.repo, &std::fs::read_to_string(&policy)?)?;
+    assert_eq!(code, 1, "{err}");
+    let subject = |id: i64| format!("acme/api production deployment {id}");
+    let mut errors: Vec<(String, String)> = deploy_findings(&v)
+        .into_iter()
+        .filter(|f| f["severity"] == "error")
+        .map(|f| (f["subject"].as_str().unwrap_or("").to_string(), f["rule"].as_str().unwrap_or("").to_string()))
+        .collect();
+    errors.sort();
+    let mut planted = vec![
+        (subject(outsider), "deploy.approver-not-allowed".to_string()),
+        (subject(self_approved), "deploy.self-approval".to_string()),
+        (subject(unapproved), "deploy.no-approval".to_string()),
+        (subject(wrong_ref), "deploy.ref-not-allowed".to_string()),
+        (subject(wrong_deployer), "deploy.deployer-not-allowed".to_string()),
+    ];
+    planted.sort();
+    assert_eq!(errors, planted, "exactly the planted violations, none invented");
+    // Each names the membership it was judged by.
+    let outsider_msg = deploy_findings(&v)
+        .into_iter()
+        .find(|f| f["subject"] == subject(outsider))
+        .and_then(|f| f["message"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    assert!(
+        outsider_msg.starts_with("mallory may not approve deployments to production (membership of team:acme/approvers as of ")
+            && outsider_msg.ends_with(", after the deployment)"),
+        "{outsider_msg}"
+    );
+    // The team the token cannot read: "could not verify", a warning, never a violation.
+    let unverified: Vec<&serde_json::Value> = deploy_findings(&v).into_iter().filter(|f| f["severity"] == "warning").collect();
+    assert_eq!(unverified.len(), 1, "{unverified:?}");
+    assert_eq!(unverified[0]["rule"], "deploy.approver-unverified");
+    assert_eq!(unverified[0]["subject"], format!("acme/api staging deployment {unreadable}"));
+    assert!(unverified[0]["message"].as_str().unwrap_or("").contains("team:acme/hidden was never recorded"), "{}", unverified[0]);
+    assert_eq!(v["counts"]["could_not_verify"], 1);
+    assert_eq!(v["counts"]["violations"], v["findings"].as_array().map_or(0, |a| a.len() - 1));
+    for id in &clean {
+        assert!(deploy_findings(&v).iter().all(|f| f["subject"] != subject(*id)), "deployment {id} is clean");
+    }
+
+    // The dashboard shows violations and "could not verify" apart.
+    std::fs::copy(&policy, s.repo.path.join(".git-audit.toml"))?;
+    let server = crate::serve::serve(&s.repo, &["--listen", "127.0.0.1:0"], &[])?;
+    let (status, head, body) = crate::serve::http(&server.addr, "GET", "/?since=2026-07-01&until=2026-08-01&env=production", &[])?;
+    assert_eq!(status, 200, "{head}{body}");
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { crate::serve::dechunk(&body) } else { body };
+    let tile = |id: &str| -> String {
+        body.split(&format!("id=\"{id}\""))
+            .nth(1)
+            .and_then(|r| r.split("class=\"value").nth(1))
+            .and_then(|r| r.split('>').nth(1))
+            .and_then(|r| r.split('<').next())
+            .unwrap_or("?")
+            .to_string()
+    };
+    assert_eq!(tile("tile-unverified"), "1", "{body}");
+    let violations = v["counts"]["violations"].to_string();
+    assert_eq!(tile("tile-findings"), violations);
+    assert!(body.contains("deploy.approver-unverified") && body.contains("could not verify"), "by rule, marked");
     Ok(())
 }

@@ -62,6 +62,21 @@ pub struct Deployment {
     pub seq: u64,
     /// The ref deployed, as the forge or the CI said.
     pub git_ref: String,
+    /// The id people use: the forge's number, or the id the CI gave a recorded
+    /// deployment (`gl-77`, a build number), or `rec-` and a short hash. Always
+    /// text: an internal id can pass 2^53, which JSON readers change.
+    pub name: String,
+    /// Its page: the run that made it, the CI job, or its newest status's log.
+    pub url: Option<String>,
+}
+
+/// The id people use for a deployment (see [`Deployment::name`]).
+pub fn deployment_name(id: i64, external: Option<&str>) -> String {
+    match external {
+        Some(e) => e.to_string(),
+        None if id < 0 => format!("rec-{:012x}", (id.unsigned_abs()) & 0xffff_ffff_ffff),
+        None => id.to_string(),
+    }
 }
 
 /// How a pull request is tied to a commit.
@@ -103,8 +118,11 @@ pub struct DeploymentApproval {
     pub user: String,
     /// `approved` or `rejected`.
     pub state: String,
+    /// When it was given, where the source says (`null`: GitHub's run
+    /// approvals carry no time, and a CI's `--approved-by` none either).
+    pub time: Option<String>,
     /// When the ledger learnt of it.
-    pub time: String,
+    pub synced_at: String,
     #[serde(skip)]
     pub seq: u64,
 }
@@ -131,6 +149,8 @@ fn deployment(r: &[Value], status_time: bool) -> Deployment {
         status: text(r, 7),
         status_time: if status_time { text(r, 8) } else { String::new() },
         git_ref: text(r, if status_time { 9 } else { 8 }),
+        name: String::new(),
+        url: None,
     }
 }
 
@@ -212,7 +232,7 @@ impl Ledger {
 
     /// Every synced deployment with its final state, oldest first.
     pub fn deployments(&self) -> Result<Vec<Deployment>, LedgerError> {
-        self.rows(
+        let mut list = self.rows(
             "SELECT d.repo, d.id, d.environment, d.created_at, d.sha, d.creator, d.seq,
                     coalesce((SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1),
                              (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1), 'unknown'),
@@ -221,7 +241,24 @@ impl Ledger {
              FROM deployments d ORDER BY d.created_at, d.id",
             &[],
             |r| deployment(r, true),
-        )
+        )?;
+        self.name_deployments(&mut list)?;
+        Ok(list)
+    }
+
+    /// Fills each deployment's [`Deployment::name`] and [`Deployment::url`].
+    fn name_deployments(&self, list: &mut [Deployment]) -> Result<(), LedgerError> {
+        let external: HashMap<i64, String> = self
+            .events::<DeploymentRecorded>(&Select::default())?
+            .into_iter()
+            .filter_map(|e| e.payload.external_id.map(|x| (e.payload.deployment_id, x)))
+            .collect();
+        let pages = self.deployment_pages()?;
+        for d in list {
+            d.name = deployment_name(d.id, external.get(&d.id).map(String::as_str));
+            d.url = pages.get(&d.id).cloned();
+        }
+        Ok(())
     }
 
     /// Every synced deployment with its very latest state (`inactive` too), by creation time.
@@ -234,6 +271,10 @@ impl Ledger {
             &[],
             |r| deployment(r, false),
         )
+        .and_then(|mut list| {
+            self.name_deployments(&mut list)?;
+            Ok(list)
+        })
     }
 
     /// Every deployment's approvals, by deployment id (synced Actions reviews for
@@ -244,7 +285,13 @@ impl Ledger {
             let list = out.entry(e.payload.deployment_id).or_default();
             for user in &e.payload.approved_by {
                 if !list.iter().any(|a| &a.user == user) {
-                    list.push(DeploymentApproval { user: user.clone(), state: "approved".into(), time: e.time.clone(), seq: e.seq });
+                    list.push(DeploymentApproval {
+                        user: user.clone(),
+                        state: "approved".into(),
+                        time: None,
+                        synced_at: e.time.clone(),
+                        seq: e.seq,
+                    });
                 }
             }
         }
@@ -254,7 +301,8 @@ impl Ledger {
                 list.push(DeploymentApproval {
                     user: a.user.as_ref().and_then(|u| u.login.clone()).unwrap_or_default(),
                     state: a.state.clone().unwrap_or_default(),
-                    time: e.time.clone(),
+                    time: None,
+                    synced_at: e.time.clone(),
                     seq: e.seq,
                 });
             }
@@ -286,17 +334,20 @@ impl Ledger {
             .collect())
     }
 
-    /// A team's members as of `time` (the last snapshot recorded at or before
-    /// it); `None` when none was recorded by then.
-    pub fn team_members_at(&self, org: &str, slug: &str, time: &str) -> Result<Option<Vec<String>>, LedgerError> {
+    /// A team's members as of `time`: the last snapshot recorded at or before
+    /// it; failing that (every event before the first team sync), the earliest
+    /// snapshot after it, marked as such; `None` when the team was never recorded.
+    pub fn team_membership_at(&self, org: &str, slug: &str, time: &str) -> Result<Option<TeamMembership>, LedgerError> {
         let at = crate::time::Timestamp::parse(time).ok();
         let subject = TeamSynced::subject(org, slug);
         let snapshots = self.events::<TeamSynced>(&Select { subject: Some(&subject), ..Select::default() })?;
-        Ok(snapshots
-            .into_iter()
-            .rev()
-            .find(|e| at.is_some_and(|at| crate::time::Timestamp::parse(&e.time).is_ok_and(|t| t <= at)))
-            .map(|e| e.payload.members))
+        let dated = |e: &super::Recorded<TeamSynced>| crate::time::Timestamp::parse(&e.time).ok();
+        let before = snapshots.iter().rev().find(|e| at.is_some_and(|at| dated(e).is_some_and(|t| t <= at)));
+        let chosen = match before {
+            Some(e) => Some((e, false)),
+            None => snapshots.iter().find(|e| dated(e).is_some()).map(|e| (e, true)),
+        };
+        Ok(chosen.map(|(e, after)| TeamMembership { members: e.payload.members.clone(), as_of: e.time.clone(), after, seq: e.seq }))
     }
 
     /// Each repository's web root on its forge (`https://github.com`, a GitHub
@@ -441,4 +492,16 @@ impl Ledger {
             |r| Review { number: int(r, 0), reviewer: text(r, 1), state: text(r, 2), commit_id: text(r, 3), submitted_at: text(r, 4) },
         )
     }
+}
+
+/// A team's membership as recorded, and on what basis it answers for a moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamMembership {
+    pub members: Vec<String>,
+    /// When the snapshot used was recorded.
+    pub as_of: String,
+    /// The snapshot was recorded after the moment asked about (nothing earlier was).
+    pub after: bool,
+    /// The snapshot's ledger seq (evidence).
+    pub seq: u64,
 }

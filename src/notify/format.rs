@@ -97,6 +97,7 @@ fn card(event: &Value) -> Card {
         "ledger.gap" => "Audit ledger gap".to_string(),
         "ledger.verify-failed" => "Audit ledger verification failed".to_string(),
         "notify.test" => "git-audit test message".to_string(),
+        k if k.starts_with("finding.") && data["answer"] == "could not verify" => format!("Could not verify: {}", &k["finding.".len()..]),
         k if k.starts_with("finding.") => format!("New finding: {}", &k["finding.".len()..]),
         k => k.to_string(),
     };
@@ -125,7 +126,11 @@ fn card(event: &Value) -> Card {
         .into_iter()
         .flatten()
         .flat_map(|r| r["findings"].as_array().cloned().unwrap_or_default())
-        .filter_map(|f| Some(format!("{}: {}", f["rule"].as_str()?, f["message"].as_str()?)))
+        .filter_map(|f| {
+            // Each violation names its commit (short id), where it has one.
+            let commit = f["commit"].as_str().map(|c| format!("{} ", crate::git::short_id(c))).unwrap_or_default();
+            Some(format!("{commit}{}: {}", f["rule"].as_str()?, f["message"].as_str()?))
+        })
         .collect();
     details.extend(data["reasons"].as_array().into_iter().flatten().filter_map(|r| r.as_str().map(str::to_string)));
     let shown = details.len().min(8);

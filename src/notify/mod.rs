@@ -163,6 +163,7 @@ pub fn finding_notice(repository: &str, f: &Finding) -> (String, Notice) {
             "repository": repository,
             "rules": [f.rule.id()],
             "severity": f.severity,
+            "answer": if f.rule.is_unverified() { "could not verify" } else { "violation" },
             "subject": f.subject,
             "summary": format!("{}{}: {}", f.rule.id(), f.subject.as_ref().map(|s| format!(" ({s})")).unwrap_or_default(), f.message),
             "message": f.message,

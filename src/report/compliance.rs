@@ -94,19 +94,31 @@ pub fn compliance(
     if !bad.is_empty() {
         let all = super::deployments::load(ledger, "*")?;
         let mut shipped_by: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        // A commit shipped to an environment that requires signed commits is
+        // judged there (`deploy.unsigned-commits`): one commit, one finding.
+        let mut judged_by_environment = std::collections::HashSet::new();
         for (i, d) in all.iter().enumerate() {
             if !super::within(&d.time, since, &Timestamp::open_end()) {
                 continue;
             }
-            let ids = match super::deployments::shipped(repo, &all, i) {
+            let requires = policy.and_then(|p| {
+                let rule = p.environment_rule(&d.environment)?;
+                (rule.require_signed_commits && rule.mode.unwrap_or(p.mode).severity().is_some()).then_some(())
+            });
+            let shipped = super::deployments::shipped(repo, &all, i);
+            let known = shipped.is_some();
+            let ids = match shipped {
                 Some((_, ids)) => ids,
                 None => vec![d.sha.clone()],
             };
             for id in ids.into_iter().filter(|id| bad.contains_key(id)) {
+                if requires.is_some() && known {
+                    judged_by_environment.insert(id.clone());
+                }
                 shipped_by.entry(id).or_default().push(i);
             }
         }
-        for (id, deps) in shipped_by {
+        for (id, deps) in shipped_by.into_iter().filter(|(id, _)| !judged_by_environment.contains(id)) {
             let (status, seq) = &bad[&id];
             let mut evidence: Vec<u64> = seq.iter().copied().collect();
             evidence.extend(deps.iter().map(|&i| all[i].seq));
@@ -216,8 +228,11 @@ pub fn compliance(
             ]
         })
         .collect();
+    // A violation is what broke a rule; "could not verify" is what the ledger lacks to judge.
+    let unverified = out.iter().filter(|f| f.rule.is_unverified()).count();
+    let counts = json!({"violations": out.len() - unverified, "could_not_verify": unverified});
     let doc = Document {
-        title: format!("Compliance findings since {since}"),
+        title: format!("Compliance findings since {since}: {} violation(s), {unverified} could not verify", out.len() - unverified),
         sections: vec![
             Section::new(
                 "Findings by rule",
@@ -227,7 +242,7 @@ pub fn compliance(
             Section::new("Findings", &["rule", "severity", "subject", "message", "evidence (ledger seq)"], rows),
         ],
         charts: vec![("Findings per rule".into(), per_rule.iter().map(|(r, n)| (r.to_string(), *n)).collect())],
-        json: json!({"since": since.to_string(), "findings": out, "summary": per_rule}),
+        json: json!({"since": since.to_string(), "findings": out, "summary": per_rule, "counts": counts}),
     };
     Ok((doc, out))
 }
@@ -273,27 +288,33 @@ fn owner_approvals(
             }
         }
         for (owners, source, owned) in groups {
-            let mut unknown_teams = Vec::new();
-            let satisfied = owners.iter().any(|o| match o {
-                Principal::Login(login) => approved_on_head.iter().any(|a| a.eq_ignore_ascii_case(login)),
-                // Membership as of the merge; a merge before the first snapshot is
-                // judged by the latest one (and says so when it fails).
-                Principal::Team { org, slug } => match ledger
-                    .team_members_at(org, slug, &m.merged_at)
-                    .ok()
-                    .flatten()
-                    .or_else(|| ledger.team_members_at(org, slug, "9999-12-31T00:00:00Z").ok().flatten())
-                {
-                    Some(members) => approved_on_head.iter().any(|a| members.iter().any(|x| x.eq_ignore_ascii_case(a))),
-                    None => {
-                        unknown_teams.push(format!("team:{org}/{slug}"));
-                        false
-                    }
-                },
-            });
-            if satisfied {
+            // Membership as of the merge, or the earliest snapshot after it (said
+            // in the finding); a team never recorded makes the answer "could not verify".
+            let members = |org: &str, slug: &str| ledger.team_membership_at(org, slug, &m.merged_at).ok().flatten();
+            let standings: Vec<deploy::Standing> = approved_on_head.iter().map(|a| deploy::standing(a, &owners, &members)).collect();
+            if standings.contains(&deploy::Standing::Allowed) {
                 continue;
             }
+            // Unverified only when an approval exists whose approver could not be judged.
+            let mut missing: Vec<String> = standings
+                .into_iter()
+                .flat_map(|s| match s {
+                    deploy::Standing::Unverified { missing } => missing,
+                    _ => Vec::new(),
+                })
+                .collect();
+            let mut basis = Vec::new();
+            for o in &owners {
+                if let Principal::Team { org, slug } = o {
+                    if let Some(t) = members(org, slug).filter(|t| t.after) {
+                        basis.push(format!("membership of team:{org}/{slug} as of {}, after the merge", t.as_of));
+                    }
+                }
+            }
+            missing.sort();
+            missing.dedup();
+            basis.sort();
+            basis.dedup();
             let names: Vec<String> = owners
                 .iter()
                 .map(|o| match o {
@@ -310,8 +331,12 @@ fn owner_approvals(
                 names.join(", "),
                 if approved_on_head.is_empty() { String::new() } else { format!(" (approved by {})", approved_on_head.join(", ")) }
             );
-            if !unknown_teams.is_empty() {
-                message.push_str(&format!("; members of {} at merge time are not recorded (sync with --team)", unknown_teams.join(", ")));
+            if !basis.is_empty() {
+                message.push_str(&format!(" ({})", basis.join("; ")));
+            }
+            let unverified = !missing.is_empty();
+            if unverified {
+                message = format!("could not verify: {message}; the membership of {} was never recorded", missing.join(", "));
             }
             if files.payload.capped {
                 message.push_str("; GitHub listed only the first 3,000 files");
@@ -319,9 +344,9 @@ fn owner_approvals(
             let mut evidence = vec![m.seq, files.seq];
             evidence.extend(&m.review_seqs);
             out.push(Finding {
-                rule: Rule::PrOwnerApprovalMissing,
-                severity: Severity::Error,
-                fix: None,
+                rule: if unverified { Rule::PrOwnerApprovalUnverified } else { Rule::PrOwnerApprovalMissing },
+                severity: if unverified { Severity::Warning } else { Severity::Error },
+                fix: unverified.then(|| "run `git-audit sync` with this policy so the team's members are recorded; a team the token cannot read (members: read) stays unverifiable".to_string()),
                 subject: Some(subject.clone()),
                 message,
                 evidence,
@@ -390,6 +415,7 @@ pub fn deployment_findings(
         let facts = Facts {
             repository: d.repository.clone(),
             id: d.id,
+            name: d.name.clone(),
             environment: d.environment.clone(),
             deployer,
             deployer_note: bot.then(|| format!("created by {} and its workflow run is not recorded", d.deployer)),
@@ -399,7 +425,7 @@ pub fn deployment_findings(
             evidence,
         };
         let at = d.time.clone();
-        let members = |org: &str, slug: &str| ledger.team_members_at(org, slug, &at).ok().flatten();
+        let members = |org: &str, slug: &str| ledger.team_membership_at(org, slug, &at).ok().flatten();
         out.push(((d.repository.clone(), d.id), deploy::judge(&facts, rule, severity, &members)));
     }
     Ok(out)

@@ -109,13 +109,13 @@ pub fn deployments(
         // Rollbacks, where they happen: on the deployment undone and on the one that undid it.
         let undone_by = rolled_back_by(repo, &all, i);
         let undoes = rollback_of(repo, &all, i);
-        notes.extend(undone_by.map(|o| format!("rolled back by deployment {} ({})", o.id, short_id(&o.sha))));
-        notes.extend(undoes.map(|o| format!("rollback of deployment {} ({})", o.id, short_id(&o.sha))));
+        notes.extend(undone_by.map(|o| format!("rolled back by deployment {} ({})", o.name, short_id(&o.sha))));
+        notes.extend(undoes.map(|o| format!("rollback of deployment {} ({})", o.name, short_id(&o.sha))));
         let note = notes.join("; ");
         let mut commits_json = Vec::new();
         for id in &ids {
             let (status, signer, pr, approvals, rules) = commit_facts(ledger, &d.repository, id)?;
-            let row = vec![d.id.to_string(), id.clone(), status.clone(), signer.clone(), pr.clone(), approvals.clone(), rules.clone()];
+            let row = vec![d.name.clone(), id.clone(), status.clone(), signer.clone(), pr.clone(), approvals.clone(), rules.clone()];
             let mut short = row.clone();
             short[1] = short_id(id).to_string();
             commit_rows.push(short);
@@ -130,7 +130,7 @@ pub fn deployments(
         let row = vec![
             d.time.clone(),
             d.environment.clone(),
-            d.id.to_string(),
+            d.name.clone(),
             d.sha.clone(),
             d.deployer.clone(),
             source.clone(),
@@ -146,7 +146,7 @@ pub fn deployments(
         short[10] = previous.as_deref().map(|p| short_id(p).to_string()).unwrap_or_else(|| "—".into());
         dep_rows.push(short);
         dep_raw.push(row);
-        json_deps.push(json!({"repository": d.repository, "id": d.id, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "triggering_actor": runs.get(&d.id).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "rolled_back_by": undone_by.map(|o| o.id), "rollback_of": undoes.map(|o| o.id), "seq": d.seq}));
+        json_deps.push(json!({"repository": d.repository, "id": d.name, "url": d.url, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "triggering_actor": runs.get(&d.id).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "rolled_back_by": undone_by.map(|o| o.name.clone()), "rollback_of": undoes.map(|o| o.name.clone()), "seq": d.seq}));
     }
     Ok(Document {
         title: format!("Deployments to {env} {}", super::window_text(since, until)),

@@ -314,8 +314,8 @@ pub struct Page<'a> {
 pub struct Links {
     /// `owner/name` → its forge's web root (`https://github.com`, an Enterprise host).
     forge: std::collections::BTreeMap<String, String>,
-    /// Deployment id → its page (the run, the CI job, the status log).
-    deployments: std::collections::HashMap<i64, String>,
+    /// Deployment id (as people see it) → its page (the run, the CI job, the status log).
+    deployments: std::collections::HashMap<String, String>,
     /// The page's window (`since`, `until`): environments link to their
     /// dashboard over the same window.
     window: Option<(String, String)>,
@@ -333,7 +333,7 @@ fn web_address(url: &str) -> bool {
 
 impl Links {
     /// Keeps only addresses a page may carry (see [`web_address`]).
-    pub fn new(forge: std::collections::BTreeMap<String, String>, deployments: std::collections::HashMap<i64, String>) -> Links {
+    pub fn new(forge: std::collections::BTreeMap<String, String>, deployments: std::collections::HashMap<String, String>) -> Links {
         Links {
             forge: forge.into_iter().filter(|(_, root)| web_address(root)).collect(),
             deployments: deployments.into_iter().filter(|(_, u)| web_address(u)).collect(),
@@ -416,8 +416,8 @@ fn cell_html(column: &str, value: &str, links: Option<&Links>) -> String {
             None => esc(value),
         },
         // A deployment id: its run or job.
-        "id" | "deployment" if value.parse::<i64>().is_ok_and(|id| links.deployments.contains_key(&id)) => {
-            let url = value.parse::<i64>().ok().and_then(|id| links.deployments.get(&id)).cloned().unwrap_or_default();
+        "id" | "deployment" if links.deployments.contains_key(value) => {
+            let url = links.deployments.get(value).cloned().unwrap_or_default();
             out(url, value)
         }
         _ => value

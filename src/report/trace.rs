@@ -87,7 +87,7 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
         deployments.push(vec![
             d.environment,
             d.time,
-            d.id.to_string(),
+            d.name.clone(),
             short_id(&d.sha).to_string(),
             d.deployer,
             d.status,
@@ -103,7 +103,7 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
         "pushes": pushes.iter().map(|r| json!({"seq": r[0].parse::<u64>().ok(), "time": r[1], "ref": r[2], "pusher": r[3], "outcome": r[4]})).collect::<Vec<_>>(),
         "pull_requests": prs.iter().map(|r| json!({"repository": r[0], "number": r[1].parse::<u64>().ok(), "title": r[2], "author": r[3], "state": r[4], "merged_by": r[5], "merged_at": r[6], "head_sha": r[7], "linked_by": r[8]})).collect::<Vec<_>>(),
         "reviews": reviews.iter().map(|r| json!({"number": r[0].parse::<u64>().ok(), "reviewer": r[1], "state": r[2], "commit": r[3], "submitted_at": r[4]})).collect::<Vec<_>>(),
-        "deployments": deployments.iter().zip(&deployment_approvals).map(|(r, a)| json!({"environment": r[0], "time": r[1], "id": r[2].parse::<i64>().ok(), "sha": r[3], "deployer": r[4], "status": r[5], "how": r[6], "repository": r[7], "approvals": a})).collect::<Vec<_>>(),
+        "deployments": deployments.iter().zip(&deployment_approvals).map(|(r, a)| json!({"environment": r[0], "time": r[1], "id": r[2], "sha": r[3], "deployer": r[4], "status": r[5], "how": r[6], "repository": r[7], "approvals": a})).collect::<Vec<_>>(),
     });
     let section = Section::new;
     Ok(Document {

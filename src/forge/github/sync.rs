@@ -119,15 +119,29 @@ pub enum PullsApi {
     Rest,
 }
 
-/// Snapshots the members of each team (`org`, `slug`) the policy names; a team
-/// that is gone or hidden (404) is skipped, so its membership stays unknown.
-pub async fn sync_teams(client: &Client, ledger: &Mutex<Ledger>, teams: &[(String, String)]) -> Result<u64, SyncError> {
+/// Snapshots the members of each team (`org`, `slug`) the policy names. A team
+/// that is gone, hidden or unreadable with this token (404, 403) is skipped, so
+/// its membership stays unknown ("could not verify" in reports); each is
+/// returned with the reason, for the sync to say.
+pub async fn sync_teams(client: &Client, ledger: &Mutex<Ledger>, teams: &[(String, String)]) -> Result<(u64, Vec<String>), SyncError> {
     let mut batch = Batch::default();
+    let mut unreadable = Vec::new();
     for (org, slug) in teams {
         let label = format!("team:{org}/{slug}");
         let members = match client.get_all(&label, &format!("/orgs/{org}/teams/{slug}/members?per_page=100"), "members: read", 50).await {
             Ok(m) => m,
-            Err(ClientError::NotFound { .. }) => continue,
+            Err(ClientError::NotFound { .. }) => {
+                unreadable.push(format!(
+                    "{label}: GitHub answered 404 (no such team, or the token cannot see it; it needs the organization's members: read / read:org); its membership is not recorded, so approvals that lean on it are reported as \"could not verify\""
+                ));
+                continue;
+            }
+            Err(ClientError::Forbidden { message, .. }) => {
+                unreadable.push(format!(
+                    "{label}: GitHub refused to list its members ({message}); its membership is not recorded, so approvals that lean on it are reported as \"could not verify\""
+                ));
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         let mut logins: Vec<String> = members.iter().filter_map(|m| m["login"].as_str().map(str::to_string)).collect();
@@ -137,7 +151,7 @@ pub async fn sync_teams(client: &Client, ledger: &Mutex<Ledger>, teams: &[(Strin
         let payload = serde_json::to_value(&team).map_err(|e| SyncError::Other(e.to_string()))?;
         batch.add(ledger, Kind::TeamSynced, label.clone(), TeamSynced::subject(org, slug), String::new(), payload)?;
     }
-    batch.commit(ledger)
+    Ok((batch.commit(ledger)?, unreadable))
 }
 
 /// Syncs one repository (`owner/name`).

@@ -31,6 +31,10 @@ pub trait Observer {
     fn repo_started(&mut self, _repo: &str, _stats: &Arc<super::client::Stats>) {}
     fn repo_finished(&mut self, _repo: &str) {}
     fn repo_failed(&mut self, repo: &str, error: &str);
+    /// Something the operator should know that did not stop the sync.
+    fn warn(&mut self, message: &str) {
+        eprintln!("warning: {message}");
+    }
     fn pass_done(&mut self, client: &Client, summaries: &[RepoSummary]) -> std::io::Result<()>;
 }
 
@@ -142,9 +146,16 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
                 observer.repo_finished(r);
             }
             if !opts.teams.is_empty() {
-                if let Err(e) = super::sync_teams(&client, &ledger, &opts.teams).await {
-                    failed = true;
-                    observer.repo_failed("teams", &super::client::redact(&e.to_string()));
+                match super::sync_teams(&client, &ledger, &opts.teams).await {
+                    Ok((_, unreadable)) => {
+                        for line in unreadable {
+                            observer.warn(&super::client::redact(&line));
+                        }
+                    }
+                    Err(e) => {
+                        failed = true;
+                        observer.repo_failed("teams", &super::client::redact(&e.to_string()));
+                    }
                 }
             }
             observer.pass_done(&client, &summaries).map_err(WorkerError::Output)?;
