@@ -338,7 +338,7 @@ async fn report_json(State(opts): State<Shared>, Path(name): Path<String>, Query
 async fn trace(State(opts): State<Shared>, Path(commit): Path<String>) -> Response {
     let r = blocking(move || {
         let ctx = open(&opts)?;
-        let id = resolve(&ctx, &commit);
+        let id = resolve(&ctx, &commit)?;
         let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &id).map_err(|e| e.to_string())?;
         Ok((id, doc, ctx.served()))
     })
@@ -354,6 +354,7 @@ async fn trace(State(opts): State<Shared>, Path(commit): Path<String>) -> Respon
                 .unwrap_or_default();
             html(&doc, before, String::new(), &served)
         }
+        Err(e) if e.starts_with("unknown commit") => failure(StatusCode::NOT_FOUND, &e),
         Err(e) => failure(StatusCode::BAD_REQUEST, &e),
     }
 }
@@ -361,7 +362,7 @@ async fn trace(State(opts): State<Shared>, Path(commit): Path<String>) -> Respon
 async fn trace_json(State(opts): State<Shared>, Path(commit): Path<String>) -> Response {
     let r = blocking(move || {
         let ctx = open(&opts)?;
-        let id = resolve(&ctx, &commit);
+        let id = resolve(&ctx, &commit)?;
         let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &id).map_err(|e| e.to_string())?;
         Ok((doc.json, ctx.provenance))
     })
@@ -372,9 +373,10 @@ async fn trace_json(State(opts): State<Shared>, Path(commit): Path<String>) -> R
     }
 }
 
-/// A short commit id made full through the repository, when there is one.
-fn resolve(ctx: &Ctx, commit: &str) -> String {
-    ctx.repo.as_ref().and_then(|r| r.resolve_commit(commit).ok()).unwrap_or_else(|| commit.to_ascii_lowercase())
+/// The commit a path names: a unique prefix of any commit the repository or
+/// the ledger knows (see [`report::trace::resolve_commit`]).
+fn resolve(ctx: &Ctx, commit: &str) -> Result<String, String> {
+    report::trace::resolve_commit(&ctx.ledger, ctx.repo.as_ref(), commit).map_err(|e| e.to_string())
 }
 
 /// An entry, its inclusion proof and the signed checkpoint it is in.

@@ -382,3 +382,29 @@ fn verify_fills_in_the_base_of_its_range_in_the_rebase_fix() -> Result<()> {
     assert!(out.contains("<base>"), "{out}");
     Ok(())
 }
+
+#[test]
+fn a_repository_owned_by_another_user_is_named_with_gits_fix() -> Result<()> {
+    // As a systemd unit without User= or a cron job as root finds it: the
+    // repository belongs to `git` (here: nobody), the command runs as root.
+    let repo = Repo::new()?;
+    repo.commit("feat: one", Sign::None)?;
+    let nobody = 65534;
+    if std::os::unix::fs::chown(&repo.path, Some(nobody), Some(nobody)).is_err() {
+        anyhow::ensure!(std::env::var_os("CI").is_none(), "CI runs as root and must test this");
+        eprintln!("skipped: chown needs root");
+        return Ok(());
+    }
+    std::os::unix::fs::chown(repo.path.join(".git"), Some(nobody), Some(nobody))?;
+    let policy = repo.policy("version = 1\n")?;
+    let (code, out, err) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "HEAD"])?;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(!err.contains("not inside a git repository"), "{err}");
+    assert!(err.contains("owned by another user") && err.contains("dubious ownership"), "{err}");
+    assert!(err.contains(&format!("git config --global --add safe.directory {}", repo.path.display())), "{err}");
+    // git's own fix works for git-audit too.
+    repo.git(&["config", "--global", "--add", "safe.directory", repo.path.to_str().unwrap_or_default()])?;
+    let (code, out, err) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "HEAD"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    Ok(())
+}

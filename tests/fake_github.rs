@@ -220,6 +220,8 @@ pub struct Faults {
     pub secondary_limit: u32,
     pub primary_exhausted: u32,
     pub delay_ms: u64,
+    /// `/graphql` answers 404, as behind a proxy or a GitHub Enterprise setup without it.
+    pub graphql_missing: bool,
     /// Random faults on a share of all requests (see [`Chaos`]).
     pub chaos: Option<Chaos>,
 }
@@ -453,6 +455,13 @@ fn graphql(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
     }
     {
         let mut f = s.faults.lock().unwrap_or_else(|e| e.into_inner());
+        if f.graphql_missing {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}),
+                &[],
+            );
+        }
         if f.bad_gateway > 0 {
             f.bad_gateway -= 1;
             return Response::builder().status(StatusCode::BAD_GATEWAY).body(Body::from("bad gateway")).unwrap_or_default();

@@ -266,6 +266,14 @@ fn ledger_writes_that_fail_lose_nothing() -> Result<()> {
     assert!(err.contains("could not be recorded") && err.contains("recording is required"), "{err}");
     assert!(server.tip(&required, "refs/heads/main").is_none());
     ledger_verify(&required, &server.ledger())?;
+    // The same limit with SIGXFSZ at its default (a plain `ulimit -f`): the hook
+    // ignores the signal, so it refuses with the reason instead of dying of it.
+    let out = limited(&required, 32768, false, &["git", "push", "origin", "HEAD:refs/heads/main"]).output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "pushed although the decision could not be recorded:\n{err}");
+    assert!(err.contains("could not be recorded") && err.contains("recording is required") && !err.contains("signal"), "{err}");
+    assert!(server.tip(&required, "refs/heads/main").is_none());
+    ledger_verify(&required, &server.ledger())?;
 
     // Recording not required: accepted, said, and the hole is on record at the next write.
     let lax = Repo::new()?;

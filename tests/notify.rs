@@ -239,11 +239,14 @@ fn a_refused_push_reaches_a_webhook_slack_and_teams_signed_with_its_ledger_seq()
     assert!(s["blocks"].as_array().is_some_and(|b| b.len() >= 3), "{s}");
     assert_eq!(s["blocks"][0]["type"], "header");
     assert!(s.to_string().contains("signing.required"));
+    // Each violation names its commit (short id), in Slack and in Teams.
+    assert!(s.to_string().contains(&format!("• {} signing.required: ", &bad[..10])), "{s}");
     // Teams: a Workflows body with one Adaptive Card.
     let t = teams[0].json();
     assert_eq!(t["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive");
     assert_eq!(t["attachments"][0]["content"]["type"], "AdaptiveCard");
     assert!(t.to_string().contains("refs/heads/main"));
+    assert!(t.to_string().contains(&format!("{} signing.required: ", &bad[..10])), "{t}");
 
     // Delivered once each; the outbox says so, and keeps no URL or secret.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -772,6 +772,12 @@ fn a_first_sync_judges_earlier_deployments_by_the_first_team_snapshot_and_invent
     for id in &clean {
         assert!(deploy_findings(&v).iter().all(|f| f["subject"] != subject(*id)), "deployment {id} is clean");
     }
+    // GitHub's run approvals carry no time: null, with when it was synced beside it.
+    let (_, out, _) = s.repo.audit(&["report", "deployments", "--env", "production", "--since", "2026-01-01", "--format", "json"])?;
+    let deps: serde_json::Value = serde_json::from_str(&out)?;
+    let approval = &deps["deployments"][0]["approvals"][0];
+    assert_eq!(approval["time"], serde_json::Value::Null, "{approval}");
+    assert!(approval["synced_at"].as_str().is_some_and(|t| t > "2026-08"), "{approval}");
 
     // The dashboard shows violations and "could not verify" apart.
     std::fs::copy(&policy, s.repo.path.join(".git-audit.toml"))?;
@@ -792,5 +798,55 @@ fn a_first_sync_judges_earlier_deployments_by_the_first_team_snapshot_and_invent
     let violations = v["counts"]["violations"].to_string();
     assert_eq!(tile("tile-findings"), violations);
     assert!(body.contains("deploy.approver-unverified") && body.contains("could not verify"), "by rule, marked");
+    Ok(())
+}
+
+#[test]
+fn a_short_id_from_any_table_finds_what_the_ledger_knows_even_outside_the_clone() -> Result<()> {
+    let s = setup(world())?;
+    assert_eq!(s.sync(&[])?.0, 0);
+    // sha("squash1") is PR #1's merge and production's deployment; it is not in the local clone.
+    let full = sha("squash1");
+    let short = &full[..10];
+    assert!(s.repo.git(&["cat-file", "-e", &full]).is_err(), "not in the clone");
+    let (code, out, err) = s.repo.audit(&["report", "trace", short, "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(v["commit"], full.as_str());
+    assert_eq!(v["pull_requests"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["deployments"].as_array().map(Vec::len), Some(1), "{v}");
+    // An ambiguous prefix lists its candidates; an unknown one says so.
+    let mut known: Vec<String> = (1..=130).flat_map(|n| [sha(&format!("c{n}a")), sha(&format!("c{n}b"))]).collect();
+    known.extend((0..260).map(|i| sha(&format!("big{i}"))));
+    known.sort();
+    let pair = known.windows(2).find(|w| w[0][..4] == w[1][..4]).context("two known ids share 4 digits")?;
+    let (code, _, err) = s.repo.audit(&["report", "trace", &pair[0][..4]])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("ambiguous commit id") && err.contains(&pair[0]) && err.contains(&pair[1]), "{err}");
+    let (code, _, err) = s.repo.audit(&["report", "trace", "0000000000"])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown commit `0000000000`"), "{err}");
+    // The dashboard's drill-down: the same short id finds the pull request and deployment.
+    let server = crate::serve::serve(&s.repo, &["--listen", "127.0.0.1:0"], &[])?;
+    let (status, head, body) = crate::serve::http(&server.addr, "GET", &format!("/trace/{short}"), &[])?;
+    assert_eq!(status, 200, "{head}{body}");
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { crate::serve::dechunk(&body) } else { body };
+    assert!(body.contains("Pull requests (1)") && body.contains(&full), "{body}");
+    let (status, _, _) = crate::serve::http(&server.addr, "GET", "/trace/0000000000", &[])?;
+    assert_eq!(status, 404);
+    Ok(())
+}
+
+#[test]
+fn a_graphql_endpoint_that_answers_404_points_to_the_rest_api() -> Result<()> {
+    let s = setup(world())?;
+    s.fake.shared.faults.lock().map_err(|_| anyhow::anyhow!("lock"))?.graphql_missing = true;
+    let (code, _, err) = s.sync(&[])?;
+    assert_ne!(code, 0);
+    assert!(err.contains("GraphQL endpoint") && err.contains("answered 404") && err.contains("--pulls-api rest"), "{err}");
+    // Following the hint works.
+    let (code, v, err) = s.sync(&["--pulls-api", "rest"])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(v.to_string().contains("acme/api"), "{v}");
     Ok(())
 }

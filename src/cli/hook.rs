@@ -46,6 +46,14 @@ fn say(said: Result<Said, HookError>) -> anyhow::Result<Outcome> {
 }
 
 pub fn run(global: &Global, args: HookArgs) -> anyhow::Result<Outcome> {
+    // A file-size limit (ulimit -f) must not kill the hook mid-decision ("died
+    // of signal 25"): with SIGXFSZ ignored the write fails with EFBIG, which the
+    // hook reports, refusing the push when recording is required.
+    // SAFETY: setting a signal's disposition to SIG_IGN is async-signal-safe and
+    // done before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let pre_receive = matches!(args.hook, HookName::PreReceive);
     let outcome = (|| -> anyhow::Result<Outcome> {
         let input = match &args.hook {

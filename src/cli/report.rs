@@ -110,16 +110,7 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
     let ledger = Ledger::open(&loc)?;
     let (doc, outcome) = match &args.report {
         ReportName::Trace { commit } => {
-            let full_id = (commit.len() == 40 || commit.len() == 64) && commit.bytes().all(|b| b.is_ascii_hexdigit());
-            let id = match repo.as_ref().map(|r| r.resolve_commit(commit)) {
-                Some(Ok(id)) => id,
-                // A full id may be known to the ledger alone (a commit of a synced repository).
-                _ if full_id => commit.to_ascii_lowercase(),
-                Some(Err(e)) => bail!("unknown commit `{commit}`: {e}"),
-                None => bail!(
-                    "unknown commit `{commit}`: not in a git repository, so only full commit ids can be traced\nHint: run it in the repository (-C PATH), or give the full 40-character id"
-                ),
-            };
+            let id = report::trace::resolve_commit(&ledger, repo.as_ref(), commit)?;
             (report::trace::trace(&ledger, repo.as_ref(), &id)?, Outcome::Pass)
         }
         ReportName::Deployments(w) => {

@@ -15,6 +15,8 @@ pub use commit::{Ident, ParsedCommit};
 pub enum GitError {
     #[error("not inside a git repository (searched from {path}): {}", .source.message())]
     NoRepository { path: PathBuf, source: git2::Error },
+    #[error("the repository at {path} is owned by another user, so git refuses it (\"detected dubious ownership\"): {}\nHint: run git-audit as the repository's owner (e.g. `User=git` in a systemd unit, `sudo -u git` in cron), or trust it: `git config --global --add safe.directory {path}`", .source.message())]
+    DubiousOwnership { path: PathBuf, source: git2::Error },
     #[error("cannot resolve `{spec}`: {}\nHint: use a branch, tag, commit id or a range such as `origin/main..HEAD`", .source.message())]
     BadSpec { spec: String, source: git2::Error },
     #[error("`{spec}` names a {kind}, not a commit")]
@@ -62,6 +64,17 @@ pub enum Repo {
     Exec(exec::ExecRepo),
 }
 
+/// Why a repository did not open: git's ownership check (named as git names
+/// it, with git's fix), or no repository at all.
+fn not_opened(searched: PathBuf, source: git2::Error) -> GitError {
+    if source.code() == git2::ErrorCode::Owner {
+        // libgit2 says "repository path '/srv/git/app.git/' is not owned by current user".
+        let path = source.message().split('\'').nth(1).map(|p| PathBuf::from(p.trim_end_matches('/'))).unwrap_or(searched);
+        return GitError::DubiousOwnership { path, source };
+    }
+    GitError::NoRepository { path: searched, source }
+}
+
 impl Repo {
     /// Opens the repository git's environment names (`GIT_DIR`, quarantine
     /// object directories …), discovering it from the current directory otherwise.
@@ -69,7 +82,7 @@ impl Repo {
         match Repository::open_from_env() {
             Ok(r) => Ok(Repo::Git2(r)),
             Err(e) if e.message().contains("object format") => Ok(Repo::Exec(exec::ExecRepo::discover(None)?)),
-            Err(source) => Err(GitError::NoRepository { path: std::env::current_dir().unwrap_or_default(), source }),
+            Err(source) => Err(not_opened(std::env::current_dir().unwrap_or_default(), source)),
         }
     }
 
@@ -78,7 +91,7 @@ impl Repo {
         match Repository::discover(path) {
             Ok(r) => Ok(Repo::Git2(r)),
             Err(e) if e.message().contains("object format") => Ok(Repo::Exec(exec::ExecRepo::discover(Some(path))?)),
-            Err(source) => Err(GitError::NoRepository { path: path.to_path_buf(), source }),
+            Err(source) => Err(not_opened(path.to_path_buf(), source)),
         }
     }
 

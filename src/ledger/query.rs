@@ -416,6 +416,34 @@ impl Ledger {
             .collect())
     }
 
+    /// Every commit id the ledger knows (verified, pushed, in a pull request or
+    /// review, deployed) that starts with `prefix` (lowercase hex), at most
+    /// `limit`, sorted. Range scans on the id columns, so it stays fast.
+    pub fn commits_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>, LedgerError> {
+        // Hex digits sort below 'g': [prefix, prefix + "g") holds exactly the ids that start with it.
+        let (lo, hi) = (prefix.to_string(), format!("{prefix}g"));
+        let columns = [
+            ("commits", "id"),
+            ("ref_updates", "new"),
+            ("ref_updates", "old"),
+            ("pull_requests", "head_sha"),
+            ("pull_requests", "merge_commit_sha"),
+            ("pr_commits", "sha"),
+            ("reviews", "commit_id"),
+            ("deployments", "sha"),
+            ("commit_pulls", "sha"),
+        ];
+        let query = columns
+            .iter()
+            .map(|(t, c)| format!("SELECT {c} AS id FROM {t} WHERE {c} >= ?1 AND {c} < ?2"))
+            .collect::<Vec<_>>()
+            .join(" UNION ");
+        let mut ids =
+            self.rows(&format!("SELECT id FROM ({query}) AS known ORDER BY id LIMIT {limit}"), &[lo.into(), hi.into()], |r| text(r, 0))?;
+        ids.retain(|id| !id.is_empty());
+        Ok(ids)
+    }
+
     /// The latest signature status and signer recorded for a commit.
     pub fn commit_signature(&self, id: &str) -> Result<Option<(String, String)>, LedgerError> {
         Ok(self

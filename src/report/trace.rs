@@ -9,6 +9,51 @@ use crate::git::{short_id, Repo};
 use crate::ledger::event::{CommitVerified, PushDecided, RefUpdated};
 use crate::ledger::{Ledger, Select};
 
+/// The full id of the commit a person means: a full id as it is; a unique
+/// prefix of any commit the repository or the ledger knows (a commit of a
+/// synced repository need not be in the local clone); in a repository, any
+/// revision git understands (`HEAD~2`, a branch). An ambiguous prefix lists
+/// its candidates.
+pub fn resolve_commit(ledger: &Ledger, repo: Option<&Repo>, spec: &str) -> Result<String, ReportError> {
+    let spec = spec.trim();
+    let hex = (4..=64).contains(&spec.len()) && spec.bytes().all(|b| b.is_ascii_hexdigit());
+    let from_repo = repo.and_then(|r| r.resolve_commit(spec).ok());
+    if !hex {
+        return from_repo.ok_or_else(|| {
+            ReportError::Input(format!(
+                "unknown commit `{spec}`: {}\nHint: give a commit id (at least 4 hex digits), or run it in the repository (-C PATH)",
+                if repo.is_some() { "git does not know it" } else { "not in a git repository, and not a commit id" }
+            ))
+        });
+    }
+    let prefix = spec.to_ascii_lowercase();
+    if prefix.len() == 40 || prefix.len() == 64 {
+        return Ok(prefix);
+    }
+    const SHOWN: usize = 10;
+    let mut candidates = ledger.commits_with_prefix(&prefix, SHOWN + 1)?;
+    if let Some(id) = from_repo {
+        candidates.push(id);
+    }
+    candidates.sort();
+    candidates.dedup();
+    match candidates.len() {
+        1 => Ok(candidates.remove(0)),
+        0 => Err(ReportError::Input(format!(
+            "unknown commit `{spec}`: neither {}the ledger knows a commit whose id starts with it\nHint: check the id; `git-audit sync` records the commits of synced pull requests and deployments",
+            if repo.is_some() { "the repository nor " } else { "" }
+        ))),
+        n => {
+            let more = if n > SHOWN { " and more".to_string() } else { String::new() };
+            candidates.truncate(SHOWN);
+            Err(ReportError::Input(format!(
+                "ambiguous commit id `{spec}`: the ledger knows several commits that start with it: {}{more}\nHint: give more digits",
+                candidates.join(", ")
+            )))
+        }
+    }
+}
+
 pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Document, ReportError> {
     let verifications: Vec<Vec<String>> = ledger
         .events::<CommitVerified>(&Select { subject: Some(commit), ..Select::default() })?

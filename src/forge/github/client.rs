@@ -40,6 +40,8 @@ pub enum ClientError {
     Unavailable { repo: String, path: String, last: String },
     #[error("{repo}: unexpected answer on {path}: {message}")]
     Unexpected { repo: String, path: String, message: String },
+    #[error("{repo}: GitHub's GraphQL endpoint ({url}) answered 404: a proxy or GitHub Enterprise setup that does not serve it, or a token that may not use it\nHint: sync pull requests over REST instead: `git-audit sync --pulls-api rest …`")]
+    GraphqlMissing { repo: String, url: String },
     #[error("cannot set up the GitHub client: {0}")]
     Setup(String),
     #[error("the ledger's HTTP cache: {0}")]
@@ -105,6 +107,8 @@ pub struct Client {
     /// Rooted where GraphQL lives: `https://api.github.com/graphql`, or on
     /// GitHub Enterprise `https://HOST/api/graphql` (not under `/api/v3`).
     graphql: octocrab::Octocrab,
+    /// Where GraphQL is asked, as errors name it (no credentials).
+    graphql_url: String,
     cache: Arc<dyn HttpCache>,
     pub stats: Arc<Stats>,
     /// Base delay for retries (tests shorten it).
@@ -133,6 +137,7 @@ impl Client {
         Ok(Client {
             octo,
             graphql,
+            graphql_url: format!("{graphql_root}/graphql"),
             cache,
             stats: Arc::new(Stats::default()),
             backoff: Duration::from_millis(500),
@@ -199,6 +204,9 @@ impl Client {
                     repo: repo.into(),
                     hint: "\nHint: check GITHUB_TOKEN / GH_TOKEN (expired or revoked?) or the GitHub App settings".into(),
                 });
+            }
+            if status == StatusCode::NOT_FOUND {
+                return Err(ClientError::GraphqlMissing { repo: repo.into(), url: self.graphql_url.clone() });
             }
             if status.is_server_error() {
                 if attempt >= self.max_attempts {
