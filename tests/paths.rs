@@ -168,8 +168,10 @@ fn merged_pull_requests_need_their_owners_approval() -> Result<()> {
     let many: Vec<String> = (0..3001).map(|i| format!("gen/f{i}.txt")).collect();
     let many: Vec<(&str, &str, Option<&str>)> = many.iter().map(|f| (f.as_str(), "added", None)).collect();
     pr(&mut w, 7, &many, "carol");
+    // Owned by a team the token cannot read (404): could not verify, not a violation.
+    pr(&mut w, 8, &[("secret/key.txt", "modified", None)], "zed");
     w.teams.insert("acme/sre".into(), vec!["dave".into()]);
-    w.teams.insert("acme/everyone".into(), vec!["frank".into(), "carol".into(), "bob".into(), "dave".into()]);
+    w.teams.insert("acme/everyone".into(), vec!["frank".into(), "carol".into(), "bob".into(), "dave".into(), "zed".into()]);
     let fake = Fake::start(w);
 
     let repo = Repo::new()?;
@@ -177,7 +179,7 @@ fn merged_pull_requests_need_their_owners_approval() -> Result<()> {
     std::fs::create_dir_all(repo.path.join(".github"))?;
     std::fs::write(repo.path.join(".github/CODEOWNERS"), "# GitHub's syntax\n*        @acme/everyone\n/src/    @erin\n")?;
     let policy = repo.policy(
-        "version = 1\n[github]\nrepositories = [\"acme/api\"]\n[[paths]]\npattern = \".github/workflows/**\"\napprovers = [\"bob\"]\n[[paths]]\npattern = \"/deploy/\"\napprovers = [\"team:acme/sre\"]\n[codeowners]\nenabled = true\n",
+        "version = 1\n[github]\nrepositories = [\"acme/api\"]\n[[paths]]\npattern = \".github/workflows/**\"\napprovers = [\"bob\"]\n[[paths]]\npattern = \"/deploy/\"\napprovers = [\"team:acme/sre\"]\n[[paths]]\npattern = \"/secret/\"\napprovers = [\"team:acme/hidden\"]\n[codeowners]\nenabled = true\n",
     )?;
     let p = policy.to_str().context("path")?;
     let out = repo.cmd(crate::support::BIN).env("GITHUB_TOKEN", TOKEN).args(["--policy", p, "sync", "--api-url", &fake.url]).output()?;
@@ -209,5 +211,11 @@ fn merged_pull_requests_need_their_owners_approval() -> Result<()> {
     assert!(!found[0].1.contains("README.md"), "{found:?}");
     let evidence = v["findings"].as_array().into_iter().flatten().find(|f| f["subject"] == "acme/api#2").map(|f| f["evidence"].clone());
     assert!(evidence.and_then(|e| e.as_array().map(Vec::len)).is_some_and(|n| n >= 3), "PR, files and review entries");
+    let unverified: Vec<&serde_json::Value> =
+        v["findings"].as_array().into_iter().flatten().filter(|f| f["rule"] == "pr.owner-approval-unverified").collect();
+    assert_eq!(unverified.len(), 1, "{unverified:?}");
+    assert_eq!((unverified[0]["subject"].as_str(), unverified[0]["severity"].as_str()), (Some("acme/api#8"), Some("warning")));
+    assert!(unverified[0]["message"].as_str().unwrap_or("").contains("team:acme/hidden was never recorded"), "{}", unverified[0]);
+    assert_eq!(v["counts"]["could_not_verify"], 1);
     Ok(())
 }
