@@ -85,13 +85,15 @@ rules! {
     CommitsEmailDomain = "commits.email-domain", Commit, "the author or committer email is outside `allowed_email_domains`";
     CommitsMalformed = "commits.malformed", Commit, "the commit object is not one git's own tools would write: headers out of git's order (`tree`, `parent`…, `author`, `committer`, then others), a repeated `tree`/`author`/`committer`/`encoding`/`gpgsig`/`gpgsig-sha256`, a `parent` line git ignores, a bad date or zone, a NUL in the headers, no blank line after them";
     BranchesForcePush = "branches.force-push", Ref, "a protected ref would be rewritten, or re-created away from its last recorded tip (in `report compliance`: one that got through by warn mode or break glass)";
+    BranchesImmutable = "branches.immutable", Ref, "an existing ref under an `immutable` pattern (by default a `refs/tags/` pattern with `forbid_force_push`) would move at all, even forward, or be re-created elsewhere";
+    RefsNonCommit = "refs.non-commit", Ref, "a ref would name something other than a commit: a tree or blob under `refs/heads/`, or under a protected pattern a tag whose chain does not end in a commit";
     BranchesDeletion = "branches.deletion", Ref, "a protected ref would be deleted (in `report compliance`: one that got through)";
     BranchesSignedTags = "branches.signed-tags", Ref, "a tag under the pattern is lightweight or not signed by a pinned key";
     BranchesPusher = "branches.pusher", Ref, "the pusher is not in `allowed_pushers` (or is unknown)";
     BranchesLinearHistory = "branches.linear-history", Ref, "a merge commit would land on the ref";
     PolicyAdmin = "policy.admin", Ref, "a commit on a protected ref changes the policy file or a file it loads, and is not signed by a `policy-admin`";
     PathsSigner = "paths.signer", Commit, "a commit adds, changes, deletes or renames a file a `[[paths]]` entry protects and is not signed (good) by one of that entry's `signers`";
-    RefsReserved = "refs.reserved", Enforced, "a push creates, updates or deletes anything under `refs/audit/` (always enforced; break glass does not pass it)";
+    RefsReserved = "refs.reserved", Enforced, "a push creates, updates or deletes anything under `refs/audit/` (git-audit's anchors) or `refs/replace/` (git's replacement objects, which would make the server serve other content than was judged); always enforced, break glass does not pass it";
     PrNoApproval = "pr.no-approval", Compliance, "a pull request was merged without an approval";
     PrSelfApproval = "pr.self-approval", Compliance, "a pull request's only approvals are by its author";
     PrStaleApproval = "pr.stale-approval", Compliance, "no approval was for the pull request's final head commit";

@@ -655,3 +655,221 @@ fn ssh_signed_push_certificates_are_dated_and_verified() -> Result<()> {
     assert_eq!(decided.last().context("a decision")?["pusher"]["source"], "push-cert");
     Ok(())
 }
+
+// ---- Round two: the hook judges exactly what git stores and serves ----
+
+#[test]
+fn replace_refs_can_neither_be_pushed_nor_change_what_the_hook_reads() -> Result<()> {
+    let k = keys();
+    for format in ["sha1", "sha256"] {
+        let repo = Repo::with_format(format)?;
+        let server = Server::new(&repo, &signing_policy(MAIN_RULES), format)?;
+        let good = repo.commit("feat: signed by alice", Sign::Pgp(&k.alice))?;
+        let (code, err) = push(&repo, &["origin", "main"], &[])?;
+        assert_eq!(code, 0, "{format}: the legitimate twin: {err}");
+        let unsigned = repo.commit("feat: unsigned", Sign::None)?;
+        // 1. A replacement for the unsigned commit (and for a blob): refused, whatever it points at.
+        repo.git(&["update-ref", &format!("refs/replace/{unsigned}"), &good])?;
+        let (code, err) = push(&repo, &["origin", &format!("refs/replace/{unsigned}")], &[])?;
+        assert_eq!(code, 1, "{format}: {err}");
+        assert!(
+            err.contains("refs.reserved") && err.contains(&format!("refs/replace/{unsigned}")) && err.contains("replacement ref"),
+            "{format}: {err}"
+        );
+        let blob = repo.git(&["rev-parse", &format!("{good}:file1.txt")])?;
+        let evil = repo.git(&["hash-object", "-w", "--stdin"]).or_else(|_| repo.git(&["rev-parse", &format!("{unsigned}:file2.txt")]))?;
+        repo.git(&["update-ref", &format!("refs/replace/{blob}"), &evil])?;
+        let (code, err) = push(&repo, &["origin", &format!("refs/replace/{blob}")], &[])?;
+        assert_eq!(code, 1, "{format}: {err}");
+        assert!(server.tip(&repo, &format!("refs/replace/{blob}")).is_none());
+        // 2. One planted on the server by other means: the hook still reads the pushed
+        //    commit itself (git's replace objects are off for every git it runs).
+        let server_git = server.path.to_str().context("path")?;
+        repo.git(&["update-ref", "-d", &format!("refs/replace/{unsigned}")])?;
+        repo.git(&["update-ref", "-d", &format!("refs/replace/{blob}")])?;
+        repo.git(&[
+            "--git-dir",
+            server_git,
+            "fetch",
+            "-q",
+            repo.path.to_str().context("path")?,
+            &format!("{unsigned}:refs/heads/staging-copy"),
+        ])?;
+        repo.git(&["--git-dir", server_git, "update-ref", &format!("refs/replace/{unsigned}"), &good])?;
+        let (code, err) = push(&repo, &["origin", "main"], &[])?;
+        assert_eq!(code, 1, "{format}: the unsigned commit must be judged as itself: {err}");
+        assert!(err.contains(&format!("{} feat: unsigned", &unsigned[..10])) && err.contains("signing.required"), "{format}: {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn every_ref_value_is_judged_whatever_it_names() -> Result<()> {
+    let k = keys();
+    let repo = Repo::new()?;
+    let tags = "[[branches]]\npattern = \"refs/tags/v*\"\nforbid_force_push = true\nforbid_deletion = true\n";
+    let server = Server::new(&repo, &signing_policy(&format!("{MAIN_RULES}{tags}")), "sha1")?;
+    let a = repo.commit("feat: a", Sign::Pgp(&k.alice))?;
+    assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 0);
+    let tree = repo.git(&["rev-parse", &format!("{a}^{{tree}}")])?;
+    // A branch that names a tree, or a blob: refused.
+    let (code, err) = push(&repo, &["origin", &format!("{tree}:refs/heads/tree")], &[])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("refs.non-commit") && err.contains("refs/heads/tree would name a tree"), "{err}");
+    // A protected tag whose chain ends in a tree: refused.
+    let tag_of_tree = repo.git(&["mktag"]).or_else(|_| -> Result<String> {
+        let body = format!("object {tree}\ntype tree\ntag v9\ntagger Alice <alice@example.com> 1767225600 +0000\n\nof a tree\n");
+        let path = repo.tmp.path().join("tag");
+        std::fs::write(&path, body)?;
+        repo.git(&["hash-object", "-t", "tag", "-w", path.to_str().context("path")?])
+    })?;
+    let (code, err) = push(&repo, &["origin", &format!("{tag_of_tree}:refs/tags/v9")], &[])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("refs.non-commit") && err.contains("refs/tags/v9"), "{err}");
+    // The two-step move of a published tag through a tag of a tree: the first step is refused.
+    repo.git(&["tag", "v1", &a])?;
+    assert_eq!(push(&repo, &["origin", "v1"], &[])?.0, 0, "the legitimate twin: a tag of a commit");
+    let (code, err) = push(&repo, &["-f", "origin", &format!("{tag_of_tree}:refs/tags/v1")], &[])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("refs.non-commit") || err.contains("branches.immutable"), "{err}");
+    assert_eq!(server.tip(&repo, "refs/tags/v1").as_deref(), Some(a.as_str()));
+    Ok(())
+}
+
+#[test]
+fn published_tags_are_immutable_even_forward() -> Result<()> {
+    let k = keys();
+    let repo = Repo::new()?;
+    let tags = "[[branches]]\npattern = \"refs/tags/v*\"\nforbid_force_push = true\nforbid_deletion = true\n";
+    let server = Server::new(&repo, &signing_policy(tags), "sha1")?;
+    let a = repo.commit("feat: a", Sign::Pgp(&k.alice))?;
+    repo.git(&["tag", "v1", &a])?;
+    assert_eq!(push(&repo, &["origin", "main", "v1"], &[])?.0, 0);
+    let b = repo.commit("feat: b", Sign::Pgp(&k.alice))?;
+    assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 0);
+    // Forward is still a move: git itself calls it a forced update of a tag.
+    repo.git(&["tag", "-f", "v1", &b])?;
+    let (code, err) = push(&repo, &["-f", "origin", "v1"], &[])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("branches.immutable") && err.contains("refs/tags/v1 is immutable"), "{err}");
+    assert_eq!(server.tip(&repo, "refs/tags/v1").as_deref(), Some(a.as_str()));
+    // The twin: a new tag is fine; and a branch pattern that opts out may move forward.
+    repo.git(&["tag", "v2", &b])?;
+    assert_eq!(push(&repo, &["origin", "v2"], &[])?.0, 0);
+    let (code, out, err) = repo.audit(&["--policy", server.policy.to_str().context("path")?, "policy", "check"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    Ok(())
+}
+
+#[test]
+fn a_push_through_a_symbolic_ref_is_judged_and_recorded_as_the_ref_it_writes() -> Result<()> {
+    let k = keys();
+    let repo = Repo::new()?;
+    let server = Server::new(&repo, &signing_policy(MAIN_RULES), "sha1")?;
+    let a = repo.commit("feat: a", Sign::Pgp(&k.alice))?;
+    repo.commit("feat: b", Sign::Pgp(&k.alice))?;
+    assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 0);
+    let server_git = server.path.to_str().context("path")?;
+    // A leftover of a rename: master is a symref to main on the server.
+    repo.git(&["--git-dir", server_git, "symbolic-ref", "refs/heads/master", "refs/heads/main"])?;
+    repo.git(&["reset", "-q", "--hard", &a])?;
+    let rewritten = repo.commit("feat: rewritten history", Sign::Pgp(&k.alice))?;
+    let (code, err) = push(&repo, &["-f", "origin", &format!("{rewritten}:refs/heads/master")], &[])?;
+    assert_eq!(code, 1, "a force push to main through master: {err}");
+    assert!(err.contains("branches.force-push") && err.contains("refs/heads/main would be rewritten"), "{err}");
+    // The ledger names the ref that would have changed.
+    let decided: Vec<String> = server.kinds()?.into_iter().filter(|(k, _)| k == "push.decided").map(|(_, p)| p).collect();
+    let last = decided.last().context("a decision")?;
+    assert!(last.contains("refs/heads/main") && !last.contains("refs/heads/master"), "{last}");
+    // The twin: a fast-forward through the symref is judged as main's and accepted.
+    repo.git(&["reset", "-q", "--hard", "origin/main"])?;
+    let c = repo.commit("feat: c", Sign::Pgp(&k.alice))?;
+    let (code, err) = push(&repo, &["origin", &format!("{c}:refs/heads/master")], &[])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(c.as_str()));
+    Ok(())
+}
+
+#[test]
+fn break_glass_bypasses_content_checks_never_who_governs() -> Result<()> {
+    let k = keys();
+    let repo = Repo::new()?;
+    let policy = "version = 1\n[signing]\nrequired = true\nopenpgp_keys = [\"keys/\"]\n[roles]\npolicy-admin = [\"bob@example.com\"]\nbreakglass = [\"oncall@example.com\"]\n";
+    let alice_key = std::fs::read(&k.alice.asc)?;
+    let bob_key = std::fs::read(&k.bob.asc)?;
+    let server = default_branch_server(&repo, policy, &[("keys/alice.asc", &alice_key), ("keys/bob.asc", &bob_key)])?;
+    let tip = repo.git(&["rev-parse", "HEAD"])?;
+    // The on-call holder adds himself to policy-admin and turns signing off, by break glass.
+    std::fs::write(
+        repo.path.join(".git-audit.toml"),
+        policy
+            .replace("required = true", "required = false")
+            .replace("[\"bob@example.com\"]", "[\"bob@example.com\", \"oncall@example.com\"]"),
+    )?;
+    repo.git(&["add", "."])?;
+    repo.git(&["-c", "user.email=oncall@example.com", "commit", "-q", "-m", "chore: emergency"])?;
+    let (code, err) = push(&repo, &["-o", "audit.bypass=INC-7", "origin", "main"], &[("GIT_AUDIT_USER", "oncall@example.com")])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("break glass does not pass policy.admin"), "{err}");
+    assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(tip.as_str()));
+    // Content checks are what break glass is for: an unsigned fix goes through.
+    repo.git(&["reset", "-q", "--hard", &tip])?;
+    repo.commit("fix: hotfix, unsigned", Sign::None)?;
+    let (code, err) = push(&repo, &["-o", "audit.bypass=INC-7", "origin", "main"], &[("GIT_AUDIT_USER", "oncall@example.com")])?;
+    assert_eq!(code, 0, "{err}");
+    Ok(())
+}
+
+#[test]
+fn codeowners_is_governance_and_key_paths_stay_in_the_repository() -> Result<()> {
+    let k = keys();
+    let repo = Repo::new()?;
+    let policy = "version = 1\n[signing]\nrequired = true\nopenpgp_keys = [\"keys/\"]\n[roles]\npolicy-admin = [\"bob@example.com\"]\n[codeowners]\nenabled = true\n";
+    let alice_key = std::fs::read(&k.alice.asc)?;
+    let bob_key = std::fs::read(&k.bob.asc)?;
+    let server = default_branch_server(
+        &repo,
+        policy,
+        &[("keys/alice.asc", &alice_key), ("keys/bob.asc", &bob_key), (".github/CODEOWNERS", b"* @acme/reviewers\n")],
+    )?;
+    let tip = repo.git(&["rev-parse", "HEAD"])?;
+    // A non-admin edits code ownership: refused.
+    std::fs::write(repo.path.join(".github/CODEOWNERS"), "* @alice\n")?;
+    repo.git(&["add", "."])?;
+    let owned = commit_signed_by(&repo, &k.alice, "chore: I own everything now")?;
+    let (code, err) = push(&repo, &["origin", "main"], &[])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("{} chore: I own everything now — policy.admin (changes .github/CODEOWNERS", &owned[..10])), "{err}");
+    // CODEOWNERS in another of GitHub's places counts the same.
+    repo.git(&["reset", "-q", "--hard", &tip])?;
+    std::fs::write(repo.path.join("CODEOWNERS"), "* @alice\n")?;
+    repo.git(&["add", "."])?;
+    commit_signed_by(&repo, &k.alice, "chore: a second CODEOWNERS")?;
+    assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 1);
+    // The twin: the admin may.
+    repo.git(&["reset", "-q", "--hard", &tip])?;
+    std::fs::write(
+        repo.path.join(".github/CODEOWNERS"),
+        "* @acme/reviewers @alice
+",
+    )?;
+    repo.git(&["add", "."])?;
+    let admin = commit_signed_by(&repo, &k.bob, "chore: owners by the admin")?;
+    let (code, err) = push(&repo, &["origin", "main"], &[])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(admin.as_str()));
+    // An admin's policy that loads a key from outside the repository: every push refused (fail closed).
+    std::fs::write(repo.path.join(".git-audit.toml"), policy.replace("[\"keys/\"]", "[\"keys/\", \"../planted.asc\"]"))?;
+    let (code, out, err) = repo.audit(&["policy", "check"])?;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("`../planted.asc` leaves the repository"), "{err}");
+    repo.git(&["add", "."])?;
+    let escape = commit_signed_by(&repo, &k.bob, "chore: a key from beside the repository")?;
+    let server_git = server.path.to_str().context("path")?;
+    repo.git(&["--git-dir", server_git, "fetch", "-q", repo.path.to_str().context("path")?, &format!("{escape}:main")])?;
+    repo.commit("feat: anything", Sign::Pgp(&k.alice))?;
+    let (code, err) = push(&repo, &["origin", "main"], &[])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("../planted.asc") && err.contains("outside the repository"), "{err}");
+    Ok(())
+}

@@ -16,6 +16,15 @@ pub struct ExecRepo {
     pub object_format: String,
 }
 
+/// `git`, reading objects as git stores and serves them: replace refs and
+/// grafts off, so a pushed `refs/replace/*` or an `info/grafts` file cannot
+/// swap what the hook judges for something else.
+pub fn git_command() -> Command {
+    let mut c = Command::new("git");
+    c.env("GIT_NO_REPLACE_OBJECTS", "1").env("GIT_GRAFT_FILE", "/dev/null");
+    c
+}
+
 fn cli_err(what: &str, detail: impl std::fmt::Display) -> GitError {
     GitError::Command { what: what.to_string(), detail: detail.to_string() }
 }
@@ -24,7 +33,7 @@ impl ExecRepo {
     /// Discovers the repository from the current directory and git's environment.
     pub fn discover(dir: Option<&Path>) -> Result<ExecRepo, GitError> {
         let run = |args: &[&str]| -> Option<String> {
-            let mut c = Command::new("git");
+            let mut c = git_command();
             if let Some(d) = dir {
                 c.arg("-C").arg(d);
             }
@@ -39,7 +48,7 @@ impl ExecRepo {
     }
 
     fn git(&self) -> Command {
-        let mut c = Command::new("git");
+        let mut c = git_command();
         c.arg("--git-dir").arg(&self.git_dir);
         c
     }
@@ -103,6 +112,11 @@ impl ExecRepo {
 
     pub fn upstream(&self) -> Option<String> {
         self.output(&["rev-parse", "--symbolic-full-name", "@{upstream}"]).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    }
+
+    /// What a symbolic ref points at (`None` for a plain ref or none).
+    pub fn symbolic_target(&self, refname: &str) -> Option<String> {
+        self.output(&["symbolic-ref", "-q", refname]).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
     }
 
     pub fn refs(&self) -> Result<Vec<(String, String)>, GitError> {

@@ -183,6 +183,23 @@ impl Repo {
     }
 
     /// Every ref and the object it points at (`refs/audit/*` included).
+    /// The ref a push to `refname` would change: `refname` itself, or the ref
+    /// its chain of symbolic refs ends at (`refs/heads/master` → `refs/heads/main`).
+    pub fn symref_target(&self, refname: &str) -> String {
+        let mut name = refname.to_string();
+        for _ in 0..5 {
+            let next = match self {
+                Repo::Git2(r) => r.find_reference(&name).ok().and_then(|x| x.symbolic_target().map(str::to_string)),
+                Repo::Exec(c) => c.symbolic_target(&name),
+            };
+            match next {
+                Some(n) if n != name => name = n,
+                _ => break,
+            }
+        }
+        name
+    }
+
     pub fn refs(&self) -> Result<Vec<(String, String)>, GitError> {
         match self {
             Repo::Git2(r) => {

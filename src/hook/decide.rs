@@ -81,10 +81,21 @@ pub struct Guard {
 /// The namespace git-audit writes itself (checkpoint anchors); no push may touch it.
 pub const RESERVED_PREFIX: &str = "refs/audit/";
 
-/// True for `refs/audit` and anything under it (a ref named `refs/audit`
-/// itself would block every future anchor: git cannot have both).
+/// git's replacement objects: a ref here makes `git show`, `git archive` and
+/// clones serve another object in place of the one named — the audited view
+/// and the served view would part. No push may write it.
+pub const REPLACE_PREFIX: &str = "refs/replace/";
+
+/// The reserved namespace `refname` is in: `refs/audit` (and anything under
+/// it; a ref named `refs/audit` itself would block every future anchor) or
+/// `refs/replace`.
+pub fn reserved_namespace(refname: &str) -> Option<&'static str> {
+    [RESERVED_PREFIX, REPLACE_PREFIX].into_iter().find(|p| refname.starts_with(p) || refname == p.trim_end_matches('/'))
+}
+
+/// True for a ref in a reserved namespace.
 pub fn is_reserved(refname: &str) -> bool {
-    refname.starts_with(RESERVED_PREFIX) || refname == RESERVED_PREFIX.trim_end_matches('/')
+    reserved_namespace(refname).is_some()
 }
 
 /// The rules that apply to one ref: its `[[branches]]` entry, and whether it is
@@ -130,6 +141,10 @@ impl<'p> RefRules<'p> {
 
     fn forbid_deletion(&self) -> bool {
         self.guarded || self.branch.is_some_and(|b| b.forbid_deletion)
+    }
+
+    fn immutable(&self) -> bool {
+        self.branch.is_some_and(|b| b.immutable)
     }
 
     /// How strictly each commit rule is applied to commits arriving on this ref.
@@ -180,26 +195,28 @@ pub fn decide(
         out
     };
     let mut signatures = policy.signature_checker(Some(repo));
-    let mut footprint = Footprint::new(repo);
+    let mut footprint = Footprint::new(repo, policy.codeowners);
     let mut decisions = Vec::new();
     let mut reserved = false;
     for u in updates {
         let rules = RefRules::new(policy, guard, &u.refname);
         let branch = rules.branch;
         let mut findings = Vec::new();
-        if is_reserved(&u.refname) {
-            // Not a mode: git-audit's own namespace is never writable by a push.
+        if let Some(ns) = reserved_namespace(&u.refname) {
+            // Not a mode: these namespaces are never writable by a push.
             reserved = true;
-            findings.push(
-                Finding::new(
-                    Rule::RefsReserved,
-                    Severity::Error,
+            let (why, fix) = if ns == RESERVED_PREFIX {
+                (
                     format!("{} is under {RESERVED_PREFIX}, which only git-audit itself writes (on the server)", u.refname),
+                    format!("leave {RESERVED_PREFIX}* out of the push; anchors are written by `git-audit ledger anchor` on the server"),
                 )
-                .with_fix(format!(
-                    "leave {RESERVED_PREFIX}* out of the push; anchors are written by `git-audit ledger anchor` on the server"
-                )),
-            );
+            } else {
+                (
+                    format!("{} is a replacement ref: git would serve another object in place of the one it names, which the hook did not judge", u.refname),
+                    format!("leave {REPLACE_PREFIX}* out of the push; change history with new commits instead (or `git replace` locally only)"),
+                )
+            };
+            findings.push(Finding::new(Rule::RefsReserved, Severity::Error, why).with_fix(fix));
             decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new(), policy_changes: Vec::new() });
             continue;
         }
@@ -265,28 +282,58 @@ pub fn decide(
                 }
             }
         }
+        // An immutable ref never moves once it exists (nor comes back elsewhere).
+        if rules.immutable() {
+            let last = if u.is_create() { guard.recorded_tips.get(&u.refname).cloned() } else { Some(u.old.clone()) };
+            if let Some(last) = last.filter(|l| *l != u.new) {
+                push(rules.finding(
+                    Rule::BranchesImmutable,
+                    format!("{} is immutable: it names {} and may not move to {}", u.refname, short_id(&last), short_id(&u.new)),
+                    "publish a new tag (e.g. the next version) instead of moving this one",
+                ));
+            }
+        }
+        // Every value is judged, whatever it names: a branch names a commit; a
+        // protected ref a commit or a tag chain ending in one.
         let Some(tip) = tip else {
+            if u.refname.starts_with("refs/heads/") || rules.protected() {
+                push(rules.finding(
+                    Rule::RefsNonCommit,
+                    format!(
+                        "{} would name a {kind} ({}), not a commit{}",
+                        u.refname,
+                        short_id(&u.new),
+                        if kind == "tag" { " (the tag's chain does not end in a commit)" } else { "" }
+                    ),
+                    "push a commit, or a tag of a commit",
+                ));
+            }
             decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new(), policy_changes: Vec::new() });
             continue;
         };
-        // Force push: the old value must be an ancestor of the new one. A ref
-        // that was deleted and is created again counts from its last recorded tip.
-        let old_known = !u.is_create() && repo.resolve_commit(&u.old).is_ok();
+        // Force push, on peeled values: the commit the old value names must be an
+        // ancestor of the new one. A ref created again, or whose old value names no
+        // commit (a stepping stone through a tree), counts from its last recorded tip.
+        let old_commit = if u.is_create() { None } else { repo.resolve_commit(&u.old).ok() };
+        let old_known = old_commit.is_some();
         if rules.forbid_force_push() {
-            if old_known && !repo.is_ancestor(&u.old, &tip)? {
+            if let Some(old) = old_commit.as_ref().filter(|o| !repo.is_ancestor(o, &tip).unwrap_or(false)) {
                 push(rules.finding(
                     Rule::BranchesForcePush,
-                    format!("{} would be rewritten: {} is not an ancestor of {}", u.refname, short_id(&u.old), short_id(&tip)),
+                    format!("{} would be rewritten: {} is not an ancestor of {}", u.refname, short_id(old), short_id(&tip)),
                     "rebase onto the current tip instead of force-pushing (`git pull --rebase`, then push)",
                 ));
-            } else if u.is_create() {
+            } else if !old_known {
                 if let Some(last) = guard.recorded_tips.get(&u.refname) {
+                    // A recorded tag tip names its tag object: compare the commits they peel to.
+                    let last = &repo.resolve_commit(last).unwrap_or_else(|_| last.clone());
                     if !repo.is_ancestor(last, &tip).unwrap_or(false) {
                         push(rules.finding(
                             Rule::BranchesForcePush,
                             format!(
-                                "{} is being created again at {}, which does not descend from its last recorded tip {} (a deletion and re-creation rewrites it)",
+                                "{} is being {} at {}, which does not descend from its last recorded tip {} (a deletion and re-creation, or a step through a non-commit, rewrites it)",
                                 u.refname,
+                                if u.is_create() { "created again" } else { "moved" },
                                 short_id(&tip),
                                 short_id(last)
                             ),
@@ -301,9 +348,7 @@ pub fn decide(
         let mut hide: Vec<String> = baseline.clone();
         match side {
             Side::Server => {
-                if old_known {
-                    hide.push(u.old.clone());
-                }
+                hide.extend(old_commit.iter().cloned());
                 let target = rules.strictness();
                 let covering = refs_before.iter().filter(|(n, _)| RefRules::new(policy, guard, n).covers(&target));
                 hide.extend(commit_tips(&mut covering.into_iter()));
@@ -311,9 +356,7 @@ pub fn decide(
             Side::Client { remote } => {
                 let prefix = format!("refs/remotes/{remote}/");
                 hide.extend(commit_tips(&mut refs_before.iter().filter(|(n, _)| n.starts_with(&prefix))));
-                if old_known {
-                    hide.push(u.old.clone());
-                }
+                hide.extend(old_commit.iter().cloned());
             }
         }
         let ids = repo.select(std::slice::from_ref(&tip), &hide)?;
@@ -383,8 +426,19 @@ pub fn decide(
         }
         Bypass { reason, allowed: why.is_none() }
     });
-    // Break glass lets policy violations through, never a write to refs/audit/*.
-    let bypassed = bypass.as_ref().is_some_and(|b| b.allowed) && !reserved;
+    // Break glass lets content violations through, never a write to a reserved
+    // namespace and never a change of who governs (the policy's footprint).
+    let governance = decisions
+        .iter()
+        .flat_map(|d| d.commits.iter().flat_map(|c| &c.findings))
+        .any(|f| f.rule == Rule::PolicyAdmin && f.severity == Severity::Error);
+    if governance && bypass.as_ref().is_some_and(|b| b.allowed) {
+        reasons.push(
+            "break glass does not pass policy.admin: a change to the policy or a file it loads needs a policy admin's signature, with or without break glass"
+                .to_string(),
+        );
+    }
+    let bypassed = bypass.as_ref().is_some_and(|b| b.allowed) && !reserved && !governance;
     let accepted = reasons.is_empty() && (errors == 0 || bypassed);
     Ok(PushDecision { accepted, refs: decisions, pusher, bypass, policy_digest: policy.digest.clone(), reasons })
 }
@@ -411,11 +465,13 @@ struct Footprint<'r> {
     repo: &'r Repo,
     /// Paths loaded by the policy text with this blob id.
     loaded: HashMap<String, Vec<String>>,
+    /// The judging policy reads CODEOWNERS: who owns code is governance too.
+    codeowners: bool,
 }
 
 impl<'r> Footprint<'r> {
-    fn new(repo: &'r Repo) -> Footprint<'r> {
-        Footprint { repo, loaded: HashMap::new() }
+    fn new(repo: &'r Repo, codeowners: bool) -> Footprint<'r> {
+        Footprint { repo, loaded: HashMap::new(), codeowners }
     }
 
     /// The policy file and the paths the policy committed in `commit` loads.
@@ -425,7 +481,7 @@ impl<'r> Footprint<'r> {
         };
         let repo = self.repo;
         let loaded = self.loaded.entry(blob.clone()).or_insert_with(|| match repo.read_object(&blob) {
-            Ok((_, text)) => server_policy::referenced_paths(&text),
+            Ok((_, text)) => server_policy::footprint_paths(&text),
             Err(_) => Vec::new(),
         });
         into.extend(loaded.iter().cloned());
@@ -436,6 +492,9 @@ impl<'r> Footprint<'r> {
         let (_, raw) = self.repo.read_object(id)?;
         let parents = ParsedCommit::parse(&raw, self.repo.signature_header()).parents;
         let mut paths = vec![DEFAULT_FILE.to_string()];
+        if self.codeowners {
+            paths.extend(crate::policy::paths::CODEOWNERS_LOCATIONS.iter().map(|p| p.to_string()));
+        }
         self.paths(id, &mut paths);
         for p in &parents {
             self.paths(p, &mut paths);

@@ -147,11 +147,13 @@ impl Setting<'_> {
         policy.require_ledger || self.repo.config_bool("audit.requireLedger").unwrap_or(false)
     }
 
-    /// The last recorded tip of each ref this push creates (for re-creation as a
-    /// force push). A ledger that exists but cannot be read fails the check closed.
+    /// The last recorded tip of each ref this push creates, or whose old value
+    /// names no commit (re-creation, or a step through a tree, as a force push).
+    /// A ledger that exists but cannot be read fails the check closed.
     fn recorded_tips(&self, updates: &[RefUpdate]) -> Result<HashMap<String, String>, HookError> {
         let mut tips = HashMap::new();
-        let creates: Vec<&RefUpdate> = updates.iter().filter(|u| u.is_create() && !u.is_delete()).collect();
+        let creates: Vec<&RefUpdate> =
+            updates.iter().filter(|u| !u.is_delete() && (u.is_create() || self.repo.resolve_commit(&u.old).is_err())).collect();
         let Some(files) = self.ledger_files().filter(|f| !creates.is_empty() && f.exists()) else {
             return Ok(tips);
         };
@@ -195,10 +197,23 @@ pub fn decide_push(
     Ok(Ok((decision, events)))
 }
 
+/// Each pushed name resolved through symbolic refs to the ref that will
+/// change, so the rules judged and the name recorded are the written ref's
+/// (`refs/heads/master` → `refs/heads/main` on a server kept after a rename).
+fn through_symrefs(repo: &crate::git::Repo, updates: Vec<RefUpdate>) -> Vec<RefUpdate> {
+    updates
+        .into_iter()
+        .map(|mut u| {
+            u.refname = repo.symref_target(&u.refname);
+            u
+        })
+        .collect()
+}
+
 /// pre-receive: decide the whole push, record the decision, fail closed. An
 /// error means the push must be refused with it.
 pub fn pre_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
-    let updates = parse_receive(input)?;
+    let updates = through_symrefs(s.repo, parse_receive(input)?);
     let sp = server_policy::load(s.repo, s.policy)?;
     let (mut decision, events) = match decide_push(s, &sp, &updates)? {
         Ok(d) => d,
@@ -231,7 +246,7 @@ pub fn pre_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
 
 /// post-receive: record what the accepted push changed. Never stops git.
 pub fn post_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
-    let updates = parse_receive(input)?;
+    let updates = through_symrefs(s.repo, parse_receive(input)?);
     let (pusher, sinks) = match server_policy::load(s.repo, s.policy) {
         Ok(sp) => {
             let mut signatures = sp.policy.signature_checker(Some(s.repo));

@@ -40,6 +40,13 @@ pub fn load(repo: &Repo, explicit: Option<&Path>) -> Result<ServerPolicy, Server
     let dir = tempfile::Builder::new().prefix("git-audit-policy-").tempdir().map_err(|e| ServerPolicyError::Invalid(e.to_string()))?;
     let bad = |e: String| ServerPolicyError::Invalid(format!("{DEFAULT_FILE} at {head}: {e}"));
     let text = blob_text(repo, &blob).map_err(bad)?;
+    let leaving = leaving_paths(&text);
+    if !leaving.is_empty() {
+        return Err(bad(format!(
+            "it loads {} from outside the repository; a committed policy may only load files it holds (refused: fail closed)",
+            leaving.join(", ")
+        )));
+    }
     let path = dir.path().join(DEFAULT_FILE);
     std::fs::write(&path, &text).map_err(|e| bad(e.to_string()))?;
     // Bring along the key files the policy names, from the same commit.
@@ -74,6 +81,37 @@ fn blob_text(repo: &Repo, id: &str) -> Result<Vec<u8>, String> {
 /// repository are not part of it and are left out. Text that does not parse
 /// loads nothing.
 pub fn referenced_paths(text: &[u8]) -> Vec<String> {
+    raw_paths(text)
+        .into_iter()
+        .filter(|p| !Path::new(p).is_absolute())
+        .map(|p| p.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/"))
+        .filter(|p| !p.is_empty() && !p.split('/').any(|c| c == ".."))
+        .collect()
+}
+
+/// The policy text's footprint beyond itself: the files it loads, and with
+/// `[codeowners] enabled` the CODEOWNERS files (all three places GitHub reads).
+pub fn footprint_paths(text: &[u8]) -> Vec<String> {
+    let mut out = referenced_paths(text);
+    let enabled = toml::from_str::<toml::Value>(&String::from_utf8_lossy(text))
+        .ok()
+        .and_then(|v| v.get("codeowners").and_then(|c| c.get("enabled")).and_then(toml::Value::as_bool))
+        .unwrap_or(false);
+    if enabled {
+        out.extend(crate::policy::paths::CODEOWNERS_LOCATIONS.iter().map(|p| p.to_string()));
+    }
+    out
+}
+
+/// Paths a policy text loads that leave the repository (absolute, or with a
+/// `..` component): a policy read from a commit may not load anything the
+/// commit does not hold (it would resolve beside the server's temporary copy).
+pub fn leaving_paths(text: &[u8]) -> Vec<String> {
+    raw_paths(text).into_iter().filter(|p| Path::new(p).is_absolute() || p.split('/').any(|c| c == "..")).collect()
+}
+
+/// Every key path a policy text names, as written.
+fn raw_paths(text: &[u8]) -> Vec<String> {
     let Ok(value) = toml::from_str::<toml::Value>(&String::from_utf8_lossy(text)) else {
         return Vec::new();
     };
@@ -85,11 +123,7 @@ pub fn referenced_paths(text: &[u8]) -> Vec<String> {
     if let Some(s) = signing.and_then(|s| s.get("ssh_allowed_signers")).and_then(|k| k.as_str()) {
         out.push(s.to_string());
     }
-    out.into_iter()
-        .filter(|p| !Path::new(p).is_absolute())
-        .map(|p| p.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/"))
-        .filter(|p| !p.is_empty() && !p.split('/').any(|c| c == ".."))
-        .collect()
+    out
 }
 
 #[cfg(test)]

@@ -125,6 +125,10 @@ pub struct BranchRule {
     pub forbid_deletion: bool,
     pub require_signed_tags: bool,
     pub require_linear_history: bool,
+    /// Any update of an existing ref is refused (a published tag never moves,
+    /// not even forward): `immutable = true`, the default for a `refs/tags/`
+    /// pattern that sets `forbid_force_push`.
+    pub immutable: bool,
     pub allowed_pushers: Option<Vec<String>>,
     pub mode: Option<Mode>,
 }
@@ -457,6 +461,16 @@ impl Validator<'_> {
         // [signing]
         let mut keys = Vec::new();
         let mut key_spans = Vec::new();
+        // A committed policy (`.git-audit.toml`) may only load what the repository holds.
+        let committed = self.path.file_name().is_some_and(|n| n == DEFAULT_FILE);
+        let leaving = raw.signing.openpgp_keys.iter().chain(raw.signing.ssh_allowed_signers.iter());
+        for entry in leaving.filter(|e| committed && e.get_ref().split('/').any(|c| c == "..")) {
+            self.err(
+                entry.span(),
+                format!("`{}` leaves the repository: a committed policy may only load files it holds", entry.get_ref()),
+                Some("keep key files in the repository (e.g. keys/) and name them relative to the policy"),
+            );
+        }
         for entry in &raw.signing.openpgp_keys {
             let origin = self.location(entry.span());
             let resolved = self.resolve(entry.get_ref());
@@ -582,6 +596,7 @@ impl Validator<'_> {
                     forbid_deletion: b.forbid_deletion,
                     require_signed_tags: b.require_signed_tags,
                     require_linear_history: b.require_linear_history,
+                    immutable: b.immutable.unwrap_or(b.forbid_force_push && b.pattern.get_ref().starts_with("refs/tags/")),
                     allowed_pushers: b.allowed_pushers.map(|v| v.into_iter().map(|s| s.into_inner()).collect()),
                     mode: b.mode,
                 }),

@@ -134,6 +134,9 @@ pub struct RawBranch {
     pub require_signed_tags: bool,
     #[serde(default)]
     pub require_linear_history: bool,
+    /// No update of an existing ref at all (default: true for a `refs/tags/`
+    /// pattern that sets `forbid_force_push`).
+    pub immutable: Option<bool>,
     pub allowed_pushers: Option<Vec<Spanned<String>>>,
     pub mode: Option<Mode>,
 }
