@@ -873,3 +873,51 @@ fn codeowners_is_governance_and_key_paths_stay_in_the_repository() -> Result<()>
     assert!(err.contains("../planted.asc") && err.contains("outside the repository"), "{err}");
     Ok(())
 }
+
+#[test]
+fn work_accepted_under_looser_rules_is_checked_again_when_it_moves_onto_a_protected_ref() -> Result<()> {
+    let k = keys();
+    let repo = Repo::new()?;
+    let warn_release = "[[branches]]\npattern = \"refs/heads/release/*\"\nmode = \"warn\"\n";
+    let server = Server::new(&repo, &signing_policy(&format!("{MAIN_RULES}{warn_release}")), "sha1")?;
+    repo.commit("feat: base", Sign::Pgp(&k.alice))?;
+    assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 0);
+    // Unsigned work lands on release/1 while it is in warn mode.
+    let unsigned = repo.commit("feat: unsigned on release", Sign::None)?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/release/1"], &[])?;
+    assert_eq!(code, 0, "warn mode lets it in: {err}");
+    // The policy switches release/* to enforce; release/1 is now as strict as main.
+    std::fs::write(&server.policy, signing_policy(&format!("{MAIN_RULES}[[branches]]\npattern = \"refs/heads/release/*\"\n")))?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert_eq!(code, 1, "judged by how it was accepted, not by how strict release/1 is today: {err}");
+    assert!(err.contains(&format!("{} feat: unsigned on release", &unsigned[..10])) && err.contains("signing.required"), "{err}");
+    // The twin: work accepted on release/2 under the current policy vouches for itself.
+    repo.git(&["reset", "-q", "--hard", "origin/main"])?;
+    let signed = repo.commit("feat: signed on release", Sign::Pgp(&k.alice))?;
+    assert_eq!(push(&repo, &["origin", "HEAD:refs/heads/release/2"], &[])?.0, 0);
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(signed.as_str()));
+    // It was not judged a second time: one commit.verified for it in the ledger.
+    let verified = server.kinds()?.into_iter().filter(|(k, p)| k == "commit.verified" && p.contains(&signed)).count();
+    assert_eq!(verified, 1, "accepted under this policy on release/2, not re-checked on main");
+    Ok(())
+}
+
+#[test]
+fn an_exempt_identity_holds_only_for_the_pusher_the_server_established() -> Result<()> {
+    let repo = Repo::new()?;
+    // (appended to [signing])
+    let _server =
+        Server::new(&repo, &signing_policy(&format!("exempt_identities = [\"*[bot]@users.noreply.github.com\"]\n{MAIN_RULES}")), "sha1")?;
+    let dependabot = ("dependabot[bot]", "49699333+dependabot[bot]@users.noreply.github.com");
+    let forged = repo.commit_as("chore: bump deps (forged)", Sign::None, Some(dependabot))?;
+    // Alice pushes an unsigned commit that claims dependabot's address: refused.
+    let (code, err) = push(&repo, &["origin", "main"], &[("GIT_AUDIT_USER", "alice@example.com")])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&forged[..10]) && err.contains("an email alone is never enough"), "{err}");
+    // The twin: the bot itself, as the server knows the pusher, may push it.
+    let (code, err) = push(&repo, &["origin", "main"], &[("GIT_AUDIT_USER", "49699333+dependabot[bot]@users.noreply.github.com")])?;
+    assert_eq!(code, 0, "{err}");
+    Ok(())
+}

@@ -119,16 +119,24 @@ fn warn_mode_reports_without_failing() -> Result<()> {
 
 #[test]
 fn exempt_identities_skip_signing_visibly() -> Result<()> {
+    // An exempt committer email holds only with a good signature by a pinned
+    // key (here: a key that is not the bot's, as GitHub's web-flow key signs
+    // dependabot's commits), never by the email alone.
+    let k = crate::support::keys();
     let repo = Repo::new()?;
-    let bot =
-        repo.commit_as("chore: bump deps", Sign::None, Some(("dependabot[bot]", "49699333+dependabot[bot]@users.noreply.github.com")))?;
+    let dependabot = ("dependabot[bot]", "49699333+dependabot[bot]@users.noreply.github.com");
+    let claimed = repo.commit_as("chore: claims to be dependabot", Sign::None, Some(dependabot))?;
+    let bot = repo.commit_as("chore: bump deps", Sign::Pgp(&k.bob), Some(dependabot))?;
     let human = repo.commit("feat: human, unsigned", Sign::None)?;
     let policy = repo.policy(&pinned_policy("exempt_identities = [\"*[bot]@users.noreply.github.com\"]\n"))?;
     let (code, v) = repo.verify_json(&policy, &["HEAD"])?;
     assert_eq!(code, 1);
     let b = commit_entry(&v, &bot);
-    assert_eq!(b["verdict"], "pass");
-    assert!(b["exempt"].as_str().is_some_and(|s| s.contains("dependabot")), "{b}");
+    assert_eq!(b["verdict"], "pass", "signed by a pinned key, identity binding skipped: {b}");
+    assert!(b["exempt"].as_str().is_some_and(|s| s.contains("dependabot") && s.contains("signed by a pinned key")), "{b}");
+    let c = commit_entry(&v, &claimed);
+    assert_eq!(c["verdict"], "fail", "an email alone is never enough: {c}");
+    assert!(c["findings"][0]["message"].as_str().unwrap_or("").contains("an email alone is never enough"), "{c}");
     assert_eq!(commit_entry(&v, &human)["verdict"], "fail");
     assert_eq!(v["summary"]["exempt"], 1);
     let (_, out, _) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "verify", "HEAD"])?;

@@ -34,11 +34,20 @@ pub struct CommitReport {
 pub struct CommitChecker<'p> {
     policy: &'p Policy,
     signatures: SignatureChecker,
+    /// The pusher identity the server established (hooks only): an exempt
+    /// identity holds for an unsigned commit only when it is the pusher.
+    pusher: Option<String>,
 }
 
 impl<'p> CommitChecker<'p> {
     pub fn new(policy: &'p Policy, signatures: SignatureChecker) -> CommitChecker<'p> {
-        CommitChecker { policy, signatures }
+        CommitChecker { policy, signatures, pusher: None }
+    }
+
+    /// The pusher the server established (see [`CommitChecker::pusher`]).
+    pub fn with_pusher(mut self, pusher: Option<String>) -> CommitChecker<'p> {
+        self.pusher = pusher;
+        self
     }
 
     pub fn signatures(&mut self) -> &mut SignatureChecker {
@@ -67,12 +76,23 @@ impl<'p> CommitChecker<'p> {
         }
 
         // Signing.
-        let exempt = policy.exemption_for(committer_email).map(|p| format!("committer {committer_email} matches exempt identity `{p}`"));
-        if policy.signing.required && verdict.status != SignatureStatus::Good && exempt.is_none() {
+        // An email is what the committer writes: an exemption holds only with a
+        // good signature by a pinned key, or for the pusher the server established.
+        let good = verdict.status == SignatureStatus::Good;
+        let claimed = policy.exemption_for(committer_email);
+        let pushed_by_it = self.pusher.as_deref().filter(|p| claimed.is_some() && policy.exemption_for(p).is_some());
+        let exempt = claimed.filter(|_| good || pushed_by_it.is_some()).map(|p| match pushed_by_it {
+            Some(who) if !good => format!("committer {committer_email} matches exempt identity `{p}`, pushed by {who}"),
+            _ => format!("committer {committer_email} matches exempt identity `{p}`, signed by a pinned key"),
+        });
+        if policy.signing.required && !good && exempt.is_none() {
             let detail = verdict.detail.clone().unwrap_or_default();
+            let unvouched = claimed
+                .map(|p| format!("; the committer claims exempt identity `{p}`, but an email alone is never enough (it needs a good signature by a pinned key, or a push by that identity)"))
+                .unwrap_or_default();
             out.add(
                 Rule::SigningRequired,
-                format!("signature {}: {detail}", verdict.status.as_str()),
+                format!("signature {}: {detail}{unvouched}", verdict.status.as_str()),
                 Some(signing_fix(policy, &verdict, committer_email)),
             );
         }
@@ -83,7 +103,7 @@ impl<'p> CommitChecker<'p> {
                 verdict.fix.clone(),
             );
         }
-        if policy.signing.match_committer && verdict.status == SignatureStatus::Good && !verdict.binds(committer_email) {
+        if policy.signing.match_committer && good && exempt.is_none() && !verdict.binds(committer_email) {
             let ids = if verdict.identities.is_empty() { "none".to_string() } else { verdict.identities.join(", ") };
             out.add(
                 Rule::SigningIdentity,
@@ -306,7 +326,7 @@ pub fn check_range(repo: &Repo, policy: &Policy, specs: &[String]) -> Result<Ran
     let ids = repo.select(specs, &hide)?;
     // An unreadable pinned key is a configuration error here (exit 2), so build the keyring now.
     policy.signature_checker(Some(repo)).prepare()?;
-    check_parallel(repo, policy, &ids, None)
+    check_parallel(repo, policy, &ids, None, None)
 }
 
 /// Below this many commits one thread is faster than starting more.
@@ -315,12 +335,18 @@ const PARALLEL_MIN: usize = 64;
 /// Checks `ids` on every core: OpenPGP verification runs one gpg process per
 /// signature, so workers (each with its own repository handle and gpgme
 /// context) overlap them. Results come back in the order of `ids`.
-pub fn check_parallel(repo: &Repo, policy: &Policy, ids: &[String], branch: Option<&BranchRule>) -> Result<RangeReport, RangeError> {
+pub fn check_parallel(
+    repo: &Repo,
+    policy: &Policy,
+    ids: &[String],
+    branch: Option<&BranchRule>,
+    pusher: Option<&str>,
+) -> Result<RangeReport, RangeError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(ids.len() / PARALLEL_MIN).max(1);
     let new_checker = |repo: &Repo| -> Result<CommitChecker<'_>, RangeError> {
         // The keyring is built on the first OpenPGP signature met (hooks pushing
         // unsigned or SSH-signed commits never start gpg).
-        Ok(CommitChecker::new(policy, policy.signature_checker(Some(repo))))
+        Ok(CommitChecker::new(policy, policy.signature_checker(Some(repo))).with_pusher(pusher.map(str::to_string)))
     };
     if workers == 1 {
         let mut checker = new_checker(repo)?;

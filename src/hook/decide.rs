@@ -76,6 +76,9 @@ pub struct Guard {
     /// The last tip the ledger recorded for a ref (from `ref.updated` or an
     /// accepted `push.decided`), for refs this push creates.
     pub recorded_tips: HashMap<String, String>,
+    /// Each ref's value as accepted under the current policy without break
+    /// glass (see `Ledger::checked_tips`): only these vouch for their commits.
+    pub checked_tips: HashMap<String, String>,
 }
 
 /// The namespace git-audit writes itself (checkpoint anchors); no push may touch it.
@@ -349,8 +352,13 @@ pub fn decide(
         match side {
             Side::Server => {
                 hide.extend(old_commit.iter().cloned());
+                // Coverage follows the record: a ref vouches for its commits only
+                // if its value was accepted under this very policy, and its rules
+                // today are at least as strict as this ref's.
                 let target = rules.strictness();
-                let covering = refs_before.iter().filter(|(n, _)| RefRules::new(policy, guard, n).covers(&target));
+                let covering = refs_before
+                    .iter()
+                    .filter(|(n, id)| guard.checked_tips.get(n) == Some(id) && RefRules::new(policy, guard, n).covers(&target));
                 hide.extend(commit_tips(&mut covering.into_iter()));
             }
             Side::Client { remote } => {
@@ -360,7 +368,9 @@ pub fn decide(
             }
         }
         let ids = repo.select(std::slice::from_ref(&tip), &hide)?;
-        let report = check::check_parallel(repo, policy, &ids, branch)?;
+        // Only the server establishes who pushed; a client's own name vouches for nothing.
+        let established = if *side == Side::Server { pusher.identity.as_deref() } else { None };
+        let report = check::check_parallel(repo, policy, &ids, branch, established)?;
         let mut commits = report.commits;
         if branch.is_some_and(|b| b.require_linear_history) {
             for c in commits.iter().filter(|c| c.parents > 1) {

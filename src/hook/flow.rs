@@ -166,6 +166,16 @@ impl Setting<'_> {
         Ok(tips)
     }
 
+    /// Refs whose value the ledger shows accepted under this policy (see
+    /// `Ledger::checked_tips`). No ledger: nothing vouches, everything new to
+    /// a ref is checked. A ledger that exists but cannot be read fails closed.
+    fn checked_tips(&self, digest: &str) -> Result<HashMap<String, String>, HookError> {
+        let Some(files) = self.ledger_files().filter(|f| f.exists()) else {
+            return Ok(HashMap::new());
+        };
+        Ok(Ledger::open(&files)?.checked_tips(digest)?)
+    }
+
     /// The client's policy: --policy, `audit.policy`, or the work tree's file; none → skip.
     fn client_policy(&self) -> Result<Option<Policy>, HookError> {
         let Some(path) = crate::policy::locate(self.policy, Some(self.repo)) else {
@@ -191,7 +201,11 @@ pub fn decide_push(
         Err(e) => return Ok(Err(e)),
     };
     let bypass = bypass_reason(&push_options(s.env));
-    let guard = decide::Guard { default_branch: sp.default_branch.clone(), recorded_tips: s.recorded_tips(updates)? };
+    let guard = decide::Guard {
+        default_branch: sp.default_branch.clone(),
+        recorded_tips: s.recorded_tips(updates)?,
+        checked_tips: s.checked_tips(&policy.digest)?,
+    };
     let decision = decide::decide(s.repo, policy, updates, &decide::Side::Server, pusher, bypass, &guard)?;
     let events = record::push_decision(&decision);
     Ok(Ok((decision, events)))

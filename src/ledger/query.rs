@@ -444,6 +444,29 @@ impl Ledger {
         Ok(ids)
     }
 
+    /// Each ref's value as last accepted by a push decision made under the
+    /// policy with `digest`, without break glass: what the hooks may take as
+    /// checked under today's rules. A ref last accepted under another policy
+    /// (or by break glass) is left out, so its commits are checked again as
+    /// they move onto a protected ref. One query, one row per ref.
+    pub fn checked_tips(&self, digest: &str) -> Result<HashMap<String, String>, LedgerError> {
+        let kind = Kind::PushDecided.as_str();
+        let rows = self.rows(
+            "SELECT r.ref, r.new, e.payload FROM ref_updates r JOIN entries e ON e.seq = r.seq
+             WHERE r.seq IN (SELECT max(seq) FROM ref_updates WHERE kind = ?1 AND accepted = 1 GROUP BY ref) AND r.kind = ?1",
+            &[kind.into()],
+            |r| (text(r, 0), text(r, 1), text(r, 2)),
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, _, payload)| {
+                serde_json::from_str::<super::event::PushDecided>(payload)
+                    .is_ok_and(|p| p.accepted && p.policy_digest == digest && !p.bypass.is_some_and(|b| b.allowed))
+            })
+            .map(|(r, new, _)| (r, new))
+            .collect())
+    }
+
     /// The latest signature status and signer recorded for a commit.
     pub fn commit_signature(&self, id: &str) -> Result<Option<(String, String)>, LedgerError> {
         Ok(self

@@ -549,6 +549,15 @@ impl Validator<'_> {
                 self.err(id.span(), "empty identity in exempt_identities".into(), Some("use a committer email, e.g. \"bot@example.com\""));
             }
         }
+        if let Some(first) = raw.signing.exempt_identities.first() {
+            self.warnings.push(diag_at(
+                self.path,
+                self.text.as_bytes(),
+                first.span(),
+                "exempt_identities match the committer email, which whoever makes the commit writes: an exemption holds only for a commit with a good signature by a pinned key, or one pushed by that identity as the server established it".into(),
+                Some("for a bot's unsigned commits, have the server know the bot as the pusher (GIT_AUDIT_USER from the SSH forced command or HTTP front end)".into()),
+            ));
+        }
 
         // [commits]
         let subject_pattern = match &raw.commits.subject_pattern {
