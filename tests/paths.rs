@@ -219,3 +219,33 @@ fn merged_pull_requests_need_their_owners_approval() -> Result<()> {
     assert_eq!(v["counts"]["could_not_verify"], 1);
     Ok(())
 }
+
+#[test]
+fn a_path_that_case_folds_or_normalises_to_a_protected_one_is_that_path() -> Result<()> {
+    let repo = Repo::new()?;
+    let rules = "[[paths]]\npattern = \"Dockerfile\"\nsigners = [\"bob@example.com\"]\n[[paths]]\npattern = \"/config/café.yml\"\nsigners = [\"bob@example.com\"]\n";
+    let _server = Server::new(&repo, &signing_policy(rules), "sha1")?;
+    let k = keys();
+    change(&repo, &[("Dockerfile", Some("FROM debian\n"))], &k.bob, "chore: start")?;
+    assert_eq!(push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?.0, 0);
+    // `dockerfile` beside `Dockerfile`: on a case-insensitive checkout it wins.
+    let folded = change(&repo, &[("dockerfile", Some("FROM evil\n"))], &k.alice, "chore: a lower-case twin")?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("paths.signer") && err.contains("dockerfile") && err.contains(&folded[..7]), "{err}");
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
+    // The same name in the other Unicode normal form (as macOS writes it): the same file there.
+    let nfd = "config/cafe\u{301}.yml";
+    change(&repo, &[(nfd, Some("debug: true\n"))], &k.alice, "chore: decomposed")?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("paths.signer"), "{err}");
+    // The twin: an unrelated lower-case name, and the listed signer's change, pass.
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
+    change(&repo, &[("docs/dockerfile-notes.md", Some("notes\n"))], &k.alice, "docs: notes")?;
+    assert_eq!(push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?.0, 0);
+    change(&repo, &[("dockerfile", Some("FROM debian:12\n"))], &k.bob, "chore: by the signer")?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+    assert_eq!(code, 0, "{err}");
+    Ok(())
+}

@@ -386,7 +386,8 @@ fn path_findings(repo: &Repo, policy: &Policy, branch: Option<&BranchRule>, repo
     let changed = repo.changed_paths(&report.id)?;
     let mut by_rule: Vec<(usize, Vec<String>)> = Vec::new();
     for path in changed {
-        let Some(i) = policy.paths.iter().position(|r| r.pattern.matches(&path)) else { continue };
+        // As checkouts see paths: a case or normalisation variant of a protected path is that path.
+        let Some(i) = policy.paths.iter().position(|r| r.pattern.matches_as_checked_out(&path)) else { continue };
         if policy.paths[i].signers.is_empty() {
             continue;
         }

@@ -15,6 +15,9 @@ use super::Principal;
 pub struct PathPattern {
     pub text: String,
     set: GlobSet,
+    /// The same globs, case-insensitive and over NFC text: what a case-folding,
+    /// normalising checkout (macOS, Windows) takes for the same path.
+    folded: GlobSet,
     /// For an anchored pattern, its leading directories without wildcards
     /// (`.github/workflows` of `.github/workflows/**`): a change to one of
     /// them *as a path* — a symlink or submodule put where the directory
@@ -54,19 +57,24 @@ impl PathPattern {
         if !dir_only {
             globs.push(base);
         }
-        let mut set = GlobSetBuilder::new();
-        for g in globs {
-            let glob = GlobBuilder::new(&g)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| format!("bad pattern: {}", e.kind()))?;
-            set.add(glob);
-        }
-        let set = set.build().map_err(|e| format!("bad pattern: {}", e.kind()))?;
+        let build = |fold: bool| -> Result<GlobSet, String> {
+            let mut set = GlobSetBuilder::new();
+            for g in &globs {
+                let text = if fold { nfc(g) } else { g.clone() };
+                let glob = GlobBuilder::new(&text)
+                    .literal_separator(true)
+                    .backslash_escape(true)
+                    .case_insensitive(fold)
+                    .build()
+                    .map_err(|e| format!("bad pattern: {}", e.kind()))?;
+                set.add(glob);
+            }
+            set.build().map_err(|e| format!("bad pattern: {}", e.kind()))
+        };
+        let (set, folded) = (build(false)?, build(true)?);
         let literal: Vec<&str> = body.split('/').take_while(|c| !c.contains(['*', '?', '[', '{', '\\'])).collect();
         let prefix = (anchored && !literal.is_empty()).then(|| literal.join("/"));
-        Ok(PathPattern { text: text.to_string(), set, prefix })
+        Ok(PathPattern { text: text.to_string(), set, folded, prefix })
     }
 
     /// True when the repository-relative `path` (`a/b.txt`) matches, or is
@@ -74,6 +82,25 @@ impl PathPattern {
     pub fn matches(&self, path: &str) -> bool {
         self.set.is_match(path) || self.prefix.as_deref().is_some_and(|p| p == path || p.starts_with(&format!("{path}/")))
     }
+
+    /// Like [`PathPattern::matches`], as a case-insensitive, Unicode-normalising
+    /// checkout sees paths: `dockerfile` beside a protected `Dockerfile` lands on
+    /// the same file there, so a change to it is a change to the protected one.
+    pub fn matches_as_checked_out(&self, path: &str) -> bool {
+        if self.matches(path) {
+            return true;
+        }
+        let path = nfc(path);
+        let fold = |s: &str| nfc(s).to_lowercase();
+        self.folded.is_match(&path)
+            || self.prefix.as_deref().is_some_and(|p| fold(p) == fold(&path) || fold(p).starts_with(&format!("{}/", fold(&path))))
+    }
+}
+
+/// `text` in Unicode normalisation form C.
+fn nfc(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    text.nfc().collect()
 }
 
 /// One `[[paths]]` entry, checked.
