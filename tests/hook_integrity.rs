@@ -758,6 +758,7 @@ fn published_tags_are_immutable_even_forward() -> Result<()> {
     assert_eq!(push(&repo, &["origin", "v2"], &[])?.0, 0);
     let (code, out, err) = repo.audit(&["--policy", server.policy.to_str().context("path")?, "policy", "check"])?;
     assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("immutable: refs/tags/v*") && out.contains("`immutable = false`"), "policy check explains it: {out}");
     Ok(())
 }
 

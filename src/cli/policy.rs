@@ -63,6 +63,18 @@ pub fn run(global: &Global, args: PolicyArgs) -> anyhow::Result<Outcome> {
                 plural(policy.branches.len()),
                 &policy.digest[..12]
             ))?;
+            // Say what an immutable pattern means, and why a pattern is one by default.
+            for b in policy.branches.iter().filter(|b| b.immutable) {
+                emit(&format!(
+                    "immutable: {} — once a ref under it exists it never moves, not even forward (branches.immutable){}\n",
+                    b.pattern,
+                    if b.pattern.starts_with("refs/tags/") && b.forbid_force_push {
+                        "; the default for a tag pattern with forbid_force_push (`immutable = false` to allow moves forward)"
+                    } else {
+                        ""
+                    }
+                ))?;
+            }
             Ok(Outcome::Pass)
         }
         PolicyCommand::Explain { path, format } => {
