@@ -705,89 +705,95 @@ fn replace_refs_can_neither_be_pushed_nor_change_what_the_hook_reads() -> Result
 
 #[test]
 fn every_ref_value_is_judged_whatever_it_names() -> Result<()> {
-    let k = keys();
-    let repo = Repo::new()?;
-    let tags = "[[branches]]\npattern = \"refs/tags/v*\"\nforbid_force_push = true\nforbid_deletion = true\n";
-    let server = Server::new(&repo, &signing_policy(&format!("{MAIN_RULES}{tags}")), "sha1")?;
-    let a = repo.commit("feat: a", Sign::Pgp(&k.alice))?;
-    assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 0);
-    let tree = repo.git(&["rev-parse", &format!("{a}^{{tree}}")])?;
-    // A branch that names a tree, or a blob: refused.
-    let (code, err) = push(&repo, &["origin", &format!("{tree}:refs/heads/tree")], &[])?;
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("refs.non-commit") && err.contains("refs/heads/tree would name a tree"), "{err}");
-    // A protected tag whose chain ends in a tree: refused.
-    let tag_of_tree = repo.git(&["mktag"]).or_else(|_| -> Result<String> {
-        let body = format!("object {tree}\ntype tree\ntag v9\ntagger Alice <alice@example.com> 1767225600 +0000\n\nof a tree\n");
-        let path = repo.tmp.path().join("tag");
-        std::fs::write(&path, body)?;
-        repo.git(&["hash-object", "-t", "tag", "-w", path.to_str().context("path")?])
-    })?;
-    let (code, err) = push(&repo, &["origin", &format!("{tag_of_tree}:refs/tags/v9")], &[])?;
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("refs.non-commit") && err.contains("refs/tags/v9"), "{err}");
-    // The two-step move of a published tag through a tag of a tree: the first step is refused.
-    repo.git(&["tag", "v1", &a])?;
-    assert_eq!(push(&repo, &["origin", "v1"], &[])?.0, 0, "the legitimate twin: a tag of a commit");
-    let (code, err) = push(&repo, &["-f", "origin", &format!("{tag_of_tree}:refs/tags/v1")], &[])?;
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("refs.non-commit") || err.contains("branches.immutable"), "{err}");
-    assert_eq!(server.tip(&repo, "refs/tags/v1").as_deref(), Some(a.as_str()));
+    for format in ["sha1", "sha256"] {
+        let k = keys();
+        let repo = Repo::with_format(format)?;
+        let tags = "[[branches]]\npattern = \"refs/tags/v*\"\nforbid_force_push = true\nforbid_deletion = true\n";
+        let server = Server::new(&repo, &signing_policy(&format!("{MAIN_RULES}{tags}")), format)?;
+        let a = repo.commit("feat: a", Sign::Pgp(&k.alice))?;
+        assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 0);
+        let tree = repo.git(&["rev-parse", &format!("{a}^{{tree}}")])?;
+        // A branch that names a tree, or a blob: refused.
+        let (code, err) = push(&repo, &["origin", &format!("{tree}:refs/heads/tree")], &[])?;
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("refs.non-commit") && err.contains("refs/heads/tree would name a tree"), "{err}");
+        // A protected tag whose chain ends in a tree: refused.
+        let tag_of_tree = repo.git(&["mktag"]).or_else(|_| -> Result<String> {
+            let body = format!("object {tree}\ntype tree\ntag v9\ntagger Alice <alice@example.com> 1767225600 +0000\n\nof a tree\n");
+            let path = repo.tmp.path().join("tag");
+            std::fs::write(&path, body)?;
+            repo.git(&["hash-object", "-t", "tag", "-w", path.to_str().context("path")?])
+        })?;
+        let (code, err) = push(&repo, &["origin", &format!("{tag_of_tree}:refs/tags/v9")], &[])?;
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("refs.non-commit") && err.contains("refs/tags/v9"), "{err}");
+        // The two-step move of a published tag through a tag of a tree: the first step is refused.
+        repo.git(&["tag", "v1", &a])?;
+        assert_eq!(push(&repo, &["origin", "v1"], &[])?.0, 0, "the legitimate twin: a tag of a commit");
+        let (code, err) = push(&repo, &["-f", "origin", &format!("{tag_of_tree}:refs/tags/v1")], &[])?;
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("refs.non-commit") || err.contains("branches.immutable"), "{err}");
+        assert_eq!(server.tip(&repo, "refs/tags/v1").as_deref(), Some(a.as_str()));
+    }
     Ok(())
 }
 
 #[test]
 fn published_tags_are_immutable_even_forward() -> Result<()> {
-    let k = keys();
-    let repo = Repo::new()?;
-    let tags = "[[branches]]\npattern = \"refs/tags/v*\"\nforbid_force_push = true\nforbid_deletion = true\n";
-    let server = Server::new(&repo, &signing_policy(tags), "sha1")?;
-    let a = repo.commit("feat: a", Sign::Pgp(&k.alice))?;
-    repo.git(&["tag", "v1", &a])?;
-    assert_eq!(push(&repo, &["origin", "main", "v1"], &[])?.0, 0);
-    let b = repo.commit("feat: b", Sign::Pgp(&k.alice))?;
-    assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 0);
-    // Forward is still a move: git itself calls it a forced update of a tag.
-    repo.git(&["tag", "-f", "v1", &b])?;
-    let (code, err) = push(&repo, &["-f", "origin", "v1"], &[])?;
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("branches.immutable") && err.contains("refs/tags/v1 is immutable"), "{err}");
-    assert_eq!(server.tip(&repo, "refs/tags/v1").as_deref(), Some(a.as_str()));
-    // The twin: a new tag is fine; and a branch pattern that opts out may move forward.
-    repo.git(&["tag", "v2", &b])?;
-    assert_eq!(push(&repo, &["origin", "v2"], &[])?.0, 0);
-    let (code, out, err) = repo.audit(&["--policy", server.policy.to_str().context("path")?, "policy", "check"])?;
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("immutable: refs/tags/v*") && out.contains("`immutable = false`"), "policy check explains it: {out}");
+    for format in ["sha1", "sha256"] {
+        let k = keys();
+        let repo = Repo::with_format(format)?;
+        let tags = "[[branches]]\npattern = \"refs/tags/v*\"\nforbid_force_push = true\nforbid_deletion = true\n";
+        let server = Server::new(&repo, &signing_policy(tags), format)?;
+        let a = repo.commit("feat: a", Sign::Pgp(&k.alice))?;
+        repo.git(&["tag", "v1", &a])?;
+        assert_eq!(push(&repo, &["origin", "main", "v1"], &[])?.0, 0);
+        let b = repo.commit("feat: b", Sign::Pgp(&k.alice))?;
+        assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 0);
+        // Forward is still a move: git itself calls it a forced update of a tag.
+        repo.git(&["tag", "-f", "v1", &b])?;
+        let (code, err) = push(&repo, &["-f", "origin", "v1"], &[])?;
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("branches.immutable") && err.contains("refs/tags/v1 is immutable"), "{err}");
+        assert_eq!(server.tip(&repo, "refs/tags/v1").as_deref(), Some(a.as_str()));
+        // The twin: a new tag is fine; and a branch pattern that opts out may move forward.
+        repo.git(&["tag", "v2", &b])?;
+        assert_eq!(push(&repo, &["origin", "v2"], &[])?.0, 0);
+        let (code, out, err) = repo.audit(&["--policy", server.policy.to_str().context("path")?, "policy", "check"])?;
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("immutable: refs/tags/v*") && out.contains("`immutable = false`"), "policy check explains it: {out}");
+    }
     Ok(())
 }
 
 #[test]
 fn a_push_through_a_symbolic_ref_is_judged_and_recorded_as_the_ref_it_writes() -> Result<()> {
-    let k = keys();
-    let repo = Repo::new()?;
-    let server = Server::new(&repo, &signing_policy(MAIN_RULES), "sha1")?;
-    let a = repo.commit("feat: a", Sign::Pgp(&k.alice))?;
-    repo.commit("feat: b", Sign::Pgp(&k.alice))?;
-    assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 0);
-    let server_git = server.path.to_str().context("path")?;
-    // A leftover of a rename: master is a symref to main on the server.
-    repo.git(&["--git-dir", server_git, "symbolic-ref", "refs/heads/master", "refs/heads/main"])?;
-    repo.git(&["reset", "-q", "--hard", &a])?;
-    let rewritten = repo.commit("feat: rewritten history", Sign::Pgp(&k.alice))?;
-    let (code, err) = push(&repo, &["-f", "origin", &format!("{rewritten}:refs/heads/master")], &[])?;
-    assert_eq!(code, 1, "a force push to main through master: {err}");
-    assert!(err.contains("branches.force-push") && err.contains("refs/heads/main would be rewritten"), "{err}");
-    // The ledger names the ref that would have changed.
-    let decided: Vec<String> = server.kinds()?.into_iter().filter(|(k, _)| k == "push.decided").map(|(_, p)| p).collect();
-    let last = decided.last().context("a decision")?;
-    assert!(last.contains("refs/heads/main") && !last.contains("refs/heads/master"), "{last}");
-    // The twin: a fast-forward through the symref is judged as main's and accepted.
-    repo.git(&["reset", "-q", "--hard", "origin/main"])?;
-    let c = repo.commit("feat: c", Sign::Pgp(&k.alice))?;
-    let (code, err) = push(&repo, &["origin", &format!("{c}:refs/heads/master")], &[])?;
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(c.as_str()));
+    for format in ["sha1", "sha256"] {
+        let k = keys();
+        let repo = Repo::with_format(format)?;
+        let server = Server::new(&repo, &signing_policy(MAIN_RULES), format)?;
+        let a = repo.commit("feat: a", Sign::Pgp(&k.alice))?;
+        repo.commit("feat: b", Sign::Pgp(&k.alice))?;
+        assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 0);
+        let server_git = server.path.to_str().context("path")?;
+        // A leftover of a rename: master is a symref to main on the server.
+        repo.git(&["--git-dir", server_git, "symbolic-ref", "refs/heads/master", "refs/heads/main"])?;
+        repo.git(&["reset", "-q", "--hard", &a])?;
+        let rewritten = repo.commit("feat: rewritten history", Sign::Pgp(&k.alice))?;
+        let (code, err) = push(&repo, &["-f", "origin", &format!("{rewritten}:refs/heads/master")], &[])?;
+        assert_eq!(code, 1, "a force push to main through master: {err}");
+        assert!(err.contains("branches.force-push") && err.contains("refs/heads/main would be rewritten"), "{err}");
+        // The ledger names the ref that would have changed.
+        let decided: Vec<String> = server.kinds()?.into_iter().filter(|(k, _)| k == "push.decided").map(|(_, p)| p).collect();
+        let last = decided.last().context("a decision")?;
+        assert!(last.contains("refs/heads/main") && !last.contains("refs/heads/master"), "{last}");
+        // The twin: a fast-forward through the symref is judged as main's and accepted.
+        repo.git(&["reset", "-q", "--hard", "origin/main"])?;
+        let c = repo.commit("feat: c", Sign::Pgp(&k.alice))?;
+        let (code, err) = push(&repo, &["origin", &format!("{c}:refs/heads/master")], &[])?;
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(c.as_str()));
+    }
     Ok(())
 }
 
@@ -877,31 +883,33 @@ fn codeowners_is_governance_and_key_paths_stay_in_the_repository() -> Result<()>
 
 #[test]
 fn work_accepted_under_looser_rules_is_checked_again_when_it_moves_onto_a_protected_ref() -> Result<()> {
-    let k = keys();
-    let repo = Repo::new()?;
-    let warn_release = "[[branches]]\npattern = \"refs/heads/release/*\"\nmode = \"warn\"\n";
-    let server = Server::new(&repo, &signing_policy(&format!("{MAIN_RULES}{warn_release}")), "sha1")?;
-    repo.commit("feat: base", Sign::Pgp(&k.alice))?;
-    assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 0);
-    // Unsigned work lands on release/1 while it is in warn mode.
-    let unsigned = repo.commit("feat: unsigned on release", Sign::None)?;
-    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/release/1"], &[])?;
-    assert_eq!(code, 0, "warn mode lets it in: {err}");
-    // The policy switches release/* to enforce; release/1 is now as strict as main.
-    std::fs::write(&server.policy, signing_policy(&format!("{MAIN_RULES}[[branches]]\npattern = \"refs/heads/release/*\"\n")))?;
-    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
-    assert_eq!(code, 1, "judged by how it was accepted, not by how strict release/1 is today: {err}");
-    assert!(err.contains(&format!("{} feat: unsigned on release", &unsigned[..10])) && err.contains("signing.required"), "{err}");
-    // The twin: work accepted on release/2 under the current policy vouches for itself.
-    repo.git(&["reset", "-q", "--hard", "origin/main"])?;
-    let signed = repo.commit("feat: signed on release", Sign::Pgp(&k.alice))?;
-    assert_eq!(push(&repo, &["origin", "HEAD:refs/heads/release/2"], &[])?.0, 0);
-    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(signed.as_str()));
-    // It was not judged a second time: one commit.verified for it in the ledger.
-    let verified = server.kinds()?.into_iter().filter(|(k, p)| k == "commit.verified" && p.contains(&signed)).count();
-    assert_eq!(verified, 1, "accepted under this policy on release/2, not re-checked on main");
+    for format in ["sha1", "sha256"] {
+        let k = keys();
+        let repo = Repo::with_format(format)?;
+        let warn_release = "[[branches]]\npattern = \"refs/heads/release/*\"\nmode = \"warn\"\n";
+        let server = Server::new(&repo, &signing_policy(&format!("{MAIN_RULES}{warn_release}")), format)?;
+        repo.commit("feat: base", Sign::Pgp(&k.alice))?;
+        assert_eq!(push(&repo, &["origin", "main"], &[])?.0, 0);
+        // Unsigned work lands on release/1 while it is in warn mode.
+        let unsigned = repo.commit("feat: unsigned on release", Sign::None)?;
+        let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/release/1"], &[])?;
+        assert_eq!(code, 0, "warn mode lets it in: {err}");
+        // The policy switches release/* to enforce; release/1 is now as strict as main.
+        std::fs::write(&server.policy, signing_policy(&format!("{MAIN_RULES}[[branches]]\npattern = \"refs/heads/release/*\"\n")))?;
+        let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+        assert_eq!(code, 1, "judged by how it was accepted, not by how strict release/1 is today: {err}");
+        assert!(err.contains(&format!("{} feat: unsigned on release", &unsigned[..10])) && err.contains("signing.required"), "{err}");
+        // The twin: work accepted on release/2 under the current policy vouches for itself.
+        repo.git(&["reset", "-q", "--hard", "origin/main"])?;
+        let signed = repo.commit("feat: signed on release", Sign::Pgp(&k.alice))?;
+        assert_eq!(push(&repo, &["origin", "HEAD:refs/heads/release/2"], &[])?.0, 0);
+        let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &[])?;
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(signed.as_str()));
+        // It was not judged a second time: one commit.verified for it in the ledger.
+        let verified = server.kinds()?.into_iter().filter(|(k, p)| k == "commit.verified" && p.contains(&signed)).count();
+        assert_eq!(verified, 1, "accepted under this policy on release/2, not re-checked on main");
+    }
     Ok(())
 }
 
