@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 
+use crate::signatures::from_git;
 use crate::support::{commit_entry, rules, Repo};
 
 /// `../shared/real-world/`, beside the checkout (CI has the same folder).
@@ -36,20 +37,6 @@ fn gpg(home: &Path, args: &[&str]) -> Result<String> {
 fn fingerprint(home: &Path, uid: &str) -> Result<String> {
     let text = gpg(home, &["--with-colons", "--list-keys", uid])?;
     Ok(text.lines().find(|l| l.starts_with("fpr:")).and_then(|l| l.split(':').nth(9)).context("no fingerprint")?.to_string())
-}
-
-/// git's `%G?` → our status (the web-flow keys are at ultimate trust, so `U`
-/// only comes from SSH signatures by keys nobody allowed).
-fn from_git(code: &str) -> &'static str {
-    match code {
-        "G" => "good",
-        "B" => "bad",
-        "E" | "U" => "unknown-key",
-        "X" | "Y" => "expired-key",
-        "R" => "revoked-key",
-        "N" => "missing",
-        _ => "error",
-    }
 }
 
 #[test]

@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::support::{commit_entry, keys, pinned_policy, rules, Repo, Sign};
 
 /// git's `%G?` code → our status, under an equivalent trust setup.
-fn from_git(code: &str) -> &'static str {
+pub(crate) fn from_git(code: &str) -> &'static str {
     match code {
         "G" => "good",
         "B" => "bad",
