@@ -218,6 +218,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn could_not_verify_is_not_told_as_a_violation() {
+        let rule = |r: crate::rule::Rule| crate::rule::Finding::new(r, crate::rule::Severity::Warning, "m");
+        let (_, unverified) = crate::notify::finding_notice("acme/api", &rule(crate::rule::Rule::DeployApproverUnverified));
+        let (_, violation) = crate::notify::finding_notice("acme/api", &rule(crate::rule::Rule::DeployNoApproval));
+        let event = |n: &crate::notify::Notice| serde_json::json!({"type": n.kind, "data": n.data});
+        assert_eq!(card(&event(&unverified)).title, "Could not verify: deploy.approver-unverified");
+        assert_eq!(card(&event(&violation)).title, "New finding: deploy.no-approval");
+    }
+
+    #[test]
     fn standard_webhooks_reference_vector() {
         // The example from the Standard Webhooks specification's reference libraries.
         let sig = standard_signature(
