@@ -717,6 +717,11 @@ fn every_ref_value_is_judged_whatever_it_names() -> Result<()> {
         let (code, err) = push(&repo, &["origin", &format!("{tree}:refs/heads/tree")], &[])?;
         assert_eq!(code, 1, "{err}");
         assert!(err.contains("refs.non-commit") && err.contains("refs/heads/tree would name a tree"), "{err}");
+        // A branch that names a tag (even of a commit): refused.
+        repo.git(&["tag", "-a", "-m", "annotated", "ann", &a])?;
+        let (code, err) = push(&repo, &["origin", "refs/tags/ann:refs/heads/tagged"], &[])?;
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("refs/heads/tagged would name a tag"), "{err}");
         // A protected tag whose chain ends in a tree: refused.
         let tag_of_tree = repo.git(&["mktag"]).or_else(|_| -> Result<String> {
             let body = format!("object {tree}\ntype tree\ntag v9\ntagger Alice <alice@example.com> 1767225600 +0000\n\nof a tree\n");

@@ -298,6 +298,14 @@ pub fn decide(
         }
         // Every value is judged, whatever it names: a branch names a commit; a
         // protected ref a commit or a tag chain ending in one.
+        // A branch names a commit itself, not a tag of one.
+        if tip.is_some() && kind != "commit" && u.refname.starts_with("refs/heads/") {
+            push(rules.finding(
+                Rule::RefsNonCommit,
+                format!("{} would name a {kind} ({}); a branch names a commit", u.refname, short_id(&u.new)),
+                "push the commit itself (`git push origin <tag>^{commit}:<branch>`)",
+            ));
+        }
         let Some(tip) = tip else {
             if u.refname.starts_with("refs/heads/") || rules.protected() {
                 push(rules.finding(
