@@ -147,33 +147,26 @@ impl Setting<'_> {
         policy.require_ledger || self.repo.config_bool("audit.requireLedger").unwrap_or(false)
     }
 
-    /// The last recorded tip of each ref this push creates, or whose old value
-    /// names no commit (re-creation, or a step through a tree, as a force push).
-    /// A ledger that exists but cannot be read fails the check closed.
-    fn recorded_tips(&self, updates: &[RefUpdate]) -> Result<HashMap<String, String>, HookError> {
+    /// What the ledger says the push is judged against, read with one open:
+    /// the last recorded tip of each ref this push creates, or whose old value
+    /// names no commit (re-creation, or a step through a tree, as a force
+    /// push); and each ref's value as accepted under the policy with `digest`
+    /// (see `Ledger::checked_tips`: only those vouch for their commits). No
+    /// ledger: nothing recorded, nothing vouches, everything new to a ref is
+    /// checked. A ledger that exists but cannot be read fails closed.
+    fn recorded(&self, updates: &[RefUpdate], digest: &str) -> Result<(HashMap<String, String>, HashMap<String, String>), HookError> {
         let mut tips = HashMap::new();
-        let creates: Vec<&RefUpdate> =
-            updates.iter().filter(|u| !u.is_delete() && (u.is_create() || self.repo.resolve_commit(&u.old).is_err())).collect();
-        let Some(files) = self.ledger_files().filter(|f| !creates.is_empty() && f.exists()) else {
-            return Ok(tips);
+        let Some(files) = self.ledger_files().filter(|f| f.exists()) else {
+            return Ok((tips, HashMap::new()));
         };
         let l = Ledger::open(&files)?;
+        let creates = updates.iter().filter(|u| !u.is_delete() && (u.is_create() || self.repo.resolve_commit(&u.old).is_err()));
         for u in creates {
             if let Some(tip) = l.recorded_tip(&u.refname)? {
                 tips.insert(u.refname.clone(), tip);
             }
         }
-        Ok(tips)
-    }
-
-    /// Refs whose value the ledger shows accepted under this policy (see
-    /// `Ledger::checked_tips`). No ledger: nothing vouches, everything new to
-    /// a ref is checked. A ledger that exists but cannot be read fails closed.
-    fn checked_tips(&self, digest: &str) -> Result<HashMap<String, String>, HookError> {
-        let Some(files) = self.ledger_files().filter(|f| f.exists()) else {
-            return Ok(HashMap::new());
-        };
-        Ok(Ledger::open(&files)?.checked_tips(digest)?)
+        Ok((tips, l.checked_tips(digest)?))
     }
 
     /// The client's policy: --policy, `audit.policy`, or the work tree's file; none → skip.
@@ -201,11 +194,8 @@ pub fn decide_push(
         Err(e) => return Ok(Err(e)),
     };
     let bypass = bypass_reason(&push_options(s.env));
-    let guard = decide::Guard {
-        default_branch: sp.default_branch.clone(),
-        recorded_tips: s.recorded_tips(updates)?,
-        checked_tips: s.checked_tips(&policy.digest)?,
-    };
+    let (recorded_tips, checked_tips) = s.recorded(updates, &policy.digest)?;
+    let guard = decide::Guard { default_branch: sp.default_branch.clone(), recorded_tips, checked_tips };
     let decision = decide::decide(s.repo, policy, updates, &decide::Side::Server, pusher, bypass, &guard)?;
     let events = record::push_decision(&decision);
     Ok(Ok((decision, events)))
