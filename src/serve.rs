@@ -166,6 +166,12 @@ impl WindowQuery {
             Some(u) => Timestamp::until(u).map_err(|e| e.to_string())?,
             None => Timestamp::open_end(),
         };
+        if until <= since {
+            return Err(format!(
+                "the window is empty: until {} is not after since {since}; swap them, or leave until empty for a window open to now",
+                self.until.as_deref().unwrap_or_default()
+            ));
+        }
         Ok(Window {
             since,
             until,
@@ -296,7 +302,7 @@ fn pushes(ledger: &Ledger, w: &Window) -> Result<Document, String> {
             Section::new("Break glass", &["time", "actor", "reason", "violations", "seq"], breaks.clone()),
         ],
         charts: vec![("Push decisions".into(), vec![("accepted".into(), accepted), ("refused".into(), refused)])],
-        json: json!({"since": w.since.to_string(), "until": w.until.to_string(), "accepted": accepted, "refused": refused,
+        json: json!({"since": w.since.to_string(), "until": (!w.until.is_open_end()).then(|| w.until.to_string()), "accepted": accepted, "refused": refused,
                      "decisions": json_rows, "break_glass": breaks.len()}),
     })
 }

@@ -443,3 +443,30 @@ fn compliance_reports_force_pushes_that_got_through_under_the_hooks_rule_ids() -
     assert_eq!(v["summary"]["branches.force-push"], 1, "{out}");
     Ok(())
 }
+
+#[test]
+fn an_empty_window_is_an_error_and_an_open_one_ends_in_null() -> Result<()> {
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    // --since after --until returned nothing, silently; now it says why.
+    for report in ["deployments", "dora"] {
+        let (code, out, err) = repo.audit(&["report", report, "--env", "*", "--since", "2026-09-01", "--until", "2026-08-01"])?;
+        assert_eq!(code, 2, "{report}: {out}{err}");
+        assert!(err.contains("the window is empty") && err.contains("--until 2026-08-01"), "{report}: {err}");
+        // Open: `until` is null, not a far-future date; closed: the date.
+        let (code, out, err) = repo.audit(&["report", report, "--env", "*", "--since", "2026-01-01", "--format", "json"])?;
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out)?;
+        assert_eq!(v["until"], serde_json::Value::Null, "{report}: {v}");
+        let (_, out, _) =
+            repo.audit(&["report", report, "--env", "*", "--since", "2026-01-01", "--until", "2026-02-01", "--format", "json"])?;
+        let v: serde_json::Value = serde_json::from_str(&out)?;
+        assert!(v["until"].as_str().is_some_and(|u| u.starts_with("2026-02-02")), "{report}: the whole day: {v}");
+    }
+    // The dashboard says the same.
+    let server = crate::serve::serve(&repo, &["--listen", "127.0.0.1:0"], &[])?;
+    let (status, _, body) = crate::serve::http(&server.addr, "GET", "/?since=2026-09-01&until=2026-08-01", &[])?;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("the window is empty"), "{body}");
+    Ok(())
+}

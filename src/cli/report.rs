@@ -64,6 +64,12 @@ impl Window {
     fn bounds(&self) -> anyhow::Result<(Timestamp, Timestamp)> {
         let since = Timestamp::since(&self.since)?;
         let until = self.until.as_deref().map(Timestamp::until).transpose()?.unwrap_or_else(Timestamp::open_end);
+        if until <= since {
+            bail!(
+                "the window is empty: --until {} is not after --since {since}\nHint: swap them, or leave --until out for a window open to now",
+                self.until.as_deref().unwrap_or_default()
+            );
+        }
         Ok((since, until))
     }
 }

@@ -165,6 +165,6 @@ pub fn deployments(
             .with_raw(commit_raw),
         ],
         charts: Vec::new(),
-        json: json!({"environment": env, "since": since.to_string(), "until": until.to_string(), "deployments": json_deps}),
+        json: json!({"environment": env, "since": since.to_string(), "until": (!until.is_open_end()).then(|| until.to_string()), "deployments": json_deps}),
     })
 }

@@ -183,7 +183,7 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
         ],
         charts: vec![("Deployments per week".into(), bars), ("Lead time distribution (commits)".into(), lead_dist.clone())],
         json: json!({
-            "environment": env, "since": since.to_string(), "until": until.to_string(),
+            "environment": env, "since": since.to_string(), "until": (!until.is_open_end()).then(|| until.to_string()),
             "lead_time_measured_from": "commit time",
             "overall": {"deployments": total.deployments, "successful": total.successful, "failed": total.failed, "deployments_per_week": per_week,
                         "change_failure_rate": cfr(&total) / 100.0, "median_lead_time_hours": lead, "median_time_to_restore_hours": restore},
