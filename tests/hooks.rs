@@ -92,9 +92,14 @@ fn server_refuses_unsigned_work_with_a_readable_message_and_records_everything()
     let (code, err) = push(&repo, &["origin", "main"], &[])?;
     assert_eq!(code, 1);
     assert_eq!(server.tip(&repo, "refs/heads/main").as_deref(), Some(good.as_str()), "nothing was updated");
+    // The pusher learns which policy judged it (its digest), not the server's file path.
+    let (_, checked, _) = repo.audit(&["--policy", server.policy.to_str().unwrap_or_default(), "policy", "check"])?;
+    let digest = checked.trim().rsplit("digest ").next().unwrap_or_default().trim_end_matches(')').to_string();
+    assert_eq!(digest.len(), 12, "{checked}");
+    assert!(!err.contains(&server.policy.display().to_string()), "{err}");
     let expected = format!(
-        "git-audit: push refused (policy {})\n\n  refs/heads/main:\n    {} feat: unsigned work — signing.required (signature missing: the commit is not signed)\n\nHow to fix:\n  signing.required: sign your commits: `git config commit.gpgsign true`, then re-sign: `git commit --amend -S --no-edit` (older commits: `git rebase --exec 'git commit --amend -S --no-edit' {}`)\n\n1 violation(s) in 1 ref(s); nothing was updated.",
-        server.policy.display(),
+        "git-audit: push refused (policy of the server, digest {})\n\n  refs/heads/main:\n    {} feat: unsigned work — signing.required (signature missing: the commit is not signed)\n\nHow to fix:\n  signing.required: sign your commits: `git config commit.gpgsign true`, then re-sign: `git commit --amend -S --no-edit` (older commits: `git rebase --exec 'git commit --amend -S --no-edit' {}`)\n\n1 violation(s) in 1 ref(s); nothing was updated.",
+        digest,
         &bad[..10],
         &good[..10]
     );

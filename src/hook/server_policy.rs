@@ -31,7 +31,9 @@ pub enum ServerPolicyError {
 pub fn load(repo: &Repo, explicit: Option<&Path>) -> Result<ServerPolicy, ServerPolicyError> {
     if let Some(p) = explicit.map(Path::to_path_buf).or_else(|| repo.config_path("audit.policy")) {
         let policy = Policy::load(&p).map_err(|e| ServerPolicyError::Invalid(e.to_string()))?;
-        return Ok(ServerPolicy { policy, source: p.display().to_string(), default_branch: None, _dir: None });
+        // The pusher is told which policy judged the push, not where the server keeps it.
+        let source = format!("of the server, digest {}", &policy.digest[..12]);
+        return Ok(ServerPolicy { policy, source, default_branch: None, _dir: None });
     }
     let head = repo.resolve_commit("HEAD").map_err(|_| ServerPolicyError::Missing)?;
     let Some(blob) = repo.path_blob(&head, DEFAULT_FILE) else {
