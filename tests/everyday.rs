@@ -408,3 +408,15 @@ fn a_repository_owned_by_another_user_is_named_with_gits_fix() -> Result<()> {
     assert_eq!(code, 0, "{out}{err}");
     Ok(())
 }
+
+#[test]
+fn break_glass_by_an_unknown_pusher_says_how_the_server_knows_pushers() -> Result<()> {
+    let repo = Repo::new()?;
+    let _server = Server::new(&repo, &signing_policy(&format!("{MAIN_RULES}[roles]\nbreakglass = [\"oncall@example.com\"]\n")), "sha1")?;
+    repo.commit("fix: hotfix, unsigned", Sign::None)?;
+    let (code, said) = push(&repo, &["-o", "audit.bypass=INC-9", "origin", "main"], &[])?;
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("break glass refused: an unknown pusher does not hold the breakglass role"), "{said}");
+    assert!(said.contains("GIT_AUDIT_USER") && said.contains("audit.pusherSources") && said.contains("git push --signed"), "{said}");
+    Ok(())
+}

@@ -437,10 +437,17 @@ pub fn decide(
             )),
         };
         if let Some(why) = &why {
-            reasons.push(format!(
-                "break glass refused: {why}{}",
-                if holds { "; push again with `-o audit.bypass=\"<reason, e.g. an incident id>\"`" } else { "" }
-            ));
+            let how = if holds {
+                "; push again with `-o audit.bypass=\"<reason, e.g. an incident id>\"`".to_string()
+            } else if who.is_none() {
+                format!(
+                    "; the server knows a pusher from {} (in the order `git config audit.pusherSources` sets): sign the push (`git push --signed`) or ask the server's admin how it identifies you",
+                    super::identity::DEFAULT_SOURCES.join(", ")
+                )
+            } else {
+                String::new()
+            };
+            reasons.push(format!("break glass refused: {why}{how}"));
         }
         Bypass { reason, allowed: why.is_none() }
     });
