@@ -5,6 +5,26 @@ use anyhow::Result;
 use crate::support::{keys, Repo};
 
 #[test]
+fn init_outside_a_repository_writes_nothing_and_says_where_it_would_go() -> Result<()> {
+    let repo = Repo::new()?;
+    let outside = repo.tmp.path().join("not-a-repo");
+    std::fs::create_dir_all(&outside)?;
+    let out = repo.cmd(crate::support::BIN).current_dir(&outside).arg("init").output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not inside a git repository") && err.contains("--stdout") && err.contains("--policy FILE"), "{err}");
+    assert!(!outside.join(".git-audit.toml").exists(), "nothing written");
+    // A bare repository (a server) has no work tree for it either.
+    let bare = repo.tmp.path().join("bare.git");
+    repo.git(&["init", "-q", "--bare", bare.to_str().unwrap_or_default()])?;
+    let out = repo.cmd(crate::support::BIN).current_dir(&bare).arg("init").output()?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bare repository"));
+    assert!(!bare.join(".git-audit.toml").exists());
+    Ok(())
+}
+
+#[test]
 fn init_writes_a_starter_that_checks_and_verifies() -> Result<()> {
     let repo = Repo::new()?;
     let (code, out, err) = repo.audit(&["init"])?;
@@ -15,6 +35,7 @@ fn init_writes_a_starter_that_checks_and_verifies() -> Result<()> {
     for key in [
         "required",
         "trust",
+        "openpgp_policy",
         "openpgp_keys",
         "ssh_allowed_signers",
         "match_committer",

@@ -26,11 +26,21 @@ pub fn run(global: &Global, args: InitArgs) -> anyhow::Result<Outcome> {
     let path: PathBuf = match &global.policy {
         Some(p) => p.clone(),
         None => {
-            let repo = crate::git::Repo::open_from_env().ok();
+            let repo = match crate::git::Repo::open_from_env() {
+                Ok(r) => Some(r),
+                Err(e @ crate::git::GitError::DubiousOwnership { .. }) => return Err(e.into()),
+                Err(_) => None,
+            };
             let root = repo.as_ref().and_then(|r| r.workdir());
-            match root {
-                Some(r) => r.join(DEFAULT_FILE),
-                None => std::env::current_dir()?.join(DEFAULT_FILE),
+            match (root, repo.is_some()) {
+                (Some(r), _) => r.join(DEFAULT_FILE),
+                // A bare repository (a server) has no work tree to commit a policy from.
+                (None, true) => bail!(
+                    "this is a bare repository: {DEFAULT_FILE} belongs in a clone's work tree\nHint: run `git-audit init` in a clone and commit it, or write a server policy with `git-audit --policy /etc/git-audit/policy.toml init`"
+                ),
+                (None, false) => bail!(
+                    "not inside a git repository, so there is no work tree to put {DEFAULT_FILE} in\nHint: run it in your repository, name the file with `git-audit --policy FILE init`, or print the starter with `git-audit init --stdout`"
+                ),
             }
         }
     };
