@@ -216,7 +216,7 @@ pub fn add_openpgp(policy_path: &Path, armored: &[u8]) -> Result<Added, KeysErro
 
 /// Pins an SSH public key for `principal`: one allowed-signers line
 /// (`principal namespaces="git" type base64`) appended to the policy's
-/// `ssh_allowed_signers` file, or to a new `allowed_signers` beside the policy.
+/// `ssh_allowed_signers` file, or to a new `keys/allowed_signers` beside the policy.
 pub fn add_ssh(policy_path: &Path, public_line: &str, principal: &str) -> Result<Added, KeysError> {
     let key = ssh_key::PublicKey::from_openssh(public_line.trim())
         .map_err(|e| KeysError::Input(format!("not an SSH public key (expected `ssh-ed25519 AAAA… comment`): {e}")))?;
@@ -228,11 +228,15 @@ pub fn add_ssh(policy_path: &Path, public_line: &str, principal: &str) -> Result
     let signing = signing_table(&mut doc)?;
     let existing = signing.get("ssh_allowed_signers").and_then(|v| v.as_str()).map(str::to_string);
     let policy_changed = existing.is_none();
-    let rel = existing.unwrap_or_else(|| "allowed_signers".to_string());
+    // Beside the OpenPGP keys, where the starter policy puts it (`keys/allowed_signers`).
+    let rel = existing.unwrap_or_else(|| "keys/allowed_signers".to_string());
     if policy_changed {
         signing.insert("ssh_allowed_signers", toml_edit::value(rel.as_str()));
     }
     let file = base.join(&rel);
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| KeysError::Io { what: "create", path: parent.to_path_buf(), source })?;
+    }
     let fingerprint = key.fingerprint(ssh_key::HashAlg::Sha256).to_string();
     let before = std::fs::read_to_string(&file).unwrap_or_default();
     let encoded = key.to_openssh().map_err(|e| KeysError::Input(e.to_string()))?;

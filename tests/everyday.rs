@@ -325,9 +325,11 @@ fn keys_are_pinned_listed_and_checked_without_hand_editing() -> Result<()> {
     let (code, out, err) =
         repo.audit(&["keys", "add", "--ssh", pubkey.to_str().unwrap_or_default(), "--principal", "alice@example.com"])?;
     assert_eq!(code, 0, "{out}{err}");
-    let signers = std::fs::read_to_string(repo.path.join("allowed_signers"))?;
+    // Under keys/, beside the OpenPGP keys, as the starter policy suggests.
+    let signers = std::fs::read_to_string(repo.path.join("keys/allowed_signers"))?;
     assert_eq!(signers, format!("alice@example.com namespaces=\"git\" {}\n", k.ssh_alice.public_line));
-    assert!(std::fs::read_to_string(&policy)?.contains("ssh_allowed_signers = \"allowed_signers\""));
+    assert!(!repo.path.join("allowed_signers").exists());
+    assert!(std::fs::read_to_string(&policy)?.contains("ssh_allowed_signers = \"keys/allowed_signers\""));
     // Both kinds now verify.
     let pgp = repo.commit("feat: pgp", Sign::Pgp(&k.alice))?;
     let ssh = repo.commit("feat: ssh", Sign::Ssh(&k.ssh_alice))?;
