@@ -16,15 +16,34 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.log_format, cli.color);
+    let json = cli.log_format == LogFormat::Json;
     match cli::run(cli) {
         Ok(Outcome::Pass) => ExitCode::SUCCESS,
         Ok(Outcome::Violations) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e}");
-            // libgit2's own errors are already in the message above, in words
+            // libgit2's own errors are already in the message, in words
             // (without their `class=… code=…` internals).
-            for cause in e.chain().skip(1).filter(|c| c.downcast_ref::<git2::Error>().is_none()) {
-                eprintln!("  caused by: {cause}");
+            let causes: Vec<String> =
+                e.chain().skip(1).filter(|c| c.downcast_ref::<git2::Error>().is_none()).map(ToString::to_string).collect();
+            if json {
+                // A JSON log pipeline keeps the one line that matters: one JSON object.
+                let text = e.to_string();
+                let (message, hint) = match text.split_once("\nHint: ") {
+                    Some((m, h)) => (m.to_string(), Some(h.to_string())),
+                    None => (text, None),
+                };
+                let line = serde_json::json!({
+                    "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "level": "ERROR",
+                    "fields": {"message": message, "hint": hint, "causes": causes},
+                    "target": "git_audit",
+                });
+                eprintln!("{line}");
+            } else {
+                eprintln!("error: {e}");
+                for cause in causes {
+                    eprintln!("  caused by: {cause}");
+                }
             }
             ExitCode::from(2)
         }

@@ -422,3 +422,20 @@ fn break_glass_by_an_unknown_pusher_says_how_the_server_knows_pushers() -> Resul
     assert!(said.contains("GIT_AUDIT_USER") && said.contains("audit.pusherSources") && said.contains("git push --signed"), "{said}");
     Ok(())
 }
+
+#[test]
+fn a_failing_command_under_log_format_json_writes_only_json_to_stderr() -> Result<()> {
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    let (code, _, err) = repo.audit(&["--log-format", "json", "report", "trace", "0000000000"])?;
+    assert_eq!(code, 2);
+    let lines: Vec<serde_json::Value> =
+        err.lines().map(serde_json::from_str).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("{e}: {err}"))?;
+    let fatal = lines.iter().find(|l| l["level"] == "ERROR").ok_or_else(|| anyhow::anyhow!("no ERROR line: {err}"))?;
+    assert!(fatal["fields"]["message"].as_str().is_some_and(|m| m.contains("unknown commit `0000000000`")), "{fatal}");
+    assert!(fatal["fields"]["hint"].as_str().is_some_and(|h| !h.is_empty()), "the hint is a field of its own: {fatal}");
+    // Text logs keep the plain form.
+    let (_, _, err) = repo.audit(&["report", "trace", "0000000000"])?;
+    assert!(err.starts_with("error: unknown commit") && err.contains("\nHint: "), "{err}");
+    Ok(())
+}
