@@ -21,4 +21,5 @@ pub mod report;
 pub mod rule;
 pub mod serve;
 pub mod signature;
+pub mod text;
 pub mod time;

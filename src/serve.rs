@@ -243,7 +243,11 @@ fn json_response(mut v: serde_json::Value, provenance: &Provenance) -> Response 
     if let Some(obj) = v.as_object_mut() {
         obj.insert("provenance".into(), serde_json::to_value(provenance).unwrap_or_default());
     }
-    ([(header::CONTENT_TYPE, "application/json")], format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::text::json_safe(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())).into_owned(),
+    )
+        .into_response()
 }
 
 /// One report by name, as a document.
@@ -396,7 +400,7 @@ async fn entry(State(opts): State<Shared>, Path(seq): Path<u64>) -> Response {
     match blocking(move || entry_proof(&opts, seq)).await {
         Ok((proof, p)) => {
             let doc = Document { title: format!("Ledger entry {seq}"), ..Document::default() };
-            let pretty = |v: &serde_json::Value| escape(&serde_json::to_string_pretty(v).unwrap_or_default());
+            let pretty = |v: &serde_json::Value| escape(&crate::text::json_safe(&serde_json::to_string_pretty(v).unwrap_or_default()));
             let before = format!(
                 "<h2>Entry</h2><pre id=\"entry\">{}</pre><h2>Inclusion proof (leaf {} of a tree of {})</h2><pre id=\"proof\">{}</pre><h2>Signed checkpoint</h2><pre id=\"checkpoint\">{}</pre><p>Check it offline: <code>git-audit ledger check-proof FILE --key {}</code> with the JSON at <a href=\"/api/entry/{seq}\">/api/entry/{seq}</a>.</p>",
                 pretty(&proof.entry),
@@ -415,10 +419,11 @@ async fn entry(State(opts): State<Shared>, Path(seq): Path<u64>) -> Response {
 async fn entry_json(State(opts): State<Shared>, Path(seq): Path<u64>) -> Response {
     match blocking(move || entry_proof(&opts, seq)).await {
         // The same JSON as `ledger prove` (what `ledger check-proof` reads).
-        Ok((proof, _)) => {
-            ([(header::CONTENT_TYPE, "application/json")], format!("{}\n", serde_json::to_string_pretty(&proof).unwrap_or_default()))
-                .into_response()
-        }
+        Ok((proof, _)) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            crate::text::json_safe(&format!("{}\n", serde_json::to_string_pretty(&proof).unwrap_or_default())).into_owned(),
+        )
+            .into_response(),
         Err(e) => (StatusCode::NOT_FOUND, json!({"error": e}).to_string()).into_response(),
     }
 }

@@ -94,6 +94,13 @@ impl World {
         number
     }
 
+    /// Gives a pull request the title its author chose.
+    pub fn retitle(&mut self, number: u64, title: &str) {
+        if let Some(p) = self.pulls.iter_mut().find(|p| p["number"] == number) {
+            p["title"] = json!(title);
+        }
+    }
+
     pub fn merge(&mut self, number: u64, by: &str, at: &str, merge_sha: &str) {
         if let Some(p) = self.pulls.iter_mut().find(|p| p["number"] == number) {
             p["state"] = json!("closed");

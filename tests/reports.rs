@@ -13,7 +13,17 @@ struct Known {
     _fake: Fake,
 }
 
+/// Text a pusher or a PR author wrote to attack the auditor's terminal and
+/// spreadsheet: ESC sequences (clear screen, set the window title), BEL, a C1
+/// CSI, DEL, a bidi override, and a formula.
+const HOSTILE_TITLE: &str = "=HYPERLINK(\"http://evil.example/\",\"docs\")\u{1b}]0;pwned\u{7}";
+const HOSTILE_REASON: &str = "INC-9\u{1b}[2J\u{1b}[1Ahidden\u{9b}31m\u{7f}\rok\u{202e}txt.exe";
+
 fn known() -> Result<Known> {
+    known_with(None, "INC-9")
+}
+
+fn known_with(title: Option<&str>, reason: &str) -> Result<Known> {
     let k = keys();
     let repo = Repo::new()?;
     assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
@@ -26,6 +36,9 @@ fn known() -> Result<Known> {
     w.pull(1, "alice", "2026-07-01T00:00:00Z", std::slice::from_ref(&good));
     w.review(1, "carol", "APPROVED", &good, "2026-07-01T01:00:00Z");
     w.merge(1, "bob", "2026-07-01T02:00:00Z", &good);
+    if let Some(t) = title {
+        w.retitle(1, t);
+    }
     w.pull(2, "alice", "2026-07-02T00:00:00Z", &[sha("x2")]);
     w.review(2, "alice", "APPROVED", &sha("x2"), "2026-07-02T01:00:00Z");
     w.merge(2, "alice", "2026-07-02T02:00:00Z", &sha("m2"));
@@ -53,7 +66,7 @@ fn known() -> Result<Known> {
         "--actor",
         "oncall@example.com",
         "--payload",
-        "{\"reason\":\"INC-9\"}",
+        &serde_json::json!({"reason": reason}).to_string(),
     ])?;
     assert_eq!(code, 0, "{err}");
     Ok(Known { repo, good, direct, _fake: fake })
@@ -265,6 +278,22 @@ fn deployments_list_the_commits_each_one_shipped() -> Result<()> {
     assert_eq!(v["deployments"].as_array().map(Vec::len), Some(5));
     let (_, md, _) = h.repo.audit(&["report", "deployments", "--env", "prod*", "--since", "2026-07-01", "--format", "markdown"])?;
     assert!(md.contains("## Deployments (4)") && md.contains("## Commits shipped (6)"), "{md}");
+    // In a terminal of 120 columns each deployment is one row, nothing wider,
+    // no timestamp, id or rule id broken; COLUMNS is honoured.
+    for columns in ["120", "160"] {
+        let (_, table, _) = h.repo.audit_env(
+            &["report", "deployments", "--env", "production", "--since", "2026-07-01", "--until", "2026-07-31"],
+            &[("COLUMNS", columns)],
+        )?;
+        let width: usize = columns.parse()?;
+        assert!(table.lines().all(|l| l.chars().count() <= width), "wider than {width}:\n{table}");
+        let rows: Vec<&str> = table.lines().skip_while(|l| !l.starts_with("Deployments (")).skip(2).take_while(|l| !l.is_empty()).collect();
+        assert_eq!(rows.len(), 4, "a row per deployment at {width}:\n{table}");
+        for d in &deps {
+            let time = d["time"].as_str().unwrap_or("?");
+            assert!(table.contains(time), "{time} broken:\n{table}");
+        }
+    }
     Ok(())
 }
 
@@ -468,5 +497,70 @@ fn an_empty_window_is_an_error_and_an_open_one_ends_in_null() -> Result<()> {
     let (status, _, body) = crate::serve::http(&server.addr, "GET", "/?since=2026-09-01&until=2026-08-01", &[])?;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("the window is empty"), "{body}");
+    Ok(())
+}
+
+/// What a reader must never receive raw: C0 (but the layout's own newlines),
+/// DEL, C1, bidi controls.
+fn raw_controls(text: &str) -> Vec<char> {
+    text.chars().filter(|&c| git_audit::text::is_unsafe(c) && c != '\n').collect()
+}
+
+#[test]
+fn what_pushers_and_authors_wrote_reaches_no_terminal_or_spreadsheet_raw() -> Result<()> {
+    let kn = known_with(Some(HOSTILE_TITLE), HOSTILE_REASON)?;
+    for (report, subject) in [("compliance", None), ("trace", Some(kn.good.as_str()))] {
+        for format in ["table", "markdown", "csv", "json", "html"] {
+            let mut args = vec!["report", report];
+            args.extend(subject);
+            args.extend(["--since", "2020-01-01", "--format", format]);
+            if report == "trace" {
+                args.retain(|a| *a != "--since" && *a != "2020-01-01");
+            }
+            let (code, out, err) = kn.repo.audit(&args)?;
+            assert!(code == 0 || code == 1, "{args:?}: {err}");
+            assert_eq!(raw_controls(&out), Vec::<char>::new(), "{report} {format} carries raw controls:\n{out}");
+            match (report, format) {
+                ("compliance", "json") => {
+                    // JSON keeps the exact text (as \u escapes).
+                    let v: serde_json::Value = serde_json::from_str(&out)?;
+                    let found = v["findings"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|f| f["rule"] == "breakglass.used" && f["message"].as_str().is_some_and(|m| m.contains(HOSTILE_REASON)));
+                    assert!(found, "{out}");
+                }
+                ("compliance", "markdown") => {
+                    assert!(out.contains("INC-9\\x1b[2J\\x1b[1Ahidden\\u{9b}31m\\x7f\\rok\\u{202e}txt.exe"), "{out}")
+                }
+                ("trace", "json") => {
+                    let v: serde_json::Value = serde_json::from_str(&out)?;
+                    assert_eq!(v["pull_requests"][0]["title"], HOSTILE_TITLE, "{out}");
+                }
+                ("trace", "csv") => {
+                    // OWASP: a cell that would start a formula is text.
+                    assert!(out.contains(",\"'=HYPERLINK(\"\"http://evil.example/\"\",\"\"docs\"\")\\x1b]0;pwned\\x07\","), "{out}");
+                    assert!(!out.contains(",=") && !out.contains(",\"="), "{out}");
+                }
+                ("compliance" | "trace", "table") => {
+                    assert!(out.contains("\\x1b") && out.contains("\\u{9b}") || report == "trace", "{out}")
+                }
+                _ => {}
+            }
+        }
+    }
+    // The other formula starters, in a CSV cell of their own.
+    // (A leading tab or CR is shown as `\t`, `\r`: no longer a formula.)
+    for lead in ["+", "-", "@", "\t"] {
+        let kn = known_with(Some(&format!("{lead}cmd|' /C calc'!A0")), "INC-9")?;
+        let (_, csv, _) = kn.repo.audit(&["report", "trace", &kn.good, "--format", "csv"])?;
+        let cell = match lead {
+            "\t" => "\\tcmd|".to_string(),
+            _ => format!("'{lead}cmd|"),
+        };
+        assert!(csv.contains(&format!(",\"{cell}")) || csv.contains(&format!(",{cell}")), "{lead:?} not neutralised:\n{csv}");
+        assert_eq!(raw_controls(&csv), Vec::<char>::new(), "{csv}");
+    }
     Ok(())
 }

@@ -162,6 +162,9 @@ pub struct Global {
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
 pub fn emit(text: &str) -> anyhow::Result<()> {
+    // The last guard for what others wrote: DEL, C1 and bidi controls become
+    // `\u` escapes (in JSON, the same value). Reports escape C0 themselves.
+    let text = crate::text::json_safe(text);
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

@@ -112,6 +112,11 @@ pub fn deployments(
         notes.extend(undone_by.map(|o| format!("rolled back by deployment {} ({})", o.name, short_id(&o.sha))));
         notes.extend(undoes.map(|o| format!("rollback of deployment {} ({})", o.name, short_id(&o.sha))));
         let note = notes.join("; ");
+        // For people: the deployment's id says enough (its sha is on its row).
+        let mut brief: Vec<String> =
+            notes.iter().filter(|n| !n.starts_with("rolled back by") && !n.starts_with("rollback of")).cloned().collect();
+        brief.extend(undone_by.map(|o| format!("rolled back by {}", o.name)));
+        brief.extend(undoes.map(|o| format!("rollback of {}", o.name)));
         let mut commits_json = Vec::new();
         for id in &ids {
             let (status, signer, pr, approvals, rules) = commit_facts(ledger, &d.repository, id)?;
@@ -144,6 +149,7 @@ pub fn deployments(
         let mut short = row.clone();
         short[3] = short_id(&d.sha).to_string();
         short[10] = previous.as_deref().map(|p| short_id(p).to_string()).unwrap_or_else(|| "—".into());
+        short[11] = brief.join("; ");
         dep_rows.push(short);
         dep_raw.push(row);
         json_deps.push(json!({"repository": d.repository, "id": d.name, "url": d.url, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "triggering_actor": runs.get(&d.id).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "rolled_back_by": undone_by.map(|o| o.name.clone()), "rollback_of": undoes.map(|o| o.name.clone()), "seq": d.seq}));
@@ -156,7 +162,10 @@ pub fn deployments(
                 &["time", "environment", "id", "sha", "deployer", "source", "approvers", "findings", "status", "commits", "since", "note"],
                 dep_rows,
             )
-            .with_raw(dep_raw),
+            .with_raw(dep_raw)
+            // A row per deployment at 120 columns: the title names a single
+            // environment, and `since` is in every other format.
+            .not_in_table(if env.contains(['*', '?', '[']) { &["since"] } else { &["environment", "since"] }),
             Section::new(
                 "Commits shipped",
                 &["deployment", "commit", "signature", "signer", "pull request", "approvals", "findings"],

@@ -23,11 +23,36 @@ pub struct Section {
     /// As programs read them, for CSV: full ids, fractions, hours, empty for
     /// nothing. `None` when `rows` already are.
     pub raw: Option<Vec<Vec<String>>>,
+    /// Columns the terminal table leaves out to keep a row on one line (the
+    /// other formats keep every column).
+    pub not_in_table: Vec<String>,
 }
 
 impl Section {
     pub fn new(title: &str, columns: &[&str], rows: Vec<Vec<String>>) -> Section {
-        Section { title: title.into(), columns: columns.iter().map(|c| c.to_string()).collect(), rows, raw: None }
+        Section { title: title.into(), columns: columns.iter().map(|c| c.to_string()).collect(), rows, raw: None, not_in_table: Vec::new() }
+    }
+
+    /// Leaves these columns out of the terminal table.
+    pub fn not_in_table(mut self, columns: &[&str]) -> Section {
+        self.not_in_table = columns.iter().map(|c| c.to_string()).collect();
+        self
+    }
+
+    /// The columns and rows the terminal table shows.
+    fn for_table(&self) -> Section {
+        if self.not_in_table.is_empty() {
+            return self.clone();
+        }
+        let keep: Vec<usize> = (0..self.columns.len()).filter(|&i| !self.not_in_table.contains(&self.columns[i])).collect();
+        let pick = |r: &Vec<String>| keep.iter().map(|&i| r.get(i).cloned().unwrap_or_default()).collect::<Vec<_>>();
+        Section {
+            title: self.title.clone(),
+            columns: pick(&self.columns),
+            rows: self.rows.iter().map(pick).collect(),
+            raw: None,
+            not_in_table: Vec::new(),
+        }
     }
 
     /// The same rows with raw values (same columns, same order), for CSV.
@@ -45,6 +70,32 @@ pub struct Document {
     /// Titled (label, count) bar charts, drawn as inline SVG in HTML.
     pub charts: Vec<(String, Vec<(String, u64)>)>,
     pub json: serde_json::Value,
+}
+
+impl Document {
+    /// This document with every text a reader sees made visible (control
+    /// characters escaped); `json` is left exact (its renderers escape).
+    pub fn visible(&self) -> Document {
+        use crate::text::visible;
+        let v = |s: &String| visible(s).into_owned();
+        let rows = |rows: &Vec<Vec<String>>| rows.iter().map(|r| r.iter().map(v).collect()).collect();
+        Document {
+            title: v(&self.title),
+            sections: self
+                .sections
+                .iter()
+                .map(|s| Section {
+                    title: v(&s.title),
+                    columns: s.columns.iter().map(v).collect(),
+                    rows: rows(&s.rows),
+                    raw: s.raw.as_ref().map(rows),
+                    not_in_table: s.not_in_table.clone(),
+                })
+                .collect(),
+            charts: self.charts.iter().map(|(t, bars)| (v(t), bars.iter().map(|(l, n)| (v(l), *n)).collect())).collect(),
+            json: self.json.clone(),
+        }
+    }
 }
 
 /// Rows shown per section in the terminal before summarising.
@@ -97,16 +148,24 @@ impl Provenance {
 
 /// Renders with provenance: a `provenance` object in JSON, a footer in the
 /// other formats (CSV stays one plain table, for spreadsheets).
+///
+/// What others wrote is made safe here, once, for every format: control
+/// characters as visible escapes (JSON: `\u` escapes, same value), and CSV
+/// cells that would run as spreadsheet formulas neutralised (see [`crate::text`]).
 pub fn render_with(doc: &Document, format: ReportFormat, color: bool, provenance: Option<&Provenance>) -> String {
+    let safe = doc.visible();
+    let doc = &safe;
     match format {
         ReportFormat::Json => {
             let mut json = doc.json.clone();
             if let (Some(p), Some(obj)) = (provenance, json.as_object_mut()) {
                 obj.insert("provenance".into(), serde_json::to_value(p).unwrap_or_default());
             }
-            format!("{}\n", serde_json::to_string_pretty(&json).unwrap_or_default())
+            crate::text::json_safe(&format!("{}\n", serde_json::to_string_pretty(&json).unwrap_or_default())).into_owned()
         }
-        ReportFormat::Table => table(doc, color) + &provenance.map(|p| format!("\n{}\n", p.lines().join("\n"))).unwrap_or_default(),
+        ReportFormat::Table => {
+            table(doc, color, terminal_width()) + &provenance.map(|p| format!("\n{}\n", p.lines().join("\n"))).unwrap_or_default()
+        }
         ReportFormat::Csv => csv(doc),
         ReportFormat::Markdown => {
             markdown(doc) + &provenance.map(|p| format!("\n---\n\n_{}_\n", p.lines().join(";<br>"))).unwrap_or_default()
@@ -119,8 +178,18 @@ fn width(s: &str) -> usize {
     s.chars().count()
 }
 
-/// A cell's text in lines of at most `w` characters: at spaces where it can,
-/// mid-word where a word is longer than the column. Nothing is cut off.
+/// Words longer than this may be broken; shorter ones (ids, rule ids,
+/// timestamps, a full commit id) never are: their column is made wide enough.
+const ATOM: usize = 40;
+
+/// Where a word too long for its column may break: after these (a path's
+/// `/`, a list's `,`), else anywhere. Never inside a word of up to [`ATOM`].
+fn break_at(word: &[char], w: usize) -> usize {
+    (1..w.min(word.len())).rev().find(|&i| matches!(word[i - 1], '/' | ',' | ';' | '|' | '&' | '?' | '=')).unwrap_or(w)
+}
+
+/// A cell's text in lines of at most `w` characters: at spaces, and a word
+/// longer than the column at punctuation where it can. Nothing is cut off.
 fn wrap(text: &str, w: usize) -> Vec<String> {
     let w = w.max(1);
     let mut lines: Vec<String> = Vec::new();
@@ -138,7 +207,8 @@ fn wrap(text: &str, w: usize) -> Vec<String> {
             }
             if line.is_empty() {
                 // A word longer than the column: split it.
-                lines.push(word.drain(..w).collect());
+                let at = break_at(&word, w);
+                lines.push(word.drain(..at).collect());
             } else {
                 lines.push(std::mem::take(&mut line));
             }
@@ -150,13 +220,19 @@ fn wrap(text: &str, w: usize) -> Vec<String> {
     lines
 }
 
+/// The narrowest a column may get: its longest unbreakable word (up to
+/// [`ATOM`]), and `min` (or its own natural width when narrower).
+fn floor(natural: usize, longest_word: usize, min: usize) -> usize {
+    natural.min(min).max(longest_word.min(ATOM))
+}
+
 /// Column widths that fit `total` characters where they can: the widest
-/// columns give way first, none below `min` (or its own natural width).
-fn fit(natural: &[usize], total: usize, min: usize) -> Vec<usize> {
+/// columns give way first, none below its floor.
+fn fit(natural: &[usize], floors: &[usize], total: usize) -> Vec<usize> {
     let mut w = natural.to_vec();
     let overhead = 2 + 2 * w.len().saturating_sub(1);
     while w.iter().sum::<usize>() + overhead > total {
-        let widest = (0..w.len()).filter(|&i| w[i] > natural[i].min(min)).max_by_key(|&i| w[i]);
+        let widest = (0..w.len()).filter(|&i| w[i] > floors[i]).max_by_key(|&i| w[i]);
         match widest {
             Some(i) => w[i] -= 1,
             None => break,
@@ -165,14 +241,32 @@ fn fit(natural: &[usize], total: usize, min: usize) -> Vec<usize> {
     w
 }
 
-/// Aligned columns, readable at 100 columns: long cells wrap onto more lines
-/// (never clipped); a table with more columns than fit at 12 characters
-/// each is as wide as it needs to be.
-fn table(doc: &Document, color: bool) -> String {
+/// How wide tables may be: `COLUMNS` when set (as shells export it), else the
+/// terminal's width when stdout is one, else 100.
+pub fn terminal_width() -> usize {
+    if let Some(n) = std::env::var("COLUMNS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n >= 20) {
+        return n;
+    }
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own; on failure (not a
+    // terminal) it returns -1 and we use the default.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let got = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    if got == 0 && size.ws_col >= 20 {
+        return usize::from(size.ws_col);
+    }
+    100
+}
+
+/// Aligned columns in `total` characters (the terminal's width): long cells
+/// wrap at spaces and punctuation onto more lines (never clipped, never inside
+/// an id, rule id or timestamp); a table whose columns cannot fit that is as
+/// wide as it needs to be.
+fn table(doc: &Document, color: bool, total: usize) -> String {
     let mut out = String::new();
     let bold = |s: &str| if color { format!("\x1b[1m{s}\x1b[0m") } else { s.to_string() };
     let _ = writeln!(out, "{}", bold(&doc.title));
     for s in &doc.sections {
+        let s = &s.for_table();
         let _ = writeln!(out, "\n{} ({})", bold(&s.title), s.rows.len());
         if s.rows.is_empty() {
             let _ = writeln!(out, "  (none)");
@@ -181,12 +275,15 @@ fn table(doc: &Document, color: bool) -> String {
         let n = s.columns.len();
         let shown: Vec<&Vec<String>> = s.rows.iter().take(TABLE_LIMIT).collect();
         let mut natural: Vec<usize> = s.columns.iter().map(|c| width(c)).collect();
+        let mut longest: Vec<usize> = s.columns.iter().map(|c| c.split(' ').map(width).max().unwrap_or(0)).collect();
         for r in &shown {
             for (i, c) in r.iter().enumerate().take(n) {
                 natural[i] = natural[i].max(width(c));
+                longest[i] = longest[i].max(c.split(' ').map(width).max().unwrap_or(0));
             }
         }
-        let w = fit(&natural, 100, 12);
+        let floors: Vec<usize> = (0..n).map(|i| floor(natural[i], longest[i], 12)).collect();
+        let w = fit(&natural, &floors, total);
         let print = |out: &mut String, cells: &[String], heading: bool| {
             let wrapped: Vec<Vec<String>> = (0..n).map(|i| wrap(cells.get(i).map(String::as_str).unwrap_or(""), w[i])).collect();
             let height = wrapped.iter().map(Vec::len).max().unwrap_or(1);
@@ -211,6 +308,7 @@ fn table(doc: &Document, color: bool) -> String {
 }
 
 fn csv_cell(c: &str) -> String {
+    let c = crate::text::csv_neutral(c);
     if c.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", c.replace('"', "\"\""))
     } else {
@@ -462,6 +560,8 @@ const PAGE: &str = include_str!("templates/page.html");
 /// One self-contained page: inline CSS and SVG, no scripts, fonts or network.
 /// `report --format html` and `git-audit serve` both render through it.
 pub fn page(doc: &Document, page: &Page<'_>) -> String {
+    let safe = doc.visible();
+    let doc = &safe;
     let mut env = minijinja::Environment::new();
     let charts: Vec<String> = doc.charts.iter().map(|(t, b)| bar_chart(t, b)).collect();
     let sections: Vec<serde_json::Value> = doc
@@ -518,6 +618,9 @@ mod tests {
     #[test]
     fn long_cells_wrap_and_lose_nothing() {
         assert_eq!(wrap("pr.stale-approval on acme/api#3", 12), vec!["pr.stale-app", "roval on", "acme/api#3"]);
+        assert_eq!(wrap("see https://example.com/a/b/c/d", 16), vec!["see", "https://", "example.com/a/", "b/c/d"]);
+        assert_eq!(floor(30, 17, 12), 17, "a rule id is never split");
+        assert_eq!(floor(90, 80, 12), ATOM, "a long word may be");
         assert_eq!(wrap("", 5), vec![""]);
         let msg = "the only approvals are by its author alice; merged by alice after the last push to the branch";
         let d = Document {
