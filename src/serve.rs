@@ -199,7 +199,7 @@ fn open(opts: &Options) -> Result<Ctx, String> {
     };
     // The process's repository (serve was started in it), opened per request.
     let repo = opts.repo.as_ref().and_then(|_| crate::git::Repo::open_from_env().ok());
-    let provenance = Provenance::of(&ledger, policy.as_ref().map(|p| p.digest.as_str())).map_err(|e| e.to_string())?;
+    let provenance = Provenance::of(&ledger, policy.as_ref().map(|p| p.digest.as_str()), &[]).map_err(|e| e.to_string())?;
     let pages =
         ledger.deployments_latest_state().map_err(|e| e.to_string())?.into_iter().filter_map(|d| d.url.map(|u| (d.name, u))).collect();
     let links = Links::new(ledger.forge_web_roots().map_err(|e| e.to_string())?, pages);
@@ -218,6 +218,14 @@ struct Served {
 }
 
 impl Ctx {
+    /// The ground checked again, with the entries this answer cites.
+    fn cite(mut self, json: &serde_json::Value) -> Ctx {
+        if let Ok(g) = self.ledger.ground(&crate::ledger::ground::cited(json)) {
+            self.provenance.ground = g;
+        }
+        self
+    }
+
     fn served(self) -> Served {
         Served { provenance: self.provenance, links: self.links }
     }
@@ -319,6 +327,7 @@ async fn report_page(State(opts): State<Shared>, Path(name): Path<String>, Query
         let w = q.resolve()?;
         let ctx = open(&opts)?;
         let doc = report_doc(&ctx, &name, &w)?;
+        let ctx = ctx.cite(&doc.json);
         Ok((doc, ctx.served_over(&w)))
     })
     .await;
@@ -333,6 +342,7 @@ async fn report_json(State(opts): State<Shared>, Path(name): Path<String>, Query
         let w = q.resolve()?;
         let ctx = open(&opts)?;
         let doc = report_doc(&ctx, &name, &w)?;
+        let ctx = ctx.cite(&doc.json);
         Ok((doc.json, ctx.provenance))
     })
     .await;
@@ -350,6 +360,7 @@ async fn trace(State(opts): State<Shared>, Path(commit): Path<String>) -> Respon
         let ctx = open(&opts)?;
         let id = resolve(&ctx, &commit)?;
         let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &id).map_err(|e| e.to_string())?;
+        let ctx = ctx.cite(&doc.json);
         Ok((id, doc, ctx.served()))
     })
     .await;
@@ -374,6 +385,7 @@ async fn trace_json(State(opts): State<Shared>, Path(commit): Path<String>) -> R
         let ctx = open(&opts)?;
         let id = resolve(&ctx, &commit)?;
         let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &id).map_err(|e| e.to_string())?;
+        let ctx = ctx.cite(&doc.json);
         Ok((doc.json, ctx.provenance))
     })
     .await;
@@ -393,6 +405,7 @@ fn resolve(ctx: &Ctx, commit: &str) -> Result<String, String> {
 fn entry_proof(opts: &Options, seq: u64) -> Result<(crate::ledger::Proof, Served), String> {
     let ctx = open(opts)?;
     let proof = ctx.ledger.prove(seq).map_err(|e| e.to_string())?;
+    let ctx = ctx.cite(&serde_json::json!({ "seq": seq }));
     Ok((proof, ctx.served()))
 }
 

@@ -125,12 +125,19 @@ fn a_ledger_written_by_release_0_1_still_verifies_extends_and_reports_the_same()
                 let p = v.as_object_mut().and_then(|o| o.remove("provenance")).unwrap_or_default();
                 assert_eq!(p["checkpoint_root"], status["root"], "{file}: provenance names another checkpoint: {p}");
                 assert_eq!(p["checkpoint_size"], status["size"], "{file}: {p}");
+                assert_eq!(p["ground"]["ok"], true, "{file}: {p}");
                 if let Some(counts) = v.as_object_mut().and_then(|o| o.remove("counts")) {
                     let total = v["findings"].as_array().map_or(0, Vec::len) as u64;
                     assert_eq!(counts["could_not_verify"], 0, "{file}: 0.1 had no unverifiable rule: {counts}");
                     assert_eq!(counts["violations"].as_u64(), Some(total), "{file}: {counts}");
                 }
                 format!("{}\n", serde_json::to_string_pretty(&v)?)
+            }
+            // `ledger status` checks its ground (`ground`, new since 0.1): it must be sound.
+            Ok(mut v) if v.get("ground").is_some() => {
+                let g = v.as_object_mut().and_then(|o| o.remove("ground")).unwrap_or_default();
+                assert_eq!(g["ok"], true, "{file}: {g}");
+                v.to_string() + "\n"
             }
             _ => out,
         };
@@ -147,6 +154,14 @@ fn a_ledger_written_by_release_0_1_still_verifies_extends_and_reports_the_same()
     let policy = repo.policy(&crate::support::pinned_policy(""))?;
     let (code, out, err) =
         repo.audit(&["--ledger", db_arg, "--policy", policy.to_str().context("path")?, "verify", "--record", &format!("{c}~1..{c}")])?;
+    assert_eq!(code, 0, "{out}{err}");
+    // … and from a writer its owner adds now (entry format 2 after format 1).
+    let ops_key = work.join("ops.key");
+    let ops = ops_key.to_str().context("path")?;
+    let (code, out, err) = audit(work, &["--ledger", db_arg, "ledger", "writers", "add", "ops", "--role", "operator", "--key-out", ops])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) =
+        audit(work, &["--ledger", db_arg, "--ledger-key", ops, "ledger", "append", "--kind", "x.after-upgrade", "--subject", "ops"])?;
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) =
         audit(work, &["--ledger", db_arg, "ledger", "verify", "--key", &key, "--checkpoint", old_checkpoint.to_str().context("path")?])?;

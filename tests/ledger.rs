@@ -106,9 +106,17 @@ fn init_record_status_prove_export_anchor() -> Result<()> {
     let mut leaves = Vec::new();
     for line in out.lines() {
         let mut v: serde_json::Value = serde_json::from_str(line)?;
-        let leaf_hash = v.as_object_mut().and_then(|o| o.remove("leaf_hash")).context("leaf_hash")?;
-        // The documented canonical bytes: the entry with sorted keys, compact.
+        let obj = v.as_object_mut().context("object")?;
+        let leaf_hash = obj.remove("leaf_hash").context("leaf_hash")?;
+        // Format 2: written by a writer (here the owner), signed by it.
+        assert_eq!(obj.get("writer").and_then(|w| w.as_str()), Some("owner"), "{line}");
+        let sig = obj.remove("sig").context("sig")?;
+        obj.insert("v".into(), serde_json::json!(2));
+        // The documented canonical bytes: the entry (without its signature,
+        // with `"v":2`) with sorted keys, compact.
         let bytes = v.to_string().into_bytes();
+        let owner = git_audit::ledger::note::NoteVerifier::parse(&public_key(&repo)?)?;
+        assert!(owner.verify_bytes(&bytes, sig.as_str().unwrap_or_default()), "the owner signed {line}");
         let h: [u8; 32] = Sha256::digest([&[0u8][..], &bytes].concat()).into();
         assert_eq!(leaf_hash, hex::encode(h));
         leaves.push(bytes);

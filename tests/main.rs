@@ -22,6 +22,7 @@ mod rules;
 mod serve;
 mod signatures;
 mod sync;
+mod writers;
 
 /// Commits listed per ref in a refusal before the rest is summarised.
 fn hook_limit() -> usize {

@@ -56,18 +56,8 @@ fn known_with(title: Option<&str>, reason: &str) -> Result<Known> {
     let fake = Fake::start(w);
     let out = repo.cmd(BIN).env("GITHUB_TOKEN", TOKEN).args(["sync", "--github", "acme/api", "--api-url", &fake.url]).output()?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (code, _, err) = repo.audit(&[
-        "ledger",
-        "append",
-        "--kind",
-        "bypass.used",
-        "--subject",
-        "refs/heads/main",
-        "--actor",
-        "oncall@example.com",
-        "--payload",
-        &serde_json::json!({"reason": reason}).to_string(),
-    ])?;
+    let (code, _, err) =
+        repo.append_fact("bypass.used", "refs/heads/main", "oncall@example.com", &serde_json::json!({"reason": reason}).to_string())?;
     assert_eq!(code, 0, "{err}");
     Ok(Known { repo, good, direct, _fake: fake })
 }
@@ -373,18 +363,7 @@ fn entries_at_the_first_and_last_instant_of_a_window_count() -> Result<()> {
     let times = ["2026-06-30T23:59:59.999Z", "2026-07-01T00:00:00.000Z", "2026-07-01T23:59:59.999Z"];
     for (i, _) in times.iter().enumerate() {
         let payload = format!("{{\"reason\": \"r{i}\"}}");
-        let (code, _, err) = repo.audit(&[
-            "ledger",
-            "append",
-            "--kind",
-            "bypass.used",
-            "--subject",
-            "refs/heads/main",
-            "--actor",
-            "oncall",
-            "--payload",
-            &payload,
-        ])?;
+        let (code, _, err) = repo.append_fact("bypass.used", "refs/heads/main", "oncall", &payload)?;
         assert_eq!(code, 0, "{err}");
     }
     // Deployments created at the first and last whole second of the day, and just after it.
@@ -392,8 +371,7 @@ fn entries_at_the_first_and_last_instant_of_a_window_count() -> Result<()> {
     for (i, t) in created.iter().enumerate() {
         let d = serde_json::json!({"repository": "acme/api", "id": i + 1, "sha": format!("{i:040}"), "ref": "main",
             "environment": "production", "creator": {"login": "bot"}, "task": "deploy", "created_at": t});
-        let (code, _, err) =
-            repo.audit(&["ledger", "append", "--kind", "deployment.synced", "--subject", "acme/api", "--payload", &d.to_string()])?;
+        let (code, _, err) = repo.append_fact("deployment.synced", "acme/api", "", &d.to_string())?;
         assert_eq!(code, 0, "{err}");
     }
     // Reports read the log without verifying it: pin the entries' times.
@@ -451,18 +429,8 @@ fn compliance_reports_force_pushes_that_got_through_under_the_hooks_rule_ids() -
              "findings": [{"rule": "branches.deletion", "severity": "warning", "message": "deleted", "fix": "don't"}]},
         ],
     });
-    let (code, _, err) = repo.audit(&[
-        "ledger",
-        "append",
-        "--kind",
-        "push.decided",
-        "--subject",
-        "refs/heads/main refs/heads/release",
-        "--actor",
-        "mallory@example.com",
-        "--payload",
-        &decided.to_string(),
-    ])?;
+    let (code, _, err) =
+        repo.append_fact("push.decided", "refs/heads/main refs/heads/release", "mallory@example.com", &decided.to_string())?;
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = repo.audit(&["report", "compliance", "--format", "json", "--since", "2000-01-01"])?;
     assert_eq!(code, 1, "{err}");
@@ -562,5 +530,53 @@ fn what_pushers_and_authors_wrote_reaches_no_terminal_or_spreadsheet_raw() -> Re
         assert!(csv.contains(&format!(",\"{cell}")) || csv.contains(&format!(",{cell}")), "{lead:?} not neutralised:\n{csv}");
         assert_eq!(raw_controls(&csv), Vec::<char>::new(), "{csv}");
     }
+    Ok(())
+}
+
+#[test]
+fn an_answer_from_an_edited_ledger_says_so_and_strict_fails() -> Result<()> {
+    let kn = known()?;
+    let db = kn.repo.path.join(".git/audit/ledger.db");
+    // Sound ground first: the footer says what was checked.
+    let (_, table, err) = kn.repo.audit(&["report", "compliance", "--since", "2020-01-01"])?;
+    assert!(table.contains("ledger checked against its signed checkpoint: head, tree and") && !err.contains("warning"), "{table}{err}");
+    let (code, _, err) = kn.repo.audit(&["report", "trace", &kn.good, "--strict"])?;
+    assert_eq!(code, 0, "{err}");
+
+    // A direct edit of the break-glass reason (the entry's leaf left as it was).
+    let c = rusqlite::Connection::open(&db)?;
+    let seq: i64 = c.query_row("SELECT seq FROM entries WHERE kind = 'bypass.used'", [], |r| r.get(0))?;
+    c.execute("UPDATE entries SET payload = replace(payload, 'INC-9', 'INC-9 approved by the CTO') WHERE seq = ?1", [seq])?;
+    drop(c);
+    let (code, out, err) = kn.repo.audit(&["report", "compliance", "--since", "2020-01-01", "--format", "json"])?;
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let ground = &v["provenance"]["ground"];
+    assert_eq!(ground["ok"], false, "{ground}");
+    assert!(
+        ground["problems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p == &format!("cited entry seq {seq} is not what the signed log holds (edited)")),
+        "{ground}"
+    );
+    assert!(err.contains("warning: WARNING: the ledger does not agree with its signed checkpoint"), "{err}");
+    let (_, table, _) = kn.repo.audit(&["report", "compliance", "--since", "2020-01-01"])?;
+    assert!(table.contains("do not rely on this answer, run `git-audit ledger verify`"), "{table}");
+    let (_, html, _) = kn.repo.audit(&["report", "compliance", "--since", "2020-01-01", "--format", "html"])?;
+    assert!(html.contains("id=\"ground-warning\" role=\"alert\""), "{html}");
+    // --strict verifies the whole ledger: any answer from it fails.
+    let (code, _, err) = kn.repo.audit(&["report", "trace", &kn.good, "--strict"])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--strict: the ledger failed verification") && err.contains(&format!("entry seq {seq}")), "{err}");
+
+    // A head that is not what its signature says: `ledger status` fails too.
+    let (code, _, _) = kn.repo.audit(&["ledger", "status"])?;
+    assert_eq!(code, 0, "status does not re-hash entries: the head and tree still agree");
+    rusqlite::Connection::open(&db)?.execute("UPDATE head SET root = zeroblob(32)", [])?;
+    let (code, out, _) = kn.repo.audit(&["ledger", "status"])?;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ground     WARNING: the ledger does not agree with its signed checkpoint: the head"), "{out}");
     Ok(())
 }

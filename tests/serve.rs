@@ -90,8 +90,7 @@ fn audited_repo() -> Result<Repo> {
     assert_eq!(code, 0, "{out}{err}");
     let refused = serde_json::json!({"accepted": false, "violations": 1, "reasons": ["unsigned commit"],
         "pusher": {"identity": "mallory@example.com"}, "ref_updates": [{"ref": "refs/heads/main", "old": "0", "new": a, "errors": 1}]});
-    let (code, _, err) =
-        repo.audit(&["ledger", "append", "--kind", "push.decided", "--subject", "refs/heads/main", "--payload", &refused.to_string()])?;
+    let (code, _, err) = repo.append_fact("push.decided", "refs/heads/main", "", &refused.to_string())?;
     assert_eq!(code, 0, "{err}");
     let ci = [("CI", "true"), ("GITLAB_CI", "true"), ("CI_COMMIT_SHA", a.as_str()), ("CI_ENVIRONMENT_NAME", "production")];
     let (code, _, err) = repo.audit_env(&["record", "deployment", "--approved-by", "erin"], &ci)?;
@@ -379,10 +378,48 @@ fn a_rollback_and_the_deployment_it_undoes_are_marked_where_they_happen() -> Res
     assert_eq!(deps[2]["rollback_of"], deps[1]["id"], "{v}");
     assert!(deps[1]["note"].as_str().is_some_and(|n| n.starts_with("rolled back by deployment")), "{v}");
     let (_, table, _) = repo.audit(&["report", "deployments", "--since", "2000-01-01", "--format", "markdown"])?;
-    assert!(table.contains("rolled back by deployment") && table.contains("rollback of deployment"), "{table}");
+    // For people, briefly: the deployment's id (its sha is on its row).
+    let (undoer, undone) = (deps[2]["id"].as_str().unwrap_or("?"), deps[1]["id"].as_str().unwrap_or("?"));
+    assert!(table.contains(&format!("rolled back by {undoer} |")) && table.contains(&format!("rollback of {undone} |")), "{table}");
     // DORA counts the undone deployment as failed, from the same rule.
     let (_, out, _) = repo.audit(&["report", "dora", "--since", "2000-01-01", "--format", "json"])?;
     let dora: serde_json::Value = serde_json::from_str(&out)?;
     assert_eq!(dora["overall"]["failed"], 1, "{dora}");
+    Ok(())
+}
+
+#[test]
+fn every_served_page_checks_its_ground_and_says_when_it_gives_way() -> Result<()> {
+    let repo = audited_repo()?;
+    let server = serve(&repo, &["--listen", "127.0.0.1:0"], &[])?;
+    let addr = server.addr.clone();
+    let get = |path: &str| -> Result<String> {
+        let (_, head, body) = http(&addr, "GET", path, &[])?;
+        Ok(if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(&body) } else { body })
+    };
+    let (status, _, _) = http(&addr, "GET", "/compliance?since=2000-01-01", &[])?;
+    let body = get("/compliance?since=2000-01-01")?;
+    assert_eq!(status, 200);
+    assert!(body.contains("ledger checked against its signed checkpoint") && !body.contains("id=\"ground-warning\""), "{body}");
+    // Edit the entry the refused push is recorded in: the page citing it says so.
+    let db = repo.path.join(".git/audit/ledger.db");
+    let seq: i64 = rusqlite::Connection::open(&db)?.query_row("SELECT seq FROM entries WHERE kind = 'push.decided'", [], |r| r.get(0))?;
+    rusqlite::Connection::open(&db)?
+        .execute("UPDATE entries SET payload = replace(payload, 'mallory', 'trusted') WHERE seq = ?1", [seq])?;
+    let v = json_of(&addr, &format!("/api/trace/{}", status_commit(&repo)?))?;
+    // The trace cites the push: its answer says the ground gave way.
+    assert_eq!(v["provenance"]["ground"]["ok"], false, "{v}");
+    assert_eq!(v["provenance"]["ground"]["problems"][0], format!("cited entry seq {seq} is not what the signed log holds (edited)"));
+    let page = get(&format!("/entry/{seq}"))?;
+    assert!(
+        page.contains("id=\"ground-warning\"") && page.contains(&format!("cited entry seq {seq} is not what the signed log holds")),
+        "{page}"
+    );
+    // A head that does not match its signature: every page says so.
+    rusqlite::Connection::open(&db)?.execute("UPDATE head SET root = zeroblob(32)", [])?;
+    for path in ["/", "/compliance?since=2000-01-01", "/deployments?since=2000-01-01"] {
+        let page = get(path)?;
+        assert!(page.contains("id=\"ground-warning\""), "{path}: {page}");
+    }
     Ok(())
 }

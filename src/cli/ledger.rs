@@ -87,7 +87,14 @@ pub enum LedgerCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
-    /// Append an entry (for scripts and other tools).
+    /// Who may append, with which key and which kinds (see `ledger writers add --help`).
+    Writers {
+        #[command(subcommand)]
+        command: WritersCommand,
+    },
+    /// Append an entry of a kind outside git-audit's own vocabulary (for
+    /// scripts and other tools; e.g. `x.release-signoff`). git-audit's own
+    /// kinds are written only by the hooks, `sync` and `record`.
     Append {
         #[arg(long)]
         kind: String,
@@ -101,6 +108,40 @@ pub enum LedgerCommand {
         /// Append this many entries, one transaction each.
         #[arg(long, default_value_t = 1)]
         repeat: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WritersCommand {
+    /// Make a writer (owner key only): a party that appends with its own key
+    /// and may write only its role's kinds.
+    Add {
+        /// A name for it: lower-case letters, digits, `@._-` (e.g. `hooks@git1`, `ci-deploy`).
+        name: String,
+        #[arg(long, value_enum)]
+        role: ledger::writers::Role,
+        /// Make a new key for it and write the private half here (mode 0600).
+        #[arg(long, value_name = "FILE", conflicts_with = "public_key", required_unless_present = "public_key")]
+        key_out: Option<PathBuf>,
+        /// Or use a key it made itself (`ledger writers keygen`): its public key or a file holding it.
+        #[arg(long, value_name = "PUB")]
+        public_key: Option<String>,
+    },
+    /// Every writer: name, role, kinds, key, when added or revoked.
+    List {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Revoke a writer (owner key only): its key appends nothing more.
+    Revoke {
+        name: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Make a writer key on the machine that will use it; prints its public key for `writers add --public-key`.
+    Keygen {
+        /// Where to write the private key (mode 0600).
+        file: PathBuf,
     },
 }
 
@@ -179,7 +220,7 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
             let head = l.head()?;
             let anchored = match &repo {
                 Some(r) => anchor::anchored_note(&r.git_dir())?
-                    .and_then(|(_, n)| l.verifier.open(&n).ok().and_then(|t| Checkpoint::parse(t).ok()))
+                    .and_then(|(_, n)| l.open_note(&n).ok().and_then(|t| Checkpoint::parse(t).ok()))
                     .map(|c| c.size),
                 None => None,
             };
@@ -199,16 +240,22 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
                 _ => "never".to_string(),
             };
             let b64 = base64_encode(&head.root);
+            // The head checked against its signature, the tree and the kept checkpoint.
+            let ground = l.ground(&[])?;
             match format {
-                OutputFormat::Json => emit(&(json!({"path": l.path, "origin": l.origin, "size": head.size, "root": b64, "checkpoint": head.note, "public_key": l.verifier.to_string(), "anchored_size": anchored, "last_anchored_size": remembered.as_ref().map(|r| r.0), "anchor_problems": anchor_problems}).to_string() + "\n"))?,
+                OutputFormat::Json => emit(&(json!({"path": l.path, "origin": l.origin, "size": head.size, "root": b64, "checkpoint": head.note, "public_key": l.verifier.to_string(), "anchored_size": anchored, "last_anchored_size": remembered.as_ref().map(|r| r.0), "anchor_problems": anchor_problems, "ground": ground}).to_string() + "\n"))?,
                 OutputFormat::Text => emit(&format!(
-                    "ledger     {}\norigin     {}\nentries    {}\nroot       {b64}\npublic key {}\nanchored   {}\n",
+                    "ledger     {}\norigin     {}\nentries    {}\nroot       {b64}\npublic key {}\nanchored   {}\nground     {}\n",
                     l.path.display(),
                     l.origin,
                     head.size,
                     l.verifier,
-                    anchored_text
+                    anchored_text,
+                    if ground.ok { green(global.color, &ground.summary()) } else { red(global.color, &ground.summary()) }
                 ))?,
+            }
+            if !ground.ok {
+                return Ok(Outcome::Violations);
             }
         }
         LedgerCommand::Checkpoint { output } => {
@@ -355,7 +402,16 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
             }
             return Ok(if ok { Outcome::Pass } else { Outcome::Violations });
         }
+        LedgerCommand::Writers { command } => return writers(global, &loc()?, command),
         LedgerCommand::Append { kind, subject, actor, payload, repeat } => {
+            if let Some(k) = ledger::event::Kind::parse(&kind) {
+                return Err(anyhow::anyhow!(
+                    "`{k}` is one of git-audit's own kinds: only its hooks, `sync` and `record` write those, so that no \
+                     script can state a verdict, a review or a deployment\nHint: `ledger append` writes kinds outside that \
+                     vocabulary, e.g. `x.{}`",
+                    k.as_str().replace('.', "-")
+                ));
+            }
             let payload: serde_json::Value = serde_json::from_str(&payload).context("--payload is not JSON")?;
             let mut l = Ledger::open(&loc()?)?;
             let mut last = None;
@@ -401,4 +457,123 @@ fn check_proof(file: &Path, key: &str, color: bool) -> anyhow::Result<Outcome> {
             Ok(Outcome::Violations)
         }
     }
+}
+
+fn writers(global: &Global, files: &LedgerFiles, command: WritersCommand) -> anyhow::Result<Outcome> {
+    use ledger::writers::{WriterChanged, OWNER};
+    let owner_only = |l: &Ledger| -> anyhow::Result<()> {
+        if l.writer_name()? != OWNER {
+            return Err(anyhow::anyhow!(
+                "only the ledger's owner key changes its writers; {} is a writer's key\nHint: run where the owner key is \
+                 (the key `ledger init` made), with --ledger-key PATH",
+                files.key.display()
+            ));
+        }
+        Ok(())
+    };
+    match command {
+        WritersCommand::Keygen { file } => {
+            let origin = match Ledger::open(files) {
+                Ok(l) => l.origin,
+                Err(_) => "git-audit-writer".to_string(),
+            };
+            let signer = ledger::note::NoteSigner::generate(&origin).context("cannot make a key")?;
+            ledger::write_private(&file, &signer.to_private_string())?;
+            emit(&format!("{}\n", signer.verifier()))?;
+        }
+        WritersCommand::Add { name, role, key_out, public_key } => {
+            let valid = !name.is_empty()
+                && name != OWNER
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"@._-".contains(&b));
+            if !valid {
+                return Err(anyhow::anyhow!("`{name}` is not a writer name: use lower-case letters, digits and @._- (and not `{OWNER}`)"));
+            }
+            let mut l = Ledger::open(files)?;
+            owner_only(&l)?;
+            if l.writers()?.list.iter().any(|w| w.name == name && w.revoked.is_none()) {
+                return Err(anyhow::anyhow!("`{name}` is already a writer\nHint: revoke it first to give it a new key"));
+            }
+            let key = match (&key_out, &public_key) {
+                (Some(out), _) => {
+                    let signer = ledger::note::NoteSigner::generate(&l.origin).context("cannot make a key")?;
+                    ledger::write_private(out, &signer.to_private_string())?;
+                    signer.verifier()
+                }
+                (None, Some(k)) => read_key(k)?,
+                (None, None) => unreachable!("clap requires one"),
+            };
+            if key == l.verifier || l.writers()?.list.iter().any(|w| w.key == key) {
+                return Err(anyhow::anyhow!("that key is already the owner's or another writer's: each writer has its own"));
+            }
+            let change = WriterChanged {
+                action: "add".into(),
+                name: name.clone(),
+                role: Some(role),
+                key: key.to_string(),
+                kinds: role.kinds(),
+                reason: None,
+            };
+            let r = l.append(&[ledger::event::Payload::entry(&change, ledger::writers::SUBJECT, OWNER)])?;
+            let kinds = role.kinds().join(", ");
+            let key_note = key_out.map(|p| format!("; its key is in {} (give it to that writer only)", p.display())).unwrap_or_default();
+            emit(&format!("added writer {name} ({}) at seq {}: it may write {kinds}{key_note}\n", role.as_str(), r.first_seq))?;
+        }
+        WritersCommand::Revoke { name, reason } => {
+            let mut l = Ledger::open(files)?;
+            owner_only(&l)?;
+            let Some(w) = l.writers()?.list.iter().find(|w| w.name == name && w.revoked.is_none()).cloned() else {
+                return Err(anyhow::anyhow!("`{name}` is not a writer of this ledger\nHint: `git-audit ledger writers list`"));
+            };
+            let change = WriterChanged {
+                action: "revoke".into(),
+                name: name.clone(),
+                role: w.role,
+                key: w.key.to_string(),
+                kinds: w.kinds.clone(),
+                reason,
+            };
+            let r = l.append(&[ledger::event::Payload::entry(&change, ledger::writers::SUBJECT, OWNER)])?;
+            emit(&format!("revoked writer {name} at seq {}: its key appends nothing from now on\n", r.first_seq))?;
+        }
+        WritersCommand::List { format } => {
+            let l = Ledger::open(files)?;
+            let w = l.writers()?;
+            let rows: Vec<serde_json::Value> = std::iter::once(json!({"name": OWNER, "role": "owner", "kinds": ["*"], "key": l.verifier.to_string(), "added_seq": null, "revoked_seq": null}))
+                .chain(w.list.iter().map(|x| json!({"name": x.name, "role": x.role.map(|r| r.as_str()), "kinds": x.kinds, "key": x.key.to_string(), "added_seq": x.added, "revoked_seq": x.revoked, "revoke_reason": x.revoke_reason})))
+                .collect();
+            match format {
+                OutputFormat::Json => emit(
+                    &(serde_json::to_string_pretty(
+                        &json!({"writers": rows, "problems": w.problems.iter().map(|(seq, m)| json!({"seq": seq, "message": m})).collect::<Vec<_>>()}),
+                    )? + "\n"),
+                )?,
+                OutputFormat::Text => {
+                    let mut out = String::new();
+                    for r in &rows {
+                        let state = match (r["added_seq"].as_u64(), r["revoked_seq"].as_u64()) {
+                            (None, _) => "the ledger's owner (may write every kind)".to_string(),
+                            (Some(a), None) => format!("since seq {a}"),
+                            (Some(a), Some(v)) => format!("seq {a} until revoked at seq {v}"),
+                        };
+                        out.push_str(&format!(
+                            "{}  {}  {}\n    kinds: {}\n    key: {}\n",
+                            r["name"].as_str().unwrap_or(""),
+                            r["role"].as_str().unwrap_or(""),
+                            state,
+                            r["kinds"]
+                                .as_array()
+                                .map(|k| k.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+                                .unwrap_or_default(),
+                            r["key"].as_str().unwrap_or("")
+                        ));
+                    }
+                    for (seq, m) in &w.problems {
+                        out.push_str(&format!("{} seq {seq}: {m}\n", red(global.color, "IGNORED")));
+                    }
+                    emit(&out)?;
+                }
+            }
+        }
+    }
+    Ok(Outcome::Pass)
 }

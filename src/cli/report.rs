@@ -22,6 +22,11 @@ pub struct ReportArgs {
     /// Write to FILE instead of standard output.
     #[arg(long, short, global = true)]
     pub output: Option<PathBuf>,
+    /// Be strict: verify the whole ledger first and exit 1 when it does not
+    /// agree with its signed checkpoint; an environment the ledger has never
+    /// seen is an error (exit 2), not a warning.
+    #[arg(long, global = true)]
+    pub strict: bool,
 }
 
 /// An environment and a time window.
@@ -36,15 +41,12 @@ pub struct Window {
     /// End (a date includes that whole day); default: now.
     #[arg(long)]
     pub until: Option<String>,
-    /// An environment the ledger has never seen is an error (exit 2), not a warning.
-    #[arg(long)]
-    pub strict: bool,
 }
 
 impl Window {
     /// Warns (or, with --strict, fails) when no recorded deployment went to an
     /// environment matching --env: a typo would otherwise report zeros.
-    fn check_env(&self, ledger: &Ledger) -> anyhow::Result<()> {
+    fn check_env(&self, ledger: &Ledger, strict: bool) -> anyhow::Result<()> {
         let deployments = ledger.deployments()?;
         if deployments.iter().any(|d| crate::signature::allowed_signers::glob_match(&self.env, &d.environment)) {
             return Ok(());
@@ -52,7 +54,7 @@ impl Window {
         let known: std::collections::BTreeSet<&str> = deployments.iter().map(|d| d.environment.as_str()).collect();
         let known = if known.is_empty() { "none yet".to_string() } else { known.into_iter().collect::<Vec<_>>().join(", ") };
         let msg = format!("no deployment in the ledger went to an environment matching `{}`; known environments: {known}", self.env);
-        if self.strict {
+        if strict {
             bail!("{msg}");
         }
         eprintln!("warning: {msg}");
@@ -120,13 +122,13 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
             (report::trace::trace(&ledger, repo.as_ref(), &id)?, Outcome::Pass)
         }
         ReportName::Deployments(w) => {
-            w.check_env(&ledger)?;
+            w.check_env(&ledger, args.strict)?;
             let (since, until) = w.bounds()?;
             let policy = optional_policy(global, repo.as_ref())?;
             (report::deployments::deployments(&ledger, repo.as_ref(), &w.env, &since, &until, policy.as_ref())?, Outcome::Pass)
         }
         ReportName::Dora(w) => {
-            w.check_env(&ledger)?;
+            w.check_env(&ledger, args.strict)?;
             let (since, until) = w.bounds()?;
             (report::dora::dora(&ledger, repo.as_ref(), &w.env, &since, &until)?, Outcome::Pass)
         }
@@ -140,11 +142,26 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
     let format = args.format.unwrap_or_else(|| args.output.as_deref().map_or(ReportFormat::Table, format_for));
     // Where the answer came from: the checkpoint it was computed at, the policy.
     let digest = optional_policy(global, repo.as_ref()).ok().flatten().map(|p| p.digest);
-    let provenance = report::render::Provenance::of(&ledger, digest.as_deref())?;
+    let provenance = report::render::Provenance::of(&ledger, digest.as_deref(), &crate::ledger::ground::cited(&doc.json))?;
+    if !provenance.ground.ok || !provenance.ground.ignored.is_empty() {
+        eprintln!("warning: {}", provenance.ground.summary());
+    }
+    // --strict: the whole ledger, verified before the answer is given.
+    let verified = match args.strict {
+        true => Some(crate::ledger::verify::verify(&ledger, None, &[])?),
+        false => None,
+    };
     let text = report::render::render_with(&doc, format, global.color && args.output.is_none(), Some(&provenance));
     match &args.output {
         Some(p) => std::fs::write(p, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
         None => emit(&text)?,
+    }
+    if let Some(v) = verified.filter(|v| !v.problems.is_empty()) {
+        eprintln!("error: --strict: the ledger failed verification ({} problem(s)); first: {}", v.problems.len(), v.problems[0].message);
+        return Ok(Outcome::Violations);
+    }
+    if args.strict && !provenance.ground.ok {
+        return Ok(Outcome::Violations);
     }
     Ok(outcome)
 }

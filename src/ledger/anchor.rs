@@ -76,7 +76,7 @@ pub fn check(ledger: &Ledger, git_dir: &Path) -> Result<Vec<String>, LedgerError
     let Some((tip, note)) = anchored_note(git_dir)? else {
         return Ok(vec![format!("{REF} is missing: the ledger last anchored size {size} at {commit} (the ref was deleted)")]);
     };
-    let held = ledger.verifier.open(&note).ok().and_then(|t| Checkpoint::parse(t).ok()).map(|c| c.size);
+    let held = ledger.open_note(&note).ok().and_then(|t| Checkpoint::parse(t).ok()).map(|c| c.size);
     Ok(match held {
         Some(s) if s >= size => Vec::new(),
         Some(s) => vec![format!("{REF} went backwards: it holds size {s} ({tip}), but the ledger last anchored size {size} at {commit}")],
@@ -94,7 +94,7 @@ pub fn anchor(ledger: &mut Ledger, git_dir: &Path) -> Result<Anchored, LedgerErr
     let mut previous_size = None;
     let mut proof_text = String::new();
     if let Some((_, note)) = &previous {
-        let text = ledger.verifier.open(note).map_err(|e| inconsistent(format!("the anchored checkpoint in {REF}: {e}")))?;
+        let text = ledger.open_note(note).map_err(|e| inconsistent(format!("the anchored checkpoint in {REF}: {e}")))?;
         let prev = Checkpoint::parse(text).map_err(|e| inconsistent(e.to_string()))?;
         if prev.size > head.size {
             return Err(inconsistent(format!(

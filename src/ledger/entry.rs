@@ -4,6 +4,11 @@
 //! `{"actor":…,"kind":…,"payload":…,"seq":…,"subject":…,"time":…}`: keys sorted,
 //! no insignificant whitespace, strings escaped as serde_json does, the payload
 //! itself canonical (keys sorted by UTF-8 bytes, compact). Anyone can recompute them.
+//!
+//! Entry format 2 (entries with a writer) adds two keys, still sorted:
+//! `…,"time":…,"v":2,"writer":"hooks"}`. The writer's Ed25519 signature over
+//! exactly these bytes is stored beside the entry (`sig`); format 1 entries
+//! (no writer) hash as they always did.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -18,6 +23,12 @@ pub struct Entry {
     pub subject: String,
     pub actor: String,
     pub payload: Value,
+    /// The writer that signed it (format 2); `None` for format 1 entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
+    /// The writer's signature over the canonical bytes (base64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
 }
 
 /// An entry to append (seq and time are assigned by the ledger).
@@ -42,13 +53,37 @@ pub fn canonical_json(v: &Value) -> String {
 
 /// The canonical bytes of an entry, from its stored columns.
 pub fn canonical_bytes(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payload_json: &str) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(96 + time.len() + kind.len() + subject.len() + actor.len() + payload_json.len());
-    canonical_bytes_into(&mut buf, seq, time, kind, subject, actor, payload_json);
+    canonical_bytes_by(seq, time, kind, subject, actor, payload_json, None)
+}
+
+/// The canonical bytes of an entry in the format its writer says: format 2
+/// with a writer, format 1 without.
+pub fn canonical_bytes_by(
+    seq: u64,
+    time: &str,
+    kind: &str,
+    subject: &str,
+    actor: &str,
+    payload_json: &str,
+    writer: Option<&str>,
+) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(112 + time.len() + kind.len() + subject.len() + actor.len() + payload_json.len());
+    canonical_bytes_into(&mut buf, seq, time, kind, subject, actor, payload_json, writer);
     buf
 }
 
-/// [`canonical_bytes`] into a reused buffer (cleared first).
-pub fn canonical_bytes_into(buf: &mut Vec<u8>, seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payload_json: &str) {
+/// [`canonical_bytes_by`] into a reused buffer (cleared first).
+#[allow(clippy::too_many_arguments)]
+pub fn canonical_bytes_into(
+    buf: &mut Vec<u8>,
+    seq: u64,
+    time: &str,
+    kind: &str,
+    subject: &str,
+    actor: &str,
+    payload_json: &str,
+    writer: Option<&str>,
+) {
     use std::io::Write;
     buf.clear();
     let string = |buf: &mut Vec<u8>, s: &str| {
@@ -67,12 +102,24 @@ pub fn canonical_bytes_into(buf: &mut Vec<u8>, seq: u64, time: &str, kind: &str,
     string(buf, subject);
     buf.extend_from_slice(b",\"time\":");
     string(buf, time);
+    if let Some(w) = writer {
+        buf.extend_from_slice(b",\"v\":2,\"writer\":");
+        string(buf, w);
+    }
     buf.push(b'}');
 }
 
 impl Entry {
     pub fn canonical(&self) -> Vec<u8> {
-        canonical_bytes(self.seq, &self.time, &self.kind, &self.subject, &self.actor, &canonical_json(&self.payload))
+        canonical_bytes_by(
+            self.seq,
+            &self.time,
+            &self.kind,
+            &self.subject,
+            &self.actor,
+            &canonical_json(&self.payload),
+            self.writer.as_deref(),
+        )
     }
 }
 
@@ -97,6 +144,8 @@ mod tests {
             subject: "abc".into(),
             actor: "Jörg \"J\" <j@x>".into(),
             payload: json!({"zeta": 1, "alpha": {"b": [1, 2], "a": null}}),
+            writer: None,
+            sig: None,
         };
         let bytes = String::from_utf8(e.canonical()).unwrap_or_default();
         assert_eq!(
@@ -106,6 +155,15 @@ mod tests {
         // Identical to serializing the whole entry through serde_json's sorted map.
         let whole = serde_json::to_value(&e).map(|v| v.to_string()).unwrap_or_default();
         assert_eq!(bytes, whole);
+        // Format 2: the writer and the version, in their sorted places.
+        let v2 = Entry { writer: Some("hooks".into()), ..e };
+        let bytes = String::from_utf8(v2.canonical()).unwrap_or_default();
+        assert!(bytes.ends_with(r#""time":"2026-01-01T00:00:00.000Z","v":2,"writer":"hooks"}"#), "{bytes}");
+        let mut obj = serde_json::to_value(&v2).unwrap_or_default();
+        if let Some(o) = obj.as_object_mut() {
+            o.insert("v".into(), json!(2));
+        }
+        assert_eq!(bytes, obj.to_string());
     }
 
     #[test]

@@ -55,6 +55,7 @@ kinds! {
     EnvironmentSynced = "environment.synced",
     TeamSynced = "team.synced",
     PrFilesSynced = "pr_files.synced",
+    LedgerWriter = "ledger.writer",
 }
 
 impl Kind {
@@ -428,6 +429,7 @@ payload! {
     EnvironmentSynced => EnvironmentSynced,
     TeamSynced => TeamSynced,
     PrFilesSynced => PrFilesSynced,
+    super::writers::WriterChanged => LedgerWriter,
 }
 
 /// Borrowed views of the fields projections read, for speed on a replay of

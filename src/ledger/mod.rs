@@ -14,6 +14,7 @@ pub mod anchor;
 pub mod entry;
 pub mod event;
 pub mod gap;
+pub mod ground;
 pub mod merkle;
 pub mod migrate;
 pub mod note;
@@ -23,6 +24,7 @@ pub mod query;
 pub mod state;
 pub mod store;
 pub mod verify;
+pub mod writers;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,8 +36,10 @@ pub use entry::{Entry, NewEntry};
 use merkle::{Hash, Subtrees};
 use note::{Checkpoint, NoteSigner, NoteVerifier};
 
-/// The newest file format this code reads and writes.
-pub const FORMAT_VERSION: i64 = 1;
+/// The newest file format this code reads and writes. Format 2 adds each
+/// entry's writer and signature (`entries.writer`, `entries.sig`); a format 1
+/// ledger gains the two columns when opened, its entries unchanged.
+pub const FORMAT_VERSION: i64 = 2;
 /// SQLite `application_id` marking a git-audit ledger ("GAUD").
 const APPLICATION_ID: i64 = 0x4741_5544;
 
@@ -69,6 +73,14 @@ pub enum LedgerError {
     NoKeyNamed { path: PathBuf },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot append to {path}: the key {key} is neither the ledger's owner key nor a writer's\nHint: the owner adds it with `git-audit ledger writers add NAME --role ROLE --public-key KEY` (or makes a new writer and key with `--key-out FILE`)"
+    )]
+    NotAWriter { path: PathBuf, key: PathBuf },
+    #[error(
+        "cannot append to {path}: writer `{writer}` may not write `{kind}` entries (it writes: {allowed})\nHint: each writer has its own key and kinds; see `git-audit ledger writers list`"
+    )]
+    NotItsKind { path: PathBuf, writer: String, kind: String, allowed: String },
 }
 
 /// Where the ledger and its key live.
@@ -203,10 +215,19 @@ pub struct Proof {
     pub checkpoint: String,
     /// The ledger's verifier key (for reference; check against one you trust).
     pub key: String,
+    /// When a writer signed the checkpoint: the `ledger.writer` entry that
+    /// made it a writer, with the owner's signature (so the proof still needs
+    /// only the owner's key to check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_writer: Option<serde_json::Value>,
 }
 
 pub struct Ledger {
     store: Box<dyn Store>,
+    /// The ledger's writers (loaded on first use; few entries, one index lookup).
+    writers: std::sync::OnceLock<writers::Writers>,
+    /// False for a format 1 file that could not be upgraded (opened read-only).
+    has_writer_columns: bool,
     /// The SQLite file, or the PostgreSQL URL without its password.
     pub path: PathBuf,
     key_path: PathBuf,
@@ -223,7 +244,7 @@ pub(crate) const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE entries (
     seq INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
-    actor TEXT NOT NULL, payload TEXT NOT NULL, leaf BLOB NOT NULL
+    actor TEXT NOT NULL, payload TEXT NOT NULL, leaf BLOB NOT NULL, writer TEXT, sig TEXT
 );
 CREATE INDEX entries_subject ON entries (subject, seq);
 CREATE TABLE nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
@@ -239,7 +260,7 @@ CREATE OR REPLACE AGGREGATE group_concat(text, text) (SFUNC = git_audit_concat, 
 ";
 
 /// The columns of `entries`, in the order appends write them.
-const ENTRY_COLUMNS: &[&str] = &["seq", "time", "kind", "subject", "actor", "payload", "leaf"];
+const ENTRY_COLUMNS: &[&str] = &["seq", "time", "kind", "subject", "actor", "payload", "leaf", "writer", "sig"];
 
 /// Now, in the canonical text form entries store and hash.
 pub(crate) fn now() -> String {
@@ -350,7 +371,16 @@ impl Ledger {
             write_private(&loc.key, &signer.to_private_string())?;
             tx.commit().map_err(sql(path))?;
         }
-        Ok(Ledger { store, path: loc.db.clone(), key_path: loc.key.clone(), origin, verifier, signer: Some(signer) })
+        Ok(Ledger {
+            store,
+            writers: std::sync::OnceLock::new(),
+            has_writer_columns: true,
+            path: loc.db.clone(),
+            key_path: loc.key.clone(),
+            origin,
+            verifier,
+            signer: Some(signer),
+        })
     }
 
     /// Opens an existing ledger. The signing key is loaded when present (it is
@@ -409,24 +439,45 @@ impl Ledger {
         store.schema(projection::SCHEMA).map_err(sql(path))?;
         let origin = meta("origin")?;
         let verifier = NoteVerifier::parse(&meta("public_key")?).map_err(|e| not_a_ledger(e.to_string()))?;
+        // The key may be the owner's or a writer's: which, is asked when appending.
         let signer = if !loc.key.as_os_str().is_empty() && loc.key.exists() {
             let text = std::fs::read_to_string(&loc.key).map_err(|source| LedgerError::Io { path: loc.key.clone(), source })?;
-            let s = NoteSigner::parse(&text).map_err(|e| LedgerError::Key { path: loc.key.clone(), msg: e.to_string() })?;
-            if s.verifier() != verifier {
-                return Err(LedgerError::Key {
-                    path: loc.key.clone(),
-                    msg: "this key does not belong to the ledger (its public key differs)".into(),
-                });
-            }
-            Some(s)
+            Some(NoteSigner::parse(&text).map_err(|e| LedgerError::Key { path: loc.key.clone(), msg: e.to_string() })?)
         } else {
             None
         };
-        Ok(Ledger { store, path: path.clone(), key_path: loc.key.clone(), origin, verifier, signer })
+        let has_writer_columns = upgrade_to_format_2(&*store, path)?;
+        Ok(Ledger {
+            store,
+            writers: std::sync::OnceLock::new(),
+            has_writer_columns,
+            path: path.clone(),
+            key_path: loc.key.clone(),
+            origin,
+            verifier,
+            signer,
+        })
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
         &*self.store
+    }
+
+    /// The entry columns [`row_entry`] reads, as a SELECT list.
+    pub(crate) fn entry_columns(&self) -> &'static str {
+        if self.has_writer_columns {
+            "seq, time, kind, subject, actor, payload, writer, sig"
+        } else {
+            "seq, time, kind, subject, actor, payload, NULL AS writer, NULL AS sig"
+        }
+    }
+
+    fn writer_column(&self) -> &'static str {
+        if self.has_writer_columns {
+            "writer"
+        } else {
+            "NULL AS writer"
+        }
     }
 
     /// Which engine holds the ledger.
@@ -485,15 +536,30 @@ impl Ledger {
         entries: &[NewEntry],
         then: impl FnOnce(&Receipt) -> Vec<state::Statement>,
     ) -> Result<Receipt, LedgerError> {
-        let signer = self.signer.as_ref().ok_or_else(|| match self.key_path.as_os_str().is_empty() {
-            true => LedgerError::NoKeyNamed { path: self.path.clone() },
-            false => LedgerError::NoSigner { path: self.path.clone(), key: self.key_path.clone() },
-        })?;
+        let (writer, kinds) = self.identity()?;
+        let signer = self.signer.as_ref().ok_or_else(|| LedgerError::NoSigner { path: self.path.clone(), key: self.key_path.clone() })?;
         for e in entries {
             if !entry::valid_kind(&e.kind) {
                 return Err(LedgerError::BadEntry(format!("kind `{}` is not lower-case dotted words (e.g. commit.verified)", e.kind)));
             }
+            if let Some(kinds) = &kinds {
+                if !writers::may_write(kinds, &e.kind) {
+                    return Err(LedgerError::NotItsKind {
+                        path: self.path.clone(),
+                        writer: writer.clone(),
+                        kind: e.kind.clone(),
+                        allowed: kinds.join(", "),
+                    });
+                }
+            }
         }
+        if !self.has_writer_columns {
+            return Err(LedgerError::Inconsistent {
+                path: self.path.clone(),
+                msg: "this format 1 ledger could not be upgraded to format 2 (is it read-only?); nothing was appended".into(),
+            });
+        }
+        let writes_writers = entries.iter().any(|e| e.kind == event::Kind::LedgerWriter.as_str());
         let path = &self.path;
         let store = &*self.store;
         let tx = Tx::begin(store, Begin::Write).map_err(sql(path))?;
@@ -511,8 +577,9 @@ impl Ledger {
         for (i, e) in entries.iter().enumerate() {
             let seq = head.size + i as u64;
             let payload = entry::canonical_json(&e.payload);
-            let bytes = entry::canonical_bytes(seq, &time, &e.kind, &e.subject, &e.actor, &payload);
+            let bytes = entry::canonical_bytes_by(seq, &time, &e.kind, &e.subject, &e.actor, &payload, Some(&writer));
             let leaf = merkle::leaf_hash(&bytes);
+            let sig = signer.sign_bytes(&bytes);
             frontier.push((0, leaf));
             while frontier.len() >= 2 && frontier[frontier.len() - 1].0 == frontier[frontier.len() - 2].0 {
                 let (level, right) = frontier.pop().unwrap_or_default();
@@ -534,6 +601,8 @@ impl Ledger {
                 e.actor.as_str().into(),
                 Value::Text(payload),
                 Value::Blob(leaf.to_vec()),
+                writer.as_str().into(),
+                Value::Text(sig),
             ]);
         }
         store.insert_rows("entries", ENTRY_COLUMNS, entry_rows).map_err(sql(path))?;
@@ -572,14 +641,85 @@ impl Ledger {
                 tx.commit().map_err(|e| if e.code.as_deref() == Some("22012") { moved() } else { sql(path)(e) })?;
             }
         }
+        if writes_writers {
+            self.writers = std::sync::OnceLock::new();
+        }
         Ok(receipt)
+    }
+
+    /// Who appends with the loaded key: the owner (every kind, `None`), or a
+    /// writer and its kinds.
+    fn identity(&self) -> Result<(String, Option<Vec<String>>), LedgerError> {
+        let signer = self.signer.as_ref().ok_or_else(|| match self.key_path.as_os_str().is_empty() {
+            true => LedgerError::NoKeyNamed { path: self.path.clone() },
+            false => LedgerError::NoSigner { path: self.path.clone(), key: self.key_path.clone() },
+        })?;
+        let key = signer.verifier();
+        if key == self.verifier {
+            return Ok((writers::OWNER.to_string(), None));
+        }
+        match self.writers()?.by_key(&key) {
+            Some(w) => Ok((w.name.clone(), Some(w.kinds.clone()))),
+            None => Err(LedgerError::NotAWriter { path: self.path.clone(), key: self.key_path.clone() }),
+        }
+    }
+
+    /// The name the loaded key appends as, if it may append at all.
+    pub fn writer_name(&self) -> Result<String, LedgerError> {
+        self.identity().map(|(name, _)| name)
+    }
+
+    /// The ledger's writers, from its owner-signed `ledger.writer` entries.
+    pub fn writers(&self) -> Result<&writers::Writers, LedgerError> {
+        if let Some(w) = self.writers.get() {
+            return Ok(w);
+        }
+        let mut rows = Vec::new();
+        if self.has_writer_columns {
+            self.store
+                .query(
+                    "SELECT seq, time, kind, subject, actor, payload, writer, sig FROM entries WHERE subject = ?1 AND kind = ?2 ORDER BY seq",
+                    &[writers::SUBJECT.into(), event::Kind::LedgerWriter.as_str().into()],
+                    &mut |r| {
+                        rows.push(r);
+                        Ok(())
+                    },
+                )
+                .map_err(sql(&self.path))?;
+        }
+        let folded = writers::Writers::fold(rows.iter().filter_map(|r| {
+            let e = row_entry(r).ok()?;
+            let signed = e.sig.as_deref().is_some_and(|sig| self.verifier.verify_bytes(&e.canonical(), sig));
+            Some((e.seq, e.writer.clone(), entry::canonical_json(&e.payload), signed))
+        }));
+        Ok(self.writers.get_or_init(|| folded))
+    }
+
+    /// Whether an entry counts as its writer's (see [`writers::Writers::judge`]).
+    pub fn counts(&self, seq: u64, kind: &str, writer: Option<&str>) -> Result<bool, LedgerError> {
+        Ok(self.writers()?.judge(seq, kind, writer).is_ok())
+    }
+
+    /// Every key that may sign this ledger's checkpoints: the owner's, then
+    /// each writer's (revoked ones too: their old checkpoints stay valid).
+    pub fn checkpoint_keys(&self) -> Result<Vec<NoteVerifier>, LedgerError> {
+        let mut keys = vec![self.verifier.clone()];
+        keys.extend(self.writers()?.list.iter().map(|w| w.key.clone()));
+        Ok(keys)
+    }
+
+    /// Opens a signed checkpoint note by any of [`Ledger::checkpoint_keys`].
+    pub fn open_note<'n>(&self, note: &'n str) -> Result<&'n str, note::NoteError> {
+        let keys = self.checkpoint_keys().unwrap_or_else(|_| vec![self.verifier.clone()]);
+        open_by_any(&keys, note)
     }
 
     /// Entries of `P`'s kind, decoded into `P`, oldest first (or the newest
     /// few). An entry whose payload does not decode is skipped: the log holds
     /// it, `ledger verify` checks it, queries read only what they understand.
     pub fn events<P: event::Payload>(&self, select: &Select<'_>) -> Result<Vec<Recorded<P>>, LedgerError> {
-        let mut query = String::from("SELECT seq, time, subject, actor, payload FROM entries WHERE kind = ?1");
+        let writers = self.writers()?;
+        let mut query = format!("SELECT seq, time, subject, actor, payload, {} FROM entries WHERE kind = ?1", self.writer_column());
         let mut params: Vec<Value> = vec![P::KIND.as_str().into()];
         if let Some(s) = select.subject {
             params.push(s.into());
@@ -596,10 +736,16 @@ impl Ledger {
         let mut out = Vec::new();
         self.store
             .query(&query, &params, &mut |r| {
-                let [seq, time, subject, actor, payload]: [Value; 5] = r.try_into().map_err(|_| StoreError::new("expected 5 columns"))?;
+                let [seq, time, subject, actor, payload, writer]: [Value; 6] =
+                    r.try_into().map_err(|_| StoreError::new("expected 6 columns"))?;
+                let seq = seq.as_int().unwrap_or(0).max(0) as u64;
+                // An entry its writer may not write is not a fact (`ledger verify` names it).
+                if writers.judge(seq, P::KIND.as_str(), writer.as_text()).is_err() {
+                    return Ok(());
+                }
                 if let Some(p) = payload.as_text().and_then(|p| P::decode(P::KIND.as_str(), p)) {
                     out.push(Recorded {
-                        seq: seq.as_int().unwrap_or(0).max(0) as u64,
+                        seq,
                         time: time.text_or_empty(),
                         subject: subject.text_or_empty(),
                         actor: actor.text_or_empty(),
@@ -649,7 +795,7 @@ impl Ledger {
 
     /// One entry by seq.
     pub fn entry(&self, seq: u64) -> Result<Option<Entry>, LedgerError> {
-        self.first("SELECT seq, time, kind, subject, actor, payload FROM entries WHERE seq = ?1", &[Value::Int(seq as i64)])?
+        self.first(&format!("SELECT {} FROM entries WHERE seq = ?1", self.entry_columns()), &[Value::Int(seq as i64)])?
             .map(|r| row_entry(&r))
             .transpose()
     }
@@ -668,9 +814,20 @@ impl Ledger {
             leaf_index: seq,
             tree_size: head.size,
             inclusion_proof: proof.iter().map(|h| base64::engine::general_purpose::STANDARD.encode(h)).collect(),
+            checkpoint_writer: self.checkpoint_writer(&head.note)?,
             checkpoint: head.note,
             key: self.verifier.to_string(),
         })
+    }
+
+    /// The owner-signed `ledger.writer` entry of the writer whose key signed
+    /// `note`, when that is not the owner.
+    fn checkpoint_writer(&self, note: &str) -> Result<Option<serde_json::Value>, LedgerError> {
+        if self.verifier.open(note).is_ok() {
+            return Ok(None);
+        }
+        let Some(w) = self.writers()?.list.iter().find(|w| w.key.open(note).is_ok()) else { return Ok(None) };
+        Ok(self.entry(w.added)?.map(|e| serde_json::to_value(&e).unwrap_or_default()))
     }
 
     /// The root of the first `size` entries, from the stored tree.
@@ -700,7 +857,7 @@ impl Ledger {
         let mut n = 0;
         let mut failed = None;
         self.store
-            .query("SELECT seq, time, kind, subject, actor, payload, leaf FROM entries ORDER BY seq", &[], &mut |r| {
+            .query(&format!("SELECT {}, leaf FROM entries ORDER BY seq", self.entry_columns()), &[], &mut |r| {
                 let e = match row_entry(&r) {
                     Ok(e) => e,
                     Err(e) => {
@@ -709,7 +866,7 @@ impl Ledger {
                     }
                 };
                 let mut v = serde_json::to_value(&e).unwrap_or_default();
-                v["leaf_hash"] = serde_json::Value::String(hex::encode(r.get(6).and_then(Value::as_blob).unwrap_or_default()));
+                v["leaf_hash"] = serde_json::Value::String(hex::encode(r.get(8).and_then(Value::as_blob).unwrap_or_default()));
                 if let Err(source) = writeln!(out, "{v}") {
                     failed = Some(LedgerError::Io { path: PathBuf::from("<output>"), source });
                     return Err(StoreError::new("stopped"));
@@ -730,6 +887,8 @@ impl Ledger {
             store.execute(&format!("DELETE FROM {}", t.name), &[]).map_err(sql(path))?;
         }
         let upserts: Vec<String> = projection::TABLES.iter().map(|t| projection::upsert_sql(t)).collect();
+        let writers = self.writers.get().cloned().map_or_else(|| load_writers(store, path, &self.verifier, self.has_writer_columns), Ok)?;
+        let columns = self.entry_columns();
         let mut n = 0u64;
         // A page at a time: the rows are written between reads.
         const PAGE: i64 = 5000;
@@ -737,13 +896,16 @@ impl Ledger {
         loop {
             let page = store::rows(
                 store,
-                "SELECT seq, time, kind, subject, actor, payload FROM entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+                &format!("SELECT {columns} FROM entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2"),
                 &[Value::Int(from), Value::Int(PAGE)],
             )
             .map_err(sql(path))?;
             let Some(last) = page.last().and_then(|r| r.first()).and_then(Value::as_int) else { break };
             for r in &page {
                 let e = row_entry(r)?;
+                if writers.judge(e.seq, &e.kind, e.writer.as_deref()).is_err() {
+                    continue;
+                }
                 for row in projection::entry_rows(&e) {
                     let i = projection::TABLES.iter().position(|t| t.name == row.table.name).unwrap_or(0);
                     store.defer(&upserts[i], row.values).map_err(sql(path))?;
@@ -757,7 +919,8 @@ impl Ledger {
     }
 }
 
-fn write_private(path: &Path, text: &str) -> Result<(), LedgerError> {
+/// Writes a private key file (mode 0600), refusing to overwrite one.
+pub fn write_private(path: &Path, text: &str) -> Result<(), LedgerError> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| LedgerError::Io { path: parent.to_path_buf(), source })?;
@@ -853,7 +1016,7 @@ pub(crate) fn text_of(v: &Value) -> Option<&str> {
     }
 }
 
-/// Reads an entry row `(seq, time, kind, subject, actor, payload)`.
+/// Reads an entry row `(seq, time, kind, subject, actor, payload, writer, sig)`.
 fn row_entry(row: &[Value]) -> Result<Entry, LedgerError> {
     let seq = row.first().and_then(Value::as_int).unwrap_or(0);
     let text = |i: usize| row.get(i).and_then(text_of).map(str::to_string);
@@ -862,7 +1025,73 @@ fn row_entry(row: &[Value]) -> Result<Entry, LedgerError> {
     };
     let payload =
         serde_json::from_str(&payload).map_err(|e| LedgerError::BadEntry(format!("entry seq {seq}: payload is not JSON: {e}")))?;
-    Ok(Entry { seq: seq.max(0) as u64, time, kind, subject, actor, payload })
+    let writer = row.get(6).and_then(text_of).map(str::to_string);
+    let sig = row.get(7).and_then(text_of).map(str::to_string);
+    Ok(Entry { seq: seq.max(0) as u64, time, kind, subject, actor, payload, writer, sig })
+}
+
+/// Verifies a note by whichever of `keys` signed it.
+pub fn open_by_any<'n>(keys: &[NoteVerifier], note: &'n str) -> Result<&'n str, note::NoteError> {
+    let mut first = None;
+    for k in keys {
+        match k.open(note) {
+            Ok(t) => return Ok(t),
+            Err(e) => {
+                // A bad signature by a known key says more than "not signed by" another.
+                if first.is_none() || matches!(e, note::NoteError::BadSignature(_)) {
+                    first = Some(e);
+                }
+            }
+        }
+    }
+    Err(first.unwrap_or_else(|| note::NoteError::Format("no keys".into())))
+}
+
+/// The writers of the ledger in `store` (for code that has no [`Ledger`]).
+fn load_writers(store: &dyn Store, path: &Path, owner: &NoteVerifier, columns: bool) -> Result<writers::Writers, LedgerError> {
+    if !columns {
+        return Ok(writers::Writers::default());
+    }
+    let rows = store::rows(
+        store,
+        "SELECT seq, time, kind, subject, actor, payload, writer, sig FROM entries WHERE subject = ?1 AND kind = ?2 ORDER BY seq",
+        &[writers::SUBJECT.into(), event::Kind::LedgerWriter.as_str().into()],
+    )
+    .map_err(sql(path))?;
+    Ok(writers::Writers::fold(rows.iter().filter_map(|r| {
+        let e = row_entry(r).ok()?;
+        let signed = e.sig.as_deref().is_some_and(|sig| owner.verify_bytes(&e.canonical(), sig));
+        Some((e.seq, e.writer.clone(), entry::canonical_json(&e.payload), signed))
+    })))
+}
+
+/// Adds format 2's columns to a format 1 ledger (its entries are untouched:
+/// they keep hashing as format 1). False when the file cannot be written
+/// (a read-only copy): it is read as format 1 and refuses appends.
+fn upgrade_to_format_2(store: &dyn Store, path: &Path) -> Result<bool, LedgerError> {
+    if store.execute("SELECT writer, sig FROM entries WHERE 0 = 1", &[]).is_ok() {
+        return Ok(true);
+    }
+    let tx = match Tx::begin(store, Begin::Write) {
+        Ok(tx) => tx,
+        Err(_) => return Ok(false),
+    };
+    let altered = store
+        .execute("ALTER TABLE entries ADD COLUMN writer TEXT", &[])
+        .and_then(|_| store.execute("ALTER TABLE entries ADD COLUMN sig TEXT", &[]))
+        .and_then(|_| match store.dialect() {
+            Dialect::Sqlite => store.execute(&format!("PRAGMA user_version = {FORMAT_VERSION}"), &[]),
+            Dialect::Postgres => {
+                store.execute("UPDATE meta SET value = ?1 WHERE key = 'format_version'", &[FORMAT_VERSION.to_string().into()])
+            }
+        });
+    match altered {
+        Ok(_) => {
+            tx.commit().map_err(sql(path))?;
+            Ok(true)
+        }
+        Err(_) => Ok(false),
+    }
 }
 
 /// Complete subtrees read from the database (level 0 from `entries.leaf`)

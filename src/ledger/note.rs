@@ -97,6 +97,11 @@ impl NoteSigner {
         &self.name
     }
 
+    /// An Ed25519 signature over `bytes`, base64 (an entry's writer signature).
+    pub fn sign_bytes(&self, bytes: &[u8]) -> String {
+        B64.encode(self.key.sign(bytes).to_bytes())
+    }
+
     /// Signs `text` (which must end in a newline), returning the whole note.
     pub fn sign(&self, text: &str) -> Result<String, NoteError> {
         check_text(text)?;
@@ -155,6 +160,14 @@ impl NoteVerifier {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// True when `sig` (base64) is this key's signature over `bytes`.
+    pub fn verify_bytes(&self, bytes: &[u8], sig: &str) -> bool {
+        B64.decode(sig.trim())
+            .ok()
+            .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok())
+            .is_some_and(|sig| self.key.verify(bytes, &sig).is_ok())
     }
 
     /// Verifies `note` and returns its text.

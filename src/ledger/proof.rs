@@ -26,7 +26,9 @@ pub struct Invalid(pub String);
 
 /// Verifies `proof` against `key`.
 pub fn verify(proof: &Proof, key: &NoteVerifier) -> Result<Included, Invalid> {
-    let body = key.open(&proof.checkpoint).map_err(|e| Invalid(format!("checkpoint: {e}")))?;
+    let writer_key = checkpoint_writer(proof, key)?;
+    let signer = writer_key.as_ref().unwrap_or(key);
+    let body = signer.open(&proof.checkpoint).map_err(|e| Invalid(format!("checkpoint: {e}")))?;
     let cp = Checkpoint::parse(body).map_err(|e| Invalid(e.to_string()))?;
     if cp.size != proof.tree_size {
         return Err(Invalid(format!("the proof is for tree size {} but the checkpoint is for {}", proof.tree_size, cp.size)));
@@ -40,7 +42,7 @@ pub fn verify(proof: &Proof, key: &NoteVerifier) -> Result<Included, Invalid> {
     if seq != proof.leaf_index {
         return Err(Invalid(format!("the entry's seq {seq} is not the proof's leaf index {}", proof.leaf_index)));
     }
-    let bytes = entry::canonical_bytes(seq, time, kind, subject, actor, &entry::canonical_json(&e["payload"]));
+    let bytes = entry::canonical_bytes_by(seq, time, kind, subject, actor, &entry::canonical_json(&e["payload"]), e["writer"].as_str());
     let mut hashes = Vec::new();
     for h in &proof.inclusion_proof {
         match base64::engine::general_purpose::STANDARD.decode(h).ok().and_then(|v| <[u8; 32]>::try_from(v).ok()) {
@@ -62,4 +64,33 @@ pub fn verify(proof: &Proof, key: &NoteVerifier) -> Result<Included, Invalid> {
         size: cp.size,
         signer: key.name().to_string(),
     })
+}
+
+/// The writer key that signed the proof's checkpoint, when the proof says a
+/// writer did: taken only from a `ledger.writer` entry the owner (`key`) signed.
+fn checkpoint_writer(proof: &Proof, key: &NoteVerifier) -> Result<Option<NoteVerifier>, Invalid> {
+    let Some(w) = &proof.checkpoint_writer else { return Ok(None) };
+    let text = |f: &str| w[f].as_str().ok_or_else(|| Invalid(format!("checkpoint_writer lacks `{f}`")));
+    let seq = w["seq"].as_u64().ok_or_else(|| Invalid("checkpoint_writer lacks `seq`".into()))?;
+    if text("kind")? != crate::ledger::event::Kind::LedgerWriter.as_str() || text("writer")? != crate::ledger::writers::OWNER {
+        return Err(Invalid("checkpoint_writer is not a writer entry of the ledger's owner".into()));
+    }
+    let bytes = entry::canonical_bytes_by(
+        seq,
+        text("time")?,
+        text("kind")?,
+        text("subject")?,
+        text("actor")?,
+        &entry::canonical_json(&w["payload"]),
+        Some(crate::ledger::writers::OWNER),
+    );
+    if !key.verify_bytes(&bytes, text("sig")?) {
+        return Err(Invalid("checkpoint_writer is not signed by the ledger's owner key".into()));
+    }
+    let change: crate::ledger::writers::WriterChanged =
+        serde_json::from_value(w["payload"].clone()).map_err(|e| Invalid(format!("checkpoint_writer: {e}")))?;
+    if change.action != "add" {
+        return Err(Invalid("checkpoint_writer does not add a writer".into()));
+    }
+    NoteVerifier::parse(&change.key).map(Some).map_err(|e| Invalid(format!("checkpoint_writer's key: {e}")))
 }

@@ -57,11 +57,19 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
     // The projections are replayed and compared on a second core, through a
     // connection and read snapshot of their own.
     let second = store.reopen().map_err(&sqlerr)?;
+    let writers = ledger.writers()?.clone();
+    for (seq, why) in &writers.problems {
+        problems.push(problem(Some(*seq), format!("entry seq {seq}: {why}")));
+    }
+    let mut keys = vec![key.clone()];
+    keys.extend(writers.list.iter().map(|w| w.key.clone()));
+    let columns = ledger.entry_columns();
 
     let started = std::time::Instant::now();
     std::thread::scope(|scope| {
         let path = ledger.path.clone();
-        let projections = scope.spawn(move || check_projections(&*second, &path));
+        let replay_writers = writers.clone();
+        let projections = scope.spawn(move || check_projections(&*second, &path, &replay_writers, columns));
         // Everything below reads one snapshot, even while others append.
         let snapshot = Tx::begin(store, Begin::Snapshot).map_err(&sqlerr)?;
         // 1. Entries: contiguous seqs, each matching its stored leaf hash.
@@ -69,7 +77,7 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
         let mut expected = 0u64;
         let mut buf = Vec::with_capacity(1024);
         store
-            .scan("SELECT seq, time, kind, subject, actor, payload, leaf FROM entries ORDER BY seq", &[], &mut |row| {
+            .scan(&format!("SELECT {columns}, leaf FROM entries ORDER BY seq"), &[], &mut |row| {
                 let seq = row.first().and_then(ValueRef::as_int).unwrap_or(0).max(0) as u64;
                 if seq != expected {
                     let what = if seq == expected + 1 {
@@ -81,15 +89,39 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
                 }
                 expected = seq + 1;
                 let col = |i: usize| row.get(i).and_then(ValueRef::as_str);
-                let stored_leaf: Option<Hash> = row.get(6).and_then(ValueRef::as_blob).and_then(|b| b.try_into().ok());
+                let stored_leaf: Option<Hash> = row.get(8).and_then(ValueRef::as_blob).and_then(|b| b.try_into().ok());
+                let writer = col(6);
                 let (Some(time), Some(kind), Some(subject), Some(actor), Some(payload)) = (col(1), col(2), col(3), col(4), col(5)) else {
                     problems.push(problem(Some(seq), format!("entry seq {seq} holds bytes that are not UTF-8 text (edited)")));
                     tree.push([0u8; 32]);
                     return Ok(());
                 };
                 // The leaf hash covers the stored bytes exactly: any change to any column is caught here.
-                entry::canonical_bytes_into(&mut buf, seq, time, kind, subject, actor, payload);
+                entry::canonical_bytes_into(&mut buf, seq, time, kind, subject, actor, payload, writer);
                 let leaf = merkle::leaf_hash(&buf);
+                // Format 2: the writer signed these bytes, and may write this kind.
+                if let Some(w) = writer {
+                    let signer = if w == super::writers::OWNER { Some(key) } else { writers.active(w, seq).map(|x| &x.key) };
+                    match (signer, col(7)) {
+                        (None, _) => problems.push(problem(
+                            Some(seq),
+                            format!(
+                                "entry seq {seq}: written as `{w}`, which was not a writer of this ledger then (forged); reports ignore it"
+                            ),
+                        )),
+                        (Some(_), None) => {
+                            problems.push(problem(Some(seq), format!("entry seq {seq}: its writer signature is missing (removed)")))
+                        }
+                        (Some(k), Some(sig)) if !k.verify_bytes(&buf, sig) => problems.push(problem(
+                            Some(seq),
+                            format!("entry seq {seq}: its writer signature (`{w}`) does not verify (forged, or edited)"),
+                        )),
+                        _ => {}
+                    }
+                    if let Err(why @ super::writers::Refusal::NotItsKind { .. }) = writers.judge(seq, kind, Some(w)) {
+                        problems.push(problem(Some(seq), format!("entry seq {seq}: {why}; reports ignore it")));
+                    }
+                }
                 if stored_leaf != Some(leaf) {
                     problems.push(problem(
                         Some(seq),
@@ -143,7 +175,7 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
         tracing::debug!(elapsed = ?started.elapsed(), "verify: tree nodes compared");
         // 3. The signed head, and every kept checkpoint.
         let head = ledger.head()?;
-        check_signed(&head.note, key, &ledger.origin, "the latest checkpoint", &mut tree, present, &mut problems);
+        check_signed(&head.note, &keys, &ledger.origin, "the latest checkpoint", &mut tree, present, &mut problems);
         if head.size != present {
             // check_signed already named a truncation; name entries beyond the head.
             if present > head.size {
@@ -163,10 +195,10 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
             .map(|r| r.first().and_then(text_of).unwrap_or_default().to_string())
             .collect();
         for n in notes {
-            check_signed(&n, key, &ledger.origin, "a kept checkpoint", &mut tree, present, &mut problems);
+            check_signed(&n, &keys, &ledger.origin, "a kept checkpoint", &mut tree, present, &mut problems);
         }
         for (what, note) in older {
-            check_signed(note, key, &ledger.origin, what, &mut tree, present, &mut problems);
+            check_signed(note, &keys, &ledger.origin, what, &mut tree, present, &mut problems);
         }
 
         tracing::debug!(elapsed = ?started.elapsed(), "verify: checkpoints checked");
@@ -189,12 +221,17 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
 
 /// Replays the log into projection digests and compares every projection table
 /// with it; returns one line per differing row.
-fn check_projections(store: &dyn Store, path: &std::path::Path) -> Result<Vec<String>, LedgerError> {
+fn check_projections(
+    store: &dyn Store,
+    path: &std::path::Path,
+    writers: &super::writers::Writers,
+    columns: &str,
+) -> Result<Vec<String>, LedgerError> {
     let sqlerr = sql(path);
     // One read transaction: the entries and the tables are seen at the same instant.
     let _snapshot = Tx::begin(store, Begin::Snapshot).map_err(&sqlerr)?;
     let mut replay = Replay::default();
-    replay_log(store, path, &mut replay)?;
+    replay_log(store, path, &mut replay, writers, columns)?;
     // 4. Projections against an in-memory replay of the log: stream each table,
     // compare digests, and re-derive full rows only for the keys that differ.
     let mut differing: Vec<(&'static projection::Table, String, Vec<Sql>)> = Vec::new();
@@ -219,7 +256,7 @@ fn check_projections(store: &dyn Store, path: &std::path::Path) -> Result<Vec<St
     }
     if !differing.is_empty() {
         let keep = differing.iter().map(|(t, k, _)| (t.name, k.clone())).collect();
-        let full = replay_rows(store, path, keep)?;
+        let full = replay_rows(store, path, keep, writers, columns)?;
         for (t, key, stored) in differing {
             let cols: Vec<&str> = match full.get(&(t.name, key.clone())) {
                 Some(v) => t.columns.iter().zip(stored.iter().zip(v)).filter(|(_, (a, b))| a != b).map(|(c, _)| *c).collect(),
@@ -237,18 +274,30 @@ fn replay_rows(
     store: &dyn Store,
     path: &std::path::Path,
     keep: std::collections::HashSet<(&'static str, String)>,
+    writers: &super::writers::Writers,
+    columns: &str,
 ) -> Result<HashMap<(&'static str, String), Vec<Sql>>, LedgerError> {
     let mut replay = Replay { keep: Some(keep), ..Replay::default() };
-    replay_log(store, path, &mut replay)?;
+    replay_log(store, path, &mut replay, writers, columns)?;
     Ok(replay.kept)
 }
 
 /// Feeds every entry's projection rows, in order, to `replay`.
-fn replay_log(store: &dyn Store, path: &std::path::Path, replay: &mut Replay) -> Result<(), LedgerError> {
+/// Entries their writer may not write are not facts: they project nothing.
+fn replay_log(
+    store: &dyn Store,
+    path: &std::path::Path,
+    replay: &mut Replay,
+    writers: &super::writers::Writers,
+    columns: &str,
+) -> Result<(), LedgerError> {
     store
-        .scan("SELECT seq, time, kind, subject, actor, payload FROM entries ORDER BY seq", &[], &mut |row| {
+        .scan(&format!("SELECT {columns} FROM entries ORDER BY seq"), &[], &mut |row| {
             let seq = row.first().and_then(ValueRef::as_int).unwrap_or(0);
             let text = |i: usize| row.get(i).and_then(ValueRef::as_str).unwrap_or("");
+            if writers.judge(seq.max(0) as u64, text(2), row.get(6).and_then(ValueRef::as_str)).is_err() {
+                return Ok(());
+            }
             replay.apply(projection::rows(seq.max(0) as u64, text(1), text(2), text(3), text(4), text(5)));
             Ok::<(), StoreError>(())
         })
@@ -258,14 +307,14 @@ fn replay_log(store: &dyn Store, path: &std::path::Path, replay: &mut Replay) ->
 /// Checks one signed checkpoint against the key and the recomputed tree.
 fn check_signed(
     note: &str,
-    key: &NoteVerifier,
+    keys: &[NoteVerifier],
     origin: &str,
     what: &str,
     tree: &mut MemoryTree,
     present: u64,
     problems: &mut Vec<Problem>,
 ) {
-    let text = match key.open(note) {
+    let text = match super::open_by_any(keys, note) {
         Ok(t) => t,
         Err(e) => {
             problems.push(problem(None, format!("{what}: {e}")));

@@ -117,13 +117,21 @@ pub struct Provenance {
     pub checkpoint_root: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_digest: Option<String>,
+    /// The ledger checked against its signed checkpoint (see [`crate::ledger::ground`]).
+    pub ground: crate::ledger::ground::Ground,
 }
 
 impl Provenance {
-    /// Of the ledger's current signed head (read before the report's queries).
-    pub fn of(ledger: &crate::ledger::Ledger, policy_digest: Option<&str>) -> Result<Provenance, crate::ledger::LedgerError> {
+    /// Of the ledger's current signed head, its ground checked for an answer
+    /// citing `evidence` (ledger seqs; see [`crate::ledger::ground::cited`]).
+    pub fn of(
+        ledger: &crate::ledger::Ledger,
+        policy_digest: Option<&str>,
+        evidence: &[u64],
+    ) -> Result<Provenance, crate::ledger::LedgerError> {
         use base64::Engine;
         let head = ledger.head()?;
+        let ground = ledger.ground(evidence)?;
         Ok(Provenance {
             generated_at: crate::time::Timestamp::now().canonical(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -131,6 +139,7 @@ impl Provenance {
             checkpoint_size: head.size,
             checkpoint_root: base64::engine::general_purpose::STANDARD.encode(head.root),
             policy_digest: policy_digest.map(str::to_string),
+            ground,
         })
     }
 
@@ -142,6 +151,7 @@ impl Provenance {
             format!("at checkpoint size {}, root {}", self.checkpoint_size, self.checkpoint_root),
         ];
         out.extend(self.policy_digest.as_deref().map(|d| format!("policy digest {d}")));
+        out.push(self.ground.summary());
         out
     }
 }
@@ -587,6 +597,7 @@ pub fn page(doc: &Document, page: &Page<'_>) -> String {
     let ctx = minijinja::context! {
         title => doc.title, nav => page.nav, before => page.before, after => page.after,
         charts => charts, sections => sections, provenance => page.provenance,
+        ground_summary => page.provenance.map(|p| p.ground.summary()).unwrap_or_default(),
     };
     let rendered = env.add_template("page.html", PAGE).and_then(|_| env.get_template("page.html")).and_then(|t| t.render(ctx));
     match rendered {
