@@ -83,7 +83,12 @@ pub struct ServerSetup {
     pub policy: Option<PathBuf>,
     /// A ledger created for the server: its path and public key.
     pub created_ledger: Option<(PathBuf, String)>,
+    /// The hooks' own writer made with it: (owner key file, hooks key file).
+    pub hooks_writer: Option<(PathBuf, PathBuf)>,
 }
+
+/// The writer name `install --server` gives the hooks.
+pub const HOOKS_WRITER: &str = "hooks";
 
 /// Installs the server hooks into the bare repository at `repo_path`, pins the
 /// policy (validated first) and the ledger location in its git config, turns on
@@ -114,8 +119,26 @@ pub fn server(
         repo.set_config("audit.ledger", &value)?;
     }
     if let Some(files) = crate::ledger::locate(ledger, Some(&repo)).filter(|f| !f.exists()) {
-        let l = crate::ledger::Ledger::init(&files, None)?;
+        let mut l = crate::ledger::Ledger::init(&files, None)?;
         setup.created_ledger = Some((files.db.clone(), l.verifier.to_string()));
+        // The hooks write with a key of their own (their kinds only); the
+        // owner key that made them a writer is for the admin to keep apart.
+        let hooks_key = files.key.with_file_name("hooks.key");
+        let signer = crate::ledger::note::NoteSigner::generate(&l.origin)
+            .map_err(|e| crate::ledger::LedgerError::Key { path: hooks_key.clone(), msg: e.to_string() })?;
+        crate::ledger::write_private(&hooks_key, &signer.to_private_string())?;
+        let role = crate::ledger::writers::Role::Hooks;
+        let change = crate::ledger::writers::WriterChanged {
+            action: "add".into(),
+            name: HOOKS_WRITER.into(),
+            role: Some(role),
+            key: signer.verifier().to_string(),
+            kinds: role.kinds(),
+            reason: None,
+        };
+        l.append(&[crate::ledger::event::Payload::entry(&change, crate::ledger::writers::SUBJECT, crate::ledger::writers::OWNER)])?;
+        repo.set_config("audit.ledgerKey", &std::path::absolute(&hooks_key).map_err(io(&hooks_key))?.display().to_string())?;
+        setup.hooks_writer = Some((files.key.clone(), hooks_key));
     }
     Ok(setup)
 }

@@ -547,7 +547,7 @@ fn recording_can_fail_closed_and_otherwise_leaves_a_visible_gap() -> Result<()> 
     let k = keys();
     let repo = Repo::new()?;
     let server = Server::new(&repo, &signing_policy(""), "sha1")?;
-    let key = server.ledger().with_extension("key");
+    let key = server.hooks_key();
     let saved = std::fs::read(&key)?;
     let ledger = server.ledger();
     let ledger_arg = ledger.to_str().context("path")?;

@@ -31,6 +31,11 @@ impl Server {
         self.path.join("audit/ledger.db")
     }
 
+    /// The key the hooks append with (their own writer's, made by `install --server`).
+    pub(crate) fn hooks_key(&self) -> PathBuf {
+        self.path.join("audit/hooks.key")
+    }
+
     pub(crate) fn kinds(&self) -> Result<Vec<(String, String)>> {
         let c = Connection::open(self.ledger())?;
         let rows = c
@@ -106,7 +111,14 @@ fn server_refuses_unsigned_work_with_a_readable_message_and_records_everything()
     assert!(err.contains(&expected), "pusher saw:\n{err}\n\nexpected:\n{expected}");
 
     let kinds: Vec<String> = server.kinds()?.into_iter().map(|(k, _)| k).collect();
-    assert_eq!(kinds, vec!["commit.verified", "push.decided", "ref.updated", "commit.verified", "push.decided"]);
+    // `install --server` made the hooks a writer (signed by the owner); every
+    // later entry is the hooks' own, signed with their key.
+    assert_eq!(kinds, vec!["ledger.writer", "commit.verified", "push.decided", "ref.updated", "commit.verified", "push.decided"]);
+    let writers: Vec<String> = Connection::open(server.ledger())?
+        .prepare("SELECT writer FROM entries ORDER BY seq")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    assert_eq!(writers, vec!["owner", "hooks", "hooks", "hooks", "hooks", "hooks"]);
     let decided: Vec<serde_json::Value> = server
         .kinds()?
         .into_iter()

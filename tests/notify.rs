@@ -528,7 +528,7 @@ fn policy_changes_ledger_gaps_and_failed_verification_are_told() -> Result<()> {
     assert_eq!(seq_kind(&server, p["data"]["ledger"]["seq"].as_u64().unwrap_or(u64::MAX))?, "push.decided");
 
     // A decision that could not be recorded: the next append writes the gap, and tells.
-    let key = server.ledger().with_extension("key");
+    let key = server.hooks_key();
     let saved = std::fs::read(&key)?;
     std::fs::remove_file(&key)?;
     repo.commit("feat: while the key was away", Sign::Pgp(&k.alice))?;

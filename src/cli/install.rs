@@ -61,6 +61,17 @@ pub fn run(global: &Global, args: InstallArgs) -> anyhow::Result<Outcome> {
             if let Some((db, key)) = &setup.created_ledger {
                 out.push_str(&format!("created ledger {} (public key {key})\n", db.display()));
             }
+            if let Some((owner, hooks)) = &setup.hooks_writer {
+                out.push_str(&format!(
+                    "the hooks write as writer `{}` with {} (set as audit.ledgerKey; push, ref and commit kinds only)\n\
+                     the owner key {} adds and revokes writers: move it off this machine, and give each \
+                     sync or CI job its own writer (`git-audit ledger writers add NAME --role sync|ci --key-out FILE --ledger-key {}`)\n",
+                    crate::install::HOOKS_WRITER,
+                    hooks.display(),
+                    owner.display(),
+                    owner.display()
+                ));
+            }
             out.push_str("for signed pushes, also set `git config receive.certNonceSeed <secret>`\n");
         }
     }

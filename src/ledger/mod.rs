@@ -78,7 +78,7 @@ pub enum LedgerError {
     )]
     NotAWriter { path: PathBuf, key: PathBuf },
     #[error(
-        "cannot append to {path}: writer `{writer}` may not write `{kind}` entries (it writes: {allowed})\nHint: each writer has its own key and kinds; see `git-audit ledger writers list`"
+        "cannot append to {path}: writer `{writer}` may not write `{kind}` entries (it writes: {allowed})\nHint: each job appends with a writer key of its own: the owner makes one with `git-audit ledger writers add NAME --role hooks|sync|ci|operator --key-out FILE`, and the job runs with GIT_AUDIT_LEDGER_KEY=FILE (see `git-audit ledger writers list`)"
     )]
     NotItsKind { path: PathBuf, writer: String, kind: String, allowed: String },
 }
