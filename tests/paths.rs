@@ -150,34 +150,44 @@ fn policy_explain_and_bad_patterns() -> Result<()> {
 #[test]
 fn merged_pull_requests_need_their_owners_approval() -> Result<()> {
     use crate::fake_github::{sha, Fake, World, TOKEN};
+    // The repository: CODEOWNERS arrives in `base`; each PR's merge commit is a
+    // real commit after it (so its base at the merge holds that CODEOWNERS).
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    repo.commit("chore: before CODEOWNERS", Sign::None)?;
+    std::fs::create_dir_all(repo.path.join(".github"))?;
+    std::fs::write(repo.path.join(".github/CODEOWNERS"), "# GitHub's syntax\n*        @acme/everyone\n/src/    @erin\n")?;
+    let base = repo.commit("chore: CODEOWNERS", Sign::None)?;
+    let merges: Vec<String> = (1..=8).map(|n| repo.commit(&format!("merge {n}"), Sign::None)).collect::<Result<_>>()?;
+
     let mut w = World::new("acme/api");
-    let pr = |w: &mut World, n: u64, files: &[(&str, &str, Option<&str>)], approver: &str| {
+    let pr = |w: &mut World, n: u64, files: &[(&str, &str, Option<&str>)], approver: &str, merge: &str| {
         let head = sha(&format!("head{n}"));
-        w.pull(n, "alice", &format!("2026-07-0{n}T00:00:00Z"), std::slice::from_ref(&head));
-        w.review(n, approver, "APPROVED", &head, &format!("2026-07-0{n}T01:00:00Z"));
-        w.merge(n, "alice", &format!("2026-07-0{n}T02:00:00Z"), &sha(&format!("merge{n}")));
+        w.pull(n, "alice", &format!("2026-07-{n:02}T00:00:00Z"), std::slice::from_ref(&head));
+        w.review(n, approver, "APPROVED", &head, &format!("2026-07-{n:02}T01:00:00Z"));
+        w.merge(n, "alice", &format!("2026-07-{n:02}T02:00:00Z"), merge);
         w.files(n, files);
     };
-    pr(&mut w, 1, &[(".github/workflows/ci.yml", "modified", None)], "bob"); // a listed login
-    pr(&mut w, 2, &[(".github/workflows/ci.yml", "modified", None), ("README.md", "modified", None)], "carol"); // not an owner
-    pr(&mut w, 3, &[("deploy/app.yaml", "modified", None)], "dave"); // via team:acme/sre
-    pr(&mut w, 4, &[("src/main.rs", "modified", None)], "frank"); // CODEOWNERS: the last match (/src/ @erin) wins
-    pr(&mut w, 5, &[("ci.yml", "renamed", Some(".github/workflows/ci.yml"))], "carol"); // renamed out
-    pr(&mut w, 6, &[("docs/guide.md", "added", None)], "frank"); // CODEOWNERS `*` @acme/everyone: frank is a member
-                                                                 // GitHub's cap: 3,000 files listed of 3,001; the sync says so.
+    pr(&mut w, 1, &[(".github/workflows/ci.yml", "modified", None)], "bob", &merges[0]); // a listed login
+    pr(&mut w, 2, &[(".github/workflows/ci.yml", "modified", None), ("README.md", "modified", None)], "carol", &merges[1]); // not an owner
+    pr(&mut w, 3, &[("deploy/app.yaml", "modified", None)], "dave", &merges[2]); // via team:acme/sre
+    pr(&mut w, 4, &[("src/main.rs", "modified", None)], "frank", &merges[3]); // CODEOWNERS: the last match (/src/ @erin) wins
+    pr(&mut w, 5, &[("ci.yml", "renamed", Some(".github/workflows/ci.yml"))], "carol", &merges[4]); // renamed out
+    pr(&mut w, 6, &[("docs/guide.md", "added", None)], "frank", &merges[5]); // CODEOWNERS `*` @acme/everyone: frank is a member
+                                                                             // GitHub's cap: 3,000 files listed of 3,001; the sync says so.
     let many: Vec<String> = (0..3001).map(|i| format!("gen/f{i}.txt")).collect();
     let many: Vec<(&str, &str, Option<&str>)> = many.iter().map(|f| (f.as_str(), "added", None)).collect();
-    pr(&mut w, 7, &many, "carol");
+    pr(&mut w, 7, &many, "carol", &merges[6]);
     // Owned by a team the token cannot read (404): could not verify, not a violation.
-    pr(&mut w, 8, &[("secret/key.txt", "modified", None)], "zed");
+    pr(&mut w, 8, &[("secret/key.txt", "modified", None)], "zed", &merges[7]);
+    // Merged into a base that had no CODEOWNERS yet: could not verify, never a pass.
+    pr(&mut w, 9, &[("src/lib.rs", "modified", None)], "frank", &base);
+    // Merged by a commit this repository does not have: could not verify either.
+    pr(&mut w, 10, &[("src/lib.rs", "modified", None)], "frank", &sha("merge10"));
     w.teams.insert("acme/sre".into(), vec!["dave".into()]);
     w.teams.insert("acme/everyone".into(), vec!["frank".into(), "carol".into(), "bob".into(), "dave".into(), "zed".into()]);
     let fake = Fake::start(w);
 
-    let repo = Repo::new()?;
-    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
-    std::fs::create_dir_all(repo.path.join(".github"))?;
-    std::fs::write(repo.path.join(".github/CODEOWNERS"), "# GitHub's syntax\n*        @acme/everyone\n/src/    @erin\n")?;
     let policy = repo.policy(
         "version = 1\n[github]\nrepositories = [\"acme/api\"]\n[[paths]]\npattern = \".github/workflows/**\"\napprovers = [\"bob\"]\n[[paths]]\npattern = \"/deploy/\"\napprovers = [\"team:acme/sre\"]\n[[paths]]\npattern = \"/secret/\"\napprovers = [\"team:acme/hidden\"]\n[codeowners]\nenabled = true\n",
     )?;
@@ -186,16 +196,24 @@ fn merged_pull_requests_need_their_owners_approval() -> Result<()> {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("acme/api#7 changes 3000 files or more"), "{err}");
-    let (code, out, err) = repo.audit(&["--policy", p, "report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
-    assert_eq!(code, 1, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out)?;
-    let found: Vec<(String, String)> = v["findings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|f| f["rule"] == "pr.owner-approval-missing")
-        .map(|f| (f["subject"].as_str().unwrap_or("").to_string(), f["message"].as_str().unwrap_or("").to_string()))
-        .collect();
+    let compliance = |extra: &[&str]| -> Result<serde_json::Value> {
+        let mut args = extra.to_vec();
+        args.extend(["--policy", p, "report", "compliance", "--since", "2000-01-01", "--format", "json"]);
+        let (code, out, err) = repo.audit(&args)?;
+        assert_eq!(code, 1, "{err}");
+        Ok(serde_json::from_str(&out)?)
+    };
+    let of = |v: &serde_json::Value, rule: &str| -> Vec<(String, String)> {
+        v["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["rule"] == rule)
+            .map(|f| (f["subject"].as_str().unwrap_or("").to_string(), f["message"].as_str().unwrap_or("").to_string()))
+            .collect()
+    };
+    let v = compliance(&[])?;
+    let found = of(&v, "pr.owner-approval-missing");
     let subjects: Vec<&str> = found.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(subjects, ["acme/api#2", "acme/api#4", "acme/api#5"], "{found:?}");
     assert!(
@@ -216,7 +234,29 @@ fn merged_pull_requests_need_their_owners_approval() -> Result<()> {
     assert_eq!(unverified.len(), 1, "{unverified:?}");
     assert_eq!((unverified[0]["subject"].as_str(), unverified[0]["severity"].as_str()), (Some("acme/api#8"), Some("warning")));
     assert!(unverified[0]["message"].as_str().unwrap_or("").contains("team:acme/hidden was never recorded"), "{}", unverified[0]);
-    assert_eq!(v["counts"]["could_not_verify"], 1);
+    let missing = of(&v, "pr.codeowners-missing");
+    assert_eq!(missing.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), ["acme/api#9", "acme/api#10"], "{missing:?}");
+    assert!(
+        missing[0].1.contains("its base at the merge (") && missing[0].1.contains("has no CODEOWNERS in .github/, the root or docs/"),
+        "{missing:?}"
+    );
+    assert!(missing[1].1.contains("is not in this repository (git fetch)"), "{missing:?}");
+    assert_eq!(v["counts"]["could_not_verify"], 3);
+
+    // A later edit of CODEOWNERS (committed, and in the work tree) changes no past answer.
+    std::fs::write(repo.path.join(".github/CODEOWNERS"), "*  @acme/everyone\n/src/  @frank\n")?;
+    repo.commit("chore: frank owns src now", Sign::None)?;
+    let after = compliance(&[])?;
+    assert_eq!(of(&after, "pr.owner-approval-missing"), found, "CODEOWNERS as of each merge");
+    assert_eq!(of(&after, "pr.codeowners-missing"), missing);
+
+    // A bare server repository reports the same owners (HEAD resolved properly).
+    let bare = repo.tmp.path().join("server.git");
+    repo.git(&["clone", "-q", "--bare", repo.path.to_str().context("path")?, bare.to_str().context("path")?])?;
+    let db = repo.path.join(".git/audit/ledger.db");
+    let in_bare = compliance(&["-C", bare.to_str().context("path")?, "--ledger", db.to_str().context("path")?])?;
+    assert_eq!(of(&in_bare, "pr.owner-approval-missing"), found, "the bare repository and the clone agree");
+    assert_eq!(of(&in_bare, "pr.codeowners-missing"), missing);
     Ok(())
 }
 

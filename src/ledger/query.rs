@@ -26,6 +26,11 @@ pub struct MergedPull {
     pub approvals_on_head: u64,
     /// The seqs of its reviews' entries.
     pub review_seqs: Vec<u64>,
+    /// The commit GitHub made (merge, squash or rebase); its first parent is
+    /// the base branch as it was at the merge.
+    pub merge_commit_sha: String,
+    /// The base branch's commit GitHub last recorded for it.
+    pub base_sha: String,
     pub merged_at: String,
 }
 
@@ -194,7 +199,7 @@ impl Ledger {
                     (SELECT group_concat(r.reviewer, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED'),
                     (SELECT count(*) FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED' AND r.commit_id = p.head_sha),
                     (SELECT group_concat(CAST(r.seq AS TEXT), ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number),
-                    p.merged_at
+                    p.merged_at, p.merge_commit_sha, p.base_sha
              FROM pull_requests p WHERE p.merged = 1 AND p.merged_at >= ?1 ORDER BY p.merged_at",
             &[since.canonical().into()],
             |r| MergedPull {
@@ -209,6 +214,8 @@ impl Ledger {
                 approvals_on_head: int(r, 8).max(0) as u64,
                 review_seqs: list(&text(r, 9)),
                 merged_at: text(r, 10),
+                merge_commit_sha: text(r, 11),
+                base_sha: text(r, 12),
             },
         )
     }

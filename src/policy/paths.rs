@@ -169,16 +169,29 @@ impl CodeOwners {
     /// tree when there is one, else from HEAD (a bare server repository).
     pub fn read(repo: Option<&crate::git::Repo>) -> Option<CodeOwners> {
         let repo = repo?;
+        if repo.workdir().is_none() {
+            // A bare repository: HEAD names a commit only once resolved.
+            return CodeOwners::read_at(repo, &repo.resolve_commit("HEAD").ok()?);
+        }
         for loc in CODEOWNERS_LOCATIONS {
             let text = match repo.workdir().map(|w| w.join(loc)).filter(|p| p.is_file()) {
                 Some(file) => std::fs::read(file).ok(),
-                None => repo.path_blob("HEAD", loc).and_then(|b| repo.read_object(&b).ok()).map(|(_, t)| t),
+                None => None,
             };
             if let Some(text) = text {
                 return Some(CodeOwners::parse(loc, &String::from_utf8_lossy(&text)));
             }
         }
         None
+    }
+
+    /// CODEOWNERS as it was in `commit` (a full id), where GitHub looks for it.
+    pub fn read_at(repo: &crate::git::Repo, commit: &str) -> Option<CodeOwners> {
+        CODEOWNERS_LOCATIONS.iter().find_map(|loc| {
+            let blob = repo.path_blob(commit, loc)?;
+            let (_, text) = repo.read_object(&blob).ok()?;
+            Some(CodeOwners::parse(loc, &String::from_utf8_lossy(&text)))
+        })
     }
 
     /// Teams (`org`, `slug`) its lines name as owners.

@@ -70,8 +70,7 @@ pub fn compliance(
 
     // Path owners: files a merged PR changed that [[paths]] approvers or CODEOWNERS own.
     if let Some(p) = policy.filter(|p| p.codeowners || p.paths.iter().any(|r| !r.approvers.is_empty())) {
-        let codeowners = if p.codeowners { crate::policy::paths::CodeOwners::read(repo) } else { None };
-        out.extend(owner_approvals(ledger, since, p, codeowners.as_ref())?);
+        out.extend(owner_approvals(ledger, repo, since, p)?);
     }
 
     // Changes that reached the default branch without a pull request.
@@ -251,12 +250,10 @@ pub fn compliance(
 /// recorded files fall under owners — the first `[[paths]]` entry with
 /// `approvers` that matches a file, and the file's CODEOWNERS line (the last
 /// that matches) — an approval on its final head by one owner of each group.
-fn owner_approvals(
-    ledger: &Ledger,
-    since: &Timestamp,
-    policy: &Policy,
-    codeowners: Option<&crate::policy::paths::CodeOwners>,
-) -> Result<Vec<Finding>, ReportError> {
+/// CODEOWNERS is the one the base branch held when the PR merged: in the first
+/// parent of GitHub's merge (or squash, or last rebased) commit, else in the
+/// base commit GitHub recorded; a later edit of CODEOWNERS changes no past answer.
+fn owner_approvals(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, policy: &Policy) -> Result<Vec<Finding>, ReportError> {
     use crate::ledger::event::PrFilesSynced;
     use crate::policy::Principal;
     let mut out = Vec::new();
@@ -266,6 +263,27 @@ fn owner_approvals(
         else {
             continue;
         };
+        let codeowners = match policy.codeowners {
+            false => None,
+            true => match codeowners_at_merge(repo, &m) {
+                Ok(c) => Some(c),
+                Err(why) => {
+                    out.push(Finding {
+                        rule: Rule::PrCodeownersMissing,
+                        severity: Severity::Warning,
+                        fix: Some(
+                            "add CODEOWNERS to the base branch (.github/CODEOWNERS), or fetch the merged commits into the repository the report runs in (`git fetch`)"
+                                .into(),
+                        ),
+                        subject: Some(subject.clone()),
+                        message: format!("could not verify code owners' approval: {why}"),
+                        evidence: vec![m.seq, files.seq],
+                    });
+                    None
+                }
+            },
+        };
+        let codeowners = codeowners.as_ref();
         let approved_on_head: Vec<String> = ledger
             .reviews(&m.repository, m.number)?
             .into_iter()
@@ -354,6 +372,26 @@ fn owner_approvals(
         }
     }
     Ok(out)
+}
+
+/// The CODEOWNERS of `m`'s base at its merge, or why it cannot be had.
+fn codeowners_at_merge(repo: Option<&Repo>, m: &crate::ledger::query::MergedPull) -> Result<crate::policy::paths::CodeOwners, String> {
+    let repo = repo.ok_or("the report ran outside a git repository, so CODEOWNERS as of the merge cannot be read")?;
+    let valid = |s: &str| (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let base = [format!("{}^1", m.merge_commit_sha), m.base_sha.clone()]
+        .into_iter()
+        .filter(|spec| valid(spec.trim_end_matches("^1")))
+        .find_map(|spec| repo.resolve_commit(&spec).ok())
+        .ok_or_else(|| {
+            format!(
+                "the base it merged into (the parent of {}, or {}) is not in this repository (git fetch)",
+                short_id(&m.merge_commit_sha),
+                short_id(&m.base_sha)
+            )
+        })?;
+    crate::policy::paths::CodeOwners::read_at(repo, &base).ok_or_else(|| {
+        format!("[codeowners] is enabled, but its base at the merge ({}) has no CODEOWNERS in .github/, the root or docs/", short_id(&base))
+    })
 }
 
 /// `deploy.*`: every deployment in the window to an environment with an
