@@ -186,6 +186,7 @@ pub fn build(said: Recording, env: &dyn Fn(&str) -> Option<String>) -> Result<De
         url: said.url.or(ci.url),
         approved_by: said.approved_by.into_iter().map(|a| a.trim().to_string()).collect(),
         external_id,
+        attestation: None,
     })
 }
 
@@ -208,6 +209,15 @@ pub struct Facts {
     pub unsigned: Option<Vec<String>>,
     /// Ledger seqs that show the deployment and its approvals.
     pub evidence: Vec<u64>,
+    /// Recorded on the recording job's word (no CI OIDC attestation); synced
+    /// deployments come from the forge itself.
+    pub asserted: bool,
+    /// The approvals are the recording job's claim (`--approved-by`): they never
+    /// count towards `required_approvals`.
+    pub approvals_asserted: bool,
+    /// Later records that contradicted the first (see
+    /// [`crate::ledger::query::RecordHistory`]).
+    pub corrections: Vec<String>,
 }
 
 /// A team's membership as recorded for the deployment's time (`None`: never recorded).
@@ -278,6 +288,19 @@ pub fn judge(f: &Facts, rule: &EnvironmentRule, severity: Severity, members: Mem
         }
         out.push(finding);
     };
+    for c in &f.corrections {
+        add(Rule::DeployRecordChanged, Severity::Warning, format!("{c}; judged on what was first recorded"));
+    }
+    if rule.require_attested && f.asserted {
+        add(
+            Rule::DeployUnattested,
+            severity,
+            format!(
+                "recorded on the recording job's word: no CI OIDC token attested it, and {} requires attested deployments",
+                f.environment
+            ),
+        );
+    }
     if !rule.deployers.is_empty() {
         match &f.deployer {
             Some(d) => match standing(d, &rule.deployers, members) {
@@ -354,11 +377,20 @@ pub fn judge(f: &Facts, rule: &EnvironmentRule, severity: Severity, members: Mem
                 }
             }
             // Approvals that could not be verified neither count nor make a violation.
+            // Approvals the recording job asserted count for nothing.
+            let asserted = if f.approvals_asserted { valid + unverified } else { 0 };
+            let (valid, unverified) = if f.approvals_asserted { (0, 0) } else { (valid, unverified) };
             if valid + unverified < rule.required_approvals {
+                let note = match asserted {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} approval(s) the recording job asserted (--approved-by) do not count: approvals count when the forge records them (sync)"
+                    ),
+                };
                 add(
                     Rule::DeployNoApproval,
                     severity,
-                    format!("{valid} of the {} required approval(s) by allowed approvers", rule.required_approvals),
+                    format!("{valid} of the {} required approval(s) by allowed approvers{note}", rule.required_approvals),
                 );
             }
         }

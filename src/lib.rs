@@ -4,6 +4,7 @@
 //! maps outcomes to exit codes. Flow: a [`policy`] is loaded, [`git`] selects
 //! commits, [`signature`] verifies them, [`check`] turns the results into findings.
 
+pub mod attest;
 pub mod check;
 pub mod cli;
 pub mod deploy;

@@ -112,6 +112,8 @@ rules! {
     DeployNoApproval = "deploy.no-approval", Compliance, "fewer than `required_approvals` approvals by allowed approvers, even counting those that could not be verified";
     DeployRefNotAllowed = "deploy.ref-not-allowed", Compliance, "the deployed ref is not in the environment's `branches` (or is unknown)";
     EnvProtectionChanged = "env.protection-changed", Compliance, "an environment's protection (reviewers, wait timer, branch policy, admin bypass) changed between two syncs; a warning with before and after";
+    DeployRecordChanged = "deploy.record-changed", Compliance, "a recorded deployment was recorded again with other facts (deployer, approvers added after the fact, sha, source): shown as a correction with its writer and time; the deployment stays judged on what was first recorded";
+    DeployUnattested = "deploy.unattested", Compliance, "a deployment to an environment with `require_attested = true` was recorded on the recording job's word (flags, CI variables), not attested by a CI OIDC token from a `[[ci_issuers]]` issuer";
     DeployUnsignedCommits = "deploy.unsigned-commits", Compliance, "the deployment shipped commits without a good signature (`require_signed_commits`), or what it shipped is unknown";
 }
 

@@ -465,7 +465,7 @@ async fn search(Query(q): Query<SearchQuery>) -> Response {
 /// deployed and approved it, its findings and how it ended.
 fn latest_deployments(report: &Document, env: &str) -> Section {
     const SHOWN: usize = 20;
-    const COLUMNS: [&str; 9] = ["time", "environment", "id", "sha", "deployer", "approvers", "findings", "status", "note"];
+    const COLUMNS: [&str; 10] = ["time", "environment", "id", "sha", "deployer", "source", "approvers", "findings", "status", "note"];
     let (mut rows, mut total) = (Vec::new(), 0);
     if let Some(all) = report.sections.first() {
         total = all.rows.len();

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod attest;
 mod cli_policy;
 mod compat;
 mod everyday;

@@ -28,7 +28,10 @@ fn a_gitlab_job_records_a_deployment_reports_show() -> Result<()> {
     ];
     let (code, out, err) = repo.audit_env(&["record", "deployment", "--approved-by", "erin"], &gitlab)?;
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), format!("recorded deployment of {} to production (success, from gitlab-ci) as ledger seq 0", &sha[..10]));
+    assert_eq!(
+        out.trim(),
+        format!("recorded deployment of {} to production (success, from gitlab-ci, asserted) as ledger seq 0", &sha[..10])
+    );
     let deps = deployments(&repo)?;
     assert_eq!(deps.len(), 1, "{deps:?}");
     let d = &deps[0];
@@ -168,7 +171,17 @@ fn compliance_judges_recorded_deployments_against_environments() -> Result<()> {
     ])?;
     assert_eq!(code, 1, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out)?;
-    let deploy = deploy_findings(&v);
+    let all = deploy_findings(&v);
+    // The clean one's approval is the recording job's word (--approved-by):
+    // it never counts towards required_approvals, and the finding says why.
+    let (clean, deploy): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) =
+        all.into_iter().partition(|f| f["subject"] == "acme/api production deployment d1");
+    assert_eq!(clean.len(), 1, "{clean:?}");
+    assert_eq!(clean[0]["rule"], "deploy.no-approval");
+    assert!(
+        clean[0]["message"].as_str().is_some_and(|m| m.contains("1 approval(s) the recording job asserted (--approved-by) do not count")),
+        "{clean:?}"
+    );
     let rules: Vec<&str> = deploy.iter().filter_map(|f| f["rule"].as_str()).collect();
     assert_eq!(
         rules,
@@ -219,7 +232,9 @@ fn compliance_judges_recorded_deployments_against_environments() -> Result<()> {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out)?;
     let by_sha = |sha: &str| v["deployments"].as_array().and_then(|a| a.iter().find(|d| d["sha"] == sha)).cloned().unwrap_or_default();
-    assert_eq!(by_sha(&signed)["findings"].as_array().map(Vec::len), Some(0), "{out}");
+    let clean = by_sha(&signed);
+    let clean_rules: Vec<&str> = clean["findings"].as_array().into_iter().flatten().filter_map(|f| f["rule"].as_str()).collect();
+    assert_eq!(clean_rules, ["deploy.no-approval"], "only its asserted approval: {out}");
     let bad = by_sha(&unsigned);
     let bad_rules: Vec<&str> = bad["findings"].as_array().into_iter().flatten().filter_map(|f| f["rule"].as_str()).collect();
     assert_eq!(bad_rules.len(), 6, "{out}");

@@ -480,8 +480,12 @@ fn teams_in_the_policy_are_synced_and_judged_as_of_the_deployment() -> Result<()
         })
         .collect();
     // The July Actions deployment predates the first snapshot: it is judged by
-    // that snapshot (dave in sre, bob in leads), so it is clean; so is today's.
-    assert!(deploy.is_empty(), "{deploy:?}");
+    // that snapshot (dave in sre, bob in leads), so it is clean; so is today's
+    // deployer and approver (no *-not-allowed) — but today's approval is the
+    // recording job's word (--approved-by), which never counts as approval.
+    assert_eq!(deploy.len(), 1, "{deploy:?}");
+    assert_eq!((deploy[0].0.as_str(), deploy[0].1.as_str()), ("deploy.no-approval", "acme/api production deployment now-1"));
+    assert!(deploy[0].2.contains("1 approval(s) the recording job asserted"), "{deploy:?}");
     Ok(())
 }
 

@@ -58,6 +58,12 @@ pub struct DeploymentArgs {
     /// The CI's id for this deployment: records with the same id move one deployment through its states.
     #[arg(long)]
     pub id: Option<String>,
+    /// The job's OIDC ID token (a JWT; `-` reads stdin). Default: GIT_AUDIT_ID_TOKEN,
+    /// else requested from GitHub Actions (`permissions: id-token: write`). Checked
+    /// against the policy's [[ci_issuers]]: repository, ref, actor and sha then come
+    /// from its claims (attested) instead of flags and variables (asserted).
+    #[arg(long, value_name = "FILE")]
+    pub id_token: Option<std::path::PathBuf>,
 }
 
 pub fn run(global: &Global, args: RecordArgs) -> anyhow::Result<Outcome> {
@@ -68,7 +74,7 @@ pub fn run(global: &Global, args: RecordArgs) -> anyhow::Result<Outcome> {
         Status::Error => DeployStatus::Error,
         Status::InProgress => DeployStatus::InProgress,
     };
-    let said = Recording {
+    let mut said = Recording {
         environment: a.environment,
         sha: a.sha,
         status: Some(status),
@@ -80,8 +86,48 @@ pub fn run(global: &Global, args: RecordArgs) -> anyhow::Result<Outcome> {
         id: a.id,
     };
     let env = |k: &str| std::env::var(k).ok();
-    let d = deploy::build(said, &env)?;
     let repo = crate::git::Repo::open_from_env().ok();
+    // Attested when the job has an ID token from an issuer the policy names.
+    let issuers = match crate::policy::locate(global.policy.as_deref(), repo.as_ref()).filter(|p| p.exists()) {
+        Some(path) => crate::policy::Policy::load(&path)?.ci_issuers,
+        None => Vec::new(),
+    };
+    let audience = issuers.first().map_or("git-audit", |i| i.audience.as_str()).to_string();
+    let timeout = std::time::Duration::from_secs(10);
+    let fetch_token = |url: &str, bearer: &str| -> Result<String, String> {
+        match crate::notify::http::get_blocking(url, &[("authorization".into(), format!("bearer {bearer}"))], timeout)? {
+            (200, body) => Ok(body),
+            (status, _) => Err(format!("HTTP {status}")),
+        }
+    };
+    let token = crate::attest::find_token(a.id_token.as_deref(), &env, &audience, &fetch_token).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let attestation = match (token, issuers.is_empty()) {
+        (Some(_), true) => {
+            eprintln!(
+                "git-audit: note: the job has an ID token, but the policy names no [[ci_issuers]] to check it against: recorded as asserted"
+            );
+            None
+        }
+        (None, false) => {
+            eprintln!("git-audit: note: no ID token (GIT_AUDIT_ID_TOKEN, --id-token, or GitHub's id-token: write): recorded as asserted");
+            None
+        }
+        (None, true) => None,
+        (Some(t), false) => {
+            let fetch_jwks = |url: &str| -> Result<String, String> {
+                match crate::notify::http::get_blocking(url, &[], timeout)? {
+                    (200, body) => Ok(body),
+                    (status, _) => Err(format!("HTTP {status} from the jwks_url")),
+                }
+            };
+            let (att, claims) =
+                crate::attest::verify(&t, &issuers, &fetch_jwks).map_err(|e| anyhow::anyhow!("refused: {e}; nothing was recorded"))?;
+            attested_fill(&mut said, &claims)?;
+            Some(att)
+        }
+    };
+    let mut d = deploy::build(said, &env)?;
+    d.attestation = attestation;
     let files = super::ledger::location(global, repo.as_ref())?;
     let mut ledger = Ledger::open(&files)?;
     let subject = format!("{}/{}", if d.repository.is_empty() { "-" } else { &d.repository }, d.environment);
@@ -102,12 +148,41 @@ pub fn run(global: &Global, args: RecordArgs) -> anyhow::Result<Outcome> {
         super::notify::deliver_soon(&files, &sinks);
     }
     emit(&format!(
-        "recorded deployment of {} to {} ({}, from {}) as ledger seq {}\n",
+        "recorded deployment of {} to {} ({}, from {}, {}) as ledger seq {}\n",
         crate::git::short_id(&d.sha),
         d.environment,
         d.status.as_str(),
         d.source,
+        match &d.attestation {
+            Some(a) => format!("attested by {}", a.issuer),
+            None => "asserted".to_string(),
+        },
         receipt.first_seq
     ))?;
     Ok(Outcome::Pass)
+}
+
+/// A flag, its value, what the token attests, and how both compare.
+type Field<'a> = (&'static str, &'a mut Option<String>, &'a Option<String>, fn(&str) -> String);
+
+/// Takes what the token attests; a flag that says otherwise is an error.
+fn attested_fill(said: &mut Recording, claims: &crate::attest::Claims) -> Result<(), crate::attest::Refused> {
+    use crate::attest::Refused;
+    let pairs: [Field<'_>; 5] = [
+        ("sha", &mut said.sha, &claims.sha, |s| s.to_ascii_lowercase()),
+        ("repo", &mut said.repository, &claims.repository, |s| s.to_string()),
+        ("ref", &mut said.git_ref, &claims.git_ref, |s| s.strip_prefix("refs/heads/").unwrap_or(s).to_string()),
+        ("actor", &mut said.actor, &claims.actor, |s| s.to_ascii_lowercase()),
+        ("environment", &mut said.environment, &claims.environment, |s| s.to_string()),
+    ];
+    for (flag, said, attested, norm) in pairs {
+        match (said.as_deref(), attested.as_deref()) {
+            (Some(s), Some(t)) if norm(s) != norm(t) => {
+                return Err(Refused::Contradicts { flag, said: s.to_string(), attested: t.to_string() })
+            }
+            (_, Some(t)) => *said = Some(t.to_string()),
+            _ => {}
+        }
+    }
+    Ok(())
 }

@@ -19,6 +19,9 @@ use crate::notify::{self, Notice};
 use crate::policy::notify::Sink;
 use crate::policy::{Policy, PolicyError, DEFAULT_FILE};
 
+/// Ref name → commit id.
+type RefTips = HashMap<String, String>;
+
 /// How long the background delivery a hook starts may run.
 const BACKGROUND_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
 
@@ -154,7 +157,7 @@ impl Setting<'_> {
     /// (see `Ledger::checked_tips`: only those vouch for their commits). No
     /// ledger: nothing recorded, nothing vouches, everything new to a ref is
     /// checked. A ledger that exists but cannot be read fails closed.
-    fn recorded(&self, updates: &[RefUpdate], digest: &str) -> Result<(HashMap<String, String>, HashMap<String, String>), HookError> {
+    fn recorded(&self, updates: &[RefUpdate], digest: &str) -> Result<(RefTips, RefTips), HookError> {
         let mut tips = HashMap::new();
         let Some(files) = self.ledger_files().filter(|f| f.exists()) else {
             return Ok((tips, HashMap::new()));

@@ -413,6 +413,10 @@ pub struct DeploymentRecorded {
     /// The id the deployment has in the projections: negative, so it never
     /// meets a GitHub deployment id.
     pub deployment_id: i64,
+    /// Present when the CI's OIDC ID token attested it (see [`crate::attest`]);
+    /// absent, its facts are what the recording job asserted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<crate::attest::Attestation>,
 }
 
 payload! {

@@ -172,6 +172,8 @@ pub struct Recorded<P> {
     pub subject: String,
     pub actor: String,
     pub payload: P,
+    /// The writer that appended it (format 2); `None` for format 1 entries.
+    pub writer: Option<String>,
 }
 
 /// Which entries of a kind to read.
@@ -745,6 +747,7 @@ impl Ledger {
                 }
                 if let Some(p) = payload.as_text().and_then(|p| P::decode(P::KIND.as_str(), p)) {
                     out.push(Recorded {
+                        writer: writer.as_text().map(str::to_string),
                         seq,
                         time: time.text_or_empty(),
                         subject: subject.text_or_empty(),

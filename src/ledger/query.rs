@@ -415,6 +415,16 @@ impl Ledger {
 
     /// Where each recorded deployment came from (`gitlab-ci`, `jenkins` …), by id;
     /// deployments not in it were synced from GitHub.
+    /// Each recorded deployment's history: what its first record claimed, how
+    /// those claims are known, and every later record that contradicts them.
+    pub fn recorded_histories(&self) -> Result<HashMap<i64, RecordHistory>, LedgerError> {
+        let mut by_id: HashMap<i64, Vec<super::Recorded<DeploymentRecorded>>> = HashMap::new();
+        for e in self.events::<DeploymentRecorded>(&Select::default())? {
+            by_id.entry(e.payload.deployment_id).or_default().push(e);
+        }
+        Ok(by_id.into_iter().filter_map(|(id, records)| RecordHistory::of(&records).map(|h| (id, h))).collect())
+    }
+
     pub fn recorded_sources(&self) -> Result<HashMap<i64, String>, LedgerError> {
         Ok(self
             .events::<DeploymentRecorded>(&Select::default())?
@@ -562,4 +572,74 @@ pub struct TeamMembership {
     pub after: bool,
     /// The snapshot's ledger seq (evidence).
     pub seq: u64,
+}
+
+/// A recorded deployment as first claimed, and what later records changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordHistory {
+    pub source: String,
+    /// The deployer as first claimed (the first record that names one).
+    pub actor: Option<String>,
+    /// The approvers as first claimed.
+    pub approvers: Vec<String>,
+    /// The first record's attestation; `None`: asserted by the recording job.
+    pub attestation: Option<crate::attest::Attestation>,
+    /// Later records that contradict the first: what changed, by which writer, when.
+    pub corrections: Vec<String>,
+    /// The seqs of the records that made corrections.
+    pub correction_seqs: Vec<u64>,
+}
+
+impl RecordHistory {
+    /// From one deployment's records, oldest first.
+    pub fn of(records: &[super::Recorded<DeploymentRecorded>]) -> Option<RecordHistory> {
+        let first = records.first()?;
+        let mut h = RecordHistory {
+            source: first.payload.source.clone(),
+            actor: records.iter().find_map(|r| r.payload.actor.clone()),
+            approvers: first.payload.approved_by.clone(),
+            attestation: first.payload.attestation.clone(),
+            ..RecordHistory::default()
+        };
+        for r in &records[1..] {
+            let p = &r.payload;
+            let mut changed = Vec::new();
+            if p.sha != first.payload.sha {
+                changed.push(format!("sha {} → {}", crate::git::short_id(&first.payload.sha), crate::git::short_id(&p.sha)));
+            }
+            if let (Some(was), Some(now)) = (&h.actor, &p.actor) {
+                if !was.eq_ignore_ascii_case(now) {
+                    changed.push(format!("deployer {was} → {now}"));
+                }
+            }
+            let added: Vec<&str> = p.approved_by.iter().filter(|a| !h.approvers.contains(a)).map(String::as_str).collect();
+            let removed: Vec<&str> = h.approvers.iter().filter(|a| !p.approved_by.contains(a)).map(String::as_str).collect();
+            if !added.is_empty() {
+                changed.push(format!("approvers added after the fact: {}", added.join(", ")));
+            }
+            if !removed.is_empty() && !p.approved_by.is_empty() {
+                changed.push(format!("approvers dropped: {}", removed.join(", ")));
+            }
+            if p.repository != first.payload.repository {
+                changed.push(format!("repository {} → {}", first.payload.repository, p.repository));
+            }
+            if p.source != first.payload.source || p.attestation.as_ref().map(|a| &a.issuer) != h.attestation.as_ref().map(|a| &a.issuer) {
+                let how = |a: &Option<crate::attest::Attestation>| {
+                    a.as_ref().map_or("asserted".to_string(), |a| format!("attested by {}", a.issuer))
+                };
+                changed.push(format!("source {} ({}) → {} ({})", first.payload.source, how(&h.attestation), p.source, how(&p.attestation)));
+            }
+            if !changed.is_empty() {
+                h.corrections.push(format!(
+                    "re-recorded at {} by writer {} (seq {}): {}",
+                    r.time,
+                    r.writer.as_deref().unwrap_or("(format 1)"),
+                    r.seq,
+                    changed.join("; ")
+                ));
+                h.correction_seqs.push(r.seq);
+            }
+        }
+        Some(h)
+    }
 }

@@ -64,6 +64,41 @@ impl Poster {
     }
 }
 
+impl Poster {
+    /// GETs `url` (a JWKS document, an ID token); the body as text, at most
+    /// 1 MiB; an error says what went wrong without the URL.
+    pub async fn get(&self, url: &str, headers: &[(String, String)], timeout: Duration) -> Result<(u16, String), String> {
+        let uri: http::Uri = url.parse().map_err(|_| "not a valid URL".to_string())?;
+        if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.host().is_none() {
+            return Err("the URL must be https://HOST/… (or http://)".into());
+        }
+        let mut req = http::Request::get(uri).header("user-agent", concat!("git-audit/", env!("CARGO_PKG_VERSION")));
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req.body(Full::new(Bytes::new())).map_err(|e| format!("cannot build the request: {e}"))?;
+        let response = match tokio::time::timeout(timeout, self.client.request(req)).await {
+            Err(_) => return Err(format!("no answer within {} s", timeout.as_secs_f32())),
+            Ok(Err(e)) => return Err(redact(url, &describe(&e))),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status().as_u16();
+        let limited = http_body_util::Limited::new(response.into_body(), 1 << 20);
+        let body = match tokio::time::timeout(timeout, limited.collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => return Err(format!("cannot read the answer: {e}")),
+            Err(_) => return Err(format!("no whole answer within {} s", timeout.as_secs_f32())),
+        };
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+/// GETs `url` from synchronous code (its own small runtime).
+pub fn get_blocking(url: &str, headers: &[(String, String)], timeout: Duration) -> Result<(u16, String), String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("no runtime: {e}"))?;
+    rt.block_on(async { Poster::default().get(url, headers, timeout).await })
+}
+
 /// An error and its causes, one line.
 fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();

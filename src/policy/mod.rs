@@ -175,7 +175,27 @@ pub struct EnvironmentRule {
     branches: Vec<globset::GlobMatcher>,
     pub branch_patterns: Vec<String>,
     pub require_signed_commits: bool,
+    /// A recorded deployment must be attested by a CI's OIDC token.
+    pub require_attested: bool,
     pub mode: Option<Mode>,
+}
+
+/// `[[ci_issuers]]`: a CI whose OIDC ID tokens attest recorded deployments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CiIssuer {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks: JwksSource,
+    /// `file:line:col` of the entry, for messages.
+    pub origin: String,
+}
+
+/// Where an issuer's signing keys are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    Url(String),
+    /// The file, and its text as read when the policy loaded (in the digest).
+    File(PathBuf, String),
 }
 
 impl EnvironmentRule {
@@ -216,6 +236,8 @@ pub struct Policy {
     pub paths: Vec<paths::PathRule>,
     /// `[codeowners] enabled`: CODEOWNERS owners must approve too.
     pub codeowners: bool,
+    /// `[[ci_issuers]]`: CIs whose OIDC tokens attest recorded deployments.
+    pub ci_issuers: Vec<CiIssuer>,
     /// Things that are allowed but probably not meant (shown by `policy check`).
     pub warnings: Vec<Diagnostic>,
 }
@@ -660,7 +682,63 @@ impl Validator<'_> {
                 branches,
                 branch_patterns: e.branches.iter().map(|b| b.get_ref().clone()).collect(),
                 require_signed_commits: e.require_signed_commits,
+                require_attested: e.require_attested,
                 mode: e.mode,
+            });
+        }
+
+        // [[ci_issuers]]
+        let mut ci_issuers = Vec::new();
+        for c in raw.ci_issuers {
+            let origin = self.location(c.issuer.span()).to_string();
+            let issuer = c.issuer.get_ref().trim().to_string();
+            if !issuer.starts_with("https://") {
+                self.err(
+                    c.issuer.span(),
+                    format!("issuer `{issuer}` is not an https URL"),
+                    Some("the token's `iss` exactly, e.g. \"https://token.actions.githubusercontent.com\" or \"https://gitlab.com\""),
+                );
+                continue;
+            }
+            let jwks = match (&c.jwks_url, &c.jwks_file) {
+                (Some(u), None) if u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://") => {
+                    JwksSource::Url(u.get_ref().clone())
+                }
+                (Some(u), None) => {
+                    self.err(u.span(), format!("jwks_url `{}` is not an http(s) URL", u.get_ref()), None);
+                    continue;
+                }
+                (None, Some(f)) => {
+                    let resolved = self.resolve(f.get_ref());
+                    match std::fs::read_to_string(&resolved) {
+                        Ok(text) => {
+                            hasher.update(text.as_bytes());
+                            JwksSource::File(resolved, text)
+                        }
+                        Err(e) => {
+                            self.err(
+                                f.span(),
+                                format!("cannot read jwks_file {}: {e}", resolved.display()),
+                                Some("paths are relative to the policy file"),
+                            );
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    self.err(
+                        c.issuer.span(),
+                        format!("[[ci_issuers]] {issuer} needs exactly one of jwks_url or jwks_file"),
+                        Some("e.g. jwks_url = \"https://token.actions.githubusercontent.com/.well-known/jwks\""),
+                    );
+                    continue;
+                }
+            };
+            ci_issuers.push(CiIssuer {
+                issuer,
+                audience: c.audience.map(|a| a.into_inner()).unwrap_or_else(|| "git-audit".into()),
+                jwks,
+                origin,
             });
         }
 
@@ -769,6 +847,7 @@ impl Validator<'_> {
             notify,
             paths: path_rules,
             codeowners: raw.codeowners.is_some_and(|c| c.enabled),
+            ci_issuers,
             warnings: self.warnings,
         })
     }

@@ -42,6 +42,23 @@ pub struct RawPolicy {
     #[serde(default)]
     pub paths: Vec<RawPathRule>,
     pub codeowners: Option<RawCodeowners>,
+    #[serde(default)]
+    pub ci_issuers: Vec<RawCiIssuer>,
+}
+
+/// One `[[ci_issuers]]` entry: a CI whose OIDC ID tokens `record deployment`
+/// accepts as proof of who deployed what, from where.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCiIssuer {
+    /// The token's `iss`, exactly (`https://token.actions.githubusercontent.com`).
+    pub issuer: Spanned<String>,
+    /// The `aud` the token must be for (default `git-audit`).
+    pub audience: Option<Spanned<String>>,
+    /// Where the issuer publishes its keys (`…/.well-known/jwks`).
+    pub jwks_url: Option<Spanned<String>>,
+    /// Or a file holding them (a JWKS document), relative to the policy.
+    pub jwks_file: Option<Spanned<String>>,
 }
 
 /// One `[[paths]]` entry: who may change the files matching `pattern`.
@@ -80,6 +97,8 @@ pub struct RawEnvironment {
     pub branches: Vec<Spanned<String>>,
     #[serde(default)]
     pub require_signed_commits: bool,
+    #[serde(default)]
+    pub require_attested: bool,
     pub mode: Option<Mode>,
 }
 

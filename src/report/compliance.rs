@@ -413,6 +413,7 @@ pub fn deployment_findings(
     let approvals = ledger.deployment_approvals()?;
     let runs = ledger.deployment_runs()?;
     let unknown_approvals = ledger.deployments_with_unknown_approvals()?;
+    let histories = ledger.recorded_histories()?;
     let all = super::deployments::load(ledger, "*")?;
     let mut out = Vec::new();
     for (i, d) in all.iter().enumerate() {
@@ -422,7 +423,12 @@ pub fn deployment_findings(
             continue;
         }
         let list = approvals.get(&d.id).map(Vec::as_slice).unwrap_or_default();
-        let approvers: Vec<String> = list.iter().filter(|a| a.state == "approved").map(|a| a.user.clone()).collect();
+        let history = histories.get(&d.id);
+        // A recorded deployment is judged on what was first recorded.
+        let approvers: Vec<String> = match history {
+            Some(h) => h.approvers.clone(),
+            None => list.iter().filter(|a| a.state == "approved").map(|a| a.user.clone()).collect(),
+        };
         let mut evidence: Vec<u64> = list.iter().map(|a| a.seq).collect();
         evidence.insert(0, d.seq);
         evidence.sort_unstable();
@@ -432,10 +438,16 @@ pub fn deployment_findings(
         if let Some((_, seq)) = run {
             evidence.push(*seq);
         }
-        let deployer = match run {
-            Some((who, _)) => who.clone(),
-            None => (!d.deployer.is_empty() && !d.deployer.ends_with("[bot]")).then(|| d.deployer.clone()),
+        let deployer = match (run, history) {
+            (_, Some(h)) => h.actor.clone(),
+            (Some((who, _)), None) => who.clone(),
+            (None, None) => (!d.deployer.is_empty() && !d.deployer.ends_with("[bot]")).then(|| d.deployer.clone()),
         };
+        if let Some(h) = history {
+            evidence.extend(&h.correction_seqs);
+            evidence.sort_unstable();
+            evidence.dedup();
+        }
         let bot = deployer.is_none() && d.deployer.ends_with("[bot]");
         let unsigned = match super::deployments::shipped(repo, &all, i) {
             Some((_, ids)) => {
@@ -461,6 +473,9 @@ pub fn deployment_findings(
             approvers: (!(approvers.is_empty() && unknown_approvals.contains(&d.id))).then_some(approvers),
             unsigned,
             evidence,
+            asserted: history.is_some_and(|h| h.attestation.is_none()),
+            approvals_asserted: history.is_some(),
+            corrections: history.map(|h| h.corrections.clone()).unwrap_or_default(),
         };
         let at = d.time.clone();
         let members = |org: &str, slug: &str| ledger.team_membership_at(org, slug, &at).ok().flatten();

@@ -82,7 +82,7 @@ pub fn deployments(
 ) -> Result<Document, ReportError> {
     let all = load(ledger, env)?;
     let approvals = ledger.deployment_approvals()?;
-    let sources = ledger.recorded_sources()?;
+    let histories = ledger.recorded_histories()?;
     let runs = ledger.deployment_runs()?;
     // With a policy's [[environments]], each deployment carries its deploy.* findings.
     let judged: std::collections::HashMap<super::compliance::DeploymentKey, Vec<crate::rule::Finding>> = match policy {
@@ -111,7 +111,6 @@ pub fn deployments(
         let undoes = rollback_of(repo, &all, i);
         notes.extend(undone_by.map(|o| format!("rolled back by deployment {} ({})", o.name, short_id(&o.sha))));
         notes.extend(undoes.map(|o| format!("rollback of deployment {} ({})", o.name, short_id(&o.sha))));
-        let note = notes.join("; ");
         // For people: the deployment's id says enough (its sha is on its row).
         let mut brief: Vec<String> =
             notes.iter().filter(|n| !n.starts_with("rolled back by") && !n.starts_with("rollback of")).cloned().collect();
@@ -127,7 +126,21 @@ pub fn deployments(
             commit_raw.push(row);
             commits_json.push(json!({"id": id, "signature": {"status": status, "signer": signer}, "pull_request": pr, "approvals": approvals.split_whitespace().collect::<Vec<_>>(), "findings": rules.split_whitespace().collect::<Vec<_>>()}));
         }
-        let source = sources.get(&d.id).cloned().unwrap_or_else(|| "github".into());
+        // How its facts are known: from the forge (synced), attested by a CI's
+        // OIDC token, or asserted by the job that recorded it.
+        let history = histories.get(&d.id);
+        let (source, claims) = match history {
+            Some(h) if h.attestation.is_some() => (h.source.clone(), "attested"),
+            Some(h) => (h.source.clone(), "asserted"),
+            None => ("github".to_string(), "forge"),
+        };
+        let shown_source = if claims == "forge" { source.clone() } else { format!("{source} ({claims})") };
+        let corrections = history.map(|h| h.corrections.clone()).unwrap_or_default();
+        if !corrections.is_empty() {
+            notes.push(format!("re-recorded with other facts {} time(s) (deploy.record-changed)", corrections.len()));
+            brief.push(format!("re-recorded ×{}", corrections.len()));
+        }
+        let note = notes.join("; ");
         let approved = approvals.get(&d.id).cloned().unwrap_or_default();
         let approvers = approved.iter().filter(|a| a.state == "approved").map(|a| a.user.as_str()).collect::<Vec<_>>().join(" ");
         let findings = judged.get(&(d.repository.clone(), d.id)).cloned().unwrap_or_default();
@@ -138,7 +151,7 @@ pub fn deployments(
             d.name.clone(),
             d.sha.clone(),
             d.deployer.clone(),
-            source.clone(),
+            shown_source,
             approvers,
             finding_ids,
             d.status.clone(),
@@ -152,7 +165,7 @@ pub fn deployments(
         short[11] = brief.join("; ");
         dep_rows.push(short);
         dep_raw.push(row);
-        json_deps.push(json!({"repository": d.repository, "id": d.name, "url": d.url, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "triggering_actor": runs.get(&d.id).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "rolled_back_by": undone_by.map(|o| o.name.clone()), "rollback_of": undoes.map(|o| o.name.clone()), "seq": d.seq}));
+        json_deps.push(json!({"repository": d.repository, "id": d.name, "url": d.url, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "claims": claims, "attestation": history.and_then(|h| h.attestation.clone()), "corrections": corrections, "triggering_actor": runs.get(&d.id).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "rolled_back_by": undone_by.map(|o| o.name.clone()), "rollback_of": undoes.map(|o| o.name.clone()), "seq": d.seq}));
     }
     Ok(Document {
         title: format!("Deployments to {env} {}", super::window_text(since, until)),

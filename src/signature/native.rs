@@ -178,9 +178,12 @@ fn read_certs(keys: &[KeyFile]) -> Result<Vec<Cert>, SignatureError> {
     Ok(certs)
 }
 
+/// A key file's fingerprint, user id, and what is weak in it.
+pub type KeyWeaknesses = (String, Option<String>, Vec<Weakness>);
+
 /// Each pinned certificate's fingerprint, user id and what `strict` refuses in
 /// it (for `policy check`, `keys add` and `keys list`).
-pub fn certificate_weaknesses(keys: &[KeyFile]) -> Result<Vec<(String, Option<String>, Vec<Weakness>)>, SignatureError> {
+pub fn certificate_weaknesses(keys: &[KeyFile]) -> Result<Vec<KeyWeaknesses>, SignatureError> {
     let lenient = gnupg_policy();
     let strict = StandardPolicy::new();
     Ok(read_certs(keys)?
