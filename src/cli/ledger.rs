@@ -209,7 +209,9 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
             }
             let l = Ledger::init(&files, origin.as_deref())?;
             emit(&format!(
-                "created ledger {}\nsigning key {} (mode 0600; keep it secret)\npublic key {}\n",
+                "created ledger {}\nsigning key {} (the owner's: mode 0600; keep it secret)\npublic key {}\n\
+                 give each party that appends a writer of its own: \
+                 `git-audit ledger writers add NAME --role hooks|sync|ci|operator --key-out FILE`\n",
                 l.path.display(),
                 files.key.display(),
                 l.verifier
