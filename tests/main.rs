@@ -4,6 +4,7 @@ mod support;
 
 mod attest;
 mod cli_policy;
+mod cli_surface;
 mod compat;
 mod everyday;
 mod fake_github;

@@ -79,11 +79,11 @@ pub enum ColorChoice {
 pub enum Command {
     /// Write a commented starter policy (.git-audit.toml).
     Init(init::InitArgs),
-    /// Work with the policy file.
+    /// The policy file: check, explain.
     Policy(policy::PolicyArgs),
     /// Check commits against the policy: signatures and metadata.
     Verify(verify::VerifyArgs),
-    /// The audit ledger: init, status, checkpoint, verify, prove, export, anchor.
+    /// The audit ledger: init, status, checkpoint, verify, prove, check-proof, export, anchor, rebuild, migrate, writers, append.
     Ledger(ledger::LedgerArgs),
     /// Install the git hooks (pre-push, commit-msg; or with --server, pre-receive and post-receive).
     Install(install::InstallArgs),
@@ -91,13 +91,13 @@ pub enum Command {
     Hook(hook::HookArgs),
     /// Sync pull requests, reviews and deployments from GitHub into the ledger.
     Sync(sync::SyncArgs),
-    /// Reports over the ledger: trace, compliance.
+    /// Reports over the ledger: trace, deployments, dora, compliance.
     Report(report::ReportArgs),
     /// Record what happened elsewhere: `record deployment` from any CI/CD system.
     Record(record::RecordArgs),
-    /// Notifications: deliver the outbox, test the sinks, see their status.
+    /// Notifications: drain (deliver the outbox), test, status, enable.
     Notify(notify::NotifyArgs),
-    /// The policy's keys: list, check expiry, pin a new one.
+    /// The policy's keys: list, check (expiry), add (pin a new one).
     Keys(keys::KeysArgs),
     /// A read-only web UI over the ledger: dashboard, reports, entries with proofs, JSON.
     Serve(serve::ServeArgs),
@@ -106,8 +106,27 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff), e.g. `git-audit man > /usr/local/share/man/man1/git-audit.1`.
-    Man,
+    /// Manual pages (roff): with --dir, one per command and subcommand
+    /// (`git-audit man --dir /usr/local/share/man/man1`); without, the top page on stdout.
+    Man {
+        /// Write every page here (git-audit.1, git-audit-verify.1, git-audit-ledger-writers-add.1 …).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The completion script for `shell`. Bash: clap_complete 4.6 spells the
+/// state of a hyphenated binary two ways (the loop sets `git__audit__subcmd__report`,
+/// the arms match `git__subcmd__audit__subcmd__report`), so nothing completed
+/// below the first word (clap-rs/clap#6421); the arms are respelt the loop's way.
+pub fn completion_script(shell: clap_complete::Shell) -> String {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "git-audit", &mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    match shell {
+        clap_complete::Shell::Bash => text.replace("git__subcmd__audit", "git__audit"),
+        _ => text,
+    }
 }
 
 /// Runs the parsed command.
@@ -137,15 +156,24 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Keys(args) => keys::run(&global, args),
         Command::Serve(args) => serve::run(&global, args),
         Command::Completions { shell } => {
-            let mut out = Vec::new();
-            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "git-audit", &mut out);
-            emit(&String::from_utf8_lossy(&out))?;
+            emit(&completion_script(shell))?;
             Ok(Outcome::Pass)
         }
-        Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
-            emit(&String::from_utf8_lossy(&out))?;
+        Command::Man { dir } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            match dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+                    clap_mangen::generate_to(cmd, &dir).map_err(|e| anyhow::anyhow!("cannot write the pages to {}: {e}", dir.display()))?;
+                    let n = std::fs::read_dir(&dir)?.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".1"))).count();
+                    emit(&format!("wrote {n} manual pages to {}\n", dir.display()))?;
+                }
+                None => {
+                    let mut out = Vec::new();
+                    clap_mangen::Man::new(cmd).render(&mut out)?;
+                    emit(&String::from_utf8_lossy(&out))?;
+                }
+            }
             Ok(Outcome::Pass)
         }
     }
