@@ -103,6 +103,35 @@ fn malformed_policies_name_file_line_and_column() -> Result<()> {
 }
 
 #[test]
+fn one_broken_file_is_told_in_one_round() -> Result<()> {
+    // An unknown variant, two wrong types, an unknown key, a value out of range
+    // and a type error on a required key: every problem, each at its place.
+    let repo = Repo::new()?;
+    let text = "version = 1\nmode = \"enforced\"\n[signing]\nrequired = \"yes\"\n[commits]\nmax_subject_length = \"long\"\n[[branches]]\npattern = \"refs/heads/main\"\nforbid_force_pushh = true\n[[environments]]\nname = \"production\"\nrequired_approvals = 200\n";
+    let (code, err) = check(&repo, text)?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid policy (5 problems)"), "{err}");
+    for (at, what) in [
+        ("policy.toml:2:8", "unknown variant `enforced`"),
+        ("policy.toml:4:12", "invalid type: string \"yes\", expected a boolean"),
+        ("policy.toml:6:22", "invalid type: string \"long\""),
+        ("policy.toml:9:1", "unknown field `forbid_force_pushh`"),
+        ("policy.toml:12:22", "required_approvals must be 0 to 100, not 200"),
+    ] {
+        assert!(err.contains(&format!("{at}: {what}")), "expected `{at}: {what}` in:\n{err}");
+    }
+    assert!(err.contains("did you mean `enforce`?") && err.contains("did you mean `forbid_force_push`?"), "{err}");
+    // A required key of the wrong type: said once, not again as "missing".
+    let (code, err) = check(&repo, "version = \"1\"\n[signing]\nrequird = true\n")?;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("policy.toml:1:11: invalid type") && err.contains("unknown field `requird`") && !err.contains("missing field"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
 fn unreadable_keys_and_signers_are_reported() -> Result<()> {
     let repo = Repo::new()?;
     let dir = repo.tmp.path().join("keys");

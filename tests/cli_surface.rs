@@ -54,7 +54,8 @@ fn every_manual_page_named_exists_and_help_names_every_command() -> Result<()> {
     let dir = repo.tmp.path().join("man1");
     let (code, out, err) = repo.audit(&["man", "--dir", dir.to_str().context("path")?])?;
     assert_eq!(code, 0, "{err}");
-    let pages: Vec<String> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).collect();
+    let pages: Vec<String> =
+        std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).collect();
     assert!(out.contains(&format!("wrote {} manual pages", pages.len())), "{out}");
     for p in ["git-audit.1", "git-audit-verify.1", "git-audit-report-compliance.1", "git-audit-ledger-writers-add.1"] {
         assert!(pages.contains(&p.to_string()), "{p} missing: {pages:?}");
@@ -73,7 +74,23 @@ fn every_manual_page_named_exists_and_help_names_every_command() -> Result<()> {
     // Top-level help names every subcommand of every command with subcommands.
     let (_, help, _) = repo.audit(&["--help"])?;
     for (command, subs) in [
-        ("ledger", vec!["init", "status", "checkpoint", "verify", "prove", "check-proof", "export", "anchor", "rebuild", "migrate", "writers", "append"]),
+        (
+            "ledger",
+            vec![
+                "init",
+                "status",
+                "checkpoint",
+                "verify",
+                "prove",
+                "check-proof",
+                "export",
+                "anchor",
+                "rebuild",
+                "migrate",
+                "writers",
+                "append",
+            ],
+        ),
         ("report", vec!["trace", "deployments", "dora", "compliance"]),
         ("policy", vec!["check", "explain"]),
         ("notify", vec!["drain", "test", "status", "enable"]),

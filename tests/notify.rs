@@ -463,6 +463,27 @@ fn notify_test_reports_each_sink_and_never_prints_urls_or_secrets() -> Result<()
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].json()["type"], "notify.test");
     assert!(verify_standard_webhook(SECRET, &got[0]));
+
+    // With a ledger, `notify status` counts the test sends, per sink.
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    for _ in 0..2 {
+        repo.audit_env(
+            &["--policy", policy.to_str().unwrap_or_default(), "notify", "test"],
+            &[("OK_URL", &format!("{}/ok?token=SECRETQUERY", rx.url)), ("DOWN_URL", &down)],
+        )?;
+    }
+    let (code, out, err) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "notify", "status", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let sink = |n: &str| v.as_array().and_then(|a| a.iter().find(|s| s["name"] == n)).cloned().unwrap_or_default();
+    assert_eq!((sink("ok")["tests_sent"].as_u64(), sink("ok")["tests_failed"].as_u64()), (Some(2), Some(0)), "{v}");
+    assert_eq!((sink("down")["tests_sent"].as_u64(), sink("down")["tests_failed"].as_u64()), (Some(2), Some(2)), "{v}");
+    assert!(sink("ok")["last_test"][1].as_str().is_some_and(|s| s == "delivered (HTTP 200)"), "{v}");
+    let (_, text, _) = repo.audit(&["--policy", policy.to_str().unwrap_or_default(), "notify", "status"])?;
+    assert!(text.contains("ok [webhook] enabled: 0 delivered, 0 pending, 0 given up; 2 test(s) sent (0 failed), the last at"), "{text}");
+    for secret in ["SECRETPATH", "SECRETQUERY"] {
+        assert!(!text.contains(secret) && !out.contains(secret), "{secret} leaked:\n{text}\n{out}");
+    }
     Ok(())
 }
 

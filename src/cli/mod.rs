@@ -165,7 +165,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Some(dir) => {
                     std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
                     clap_mangen::generate_to(cmd, &dir).map_err(|e| anyhow::anyhow!("cannot write the pages to {}: {e}", dir.display()))?;
-                    let n = std::fs::read_dir(&dir)?.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".1"))).count();
+                    let n = std::fs::read_dir(&dir)?
+                        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".1")))
+                        .count();
                     emit(&format!("wrote {n} manual pages to {}\n", dir.display()))?;
                 }
                 None => {

@@ -101,7 +101,16 @@ pub fn run(global: &Global, args: NotifyArgs) -> anyhow::Result<Outcome> {
                 );
             }
             let mut failed = false;
-            for (name, result) in notify::test(&policy.notify, &repository, timeout) {
+            let results = notify::test(&policy.notify, &repository, timeout);
+            // Counted for `notify status`, where there is a ledger to keep it.
+            if let Ok(files) = super::ledger::location(global, repo.as_ref()) {
+                if files.exists() {
+                    if let Err(e) = notify::record_tests(&files, &results) {
+                        eprintln!("git-audit: note: the test sends could not be counted for `notify status`: {e}");
+                    }
+                }
+            }
+            for (name, result) in results {
                 match result {
                     Ok(status) => emit(&format!("{name}: delivered (HTTP {status})\n"))?,
                     Err(e) => {
@@ -156,8 +165,12 @@ pub fn run(global: &Global, args: NotifyArgs) -> anyhow::Result<Outcome> {
                     (None, false) => "not in the policy".into(),
                     (None, true) => "enabled".into(),
                 };
+                let tests = match &x.last_test {
+                    Some((at, said)) => format!("; {} test(s) sent ({} failed), the last at {at}: {said}", x.tests_sent, x.tests_failed),
+                    None => String::new(),
+                };
                 emit(&format!(
-                    "{} [{}] {state}: {} delivered, {} pending, {} given up{}\n",
+                    "{} [{}] {state}: {} delivered, {} pending, {} given up{}{tests}\n",
                     x.name,
                     if x.kind.is_empty() { "?" } else { &x.kind },
                     x.delivered,

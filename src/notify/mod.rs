@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
 CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox (status, next_attempt);
 CREATE TABLE IF NOT EXISTS notify_sinks (name TEXT PRIMARY KEY, disabled TEXT, reason TEXT);
 CREATE TABLE IF NOT EXISTS notify_seen (key TEXT PRIMARY KEY, first_seen TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notify_tests (sink TEXT PRIMARY KEY, sent INTEGER NOT NULL, failed INTEGER NOT NULL, last TEXT NOT NULL, last_result TEXT NOT NULL);
 ";
 
 /// After this many failed attempts a message is given up (`dead`); with the
@@ -479,6 +480,11 @@ pub struct SinkStatus {
     pub delivered: u64,
     pub dead: u64,
     pub last_error: Option<String>,
+    /// `notify test` messages sent to it, and how many of them failed.
+    pub tests_sent: u64,
+    pub tests_failed: u64,
+    /// When the last test was sent, and what it got.
+    pub last_test: Option<(String, String)>,
 }
 
 /// Every sink the policy names or the outbox remembers.
@@ -499,6 +505,9 @@ pub fn status(files: &LedgerFiles, sinks: &[Sink]) -> Result<Vec<SinkStatus>, Le
                     delivered: 0,
                     dead: 0,
                     last_error: None,
+                    tests_sent: 0,
+                    tests_failed: 0,
+                    last_test: None,
                 },
             )
         })
@@ -519,12 +528,36 @@ pub fn status(files: &LedgerFiles, sinks: &[Sink]) -> Result<Vec<SinkStatus>, Le
             delivered: 0,
             dead: 0,
             last_error: None,
+            tests_sent: 0,
+            tests_failed: 0,
+            last_test: None,
         });
         match st {
             "pending" => e.pending += n as u64,
             "delivered" => e.delivered += n as u64,
             _ => e.dead += n as u64,
         }
+    }
+    for r in h.rows(&Statement::new("SELECT sink, sent, failed, last, last_result FROM notify_tests", vec![]))? {
+        let text = |i: usize| r.get(i).and_then(|v| v.as_text()).unwrap_or_default().to_string();
+        let int = |i: usize| r.get(i).and_then(|v| v.as_int()).unwrap_or(0).max(0) as u64;
+        let sink = text(0);
+        let e = out.entry(sink.clone()).or_insert_with(|| SinkStatus {
+            name: sink.clone(),
+            kind: String::new(),
+            in_policy: false,
+            disabled: disabled.get(&sink).cloned(),
+            pending: 0,
+            delivered: 0,
+            dead: 0,
+            last_error: None,
+            tests_sent: 0,
+            tests_failed: 0,
+            last_test: None,
+        });
+        e.tests_sent = int(1);
+        e.tests_failed = int(2);
+        e.last_test = Some((text(3), text(4)));
     }
     for e in out.values_mut() {
         let last = h.rows(&Statement::new(
@@ -544,6 +577,28 @@ pub fn enable(files: &LedgerFiles, name: &str) -> Result<bool, LedgerError> {
         vec![name.to_string().into()],
     ))?;
     Ok(n == 1)
+}
+
+/// Counts `notify test` sends per sink, for `notify status`.
+pub fn record_tests(files: &LedgerFiles, results: &[(String, Result<u16, String>)]) -> Result<(), LedgerError> {
+    let h = StateHandle::open(files, SCHEMA)?;
+    let now = Timestamp::now().canonical();
+    let writes: Vec<Statement> = results
+        .iter()
+        .map(|(sink, r)| {
+            let (failed, said) = match r {
+                Ok(status) => (0, format!("delivered (HTTP {status})")),
+                Err(e) => (1, format!("FAILED: {e}")),
+            };
+            Statement::new(
+                "INSERT INTO notify_tests (sink, sent, failed, last, last_result) VALUES (?1, 1, ?2, ?3, ?4)
+                 ON CONFLICT (sink) DO UPDATE SET sent = notify_tests.sent + 1, failed = notify_tests.failed + excluded.failed,
+                 last = excluded.last, last_result = excluded.last_result",
+                vec![sink.clone().into(), crate::ledger::store::Value::Int(failed), now.clone().into(), said.into()],
+            )
+        })
+        .collect();
+    h.transaction(&writes)
 }
 
 /// Sends a `notify.test` message straight to each sink (not through the

@@ -262,15 +262,20 @@ impl Policy {
 
     /// Validates policy text as if read from `path` (paths resolve against its folder).
     pub fn from_str(text: &str, path: &Path) -> Result<Policy, PolicyError> {
-        // Unknown keys are reported all at once: each is commented out (keeping
-        // every line and column where it was) and the text read again, then the
-        // rest is validated as usual.
+        // Unknown keys and values of the wrong type or variant are reported all
+        // at once: each such line is commented out (keeping every line and
+        // column where it was) and the text read again, then the rest is
+        // validated as usual. A field missing only because its line was
+        // commented out is not reported again.
         let mut diagnostics = Vec::new();
         let mut working = text.to_string();
         let raw: schema::RawPolicy = loop {
             match toml::from_str(&working) {
                 Ok(raw) => break raw,
                 Err(e) => {
+                    if e.message().contains("missing field") && !diagnostics.is_empty() {
+                        return Err(PolicyError { diagnostics });
+                    }
                     let span = e.span().unwrap_or(0..0);
                     diagnostics.push(diag_at(path, text.as_bytes(), span.clone(), clean_toml_message(e.message()), toml_hint(e.message())));
                     let line_start = working[..span.start.min(working.len())].rfind('\n').map_or(0, |i| i + 1);
@@ -278,7 +283,10 @@ impl Policy {
                     let line = &working[line_start..line_end];
                     let balanced =
                         line.matches('[').count() == line.matches(']').count() && line.matches('{').count() == line.matches('}').count();
-                    if !e.message().contains("unknown field") || !balanced || line.starts_with('#') || diagnostics.len() > 50 {
+                    let recoverable = ["unknown field", "invalid type", "unknown variant", "invalid value", "invalid length"]
+                        .iter()
+                        .any(|m| e.message().contains(m));
+                    if !recoverable || !balanced || line.starts_with('#') || diagnostics.len() > 50 {
                         return Err(PolicyError { diagnostics });
                     }
                     working.replace_range(line_start..line_start + 1, "#");
@@ -962,8 +970,9 @@ fn clean_toml_message(m: &str) -> String {
 }
 
 fn toml_hint(m: &str) -> Option<String> {
-    if m.contains("unknown field") {
-        // toml says "unknown field `requird`, expected one of `required`, `trust`, …".
+    if m.contains("unknown field") || m.contains("unknown variant") {
+        // toml says "unknown field `requird`, expected one of `required`, `trust`, …"
+        // (and "unknown variant `enforced`, expected one of `enforce`, …").
         let quoted: Vec<&str> = m.split('`').skip(1).step_by(2).collect();
         let nearest = quoted.split_first().and_then(|(unknown, known)| {
             known.iter().map(|k| (strsim::levenshtein(unknown, k), *k)).filter(|(d, k)| *d <= 2.max(k.len() / 4)).min_by_key(|(d, _)| *d)
