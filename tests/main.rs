@@ -17,6 +17,7 @@ mod notify;
 mod paths;
 mod postgres;
 mod properties;
+mod readme;
 mod real_world;
 mod record;
 mod reports;
