@@ -6,6 +6,7 @@ mod attest;
 mod cli_policy;
 mod cli_surface;
 mod compat;
+mod contrib;
 mod everyday;
 mod fake_github;
 mod faults;

@@ -32,6 +32,10 @@ pub enum LedgerCommand {
         /// Where to write the new signing key (default: --ledger-key, else beside the ledger).
         #[arg(long, value_name = "PATH")]
         key_file: Option<PathBuf>,
+        /// Do nothing (exit 0) when a ledger is already there: for a deployment's
+        /// init step that runs every time.
+        #[arg(long)]
+        if_missing: bool,
     },
     /// Size, head, latest checkpoint, key.
     Status {
@@ -202,10 +206,21 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
     let repo = crate::git::Repo::open_from_env().ok();
     let loc = || location(global, repo.as_ref());
     match args.command {
-        LedgerCommand::Init { origin, key_file } => {
+        LedgerCommand::Init { origin, key_file, if_missing } => {
             let mut files = loc()?;
             if let Some(k) = key_file {
                 files.key = k;
+            }
+            if if_missing {
+                // Only a ledger counts as "already there": anything else is said.
+                match Ledger::open(&files) {
+                    Ok(l) => {
+                        emit(&format!("ledger {} is already there (size {}); nothing to do\n", l.path.display(), l.head()?.size))?;
+                        return Ok(Outcome::Pass);
+                    }
+                    Err(ledger::LedgerError::Missing { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             let l = Ledger::init(&files, origin.as_deref())?;
             emit(&format!(

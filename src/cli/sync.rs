@@ -21,7 +21,7 @@ pub struct SyncArgs {
     /// Keep running, one pass every INTERVAL (e.g. 15m, 1h, 90s).
     #[arg(long, value_parser = parse_duration)]
     pub interval: Option<Duration>,
-    /// The API root (GitHub Enterprise: https://HOST/api/v3).
+    /// The API root (GitHub Enterprise: https://HOST/api/v3); default GITHUB_API_URL, else https://api.github.com.
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,
     /// GitHub App id (with --app-key and --installation-id) instead of a token.
@@ -83,7 +83,12 @@ pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
     let options = Options {
         repos,
         interval: args.interval,
-        api_url: args.api_url.clone().unwrap_or_else(|| "https://api.github.com".into()),
+        // GITHUB_API_URL: what GitHub Actions sets (and GitHub Enterprise users export).
+        api_url: args
+            .api_url
+            .clone()
+            .or_else(|| std::env::var("GITHUB_API_URL").ok().filter(|u| !u.trim().is_empty()))
+            .unwrap_or_else(|| "https://api.github.com".into()),
         auth: auth(&args)?,
         pulls_api: args.pulls_api,
         backoff: std::env::var("GIT_AUDIT_SYNC_BACKOFF_MS").ok().map(|v| Duration::from_millis(v.parse::<u64>().unwrap_or(500))),
