@@ -63,6 +63,104 @@ pub enum InstallError {
     Policy(#[from] crate::policy::PolicyError),
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
+    #[error("cannot seed {repo} from {clone}: {why}")]
+    Seed { repo: PathBuf, clone: PathBuf, why: String },
+}
+
+/// What `install --server --from CLONE` put on the default branch.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    pub branch: String,
+    pub commit: String,
+    /// Who signed the commit that brings the policy (a policy admin).
+    pub signer: String,
+}
+
+/// Puts the first policy on an empty server's default branch: the commit the
+/// clone's HEAD names (with its history), which must commit the policy file,
+/// load as a valid policy, and be signed (good) by a holder of the policy's own
+/// `policy-admin` role. The server's ref is set directly (no hook judges the
+/// very first policy: there is none yet), and the seed is recorded in the
+/// ledger as the hooks would record a push. Anything short of that: nothing is
+/// changed.
+pub fn seed(repo_path: &Path, clone: &Path) -> Result<Seeded, InstallError> {
+    use crate::signature::SignatureStatus;
+    let repo = Repo::discover(repo_path)?;
+    let fail = |why: String| InstallError::Seed { repo: repo_path.to_path_buf(), clone: clone.to_path_buf(), why };
+    let branch = repo.head_ref().unwrap_or_else(|| "refs/heads/main".into());
+    if let Ok(tip) = repo.resolve_commit(&branch) {
+        return Err(fail(format!(
+            "its default branch {branch} already has commits ({}); --from seeds an empty repository only\nHint: change the policy by pushing a commit a policy admin signed",
+            crate::git::short_id(&tip)
+        )));
+    }
+    let source = Repo::discover(clone).map_err(|e| fail(format!("not a git repository ({e})")))?;
+    let commit = source.resolve_commit("HEAD").map_err(|e| fail(format!("its HEAD names no commit ({e})")))?;
+    if source.path_blob(&commit, crate::policy::DEFAULT_FILE).is_none() {
+        return Err(fail(format!("its HEAD ({}) does not commit {}", crate::git::short_id(&commit), crate::policy::DEFAULT_FILE)));
+    }
+    // Bring the objects over (a fetch runs no receive hooks), then judge them there.
+    let git = |args: &[&str]| -> Result<String, InstallError> {
+        let out = crate::git::exec::git_command()
+            .arg("--git-dir")
+            .arg(repo.git_dir())
+            .args(args)
+            .output()
+            .map_err(|source| InstallError::Io { path: repo.git_dir(), source })?;
+        if !out.status.success() {
+            return Err(fail(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let clone_arg = std::path::absolute(clone).map_err(io(clone))?;
+    git(&["fetch", "-q", "--no-tags", &clone_arg.display().to_string(), "HEAD"])?;
+    let fetched = git(&["rev-parse", "FETCH_HEAD"])?;
+    if fetched != commit {
+        return Err(fail(format!("its HEAD moved while seeding ({commit} → {fetched})")));
+    }
+    git(&["update-ref", &branch, &commit, ""])?;
+    let undo = |e: InstallError| -> InstallError {
+        let _ = git(&["update-ref", "-d", &branch, &commit]);
+        e
+    };
+    let repo = Repo::discover(repo_path)?;
+    let loaded = crate::hook::server_policy::load(&repo, None).map_err(|e| undo(fail(format!("its policy does not load: {e}"))))?;
+    let policy = &loaded.policy;
+    let mut checker = crate::check::CommitChecker::new(policy, policy.signature_checker(Some(&repo)));
+    let report = crate::check::check_ids(&repo, &mut checker, std::slice::from_ref(&commit), policy.branch_rule(&branch))
+        .map_err(|e| undo(fail(e.to_string())))?;
+    let c = report.commits.first().ok_or_else(|| undo(fail("nothing to check".into())))?;
+    let admins = policy.roles.get("policy-admin").cloned().unwrap_or_default();
+    let signer = c.signature.signer.clone().unwrap_or_default();
+    let by_admin = c.signature.status == SignatureStatus::Good
+        && (c.signature.identities.iter().any(|i| crate::signature::allowed_signers::identity_matches(i, &admins))
+            || crate::signature::allowed_signers::identity_matches(&signer, &admins));
+    if !by_admin {
+        return Err(undo(fail(format!(
+            "the commit that brings the policy ({}) must be signed (good) by a policy admin ([roles] policy-admin: {}); its signature is {}{}",
+            crate::git::short_id(&commit),
+            if admins.is_empty() { "none are named".to_string() } else { admins.join(", ") },
+            c.signature.status.as_str(),
+            if signer.is_empty() { String::new() } else { format!(", by {signer}") }
+        ))));
+    }
+    // On the record, as the hooks record a push: the verdict, and the ref it set.
+    if let Some(files) = crate::ledger::locate(None, Some(&repo)).filter(|f| f.exists()) {
+        let mut ledger = crate::ledger::Ledger::open(&files).map_err(|e| undo(e.into()))?;
+        let mut entries = crate::check::verification_entries(&report, policy, "git-audit install --from");
+        let zero = "0".repeat(commit.len());
+        let updated = crate::ledger::event::RefUpdated {
+            ref_updates: vec![crate::git::RefUpdate { old: zero, new: commit.clone(), refname: branch.clone() }],
+            pusher: crate::ledger::event::Pusher {
+                identity: Some(signer.clone()),
+                source: Some("install --server --from (seeded by an admin)".into()),
+                certificate_key: None,
+            },
+        };
+        entries.push(crate::ledger::event::Payload::entry(&updated, branch.clone(), signer.clone()));
+        ledger.append(&entries).map_err(|e| undo(e.into()))?;
+    }
+    Ok(Seeded { branch, commit, signer })
 }
 
 /// Where a repository's hooks go: `core.hooksPath` (relative to the work tree,

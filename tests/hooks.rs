@@ -514,3 +514,63 @@ fn hundreds_of_bad_commits_are_summarised() -> Result<()> {
     assert!(err.contains("35 violation(s) in 1 ref(s)"), "{err}");
     Ok(())
 }
+
+#[test]
+fn the_first_default_branch_policy_is_seeded_by_install_from_a_clone() -> Result<()> {
+    let k = keys();
+    let repo = Repo::new()?;
+    let bare = repo.tmp.path().join("seeded.git");
+    repo.git(&["init", "-q", "--bare", "-b", "main", bare.to_str().context("path")?])?;
+    let (code, _, err) = repo.audit(&["install", "--server", bare.to_str().context("path")?])?;
+    assert_eq!(code, 0, "{err}");
+    repo.git(&["remote", "add", "seeded", &format!("file://{}", bare.display())])?;
+    // The policy, its key, and the admin role, committed in the clone.
+    std::fs::create_dir_all(repo.path.join("keys"))?;
+    std::fs::copy(&k.alice.asc, repo.path.join("keys/alice.asc"))?;
+    std::fs::write(
+        repo.path.join(".git-audit.toml"),
+        "version = 1\n[signing]\nrequired = true\nopenpgp_keys = [\"keys/\"]\n[roles]\npolicy-admin = [\"alice@example.com\"]\n",
+    )?;
+    repo.git(&["add", "."])?;
+    repo.git(&["-c", "commit.gpgsign=false", "commit", "-q", "-m", "chore: policy, unsigned"])?;
+    // Pushing it cannot work (nothing could judge it): the refusal says how to seed.
+    let (code, err) = push(&repo, &["seeded", "main"], &[])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("git-audit install --server REPO --from CLONE"), "{err}");
+    // An unsigned policy commit is not a seed: nothing changes.
+    let (code, _, err) =
+        repo.audit(&["install", "--server", bare.to_str().context("path")?, "--from", repo.path.to_str().context("path")?])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("must be signed (good) by a policy admin") && err.contains("alice@example.com"), "{err}");
+    assert!(repo.git(&["--git-dir", bare.to_str().context("path")?, "rev-parse", "--verify", "-q", "refs/heads/main"]).is_err());
+    // Signed by the admin: seeded in one step, and on the record.
+    repo.git(&["-c", &format!("user.signingkey={}", k.alice.fpr), "commit", "-q", "--amend", "-S", "--no-edit"])?;
+    let seed = repo.git(&["rev-parse", "HEAD"])?;
+    let (code, out, err) =
+        repo.audit(&["install", "--server", bare.to_str().context("path")?, "--from", repo.path.to_str().context("path")?])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("seeded refs/heads/main with {}", &seed[..10])) && out.contains("signed by Alice"), "{out}");
+    assert_eq!(repo.git(&["--git-dir", bare.to_str().context("path")?, "rev-parse", "refs/heads/main"])?, seed);
+    let c = Connection::open(bare.join("audit/ledger.db"))?;
+    let kinds: Vec<(String, String)> = c
+        .prepare("SELECT kind, writer FROM entries ORDER BY seq")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    assert!(kinds.contains(&("ref.updated".to_string(), "hooks".to_string())), "{kinds:?}");
+    assert!(kinds.contains(&("commit.verified".to_string(), "hooks".to_string())), "{kinds:?}");
+    // From now on pushes are judged by that policy.
+    repo.git(&["fetch", "-q", "seeded"])?;
+    repo.commit("feat: unsigned", Sign::None)?;
+    let (code, err) = push(&repo, &["seeded", "main"], &[])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("signing.required"), "{err}");
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"])?;
+    repo.commit("feat: signed", Sign::Pgp(&k.alice))?;
+    assert_eq!(push(&repo, &["seeded", "main"], &[])?.0, 0);
+    // A server with commits is never re-seeded.
+    let (code, _, err) =
+        repo.audit(&["install", "--server", bare.to_str().context("path")?, "--from", repo.path.to_str().context("path")?])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("already has commits") && err.contains("--from seeds an empty repository only"), "{err}");
+    Ok(())
+}

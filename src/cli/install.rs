@@ -24,6 +24,11 @@ pub struct InstallArgs {
     /// Remove the hooks git-audit installed (and restore chained ones).
     #[arg(long)]
     pub uninstall: bool,
+    /// With --server and no --policy: put the first policy on the empty server's
+    /// default branch from this clone, whose HEAD commits .git-audit.toml, signed
+    /// by a holder of its own policy-admin role.
+    #[arg(long, value_name = "CLONE", requires = "server")]
+    pub from: Option<PathBuf>,
 }
 
 pub fn run(global: &Global, args: InstallArgs) -> anyhow::Result<Outcome> {
@@ -49,7 +54,21 @@ pub fn run(global: &Global, args: InstallArgs) -> anyhow::Result<Outcome> {
             out.extend(done.iter().map(|d| format!("installed {d}\n")));
         }
         Some(server) => {
+            if args.from.is_some() && global.policy.is_some() {
+                anyhow::bail!("--from seeds the default-branch policy; with --policy the server's policy is that file instead (use one)");
+            }
             let setup = install::server(server, &exe, global.policy.as_deref(), global.ledger.as_deref(), args.force, args.chain)?;
+            if let Some(clone) = &args.from {
+                let s = install::seed(server, clone)?;
+                out.push_str(&format!(
+                    "seeded {} with {} from {}: {} signed by {}, a policy admin\n",
+                    s.branch,
+                    crate::git::short_id(&s.commit),
+                    clone.display(),
+                    crate::policy::DEFAULT_FILE,
+                    s.signer
+                ));
+            }
             out.extend(setup.hooks.iter().map(|d| format!("installed {d}\n")));
             match &setup.policy {
                 Some(p) => out.push_str(&format!("pinned policy {} (git config audit.policy)\n", p.display())),

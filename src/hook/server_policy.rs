@@ -21,7 +21,9 @@ pub struct ServerPolicy {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerPolicyError {
-    #[error("no policy: set `git config audit.policy /path/to/policy.toml` on the server, or commit {DEFAULT_FILE} to the default branch")]
+    #[error(
+        "no policy: the server's default branch has no {DEFAULT_FILE} yet, and no push can bring the first one (nothing could judge it)\nHint: the server's admin seeds it once from a clone whose HEAD commits {DEFAULT_FILE}, signed by a policy admin: `git-audit install --server REPO --from CLONE`; or pins a policy file: `git config audit.policy /path/to/policy.toml`"
+    )]
     Missing,
     #[error("{0}")]
     Invalid(String),
