@@ -132,3 +132,96 @@ fn the_install_line_names_its_prerequisites() -> Result<()> {
     assert!(README.contains("libgpgme11"), "README names the runtime library a copied binary needs");
     Ok(())
 }
+
+/// A shell line as words: quotes ('…', "…") group, an unquoted `#` after a
+/// space starts a comment, and words that stand for a value (`<commit>`,
+/// `$VAR`, `"$(…)"`) become `x`.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let (mut quote, mut placeholder, mut started) = (None, false, false);
+    for c in line.chars() {
+        match (quote, c) {
+            (None, '#') if !started => break,
+            (None, '\'') | (None, '"') => {
+                quote = Some(c);
+                started = true;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if started {
+                    words.push(if placeholder { "x".to_string() } else { std::mem::take(&mut word) });
+                    word.clear();
+                }
+                (placeholder, started) = (false, false);
+            }
+            (_, c) => {
+                if !started && (c == '<' || c == '$') || (quote == Some('"') && c == '$') {
+                    placeholder = true;
+                }
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(if placeholder { "x".to_string() } else { word });
+    }
+    words
+}
+
+/// Every `git-audit …` command line in the README's shell blocks, as words
+/// (continuations joined; env assignments before it and redirections after it
+/// dropped). Lines that show a choice (`a|b`, `…`) are left out.
+fn readme_commands() -> Vec<(usize, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut in_sh = false;
+    let mut pending: Option<(usize, String)> = None;
+    for (i, raw) in README.lines().enumerate() {
+        if raw.starts_with("```") {
+            in_sh = raw.trim() == "```sh";
+            continue;
+        }
+        if !in_sh {
+            continue;
+        }
+        let (start, text) = match pending.take() {
+            Some((n, acc)) => (n, format!("{acc} {}", raw.trim())),
+            None => (i + 1, raw.trim().to_string()),
+        };
+        if let Some(t) = text.strip_suffix('\\') {
+            pending = Some((start, t.trim_end().to_string()));
+            continue;
+        }
+        for part in text.split("&&").map(str::trim) {
+            let words = shell_words(part);
+            let words: Vec<String> = words.into_iter().skip_while(|w| w.contains('=') && !w.starts_with('-')).collect();
+            if words.first().map(String::as_str) != Some("git-audit")
+                || part.contains('…')
+                || words.iter().any(|w| w == "|" || w.contains('|'))
+            {
+                continue;
+            }
+            let words: Vec<String> = words.into_iter().take_while(|w| !matches!(w.as_str(), ">" | ">>" | "2>&1" | "<")).collect();
+            out.push((start, words));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_command_the_readme_shows_parses() -> Result<()> {
+    use clap::Parser;
+    let commands = readme_commands();
+    assert!(commands.len() >= 30, "the README's shell blocks hold its commands: found {}", commands.len());
+    let mut bad = Vec::new();
+    for (line, words) in &commands {
+        if let Err(e) = git_audit::cli::Cli::try_parse_from(words) {
+            if !matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) {
+                bad.push(format!("README.md:{line}: `{}`: {}", words.join(" "), e.kind()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "README commands git-audit does not accept:\n{}", bad.join("\n"));
+    Ok(())
+}
