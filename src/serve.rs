@@ -188,6 +188,8 @@ struct Ctx {
     policy: Option<crate::policy::Policy>,
     repo: Option<crate::git::Repo>,
     provenance: Provenance,
+    /// Whether `provenance.ground` has been checked for this request.
+    grounded: bool,
     links: Links,
 }
 
@@ -199,11 +201,12 @@ fn open(opts: &Options) -> Result<Ctx, String> {
     };
     // The process's repository (serve was started in it), opened per request.
     let repo = opts.repo.as_ref().and_then(|_| crate::git::Repo::open_from_env().ok());
-    let provenance = Provenance::of(&ledger, policy.as_ref().map(|p| p.digest.as_str()), &[]).map_err(|e| e.to_string())?;
+    // The ground is checked once per request, with the entries the answer cites (`cite`).
+    let provenance = Provenance::unchecked(&ledger, policy.as_ref().map(|p| p.digest.as_str())).map_err(|e| e.to_string())?;
     let pages =
         ledger.deployments_latest_state().map_err(|e| e.to_string())?.into_iter().filter_map(|d| d.url.map(|u| (d.name, u))).collect();
     let links = Links::new(ledger.forge_web_roots().map_err(|e| e.to_string())?, pages);
-    Ok(Ctx { ledger, policy, repo, provenance, links })
+    Ok(Ctx { ledger, policy, repo, provenance, grounded: false, links })
 }
 
 /// Runs blocking ledger work off the async workers.
@@ -218,21 +221,34 @@ struct Served {
 }
 
 impl Ctx {
-    /// The ground checked again, with the entries this answer cites.
+    /// Checks the ground of this answer, with the entries it cites.
     fn cite(mut self, json: &serde_json::Value) -> Ctx {
-        if let Ok(g) = self.ledger.ground(&crate::ledger::ground::cited(json)) {
-            self.provenance.ground = g;
-        }
+        self.provenance.ground = match self.ledger.ground(&crate::ledger::ground::cited(json)) {
+            Ok(g) => g,
+            Err(e) => crate::ledger::ground::Ground { problems: vec![format!("the check could not run: {e}")], ..Default::default() },
+        };
+        self.grounded = true;
         self
     }
 
+    /// A page that cites nothing still stands on a checked ledger.
+    fn grounded(self) -> Ctx {
+        if self.grounded {
+            self
+        } else {
+            self.cite(&serde_json::Value::Null)
+        }
+    }
+
     fn served(self) -> Served {
-        Served { provenance: self.provenance, links: self.links }
+        let ctx = self.grounded();
+        Served { provenance: ctx.provenance, links: ctx.links }
     }
 
     /// For a page over a window: environments link to their dashboard over it.
     fn served_over(self, w: &Window) -> Served {
-        Served { provenance: self.provenance, links: self.links.with_window(&w.since_text, &w.until_text) }
+        let ctx = self.grounded();
+        Served { provenance: ctx.provenance, links: ctx.links.with_window(&w.since_text, &w.until_text) }
     }
 }
 

@@ -517,7 +517,7 @@ fn writers(global: &Global, files: &LedgerFiles, command: WritersCommand) -> any
                     signer.verifier()
                 }
                 (None, Some(k)) => read_key(k)?,
-                (None, None) => unreachable!("clap requires one"),
+                (None, None) => anyhow::bail!("name the writer's key: --key-out FILE (a new key) or --public-key PUB"),
             };
             if key == l.verifier || l.writers()?.list.iter().any(|w| w.key == key) {
                 return Err(anyhow::anyhow!("that key is already the owner's or another writer's: each writer has its own"));

@@ -116,22 +116,39 @@ impl Ledger {
                 Some(_) => {}
             }
         }
-        // 5. Entries that are not their writer's to write.
+        // 5. Entries that are not their writer's to write: judged per (writer,
+        // kind) over the seqs it spans (one grouped scan, no rows read out);
+        // only a group that fails somewhere is read entry by entry.
         if self.has_writer_columns {
             let writers = self.writers()?;
-            let rows = super::store::rows(
+            let groups = super::store::rows(
                 self.store(),
-                "SELECT seq, kind, writer FROM entries WHERE writer IS NOT NULL AND writer <> ?1 ORDER BY seq",
+                "SELECT writer, kind, min(seq), max(seq) FROM entries WHERE writer IS NOT NULL AND writer <> ?1 GROUP BY writer, kind",
                 &[super::writers::OWNER.into()],
             )
             .map_err(sql(&self.path))?;
-            for r in rows {
-                let seq = r.first().and_then(Value::as_int).unwrap_or(0).max(0) as u64;
-                let kind = r.get(1).and_then(super::text_of).unwrap_or("");
-                if writers.judge(seq, kind, r.get(2).and_then(super::text_of)).is_err() {
-                    g.ignored.push(seq);
+            for r in groups {
+                let writer = r.first().and_then(super::text_of).unwrap_or("").to_string();
+                let kind = r.get(1).and_then(super::text_of).unwrap_or("").to_string();
+                let (lo, hi) = (r.get(2).and_then(Value::as_int).unwrap_or(0), r.get(3).and_then(Value::as_int).unwrap_or(0));
+                let judged = |seq: i64| writers.judge(seq.max(0) as u64, &kind, Some(&writer)).is_ok();
+                // A writer's validity is one span per key: both ends valid and the
+                // same span means every seq between them is.
+                let same_span = writers.active(&writer, lo.max(0) as u64).map(|w| w.added)
+                    == writers.active(&writer, hi.max(0) as u64).map(|w| w.added);
+                if judged(lo) && judged(hi) && same_span {
+                    continue;
                 }
+                let seqs = super::store::rows(
+                    self.store(),
+                    "SELECT seq FROM entries WHERE writer = ?1 AND kind = ?2 ORDER BY seq",
+                    &[writer.as_str().into(), kind.as_str().into()],
+                )
+                .map_err(sql(&self.path))?;
+                g.ignored
+                    .extend(seqs.iter().filter_map(|r| r.first().and_then(Value::as_int)).filter(|&s| !judged(s)).map(|s| s.max(0) as u64));
             }
+            g.ignored.sort_unstable();
         }
         // 6. Every cited entry: its bytes, its place under the signed root, its writer's signature.
         let mut cited: Vec<u64> = evidence.iter().copied().filter(|&s| s < head.size).collect();

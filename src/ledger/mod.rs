@@ -676,25 +676,8 @@ impl Ledger {
         if let Some(w) = self.writers.get() {
             return Ok(w);
         }
-        let mut rows = Vec::new();
-        if self.has_writer_columns {
-            self.store
-                .query(
-                    "SELECT seq, time, kind, subject, actor, payload, writer, sig FROM entries WHERE subject = ?1 AND kind = ?2 ORDER BY seq",
-                    &[writers::SUBJECT.into(), event::Kind::LedgerWriter.as_str().into()],
-                    &mut |r| {
-                        rows.push(r);
-                        Ok(())
-                    },
-                )
-                .map_err(sql(&self.path))?;
-        }
-        let folded = writers::Writers::fold(rows.iter().filter_map(|r| {
-            let e = row_entry(r).ok()?;
-            let signed = e.sig.as_deref().is_some_and(|sig| self.verifier.verify_bytes(&e.canonical(), sig));
-            Some((e.seq, e.writer.clone(), entry::canonical_json(&e.payload), signed))
-        }));
-        Ok(self.writers.get_or_init(|| folded))
+        let loaded = load_writers(&*self.store, &self.path, &self.verifier, self.has_writer_columns)?;
+        Ok(self.writers.get_or_init(|| loaded))
     }
 
     /// Whether an entry counts as its writer's (see [`writers::Writers::judge`]).
@@ -890,7 +873,7 @@ impl Ledger {
             store.execute(&format!("DELETE FROM {}", t.name), &[]).map_err(sql(path))?;
         }
         let upserts: Vec<String> = projection::TABLES.iter().map(|t| projection::upsert_sql(t)).collect();
-        let writers = self.writers.get().cloned().map_or_else(|| load_writers(store, path, &self.verifier, self.has_writer_columns), Ok)?;
+        let writers = self.writers()?.clone();
         let columns = self.entry_columns();
         let mut n = 0u64;
         // A page at a time: the rows are written between reads.

@@ -129,9 +129,16 @@ impl Provenance {
         policy_digest: Option<&str>,
         evidence: &[u64],
     ) -> Result<Provenance, crate::ledger::LedgerError> {
+        let mut p = Provenance::unchecked(ledger, policy_digest)?;
+        p.ground = ledger.ground(evidence)?;
+        Ok(p)
+    }
+
+    /// The head, its ground not checked yet (`ground` is not `ok` until it is).
+    pub fn unchecked(ledger: &crate::ledger::Ledger, policy_digest: Option<&str>) -> Result<Provenance, crate::ledger::LedgerError> {
         use base64::Engine;
         let head = ledger.head()?;
-        let ground = ledger.ground(evidence)?;
+        let ground = crate::ledger::ground::Ground::default();
         Ok(Provenance {
             generated_at: crate::time::Timestamp::now().canonical(),
             version: env!("CARGO_PKG_VERSION").to_string(),
