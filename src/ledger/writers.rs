@@ -14,84 +14,14 @@
 //! The owner may write every kind (it can add writers anyway); keep its key
 //! offline once the writers are set up.
 
-use serde::{Deserialize, Serialize};
-
 use super::event::Kind;
+pub use super::event::{Role, WriterChanged, OTHER_KINDS};
 use super::note::NoteVerifier;
 
 /// The subject every `ledger.writer` entry has (so loading them is one index lookup).
 pub const SUBJECT: &str = "ledger/writers";
 /// The writer name entries signed by the owner key carry.
 pub const OWNER: &str = "owner";
-/// In a writer's kinds: any kind outside git-audit's own vocabulary.
-pub const OTHER_KINDS: &str = "other";
-
-/// What a writer is for; each role has its kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// A git server's hooks (`install --server`): pushes, refs, verified commits.
-    Hooks,
-    /// A forge sync job (`git-audit sync`): pull requests, reviews, deployments.
-    Sync,
-    /// A CI job that records deployments (`record deployment`).
-    Ci,
-    /// A person or script using `ledger append`: kinds outside the built-in vocabulary.
-    Operator,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Hooks => "hooks",
-            Role::Sync => "sync",
-            Role::Ci => "ci",
-            Role::Operator => "operator",
-        }
-    }
-
-    /// The kinds a writer of this role may append. Every role may note a gap
-    /// or an anchor (facts about the ledger itself).
-    pub fn kinds(self) -> Vec<String> {
-        let own: &[Kind] = match self {
-            Role::Hooks => &[Kind::PolicyLoaded, Kind::CommitVerified, Kind::PushDecided, Kind::BypassUsed, Kind::RefUpdated],
-            Role::Sync => &[
-                Kind::PrSynced,
-                Kind::ReviewSynced,
-                Kind::DeploymentSynced,
-                Kind::DeploymentStatusSynced,
-                Kind::DeploymentApprovalSynced,
-                Kind::CommitPullsSynced,
-                Kind::WorkflowRunSynced,
-                Kind::EnvironmentSynced,
-                Kind::TeamSynced,
-                Kind::PrFilesSynced,
-            ],
-            Role::Ci => &[Kind::DeploymentRecorded],
-            Role::Operator => &[],
-        };
-        let mut kinds: Vec<String> = own.iter().map(|k| k.as_str().to_string()).collect();
-        kinds.extend([Kind::LedgerGap.as_str().to_string(), Kind::LedgerAnchored.as_str().to_string()]);
-        if self == Role::Operator {
-            kinds.push(OTHER_KINDS.to_string());
-        }
-        kinds
-    }
-}
-
-/// `ledger.writer`: a writer added or revoked (signed by the owner).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WriterChanged {
-    /// `add` or `revoke`.
-    pub action: String,
-    pub name: String,
-    pub role: Option<Role>,
-    /// The writer's verifier key (`name+hexid+base64`).
-    pub key: String,
-    pub kinds: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
 
 /// One writer, over the span of seqs its key was valid for.
 #[derive(Debug, Clone)]
