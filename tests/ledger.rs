@@ -104,23 +104,34 @@ fn init_record_status_prove_export_anchor() -> Result<()> {
     let (code, out, _) = repo.audit(&["ledger", "export", "--format", "jsonl"])?;
     assert_eq!(code, 0);
     let mut leaves = Vec::new();
+    let mut hashes: Vec<[u8; 32]> = Vec::new();
+    let owner = git_audit::ledger::note::NoteVerifier::parse(&public_key(&repo)?)?;
+    let mut signed = 0;
     for line in out.lines() {
         let mut v: serde_json::Value = serde_json::from_str(line)?;
         let obj = v.as_object_mut().context("object")?;
         let leaf_hash = obj.remove("leaf_hash").context("leaf_hash")?;
-        // Format 2: written by a writer (here the owner), signed by it.
+        // Format 2: written by a writer (here the owner).
         assert_eq!(obj.get("writer").and_then(|w| w.as_str()), Some("owner"), "{line}");
-        let sig = obj.remove("sig").context("sig")?;
+        let sig = obj.remove("sig");
+        let seq = obj.get("seq").and_then(|s| s.as_u64()).context("seq")?;
         obj.insert("v".into(), serde_json::json!(2));
         // The documented canonical bytes: the entry (without its signature,
         // with `"v":2`) with sorted keys, compact.
         let bytes = v.to_string().into_bytes();
-        let owner = git_audit::ledger::note::NoteVerifier::parse(&public_key(&repo)?)?;
-        assert!(owner.verify_bytes(&bytes, sig.as_str().unwrap_or_default()), "the owner signed {line}");
         let h: [u8; 32] = Sha256::digest([&[0u8][..], &bytes].concat()).into();
         assert_eq!(leaf_hash, hex::encode(h));
+        hashes.push(h);
+        // The last entry of each append carries the writer's signature over the append.
+        if let Some(sig) = sig {
+            let (first, b64) = git_audit::ledger::entry::parse_append_sig(sig.as_str().unwrap_or_default()).context("FIRST:SIG")?;
+            let range = &hashes[first as usize..=seq as usize];
+            assert!(owner.verify_bytes(&git_audit::ledger::entry::append_bytes(first, seq, "owner", range), b64), "{line}");
+            signed += 1;
+        }
         leaves.push(bytes);
     }
+    assert_eq!(signed, 1, "verify --record is one append: one signature");
     assert_eq!(leaves.len(), 3);
     let root = base64::engine::general_purpose::STANDARD.encode(mth(&leaves));
     assert_eq!(st["root"], root.as_str());

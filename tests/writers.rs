@@ -98,9 +98,11 @@ fn forge(db: &std::path::Path, key_file: &str, claimed: &str, e: &NewEntry) -> R
     let payload = entry::canonical_json(&e.payload);
     let bytes = entry::canonical_bytes_by(seq, time, &e.kind, &e.subject, &e.actor, &payload, Some(claimed));
     let leaf = merkle::leaf_hash(&bytes);
+    // An append of its own, signed as git-audit signs appends.
+    let sig = format!("{seq}:{}", signer.sign_bytes(&entry::append_bytes(seq, seq, claimed, &[leaf])));
     c.execute(
         "INSERT INTO entries (seq, time, kind, subject, actor, payload, leaf, writer, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        rusqlite::params![size, time, e.kind, e.subject, e.actor, payload, leaf.to_vec(), claimed, signer.sign_bytes(&bytes)],
+        rusqlite::params![size, time, e.kind, e.subject, e.actor, payload, leaf.to_vec(), claimed, sig],
     )?;
     let mut tree = MemoryTree::new();
     let leaves: Vec<Vec<u8>> =
@@ -165,7 +167,10 @@ fn a_writer_key_writes_only_its_own_kinds_however_it_tries() -> Result<()> {
     let claimed = forge(&s.db, &s.key("ci"), "hooks", &good_verdict(&s.direct))?;
     let (code, out, _) = s.repo.audit(&["ledger", "verify"])?;
     assert_eq!(code, 1);
-    assert!(out.contains(&format!("entry seq {claimed}: its writer signature (`hooks`) does not verify (forged, or edited)")), "{out}");
+    assert!(
+        out.contains(&format!("entries seq {claimed}..{claimed}: their append signature (`hooks`) does not verify (forged, or edited)")),
+        "{out}"
+    );
 
     // 5. And the projection edited to match: the default answer is misled
     //    (only a full replay sees a projection row with no entry behind it),
@@ -204,7 +209,7 @@ fn only_the_owner_changes_writers() -> Result<()> {
     let (code, out, _) = s.repo.audit(&["ledger", "verify"])?;
     assert_eq!(code, 1);
     assert!(out.contains(&format!("entry seq {seq}: a writer change not signed by the ledger's owner key; ignored")), "{out}");
-    assert!(out.contains(&format!("entry seq {seq}: its writer signature (`owner`) does not verify")), "{out}");
+    assert!(out.contains(&format!("entries seq {seq}..{seq}: their append signature (`owner`) does not verify")), "{out}");
     Ok(())
 }
 

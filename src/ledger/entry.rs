@@ -6,9 +6,12 @@
 //! itself canonical (keys sorted by UTF-8 bytes, compact). Anyone can recompute them.
 //!
 //! Entry format 2 (entries with a writer) adds two keys, still sorted:
-//! `…,"time":…,"v":2,"writer":"hooks"}`. The writer's Ed25519 signature over
-//! exactly these bytes is stored beside the entry (`sig`); format 1 entries
-//! (no writer) hash as they always did.
+//! `…,"time":…,"v":2,"writer":"hooks"}`; format 1 entries (no writer) hash as
+//! they always did. A writer signs each append once: the Ed25519 signature over
+//! [`append_bytes`] (the append's first and last seq, the writer, and every
+//! entry's leaf hash) is stored with the append's last entry (`sig`, as
+//! `FIRST:BASE64`), so a batch of 10,000 costs one signature, and no entry can
+//! be added to, taken from or changed in an append without breaking it.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -26,7 +29,8 @@ pub struct Entry {
     /// The writer that signed it (format 2); `None` for format 1 entries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub writer: Option<String>,
-    /// The writer's signature over the canonical bytes (base64).
+    /// On the last entry of an append: `FIRST:BASE64`, the writer's signature
+    /// over [`append_bytes`] of entries FIRST..=this one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sig: Option<String>,
 }
@@ -121,6 +125,27 @@ impl Entry {
             self.writer.as_deref(),
         )
     }
+}
+
+/// The bytes a writer signs for one append: a domain tag, the first and last
+/// seq (big-endian u64), the writer's name, NUL, then each entry's leaf hash.
+pub fn append_bytes(first: u64, last: u64, writer: &str, leaves: &[[u8; 32]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(40 + writer.len() + 32 * leaves.len());
+    out.extend_from_slice(b"git-audit/append/v2\0");
+    out.extend_from_slice(&first.to_be_bytes());
+    out.extend_from_slice(&last.to_be_bytes());
+    out.extend_from_slice(writer.as_bytes());
+    out.push(0);
+    for l in leaves {
+        out.extend_from_slice(l);
+    }
+    out
+}
+
+/// A stored append signature, `FIRST:BASE64`, as (first seq, signature).
+pub fn parse_append_sig(sig: &str) -> Option<(u64, &str)> {
+    let (first, b64) = sig.split_once(':')?;
+    Some((first.parse().ok()?, b64))
 }
 
 /// Entry kinds: lower-case dotted words (`commit.verified`, `pr.synced`).

@@ -175,9 +175,9 @@ impl Ledger {
         }
         if let Some(w) = e.writer.as_deref() {
             let key = if w == super::writers::OWNER { Some(&self.verifier) } else { self.writers()?.active(w, seq).map(|x| &x.key) };
-            let signed = key.zip(e.sig.as_deref()).is_some_and(|(k, sig)| k.verify_bytes(&bytes, sig));
-            if !signed {
-                return Ok(Some(format!("cited entry seq {seq}: its writer signature (`{w}`) does not verify")));
+            let Some(key) = key else { return Ok(Some(format!("cited entry seq {seq}: `{w}` was not a writer then"))) };
+            if let Err(why) = super::append_signed(self.store(), &self.path, seq, &merkle::leaf_hash(&bytes), w, key)? {
+                return Ok(Some(format!("cited entry seq {seq}: {why}")));
             }
         }
         Ok(None)

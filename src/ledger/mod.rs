@@ -562,6 +562,10 @@ impl Ledger {
             });
         }
         let writes_writers = entries.iter().any(|e| e.kind == event::Kind::LedgerWriter.as_str());
+        if writes_writers && entries.len() > 1 {
+            // Its own append, so a proof can carry it with its signature alone.
+            return Err(LedgerError::BadEntry("a writer change is an append of its own".into()));
+        }
         let path = &self.path;
         let store = &*self.store;
         let tx = Tx::begin(store, Begin::Write).map_err(sql(path))?;
@@ -575,13 +579,14 @@ impl Ledger {
         let time = now();
         let mut projected: Vec<Vec<Vec<Value>>> = vec![Vec::new(); projection::TABLES.len()];
         let mut entry_rows = Vec::with_capacity(entries.len());
+        let mut leaves = Vec::with_capacity(entries.len());
         let mut node_rows = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
             let seq = head.size + i as u64;
             let payload = entry::canonical_json(&e.payload);
             let bytes = entry::canonical_bytes_by(seq, &time, &e.kind, &e.subject, &e.actor, &payload, Some(&writer));
             let leaf = merkle::leaf_hash(&bytes);
-            let sig = signer.sign_bytes(&bytes);
+            leaves.push(leaf);
             frontier.push((0, leaf));
             while frontier.len() >= 2 && frontier[frontier.len() - 1].0 == frontier[frontier.len() - 2].0 {
                 let (level, right) = frontier.pop().unwrap_or_default();
@@ -604,8 +609,14 @@ impl Ledger {
                 Value::Text(payload),
                 Value::Blob(leaf.to_vec()),
                 writer.as_str().into(),
-                Value::Text(sig),
+                Value::Null,
             ]);
+        }
+        // One signature for the whole append, on its last entry.
+        if let Some(last) = entry_rows.last_mut() {
+            let last_seq = head.size + entries.len() as u64 - 1;
+            let sig = signer.sign_bytes(&entry::append_bytes(head.size, last_seq, &writer, &leaves));
+            last[8] = Value::Text(format!("{}:{sig}", head.size));
         }
         store.insert_rows("entries", ENTRY_COLUMNS, entry_rows).map_err(sql(path))?;
         store.insert_rows("nodes", &["level", "idx", "hash"], node_rows).map_err(sql(path))?;
@@ -1044,11 +1055,67 @@ fn load_writers(store: &dyn Store, path: &Path, owner: &NoteVerifier, columns: b
         &[writers::SUBJECT.into(), event::Kind::LedgerWriter.as_str().into()],
     )
     .map_err(sql(path))?;
-    Ok(writers::Writers::fold(rows.iter().filter_map(|r| {
-        let e = row_entry(r).ok()?;
-        let signed = e.sig.as_deref().is_some_and(|sig| owner.verify_bytes(&e.canonical(), sig));
-        Some((e.seq, e.writer.clone(), entry::canonical_json(&e.payload), signed))
-    })))
+    let mut changes = Vec::new();
+    for r in &rows {
+        let Ok(e) = row_entry(r) else { continue };
+        let signed = e.writer.as_deref() == Some(writers::OWNER)
+            && append_signed(store, path, e.seq, &merkle::leaf_hash(&e.canonical()), writers::OWNER, owner)?.is_ok();
+        changes.push((e.seq, e.writer.clone(), entry::canonical_json(&e.payload), signed));
+    }
+    Ok(writers::Writers::fold(changes))
+}
+
+/// Whether entry `seq` (whose leaf, recomputed from its content, is `leaf`)
+/// lies in an append `writer` signed with `key`: the append is found by the
+/// signature on its last entry (`FIRST:BASE64`); the other entries' leaves
+/// are read as stored (the tree holds them to the signed root). `Err` says why not.
+pub(crate) fn append_signed(
+    store: &dyn Store,
+    path: &Path,
+    seq: u64,
+    leaf: &Hash,
+    writer: &str,
+    key: &NoteVerifier,
+) -> Result<Result<(), String>, LedgerError> {
+    let Some(row) = store::first(
+        store,
+        "SELECT seq, sig FROM entries WHERE seq >= ?1 AND sig IS NOT NULL ORDER BY seq LIMIT 1",
+        &[Value::Int(seq as i64)],
+    )
+    .map_err(sql(path))?
+    else {
+        return Ok(Err(format!("entry seq {seq} is in no signed append (its signature is missing)")));
+    };
+    let last = row.first().and_then(Value::as_int).unwrap_or(-1).max(0) as u64;
+    let Some((first, sig)) = row.get(1).and_then(text_of).and_then(entry::parse_append_sig) else {
+        return Ok(Err(format!("the append signature on seq {last} is malformed")));
+    };
+    if first > seq {
+        return Ok(Err(format!("entry seq {seq} is in no signed append (the next signature, on seq {last}, starts at {first})")));
+    }
+    let rows = store::rows(
+        store,
+        "SELECT seq, writer, leaf FROM entries WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
+        &[Value::Int(first as i64), Value::Int(last as i64)],
+    )
+    .map_err(sql(path))?;
+    let mut leaves = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let s = r.first().and_then(Value::as_int).unwrap_or(-1).max(0) as u64;
+        if r.get(1).and_then(text_of) != Some(writer) {
+            return Ok(Err(format!("entry seq {s}, in the append of seq {seq}, names another writer")));
+        }
+        let stored: Option<Hash> = r.get(2).and_then(Value::as_blob).and_then(|b| b.try_into().ok());
+        leaves.push(if s == seq { *leaf } else { stored.unwrap_or([0; 32]) });
+    }
+    if leaves.len() as u64 != last - first + 1 {
+        return Ok(Err(format!("the append seq {first}..{last} is not whole")));
+    }
+    if key.verify_bytes(&entry::append_bytes(first, last, writer, &leaves), sig) {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(format!("the signature of the append seq {first}..{last} (`{writer}`) does not verify")))
+    }
 }
 
 /// Adds format 2's columns to a format 1 ledger (its entries are untouched:

@@ -84,7 +84,11 @@ fn checkpoint_writer(proof: &Proof, key: &NoteVerifier) -> Result<Option<NoteVer
         &entry::canonical_json(&w["payload"]),
         Some(crate::ledger::writers::OWNER),
     );
-    if !key.verify_bytes(&bytes, text("sig")?) {
+    // A writer change is an append of its own: its signature covers just it.
+    let signed = entry::parse_append_sig(text("sig")?).is_some_and(|(first, sig)| {
+        first == seq && key.verify_bytes(&entry::append_bytes(seq, seq, crate::ledger::writers::OWNER, &[merkle::leaf_hash(&bytes)]), sig)
+    });
+    if !signed {
         return Err(Invalid("checkpoint_writer is not signed by the ledger's owner key".into()));
     }
     let change: crate::ledger::writers::WriterChanged =

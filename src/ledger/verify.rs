@@ -76,6 +76,15 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
         let mut tree = MemoryTree::new();
         let mut expected = 0u64;
         let mut buf = Vec::with_capacity(1024);
+        // The append being read: its first seq, its writer, its leaves so far.
+        let mut open: Option<(u64, String, Vec<Hash>)> = None;
+        let unsigned = |(first, w, leaves): (u64, String, Vec<Hash>)| {
+            let last = first + leaves.len() as u64 - 1;
+            problem(
+                Some(first),
+                format!("entries seq {first}..{last} by `{w}` are in no signed append (their signature is missing: removed, or inserted)"),
+            )
+        };
         store
             .scan(&format!("SELECT {columns}, leaf FROM entries ORDER BY seq"), &[], &mut |row| {
                 let seq = row.first().and_then(ValueRef::as_int).unwrap_or(0).max(0) as u64;
@@ -99,27 +108,49 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
                 // The leaf hash covers the stored bytes exactly: any change to any column is caught here.
                 entry::canonical_bytes_into(&mut buf, seq, time, kind, subject, actor, payload, writer);
                 let leaf = merkle::leaf_hash(&buf);
-                // Format 2: the writer signed these bytes, and may write this kind.
-                if let Some(w) = writer {
-                    let signer = if w == super::writers::OWNER { Some(key) } else { writers.active(w, seq).map(|x| &x.key) };
-                    match (signer, col(7)) {
-                        (None, _) => problems.push(problem(
-                            Some(seq),
-                            format!(
-                                "entry seq {seq}: written as `{w}`, which was not a writer of this ledger then (forged); reports ignore it"
-                            ),
-                        )),
-                        (Some(_), None) => {
-                            problems.push(problem(Some(seq), format!("entry seq {seq}: its writer signature is missing (removed)")))
+                // Format 2: its append is signed by its writer, who may write this kind.
+                match writer {
+                    None => {
+                        if let Some(o) = open.take() {
+                            problems.push(unsigned(o));
                         }
-                        (Some(k), Some(sig)) if !k.verify_bytes(&buf, sig) => problems.push(problem(
-                            Some(seq),
-                            format!("entry seq {seq}: its writer signature (`{w}`) does not verify (forged, or edited)"),
-                        )),
-                        _ => {}
                     }
-                    if let Err(why @ super::writers::Refusal::NotItsKind { .. }) = writers.judge(seq, kind, Some(w)) {
-                        problems.push(problem(Some(seq), format!("entry seq {seq}: {why}; reports ignore it")));
+                    Some(w) => {
+                        if open.as_ref().is_some_and(|(_, ow, _)| ow != w) {
+                            problems.extend(open.take().map(unsigned));
+                        }
+                        let (first, _, leaves) = open.get_or_insert_with(|| (seq, w.to_string(), Vec::new()));
+                        leaves.push(leaf);
+                        let signer = if w == super::writers::OWNER { Some(key) } else { writers.active(w, seq).map(|x| &x.key) };
+                        if signer.is_none() {
+                            problems.push(problem(
+                                Some(seq),
+                                format!("entry seq {seq}: written as `{w}`, which was not a writer of this ledger then (forged); reports ignore it"),
+                            ));
+                        }
+                        if let Some(sig) = col(7) {
+                            let first = *first;
+                            let leaves = open.take().map(|o| o.2).unwrap_or_default();
+                            match super::entry::parse_append_sig(sig) {
+                                Some((from, s)) if from == first => {
+                                    if signer.is_some_and(|k| !k.verify_bytes(&super::entry::append_bytes(first, seq, w, &leaves), s)) {
+                                        problems.push(problem(
+                                            Some(first),
+                                            format!(
+                                                "entries seq {first}..{seq}: their append signature (`{w}`) does not verify (forged, or edited)"
+                                            ),
+                                        ));
+                                    }
+                                }
+                                _ => problems.push(problem(
+                                    Some(seq),
+                                    format!("entry seq {seq}: its append signature does not cover seq {first}..{seq} (forged, or edited)"),
+                                )),
+                            }
+                        }
+                        if let Err(why @ super::writers::Refusal::NotItsKind { .. }) = writers.judge(seq, kind, Some(w)) {
+                            problems.push(problem(Some(seq), format!("entry seq {seq}: {why}; reports ignore it")));
+                        }
                     }
                 }
                 if stored_leaf != Some(leaf) {
@@ -132,6 +163,7 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
                 Ok(())
             })
             .map_err(&sqlerr)?;
+        problems.extend(open.take().map(unsigned));
         // Leaves actually present (fewer than `expected` when entries were deleted).
         let present = tree.size();
 
