@@ -8,6 +8,7 @@ pub mod attest;
 pub mod check;
 pub mod cli;
 pub mod deploy;
+pub mod evidence;
 pub mod forge;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -580,3 +580,154 @@ fn an_answer_from_an_edited_ledger_says_so_and_strict_fails() -> Result<()> {
     assert!(out.contains("ground     WARNING: the ledger does not agree with its signed checkpoint: the head"), "{out}");
     Ok(())
 }
+
+/// Rewrites one file of an evidence package (and, like a careful forger, its
+/// manifest digest), returning the new package's path.
+fn tampered(pkg: &std::path::Path, name: &str, edit: impl Fn(Vec<u8>) -> Vec<u8>, fix_manifest: bool) -> Result<std::path::PathBuf> {
+    use sha2::Digest;
+    let mut files = git_audit::evidence::read(pkg)?;
+    let data = edit(files.remove(name).context("file")?);
+    if fix_manifest {
+        let mut m: serde_json::Value = serde_json::from_slice(files.get("manifest.json").context("manifest")?)?;
+        m["files"][name] = hex::encode(sha2::Sha256::digest(&data)).into();
+        files.insert("manifest.json".into(), serde_json::to_vec(&m)?);
+    }
+    files.insert(name.into(), data);
+    let out = pkg.with_file_name(format!("tampered-{}.tar.gz", name.replace('/', "-")));
+    let f = std::fs::File::create(&out)?;
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(f, flate2::Compression::default()));
+    for (n, d) in &files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, format!("evidence/{n}"), d.as_slice())?;
+    }
+    tar.into_inner()?.finish()?;
+    Ok(out)
+}
+
+#[test]
+fn an_evidence_package_verifies_offline_and_names_what_was_altered() -> Result<()> {
+    let kn = known()?;
+    let pkg = kn.repo.tmp.path().join("q3.tar.gz");
+    let (code, out, err) = kn.repo.audit(&[
+        "report",
+        "evidence",
+        "--since",
+        "2026-07-01",
+        "--until",
+        "2026-12-31",
+        "--env",
+        "production",
+        "--output",
+        pkg.to_str().context("path")?,
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cited entries with inclusion proofs"), "{out}");
+    let files = git_audit::evidence::read(&pkg)?;
+    for f in [
+        "manifest.json",
+        "checkpoint.txt",
+        "entries.jsonl",
+        "keys.json",
+        "README.txt",
+        "reports/compliance.json",
+        "reports/compliance.html",
+        "reports/deployments.csv",
+    ] {
+        assert!(files.contains_key(f), "{f} missing: {:?}", files.keys().collect::<Vec<_>>());
+    }
+    // Verified where there is no ledger and no repository.
+    let elsewhere = tempfile::tempdir()?;
+    let verify = |p: &std::path::Path| -> Result<(i32, String)> {
+        let out = std::process::Command::new(BIN).current_dir(elsewhere.path()).env_clear().args(["evidence", "verify"]).arg(p).output()?;
+        Ok((out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
+    };
+    let (code, out) = verify(&pkg)?;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("evidence OK") && out.contains("reports cite only proven entries"), "{out}");
+    let entries = String::from_utf8_lossy(&files["entries.jsonl"]).into_owned();
+    assert!(entries.lines().count() >= 5, "{entries}");
+    // One byte changed in a cited entry: the manifest says so; with the manifest
+    // "fixed" too, the entry's inclusion proof says which entry.
+    let flip = |b: Vec<u8>| {
+        let mut t = String::from_utf8_lossy(&b).into_owned();
+        t = t.replacen("INC-9", "INC-8", 1);
+        t.into_bytes()
+    };
+    let (code, out) = verify(&tampered(&pkg, "entries.jsonl", flip, false)?)?;
+    assert_eq!(code, 1);
+    assert!(out.contains("entries.jsonl: its content is not what the manifest lists (altered)"), "{out}");
+    let (code, out) = verify(&tampered(&pkg, "entries.jsonl", flip, true)?)?;
+    assert_eq!(code, 1);
+    assert!(out.contains("is not included in the log") && out.contains("(seq "), "{out}");
+    // The checkpoint: its signature.
+    let cp_flip = |b: Vec<u8>| {
+        let mut b = b;
+        if let Some(x) = b.iter_mut().find(|c| c.is_ascii_digit()) {
+            *x = if *x == b'9' { b'8' } else { *x + 1 };
+        }
+        b
+    };
+    let (code, out) = verify(&tampered(&pkg, "checkpoint.txt", cp_flip, true)?)?;
+    assert_eq!(code, 1);
+    assert!(out.contains("checkpoint.txt does not verify"), "{out}");
+    // A report row citing an entry the package does not prove.
+    let cite = |b: Vec<u8>| {
+        let mut v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+        v["findings"][0]["evidence"] = serde_json::json!([987654]);
+        serde_json::to_vec(&v).unwrap_or_default()
+    };
+    let (code, out) = verify(&tampered(&pkg, "reports/compliance.json", cite, true)?)?;
+    assert_eq!(code, 1);
+    assert!(out.contains("reports/compliance.json cites seq [987654], which the package does not prove"), "{out}");
+
+    // The next audit: more entries, and a package that proves the log still extends the first.
+    kn.repo.append_fact("bypass.used", "refs/heads/main", "oncall@example.com", "{\"reason\":\"INC-10\"}")?;
+    let next = kn.repo.tmp.path().join("q4.tar.gz");
+    let (code, _, err) = kn.repo.audit(&[
+        "report",
+        "evidence",
+        "--since",
+        "2026-07-01",
+        "--output",
+        next.to_str().context("path")?,
+        "--since-package",
+        pkg.to_str().context("path")?,
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let (code, out) = verify(&next)?;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("the log still extends the earlier package's size"), "{out}");
+    // Entries removed by someone who holds the owner key: the log cut back to
+    // three entries and its head signed again. No package can say it extends the first.
+    let db = kn.repo.path.join(".git/audit/ledger.db");
+    let files = git_audit::ledger::LedgerFiles::sqlite(db.clone(), db.with_extension("key"));
+    let l = git_audit::ledger::Ledger::open(&files)?;
+    let root = l.root_at(3)?;
+    let origin = l.origin.clone();
+    drop(l);
+    let signer = git_audit::ledger::note::NoteSigner::parse(&std::fs::read_to_string(db.with_extension("key"))?)?;
+    let note = signer.sign(&git_audit::ledger::note::Checkpoint { origin, size: 3, root }.to_text())?;
+    let c = rusqlite::Connection::open(&db)?;
+    c.execute("DELETE FROM entries WHERE seq >= 3", [])?;
+    c.execute("DELETE FROM nodes WHERE (idx + 1) << level > 3", [])?;
+    c.execute("DELETE FROM checkpoints", [])?;
+    c.execute("UPDATE head SET size = 3, root = ?1, note = ?2", rusqlite::params![root.to_vec(), note])?;
+    drop(c);
+    let third = kn.repo.tmp.path().join("rewritten.tar.gz");
+    let (code, _, err) = kn.repo.audit(&[
+        "report",
+        "evidence",
+        "--since",
+        "2026-07-01",
+        "--output",
+        third.to_str().context("path")?,
+        "--since-package",
+        pkg.to_str().context("path")?,
+    ])?;
+    assert_eq!(code, 2, "a cut-back ledger cannot extend the earlier package: {err}");
+    assert!(err.contains("fewer than the") && err.contains("entries were removed"), "{err}");
+    Ok(())
+}

@@ -91,7 +91,7 @@ pub enum Command {
     Hook(hook::HookArgs),
     /// Sync pull requests, reviews and deployments from GitHub into the ledger.
     Sync(sync::SyncArgs),
-    /// Reports over the ledger: trace, deployments, dora, compliance.
+    /// Reports over the ledger: trace, deployments, dora, evidence (a package), compliance.
     Report(report::ReportArgs),
     /// Record what happened elsewhere: `record deployment` from any CI/CD system.
     Record(record::RecordArgs),
@@ -101,6 +101,11 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// A read-only web UI over the ledger: dashboard, reports, entries with proofs, JSON.
     Serve(serve::ServeArgs),
+    /// Evidence packages (`report evidence` writes them): verify, offline.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions {
         #[arg(value_enum)]
@@ -129,6 +134,18 @@ pub fn completion_script(shell: clap_complete::Shell) -> String {
     }
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum EvidenceCommand {
+    /// Check a package offline: manifest digests, the signed checkpoint, every
+    /// entry's inclusion proof, every report citing only proven entries, and the
+    /// consistency proof from an earlier package. Exit 1 naming what failed.
+    Verify {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     if let Some(dir) = &cli.directory {
@@ -155,6 +172,33 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Notify(args) => notify::run(&global, args),
         Command::Keys(args) => keys::run(&global, args),
         Command::Serve(args) => serve::run(&global, args),
+        Command::Evidence { command: EvidenceCommand::Verify { file, format } } => {
+            let c = crate::evidence::verify(&file)?;
+            match format {
+                OutputFormat::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&c)?))?,
+                OutputFormat::Text => {
+                    let mut out = String::new();
+                    for p in &c.problems {
+                        out.push_str(&format!("{} {p}\n", style::red(color, "FAILED")));
+                    }
+                    if c.problems.is_empty() {
+                        out.push_str(&format!(
+                            "{}: {} entries proven in log {} at size {}; {} reports cite only proven entries{}\n",
+                            style::green(color, "evidence OK"),
+                            c.entries,
+                            c.origin,
+                            c.tree_size,
+                            c.reports.len(),
+                            c.consistent_from
+                                .map(|n| format!("; the log still extends the earlier package's size {n}"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                    emit(&out)?;
+                }
+            }
+            Ok(if c.problems.is_empty() { Outcome::Pass } else { Outcome::Violations })
+        }
         Command::Completions { shell } => {
             emit(&completion_script(shell))?;
             Ok(Outcome::Pass)

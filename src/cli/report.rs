@@ -84,6 +84,16 @@ pub enum ReportName {
     Deployments(Window),
     /// Deployment frequency, lead time, change failure rate, time to restore.
     Dora(Window),
+    /// The evidence package for a window (--output FILE.tar.gz): the reports,
+    /// every entry they cite with its inclusion proof, the signed checkpoint,
+    /// the keys, the policy; check it offline with `git-audit evidence verify`.
+    Evidence {
+        #[command(flatten)]
+        window: Window,
+        /// An earlier package: this one then proves the ledger still extends its checkpoint.
+        #[arg(long, value_name = "OLD.tar.gz")]
+        since_package: Option<PathBuf>,
+    },
     /// Every finding in a window, grouped by rule; exit 1 when there are any.
     Compliance {
         /// Start of the window: 90d, 12h, 2026-07-01 or an RFC 3339 time.
@@ -101,6 +111,52 @@ fn optional_policy(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::
     }
 }
 
+/// `report evidence`: the window's reports, rendered every way, into one package.
+fn evidence(
+    global: &Global,
+    args: &ReportArgs,
+    ledger: &Ledger,
+    repo: Option<&crate::git::Repo>,
+    w: &Window,
+    previous: Option<&std::path::Path>,
+) -> anyhow::Result<Outcome> {
+    let Some(out) = &args.output else {
+        bail!("the evidence package needs a file: --output FILE.tar.gz");
+    };
+    let (since, until) = w.bounds()?;
+    w.check_env(ledger, args.strict)?;
+    let policy = optional_policy(global, repo)?;
+    let digest = policy.as_ref().map(|p| p.digest.clone());
+    let mut reports = Vec::new();
+    let (compliance, _) = report::compliance::compliance(ledger, repo, &since, policy.as_ref())?;
+    let deployments = report::deployments::deployments(ledger, repo, &w.env, &since, &until, policy.as_ref())?;
+    for (name, doc) in [("compliance", compliance), ("deployments", deployments)] {
+        let provenance = report::render::Provenance::of(ledger, digest.as_deref(), &crate::ledger::ground::cited(&doc.json))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&report::render::render_with(&doc, ReportFormat::Json, false, Some(&provenance))).unwrap_or_default();
+        reports.push(crate::evidence::ReportFiles {
+            name: name.into(),
+            json,
+            html: report::render::render_with(&doc, ReportFormat::Html, false, Some(&provenance)),
+            csv: report::render::render_with(&doc, ReportFormat::Csv, false, Some(&provenance)),
+        });
+    }
+    let policy_text = policy.as_ref().and_then(|p| std::fs::read_to_string(&p.path).ok());
+    let window =
+        serde_json::json!({"since": since.to_string(), "until": (!until.is_open_end()).then(|| until.to_string()), "environment": w.env});
+    let written = crate::evidence::build(ledger, &reports, policy_text.as_deref(), window, previous, out)?;
+    emit(&format!(
+        "wrote {}: {} reports, {} cited entries with inclusion proofs, checkpoint size {}{}\ncheck it anywhere: git-audit evidence verify {}\n",
+        out.display(),
+        reports.len(),
+        written.entries,
+        written.tree_size,
+        previous.map(|p| format!(", consistent with {}", p.display())).unwrap_or_default(),
+        out.display()
+    ))?;
+    Ok(Outcome::Pass)
+}
+
 /// The format a file name asks for by its extension.
 fn format_for(path: &std::path::Path) -> ReportFormat {
     match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
@@ -116,7 +172,11 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
     let repo = crate::git::Repo::open_from_env().ok();
     let loc = super::ledger::location(global, repo.as_ref())?;
     let ledger = Ledger::open(&loc)?;
+    if let ReportName::Evidence { window, since_package } = &args.report {
+        return evidence(global, &args, &ledger, repo.as_ref(), window, since_package.as_deref());
+    }
     let (doc, outcome) = match &args.report {
+        ReportName::Evidence { .. } => bail!("the evidence package is written above"),
         ReportName::Trace { commit } => {
             let id = report::trace::resolve_commit(&ledger, repo.as_ref(), commit)?;
             (report::trace::trace(&ledger, repo.as_ref(), &id)?, Outcome::Pass)

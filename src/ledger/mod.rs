@@ -799,8 +799,14 @@ impl Ledger {
 
     /// A self-contained inclusion proof for entry `seq` under the current head.
     pub fn prove(&self, seq: u64) -> Result<Proof, LedgerError> {
+        self.prove_under(seq, &self.head()?)
+    }
+
+    /// An inclusion proof for entry `seq` under a given signed head (so many
+    /// proofs made while others append all stand on one checkpoint).
+    pub fn prove_under(&self, seq: u64, head: &Head) -> Result<Proof, LedgerError> {
         use base64::Engine;
-        let head = self.head()?;
+        let head = head.clone();
         if seq >= head.size {
             return Err(LedgerError::NoEntry { seq, size: head.size });
         }
