@@ -307,16 +307,29 @@ fn pushes(ledger: &Ledger, w: &Window) -> Result<Document, String> {
         } else {
             refused += 1;
         }
+        // The rules it was judged under: the refs' own findings, and each pushed
+        // commit's (from its commit.verified, the newest for that commit).
+        let mut rules = std::collections::BTreeSet::new();
+        for r in &d.payload.ref_updates {
+            rules.extend(r.findings.iter().map(|f| f.rule.id().to_string()));
+            for c in &r.commits {
+                let v = ledger
+                    .events::<crate::ledger::event::CommitVerified>(&Select { subject: Some(c), newest: Some(1), ..Select::default() })
+                    .map_err(|e| e.to_string())?;
+                rules.extend(v.iter().flat_map(|v| v.payload.findings.iter().map(|f| f.rule.id().to_string())));
+            }
+        }
+        let rules: Vec<String> = rules.into_iter().collect();
         rows.push(vec![
             d.time.clone(),
             verdict.to_string(),
             pusher.clone(),
             refs.join(", "),
             d.payload.violations.to_string(),
-            d.payload.reasons.join("; "),
+            if rules.is_empty() { d.payload.reasons.join("; ") } else { rules.join(" ") },
             d.seq.to_string(),
         ]);
-        json_rows.push(json!({"time": d.time, "accepted": d.payload.accepted, "pusher": pusher, "refs": refs, "violations": d.payload.violations, "reasons": d.payload.reasons, "seq": d.seq}));
+        json_rows.push(json!({"time": d.time, "accepted": d.payload.accepted, "pusher": pusher, "refs": refs, "violations": d.payload.violations, "rules": rules, "reasons": d.payload.reasons, "seq": d.seq}));
     }
     let breaks: Vec<Vec<String>> = bypasses
         .iter()
@@ -326,7 +339,7 @@ fn pushes(ledger: &Ledger, w: &Window) -> Result<Document, String> {
     Ok(Document {
         title: format!("Push decisions since {}", w.since),
         sections: vec![
-            Section::new("Decisions", &["time", "decision", "pusher", "refs", "violations", "reasons", "seq"], rows),
+            Section::new("Decisions", &["time", "decision", "pusher", "refs", "violations", "rules", "seq"], rows),
             Section::new("Break glass", &["time", "actor", "reason", "violations", "seq"], breaks.clone()),
         ],
         charts: vec![("Push decisions".into(), vec![("accepted".into(), accepted), ("refused".into(), refused)])],

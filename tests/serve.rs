@@ -423,3 +423,22 @@ fn every_served_page_checks_its_ground_and_says_when_it_gives_way() -> Result<()
     }
     Ok(())
 }
+
+#[test]
+fn the_pushes_page_names_the_rules_each_refusal_broke() -> Result<()> {
+    use crate::hooks::{push, signing_policy, Server};
+    let repo = Repo::new()?;
+    let server = Server::new(&repo, &signing_policy(""), "sha1")?;
+    repo.commit("feat: unsigned", crate::support::Sign::None)?;
+    let (code, _) = push(&repo, &["origin", "main"], &[])?;
+    assert_eq!(code, 1);
+    let ledger = server.path.join("audit/ledger.db");
+    let srv = serve(&repo, &["--listen", "127.0.0.1:0", "--ledger", ledger.to_str().context("path")?], &[])?;
+    let v = json_of(&srv.addr, "/api/pushes?since=2000-01-01")?;
+    let refused = v["decisions"].as_array().and_then(|d| d.iter().find(|d| d["accepted"] == false)).cloned().unwrap_or_default();
+    assert!(refused["rules"].as_array().is_some_and(|r| r.iter().any(|x| x == "signing.required")), "{v}");
+    let (_, head, body) = http(&srv.addr, "GET", "/pushes?since=2000-01-01", &[])?;
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(&body) } else { body };
+    assert!(body.contains("signing.required"), "{body}");
+    Ok(())
+}
