@@ -160,6 +160,46 @@ struct Window {
 }
 
 impl WindowQuery {
+    /// With no window asked for: the last 90 days when the ledger has entries
+    /// in them, else the 90 days up to its newest entry — and a sentence
+    /// saying which was chosen.
+    fn resolve_finding_data(&self, ledger: &Ledger) -> Result<(Window, Option<String>), String> {
+        if self.since.is_some() || self.until.is_some() {
+            return Ok((self.resolve()?, None));
+        }
+        let w = self.resolve()?;
+        // The newest deployment to the environment (its own time, not when it
+        // was synced), else the newest entry.
+        let newest_deployment = ledger
+            .deployments()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|d| crate::signature::allowed_signers::glob_match(&w.env, &d.environment))
+            .filter_map(|d| Timestamp::parse(&d.time).ok())
+            .max();
+        let head = ledger.head().map_err(|e| e.to_string())?;
+        let newest = match (newest_deployment, head.size) {
+            (Some(t), _) => Some(t),
+            (None, 0) => None,
+            (None, n) => ledger.entry(n - 1).map_err(|e| e.to_string())?.and_then(|e| Timestamp::parse(&e.time).ok()),
+        };
+        match newest {
+            Some(t) if t < w.since => {
+                let day = t.canonical().get(..10).unwrap_or_default().to_string();
+                let until = Timestamp::until(&day).map_err(|e| e.to_string())?;
+                let since = Timestamp::from_datetime(until.datetime() - chrono::Duration::days(90));
+                let chose =
+                    format!("Nothing in the last 90 days: showing the 90 days up to the newest data ({day}). Choose another window above.");
+                Ok((
+                    Window { since_text: since.canonical().get(..10).unwrap_or_default().to_string(), until_text: day, since, until, ..w },
+                    Some(chose),
+                ))
+            }
+            Some(_) => Ok((w, Some("Showing the last 90 days.".into()))),
+            None => Ok((w, Some("The ledger is empty: nothing recorded yet.".into()))),
+        }
+    }
+
     fn resolve(&self) -> Result<Window, String> {
         let since = Timestamp::since(self.since.as_deref().unwrap_or("90d")).map_err(|e| e.to_string())?;
         let until = match self.until.as_deref().filter(|u| !u.is_empty()) {
@@ -571,8 +611,8 @@ fn tile(label: &str, value: &str, note: &str, class: &str, id: &str) -> String {
 
 async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> Response {
     let r = blocking(move || {
-        let w = q.resolve()?;
         let ctx = open(&opts)?;
+        let (w, chose) = q.resolve_finding_data(&ctx.ledger)?;
         let dora = report::dora::dora(&ctx.ledger, ctx.repo.as_ref(), &w.env, &w.since, &w.until).map_err(|e| e.to_string())?;
         let (_, findings) =
             report::compliance::compliance(&ctx.ledger, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref()).map_err(|e| e.to_string())?;
@@ -589,10 +629,10 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
             per_env.push((env, d.json["overall"].clone()));
         }
         let served = ctx.served_over(&w);
-        Ok((w, dora, findings, pushes, shipped, per_env, served))
+        Ok((w, chose, dora, findings, pushes, shipped, per_env, served))
     })
     .await;
-    let (w, dora, findings, pushes, shipped, per_env, p) = match r {
+    let (w, chose, dora, findings, pushes, shipped, per_env, p) = match r {
         Ok(x) => x,
         Err(e) => return failure(StatusCode::BAD_REQUEST, &e),
     };
@@ -625,6 +665,9 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
         field("until", &w.until_text, "now"),
         field("env", &w.env, "production")
     );
+    if let Some(c) = &chose {
+        tiles.push_str(&format!("<p id=\"window-chosen\">{}</p>", escape(c)));
+    }
     tiles.push_str("<div class=\"tiles\">");
     let (c, n) = band_class("frequency", per_week);
     tiles += &tile(

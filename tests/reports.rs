@@ -155,13 +155,13 @@ fn trace_tells_a_commits_whole_story() -> Result<()> {
 /// D1 ships c1 (PR #1) → success; D2 ships c2+c3 (PR #2, c2 unsigned) → failure;
 /// D3 ships c4 (PR #3, squash-merged: c4 is its merge_commit_sha, not one of its
 /// commits) → success, then D4 rolls back to c3.
-struct History {
-    repo: Repo,
+pub(crate) struct History {
+    pub(crate) repo: Repo,
     c: Vec<String>,
     _fake: Fake,
 }
 
-fn history() -> Result<History> {
+pub(crate) fn history() -> Result<History> {
     let k = keys();
     let repo = Repo::new()?;
     assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);

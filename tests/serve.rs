@@ -442,3 +442,36 @@ fn the_pushes_page_names_the_rules_each_refusal_broke() -> Result<()> {
     assert!(body.contains("signing.required"), "{body}");
     Ok(())
 }
+
+#[test]
+fn with_no_window_the_dashboard_finds_the_data_and_says_which_window_it_chose() -> Result<()> {
+    // Deployments in July 2026: more than 90 days before any run of this test.
+    let h = crate::reports::history()?;
+    let srv = serve(&h.repo, &["--listen", "127.0.0.1:0"], &[])?;
+    let get = |path: &str| -> Result<String> {
+        let (_, head, body) = http(&srv.addr, "GET", path, &[])?;
+        Ok(if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(&body) } else { body })
+    };
+    // The number a tile shows.
+    let tile = |page: &str, id: &str| -> String {
+        page.split(&format!("id=\"{id}\""))
+            .nth(1)
+            .and_then(|t| t.split("<div class=\"value").nth(1))
+            .and_then(|t| t.split('>').nth(1))
+            .and_then(|t| t.split('<').next())
+            .unwrap_or("?")
+            .to_string()
+    };
+    let page = get("/")?;
+    assert!(
+        page.contains("id=\"window-chosen\">Nothing in the last 90 days: showing the 90 days up to the newest data (2026-07-04)"),
+        "{page}"
+    );
+    assert_eq!(tile(&page, "tile-deployments"), "4", "{page}");
+    assert!(page.contains("value=\"2026-07-04\""), "the form shows the window chosen: {page}");
+    // A window asked for is the window shown, with nothing chosen for you.
+    let page = get("/?since=90d")?;
+    assert!(!page.contains("id=\"window-chosen\""), "{page}");
+    assert_eq!(tile(&page, "tile-deployments"), "0", "{page}");
+    Ok(())
+}
