@@ -293,7 +293,11 @@ impl Ctx {
 }
 
 fn html(doc: &Document, before: String, after: String, served: &Served) -> Response {
-    let body = page(doc, &Page { nav: NAV.to_vec(), before, after, provenance: Some(&served.provenance), links: Some(&served.links) });
+    // The navigation keeps the page's window.
+    let query = served.links.window_query();
+    let hrefs: Vec<(String, &str)> = NAV.iter().map(|(h, l)| (format!("{h}{query}"), *l)).collect();
+    let nav = hrefs.iter().map(|(h, l)| (h.as_str(), *l)).collect();
+    let body = page(doc, &Page { nav, before, after, provenance: Some(&served.provenance), links: Some(&served.links) });
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
@@ -701,12 +705,18 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
     // Violations and "could not verify" are different answers: counted apart.
     let unverified = findings.iter().filter(|f| f.rule.is_unverified()).count();
     let violations = findings.len() - unverified;
-    tiles += &tile(
-        "violations",
-        &violations.to_string(),
-        "compliance findings, in the window",
-        if violations == 0 { "good" } else { "bad" },
-        "tile-findings",
+    // The counts link to the list they count, over the same window.
+    let to_findings = format!("/compliance{}", p.links.window_query());
+    tiles += &format!(
+        "<a class=\"tile-link\" href=\"{}\">{}</a>",
+        escape(&to_findings),
+        tile(
+            "violations",
+            &violations.to_string(),
+            "compliance findings, in the window",
+            if violations == 0 { "good" } else { "bad" },
+            "tile-findings",
+        )
     );
     tiles += &tile(
         "could not verify",

@@ -469,6 +469,14 @@ fn with_no_window_the_dashboard_finds_the_data_and_says_which_window_it_chose() 
     );
     assert_eq!(tile(&page, "tile-deployments"), "4", "{page}");
     assert!(page.contains("value=\"2026-07-04\""), "the form shows the window chosen: {page}");
+    // The window goes along: in the navigation, and from the findings tile to the list it counts.
+    assert!(page.contains("<a href=\"&#x2f;deployments?since=2026-04-06&amp;until=2026-07-04\">"), "{page}");
+    assert!(
+        page.contains(
+            "<a class=\"tile-link\" href=\"/compliance?since=2026-04-06&amp;until=2026-07-04\"><div class=\"tile\" id=\"tile-findings\""
+        ),
+        "{page}"
+    );
     // A window asked for is the window shown, with nothing chosen for you.
     let page = get("/?since=90d")?;
     assert!(!page.contains("id=\"window-chosen\""), "{page}");

@@ -462,6 +462,24 @@ impl Links {
         self
     }
 
+    /// The page's window as a query string (`?since=…&until=…`), for links
+    /// that keep it; empty when the page has none.
+    pub fn window_query(&self) -> String {
+        match &self.window {
+            Some((since, until)) => {
+                let mut q = format!("?since={}", serde_urlencoded::to_string([("", since)]).unwrap_or_default().trim_start_matches('='));
+                if !until.is_empty() {
+                    q.push_str(&format!(
+                        "&until={}",
+                        serde_urlencoded::to_string([("", until)]).unwrap_or_default().trim_start_matches('=')
+                    ));
+                }
+                q
+            }
+            None => String::new(),
+        }
+    }
+
     /// An environment's dashboard over the page's window.
     fn environment(&self, env: &str) -> Option<String> {
         let (since, until) = self.window.as_ref()?;
