@@ -122,6 +122,38 @@ fn forge(db: &std::path::Path, key_file: &str, claimed: &str, e: &NewEntry) -> R
     Ok(seq)
 }
 
+/// Like [`forge`], but the entry names no writer (format 1 bytes, no signature).
+fn forge_v1(db: &std::path::Path, key_file: &str, e: &NewEntry) -> Result<u64> {
+    let signer = NoteSigner::parse(&std::fs::read_to_string(key_file)?)?;
+    let c = Connection::open(db)?;
+    let origin: String = c.query_row("SELECT value FROM meta WHERE key = 'origin'", [], |r| r.get(0))?;
+    let size: i64 = c.query_row("SELECT size FROM head", [], |r| r.get(0))?;
+    let seq = size as u64;
+    let time = "2026-12-01T00:00:00.000Z";
+    let payload = entry::canonical_json(&e.payload);
+    let leaf = merkle::leaf_hash(&entry::canonical_bytes(seq, time, &e.kind, &e.subject, &e.actor, &payload));
+    c.execute(
+        "INSERT INTO entries (seq, time, kind, subject, actor, payload, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        rusqlite::params![size, time, e.kind, e.subject, e.actor, payload, leaf.to_vec()],
+    )?;
+    let mut tree = MemoryTree::new();
+    let leaves: Vec<Vec<u8>> =
+        c.prepare("SELECT leaf FROM entries ORDER BY seq")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for l in leaves {
+        tree.push(l.try_into().map_err(|_| anyhow::anyhow!("leaf"))?);
+    }
+    c.execute("DELETE FROM nodes", [])?;
+    for (level, hashes) in tree.levels.iter().enumerate().skip(1) {
+        for (i, h) in hashes.iter().enumerate() {
+            c.execute("INSERT INTO nodes (level, idx, hash) VALUES (?1, ?2, ?3)", rusqlite::params![level as i64, i as i64, h.to_vec()])?;
+        }
+    }
+    let root = merkle::root(&mut tree, seq + 1).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let note = signer.sign(&Checkpoint { origin, size: seq + 1, root }.to_text())?;
+    c.execute("UPDATE head SET size = ?1, root = ?2, note = ?3", rusqlite::params![size + 1, root.to_vec(), note])?;
+    Ok(seq)
+}
+
 #[test]
 fn a_writer_key_writes_only_its_own_kinds_however_it_tries() -> Result<()> {
     let s = setup()?;
@@ -171,6 +203,20 @@ fn a_writer_key_writes_only_its_own_kinds_however_it_tries() -> Result<()> {
         out.contains(&format!("entries seq {claimed}..{claimed}: their append signature (`hooks`) does not verify (forged, or edited)")),
         "{out}"
     );
+
+    // 4b. Naming no writer at all (a format 1 entry, after format 2 began).
+    let unnamed = forge_v1(&s.db, &s.key("ci"), &good_verdict(&s.direct))?;
+    let (code, out, _) = s.repo.audit(&["ledger", "verify"])?;
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!(
+            "entry seq {unnamed}: it names no writer, though every entry since format 2 must (inserted); reports ignore it"
+        )),
+        "{out}"
+    );
+    let (_, found, _, v) = s.unsigned_deployed(&[])?;
+    assert!(found, "{v}");
+    assert!(v["provenance"]["ground"]["ignored"].as_array().is_some_and(|a| a.iter().any(|x| x == unnamed)), "{v}");
 
     // 5. And the projection edited to match: the default answer is misled
     //    (only a full replay sees a projection row with no entry behind it),

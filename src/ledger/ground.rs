@@ -148,6 +148,16 @@ impl Ledger {
                 g.ignored
                     .extend(seqs.iter().filter_map(|r| r.first().and_then(Value::as_int)).filter(|&s| !judged(s)).map(|s| s.max(0) as u64));
             }
+            // Entries naming no writer after entries began to name theirs.
+            if let Some(first) = writers.first_v2 {
+                let rows = super::store::rows(
+                    self.store(),
+                    "SELECT seq FROM entries WHERE seq > ?1 AND writer IS NULL",
+                    &[Value::Int(first as i64)],
+                )
+                .map_err(sql(&self.path))?;
+                g.ignored.extend(rows.iter().filter_map(|r| r.first().and_then(Value::as_int)).map(|s| s.max(0) as u64));
+            }
             g.ignored.sort_unstable();
         }
         // 6. Every cited entry: its bytes, its place under the signed root, its writer's signature.

@@ -1061,6 +1061,10 @@ fn load_writers(store: &dyn Store, path: &Path, owner: &NoteVerifier, columns: b
         &[writers::SUBJECT.into(), event::Kind::LedgerWriter.as_str().into()],
     )
     .map_err(sql(path))?;
+    let first_v2 = store::first(store, "SELECT min(seq) FROM entries WHERE writer IS NOT NULL", &[])
+        .map_err(sql(path))?
+        .and_then(|r| r.first().and_then(Value::as_int))
+        .map(|s| s.max(0) as u64);
     let mut changes = Vec::new();
     for r in &rows {
         let Ok(e) = row_entry(r) else { continue };
@@ -1068,7 +1072,7 @@ fn load_writers(store: &dyn Store, path: &Path, owner: &NoteVerifier, columns: b
             && append_signed(store, path, e.seq, &merkle::leaf_hash(&e.canonical()), writers::OWNER, owner)?.is_ok();
         changes.push((e.seq, e.writer.clone(), entry::canonical_json(&e.payload), signed));
     }
-    Ok(writers::Writers::fold(changes))
+    Ok(writers::Writers { first_v2, ..writers::Writers::fold(changes) })
 }
 
 /// Whether entry `seq` (whose leaf, recomputed from its content, is `leaf`)

@@ -114,6 +114,9 @@ pub fn verify(ledger: &Ledger, trusted: Option<&NoteVerifier>, older: &[(String,
                         if let Some(o) = open.take() {
                             problems.push(unsigned(o));
                         }
+                        if let Err(why) = writers.judge(seq, kind, None) {
+                            problems.push(problem(Some(seq), format!("entry seq {seq}: {why}; reports ignore it")));
+                        }
                     }
                     Some(w) => {
                         if open.as_ref().is_some_and(|(_, ow, _)| ow != w) {

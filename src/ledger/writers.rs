@@ -60,6 +60,9 @@ pub struct Writers {
     /// `ledger.writer` entries that do not count (not signed by the owner,
     /// malformed), with why.
     pub problems: Vec<(u64, String)>,
+    /// The first entry that names a writer: every later entry must name one
+    /// too (a format 1 entry after it was inserted by hand).
+    pub first_v2: Option<u64>,
 }
 
 /// Why an entry does not count as its writer's.
@@ -67,6 +70,8 @@ pub struct Writers {
 pub enum Refusal {
     /// No writer of that name was valid at that seq.
     Unknown(String),
+    /// An entry without a writer after entries began to name theirs.
+    Unattributed,
     /// The writer may not write that kind.
     NotItsKind { writer: String, kind: String },
 }
@@ -75,6 +80,7 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::Unknown(w) => write!(f, "writer `{w}` was not a writer of this ledger at that point"),
+            Refusal::Unattributed => write!(f, "it names no writer, though every entry since format 2 must (inserted)"),
             Refusal::NotItsKind { writer, kind } => write!(f, "writer `{writer}` may not write `{kind}` entries"),
         }
     }
@@ -148,6 +154,9 @@ impl Writers {
     /// entries (no writer) and the owner's count; the integrity of format 1
     /// entries is the tree's.
     pub fn judge(&self, seq: u64, kind: &str, writer: Option<&str>) -> Result<(), Refusal> {
+        if writer.is_none() && self.first_v2.is_some_and(|f| seq > f) {
+            return Err(Refusal::Unattributed);
+        }
         let Some(name) = writer.filter(|w| *w != OWNER) else { return Ok(()) };
         let w = self.active(name, seq).ok_or_else(|| Refusal::Unknown(name.to_string()))?;
         if w.may_write(kind) {
@@ -192,6 +201,9 @@ mod tests {
         assert!(matches!(w.judge(3, "deployment.recorded", Some("ci")), Err(Refusal::Unknown(_))), "not before it was added");
         assert!(matches!(w.judge(9, "deployment.recorded", Some("ci")), Err(Refusal::Unknown(_))), "not once revoked");
         assert_eq!(w.judge(5, "commit.verified", None), Ok(()), "format 1");
+        let later = Writers { first_v2: Some(3), ..w.clone() };
+        assert_eq!(later.judge(5, "commit.verified", None), Err(Refusal::Unattributed), "format 1 after format 2 began");
+        assert_eq!(later.judge(2, "commit.verified", None), Ok(()), "format 1 before it");
         assert_eq!(w.judge(5, "commit.verified", Some(OWNER)), Ok(()));
     }
 
