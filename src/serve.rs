@@ -552,7 +552,7 @@ fn latest_deployments(report: &Document, env: &str) -> Section {
             .collect();
     }
     let title = if total > SHOWN {
-        format!("Latest deployments to {env} ({SHOWN} of {total}; all on /deployments)")
+        format!("Latest deployments to {env}, of {total} (all on /deployments)")
     } else {
         format!("Deployments to {env}")
     };

@@ -463,6 +463,9 @@ fn with_no_window_the_dashboard_finds_the_data_and_says_which_window_it_chose() 
             .to_string()
     };
     let page = get("/")?;
+    // Prints as it reads: no navigation or form on paper, rows kept whole, and
+    // no word broken to squeeze a column ("succe"/"ss").
+    assert!(page.contains("@media print{nav,form.window{display:none}") && page.contains("overflow-wrap:break-word"), "{page}");
     assert!(
         page.contains("id=\"window-chosen\">Nothing in the last 90 days: showing the 90 days up to the newest data (2026-07-04)"),
         "{page}"
