@@ -89,41 +89,15 @@ fn good_verdict(commit: &str) -> NewEntry {
 /// signed with `key_file`, recompute the tree and sign the new head with the
 /// same key. Returns the new entry's seq.
 fn forge(db: &std::path::Path, key_file: &str, claimed: &str, e: &NewEntry) -> Result<u64> {
-    let signer = NoteSigner::parse(&std::fs::read_to_string(key_file)?)?;
-    let c = Connection::open(db)?;
-    let origin: String = c.query_row("SELECT value FROM meta WHERE key = 'origin'", [], |r| r.get(0))?;
-    let size: i64 = c.query_row("SELECT size FROM head", [], |r| r.get(0))?;
-    let seq = size as u64;
-    let time = "2026-12-01T00:00:00.000Z";
-    let payload = entry::canonical_json(&e.payload);
-    let bytes = entry::canonical_bytes_by(seq, time, &e.kind, &e.subject, &e.actor, &payload, Some(claimed));
-    let leaf = merkle::leaf_hash(&bytes);
-    // An append of its own, signed as git-audit signs appends.
-    let sig = format!("{seq}:{}", signer.sign_bytes(&entry::append_bytes(seq, seq, claimed, &[leaf])));
-    c.execute(
-        "INSERT INTO entries (seq, time, kind, subject, actor, payload, leaf, writer, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        rusqlite::params![size, time, e.kind, e.subject, e.actor, payload, leaf.to_vec(), claimed, sig],
-    )?;
-    let mut tree = MemoryTree::new();
-    let leaves: Vec<Vec<u8>> =
-        c.prepare("SELECT leaf FROM entries ORDER BY seq")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-    for l in leaves {
-        tree.push(l.try_into().map_err(|_| anyhow::anyhow!("leaf"))?);
-    }
-    c.execute("DELETE FROM nodes", [])?;
-    for (level, hashes) in tree.levels.iter().enumerate().skip(1) {
-        for (i, h) in hashes.iter().enumerate() {
-            c.execute("INSERT INTO nodes (level, idx, hash) VALUES (?1, ?2, ?3)", rusqlite::params![level as i64, i as i64, h.to_vec()])?;
-        }
-    }
-    let root = merkle::root(&mut tree, seq + 1).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let note = signer.sign(&Checkpoint { origin, size: seq + 1, root }.to_text())?;
-    c.execute("UPDATE head SET size = ?1, root = ?2, note = ?3", rusqlite::params![size + 1, root.to_vec(), note])?;
-    Ok(seq)
+    forge_as(db, key_file, Some(claimed), e)
 }
 
 /// Like [`forge`], but the entry names no writer (format 1 bytes, no signature).
 fn forge_v1(db: &std::path::Path, key_file: &str, e: &NewEntry) -> Result<u64> {
+    forge_as(db, key_file, None, e)
+}
+
+fn forge_as(db: &std::path::Path, key_file: &str, claimed: Option<&str>, e: &NewEntry) -> Result<u64> {
     let signer = NoteSigner::parse(&std::fs::read_to_string(key_file)?)?;
     let c = Connection::open(db)?;
     let origin: String = c.query_row("SELECT value FROM meta WHERE key = 'origin'", [], |r| r.get(0))?;
@@ -131,10 +105,12 @@ fn forge_v1(db: &std::path::Path, key_file: &str, e: &NewEntry) -> Result<u64> {
     let seq = size as u64;
     let time = "2026-12-01T00:00:00.000Z";
     let payload = entry::canonical_json(&e.payload);
-    let leaf = merkle::leaf_hash(&entry::canonical_bytes(seq, time, &e.kind, &e.subject, &e.actor, &payload));
+    let leaf = merkle::leaf_hash(&entry::canonical_bytes_by(seq, time, &e.kind, &e.subject, &e.actor, &payload, claimed));
+    // An append of its own, signed as git-audit signs appends (format 2 only).
+    let sig = claimed.map(|w| format!("{seq}:{}", signer.sign_bytes(&entry::append_bytes(seq, seq, w, &[leaf]))));
     c.execute(
-        "INSERT INTO entries (seq, time, kind, subject, actor, payload, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        rusqlite::params![size, time, e.kind, e.subject, e.actor, payload, leaf.to_vec()],
+        "INSERT INTO entries (seq, time, kind, subject, actor, payload, leaf, writer, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        rusqlite::params![size, time, e.kind, e.subject, e.actor, payload, leaf.to_vec(), claimed, sig],
     )?;
     let mut tree = MemoryTree::new();
     let leaves: Vec<Vec<u8>> =

@@ -487,6 +487,26 @@ pub struct SinkStatus {
     pub last_test: Option<(String, String)>,
 }
 
+impl SinkStatus {
+    /// A sink known by name only (the outbox or test log remembers it; the
+    /// policy may no longer name it), with nothing counted yet.
+    fn named(name: &str, disabled: Option<String>) -> SinkStatus {
+        SinkStatus {
+            name: name.to_string(),
+            kind: String::new(),
+            in_policy: false,
+            disabled,
+            pending: 0,
+            delivered: 0,
+            dead: 0,
+            last_error: None,
+            tests_sent: 0,
+            tests_failed: 0,
+            last_test: None,
+        }
+    }
+}
+
 /// Every sink the policy names or the outbox remembers.
 pub fn status(files: &LedgerFiles, sinks: &[Sink]) -> Result<Vec<SinkStatus>, LedgerError> {
     let h = StateHandle::open(files, SCHEMA)?;
@@ -496,19 +516,7 @@ pub fn status(files: &LedgerFiles, sinks: &[Sink]) -> Result<Vec<SinkStatus>, Le
         .map(|s| {
             (
                 s.name.clone(),
-                SinkStatus {
-                    name: s.name.clone(),
-                    kind: s.kind.as_str().into(),
-                    in_policy: true,
-                    disabled: disabled.get(&s.name).cloned(),
-                    pending: 0,
-                    delivered: 0,
-                    dead: 0,
-                    last_error: None,
-                    tests_sent: 0,
-                    tests_failed: 0,
-                    last_test: None,
-                },
+                SinkStatus { kind: s.kind.as_str().into(), in_policy: true, ..SinkStatus::named(&s.name, disabled.get(&s.name).cloned()) },
             )
         })
         .collect();
@@ -519,19 +527,7 @@ pub fn status(files: &LedgerFiles, sinks: &[Sink]) -> Result<Vec<SinkStatus>, Le
         else {
             continue;
         };
-        let e = out.entry(sink.to_string()).or_insert_with(|| SinkStatus {
-            name: sink.to_string(),
-            kind: String::new(),
-            in_policy: false,
-            disabled: disabled.get(sink).cloned(),
-            pending: 0,
-            delivered: 0,
-            dead: 0,
-            last_error: None,
-            tests_sent: 0,
-            tests_failed: 0,
-            last_test: None,
-        });
+        let e = out.entry(sink.to_string()).or_insert_with(|| SinkStatus::named(sink, disabled.get(sink).cloned()));
         match st {
             "pending" => e.pending += n as u64,
             "delivered" => e.delivered += n as u64,
@@ -542,19 +538,7 @@ pub fn status(files: &LedgerFiles, sinks: &[Sink]) -> Result<Vec<SinkStatus>, Le
         let text = |i: usize| r.get(i).and_then(|v| v.as_text()).unwrap_or_default().to_string();
         let int = |i: usize| r.get(i).and_then(|v| v.as_int()).unwrap_or(0).max(0) as u64;
         let sink = text(0);
-        let e = out.entry(sink.clone()).or_insert_with(|| SinkStatus {
-            name: sink.clone(),
-            kind: String::new(),
-            in_policy: false,
-            disabled: disabled.get(&sink).cloned(),
-            pending: 0,
-            delivered: 0,
-            dead: 0,
-            last_error: None,
-            tests_sent: 0,
-            tests_failed: 0,
-            last_test: None,
-        });
+        let e = out.entry(sink.clone()).or_insert_with(|| SinkStatus::named(&sink, disabled.get(&sink).cloned()));
         e.tests_sent = int(1);
         e.tests_failed = int(2);
         e.last_test = Some((text(3), text(4)));
