@@ -148,6 +148,14 @@ struct WindowQuery {
     since: Option<String>,
     until: Option<String>,
     env: Option<String>,
+    /// `/compliance`: `violation` or `unverified` (could not verify).
+    kind: Option<String>,
+    /// `/compliance`: one rule id.
+    rule: Option<String>,
+    /// `/deployments`: `failed` (failed or rolled back: what the change failure rate counts).
+    status: Option<String>,
+    /// `/pushes`: `refused` or `accepted`.
+    decision: Option<String>,
 }
 
 struct Window {
@@ -157,6 +165,11 @@ struct Window {
     /// As asked (for the form).
     since_text: String,
     until_text: String,
+    /// Filters (see [`WindowQuery`]).
+    kind: Option<String>,
+    rule: Option<String>,
+    status: Option<String>,
+    decision: Option<String>,
 }
 
 impl WindowQuery {
@@ -213,6 +226,10 @@ impl WindowQuery {
             ));
         }
         Ok(Window {
+            kind: self.kind.clone().filter(|k| !k.is_empty()),
+            rule: self.rule.clone().filter(|k| !k.is_empty()),
+            status: self.status.clone().filter(|k| !k.is_empty()),
+            decision: self.decision.clone().filter(|k| !k.is_empty()),
             since,
             until,
             env: self.env.clone().filter(|e| !e.is_empty()).unwrap_or_else(|| "production".into()),
@@ -288,7 +305,7 @@ impl Ctx {
     /// For a page over a window: environments link to their dashboard over it.
     fn served_over(self, w: &Window) -> Served {
         let ctx = self.grounded();
-        Served { provenance: ctx.provenance, links: ctx.links.with_window(&w.since_text, &w.until_text) }
+        Served { provenance: ctx.provenance, links: ctx.links.with_window(&w.since_text, &w.until_text, &w.env) }
     }
 }
 
@@ -323,11 +340,31 @@ fn report_doc(ctx: &Ctx, name: &str, w: &Window) -> Result<Document, String> {
     let e = |e: report::ReportError| e.to_string();
     match name {
         "deployments" => {
-            report::deployments::deployments(&ctx.ledger, ctx.repo.as_ref(), &w.env, &w.since, &w.until, ctx.policy.as_ref()).map_err(e)
+            let doc = report::deployments::deployments(&ctx.ledger, ctx.repo.as_ref(), &w.env, &w.since, &w.until, ctx.policy.as_ref())
+                .map_err(e)?;
+            match w.status.as_deref() {
+                None => Ok(doc),
+                Some("failed") => Ok(failed_only(doc)),
+                Some(other) => Err(format!("no deployment filter status={other}: the filter is status=failed")),
+            }
         }
         "dora" => report::dora::dora(&ctx.ledger, ctx.repo.as_ref(), &w.env, &w.since, &w.until).map_err(e),
         "compliance" => {
-            report::compliance::compliance(&ctx.ledger, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref()).map(|(d, _)| d).map_err(e)
+            let (_, all) = report::compliance::compliance(&ctx.ledger, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref()).map_err(e)?;
+            let (kept, filter): (Vec<_>, Option<String>) = match (w.kind.as_deref(), w.rule.as_deref()) {
+                (None, None) => (all, None),
+                (Some("violation"), None) => (all.into_iter().filter(|f| !f.rule.is_unverified()).collect(), Some("violations".into())),
+                (Some("unverified"), None) => {
+                    (all.into_iter().filter(|f| f.rule.is_unverified()).collect(), Some("could not verify".into()))
+                }
+                (None, Some(r)) if Rule::from_id(r).is_some() => {
+                    (all.into_iter().filter(|f| f.rule.id() == r).collect(), Some(format!("rule {r}")))
+                }
+                (None, Some(r)) => return Err(format!("no rule `{r}`: `git-audit rules` lists them")),
+                (Some(k), None) => return Err(format!("no finding kind `{k}`: the kinds are violation and unverified")),
+                (Some(_), Some(_)) => return Err("filter by kind or by rule, not both".into()),
+            };
+            Ok(report::compliance::document(&w.since, &kept, filter.as_deref()))
         }
         "pushes" => pushes(&ctx.ledger, w),
         other => Err(format!("no report `{other}`: the reports are deployments, dora, compliance and pushes")),
@@ -342,7 +379,13 @@ fn pushes(ledger: &Ledger, w: &Window) -> Result<Document, String> {
     let mut rows = Vec::new();
     let mut json_rows = Vec::new();
     let (mut refused, mut accepted) = (0u64, 0u64);
-    for d in decided.iter().filter(|d| within(&d.time)) {
+    let wanted = match w.decision.as_deref() {
+        None => None,
+        Some("refused") => Some(false),
+        Some("accepted") => Some(true),
+        Some(other) => return Err(format!("no push filter decision={other}: the filters are decision=refused and decision=accepted")),
+    };
+    for d in decided.iter().filter(|d| within(&d.time) && wanted.is_none_or(|a| d.payload.accepted == a)) {
         let refs: Vec<&str> = d.payload.ref_updates.iter().map(|r| r.refname.as_str()).collect();
         let pusher = d.payload.pusher.identity.clone().unwrap_or_default();
         let verdict = if d.payload.accepted { "accepted" } else { "refused" };
@@ -380,16 +423,52 @@ fn pushes(ledger: &Ledger, w: &Window) -> Result<Document, String> {
         .filter(|b| within(&b.time))
         .map(|b| vec![b.time.clone(), b.actor.clone(), b.payload.reason.clone(), b.payload.violations.to_string(), b.seq.to_string()])
         .collect();
+    let shown = w.decision.as_deref().map(|d| format!(" ({d} only)")).unwrap_or_default();
     Ok(Document {
-        title: format!("Push decisions since {}", w.since),
+        title: format!("Push decisions since {}{shown}", w.since),
         sections: vec![
             Section::new("Decisions", &["time", "decision", "pusher", "refs", "violations", "rules", "seq"], rows),
             Section::new("Break glass", &["time", "actor", "reason", "violations", "seq"], breaks.clone()),
         ],
         charts: vec![("Push decisions".into(), vec![("accepted".into(), accepted), ("refused".into(), refused)])],
+        series: Vec::new(),
         json: json!({"since": w.since.to_string(), "until": (!w.until.is_open_end()).then(|| w.until.to_string()), "accepted": accepted, "refused": refused,
                      "decisions": json_rows, "break_glass": breaks.len()}),
     })
+}
+
+/// The deployments report narrowed to what the change failure rate counts:
+/// failed deployments and those rolled back (their commits with them).
+fn failed_only(mut doc: Document) -> Document {
+    let deployments = doc.json["deployments"].as_array().cloned().unwrap_or_default();
+    let keep: Vec<bool> =
+        deployments.iter().map(|d| matches!(d["status"].as_str(), Some("failure" | "error")) || !d["rolled_back_by"].is_null()).collect();
+    let names: std::collections::BTreeSet<String> =
+        deployments.iter().zip(&keep).filter(|(_, k)| **k).filter_map(|(d, _)| d["id"].as_str().map(str::to_string)).collect();
+    if let Some(s) = doc.sections.get_mut(0) {
+        let mut i = 0;
+        s.rows.retain(|_| {
+            i += 1;
+            keep.get(i - 1).copied().unwrap_or(false)
+        });
+        if let Some(raw) = s.raw.as_mut() {
+            let mut i = 0;
+            raw.retain(|_| {
+                i += 1;
+                keep.get(i - 1).copied().unwrap_or(false)
+            });
+        }
+    }
+    if let Some(s) = doc.sections.get_mut(1) {
+        s.rows.retain(|r| r.first().is_some_and(|d| names.contains(d)));
+        if let Some(raw) = s.raw.as_mut() {
+            raw.retain(|r| r.first().is_some_and(|d| names.contains(d)));
+        }
+    }
+    doc.json["deployments"] = serde_json::Value::Array(deployments.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(d, _)| d).collect());
+    doc.json["filter"] = "failed or rolled back".into();
+    doc.title = format!("{} (failed or rolled back)", doc.title);
+    doc
 }
 
 async fn report_page(State(opts): State<Shared>, Path(name): Path<String>, Query(q): Query<WindowQuery>) -> Response {
@@ -538,7 +617,8 @@ async fn search(Query(q): Query<SearchQuery>) -> Response {
 /// deployed and approved it, its findings and how it ended.
 fn latest_deployments(report: &Document, env: &str) -> Section {
     const SHOWN: usize = 20;
-    const COLUMNS: [&str; 10] = ["time", "environment", "id", "sha", "deployer", "source", "approvers", "findings", "status", "note"];
+    const COLUMNS: [&str; 11] =
+        ["time", "environment", "id", "sha", "deployer", "source", "approvers", "findings", "status", "note", "seq"];
     let (mut rows, mut total) = (Vec::new(), 0);
     if let Some(all) = report.sections.first() {
         total = all.rows.len();
@@ -557,24 +637,6 @@ fn latest_deployments(report: &Document, env: &str) -> Section {
         format!("Deployments to {env}")
     };
     Section::new(&title, &COLUMNS, rows)
-}
-
-/// The weekly trends: deployments, change failure rate, median lead time.
-fn trends(dora: &Document) -> Vec<(String, Vec<(String, u64)>)> {
-    let weeks = dora.json["weeks"].as_array().cloned().unwrap_or_default();
-    let per_week = |f: &dyn Fn(&serde_json::Value) -> Option<u64>| -> Vec<(String, u64)> {
-        weeks.iter().filter_map(|w| Some((w["week"].as_str()?.to_string(), f(w)?))).collect()
-    };
-    let mut charts: Vec<(String, Vec<(String, u64)>)> = dora.charts.iter().take(1).cloned().collect();
-    charts.push((
-        "Change failure rate per week (%)".into(),
-        per_week(&|w| w["change_failure_rate"].as_f64().map(|c| (c * 100.0).round() as u64)),
-    ));
-    charts.push((
-        "Median lead time per week (hours; weeks with successful deployments)".into(),
-        per_week(&|w| w["median_lead_time_hours"].as_f64().map(|h| h.round() as u64)),
-    ));
-    charts
 }
 
 /// DORA's bands (State of DevOps 2023) for one metric.
@@ -604,9 +666,11 @@ fn band(metric: &str, value: Option<f64>) -> &'static str {
     }
 }
 
-fn tile(label: &str, value: &str, note: &str, class: &str, id: &str) -> String {
+/// A number on the dashboard, linked to the list it counts.
+fn tile(label: &str, value: &str, note: &str, class: &str, id: &str, href: &str) -> String {
     format!(
-        "<div class=\"tile\" id=\"{id}\"><div class=\"label\">{}</div><div class=\"value {class}\">{}</div><div class=\"note\">{}</div></div>",
+        "<a class=\"tile-link\" href=\"{}\"><div class=\"tile\" id=\"{id}\"><div class=\"label\">{}</div><div class=\"value {class}\">{}</div><div class=\"note\">{}</div></div></a>",
+        escape(href),
         escape(label),
         escape(value),
         escape(note)
@@ -673,6 +737,8 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
         tiles.push_str(&format!("<p id=\"window-chosen\">{}</p>", escape(c)));
     }
     tiles.push_str("<div class=\"tiles\">");
+    // Every number links to the list it counts, over the same window.
+    let to = |path: &str, extra: &[(&str, &str)]| format!("{path}{}", p.links.window_query_with(extra));
     let (c, n) = band_class("frequency", per_week);
     tiles += &tile(
         &format!("deployments to {}", w.env),
@@ -680,6 +746,7 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
         &format!("{} per week successful; {n}", shown(per_week, "")),
         &c,
         "tile-deployments",
+        &to("/deployments", &[]),
     );
     let (c, n) = band_class("cfr", cfr);
     tiles += &tile(
@@ -688,11 +755,12 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
         &format!("{} failed; {n}", o["failed"].as_u64().unwrap_or(0)),
         &c,
         "tile-cfr",
+        &to("/deployments", &[("status", "failed")]),
     );
     let (c, n) = band_class("lead", lead);
-    tiles += &tile("median lead time", &shown(lead, " h"), &n, &c, "tile-lead");
+    tiles += &tile("median lead time", &shown(lead, " h"), &n, &c, "tile-lead", &to("/dora", &[]));
     let (c, n) = band_class("restore", restore);
-    tiles += &tile("median time to restore", &shown(restore, " h"), &n, &c, "tile-restore");
+    tiles += &tile("median time to restore", &shown(restore, " h"), &n, &c, "tile-restore", &to("/deployments", &[("status", "failed")]));
     let refused = pushes.json["refused"].as_u64().unwrap_or(0);
     let breaks = pushes.json["break_glass"].as_u64().unwrap_or(0);
     tiles += &tile(
@@ -701,22 +769,18 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
         &format!("{} accepted; {breaks} break glass", pushes.json["accepted"].as_u64().unwrap_or(0)),
         if refused > 0 { "bad" } else { "good" },
         "tile-refused",
+        &to("/pushes", &[("decision", "refused")]),
     );
-    // Violations and "could not verify" are different answers: counted apart.
+    // Violations and "could not verify" are different answers: counted and listed apart.
     let unverified = findings.iter().filter(|f| f.rule.is_unverified()).count();
     let violations = findings.len() - unverified;
-    // The counts link to the list they count, over the same window.
-    let to_findings = format!("/compliance{}", p.links.window_query());
-    tiles += &format!(
-        "<a class=\"tile-link\" href=\"{}\">{}</a>",
-        escape(&to_findings),
-        tile(
-            "violations",
-            &violations.to_string(),
-            "compliance findings, in the window",
-            if violations == 0 { "good" } else { "bad" },
-            "tile-findings",
-        )
+    tiles += &tile(
+        "violations",
+        &violations.to_string(),
+        "compliance findings, in the window",
+        if violations == 0 { "good" } else { "bad" },
+        "tile-findings",
+        &to("/compliance", &[("kind", "violation")]),
     );
     tiles += &tile(
         "could not verify",
@@ -724,6 +788,7 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
         "what the ledger lacks to judge (e.g. a team never synced)",
         if unverified == 0 { "good" } else { "warn" },
         "tile-unverified",
+        &to("/compliance", &[("kind", "unverified")]),
     );
     tiles.push_str("</div>");
     let mut by_rule: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
@@ -776,7 +841,8 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
                     .collect(),
             ),
         ],
-        charts: trends(&dora),
+        charts: Vec::new(),
+        series: dora.series.clone(),
         json: json!({}),
     };
     html(&doc, tiles, String::new(), &p)

@@ -308,6 +308,18 @@ fn dora_metrics_have_known_values_and_the_html_renders_in_a_browser() -> Result<
     assert_eq!(o["median_lead_time_hours"], ((d1 - ct) as f64) / 3600.0);
     assert_eq!(v["lead_time_measured_from"], "commit time");
     assert_eq!(v["weeks"].as_array().map(Vec::len), Some(1));
+    // The charts' periods: a 31-day window goes by day, every day present,
+    // empty days as zero deployments and no change failure rate (not 0%).
+    assert_eq!(v["granularity"], "day");
+    let periods = v["periods"].as_array().context("periods")?;
+    // `--until 2026-07-31` holds that whole day.
+    assert_eq!(periods.len(), 31, "{v}");
+    assert_eq!((periods[0]["period"].as_str(), periods[30]["period"].as_str()), (Some("2026-07-01"), Some("2026-07-31")));
+    let per_day: Vec<u64> = periods.iter().map(|p| p["deployments"].as_u64().unwrap_or(99)).collect();
+    assert_eq!(&per_day[..5], &[1, 1, 1, 1, 0]);
+    assert_eq!(per_day.iter().sum::<u64>(), 4);
+    assert_eq!(periods[1]["change_failure_rate"], 1.0, "D2 failed");
+    assert!(periods[4]["change_failure_rate"].is_null(), "a day with no deployment has no failure rate: {}", periods[4]);
 
     // The HTML page renders in a real headless Chromium, with its charts.
     let page = h.repo.tmp.path().join("dora.html");
@@ -350,7 +362,15 @@ fn dora_metrics_have_known_values_and_the_html_renders_in_a_browser() -> Result<
     assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{} bytes", png.len());
     let dom = chromium(&["--dump-dom"])?;
     let dom = String::from_utf8_lossy(&dom.stdout);
-    assert!(dom.contains("<svg") && dom.contains("Deployments per week") && dom.contains("<rect"), "{dom}");
+    assert!(dom.contains("<svg") && dom.contains("Deployments per day") && dom.contains("<rect"), "{dom}");
+    // Every day of the window is a column, the 27 without a deployment drawn as zero, under dated ticks.
+    let chart = dom.split("id=\"chart-deployments\"").nth(1).and_then(|c| c.split("</figure>").next()).unwrap_or_default();
+    assert_eq!(chart.matches("class=\"period\"").count(), 31, "{chart}");
+    assert_eq!(chart.matches("class=\"zero\"").count(), 27, "{chart}");
+    assert!(chart.contains("class=\"tick\"") && chart.contains(">2026-07-01</text>"), "{chart}");
+    assert!(chart.contains("data-period=\"2026-07-02\" data-start=\"2026-07-02\" data-value=\"1\""), "{chart}");
+    // Static files link nowhere: no drill-down into a server that is not there.
+    assert!(!chart.contains("<a "), "{chart}");
     Ok(())
 }
 

@@ -144,8 +144,8 @@ fn serve_shows_the_ledger_read_only_with_its_provenance() -> Result<()> {
     // What shipped to production and who approved it.
     let shipped = dom.split("Deployments to production (1)").nth(1).unwrap_or_default();
     assert!(shipped.contains("<td>erin</td>") && shipped.contains("<td class=\"good\">success</td>"), "{dom}");
-    // Trends over weeks: deployments, change failure rate, lead time.
-    for chart in ["Deployments per week", "Change failure rate per week (%)", "Median lead time per week"] {
+    // Trends over the window (26 years: by month): deployments, change failure rate, lead time.
+    for chart in ["Deployments per month", "Change failure rate per month", "Median lead time per month"] {
         assert!(dom.contains(chart), "{chart} missing:\n{dom}");
     }
     let refused = dom.split("id=\"tile-refused\"").nth(1).unwrap_or_default();
@@ -473,10 +473,10 @@ fn with_no_window_the_dashboard_finds_the_data_and_says_which_window_it_chose() 
     assert_eq!(tile(&page, "tile-deployments"), "4", "{page}");
     assert!(page.contains("value=\"2026-07-04\""), "the form shows the window chosen: {page}");
     // The window goes along: in the navigation, and from the findings tile to the list it counts.
-    assert!(page.contains("<a href=\"&#x2f;deployments?since=2026-04-06&amp;until=2026-07-04\">"), "{page}");
+    assert!(page.contains("<a href=\"&#x2f;deployments?since=2026-04-06&amp;until=2026-07-04&amp;env=production\">"), "{page}");
     assert!(
         page.contains(
-            "<a class=\"tile-link\" href=\"/compliance?since=2026-04-06&amp;until=2026-07-04\"><div class=\"tile\" id=\"tile-findings\""
+            "<a class=\"tile-link\" href=\"/compliance?since=2026-04-06&amp;until=2026-07-04&amp;env=production&amp;kind=violation\"><div class=\"tile\" id=\"tile-findings\""
         ),
         "{page}"
     );

@@ -65,6 +65,8 @@ pub struct Deployment {
     /// When that status was set.
     pub status_time: String,
     pub seq: u64,
+    /// The entry that set `status` (none when no status was ever recorded).
+    pub status_seq: Option<u64>,
     /// The ref deployed, as the forge or the CI said.
     pub git_ref: String,
     /// The id people use: the forge's number, or the id the CI gave a recorded
@@ -141,7 +143,8 @@ fn int(r: &[Value], i: usize) -> i64 {
 }
 
 /// A `deployments` row: repo, id, environment, created_at, sha, creator, seq,
-/// state, and (when `status_time`) the time of that state.
+/// state, (when `status_time`) the time of that state, ref, and the seq of
+/// the entry that set the state.
 fn deployment(r: &[Value], status_time: bool) -> Deployment {
     Deployment {
         repository: text(r, 0),
@@ -154,6 +157,7 @@ fn deployment(r: &[Value], status_time: bool) -> Deployment {
         status: text(r, 7),
         status_time: if status_time { text(r, 8) } else { String::new() },
         git_ref: text(r, if status_time { 9 } else { 8 }),
+        status_seq: r.get(if status_time { 10 } else { 9 }).and_then(Value::as_int).and_then(|n| u64::try_from(n).ok()),
         name: String::new(),
         url: None,
     }
@@ -244,7 +248,9 @@ impl Ledger {
                     coalesce((SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1),
                              (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1), 'unknown'),
                     coalesce((SELECT created_at FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1), d.created_at),
-                    d.ref
+                    d.ref,
+                    coalesce((SELECT seq FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1),
+                             (SELECT seq FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1))
              FROM deployments d ORDER BY d.created_at, d.id",
             &[],
             |r| deployment(r, true),
@@ -273,7 +279,8 @@ impl Ledger {
         self.rows(
             "SELECT d.repo, d.id, d.environment, d.created_at, d.sha, d.creator, d.seq,
                     (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1),
-                    d.ref
+                    d.ref,
+                    (SELECT seq FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1)
              FROM deployments d ORDER BY d.created_at",
             &[],
             |r| deployment(r, false),

@@ -208,8 +208,15 @@ pub fn compliance(
         out.extend(deployments(ledger, repo, since, p)?);
     }
 
+    let doc = document(since, &out, None);
+    Ok((doc, out))
+}
+
+/// The compliance document over `out`; `filter` says what the findings were
+/// narrowed to (a served page's `?kind=` or `?rule=`), in the title and JSON.
+pub fn document(since: &Timestamp, out: &[Finding], filter: Option<&str>) -> Document {
     let mut per_rule: BTreeMap<&str, u64> = BTreeMap::new();
-    for f in &out {
+    for f in out {
         *per_rule.entry(f.rule.id()).or_default() += 1;
     }
     let rows = out
@@ -230,8 +237,13 @@ pub fn compliance(
     // A violation is what broke a rule; "could not verify" is what the ledger lacks to judge.
     let unverified = out.iter().filter(|f| f.rule.is_unverified()).count();
     let counts = json!({"violations": out.len() - unverified, "could_not_verify": unverified});
-    let doc = Document {
-        title: format!("Compliance findings since {since}: {} violation(s), {unverified} could not verify", out.len() - unverified),
+    let shown = filter.map(|f| format!(" ({f})")).unwrap_or_default();
+    let mut json = json!({"since": since.to_string(), "findings": out, "summary": per_rule, "counts": counts});
+    if let (Some(f), Some(o)) = (filter, json.as_object_mut()) {
+        o.insert("filter".into(), f.into());
+    }
+    Document {
+        title: format!("Compliance findings since {since}{shown}: {} violation(s), {unverified} could not verify", out.len() - unverified),
         sections: vec![
             Section::new(
                 "Findings by rule",
@@ -241,9 +253,9 @@ pub fn compliance(
             Section::new("Findings", &["rule", "severity", "subject", "message", "evidence (ledger seq)"], rows),
         ],
         charts: vec![("Findings per rule".into(), per_rule.iter().map(|(r, n)| (r.to_string(), *n)).collect())],
-        json: json!({"since": since.to_string(), "findings": out, "summary": per_rule, "counts": counts}),
-    };
-    Ok((doc, out))
+        series: Vec::new(),
+        json,
+    }
 }
 
 /// `pr.owner-approval-missing`: for each pull request merged in the window whose

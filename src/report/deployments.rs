@@ -158,6 +158,7 @@ pub fn deployments(
             ids.len().to_string(),
             previous.clone().unwrap_or_default(),
             note.clone(),
+            d.seq.to_string(),
         ];
         let mut short = row.clone();
         short[3] = short_id(&d.sha).to_string();
@@ -165,20 +166,36 @@ pub fn deployments(
         short[11] = brief.join("; ");
         dep_rows.push(short);
         dep_raw.push(row);
-        json_deps.push(json!({"repository": d.repository, "id": d.name, "url": d.url, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "claims": claims, "attestation": history.and_then(|h| h.attestation.clone()), "corrections": corrections, "triggering_actor": runs.get(&d.id).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "rolled_back_by": undone_by.map(|o| o.name.clone()), "rollback_of": undoes.map(|o| o.name.clone()), "seq": d.seq}));
+        // Its facts stand on these entries: the deployment, and the status it ended with.
+        let evidence: Vec<u64> = [d.seq].into_iter().chain(d.status_seq).collect();
+        json_deps.push(json!({"repository": d.repository, "id": d.name, "url": d.url, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "claims": claims, "attestation": history.and_then(|h| h.attestation.clone()), "corrections": corrections, "triggering_actor": runs.get(&d.id).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "rolled_back_by": undone_by.map(|o| o.name.clone()), "rollback_of": undoes.map(|o| o.name.clone()), "seq": d.seq, "evidence": evidence}));
     }
     Ok(Document {
         title: format!("Deployments to {env} {}", super::window_text(since, until)),
         sections: vec![
             Section::new(
                 "Deployments",
-                &["time", "environment", "id", "sha", "deployer", "source", "approvers", "findings", "status", "commits", "since", "note"],
+                &[
+                    "time",
+                    "environment",
+                    "id",
+                    "sha",
+                    "deployer",
+                    "source",
+                    "approvers",
+                    "findings",
+                    "status",
+                    "commits",
+                    "since",
+                    "note",
+                    "seq",
+                ],
                 dep_rows,
             )
             .with_raw(dep_raw)
             // A row per deployment at 120 columns: the title names a single
-            // environment, and `since` is in every other format.
-            .not_in_table(if env.contains(['*', '?', '[']) { &["since"] } else { &["environment", "since"] }),
+            // environment, and `since` and `seq` are in every other format.
+            .not_in_table(if env.contains(['*', '?', '[']) { &["since", "seq"] } else { &["environment", "since", "seq"] }),
             Section::new(
                 "Commits shipped",
                 &["deployment", "commit", "signature", "signer", "pull request", "approvals", "findings"],
@@ -187,6 +204,7 @@ pub fn deployments(
             .with_raw(commit_raw),
         ],
         charts: Vec::new(),
+        series: Vec::new(),
         json: json!({"environment": env, "since": since.to_string(), "until": (!until.is_open_end()).then(|| until.to_string()), "deployments": json_deps}),
     })
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::json;
 
+use super::chart::{period_of, periods, Granularity, Period, Series, Shape};
 use super::deployments::{load, shipped};
 use super::{Document, ReportError, Section};
 use crate::git::Repo;
@@ -58,6 +59,14 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
     };
     let mut weeks: BTreeMap<String, Week> = BTreeMap::new();
     let mut total = Week::default();
+    // Every period of the window, for the charts: empty ones are answers too.
+    let end = if until.is_open_end() { Utc::now() } else { until.datetime() };
+    let granularity = Granularity::for_span((end - since.datetime()).num_days());
+    // `until` is exclusive: a window ending at midnight does not hold that day.
+    let last = if until.is_open_end() { end } else { end - chrono::Duration::seconds(1) };
+    let spans = periods(since.datetime(), last, granularity);
+    let mut per: Vec<Week> = spans.iter().map(|_| Week::default()).collect();
+    let mut commits_found = 0usize;
     let mut lead_buckets = [0u64; 4];
     for (i, d) in all.iter().enumerate() {
         if !super::within(&d.time, since, until) {
@@ -67,13 +76,17 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
         let iso = t.iso_week();
         let key = format!("{}-W{:02}", iso.year(), iso.week());
         let w = weeks.entry(key).or_default();
+        let mut none = Week::default();
+        let p = period_of(&spans, t).and_then(|i| per.get_mut(i)).unwrap_or(&mut none);
         w.deployments += 1;
+        p.deployments += 1;
         total.deployments += 1;
         // Rolled back: the next deployment to the same environment went to an earlier commit.
         let rolled_back = super::deployments::rolled_back_by(repo, &all, i).is_some();
         let failed = matches!(d.status.as_str(), "failure" | "error") || rolled_back;
         if failed {
             w.failed += 1;
+            p.failed += 1;
             total.failed += 1;
             if let Some(next) =
                 all[i + 1..].iter().find(|n| n.environment == d.environment && n.repository == d.repository && n.status == "success")
@@ -86,12 +99,15 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
             }
         } else if d.status == "success" {
             w.successful += 1;
+            p.successful += 1;
             total.successful += 1;
             let done = at(&d.status_time).unwrap_or(t);
             for id in shipped(repo, &all, i).map(|(_, ids)| ids).unwrap_or_default() {
                 if let Some(ct) = commit_time(&id) {
+                    commits_found += 1;
                     let h = ((done - ct).num_seconds().max(0)) as f64 / 3600.0;
                     w.lead.push(h);
+                    p.lead.push(h);
                     total.lead.push(h);
                     lead_buckets[if h < 1.0 {
                         0
@@ -106,13 +122,11 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
             }
         }
     }
-    let end = if until.is_open_end() { Utc::now() } else { until.datetime() };
     let days = ((end - since.datetime()).num_seconds() as f64 / 86400.0).max(1.0);
     let cfr = |w: &Week| if w.deployments == 0 { 0.0 } else { w.failed as f64 / w.deployments as f64 * 100.0 };
     let mut rows = Vec::new();
     let mut raw_rows = Vec::new();
     let mut json_weeks = Vec::new();
-    let mut bars = Vec::new();
     for (k, w) in weeks.iter_mut() {
         let lead = median(&mut w.lead);
         let restore = median(&mut w.restore);
@@ -135,8 +149,8 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
             raw(restore),
         ]);
         json_weeks.push(json!({"week": k, "deployments": w.deployments, "successful": w.successful, "failed": w.failed, "change_failure_rate": cfr(w) / 100.0, "median_lead_time_hours": lead, "median_time_to_restore_hours": restore}));
-        bars.push((k.clone(), w.deployments));
     }
+    let (series, json_periods) = series(env, &spans, &mut per, granularity, &total, repo.is_some(), commits_found);
     let lead = median(&mut total.lead);
     let restore = median(&mut total.restore);
     let per_week = total.successful as f64 / (days / 7.0);
@@ -181,14 +195,63 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
                 lead_dist.iter().map(|(l, n)| vec![l.clone(), n.to_string()]).collect(),
             ),
         ],
-        charts: vec![("Deployments per week".into(), bars), ("Lead time distribution (commits)".into(), lead_dist.clone())],
+        charts: vec![("Lead time distribution (commits)".into(), lead_dist.clone())],
+        series,
         json: json!({
             "environment": env, "since": since.to_string(), "until": (!until.is_open_end()).then(|| until.to_string()),
             "lead_time_measured_from": "commit time",
             "overall": {"deployments": total.deployments, "successful": total.successful, "failed": total.failed, "deployments_per_week": per_week,
                         "change_failure_rate": cfr(&total) / 100.0, "median_lead_time_hours": lead, "median_time_to_restore_hours": restore},
             "weeks": json_weeks,
+            "granularity": granularity.as_str(),
+            "periods": json_periods,
             "lead_time_distribution": lead_dist.iter().map(|(l, n)| json!({"bucket": l, "commits": n})).collect::<Vec<_>>(),
         }),
     })
+}
+
+/// The charts over every period of the window, and the same numbers as JSON:
+/// deployments (zero drawn), change failure rate and median lead time (gaps
+/// where there is nothing to measure, and why when there is nothing at all).
+fn series(
+    env: &str,
+    spans: &[Period],
+    per: &mut [Week],
+    g: Granularity,
+    total: &Week,
+    have_repo: bool,
+    commits_found: usize,
+) -> (Vec<Series>, Vec<serde_json::Value>) {
+    let unit = g.as_str();
+    let mut json_periods = Vec::new();
+    let (mut count, mut bad, mut cfr, mut lead) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (p, w) in spans.iter().zip(per.iter_mut()) {
+        let c = (w.deployments > 0).then(|| w.failed as f64 / w.deployments as f64);
+        let l = median(&mut w.lead);
+        count.push(Some(w.deployments as f64));
+        bad.push(w.failed as f64);
+        cfr.push(c.map(|c| (c * 1000.0).round() / 10.0));
+        lead.push(l.map(|h| (h * 10.0).round() / 10.0));
+        json_periods.push(json!({"period": p.label, "start": p.start.to_string(), "end": p.end.to_string(), "deployments": w.deployments, "successful": w.successful, "failed": w.failed, "change_failure_rate": c, "median_lead_time_hours": l}));
+    }
+    let none_deployed = format!("no deployments to {env} in the window");
+    let mut deployments =
+        Series::new("chart-deployments", &format!("Deployments per {unit}"), "deployments", Shape::Columns, spans.to_vec(), count);
+    deployments.bad = bad;
+    deployments.bad_label = "failed".into();
+    deployments.drill = Some(("/deployments".into(), env.to_string()));
+    deployments.empty_because = (total.deployments == 0).then(|| none_deployed.clone());
+    let mut failure = Series::new("chart-cfr", &format!("Change failure rate per {unit}"), "%", Shape::Line, spans.to_vec(), cfr);
+    failure.empty_because = (total.deployments == 0).then(|| none_deployed.clone());
+    let mut lead_line = Series::new("chart-lead", &format!("Median lead time per {unit}"), "hours", Shape::Line, spans.to_vec(), lead);
+    lead_line.empty_because = if total.successful == 0 {
+        Some(format!("no successful deployments to {env} in the window; lead time is measured to one"))
+    } else if !have_repo {
+        Some("lead time needs the commits: run git-audit in a clone of the repository (or set GIT_DIR)".into())
+    } else if commits_found == 0 {
+        Some("lead time needs the commits: run `git fetch` (the deployed commits are not in the local repository)".into())
+    } else {
+        None
+    };
+    (vec![deployments, failure, lead_line], json_periods)
 }

@@ -2,6 +2,7 @@
 //! ledger's projections (and from git for commit ancestry). Reports never
 //! change anything.
 
+pub mod chart;
 pub mod compliance;
 pub mod deployments;
 pub mod dora;

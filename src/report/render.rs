@@ -69,6 +69,8 @@ pub struct Document {
     pub sections: Vec<Section>,
     /// Titled (label, count) bar charts, drawn as inline SVG in HTML.
     pub charts: Vec<(String, Vec<(String, u64)>)>,
+    /// Values over the window's periods, every period present (HTML only).
+    pub series: Vec<super::chart::Series>,
     pub json: serde_json::Value,
 }
 
@@ -93,6 +95,11 @@ impl Document {
                 })
                 .collect(),
             charts: self.charts.iter().map(|(t, bars)| (v(t), bars.iter().map(|(l, n)| (v(l), *n)).collect())).collect(),
+            series: self
+                .series
+                .iter()
+                .map(|s| super::chart::Series { title: v(&s.title), empty_because: s.empty_because.as_ref().map(v), ..s.clone() })
+                .collect(),
             json: self.json.clone(),
         }
     }
@@ -385,29 +392,6 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// A horizontal bar chart as inline SVG.
-pub fn bar_chart(title: &str, bars: &[(String, u64)]) -> String {
-    let max = bars.iter().map(|b| b.1).max().unwrap_or(1).max(1);
-    let row = 26;
-    let height = 30 + row * bars.len().max(1);
-    let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"{}\" width=\"640\" height=\"{height}\" viewBox=\"0 0 640 {height}\">", esc(title));
-    let _ = write!(svg, "<text x=\"0\" y=\"16\" font-size=\"14\" font-weight=\"bold\">{}</text>", esc(title));
-    for (i, (label, n)) in bars.iter().enumerate() {
-        let y = 28 + i * row;
-        let w = (*n as f64 / max as f64 * 360.0).round() as u64;
-        let _ = write!(
-            svg,
-            "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"230\" y=\"{y}\" width=\"{w}\" height=\"18\" fill=\"#0969da\"/><text x=\"{}\" y=\"{}\" font-size=\"12\">{n}</text>",
-            y + 13,
-            esc(label),
-            236 + w,
-            y + 13
-        );
-    }
-    svg.push_str("</svg>");
-    svg
-}
-
 /// What a page adds around a report: the served UI's navigation, HTML
 /// before and after the sections (dashboard tiles, an entry's proof), provenance.
 #[derive(Default)]
@@ -431,9 +415,9 @@ pub struct Links {
     forge: std::collections::BTreeMap<String, String>,
     /// Deployment id (as people see it) → its page (the run, the CI job, the status log).
     deployments: std::collections::HashMap<String, String>,
-    /// The page's window (`since`, `until`): environments link to their
-    /// dashboard over the same window.
-    window: Option<(String, String)>,
+    /// The page's window and environment (`since`, `until`, `env`): links keep
+    /// them, and environments link to their dashboard over the same window.
+    window: Option<(String, String, String)>,
 }
 
 /// An address a page may link to: http(s), no credentials, nothing that
@@ -456,33 +440,48 @@ impl Links {
         }
     }
 
-    /// Environments then link to their dashboard over this window.
-    pub fn with_window(mut self, since: &str, until: &str) -> Links {
-        self.window = Some((since.to_string(), until.to_string()));
+    /// Links then keep this window and environment (`env` may be empty).
+    pub fn with_window(mut self, since: &str, until: &str, env: &str) -> Links {
+        self.window = Some((since.to_string(), until.to_string(), env.to_string()));
         self
     }
 
-    /// The page's window as a query string (`?since=…&until=…`), for links
-    /// that keep it; empty when the page has none.
+    /// The page's window and environment as a query string
+    /// (`?since=…&until=…&env=…`), for links that keep them; empty when the
+    /// page has none.
     pub fn window_query(&self) -> String {
-        match &self.window {
-            Some((since, until)) => {
-                let mut q = format!("?since={}", serde_urlencoded::to_string([("", since)]).unwrap_or_default().trim_start_matches('='));
-                if !until.is_empty() {
-                    q.push_str(&format!(
-                        "&until={}",
-                        serde_urlencoded::to_string([("", until)]).unwrap_or_default().trim_start_matches('=')
-                    ));
-                }
-                q
-            }
-            None => String::new(),
+        self.window_query_with(&[])
+    }
+
+    /// [`Links::window_query`] and more parameters (a filter), encoded.
+    pub fn window_query_with(&self, extra: &[(&str, &str)]) -> String {
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        if let Some((since, until, env)) = &self.window {
+            pairs.push(("since", since));
+            pairs.extend((!until.is_empty()).then_some(("until", until.as_str())));
+            pairs.extend((!env.is_empty()).then_some(("env", env.as_str())));
         }
+        pairs.extend(extra.iter().copied());
+        match serde_urlencoded::to_string(&pairs) {
+            Ok(q) if !q.is_empty() => format!("?{q}"),
+            _ => String::new(),
+        }
+    }
+
+    /// The deployments of an ISO week (`2026-W37`), in the page's environment.
+    fn week(&self, label: &str) -> Option<String> {
+        let (year, week) = label.split_once("-W")?;
+        let monday = chrono::NaiveDate::from_isoywd_opt(year.parse().ok()?, week.parse().ok()?, chrono::Weekday::Mon)?;
+        let env = self.window.as_ref().map(|w| w.2.as_str()).unwrap_or("");
+        // `until` as a date holds that whole day: the Sunday.
+        let mut pairs = vec![("since", monday.to_string()), ("until", (monday + chrono::Days::new(6)).to_string())];
+        pairs.extend((!env.is_empty()).then(|| ("env", env.to_string())));
+        Some(format!("/deployments?{}", serde_urlencoded::to_string(&pairs).ok()?))
     }
 
     /// An environment's dashboard over the page's window.
     fn environment(&self, env: &str) -> Option<String> {
-        let (since, until) = self.window.as_ref()?;
+        let (since, until, _) = self.window.as_ref()?;
         let query = serde_urlencoded::to_string([("env", env), ("since", since), ("until", until)]).ok()?;
         Some(format!("/?{query}"))
     }
@@ -548,6 +547,19 @@ fn cell_html(column: &str, value: &str, links: Option<&Links>) -> String {
             Some(url) => out(url, value),
             None => esc(value),
         },
+        // A rule: its findings over the page's window; a kind: the findings of that kind.
+        "rule" if crate::rule::Rule::from_id(value).is_some() => {
+            format!("<a href=\"/compliance{}\">{}</a>", esc(&links.window_query_with(&[("rule", value)])), esc(value))
+        }
+        "kind" if matches!(value, "violation" | "could not verify") => {
+            let kind = if value == "violation" { "violation" } else { "unverified" };
+            format!("<a href=\"/compliance{}\">{}</a>", esc(&links.window_query_with(&[("kind", kind)])), esc(value))
+        }
+        // An ISO week: the deployments of that week.
+        "week" => match links.week(value) {
+            Some(url) => out(url, value),
+            None => esc(value),
+        },
         // A deployment id: its run or job.
         "id" | "deployment" if links.deployments.contains_key(value) => {
             let url = links.deployments.get(value).cloned().unwrap_or_default();
@@ -598,7 +610,17 @@ pub fn page(doc: &Document, page: &Page<'_>) -> String {
     let safe = doc.visible();
     let doc = &safe;
     let mut env = minijinja::Environment::new();
-    let charts: Vec<String> = doc.charts.iter().map(|(t, b)| bar_chart(t, b)).collect();
+    // A period's column links to the list it counts, over that period (served pages only).
+    let drill = |path: &str, env: &str, p: &super::chart::Period| {
+        // `until` as a date holds that whole day: the period's last day.
+        let last = p.end.pred_opt().unwrap_or(p.start);
+        let q = serde_urlencoded::to_string([("since", p.start.to_string()), ("until", last.to_string()), ("env", env.to_string())])
+            .unwrap_or_default();
+        format!("{path}?{q}")
+    };
+    let link: Option<&super::chart::DrillLink> = page.links.map(|_| &drill as _);
+    let mut charts: Vec<String> = doc.series.iter().map(|s| super::chart::series_svg(s, link)).collect();
+    charts.extend(doc.charts.iter().map(|(t, b)| super::chart::bar_chart(t, b)));
     let sections: Vec<serde_json::Value> = doc
         .sections
         .iter()
@@ -647,6 +669,7 @@ mod tests {
             title: "T".into(),
             sections: vec![Section::new("S", &["a", "b"], vec![vec!["x,y".into(), "say \"hi\"".into()], vec!["<b>".into(), "a|b".into()]])],
             charts: vec![("findings per rule".into(), vec![("r1".into(), 3), ("r2".into(), 1)])],
+            series: Vec::new(),
             json: serde_json::json!({"ok": true}),
         }
     }

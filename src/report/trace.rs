@@ -176,6 +176,7 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
             ),
         ],
         charts: Vec::new(),
+        series: Vec::new(),
         json,
     })
 }
