@@ -302,6 +302,15 @@ impl Ctx {
         Served { provenance: ctx.provenance, links: ctx.links }
     }
 
+    /// A page reached from a windowed page (an entry, a commit): its links
+    /// keep the window it was reached with, when there was one.
+    fn served_keeping(self, q: &WindowQuery) -> Result<Served, String> {
+        match q.since.is_some() || q.until.is_some() || q.env.is_some() {
+            true => Ok(self.served_over(&q.resolve()?)),
+            false => Ok(self.served()),
+        }
+    }
+
     /// For a page over a window: environments link to their dashboard over it.
     fn served_over(self, w: &Window) -> Served {
         let ctx = self.grounded();
@@ -507,13 +516,13 @@ async fn report_json(State(opts): State<Shared>, Path(name): Path<String>, Query
     }
 }
 
-async fn trace(State(opts): State<Shared>, Path(commit): Path<String>) -> Response {
+async fn trace(State(opts): State<Shared>, Path(commit): Path<String>, Query(q): Query<WindowQuery>) -> Response {
     let r = blocking(move || {
         let ctx = open(&opts)?;
         let id = resolve(&ctx, &commit)?;
         let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &id).map_err(|e| e.to_string())?;
         let ctx = ctx.cite(&doc.json);
-        Ok((id, doc, ctx.served()))
+        Ok((id, doc, ctx.served_keeping(&q)?))
     })
     .await;
     match r {
@@ -554,15 +563,15 @@ fn resolve(ctx: &Ctx, commit: &str) -> Result<String, String> {
 }
 
 /// An entry, its inclusion proof and the signed checkpoint it is in.
-fn entry_proof(opts: &Options, seq: u64) -> Result<(crate::ledger::Proof, Served), String> {
+fn entry_proof(opts: &Options, seq: u64, q: &WindowQuery) -> Result<(crate::ledger::Proof, Served), String> {
     let ctx = open(opts)?;
     let proof = ctx.ledger.prove(seq).map_err(|e| e.to_string())?;
     let ctx = ctx.cite(&serde_json::json!({ "seq": seq }));
-    Ok((proof, ctx.served()))
+    Ok((proof, ctx.served_keeping(q)?))
 }
 
-async fn entry(State(opts): State<Shared>, Path(seq): Path<u64>) -> Response {
-    match blocking(move || entry_proof(&opts, seq)).await {
+async fn entry(State(opts): State<Shared>, Path(seq): Path<u64>, Query(q): Query<WindowQuery>) -> Response {
+    match blocking(move || entry_proof(&opts, seq, &q)).await {
         Ok((proof, p)) => {
             let doc = Document { title: format!("Ledger entry {seq}"), ..Document::default() };
             let pretty = |v: &serde_json::Value| escape(&crate::text::json_safe(&serde_json::to_string_pretty(v).unwrap_or_default()));
@@ -582,7 +591,7 @@ async fn entry(State(opts): State<Shared>, Path(seq): Path<u64>) -> Response {
 }
 
 async fn entry_json(State(opts): State<Shared>, Path(seq): Path<u64>) -> Response {
-    match blocking(move || entry_proof(&opts, seq)).await {
+    match blocking(move || entry_proof(&opts, seq, &WindowQuery::default())).await {
         // The same JSON as `ledger prove` (what `ledger check-proof` reads).
         Ok((proof, _)) => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -752,7 +761,11 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
     tiles += &tile(
         "change failure rate",
         &cfr.map_or("—".into(), |v| format!("{:.0}%", v * 100.0)),
-        &format!("{} failed; {n}", o["failed"].as_u64().unwrap_or(0)),
+        &format!(
+            "{} failed; {n}{}",
+            o["failed"].as_u64().unwrap_or(0),
+            report::dora::unchecked_note(o["rollbacks_unchecked"].as_u64().unwrap_or(0))
+        ),
         &c,
         "tile-cfr",
         &to("/deployments", &[("status", "failed")]),

@@ -174,10 +174,13 @@ fn serve_shows_the_ledger_read_only_with_its_provenance() -> Result<()> {
     // Outcomes in colour, seqs linked to their entries, commits to their trace.
     let (_, _, body) = http(&addr, "GET", "/pushes?since=2000-01-01", &[])?;
     assert!(body.contains("mallory@example.com") && body.contains("<td class=\"bad\">refused</td>"), "{body}");
-    assert!(body.contains("<a href=\"/entry/2\">2</a>"), "{body}");
+    // They keep the page's window and environment, so the entry's own navigation does too.
+    assert!(body.contains("<a href=\"/entry/2?since=2000-01-01&amp;env=production\">2</a>"), "{body}");
+    let (_, _, entry) = http(&addr, "GET", "/entry/2?since=2000-01-01&env=production", &[])?;
+    assert!(entry.contains("<a href=\"&#x2f;pushes?since=2000-01-01&amp;env=production\">"), "{entry}");
     let (_, _, body) = http(&addr, "GET", "/deployments?since=2000-01-01", &[])?;
     let sha = status_commit(&repo)?;
-    assert!(body.contains(&format!("<a href=\"/trace/{}\">", &sha[..10])), "{body}");
+    assert!(body.contains(&format!("<a href=\"/trace/{}?since=2000-01-01&amp;env=production\">", &sha[..10])), "{body}");
     let (code, _, body) = http(&addr, "GET", &format!("/trace/{}", &sha[..10]), &[])?;
     assert_eq!(code, 200);
     assert!(body.contains("commit.verified") || body.contains("good"), "{body}");
@@ -270,7 +273,9 @@ fn served_pages_link_to_the_forge_the_ledger_names() -> Result<()> {
     assert_eq!(code, 200);
     let short = &good[..10];
     assert!(
-        body.contains(&format!("<a href=\"/trace/{short}\">{short}</a> <a class=\"forge\" href=\"{ghe}/acme/api/commit/{short}\"")),
+        body.contains(&format!(
+            "<a href=\"/trace/{short}?since=2000-01-01&amp;env=*\">{short}</a> <a class=\"forge\" href=\"{ghe}/acme/api/commit/{short}\""
+        )),
         "{body}"
     );
     assert!(body.contains(&format!("<a href=\"{ghe}/acme/api/actions/runs/99\">{d}</a>")), "{body}");
@@ -440,6 +445,17 @@ fn the_pushes_page_names_the_rules_each_refusal_broke() -> Result<()> {
     let (_, head, body) = http(&srv.addr, "GET", "/pushes?since=2000-01-01", &[])?;
     let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(&body) } else { body };
     assert!(body.contains("signing.required"), "{body}");
+    // In a browser: the refused-pushes tile leads to the refusals alone, each with its rule.
+    let dom = browse(&repo, &srv.addr, "/?since=2000-01-01", "dashboard-refused")?;
+    let href = href_before(&dom, "id=\"tile-refused\"").context("refused tile link")?;
+    assert_eq!(href, "/pushes?since=2000-01-01&env=production&decision=refused");
+    let dom = browse(&repo, &srv.addr, &href, "pushes-refused")?;
+    assert!(dom.contains("(refused only)"), "{dom}");
+    let rows: Vec<&str> = dom.split("<h2>Decisions").nth(1).unwrap_or_default().split("<tr>").skip(2).collect();
+    assert!(!rows.is_empty(), "{dom}");
+    for r in rows.iter().filter(|r| r.contains("<td")) {
+        assert!(r.contains(">refused</td>") && r.contains("signing.required"), "{r}");
+    }
     Ok(())
 }
 
@@ -484,5 +500,115 @@ fn with_no_window_the_dashboard_finds_the_data_and_says_which_window_it_chose() 
     let page = get("/?since=90d")?;
     assert!(!page.contains("id=\"window-chosen\""), "{page}");
     assert_eq!(tile(&page, "tile-deployments"), "0", "{page}");
+    Ok(())
+}
+
+/// A page as headless Chromium renders it: its DOM, and a screenshot kept
+/// under `target/tmp/screenshots/NAME.png` for a person to look at.
+fn browse(repo: &Repo, addr: &str, path: &str, shot: &str) -> Result<String> {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir)?;
+    let png = dir.join(format!("{shot}.png"));
+    let _ = std::fs::remove_file(&png);
+    let url = format!("http://{addr}{path}");
+    let out = chromium(repo, &url, &["--window-size=1280,1800", "--hide-scrollbars", &format!("--screenshot={}", png.display())])?;
+    let bytes = std::fs::read(&png).with_context(|| format!("no screenshot of {path}: {}", String::from_utf8_lossy(&out.stderr)))?;
+    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{shot}: {} bytes", bytes.len());
+    let dom = chromium(repo, &url, &["--dump-dom"])?;
+    Ok(String::from_utf8_lossy(&dom.stdout).into_owned())
+}
+
+/// The link a tile or chart is wrapped in: the last `href` before `marker`.
+fn href_before(dom: &str, marker: &str) -> Option<String> {
+    let before = dom.split(marker).next().filter(|b| b.len() < dom.len())?;
+    let href = before.rsplit("href=\"").next()?.split('"').next()?;
+    Some(href.replace("&amp;", "&"))
+}
+
+/// The HTML of one chart (`<figure id=ID>`).
+fn figure<'a>(dom: &'a str, id: &str) -> &'a str {
+    dom.split(&format!("<figure class=\"chart\" id=\"{id}\"")).nth(1).and_then(|c| c.split("</figure>").next()).unwrap_or_default()
+}
+
+#[test]
+fn an_auditor_follows_the_dashboard_down_to_proof_in_a_browser() -> Result<()> {
+    // Four production deployments in the week of 2026-06-29 (D2 failed, D3 rolled back).
+    let h = crate::reports::history()?;
+    let srv = serve(&h.repo, &["--listen", "127.0.0.1:0"], &[])?;
+    let quarter = "/?since=2026-06-01&until=2026-08-31&env=production";
+    let dom = browse(&h.repo, &srv.addr, quarter, "dashboard-quarter")?;
+
+    // A quarter by week: every week present, the thirteen empty ones drawn as zero, dated ticks.
+    let chart = figure(&dom, "chart-deployments");
+    assert_eq!(chart.matches("class=\"period\"").count(), 14, "{chart}");
+    assert_eq!(chart.matches("class=\"zero\"").count(), 13, "{chart}");
+    assert!(chart.contains(">2026-06-01</text>") && chart.contains("class=\"tick\""), "{chart}");
+    assert!(chart.contains("<title id=\"chart-deployments-title\">Deployments per week</title>"), "{chart}");
+    // The busy week links to its deployments, and its failed part is drawn apart.
+    let busy = "data-period=\"2026-W27\" data-start=\"2026-06-29\" data-value=\"4\"";
+    assert!(chart.contains(busy) && chart.contains("class=\"bad\""), "{chart}");
+    let week = href_before(chart, busy).context("the busy week links nowhere")?;
+    assert_eq!(week, "/deployments?since=2026-06-29&until=2026-07-05&env=production");
+    let listed = browse(&h.repo, &srv.addr, &week, "deployments-week")?;
+    assert!(listed.contains("Deployments (4)"), "{listed}");
+    // Failure rate and lead time are lines that stop where there is nothing to measure.
+    let cfr = figure(&dom, "chart-cfr");
+    assert_eq!(cfr.matches("class=\"period gap\"").count(), 13, "{cfr}");
+    assert!(cfr.contains("Gaps are periods with no data"), "{cfr}");
+    assert!(!figure(&dom, "chart-lead").contains("No data"), "history has commits to measure");
+
+    // The change failure rate counts what its tile links to: the failed and the rolled back.
+    let failed = href_before(&dom, "id=\"tile-cfr\"").context("cfr tile")?;
+    assert_eq!(failed, "/deployments?since=2026-06-01&until=2026-08-31&env=production&status=failed");
+    let failed = browse(&h.repo, &srv.addr, &failed, "deployments-failed")?;
+    assert!(failed.contains("Deployments (2)") && failed.contains("(failed or rolled back)"), "{failed}");
+
+    // Violations and "could not verify" are separate tiles, each linked to its own list.
+    let tile_value = |dom: &str, id: &str| -> Option<usize> {
+        dom.split(&format!("id=\"{id}\"")).nth(1)?.split("<div class=\"value").nth(1)?.split('>').nth(1)?.split('<').next()?.parse().ok()
+    };
+    for (tile, kind) in [("tile-findings", "violation"), ("tile-unverified", "unverified")] {
+        let href = href_before(&dom, &format!("id=\"{tile}\"")).context("tile link")?;
+        assert_eq!(href, format!("/compliance?since=2026-06-01&until=2026-08-31&env=production&kind={kind}"));
+        let list = browse(&h.repo, &srv.addr, &href, &format!("compliance-{kind}"))?;
+        let n = tile_value(&dom, tile).context("tile value")?;
+        assert!(list.contains(&format!("<h2>Findings ({n})</h2>")), "{tile} says {n}:\n{list}");
+    }
+    // From the findings list to an entry with its proof, the window kept all the way.
+    let list = browse(&h.repo, &srv.addr, "/compliance?since=2026-06-01&until=2026-08-31&env=production&kind=violation", "violations")?;
+    let findings = list.split("<h2>Findings (").nth(1).unwrap_or_default();
+    let entry = findings.split("href=\"/entry/").nth(1).and_then(|e| e.split('"').next()).context("no finding cites an entry")?;
+    let entry = format!("/entry/{}", entry.replace("&amp;", "&"));
+    assert!(entry.ends_with("?since=2026-06-01&until=2026-08-31&env=production"), "{entry}");
+    let proof = browse(&h.repo, &srv.addr, &entry, "entry-proof")?;
+    assert!(
+        proof.contains("<pre id=\"proof\">") && proof.contains("<pre id=\"checkpoint\">") && proof.contains("Inclusion proof"),
+        "{proof}"
+    );
+    assert!(
+        proof.contains("href=\"/compliance?since=2026-06-01&amp;until=2026-08-31&amp;env=production\""),
+        "nav keeps the window: {proof}"
+    );
+
+    // The default window on a ledger whose data is older than 90 days shows that data, and says so.
+    let dom = browse(&h.repo, &srv.addr, "/", "dashboard-default-window")?;
+    assert!(
+        dom.contains("id=\"window-chosen\">Nothing in the last 90 days: showing the 90 days up to the newest data (2026-07-04)"),
+        "{dom}"
+    );
+    assert!(figure(&dom, "chart-deployments").contains("data-value=\"4\""), "{dom}");
+
+    // Served from a clone that lacks the deployed commits: lead time cannot be measured, and the chart says why.
+    let clone = Repo::new()?;
+    clone.commit("unrelated", Sign::None)?;
+    let ledger = h.repo.path.join(".git/audit/ledger.db");
+    let srv2 = serve(&clone, &["--listen", "127.0.0.1:0", "--ledger", ledger.to_str().context("path")?], &[])?;
+    let dom = browse(&clone, &srv2.addr, quarter, "dashboard-no-commits")?;
+    let lead = figure(&dom, "chart-lead");
+    assert!(lead.contains("No data: lead time needs the commits: run `git fetch`"), "{lead}");
+    assert!(!lead.contains("<polyline"), "{lead}");
+    // Nor can a rollback be told without them: the failure rate says what it could not count.
+    let cfr = dom.split("id=\"tile-cfr\"").nth(1).and_then(|t| t.split("</a>").next()).unwrap_or_default();
+    assert!(cfr.contains("2 not checked for rollback: their commits are not in the local repository (git fetch)"), "{cfr}");
     Ok(())
 }

@@ -201,11 +201,10 @@ pub fn series_svg(s: &Series, link: Option<&DrillLink>) -> String {
         let why = s.empty_because.as_deref().unwrap_or("no data in the window");
         let _ = write!(
             svg,
-            "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{}\" height=\"{PLOT_H}\" fill=\"#f6f8fa\" stroke=\"#d0d7de\"/><text class=\"no-data\" x=\"{}\" y=\"{}\" font-size=\"13\" text-anchor=\"middle\" fill=\"#57606a\">No data: {}</text></svg><figcaption class=\"no-data\">No data: {}</figcaption></figure>",
+            "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{}\" height=\"{PLOT_H}\" fill=\"#f6f8fa\" stroke=\"#d0d7de\"/><text class=\"no-data\" x=\"{}\" y=\"{}\" font-size=\"13\" text-anchor=\"middle\" fill=\"#57606a\">No data</text></svg><figcaption class=\"no-data\">No data: {}</figcaption></figure>",
             W - LEFT - RIGHT,
             LEFT + (W - LEFT - RIGHT) / 2.0,
             TOP + PLOT_H / 2.0,
-            esc(why),
             esc(why)
         );
         return svg;

@@ -65,6 +65,18 @@ pub fn rolled_back_by<'a>(repo: Option<&Repo>, all: &'a [Deployment], i: usize) 
     (next.sha != d.sha && repo.is_some_and(|r| r.is_ancestor(&next.sha, &d.sha).unwrap_or(false))).then_some(next)
 }
 
+/// True when whether `all[i]` was rolled back cannot be told: a later
+/// deployment to its environment went to another commit, and git cannot say
+/// whether that one is an ancestor (no repository, or a commit not in it).
+pub fn rollback_unknown(repo: Option<&Repo>, all: &[Deployment], i: usize) -> bool {
+    let Some(d) = all.get(i) else { return false };
+    let Some(next) = all.get(i + 1..).and_then(|r| r.iter().find(|n| n.environment == d.environment && n.repository == d.repository))
+    else {
+        return false;
+    };
+    next.sha != d.sha && repo.is_none_or(|r| r.resolve_commit(&d.sha).is_err() || r.resolve_commit(&next.sha).is_err())
+}
+
 /// The deployment `all[i]` rolled back, if it was a rollback.
 pub fn rollback_of<'a>(repo: Option<&Repo>, all: &'a [Deployment], i: usize) -> Option<&'a Deployment> {
     let d = all.get(i)?;

@@ -67,6 +67,7 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
     let spans = periods(since.datetime(), last, granularity);
     let mut per: Vec<Week> = spans.iter().map(|_| Week::default()).collect();
     let mut commits_found = 0usize;
+    let mut unchecked = 0u64;
     let mut lead_buckets = [0u64; 4];
     for (i, d) in all.iter().enumerate() {
         if !super::within(&d.time, since, until) {
@@ -84,6 +85,10 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
         // Rolled back: the next deployment to the same environment went to an earlier commit.
         let rolled_back = super::deployments::rolled_back_by(repo, &all, i).is_some();
         let failed = matches!(d.status.as_str(), "failure" | "error") || rolled_back;
+        // Counted as not failed, but only because git could not tell: said beside the rate.
+        if !failed && super::deployments::rollback_unknown(repo, &all, i) {
+            unchecked += 1;
+        }
         if failed {
             w.failed += 1;
             p.failed += 1;
@@ -157,7 +162,10 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
     let overall = vec![
         vec!["deployment frequency".into(), format!("{} successful deployments, {per_week:.1} per week", total.successful)],
         vec!["lead time for changes (commit time → successful deployment), median".into(), format!("{} h", hours(lead))],
-        vec!["change failure rate".into(), format!("{:.0}% ({} of {})", cfr(&total), total.failed, total.deployments)],
+        vec![
+            "change failure rate".into(),
+            format!("{:.0}% ({} of {}){}", cfr(&total), total.failed, total.deployments, unchecked_note(unchecked)),
+        ],
         vec!["time to restore, median".into(), format!("{} h", hours(restore))],
     ];
     let overall_raw = vec![
@@ -201,13 +209,23 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
             "environment": env, "since": since.to_string(), "until": (!until.is_open_end()).then(|| until.to_string()),
             "lead_time_measured_from": "commit time",
             "overall": {"deployments": total.deployments, "successful": total.successful, "failed": total.failed, "deployments_per_week": per_week,
-                        "change_failure_rate": cfr(&total) / 100.0, "median_lead_time_hours": lead, "median_time_to_restore_hours": restore},
+                        "change_failure_rate": cfr(&total) / 100.0, "median_lead_time_hours": lead, "median_time_to_restore_hours": restore,
+                        "rollbacks_unchecked": unchecked},
             "weeks": json_weeks,
             "granularity": granularity.as_str(),
             "periods": json_periods,
             "lead_time_distribution": lead_dist.iter().map(|(l, n)| json!({"bucket": l, "commits": n})).collect::<Vec<_>>(),
         }),
     })
+}
+
+/// What the failure rate could not count: deployments that may have been
+/// rolled back, where git could not tell (commits missing).
+pub fn unchecked_note(n: u64) -> String {
+    match n {
+        0 => String::new(),
+        n => format!("; {n} not checked for rollback: their commits are not in the local repository (git fetch)"),
+    }
 }
 
 /// The charts over every period of the window, and the same numbers as JSON:

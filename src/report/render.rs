@@ -535,7 +535,9 @@ fn is_hex_id(s: &str) -> bool {
 /// A cell as HTML: escaped text, with links to what it names.
 fn cell_html(column: &str, value: &str, links: Option<&Links>) -> String {
     let Some(links) = links else { return esc(value) };
-    let seq_link = |n: &str| format!("<a href=\"/entry/{n}\">{n}</a>");
+    // Evidence and commits keep the page's window, so their pages' navigation does too.
+    let window = esc(&links.window_query());
+    let seq_link = |n: &str| format!("<a href=\"/entry/{n}{window}\">{n}</a>");
     let out = |url: String, text: &str| format!("<a href=\"{}\">{}</a>", esc(&url), esc(text));
     match column {
         "seq" | "evidence (ledger seq)"
@@ -574,7 +576,7 @@ fn cell_html(column: &str, value: &str, links: Option<&Links>) -> String {
                 if is_hex_id(bare) && (bare.len() >= 40 || matches!(column, "sha" | "commit" | "head" | "head sha" | "since")) {
                     let forge =
                         links.commit(None, bare).map(|u| format!(" <a class=\"forge\" href=\"{}\" title=\"on the forge\">↗</a>", esc(&u)));
-                    format!("<a href=\"/trace/{bare}\">{}</a>{}{tail}", esc(bare), forge.unwrap_or_default())
+                    format!("<a href=\"/trace/{bare}{window}\">{}</a>{}{tail}", esc(bare), forge.unwrap_or_default())
                 } else if let Some(url) = pull_ref(bare).and_then(|(repo, n)| links.pull(Some(repo), n)) {
                     format!("{}{tail}", out(url, bare))
                 } else if let Some(url) = bare
