@@ -751,3 +751,103 @@ fn an_evidence_package_verifies_offline_and_names_what_was_altered() -> Result<(
     assert!(err.contains("fewer than the") && err.contains("entries were removed"), "{err}");
     Ok(())
 }
+
+#[test]
+fn an_evidence_package_over_a_synced_ledger_recomputes_every_number_and_catches_a_forged_row() -> Result<()> {
+    let h = history()?;
+    let pkg = h.repo.tmp.path().join("july.tar.gz");
+    let (code, _, err) = h.repo.audit(&[
+        "report",
+        "evidence",
+        "--since",
+        "2026-07-01",
+        "--until",
+        "2026-07-31",
+        "--env",
+        "production",
+        "--output",
+        pkg.to_str().context("path")?,
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let elsewhere = tempfile::tempdir()?;
+    let verify = |p: &std::path::Path| -> Result<(i32, String)> {
+        let out = std::process::Command::new(BIN).current_dir(elsewhere.path()).env_clear().args(["evidence", "verify"]).arg(p).output()?;
+        Ok((out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
+    };
+    let (code, out) = verify(&pkg)?;
+    assert_eq!(code, 0, "{out}");
+    // Each report's numbers recomputed from its rows, each row from its entries; what needs git is said.
+    assert!(out.contains("recomputed  reports/deployments.json: 4 deployments, each matching its deployment and status entries"), "{out}");
+    assert!(out.contains("recomputed  reports/dora.json: deployments, successful, failed and the change failure rate"), "{out}");
+    assert!(out.contains("recomputed  reports/compliance.json:"), "{out}");
+    assert!(out.contains("not checked reports/dora.json: lead time and time to restore are not recomputed"), "{out}");
+    let files = git_audit::evidence::read(&pkg)?;
+    let dora: serde_json::Value = serde_json::from_slice(&files["reports/dora.json"])?;
+    assert_eq!(dora["overall"]["failed"], 2, "{dora}");
+
+    // Forgers who fix the manifest too: each is named.
+    let json_edit = |f: fn(&mut serde_json::Value)| {
+        move |b: Vec<u8>| {
+            let mut v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+            f(&mut v);
+            serde_json::to_vec_pretty(&v).unwrap_or_default()
+        }
+    };
+    type Edit = Box<dyn Fn(Vec<u8>) -> Vec<u8>>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        // The failed deployment shown as a success.
+        (
+            "reports/deployments.json",
+            Box::new(json_edit(|v| v["deployments"][1]["status"] = "success".into())),
+            "its status is \"success\" but the entry that set it",
+        ),
+        // Another commit shown as shipped.
+        (
+            "reports/deployments.json",
+            Box::new(json_edit(|v| v["deployments"][0]["sha"] = "0000000000000000000000000000000000000000".into())),
+            "its sha is \"0000000000000000000000000000000000000000\" but its entry",
+        ),
+        // A deployment left out: the CSV and the DORA numbers no longer agree.
+        (
+            "reports/deployments.json",
+            Box::new(json_edit(|v| {
+                if let Some(a) = v["deployments"].as_array_mut() {
+                    a.remove(1);
+                }
+            })),
+            "reports/deployments.csv: its deployments (4 rows) are not the JSON's (3)",
+        ),
+        // A number changed: one failure fewer.
+        (
+            "reports/dora.json",
+            Box::new(json_edit(|v| v["overall"]["failed"] = 1.into())),
+            "overall failed is 1 but the deployments report's rows give 2",
+        ),
+        // A row of the CSV changed.
+        (
+            "reports/deployments.csv",
+            Box::new(|b: Vec<u8>| String::from_utf8_lossy(&b).replacen(",failure,", ",success,", 1).into_bytes()),
+            "reports/deployments.csv: its deployments (4 rows) are not the JSON's",
+        ),
+        // An inclusion proof's first hash changed.
+        (
+            "entries.jsonl",
+            Box::new(|b: Vec<u8>| {
+                let t = String::from_utf8_lossy(&b).into_owned();
+                let at = t.find("\"inclusion_proof\":[\"").map(|i| i + 20).unwrap_or(0);
+                let mut bytes = t.into_bytes();
+                if let Some(c) = bytes.get_mut(at) {
+                    *c = if *c == b'A' { b'B' } else { b'A' };
+                }
+                bytes
+            }),
+            "is not included in the log",
+        ),
+    ];
+    for (file, edit, says) in cases {
+        let (code, out) = verify(&tampered(&pkg, file, edit, true)?)?;
+        assert_eq!(code, 1, "{file}: {out}");
+        assert!(out.contains(says), "{file}: expected \"{says}\":\n{out}");
+    }
+    Ok(())
+}

@@ -194,6 +194,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                                 .unwrap_or_default()
                         ));
                     }
+                    if c.problems.is_empty() {
+                        for line in &c.recomputed {
+                            out.push_str(&format!("  recomputed  {line}\n"));
+                        }
+                        for line in &c.not_recomputed {
+                            out.push_str(&format!("  not checked {line}\n"));
+                        }
+                    }
                     emit(&out)?;
                 }
             }

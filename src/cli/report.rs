@@ -130,7 +130,8 @@ fn evidence(
     let mut reports = Vec::new();
     let (compliance, _) = report::compliance::compliance(ledger, repo, &since, policy.as_ref())?;
     let deployments = report::deployments::deployments(ledger, repo, &w.env, &since, &until, policy.as_ref())?;
-    for (name, doc) in [("compliance", compliance), ("deployments", deployments)] {
+    let dora = report::dora::dora(ledger, repo, &w.env, &since, &until)?;
+    for (name, doc) in [("compliance", compliance), ("deployments", deployments), ("dora", dora)] {
         let provenance = report::render::Provenance::of(ledger, digest.as_deref(), &crate::ledger::ground::cited(&doc.json))?;
         let json: serde_json::Value =
             serde_json::from_str(&report::render::render_with(&doc, ReportFormat::Json, false, Some(&provenance))).unwrap_or_default();

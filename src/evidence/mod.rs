@@ -19,6 +19,8 @@ use sha2::{Digest, Sha256};
 use crate::ledger::note::{Checkpoint, NoteVerifier};
 use crate::ledger::{merkle, Ledger, Proof};
 
+mod recompute;
+
 /// The package format this code writes and reads.
 pub const FORMAT: &str = "git-audit-evidence/1";
 
@@ -71,7 +73,13 @@ Or with other tools:
   (certificate transparency v2) inclusion proof, node hash SHA-256(0x01||l||r).
 - reports/: the reports for the window, as JSON (what programs read), HTML
   (prints to PDF from a browser) and CSV. Every `seq` and `evidence` number in
-  the JSON names an entry proven in entries.jsonl.
+  the JSON names an entry proven in entries.jsonl. The manifest is not
+  signed: the reports are evidence because their rows agree with the entries
+  they cite. In deployments.json each deployment's `seq` is its
+  deployment.synced/deployment.recorded entry and `evidence` adds the entry
+  that set its status; compliance.json's findings cite their `evidence`;
+  dora.json's counts follow from deployments.json's rows (`evidence verify`
+  recomputes all of this; lead time needs the commits' times, from git).
 - consistency.json (when made with --since-package): the earlier package's
   checkpoint and an RFC 9162 consistency proof from it to checkpoint.txt:
   nothing that earlier package saw was removed or changed since.
@@ -221,6 +229,10 @@ pub struct Checked {
     pub entries: usize,
     pub reports: Vec<String>,
     pub consistent_from: Option<u64>,
+    /// What was recomputed from the proven entries (one line per report).
+    pub recomputed: Vec<String>,
+    /// What cannot be recomputed offline, and why.
+    pub not_recomputed: Vec<String>,
     pub problems: Vec<String>,
 }
 
@@ -277,6 +289,7 @@ pub fn verify(path: &Path) -> Result<Checked, EvidenceError> {
     c.tree_size = cp.size;
     // 3. Every entry is in the tree the checkpoint signs.
     let mut proven = BTreeSet::new();
+    let mut entries: BTreeMap<u64, Value> = BTreeMap::new();
     for (i, line) in text("entries.jsonl").unwrap_or_default().lines().enumerate() {
         let p: Proof = match serde_json::from_str(line) {
             Ok(p) => p,
@@ -292,6 +305,7 @@ pub fn verify(path: &Path) -> Result<Checked, EvidenceError> {
         match crate::ledger::proof::verify(&p, &owner) {
             Ok(inc) => {
                 proven.insert(inc.seq);
+                entries.insert(inc.seq, p.entry.clone());
             }
             Err(e) => c.problems.push(format!("entries.jsonl line {} (seq {}): {}", i + 1, p.leaf_index, e.0)),
         }
@@ -309,7 +323,12 @@ pub fn verify(path: &Path) -> Result<Checked, EvidenceError> {
         }
         c.reports.push(name.clone());
     }
-    // 5. The earlier package's checkpoint, still a prefix of this one.
+    // 5. Every row stands on its entries, and every number recomputes from the rows.
+    let recomputed = recompute::all(&files, &entries);
+    c.problems.extend(recomputed.problems);
+    c.recomputed = recomputed.checked;
+    c.not_recomputed = recomputed.not_recomputed;
+    // 6. The earlier package's checkpoint, still a prefix of this one.
     if let Some(t) = text("consistency.json") {
         let v: Value = serde_json::from_str(&t).unwrap_or_default();
         let from = v["from"].as_str().unwrap_or_default();
