@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod deploy;
 pub mod evidence;
+pub mod facts;
 pub mod forge;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 
+use crate::facts::DeploymentHistory;
 use crate::ledger::event::{BypassUsed, PushDecided};
 use crate::ledger::{Ledger, LedgerFiles, Select};
 use crate::report::render::{escape, page, Links, Page, Provenance};
@@ -176,20 +177,14 @@ impl WindowQuery {
     /// With no window asked for: the last 90 days when the ledger has entries
     /// in them, else the 90 days up to its newest entry — and a sentence
     /// saying which was chosen.
-    fn resolve_finding_data(&self, ledger: &Ledger) -> Result<(Window, Option<String>), String> {
+    fn resolve_finding_data(&self, ledger: &Ledger, facts: &DeploymentHistory) -> Result<(Window, Option<String>), String> {
         if self.since.is_some() || self.until.is_some() {
             return Ok((self.resolve()?, None));
         }
         let w = self.resolve()?;
         // The newest deployment to the environment (its own time, not when it
         // was synced), else the newest entry.
-        let newest_deployment = ledger
-            .deployments()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|d| crate::signature::allowed_signers::glob_match(&w.env, &d.environment))
-            .filter_map(|d| Timestamp::parse(&d.time).ok())
-            .max();
+        let newest_deployment = facts.newest(&w.env);
         let head = ledger.head().map_err(|e| e.to_string())?;
         let newest = match (newest_deployment, head.size) {
             (Some(t), _) => Some(t),
@@ -242,6 +237,8 @@ impl WindowQuery {
 /// The ledger, the policy and the repository, opened for one request.
 struct Ctx {
     ledger: Ledger,
+    /// The deployment history, read once for the whole request.
+    facts: DeploymentHistory,
     policy: Option<crate::policy::Policy>,
     repo: Option<crate::git::Repo>,
     provenance: Provenance,
@@ -260,10 +257,9 @@ fn open(opts: &Options) -> Result<Ctx, String> {
     let repo = opts.repo.as_ref().and_then(|_| crate::git::Repo::open_from_env().ok());
     // The ground is checked once per request, with the entries the answer cites (`cite`).
     let provenance = Provenance::unchecked(&ledger, policy.as_ref().map(|p| p.digest.as_str())).map_err(|e| e.to_string())?;
-    let pages =
-        ledger.deployments_latest_state().map_err(|e| e.to_string())?.into_iter().filter_map(|d| d.url.map(|u| (d.name, u))).collect();
-    let links = Links::new(ledger.forge_web_roots().map_err(|e| e.to_string())?, pages);
-    Ok(Ctx { ledger, policy, repo, provenance, grounded: false, links })
+    let facts = DeploymentHistory::read(&ledger).map_err(|e| e.to_string())?;
+    let links = Links::new(ledger.forge_web_roots().map_err(|e| e.to_string())?, facts.pages());
+    Ok(Ctx { ledger, facts, policy, repo, provenance, grounded: false, links })
 }
 
 /// Runs blocking ledger work off the async workers.
@@ -349,17 +345,26 @@ fn report_doc(ctx: &Ctx, name: &str, w: &Window) -> Result<Document, String> {
     let e = |e: report::ReportError| e.to_string();
     match name {
         "deployments" => {
-            let doc = report::deployments::deployments(&ctx.ledger, ctx.repo.as_ref(), &w.env, &w.since, &w.until, ctx.policy.as_ref())
-                .map_err(e)?;
+            let doc = report::deployments::deployments(
+                &ctx.ledger,
+                &ctx.facts,
+                ctx.repo.as_ref(),
+                &w.env,
+                &w.since,
+                &w.until,
+                ctx.policy.as_ref(),
+            )
+            .map_err(e)?;
             match w.status.as_deref() {
                 None => Ok(doc),
                 Some("failed") => Ok(failed_only(doc)),
                 Some(other) => Err(format!("no deployment filter status={other}: the filter is status=failed")),
             }
         }
-        "dora" => report::dora::dora(&ctx.ledger, ctx.repo.as_ref(), &w.env, &w.since, &w.until).map_err(e),
+        "dora" => report::dora::dora(&ctx.facts, ctx.repo.as_ref(), &w.env, &w.since, &w.until).map_err(e),
         "compliance" => {
-            let (_, all) = report::compliance::compliance(&ctx.ledger, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref()).map_err(e)?;
+            let (_, all) =
+                report::compliance::compliance(&ctx.ledger, &ctx.facts, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref()).map_err(e)?;
             let (kept, filter): (Vec<_>, Option<String>) = match (w.kind.as_deref(), w.rule.as_deref()) {
                 (None, None) => (all, None),
                 (Some("violation"), None) => (all.into_iter().filter(|f| !f.rule.is_unverified()).collect(), Some("violations".into())),
@@ -689,20 +694,20 @@ fn tile(label: &str, value: &str, note: &str, class: &str, id: &str, href: &str)
 async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> Response {
     let r = blocking(move || {
         let ctx = open(&opts)?;
-        let (w, chose) = q.resolve_finding_data(&ctx.ledger)?;
-        let dora = report::dora::dora(&ctx.ledger, ctx.repo.as_ref(), &w.env, &w.since, &w.until).map_err(|e| e.to_string())?;
-        let (_, findings) =
-            report::compliance::compliance(&ctx.ledger, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref()).map_err(|e| e.to_string())?;
+        // Every number on the page comes from one reading of the deployment history (`ctx.facts`).
+        let (w, chose) = q.resolve_finding_data(&ctx.ledger, &ctx.facts)?;
+        let dora = report::dora::dora(&ctx.facts, ctx.repo.as_ref(), &w.env, &w.since, &w.until).map_err(|e| e.to_string())?;
+        let (_, findings) = report::compliance::compliance(&ctx.ledger, &ctx.facts, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref())
+            .map_err(|e| e.to_string())?;
         let pushes = pushes(&ctx.ledger, &w)?;
         // What shipped to the environment and who approved it, newest first.
-        let shipped = report::deployments::deployments(&ctx.ledger, ctx.repo.as_ref(), &w.env, &w.since, &w.until, ctx.policy.as_ref())
-            .map_err(|e| e.to_string())?;
+        let shipped =
+            report::deployments::deployments(&ctx.ledger, &ctx.facts, ctx.repo.as_ref(), &w.env, &w.since, &w.until, ctx.policy.as_ref())
+                .map_err(|e| e.to_string())?;
         // Every environment deployed to, side by side.
-        let envs: std::collections::BTreeSet<String> =
-            ctx.ledger.deployments().map_err(|e| e.to_string())?.into_iter().map(|d| d.environment).collect();
         let mut per_env = Vec::new();
-        for env in envs {
-            let d = report::dora::dora(&ctx.ledger, ctx.repo.as_ref(), &env, &w.since, &w.until).map_err(|e| e.to_string())?;
+        for env in ctx.facts.environments() {
+            let d = report::dora::dora(&ctx.facts, ctx.repo.as_ref(), &env, &w.since, &w.until).map_err(|e| e.to_string())?;
             per_env.push((env, d.json["overall"].clone()));
         }
         let served = ctx.served_over(&w);

@@ -7,6 +7,7 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 
 use super::{emit, Global, Outcome};
+use crate::facts::DeploymentHistory;
 use crate::ledger::Ledger;
 use crate::report::{self, ReportFormat};
 use crate::time::Timestamp;
@@ -46,8 +47,8 @@ pub struct Window {
 impl Window {
     /// Warns (or, with --strict, fails) when no recorded deployment went to an
     /// environment matching --env: a typo would otherwise report zeros.
-    fn check_env(&self, ledger: &Ledger, strict: bool) -> anyhow::Result<()> {
-        let deployments = ledger.deployments()?;
+    fn check_env(&self, facts: &DeploymentHistory, strict: bool) -> anyhow::Result<()> {
+        let deployments = &facts.all;
         if deployments.iter().any(|d| crate::signature::allowed_signers::glob_match(&self.env, &d.environment)) {
             return Ok(());
         }
@@ -124,13 +125,15 @@ fn evidence(
         bail!("the evidence package needs a file: --output FILE.tar.gz");
     };
     let (since, until) = w.bounds()?;
-    w.check_env(ledger, args.strict)?;
+    // The deployment history, read once for every report in the package.
+    let facts = DeploymentHistory::read(ledger)?;
+    w.check_env(&facts, args.strict)?;
     let policy = optional_policy(global, repo)?;
     let digest = policy.as_ref().map(|p| p.digest.clone());
     let mut reports = Vec::new();
-    let (compliance, _) = report::compliance::compliance(ledger, repo, &since, policy.as_ref())?;
-    let deployments = report::deployments::deployments(ledger, repo, &w.env, &since, &until, policy.as_ref())?;
-    let dora = report::dora::dora(ledger, repo, &w.env, &since, &until)?;
+    let (compliance, _) = report::compliance::compliance(ledger, &facts, repo, &since, policy.as_ref())?;
+    let deployments = report::deployments::deployments(ledger, &facts, repo, &w.env, &since, &until, policy.as_ref())?;
+    let dora = report::dora::dora(&facts, repo, &w.env, &since, &until)?;
     for (name, doc) in [("compliance", compliance), ("deployments", deployments), ("dora", dora)] {
         let provenance = report::render::Provenance::of(ledger, digest.as_deref(), &crate::ledger::ground::cited(&doc.json))?;
         let json: serde_json::Value =
@@ -183,20 +186,23 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
             (report::trace::trace(&ledger, repo.as_ref(), &id)?, Outcome::Pass)
         }
         ReportName::Deployments(w) => {
-            w.check_env(&ledger, args.strict)?;
+            let facts = DeploymentHistory::read(&ledger)?;
+            w.check_env(&facts, args.strict)?;
             let (since, until) = w.bounds()?;
             let policy = optional_policy(global, repo.as_ref())?;
-            (report::deployments::deployments(&ledger, repo.as_ref(), &w.env, &since, &until, policy.as_ref())?, Outcome::Pass)
+            (report::deployments::deployments(&ledger, &facts, repo.as_ref(), &w.env, &since, &until, policy.as_ref())?, Outcome::Pass)
         }
         ReportName::Dora(w) => {
-            w.check_env(&ledger, args.strict)?;
+            let facts = DeploymentHistory::read(&ledger)?;
+            w.check_env(&facts, args.strict)?;
             let (since, until) = w.bounds()?;
-            (report::dora::dora(&ledger, repo.as_ref(), &w.env, &since, &until)?, Outcome::Pass)
+            (report::dora::dora(&facts, repo.as_ref(), &w.env, &since, &until)?, Outcome::Pass)
         }
         ReportName::Compliance { since } => {
             let since = Timestamp::since(since)?;
             let policy = optional_policy(global, repo.as_ref())?;
-            let (doc, findings) = report::compliance::compliance(&ledger, repo.as_ref(), &since, policy.as_ref())?;
+            let facts = DeploymentHistory::read(&ledger)?;
+            let (doc, findings) = report::compliance::compliance(&ledger, &facts, repo.as_ref(), &since, policy.as_ref())?;
             (doc, if findings.is_empty() { Outcome::Pass } else { Outcome::Violations })
         }
     };

@@ -131,9 +131,10 @@ impl SyncNotify {
         let ledger = crate::ledger::Ledger::open(&self.files)?;
         let name = self.repo.as_ref().map(crate::hook::notice::repository_name).unwrap_or_default();
         let epoch = crate::time::Timestamp::parse("1970-01-01T00:00:00.000Z")?;
-        let (_, findings) = crate::report::compliance::compliance(&ledger, self.repo.as_ref(), &epoch, Some(&self.policy))?;
+        let facts = crate::facts::DeploymentHistory::read(&ledger)?;
+        let (_, findings) = crate::report::compliance::compliance(&ledger, &facts, self.repo.as_ref(), &epoch, Some(&self.policy))?;
         let mut items: Vec<(String, notify::Notice)> = findings.iter().map(|f| notify::finding_notice(&name, f)).collect();
-        for d in ledger.deployments()?.into_iter().filter(|d| d.id > 0 && matches!(d.status.as_str(), "failure" | "error")) {
+        for d in facts.all.into_iter().filter(|d| d.id > 0 && matches!(d.status.as_str(), "failure" | "error")) {
             let key = format!("deployment:{}:{}:{}", d.repository, d.id, d.status);
             let deployer = Some(d.deployer.as_str()).filter(|a| !a.is_empty());
             let mut n = crate::deploy::failure(&d.repository, &d.environment, &d.sha, &d.status, deployer, None, "github");

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{Document, ReportError, Section};
 use crate::deploy::{self, Facts};
+use crate::facts::DeploymentHistory;
 use crate::git::{short_id, Repo};
 use crate::ledger::event::EnvironmentSynced;
 use crate::ledger::event::{BypassUsed, LedgerGap, PushDecided};
@@ -20,6 +21,7 @@ use crate::time::Timestamp;
 /// `commits.unsigned-deployed`, `branches.force-push`, `branches.deletion`, `breakglass.used`, `ledger.gap`.
 pub fn compliance(
     ledger: &Ledger,
+    facts: &DeploymentHistory,
     repo: Option<&Repo>,
     since: &Timestamp,
     policy: Option<&Policy>,
@@ -91,7 +93,7 @@ pub fn compliance(
     let bad: std::collections::HashMap<String, (String, Option<u64>)> =
         ledger.commits_not_good()?.into_iter().map(|c| (c.id, (c.status, c.verified_seq))).collect();
     if !bad.is_empty() {
-        let all = super::deployments::load(ledger, "*")?;
+        let all = &facts.all;
         let mut shipped_by: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         // A commit shipped to an environment that requires signed commits is
         // judged there (`deploy.unsigned-commits`): one commit, one finding.
@@ -104,7 +106,7 @@ pub fn compliance(
                 let rule = p.environment_rule(&d.environment)?;
                 (rule.require_signed_commits && rule.mode.unwrap_or(p.mode).severity().is_some()).then_some(())
             });
-            let shipped = super::deployments::shipped(repo, &all, i);
+            let shipped = crate::facts::deployments::shipped(repo, all, i);
             let known = shipped.is_some();
             let ids = match shipped {
                 Some((_, ids)) => ids,
@@ -205,7 +207,7 @@ pub fn compliance(
     }
 
     if let Some(p) = policy.filter(|p| !p.environments.is_empty()) {
-        out.extend(deployments(ledger, repo, since, p)?);
+        out.extend(deployments(ledger, facts, repo, since, p)?);
     }
 
     let doc = document(since, &out, None);
@@ -408,8 +410,14 @@ fn codeowners_at_merge(repo: Option<&Repo>, m: &crate::ledger::query::MergedPull
 
 /// `deploy.*`: every deployment in the window to an environment with an
 /// `[[environments]]` rule, judged on what the ledger knows of it.
-fn deployments(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, policy: &Policy) -> Result<Vec<Finding>, ReportError> {
-    Ok(deployment_findings(ledger, repo, since, policy)?.into_iter().flat_map(|(_, f)| f).collect())
+fn deployments(
+    ledger: &Ledger,
+    facts: &DeploymentHistory,
+    repo: Option<&Repo>,
+    since: &Timestamp,
+    policy: &Policy,
+) -> Result<Vec<Finding>, ReportError> {
+    Ok(deployment_findings(ledger, facts, repo, since, policy)?.into_iter().flat_map(|(_, f)| f).collect())
 }
 
 /// A deployment's key: (repository, id).
@@ -418,15 +426,13 @@ pub type DeploymentKey = (String, i64);
 /// The `deploy.*` findings of each deployment in the window, by (repository, id), in deployment order.
 pub fn deployment_findings(
     ledger: &Ledger,
+    facts: &DeploymentHistory,
     repo: Option<&Repo>,
     since: &Timestamp,
     policy: &Policy,
 ) -> Result<Vec<(DeploymentKey, Vec<Finding>)>, ReportError> {
-    let approvals = ledger.deployment_approvals()?;
-    let runs = ledger.deployment_runs()?;
-    let unknown_approvals = ledger.deployments_with_unknown_approvals()?;
-    let histories = ledger.recorded_histories()?;
-    let all = super::deployments::load(ledger, "*")?;
+    let (approvals, runs, unknown_approvals, histories) = (&facts.approvals, &facts.runs, &facts.unknown_approvals, &facts.recorded);
+    let all = &facts.all;
     let mut out = Vec::new();
     for (i, d) in all.iter().enumerate() {
         let Some(rule) = policy.environment_rule(&d.environment) else { continue };
@@ -461,7 +467,7 @@ pub fn deployment_findings(
             evidence.dedup();
         }
         let bot = deployer.is_none() && d.deployer.ends_with("[bot]");
-        let unsigned = match super::deployments::shipped(repo, &all, i) {
+        let unsigned = match crate::facts::deployments::shipped(repo, all, i) {
             Some((_, ids)) => {
                 let mut bad = Vec::new();
                 for id in ids {

@@ -6,34 +6,11 @@
 use serde_json::json;
 
 use super::{Document, ReportError, Section};
+use crate::facts::deployments::{rollback_of, rolled_back_by, shipped, DeploymentHistory};
 use crate::git::{short_id, Repo};
 use crate::ledger::event::CommitVerified;
-pub use crate::ledger::query::Deployment;
 use crate::ledger::{Ledger, Select};
-use crate::signature::allowed_signers::glob_match;
 use crate::time::Timestamp;
-
-/// Deployments to environments matching `env` (glob), oldest first, all times.
-pub fn load(ledger: &Ledger, env: &str) -> Result<Vec<Deployment>, ReportError> {
-    Ok(ledger.deployments()?.into_iter().filter(|d| glob_match(env, &d.environment)).collect())
-}
-
-/// The commits deployment `i` shipped: reachable from its sha and not from the
-/// previous successful deployment to the same environment. `None` when git
-/// does not have the commits (fetch them).
-pub fn shipped(repo: Option<&Repo>, all: &[Deployment], i: usize) -> Option<(Option<String>, Vec<String>)> {
-    let d = &all[i];
-    let repo = repo?;
-    repo.resolve_commit(&d.sha).ok()?;
-    let previous = all[..i]
-        .iter()
-        .rev()
-        .find(|p| p.environment == d.environment && p.repository == d.repository && p.status == "success")
-        .map(|p| p.sha.clone());
-    let hide: Vec<String> = previous.iter().filter(|p| repo.resolve_commit(p).is_ok()).cloned().collect();
-    let ids = repo.select(std::slice::from_ref(&d.sha), &hide).ok()?;
-    Some((previous, ids))
-}
 
 /// Per commit: (signature status, signer, PR "#n (how)", approvers, rules).
 fn commit_facts(ledger: &Ledger, repository: &str, id: &str) -> Result<(String, String, String, String, String), ReportError> {
@@ -56,49 +33,22 @@ fn commit_facts(ledger: &Ledger, repository: &str, id: &str) -> Result<(String, 
     Ok((status, signer, pr, approvals, rules))
 }
 
-/// The deployment that rolled `all[i]` back: the next deployment of the same
-/// repository to the same environment, when it went to an earlier commit (an
-/// ancestor of this one's). DORA counts the rolled-back one as failed.
-pub fn rolled_back_by<'a>(repo: Option<&Repo>, all: &'a [Deployment], i: usize) -> Option<&'a Deployment> {
-    let d = all.get(i)?;
-    let next = all.get(i + 1..)?.iter().find(|n| n.environment == d.environment && n.repository == d.repository)?;
-    (next.sha != d.sha && repo.is_some_and(|r| r.is_ancestor(&next.sha, &d.sha).unwrap_or(false))).then_some(next)
-}
-
-/// True when whether `all[i]` was rolled back cannot be told: a later
-/// deployment to its environment went to another commit, and git cannot say
-/// whether that one is an ancestor (no repository, or a commit not in it).
-pub fn rollback_unknown(repo: Option<&Repo>, all: &[Deployment], i: usize) -> bool {
-    let Some(d) = all.get(i) else { return false };
-    let Some(next) = all.get(i + 1..).and_then(|r| r.iter().find(|n| n.environment == d.environment && n.repository == d.repository))
-    else {
-        return false;
-    };
-    next.sha != d.sha && repo.is_none_or(|r| r.resolve_commit(&d.sha).is_err() || r.resolve_commit(&next.sha).is_err())
-}
-
-/// The deployment `all[i]` rolled back, if it was a rollback.
-pub fn rollback_of<'a>(repo: Option<&Repo>, all: &'a [Deployment], i: usize) -> Option<&'a Deployment> {
-    let d = all.get(i)?;
-    let j = all.get(..i)?.iter().rposition(|p| p.environment == d.environment && p.repository == d.repository)?;
-    rolled_back_by(repo, all, j).filter(|n| std::ptr::eq(*n, d)).map(|_| &all[j])
-}
-
 pub fn deployments(
     ledger: &Ledger,
+    facts: &DeploymentHistory,
     repo: Option<&Repo>,
     env: &str,
     since: &Timestamp,
     until: &Timestamp,
     policy: Option<&crate::policy::Policy>,
 ) -> Result<Document, ReportError> {
-    let all = load(ledger, env)?;
-    let approvals = ledger.deployment_approvals()?;
-    let histories = ledger.recorded_histories()?;
-    let runs = ledger.deployment_runs()?;
+    let all = facts.in_env(env);
+    let (approvals, histories, runs) = (&facts.approvals, &facts.recorded, &facts.runs);
     // With a policy's [[environments]], each deployment carries its deploy.* findings.
     let judged: std::collections::HashMap<super::compliance::DeploymentKey, Vec<crate::rule::Finding>> = match policy {
-        Some(p) if !p.environments.is_empty() => super::compliance::deployment_findings(ledger, repo, since, p)?.into_iter().collect(),
+        Some(p) if !p.environments.is_empty() => {
+            super::compliance::deployment_findings(ledger, facts, repo, since, p)?.into_iter().collect()
+        }
         _ => Default::default(),
     };
     let mut dep_rows = Vec::new();

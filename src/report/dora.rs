@@ -13,10 +13,9 @@ use chrono::{DateTime, Datelike, Utc};
 use serde_json::json;
 
 use super::chart::{period_of, periods, Granularity, Period, Series, Shape};
-use super::deployments::{load, shipped};
 use super::{Document, ReportError, Section};
+use crate::facts::deployments::{rollback_unknown, rolled_back_by, shipped, DeploymentHistory};
 use crate::git::Repo;
-use crate::ledger::Ledger;
 use crate::time::Timestamp;
 
 fn at(s: &str) -> Option<DateTime<Utc>> {
@@ -50,8 +49,14 @@ struct Week {
     restore: Vec<f64>,
 }
 
-pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, until: &Timestamp) -> Result<Document, ReportError> {
-    let all = load(ledger, env)?;
+pub fn dora(
+    facts: &DeploymentHistory,
+    repo: Option<&Repo>,
+    env: &str,
+    since: &Timestamp,
+    until: &Timestamp,
+) -> Result<Document, ReportError> {
+    let all = facts.in_env(env);
     let commit_time = |id: &str| -> Option<DateTime<Utc>> {
         let (_, raw) = repo?.read_object(id).ok()?;
         let c = crate::git::ParsedCommit::parse(&raw, repo?.signature_header());
@@ -83,10 +88,10 @@ pub fn dora(ledger: &Ledger, repo: Option<&Repo>, env: &str, since: &Timestamp, 
         p.deployments += 1;
         total.deployments += 1;
         // Rolled back: the next deployment to the same environment went to an earlier commit.
-        let rolled_back = super::deployments::rolled_back_by(repo, &all, i).is_some();
+        let rolled_back = rolled_back_by(repo, &all, i).is_some();
         let failed = matches!(d.status.as_str(), "failure" | "error") || rolled_back;
         // Counted as not failed, but only because git could not tell: said beside the rate.
-        if !failed && super::deployments::rollback_unknown(repo, &all, i) {
+        if !failed && rollback_unknown(repo, &all, i) {
             unchecked += 1;
         }
         if failed {
