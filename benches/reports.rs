@@ -1,7 +1,8 @@
 //! `cargo bench --bench reports`: a synthetic ledger of 1,000,000 entries
 //! (100,000 commits over a year, 20,000 merged PRs, 5,000 deployments) over a
-//! 100,000-commit git repository; times `report deployments` over a quarter and
-//! `report compliance` over a year, through the real binary.
+//! 100,000-commit git repository; times `report deployments` over a quarter,
+//! `report compliance` over a year and the dashboard page, through the real
+//! binary — and, with `BENCH_BASELINE_BIN=PATH`, an earlier build beside it.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -141,7 +142,10 @@ fn main() -> Result<()> {
     drop(ledger);
     println!("ledger: {written} entries in {:.1} s", t.elapsed().as_secs_f64());
 
-    let bin = env!("CARGO_BIN_EXE_git-audit");
+    // BENCH_BASELINE_BIN=PATH (an earlier build) is timed beside this one, on the same data.
+    let bin = env!("CARGO_BIN_EXE_git-audit").to_string();
+    let baseline = std::env::var("BENCH_BASELINE_BIN").ok().filter(|p| std::path::Path::new(p).exists());
+    let db = loc.db.to_str().unwrap_or_default().to_string();
     for (label, args) in [
         (
             "report deployments, one quarter",
@@ -149,20 +153,24 @@ fn main() -> Result<()> {
         ),
         ("report compliance, one year", vec!["report", "compliance", "--since", "2026-01-01", "--format", "json"]),
     ] {
-        let mut best = f64::MAX;
-        let mut stdout = Vec::new();
-        for _ in 0..3 {
-            let t = Instant::now();
-            let out = Command::new(bin)
-                .current_dir(&repo)
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .args(["--ledger", loc.db.to_str().unwrap_or_default()])
-                .args(&args)
-                .output()?;
-            best = best.min(t.elapsed().as_secs_f64());
-            anyhow::ensure!(out.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&out.stderr));
-            stdout = out.stdout;
-        }
+        let run = |bin: &str| -> Result<(f64, Vec<u8>)> {
+            let mut best = f64::MAX;
+            let mut stdout = Vec::new();
+            for _ in 0..3 {
+                let t = Instant::now();
+                let out = Command::new(bin)
+                    .current_dir(&repo)
+                    .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                    .args(["--ledger", db.as_str()])
+                    .args(&args)
+                    .output()?;
+                best = best.min(t.elapsed().as_secs_f64());
+                anyhow::ensure!(out.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&out.stderr));
+                stdout = out.stdout;
+            }
+            Ok((best, stdout))
+        };
+        let (best, stdout) = run(&bin)?;
         let size = stdout.len();
         let v: serde_json::Value = serde_json::from_slice(&stdout)?;
         let what = match v.get("deployments") {
@@ -174,6 +182,48 @@ fn main() -> Result<()> {
             None => format!("{} findings", v["findings"].as_array().map_or(0, Vec::len)),
         };
         println!("{label:<34}: {best:>6.3} s ({what}; {size} bytes of JSON; target < 1 s)");
+        if let Some(old) = &baseline {
+            let (before, _) = run(old)?;
+            println!("{:<34}  {before:>6.3} s with the baseline build: {:.2}x", "", before / best);
+        }
+    }
+    // The dashboard: one request, every tile, chart and table, through `serve`.
+    for (name, bin) in std::iter::once(("this build", bin.clone())).chain(baseline.map(|b| ("baseline", b))) {
+        let (median, best) = dashboard(&bin, &repo, &db)?;
+        println!("dashboard page (serve /), {name:<10}: median {median:.3} s, best {best:.3} s (target < 0.2 s)");
     }
     Ok(())
+}
+
+/// Median and best time of `GET /?since=2026-01-01&env=production` (seven requests).
+fn dashboard(bin: &str, repo: &std::path::Path, db: &str) -> Result<(f64, f64)> {
+    use std::io::{BufRead, Read};
+    let mut child = Command::new(bin)
+        .current_dir(repo)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(["--ledger", db, "serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().context("stderr")?).read_line(&mut line)?;
+    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).map(str::to_string);
+    let result = (|| -> Result<(f64, f64)> {
+        let addr = addr.context(format!("serve did not start: {line}"))?;
+        let mut times = Vec::new();
+        for _ in 0..7 {
+            let t = Instant::now();
+            let mut s = std::net::TcpStream::connect(&addr)?;
+            write!(s, "GET /?since=2026-01-01&env=production HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+            let mut body = Vec::new();
+            s.read_to_end(&mut body)?;
+            anyhow::ensure!(body.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+            times.push(t.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        Ok((times[times.len() / 2], times[0]))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }

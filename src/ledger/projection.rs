@@ -227,7 +227,19 @@ pub fn rows(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payloa
             sync_rows(seq, kind, payload)
         }
         Kind::DeploymentRecorded => recorded_rows(seq, time, payload),
-        _ => Vec::new(),
+        // Read from the entries themselves (`Ledger::events`), not from a
+        // table. Every kind is named here: a new kind does not compile until
+        // someone says whether it has a projection.
+        Kind::PolicyLoaded
+        | Kind::BypassUsed
+        | Kind::LedgerGap
+        | Kind::LedgerAnchored
+        | Kind::DeploymentApprovalSynced
+        | Kind::WorkflowRunSynced
+        | Kind::EnvironmentSynced
+        | Kind::TeamSynced
+        | Kind::PrFilesSynced
+        | Kind::LedgerWriter => Vec::new(),
     }
 }
 
@@ -418,6 +430,102 @@ impl Replay {
             }
             let d = digest(&self.digest_key, &r.values);
             self.tables.entry(r.table.name).or_default().insert(key, d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::event::{CommitVerified, DeployStatus, DeploymentRecorded, PushDecided, RefDecided};
+
+    fn fixture(name: &str) -> serde_json::Value {
+        let path = format!("{}/fixtures/github/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    }
+
+    /// Every kind with a projection, made by the code that makes it in
+    /// production from GitHub's own shapes (fixtures), fills its table's key
+    /// and `seq` columns and every column the table has: a view that names a
+    /// field its payload lacks, or a row one value short, fails here.
+    #[test]
+    fn every_projected_kind_fills_its_tables_keys_from_what_its_producer_writes() {
+        let repo = "acme/api";
+        let sha = "a84d88e7554fc1fa21bcbc4efae3c782a70d2b9d";
+        let verified = CommitVerified {
+            commit: sha.into(),
+            subject: "feat: one".into(),
+            author: None,
+            committer: None,
+            policy_digest: "d".into(),
+            verdict: crate::rule::CommitVerdict::Pass,
+            signature: crate::signature::Verdict {
+                signer: Some("Alice <alice@example.com>".into()),
+                key: Some("SHA256:abc".into()),
+                ..crate::signature::Verdict::new(crate::signature::SignatureStatus::Good, Some(crate::signature::SignatureFormat::Ssh))
+            },
+            findings: Vec::new(),
+            exempt: None,
+        };
+        let pushed = PushDecided {
+            ref_updates: vec![RefDecided { refname: "refs/heads/main".into(), old: "0".repeat(40), new: sha.into(), ..Default::default() }],
+            accepted: true,
+            ..Default::default()
+        };
+        let recorded = DeploymentRecorded {
+            source: "gitlab-ci".into(),
+            repository: repo.into(),
+            environment: "production".into(),
+            sha: sha.into(),
+            status: DeployStatus::Success,
+            git_ref: None,
+            actor: Some("erin".into()),
+            url: None,
+            approved_by: Vec::new(),
+            external_id: None,
+            deployment_id: -7,
+            attestation: None,
+        };
+        // The fixture is an open pull request; this one was merged.
+        let mut merged = fixture("pull.json");
+        merged["merged_by"] = serde_json::json!({"login": "bob"});
+        merged["merged_at"] = "2011-01-26T20:01:12Z".into();
+        merged["closed_at"] = "2011-01-26T20:01:12Z".into();
+        let cases: Vec<(Kind, serde_json::Value, &[&str])> = vec![
+            (Kind::CommitVerified, serde_json::to_value(&verified).unwrap_or_default(), &["commits"]),
+            (Kind::PushDecided, serde_json::to_value(&pushed).unwrap_or_default(), &["ref_updates"]),
+            (Kind::RefUpdated, serde_json::to_value(&pushed).unwrap_or_default(), &["ref_updates"]),
+            (Kind::PrSynced, GithubPayload::pull_request(repo, &merged, true, &[sha.to_string()], false), &["pull_requests", "pr_commits"]),
+            (Kind::ReviewSynced, GithubPayload::review(repo, 12, &fixture("review.json")), &["reviews"]),
+            (Kind::DeploymentSynced, GithubPayload::deployment(repo, &fixture("deployment.json")), &["deployments"]),
+            (
+                Kind::DeploymentStatusSynced,
+                GithubPayload::deployment_status(repo, 1, &fixture("deployment_status.json")),
+                &["deployment_statuses"],
+            ),
+            (Kind::CommitPullsSynced, GithubPayload::commit_pulls(repo, sha, &serde_json::json!([12])), &["commit_pulls"]),
+            (Kind::DeploymentRecorded, serde_json::to_value(&recorded).unwrap_or_default(), &["deployments", "deployment_statuses"]),
+        ];
+        for (kind, payload, tables) in &cases {
+            let rows = rows(42, "2026-07-01T00:00:00.000Z", kind.as_str(), sha, "alice", &payload.to_string());
+            let made: Vec<&str> = rows.iter().map(|r| r.table.name).collect();
+            assert_eq!(&made, tables, "{kind}: {payload}");
+            for r in &rows {
+                assert_eq!(r.values.len(), r.table.columns.len(), "{kind}: a {} row of the wrong width", r.table.name);
+                for (col, v) in r.table.columns.iter().zip(&r.values) {
+                    // What these inputs leave empty on purpose: no ref or log
+                    // for the recorded deployment.
+                    let may_be_empty = matches!((r.table.name, *col), ("deployments", "ref") | ("deployment_statuses", "log_url"));
+                    if !may_be_empty {
+                        assert!(!matches!(v, Sql::Null), "{kind}: {}.{col} is empty: {payload}", r.table.name);
+                    }
+                }
+            }
+        }
+        // Every kind with a table is exercised above; the rest are read from the entries.
+        let projected: std::collections::BTreeSet<Kind> = cases.iter().map(|c| c.0).collect();
+        for k in Kind::ALL.iter().filter(|k| !projected.contains(k)) {
+            assert!(rows(1, "t", k.as_str(), "s", "a", "{}").is_empty(), "{k} makes rows but is not tested here");
         }
     }
 }
