@@ -7,8 +7,8 @@
 
 use serde::Serialize;
 
-use super::store::{self, Begin, Dialect, Location, Store, Tx};
-use super::{projection, sql, verify, Ledger, LedgerError, LedgerFiles, APPLICATION_ID, FORMAT_VERSION, PG_FUNCTIONS, SCHEMA};
+use super::store::{self, Begin, Location, Store, Tx};
+use super::{projection, sql, verify, Ledger, LedgerError, LedgerFiles, APPLICATION_ID, FORMAT_VERSION, SCHEMA};
 
 /// Rows copied per insert.
 const BATCH: usize = 2000;
@@ -56,9 +56,7 @@ pub fn migrate(source: &Ledger, to: &LedgerFiles, schemas: &[&str]) -> Result<Mi
     };
     dest.schema(SCHEMA).map_err(sql(dest_path))?;
     dest.schema(projection::SCHEMA).map_err(sql(dest_path))?;
-    if dest.dialect() == Dialect::Postgres {
-        dest.schema(PG_FUNCTIONS).map_err(sql(dest_path))?;
-    }
+    dest.install_functions().map_err(sql(dest_path))?;
     for s in schemas {
         dest.schema(s).map_err(sql(dest_path))?;
         source.state_schema(s)?;

@@ -30,7 +30,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use store::{Begin, Dialect, Location, PgUrl, Store, StoreError, Tx, Value};
+use store::{Begin, Location, PgUrl, Store, StoreError, Tx, Value};
 
 pub use entry::{Entry, NewEntry};
 use merkle::{Hash, Subtrees};
@@ -254,13 +254,6 @@ CREATE TABLE head (id INTEGER PRIMARY KEY CHECK (id = 0), size INTEGER NOT NULL,
 CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, time TEXT NOT NULL);
 ";
 
-/// PostgreSQL lacks SQLite's `group_concat`; queries use it on both.
-pub(crate) const PG_FUNCTIONS: &str = "
-CREATE OR REPLACE FUNCTION git_audit_concat(acc text, v text, sep text) RETURNS text
-    LANGUAGE sql IMMUTABLE AS $$ SELECT CASE WHEN v IS NULL THEN acc WHEN acc IS NULL THEN v ELSE acc || sep || v END $$;
-CREATE OR REPLACE AGGREGATE group_concat(text, text) (SFUNC = git_audit_concat, STYPE = text);
-";
-
 /// The columns of `entries`, in the order appends write them.
 const ENTRY_COLUMNS: &[&str] = &["seq", "time", "kind", "subject", "actor", "payload", "leaf", "writer", "sig"];
 
@@ -293,11 +286,7 @@ pub struct JobLock {
 /// process holds it. A SQLite ledger needs none (its jobs lock a local file).
 pub fn try_job_lock(files: &LedgerFiles, job: i64) -> Result<Option<JobLock>, LedgerError> {
     let store = connect(files)?;
-    if store.dialect() != Dialect::Postgres {
-        return Ok(Some(JobLock { _held: store }));
-    }
-    let row = store::first(&*store, "SELECT pg_try_advisory_lock(?1)", &[Value::Int(job)]).map_err(sql(&files.db))?;
-    let got = row.and_then(|r| r.first().and_then(Value::as_int)) == Some(1);
+    let got = store.try_job_lock(job).map_err(sql(&files.db))?;
     Ok(got.then_some(JobLock { _held: store }))
 }
 
@@ -351,9 +340,7 @@ impl Ledger {
         let verifier = signer.verifier();
         store.schema(SCHEMA).map_err(sql(path))?;
         store.schema(projection::SCHEMA).map_err(sql(path))?;
-        if store.dialect() == Dialect::Postgres {
-            store.schema(PG_FUNCTIONS).map_err(sql(path))?;
-        }
+        store.install_functions().map_err(sql(path))?;
         let empty = merkle::empty_root();
         let note = sign_checkpoint(&signer, &origin, 0, empty, &loc.key)?;
         {
@@ -390,7 +377,9 @@ impl Ledger {
     pub fn open(loc: &LedgerFiles) -> Result<Ledger, LedgerError> {
         let path = &loc.db;
         let not_a_ledger = |why: String| LedgerError::NotALedger { path: path.clone(), why };
-        let store: Box<dyn Store> = match loc.location() {
+        let location = loc.location();
+        let is_sqlite = matches!(location, Location::Sqlite(_));
+        let store: Box<dyn Store> = match location {
             Location::Sqlite(file) => {
                 if !file.exists() {
                     return Err(LedgerError::Missing { path: path.clone() });
@@ -432,7 +421,8 @@ impl Ledger {
                 .and_then(|v| v.as_text().map(str::to_string))
                 .ok_or_else(|| not_a_ledger(format!("no `{k}` in its meta table")))
         };
-        if store.dialect() == Dialect::Postgres {
+        // SQLite's version is its `user_version`, checked above; other engines keep it in `meta`.
+        if !is_sqlite {
             let version: i64 = meta("format_version")?.parse().map_err(|_| not_a_ledger("its format_version is not a number".into()))?;
             if version > FORMAT_VERSION {
                 return Err(LedgerError::NewerFormat { path: path.clone(), found: version, supported: FORMAT_VERSION });
@@ -480,11 +470,6 @@ impl Ledger {
         } else {
             "NULL AS writer"
         }
-    }
-
-    /// Which engine holds the ledger.
-    pub fn dialect(&self) -> Dialect {
-        self.store.dialect()
     }
 
     /// Creates a state owner's tables where they are missing.
@@ -636,23 +621,8 @@ impl Ledger {
         let cas = "UPDATE head SET size = ?1, root = ?2, note = ?3 WHERE id = 0 AND size = ?4";
         let cas_params =
             vec![Value::Int(size as i64), Value::Blob(root.to_vec()), receipt.checkpoint.as_str().into(), Value::Int(head.size as i64)];
-        match store.dialect() {
-            Dialect::Sqlite => {
-                if store.execute(cas, &cas_params).map_err(sql(path))? != 1 {
-                    return Err(moved());
-                }
-                tx.commit().map_err(sql(path))?;
-            }
-            Dialect::Postgres => {
-                // Sent with the commit in one round trip: the guard divides by
-                // zero (aborting the transaction, so the COMMIT rolls back) unless
-                // the swap took.
-                store.defer(cas, cas_params).map_err(sql(path))?;
-                store
-                    .defer("SELECT 1 / (CASE WHEN size = ?1 THEN 1 ELSE 0 END) FROM head WHERE id = 0", vec![Value::Int(size as i64)])
-                    .map_err(sql(path))?;
-                tx.commit().map_err(|e| if e.code.as_deref() == Some("22012") { moved() } else { sql(path)(e) })?;
-            }
+        if !store.swap_head_and_commit(tx, cas, cas_params, size as i64).map_err(sql(path))? {
+            return Err(moved());
         }
         if writes_writers {
             self.writers = std::sync::OnceLock::new();
@@ -946,12 +916,10 @@ fn sign_checkpoint(signer: &NoteSigner, origin: &str, size: u64, root: Hash, key
 fn read_head(store: &dyn Store, path: &Path, for_update: bool) -> Result<Head, LedgerError> {
     // PostgreSQL: the row lock on the head serialises appends (SQLite's
     // `BEGIN IMMEDIATE` already holds the database's write lock).
-    let query = match (for_update, store.dialect()) {
-        (true, Dialect::Postgres) => "SELECT size, root, note FROM head WHERE id = 0 FOR UPDATE",
-        _ => "SELECT size, root, note FROM head WHERE id = 0",
-    };
+    let lock = if for_update { store.row_lock() } else { "" };
+    let query = format!("SELECT size, root, note FROM head WHERE id = 0{lock}");
     let bad = |msg: &str| LedgerError::Inconsistent { path: path.to_path_buf(), msg: msg.into() };
-    let row = store::first(store, query, &[]).map_err(sql(path))?.ok_or_else(|| bad("the head row is missing"))?;
+    let row = store::first(store, &query, &[]).map_err(sql(path))?.ok_or_else(|| bad("the head row is missing"))?;
     let size = row.first().and_then(Value::as_int).ok_or_else(|| bad("the head's size is not a number"))?;
     let root: Hash =
         row.get(1).and_then(Value::as_blob).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("the head's root is not 32 bytes"))?;
@@ -968,23 +936,11 @@ const APPEND_LOCK: i64 = 0x4741_5544_4c4f_4721;
 /// again by row) and the frontier's nodes in one statement. That statement
 /// starts only once the lock is held, so its snapshot sees the append before.
 fn lock_head(store: &dyn Store, path: &Path) -> Result<(Head, Vec<(u32, Hash)>), LedgerError> {
-    if store.dialect() == Dialect::Sqlite {
+    let Some(rows) = store.locked_head_with_frontier(APPEND_LOCK).map_err(sql(path))? else {
         let head = read_head(store, path, true)?;
         let frontier = load_frontier(store, path, head.size)?;
         return Ok((head, frontier));
-    }
-    store.defer("SELECT pg_advisory_xact_lock(?1)", vec![Value::Int(APPEND_LOCK)]).map_err(sql(path))?;
-    let rows = store::rows(
-        store,
-        "WITH h AS (SELECT size, root, note FROM head WHERE id = 0 FOR UPDATE),
-              f AS (SELECT l AS level, (h.size >> l) - 1 AS idx FROM h, generate_series(0, 62) AS l WHERE (h.size >> l) & 1 = 1)
-         SELECT h.size, h.root, h.note, f.level, f.idx,
-                CASE WHEN f.level = 0 THEN (SELECT leaf FROM entries WHERE seq = f.idx)
-                     ELSE (SELECT hash FROM nodes WHERE level = f.level AND idx = f.idx) END
-         FROM h LEFT JOIN f ON true ORDER BY f.level DESC",
-        &[],
-    )
-    .map_err(sql(path))?;
+    };
     let bad = |msg: String| LedgerError::Inconsistent { path: path.to_path_buf(), msg };
     let first = rows.first().ok_or_else(|| bad("the head row is missing".into()))?;
     let size = first.first().and_then(Value::as_int).ok_or_else(|| bad("the head's size is not a number".into()))?;
@@ -1142,12 +1098,7 @@ fn upgrade_to_format_2(store: &dyn Store, path: &Path) -> Result<bool, LedgerErr
     let altered = store
         .execute("ALTER TABLE entries ADD COLUMN writer TEXT", &[])
         .and_then(|_| store.execute("ALTER TABLE entries ADD COLUMN sig TEXT", &[]))
-        .and_then(|_| match store.dialect() {
-            Dialect::Sqlite => store.execute(&format!("PRAGMA user_version = {FORMAT_VERSION}"), &[]),
-            Dialect::Postgres => {
-                store.execute("UPDATE meta SET value = ?1 WHERE key = 'format_version'", &[FORMAT_VERSION.to_string().into()])
-            }
-        });
+        .and_then(|_| store.set_format_version(FORMAT_VERSION));
     match altered {
         Ok(_) => {
             tx.commit().map_err(sql(path))?;
@@ -1176,7 +1127,7 @@ impl<'c> DbTree<'c> {
 
     /// Runs `algorithm` over the stored tree.
     pub fn run<T>(mut self, algorithm: impl Fn(&mut DbTree<'c>) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
-        if self.store.dialect() == Dialect::Sqlite {
+        if !self.store.batch_reads() {
             self.got = Some(std::collections::HashMap::new());
             return algorithm(&mut self);
         }
@@ -1197,7 +1148,7 @@ impl Subtrees for DbTree<'_> {
             Some(got) => {
                 let found = match got.get(&(level, index)) {
                     Some(h) => Some(*h),
-                    None if self.store.dialect() == Dialect::Sqlite => {
+                    None if !self.store.batch_reads() => {
                         let (sql_text, params) = if level == 0 {
                             ("SELECT leaf FROM entries WHERE seq = ?1", vec![Value::Int(index as i64)])
                         } else {
@@ -1267,9 +1218,9 @@ fn load_frontier(store: &dyn Store, path: &Path, size: u64) -> Result<Vec<(u32, 
         }
     }
     // SQLite: each through its cached statement; PostgreSQL: all in one query.
-    let got = match store.dialect() {
-        Dialect::Sqlite => std::collections::HashMap::new(),
-        Dialect::Postgres => fetch_subtrees(store, path, &wanted)?,
+    let got = match store.batch_reads() {
+        false => std::collections::HashMap::new(),
+        true => fetch_subtrees(store, path, &wanted)?,
     };
     let mut tree = DbTree { store, path, wanted: Vec::new(), got: Some(got) };
     wanted.into_iter().map(|(level, index)| Ok((level, tree.subtree(level, index)?))).collect()

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::event::{DeploymentApprovalSynced, DeploymentRecorded, Kind, TeamSynced, WorkflowRunSynced};
-use super::store::{Dialect, Value};
+use super::store::Value;
 use super::{sql, Ledger, LedgerError, Select};
 use crate::time::Timestamp;
 
@@ -180,20 +180,14 @@ impl Ledger {
     }
 
     /// `json_each` over a column holding a JSON array of numbers, as a FROM
-    /// item `j` with the element as `j.value`.
+    /// item `j` with the element as `j.value` (each engine says it its way).
     fn json_numbers(&self, column: &str) -> String {
-        match self.dialect() {
-            Dialect::Sqlite => format!("json_each({column}) j"),
-            Dialect::Postgres => format!("json_array_elements_text({column}::json) AS j(value)"),
-        }
+        self.store().json_numbers(column)
     }
 
-    /// `+column` keeps SQLite off an index; PostgreSQL has no such hint.
+    /// `column`, kept off its index where the engine can be told so.
     fn unindexed(&self, column: &str) -> String {
-        match self.dialect() {
-            Dialect::Sqlite => format!("+{column}"),
-            Dialect::Postgres => column.to_string(),
-        }
+        self.store().unindexed(column)
     }
 
     /// Pull requests merged at or after `since`, oldest first.

@@ -147,13 +147,6 @@ impl<'a> From<&'a Value> for ValueRef<'a> {
     }
 }
 
-/// Which SQL the store speaks, for the few statements that differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
 /// What went wrong in the store, as its engine said it (never with a password).
 #[derive(Debug, Clone)]
 pub struct StoreError {
@@ -192,8 +185,51 @@ pub type EachRow<'a> = dyn FnMut(Vec<Value>) -> Result<(), StoreError> + 'a;
 pub type ScanRow<'a> = dyn FnMut(&[ValueRef<'_>]) -> Result<(), StoreError> + 'a;
 
 /// One storage engine under the ledger.
+/// A ledger's database engine. Above this trait the log speaks only the SQL
+/// both engines share; where they differ (locks, the head's compare-and-swap,
+/// JSON, planner hints, where the format version lives) the engine answers
+/// through a method of its own, and owns its SQL.
 pub trait Store: Send {
-    fn dialect(&self) -> Dialect;
+    /// Installs what the shared queries use that the engine lacks.
+    fn install_functions(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Takes the cross-process lock named `job`, held until this connection
+    /// closes; false when another process holds it. An engine whose jobs lock
+    /// a local file needs none.
+    fn try_job_lock(&self, _job: i64) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    /// What a `SELECT` ends with to lock the rows it reads until the
+    /// transaction ends (empty where a write transaction already holds the
+    /// whole database).
+    fn row_lock(&self) -> &'static str {
+        ""
+    }
+    /// For an append, in one round trip: takes `append_lock`, locks the head
+    /// row and returns it with its frontier's hashes, as rows of (size, root,
+    /// note, level, idx, hash). `None` where separate reads are as cheap.
+    fn locked_head_with_frontier(&self, _append_lock: i64) -> Result<Option<Vec<Vec<Value>>>, StoreError> {
+        Ok(None)
+    }
+    /// Runs `cas` (the head's compare-and-swap, which changes one row when the
+    /// head is where it was and none when it moved) and commits `tx`. False,
+    /// with nothing committed, when the head had moved.
+    fn swap_head_and_commit(&self, tx: Tx<'_>, cas: &str, params: Vec<Value>, new_size: i64) -> Result<bool, StoreError>;
+    /// Records the ledger's format version where this engine keeps it.
+    fn set_format_version(&self, version: i64) -> Result<(), StoreError>;
+    /// Whether the tree's subtree reads are better batched into one query
+    /// (round trips are dear) than read one by one through cached statements.
+    fn batch_reads(&self) -> bool {
+        false
+    }
+    /// A FROM item `j` over a column holding a JSON array of numbers, with
+    /// each element as `j.value`.
+    fn json_numbers(&self, column: &str) -> String;
+    /// A reference to `column` that keeps the planner off its index.
+    fn unindexed(&self, column: &str) -> String {
+        column.to_string()
+    }
     /// Runs DDL (several statements, written for SQLite; the store translates
     /// types), serialised with other processes doing the same.
     fn schema(&self, ddl: &str) -> Result<(), StoreError>;

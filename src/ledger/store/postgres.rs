@@ -21,7 +21,7 @@ use rustls::pki_types::pem::PemObject;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
-use super::{Begin, Dialect, EachRow, PgUrl, Store, StoreError, Value};
+use super::{Begin, EachRow, PgUrl, Store, StoreError, Tx, Value};
 
 /// Parameters per statement PostgreSQL accepts (65,535), with room.
 const MAX_PARAMS: usize = 60_000;
@@ -458,9 +458,66 @@ impl Db {
     }
 }
 
+/// PostgreSQL lacks SQLite's `group_concat`; the shared queries use it.
+const FUNCTIONS: &str = "
+CREATE OR REPLACE FUNCTION git_audit_concat(acc text, v text, sep text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$ SELECT CASE WHEN v IS NULL THEN acc WHEN acc IS NULL THEN v ELSE acc || sep || v END $$;
+CREATE OR REPLACE AGGREGATE group_concat(text, text) (SFUNC = git_audit_concat, STYPE = text);
+";
+
 impl Store for PgStore {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
+    fn install_functions(&self) -> Result<(), StoreError> {
+        self.schema(FUNCTIONS)
+    }
+
+    fn try_job_lock(&self, job: i64) -> Result<bool, StoreError> {
+        let row = super::first(self, "SELECT pg_try_advisory_lock(?1)", &[Value::Int(job)])?;
+        Ok(row.and_then(|r| r.first().and_then(Value::as_int)) == Some(1))
+    }
+
+    fn row_lock(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+
+    fn locked_head_with_frontier(&self, append_lock: i64) -> Result<Option<Vec<Vec<Value>>>, StoreError> {
+        // The advisory lock serialises appends; the statement after it starts
+        // only once the lock is held, so its snapshot sees the append before.
+        self.defer("SELECT pg_advisory_xact_lock(?1)", vec![Value::Int(append_lock)])?;
+        super::rows(
+            self,
+            "WITH h AS (SELECT size, root, note FROM head WHERE id = 0 FOR UPDATE),
+                  f AS (SELECT l AS level, (h.size >> l) - 1 AS idx FROM h, generate_series(0, 62) AS l WHERE (h.size >> l) & 1 = 1)
+             SELECT h.size, h.root, h.note, f.level, f.idx,
+                    CASE WHEN f.level = 0 THEN (SELECT leaf FROM entries WHERE seq = f.idx)
+                         ELSE (SELECT hash FROM nodes WHERE level = f.level AND idx = f.idx) END
+             FROM h LEFT JOIN f ON true ORDER BY f.level DESC",
+            &[],
+        )
+        .map(Some)
+    }
+
+    fn swap_head_and_commit(&self, tx: Tx<'_>, cas: &str, params: Vec<Value>, new_size: i64) -> Result<bool, StoreError> {
+        // Sent with the commit in one round trip: the guard divides by zero
+        // (aborting the transaction, so the COMMIT rolls back) unless the swap took.
+        self.defer(cas, params)?;
+        self.defer("SELECT 1 / (CASE WHEN size = ?1 THEN 1 ELSE 0 END) FROM head WHERE id = 0", vec![Value::Int(new_size)])?;
+        match tx.commit() {
+            Ok(()) => Ok(true),
+            Err(e) if e.code.as_deref() == Some("22012") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn set_format_version(&self, version: i64) -> Result<(), StoreError> {
+        self.execute("UPDATE meta SET value = ?1 WHERE key = 'format_version'", &[version.to_string().into()]).map(|_| ())
+    }
+
+    fn batch_reads(&self) -> bool {
+        true
+    }
+
+    fn json_numbers(&self, column: &str) -> String {
+        format!("json_array_elements_text({column}::json) AS j(value)")
     }
 
     fn schema(&self, sql: &str) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
 
-use super::{Begin, Dialect, EachRow, ScanRow, Store, StoreError, Value};
+use super::{Begin, EachRow, ScanRow, Store, StoreError, Tx, Value};
 
 pub struct SqliteStore {
     conn: Connection,
@@ -80,8 +80,26 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
+    fn swap_head_and_commit(&self, tx: Tx<'_>, cas: &str, params: Vec<Value>, _new_size: i64) -> Result<bool, StoreError> {
+        // `BEGIN IMMEDIATE` holds the database's write lock: the swap cannot race.
+        if self.execute(cas, &params)? != 1 {
+            return Ok(false);
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn set_format_version(&self, version: i64) -> Result<(), StoreError> {
+        self.execute(&format!("PRAGMA user_version = {version}"), &[]).map(|_| ())
+    }
+
+    fn json_numbers(&self, column: &str) -> String {
+        format!("json_each({column}) j")
+    }
+
+    fn unindexed(&self, column: &str) -> String {
+        // `+column` is SQLite's way to keep a term off an index.
+        format!("+{column}")
     }
 
     fn schema(&self, ddl: &str) -> Result<(), StoreError> {
