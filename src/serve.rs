@@ -220,6 +220,8 @@ impl WindowQuery {
                 self.until.as_deref().unwrap_or_default()
             ));
         }
+        let env = self.env.clone().filter(|e| !e.is_empty()).unwrap_or_else(|| "production".into());
+        crate::policy::check_environment_pattern(&env).map_err(|e| format!("env: {e}"))?;
         Ok(Window {
             kind: self.kind.clone().filter(|k| !k.is_empty()),
             rule: self.rule.clone().filter(|k| !k.is_empty()),
@@ -227,7 +229,7 @@ impl WindowQuery {
             decision: self.decision.clone().filter(|k| !k.is_empty()),
             since,
             until,
-            env: self.env.clone().filter(|e| !e.is_empty()).unwrap_or_else(|| "production".into()),
+            env,
             since_text: self.since.clone().unwrap_or_else(|| "90d".into()),
             until_text: self.until.clone().unwrap_or_default(),
         })

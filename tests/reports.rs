@@ -266,6 +266,16 @@ fn deployments_list_the_commits_each_one_shipped() -> Result<()> {
     let (_, out, _) = h.repo.audit(&["report", "deployments", "--env", "*", "--since", "2026-07-01", "--format", "json"])?;
     let v: serde_json::Value = serde_json::from_str(&out)?;
     assert_eq!(v["deployments"].as_array().map(Vec::len), Some(5));
+    // One glob dialect for environments, as in [[environments]]: classes and alternatives too.
+    for pattern in ["{production,staging}", "[ps]*", "*"] {
+        let (code, out, err) = h.repo.audit(&["report", "deployments", "--env", pattern, "--since", "2026-07-01", "--format", "json"])?;
+        assert_eq!(code, 0, "{pattern}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out)?;
+        assert_eq!(v["deployments"].as_array().map(Vec::len), Some(5), "{pattern}");
+    }
+    let (code, _, err) = h.repo.audit(&["report", "deployments", "--env", "prod-[", "--since", "2026-07-01"])?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--env: `prod-[` is not an environment pattern"), "{err}");
     let (_, md, _) = h.repo.audit(&["report", "deployments", "--env", "prod*", "--since", "2026-07-01", "--format", "markdown"])?;
     assert!(md.contains("## Deployments (4)") && md.contains("## Commits shipped (6)"), "{md}");
     // In a terminal of 120 columns each deployment is one row, nothing wider,

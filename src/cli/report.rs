@@ -48,8 +48,10 @@ impl Window {
     /// Warns (or, with --strict, fails) when no recorded deployment went to an
     /// environment matching --env: a typo would otherwise report zeros.
     fn check_env(&self, facts: &DeploymentHistory, strict: bool) -> anyhow::Result<()> {
+        crate::policy::check_environment_pattern(&self.env).map_err(|e| anyhow::anyhow!("--env: {e}"))?;
         let deployments = &facts.all;
-        if deployments.iter().any(|d| crate::signature::allowed_signers::glob_match(&self.env, &d.environment)) {
+        let matches = crate::facts::deployments::matcher(&self.env);
+        if deployments.iter().any(|d| matches(&d.environment)) {
             return Ok(());
         }
         let known: std::collections::BTreeSet<&str> = deployments.iter().map(|d| d.environment.as_str()).collect();

@@ -13,8 +13,17 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::git::Repo;
 pub use crate::ledger::query::{Deployment, DeploymentApproval, RecordHistory};
 use crate::ledger::{Ledger, LedgerError};
-use crate::signature::allowed_signers::glob_match;
 use crate::time::Timestamp;
+
+/// Whether an environment matches `pattern` (the edges check patterns first:
+/// [`crate::policy::check_environment_pattern`]).
+pub fn matcher(pattern: &str) -> impl Fn(&str) -> bool + '_ {
+    let glob = crate::policy::environment_glob(pattern).ok();
+    move |env: &str| match &glob {
+        Some(g) => g.is_match(env),
+        None => env == pattern,
+    }
+}
 
 /// Every deployment and what is known of it, read once.
 #[derive(Debug, Clone, Default)]
@@ -43,9 +52,12 @@ impl DeploymentHistory {
         })
     }
 
-    /// Deployments to environments matching `env` (a glob), oldest first, all times.
+    /// Deployments to environments matching `env` (a pattern, as in
+    /// `[[environments]]`: see [`crate::policy::environment_glob`]), oldest
+    /// first, all times. A pattern that is not one matches only itself.
     pub fn in_env(&self, env: &str) -> Vec<Deployment> {
-        self.all.iter().filter(|d| glob_match(env, &d.environment)).cloned().collect()
+        let m = matcher(env);
+        self.all.iter().filter(|d| m(&d.environment)).cloned().collect()
     }
 
     /// Every environment deployed to.
@@ -55,7 +67,8 @@ impl DeploymentHistory {
 
     /// When the newest deployment to `env` (a glob) was made, by its own time.
     pub fn newest(&self, env: &str) -> Option<Timestamp> {
-        self.all.iter().filter(|d| glob_match(env, &d.environment)).filter_map(|d| Timestamp::parse(&d.time).ok()).max()
+        let m = matcher(env);
+        self.all.iter().filter(|d| m(&d.environment)).filter_map(|d| Timestamp::parse(&d.time).ok()).max()
     }
 
     /// A deployment's page (its run, CI job or status log), by the id people use.

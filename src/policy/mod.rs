@@ -198,6 +198,20 @@ pub enum JwksSource {
     File(PathBuf, String),
 }
 
+/// An environment pattern (`production`, `prod-*`, `prod-[ab]`, `{staging,qa}`):
+/// the one glob dialect for environments, in `[[environments]]`, `--env` and
+/// the served pages' `?env=` alike.
+pub fn environment_glob(pattern: &str) -> Result<globset::GlobMatcher, globset::Error> {
+    globset::GlobBuilder::new(pattern).literal_separator(false).build().map(|g| g.compile_matcher())
+}
+
+/// Checks an environment pattern given on a command line or in a URL.
+pub fn check_environment_pattern(pattern: &str) -> Result<(), String> {
+    environment_glob(pattern).map(|_| ()).map_err(|e| {
+        format!("`{pattern}` is not an environment pattern ({}); e.g. production, prod-*, prod-[ab] or {{staging,qa}}", e.kind())
+    })
+}
+
 impl EnvironmentRule {
     pub fn matches(&self, environment: &str) -> bool {
         self.matcher.is_match(environment)
@@ -651,8 +665,8 @@ impl Validator<'_> {
         let mut environments = Vec::new();
         for e in raw.environments {
             let glob = |v: &toml::Spanned<String>, this: &mut Self| -> Option<globset::GlobMatcher> {
-                match globset::GlobBuilder::new(v.get_ref()).literal_separator(false).build() {
-                    Ok(g) => Some(g.compile_matcher()),
+                match environment_glob(v.get_ref()) {
+                    Ok(g) => Some(g),
                     Err(err) => {
                         this.err(v.span(), format!("bad glob pattern: {}", err.kind()), Some("e.g. \"production\" or \"release/*\""));
                         None
