@@ -16,8 +16,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 
 use crate::facts::DeploymentHistory;
-use crate::ledger::event::{BypassUsed, PushDecided};
-use crate::ledger::{Ledger, LedgerFiles, Select};
+use crate::ledger::{Ledger, LedgerFiles};
 use crate::report::render::{escape, page, Links, Page, Provenance};
 use crate::report::{self, Document, Section};
 use crate::rule::Rule;
@@ -387,70 +386,15 @@ fn report_doc(ctx: &Ctx, name: &str, w: &Window) -> Result<Document, String> {
     }
 }
 
-/// Push decisions in the window, refusals and break glass first in mind.
+/// The pushes report over a page's window (`?decision=` narrows it).
 fn pushes(ledger: &Ledger, w: &Window) -> Result<Document, String> {
-    let decided = ledger.events::<PushDecided>(&Select { since: Some(&w.since), ..Select::default() }).map_err(|e| e.to_string())?;
-    let bypasses = ledger.events::<BypassUsed>(&Select { since: Some(&w.since), ..Select::default() }).map_err(|e| e.to_string())?;
-    let within = |t: &str| Timestamp::parse(t).is_ok_and(|t| t < w.until);
-    let mut rows = Vec::new();
-    let mut json_rows = Vec::new();
-    let (mut refused, mut accepted) = (0u64, 0u64);
-    let wanted = match w.decision.as_deref() {
+    let decision = match w.decision.as_deref() {
         None => None,
-        Some("refused") => Some(false),
-        Some("accepted") => Some(true),
+        Some("refused") => Some(report::pushes::Decision::Refused),
+        Some("accepted") => Some(report::pushes::Decision::Accepted),
         Some(other) => return Err(format!("no push filter decision={other}: the filters are decision=refused and decision=accepted")),
     };
-    for d in decided.iter().filter(|d| within(&d.time) && wanted.is_none_or(|a| d.payload.accepted == a)) {
-        let refs: Vec<&str> = d.payload.ref_updates.iter().map(|r| r.refname.as_str()).collect();
-        let pusher = d.payload.pusher.identity.clone().unwrap_or_default();
-        let verdict = if d.payload.accepted { "accepted" } else { "refused" };
-        if d.payload.accepted {
-            accepted += 1;
-        } else {
-            refused += 1;
-        }
-        // The rules it was judged under: the refs' own findings, and each pushed
-        // commit's (from its commit.verified, the newest for that commit).
-        let mut rules = std::collections::BTreeSet::new();
-        for r in &d.payload.ref_updates {
-            rules.extend(r.findings.iter().map(|f| f.rule.id().to_string()));
-            for c in &r.commits {
-                let v = ledger
-                    .events::<crate::ledger::event::CommitVerified>(&Select { subject: Some(c), newest: Some(1), ..Select::default() })
-                    .map_err(|e| e.to_string())?;
-                rules.extend(v.iter().flat_map(|v| v.payload.findings.iter().map(|f| f.rule.id().to_string())));
-            }
-        }
-        let rules: Vec<String> = rules.into_iter().collect();
-        rows.push(vec![
-            d.time.clone(),
-            verdict.to_string(),
-            pusher.clone(),
-            refs.join(", "),
-            d.payload.violations.to_string(),
-            if rules.is_empty() { d.payload.reasons.join("; ") } else { rules.join(" ") },
-            d.seq.to_string(),
-        ]);
-        json_rows.push(json!({"time": d.time, "accepted": d.payload.accepted, "pusher": pusher, "refs": refs, "violations": d.payload.violations, "rules": rules, "reasons": d.payload.reasons, "seq": d.seq}));
-    }
-    let breaks: Vec<Vec<String>> = bypasses
-        .iter()
-        .filter(|b| within(&b.time))
-        .map(|b| vec![b.time.clone(), b.actor.clone(), b.payload.reason.clone(), b.payload.violations.to_string(), b.seq.to_string()])
-        .collect();
-    let shown = w.decision.as_deref().map(|d| format!(" ({d} only)")).unwrap_or_default();
-    Ok(Document {
-        title: format!("Push decisions since {}{shown}", w.since),
-        sections: vec![
-            Section::new("Decisions", &["time", "decision", "pusher", "refs", "violations", "rules", "seq"], rows),
-            Section::new("Break glass", &["time", "actor", "reason", "violations", "seq"], breaks.clone()),
-        ],
-        charts: vec![("Push decisions".into(), vec![("accepted".into(), accepted), ("refused".into(), refused)])],
-        series: Vec::new(),
-        json: json!({"since": w.since.to_string(), "until": (!w.until.is_open_end()).then(|| w.until.to_string()), "accepted": accepted, "refused": refused,
-                     "decisions": json_rows, "break_glass": breaks.len()}),
-    })
+    report::pushes::pushes(ledger, &w.since, &w.until, decision).map_err(|e| e.to_string())
 }
 
 /// The deployments report narrowed to what the change failure rate counts:
@@ -629,25 +573,26 @@ async fn search(Query(q): Query<SearchQuery>) -> Response {
     failure(StatusCode::BAD_REQUEST, &format!("`{q}` is neither a ledger seq nor a commit id"))
 }
 
+/// Deployments the dashboard lists, newest first.
+const LATEST_SHOWN: usize = 20;
+
 /// The newest deployments of the window (at most 20): what shipped, who
 /// deployed and approved it, its findings and how it ended.
-fn latest_deployments(report: &Document, env: &str) -> Section {
-    const SHOWN: usize = 20;
+fn latest_deployments(report: &Document, env: &str, total: usize) -> Section {
     const COLUMNS: [&str; 11] =
         ["time", "environment", "id", "sha", "deployer", "source", "approvers", "findings", "status", "note", "seq"];
-    let (mut rows, mut total) = (Vec::new(), 0);
+    let mut rows = Vec::new();
     if let Some(all) = report.sections.first() {
-        total = all.rows.len();
         let at: Vec<Option<usize>> = COLUMNS.iter().map(|c| all.columns.iter().position(|x| x == c)).collect();
         rows = all
             .rows
             .iter()
             .rev()
-            .take(SHOWN)
+            .take(LATEST_SHOWN)
             .map(|r| at.iter().map(|i| i.and_then(|i| r.get(i)).cloned().unwrap_or_default()).collect())
             .collect();
     }
-    let title = if total > SHOWN {
+    let title = if total > LATEST_SHOWN {
         format!("Latest deployments to {env}, of {total} (all on /deployments)")
     } else {
         format!("Deployments to {env}")
@@ -702,21 +647,36 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
         let (_, findings) = report::compliance::compliance(&ctx.ledger, &ctx.facts, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref())
             .map_err(|e| e.to_string())?;
         let pushes = pushes(&ctx.ledger, &w)?;
-        // What shipped to the environment and who approved it, newest first.
+        // What shipped to the environment and who approved it, newest first:
+        // the report over the newest deployments only (the page lists 20).
+        let in_window: Vec<Timestamp> = ctx
+            .facts
+            .in_env(&w.env)
+            .iter()
+            .filter_map(|d| Timestamp::parse(&d.time).ok())
+            .filter(|t| w.since <= *t && *t < w.until)
+            .collect();
+        let from = in_window.iter().rev().nth(LATEST_SHOWN - 1).map_or(w.since, |t| *t.max(&w.since));
         let shipped =
-            report::deployments::deployments(&ctx.ledger, &ctx.facts, ctx.repo.as_ref(), &w.env, &w.since, &w.until, ctx.policy.as_ref())
+            report::deployments::deployments(&ctx.ledger, &ctx.facts, ctx.repo.as_ref(), &w.env, &from, &w.until, ctx.policy.as_ref())
                 .map_err(|e| e.to_string())?;
-        // Every environment deployed to, side by side.
+        // Every environment deployed to, side by side (the page's own environment computed above).
         let mut per_env = Vec::new();
         for env in ctx.facts.environments() {
-            let d = report::dora::dora(&ctx.facts, ctx.repo.as_ref(), &env, &w.since, &w.until).map_err(|e| e.to_string())?;
-            per_env.push((env, d.json["overall"].clone()));
+            let overall = match env == w.env {
+                true => dora.json["overall"].clone(),
+                false => report::dora::dora(&ctx.facts, ctx.repo.as_ref(), &env, &w.since, &w.until).map_err(|e| e.to_string())?.json
+                    ["overall"]
+                    .clone(),
+            };
+            per_env.push((env, overall));
         }
+        let total = in_window.len();
         let served = ctx.served_over(&w);
-        Ok((w, chose, dora, findings, pushes, shipped, per_env, served))
+        Ok((w, chose, dora, findings, pushes, shipped, per_env, total, served))
     })
     .await;
-    let (w, chose, dora, findings, pushes, shipped, per_env, p) = match r {
+    let (w, chose, dora, findings, pushes, shipped, per_env, total, p) = match r {
         Ok(x) => x,
         Err(e) => return failure(StatusCode::BAD_REQUEST, &e),
     };
@@ -835,7 +795,7 @@ async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>) -> 
     let doc = Document {
         title: format!("Dashboard: {} since {} (to {until})", w.env, w.since),
         sections: vec![
-            latest_deployments(&shipped, &w.env),
+            latest_deployments(&shipped, &w.env, total),
             Section::new(
                 "Environments",
                 &[

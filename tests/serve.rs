@@ -442,6 +442,24 @@ fn the_pushes_page_names_the_rules_each_refusal_broke() -> Result<()> {
     let v = json_of(&srv.addr, "/api/pushes?since=2000-01-01")?;
     let refused = v["decisions"].as_array().and_then(|d| d.iter().find(|d| d["accepted"] == false)).cloned().unwrap_or_default();
     assert!(refused["rules"].as_array().is_some_and(|r| r.iter().any(|x| x == "signing.required")), "{v}");
+    // The same report on the command line: `report pushes`, the web page's twin.
+    let ledger_arg = ledger.to_str().context("path")?;
+    let (code, out, err) =
+        repo.audit(&["--ledger", ledger_arg, "report", "pushes", "--since", "2000-01-01", "--decision", "refused", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let cli: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(
+        cli["decisions"],
+        v["decisions"]
+            .as_array()
+            .map(|d| d.iter().filter(|d| d["accepted"] == false).cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<serde_json::Value>(),
+        "{out}"
+    );
+    let (_, table, _) = repo.audit(&["--ledger", ledger_arg, "report", "pushes", "--since", "2000-01-01"])?;
+    assert!(table.contains("refused") && table.contains("signing.required"), "{table}");
     let (_, head, body) = http(&srv.addr, "GET", "/pushes?since=2000-01-01", &[])?;
     let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(&body) } else { body };
     assert!(body.contains("signing.required"), "{body}");

@@ -91,7 +91,7 @@ pub enum Command {
     Hook(hook::HookArgs),
     /// Sync pull requests, reviews and deployments from GitHub into the ledger.
     Sync(sync::SyncArgs),
-    /// Reports over the ledger: trace, deployments, dora, evidence (a package), compliance.
+    /// Reports over the ledger: trace, deployments, dora, evidence (a package), pushes, compliance.
     Report(report::ReportArgs),
     /// Record what happened elsewhere: `record deployment` from any CI/CD system.
     Record(record::RecordArgs),

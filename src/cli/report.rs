@@ -97,6 +97,18 @@ pub enum ReportName {
         #[arg(long, value_name = "OLD.tar.gz")]
         since_package: Option<PathBuf>,
     },
+    /// Every push decision in a window (each refusal with the rules it broke) and every break glass.
+    Pushes {
+        /// Start of the window: 90d, 12h, 2026-07-01 or an RFC 3339 time.
+        #[arg(long, default_value = "90d")]
+        since: String,
+        /// End (a date includes that whole day); default: now.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only the refused, or only the accepted.
+        #[arg(long, value_enum)]
+        decision: Option<report::pushes::Decision>,
+    },
     /// Every finding in a window, grouped by rule; exit 1 when there are any.
     Compliance {
         /// Start of the window: 90d, 12h, 2026-07-01 or an RFC 3339 time.
@@ -199,6 +211,11 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
             w.check_env(&facts, args.strict)?;
             let (since, until) = w.bounds()?;
             (report::dora::dora(&facts, repo.as_ref(), &w.env, &since, &until)?, Outcome::Pass)
+        }
+        ReportName::Pushes { since, until, decision } => {
+            let w = Window { env: String::new(), since: since.clone(), until: until.clone() };
+            let (since, until) = w.bounds()?;
+            (report::pushes::pushes(&ledger, &since, &until, *decision)?, Outcome::Pass)
         }
         ReportName::Compliance { since } => {
             let since = Timestamp::since(since)?;

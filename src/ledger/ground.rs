@@ -165,32 +165,49 @@ impl Ledger {
         cited.sort_unstable();
         cited.dedup();
         cited.truncate(EVIDENCE_LIMIT);
+        // First each entry's bytes under the signed root, then each append
+        // holding cited entries once (a batched append holds thousands: one
+        // signature check serves all of its cited entries).
+        let mut leaves = std::collections::BTreeMap::new();
+        let mut signed_by = Vec::new();
+        let mut present = Vec::new();
         for seq in cited {
             g.evidence_checked += 1;
-            if let Some(why) = self.check_entry(seq, head.size, &head.root)? {
-                g.problems.push(why);
+            match self.entry(seq)? {
+                Some(e) => present.push(e),
+                None => g.problems.push(format!("cited entry seq {seq} is missing (deleted)")),
+            }
+        }
+        // Every proof in one pass over the tree: their upper nodes are shared.
+        let (size, root) = (head.size, head.root);
+        let proofs = super::DbTree::new(self.store(), &self.path)
+            .run(|t| present.iter().map(|e| merkle::inclusion_proof(t, e.seq, size)).collect::<Result<Vec<_>, _>>())?;
+        for (e, proof) in present.into_iter().zip(proofs) {
+            let bytes = e.canonical();
+            if !merkle::verify_inclusion(&root, size, e.seq, &bytes, &proof) {
+                g.problems.push(format!("cited entry seq {} is not what the signed log holds (edited)", e.seq));
+                continue;
+            }
+            leaves.insert(e.seq, merkle::leaf_hash(&bytes));
+            signed_by.extend(e.writer.map(|w| (e.seq, w)));
+        }
+        let mut appends: Vec<(u64, u64)> = Vec::new();
+        for (seq, w) in signed_by {
+            if appends.iter().any(|(first, last)| *first <= seq && seq <= *last) {
+                continue;
+            }
+            let key = if w == super::writers::OWNER { Some(&self.verifier) } else { self.writers()?.active(&w, seq).map(|x| &x.key) };
+            let Some(key) = key else {
+                g.problems.push(format!("cited entry seq {seq}: `{w}` was not a writer then"));
+                continue;
+            };
+            match super::append_signed(self.store(), &self.path, seq, &leaves, &w, key)? {
+                Ok(range) => appends.push(range),
+                Err(why) => g.problems.push(format!("cited entry seq {seq}: {why}")),
             }
         }
         g.ok = g.problems.is_empty();
         Ok(g)
-    }
-
-    /// Why entry `seq` is not what the signed root of size `size` holds, if it is not.
-    fn check_entry(&self, seq: u64, size: u64, root: &merkle::Hash) -> Result<Option<String>, LedgerError> {
-        let Some(e) = self.entry(seq)? else { return Ok(Some(format!("cited entry seq {seq} is missing (deleted)"))) };
-        let bytes = e.canonical();
-        let proof = super::DbTree::new(self.store(), &self.path).run(|t| merkle::inclusion_proof(t, seq, size))?;
-        if !merkle::verify_inclusion(root, size, seq, &bytes, &proof) {
-            return Ok(Some(format!("cited entry seq {seq} is not what the signed log holds (edited)")));
-        }
-        if let Some(w) = e.writer.as_deref() {
-            let key = if w == super::writers::OWNER { Some(&self.verifier) } else { self.writers()?.active(w, seq).map(|x| &x.key) };
-            let Some(key) = key else { return Ok(Some(format!("cited entry seq {seq}: `{w}` was not a writer then"))) };
-            if let Err(why) = super::append_signed(self.store(), &self.path, seq, &merkle::leaf_hash(&bytes), w, key)? {
-                return Ok(Some(format!("cited entry seq {seq}: {why}")));
-            }
-        }
-        Ok(None)
     }
 }
 

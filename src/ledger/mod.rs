@@ -249,10 +249,14 @@ CREATE TABLE entries (
     actor TEXT NOT NULL, payload TEXT NOT NULL, leaf BLOB NOT NULL, writer TEXT, sig TEXT
 );
 CREATE INDEX entries_subject ON entries (subject, seq);
+CREATE INDEX entries_kind ON entries (kind, seq);
 CREATE TABLE nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
 CREATE TABLE head (id INTEGER PRIMARY KEY CHECK (id = 0), size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL);
 CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, time TEXT NOT NULL);
 ";
+
+/// The index by kind, for ledgers made before [`SCHEMA`] had it.
+const KIND_INDEX: &str = "CREATE INDEX IF NOT EXISTS entries_kind ON entries (kind, seq);";
 
 /// The columns of `entries`, in the order appends write them.
 const ENTRY_COLUMNS: &[&str] = &["seq", "time", "kind", "subject", "actor", "payload", "leaf", "writer", "sig"];
@@ -429,6 +433,9 @@ impl Ledger {
             }
         }
         store.schema(projection::SCHEMA).map_err(sql(path))?;
+        // Reading one kind (every report does) without scanning the log. A
+        // ledger made before it gets it here; a read-only copy goes without.
+        let _ = store.schema(KIND_INDEX);
         let origin = meta("origin")?;
         let verifier = NoteVerifier::parse(&meta("public_key")?).map_err(|e| not_a_ledger(e.to_string()))?;
         // The key may be the owner's or a writer's: which, is asked when appending.
@@ -685,7 +692,9 @@ impl Ledger {
     /// it, `ledger verify` checks it, queries read only what they understand.
     pub fn events<P: event::Payload>(&self, select: &Select<'_>) -> Result<Vec<Recorded<P>>, LedgerError> {
         let writers = self.writers()?;
-        let mut query = format!("SELECT seq, time, subject, actor, payload, {} FROM entries WHERE kind = ?1", self.writer_column());
+        // By subject, its index finds the few entries; by kind alone, the kind's index.
+        let kind = if select.subject.is_some() { self.store.unindexed("kind") } else { "kind".to_string() };
+        let mut query = format!("SELECT seq, time, subject, actor, payload, {} FROM entries WHERE {kind} = ?1", self.writer_column());
         let mut params: Vec<Value> = vec![P::KIND.as_str().into()];
         if let Some(s) = select.subject {
             params.push(s.into());
@@ -1024,25 +1033,28 @@ fn load_writers(store: &dyn Store, path: &Path, owner: &NoteVerifier, columns: b
     let mut changes = Vec::new();
     for r in &rows {
         let Ok(e) = row_entry(r) else { continue };
-        let signed = e.writer.as_deref() == Some(writers::OWNER)
-            && append_signed(store, path, e.seq, &merkle::leaf_hash(&e.canonical()), writers::OWNER, owner)?.is_ok();
+        let leaf = std::collections::BTreeMap::from([(e.seq, merkle::leaf_hash(&e.canonical()))]);
+        let signed =
+            e.writer.as_deref() == Some(writers::OWNER) && append_signed(store, path, e.seq, &leaf, writers::OWNER, owner)?.is_ok();
         changes.push((e.seq, e.writer.clone(), entry::canonical_json(&e.payload), signed));
     }
     Ok(writers::Writers { first_v2, ..writers::Writers::fold(changes) })
 }
 
-/// Whether entry `seq` (whose leaf, recomputed from its content, is `leaf`)
-/// lies in an append `writer` signed with `key`: the append is found by the
-/// signature on its last entry (`FIRST:BASE64`); the other entries' leaves
-/// are read as stored (the tree holds them to the signed root). `Err` says why not.
+/// Whether entry `seq` lies in an append `writer` signed with `key`: the
+/// append is found by the signature on its last entry (`FIRST:BASE64`).
+/// Entries in `known` count with the leaf given there (recomputed from their
+/// content), the others with their leaves as stored (the tree holds them to
+/// the signed root). `Ok` is the append's seq range, so one check serves every
+/// entry of `known` in it; `Err` says why not.
 pub(crate) fn append_signed(
     store: &dyn Store,
     path: &Path,
     seq: u64,
-    leaf: &Hash,
+    known: &std::collections::BTreeMap<u64, Hash>,
     writer: &str,
     key: &NoteVerifier,
-) -> Result<Result<(), String>, LedgerError> {
+) -> Result<Result<(u64, u64), String>, LedgerError> {
     let Some(row) = store::first(
         store,
         "SELECT seq, sig FROM entries WHERE seq >= ?1 AND sig IS NOT NULL ORDER BY seq LIMIT 1",
@@ -1072,13 +1084,16 @@ pub(crate) fn append_signed(
             return Ok(Err(format!("entry seq {s}, in the append of seq {seq}, names another writer")));
         }
         let stored: Option<Hash> = r.get(2).and_then(Value::as_blob).and_then(|b| b.try_into().ok());
-        leaves.push(if s == seq { *leaf } else { stored.unwrap_or([0; 32]) });
+        leaves.push(match known.get(&s) {
+            Some(leaf) => *leaf,
+            None => stored.unwrap_or([0; 32]),
+        });
     }
     if leaves.len() as u64 != last - first + 1 {
         return Ok(Err(format!("the append seq {first}..{last} is not whole")));
     }
     if key.verify_bytes(&entry::append_bytes(first, last, writer, &leaves), sig) {
-        Ok(Ok(()))
+        Ok(Ok((first, last)))
     } else {
         Ok(Err(format!("the signature of the append seq {first}..{last} (`{writer}`) does not verify")))
     }
@@ -1140,7 +1155,7 @@ impl<'c> DbTree<'c> {
 impl Subtrees for DbTree<'_> {
     type Error = LedgerError;
     fn subtree(&mut self, level: u32, index: u64) -> Result<Hash, LedgerError> {
-        match &self.got {
+        match &mut self.got {
             None => {
                 self.wanted.push((level, index));
                 Ok([0u8; 32])
@@ -1157,9 +1172,14 @@ impl Subtrees for DbTree<'_> {
                                 vec![Value::Int(level.into()), Value::Int(index as i64)],
                             )
                         };
-                        store::first(self.store, sql_text, &params)
+                        let read = store::first(self.store, sql_text, &params)
                             .map_err(sql(self.path))?
-                            .and_then(|r| r.first().and_then(Value::as_blob).and_then(|b| Hash::try_from(b).ok()))
+                            .and_then(|r| r.first().and_then(Value::as_blob).and_then(|b| Hash::try_from(b).ok()));
+                        // Kept for the rest of the run: proofs for many entries share their upper nodes.
+                        if let Some(h) = read {
+                            got.insert((level, index), h);
+                        }
+                        read
                     }
                     None => None,
                 };

@@ -369,7 +369,10 @@ impl Ledger {
             // `owner/name#N` subjects: a range on the (subject, seq) index ('$' follows '#').
             let url = self
                 .rows(
-                    "SELECT payload FROM entries WHERE kind = ?1 AND subject >= ?2 AND subject < ?3 ORDER BY seq DESC LIMIT 1",
+                    &format!(
+                        "SELECT payload FROM entries WHERE {} = ?1 AND subject >= ?2 AND subject < ?3 ORDER BY seq DESC LIMIT 1",
+                        self.unindexed("kind")
+                    ),
                     &[Kind::PrSynced.as_str().into(), format!("{repo}#").into(), format!("{repo}$").into()],
                     |r| text(r, 0),
                 )?

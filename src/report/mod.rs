@@ -6,6 +6,7 @@ pub mod chart;
 pub mod compliance;
 pub mod deployments;
 pub mod dora;
+pub mod pushes;
 pub mod render;
 pub mod trace;
 
