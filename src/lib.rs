@@ -22,7 +22,7 @@ pub mod notify;
 pub mod policy;
 pub mod report;
 pub mod rule;
-pub mod serve;
 pub mod signature;
 pub mod text;
 pub mod time;
+pub mod web;

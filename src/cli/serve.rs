@@ -38,8 +38,8 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<Outcome> {
     let repo = crate::git::Repo::open_from_env().ok();
     let ledger = super::ledger::location(global, repo.as_ref())?;
     let policy = crate::policy::locate(global.policy.as_deref(), repo.as_ref()).filter(|p| p.exists());
-    let opts = crate::serve::Options { listen: args.listen, token, ledger, policy, repo: repo.as_ref().map(|r| r.git_dir()) };
-    crate::serve::run(opts, |addr| {
+    let opts = crate::web::Options { listen: args.listen, token, ledger, policy, repo: repo.as_ref().map(|r| r.git_dir()) };
+    crate::web::run(opts, |addr| {
         eprintln!("git-audit: serving the ledger read-only on http://{addr}/ (Ctrl-C to stop)");
     })?;
     Ok(Outcome::Pass)

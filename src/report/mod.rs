@@ -22,6 +22,9 @@ pub enum ReportError {
     Time(#[from] TimeError),
     #[error("{0}")]
     Input(String),
+    /// What was asked for does not exist (an unknown commit).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// A window as people read it: "since X" when it is open-ended (never the

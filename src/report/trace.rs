@@ -20,7 +20,7 @@ pub fn resolve_commit(ledger: &Ledger, repo: Option<&Repo>, spec: &str) -> Resul
     let from_repo = repo.and_then(|r| r.resolve_commit(spec).ok());
     if !hex {
         return from_repo.ok_or_else(|| {
-            ReportError::Input(format!(
+            ReportError::NotFound(format!(
                 "unknown commit `{spec}`: {}\nHint: give a commit id (at least 4 hex digits), or run it in the repository (-C PATH)",
                 if repo.is_some() { "git does not know it" } else { "not in a git repository, and not a commit id" }
             ))
@@ -39,7 +39,7 @@ pub fn resolve_commit(ledger: &Ledger, repo: Option<&Repo>, spec: &str) -> Resul
     candidates.dedup();
     match candidates.len() {
         1 => Ok(candidates.remove(0)),
-        0 => Err(ReportError::Input(format!(
+        0 => Err(ReportError::NotFound(format!(
             "unknown commit `{spec}`: neither {}the ledger knows a commit whose id starts with it\nHint: check the id; `git-audit sync` records the commits of synced pull requests and deployments",
             if repo.is_some() { "the repository nor " } else { "" }
         ))),
