@@ -25,6 +25,7 @@ mod reports;
 mod rules;
 mod serve;
 mod signatures;
+mod snapshots;
 mod sync;
 mod writers;
 
