@@ -86,7 +86,7 @@ impl Harness {
         let parsed = crate::git::ParsedCommit::parse(data, "gpgsig");
         let _ = parsed.subject();
         if let Some((payload, sig)) = crate::hook::identity::split_signed(data) {
-            let at = crate::hook::decide::header_time(payload, "tagger");
+            let at = crate::git::header_time(payload, "tagger");
             let _ = self.checker.check_object("tag", Some(sig), payload, at);
         }
     }
@@ -94,7 +94,7 @@ impl Harness {
     /// A push certificate blob, as the pre-receive hook reads it.
     pub fn push_cert(&mut self, data: &[u8]) {
         if let Some((payload, sig)) = crate::hook::identity::split_signed(data) {
-            let at = crate::hook::decide::header_time(payload, "pusher");
+            let at = crate::git::header_time(payload, "pusher");
             let _ = self.checker.check_object("push certificate", Some(sig), payload, at);
             let text = String::from_utf8_lossy(payload);
             let _ = crate::hook::parse_receive(text.split("\n\n").nth(1).unwrap_or(""));

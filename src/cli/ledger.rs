@@ -181,11 +181,6 @@ fn notify_verify_failed(
     }
 }
 
-/// Where the ledger is, as every command finds it.
-pub fn location(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::Result<LedgerFiles> {
-    ledger::locate(global.ledger.as_deref(), repo).context("no ledger location: not in a git repository and no --ledger PATH given")
-}
-
 fn read_key(s: &str) -> anyhow::Result<NoteVerifier> {
     let text = if Path::new(s).is_file() {
         std::fs::read_to_string(s).with_context(|| format!("cannot read key file {s}"))?
@@ -204,7 +199,7 @@ fn write_out(output: &Option<PathBuf>, text: &str) -> anyhow::Result<()> {
 
 pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
     let repo = crate::git::Repo::open_from_env().ok();
-    let loc = || location(global, repo.as_ref());
+    let loc = || super::location(global, repo.as_ref());
     match args.command {
         LedgerCommand::Init { origin, key_file, if_missing } => {
             let mut files = loc()?;

@@ -253,3 +253,9 @@ pub fn emit(text: &str) -> anyhow::Result<()> {
         other => Ok(other?),
     }
 }
+
+/// Where the ledger is, as every command finds it.
+pub fn location(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::Result<crate::ledger::LedgerFiles> {
+    crate::ledger::locate(global.ledger.as_deref(), repo)
+        .ok_or_else(|| anyhow::anyhow!("no ledger location: not in a git repository and no --ledger PATH given"))
+}

@@ -22,7 +22,7 @@ pub enum NotifyWhat {
     /// Deliver the messages waiting in the outbox (retrying failures with backoff, within the budget).
     Drain {
         /// How long to keep delivering and retrying (e.g. 30s, 2m).
-        #[arg(long, default_value = "30s", value_parser = super::sync::parse_duration)]
+        #[arg(long, default_value = "30s", value_parser = crate::time::parse_duration)]
         budget: Duration,
         /// Print nothing unless something failed.
         #[arg(long)]
@@ -33,7 +33,7 @@ pub enum NotifyWhat {
     /// Send a test message to every [[notify]] sink now, and say what each answered.
     Test {
         /// How long to wait for each sink.
-        #[arg(long, default_value = "10s", value_parser = super::sync::parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = crate::time::parse_duration)]
         timeout: Duration,
     },
     /// Each sink: delivered, pending, given up, disabled, and the last error.
@@ -103,7 +103,7 @@ pub fn run(global: &Global, args: NotifyArgs) -> anyhow::Result<Outcome> {
             let mut failed = false;
             let results = notify::test(&policy.notify, &repository, timeout);
             // Counted for `notify status`, where there is a ledger to keep it.
-            if let Ok(files) = super::ledger::location(global, repo.as_ref()) {
+            if let Ok(files) = super::location(global, repo.as_ref()) {
                 if files.exists() {
                     if let Err(e) = notify::record_tests(&files, &results) {
                         eprintln!("git-audit: note: the test sends could not be counted for `notify status`: {e}");
@@ -122,7 +122,7 @@ pub fn run(global: &Global, args: NotifyArgs) -> anyhow::Result<Outcome> {
             Ok(if failed { Outcome::Violations } else { Outcome::Pass })
         }
         NotifyWhat::Drain { budget, quiet, format } => {
-            let files = super::ledger::location(global, repo.as_ref())?;
+            let files = super::location(global, repo.as_ref())?;
             if !files.exists() {
                 bail!("no ledger at {}\nHint: name it with --ledger PATH", files.db.display());
             }
@@ -150,7 +150,7 @@ pub fn run(global: &Global, args: NotifyArgs) -> anyhow::Result<Outcome> {
             Ok(if unfinished || r.dead > 0 { Outcome::Violations } else { Outcome::Pass })
         }
         NotifyWhat::Status { format } => {
-            let files = super::ledger::location(global, repo.as_ref())?;
+            let files = super::location(global, repo.as_ref())?;
             let s = notify::status(&files, &policy.notify)?;
             if format == OutputFormat::Json {
                 emit(&format!("{}\n", serde_json::to_string_pretty(&s)?))?;
@@ -182,7 +182,7 @@ pub fn run(global: &Global, args: NotifyArgs) -> anyhow::Result<Outcome> {
             Ok(Outcome::Pass)
         }
         NotifyWhat::Enable { name } => {
-            let files = super::ledger::location(global, repo.as_ref())?;
+            let files = super::location(global, repo.as_ref())?;
             if notify::enable(&files, &name)? {
                 emit(&format!("sink `{name}` enabled; its held messages go with the next `git-audit notify drain`\n"))?;
                 Ok(Outcome::Pass)

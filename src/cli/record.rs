@@ -128,7 +128,7 @@ pub fn run(global: &Global, args: RecordArgs) -> anyhow::Result<Outcome> {
     };
     let mut d = deploy::build(said, &env)?;
     d.attestation = attestation;
-    let files = super::ledger::location(global, repo.as_ref())?;
+    let files = super::location(global, repo.as_ref())?;
     let mut ledger = Ledger::open(&files)?;
     let subject = format!("{}/{}", if d.repository.is_empty() { "-" } else { &d.repository }, d.environment);
     let sinks = if matches!(d.status, DeployStatus::Failure | DeployStatus::Error) {

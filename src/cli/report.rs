@@ -188,7 +188,7 @@ fn format_for(path: &std::path::Path) -> ReportFormat {
 
 pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
     let repo = crate::git::Repo::open_from_env().ok();
-    let loc = super::ledger::location(global, repo.as_ref())?;
+    let loc = super::location(global, repo.as_ref())?;
     let ledger = Ledger::open(&loc)?;
     if let ReportName::Evidence { window, since_package } = &args.report {
         return evidence(global, &args, &ledger, repo.as_ref(), window, since_package.as_deref());

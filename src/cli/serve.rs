@@ -36,7 +36,7 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<Outcome> {
         bail!("the token is shorter than 16 characters; use a long random one, e.g. `head -c 24 /dev/urandom | base64`");
     }
     let repo = crate::git::Repo::open_from_env().ok();
-    let ledger = super::ledger::location(global, repo.as_ref())?;
+    let ledger = super::location(global, repo.as_ref())?;
     let policy = crate::policy::locate(global.policy.as_deref(), repo.as_ref()).filter(|p| p.exists());
     let opts = crate::web::Options { listen: args.listen, token, ledger, policy, repo: repo.as_ref().map(|r| r.git_dir()) };
     crate::web::run(opts, |addr| {

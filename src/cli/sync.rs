@@ -19,7 +19,7 @@ pub struct SyncArgs {
     #[arg(long = "github", value_name = "OWNER/NAME")]
     pub repos: Vec<String>,
     /// Keep running, one pass every INTERVAL (e.g. 15m, 1h, 90s).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = crate::time::parse_duration)]
     pub interval: Option<Duration>,
     /// The API root (GitHub Enterprise: https://HOST/api/v3); default GITHUB_API_URL, else https://api.github.com.
     #[arg(long, value_name = "URL")]
@@ -38,24 +38,6 @@ pub struct SyncArgs {
     /// Which API fetches pull requests (GraphQL: ~150x fewer requests on a first sync; see README).
     #[arg(long, value_enum, default_value_t = PullsApi::Graphql)]
     pub pulls_api: PullsApi,
-}
-
-/// `90s`, `15m`, `1h`, `2d`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 90s, 15m, 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m, h or d)")),
-    };
-    if secs == 0 {
-        return Err("the interval must be more than zero".into());
-    }
-    Ok(Duration::from_secs(secs))
 }
 
 fn auth(args: &SyncArgs) -> anyhow::Result<Auth> {
@@ -103,7 +85,7 @@ pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
             teams
         },
     };
-    let files = super::ledger::location(global, repo.as_ref())?;
+    let files = super::location(global, repo.as_ref())?;
     let notify = policy.filter(|p| !p.notify.is_empty()).map(|policy| SyncNotify { files: files.clone(), policy, repo });
     // With --log-format json the summary is a JSON line too.
     worker::run(&files, options, &mut Terminal { json: args.json || global.log_json, bar: None, notify })?;

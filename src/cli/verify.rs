@@ -106,7 +106,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
     tracing::debug!(?specs, policy = %policy.path.display(), "verifying");
     let report = check::check_range(&repo, &policy, &specs)?;
     if args.record {
-        let loc = super::ledger::location(global, Some(&repo))?;
+        let loc = super::location(global, Some(&repo))?;
         let mut ledger = crate::ledger::Ledger::open(&loc)?;
         let receipt = ledger.append(&check::verification_entries(&report, &policy, &actor(&repo)))?;
         eprintln!(

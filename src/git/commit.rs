@@ -306,6 +306,20 @@ fn finish_sig(out: &mut ParsedCommit, current: &mut Option<(bool, Vec<u8>)>) {
     }
 }
 
+/// The date an object header line (`tagger`, `pusher`) carries, in Unix seconds; 0 without one.
+/// The line ends in `<seconds> <zone>` (a push certificate signed with SSH names
+/// a key, not `Name <email>`, before them).
+pub fn header_time(payload: &[u8], key: &str) -> i64 {
+    let prefix = format!("{key} ");
+    let Some(value) = payload.split(|&b| b == b'\n').take_while(|l| !l.is_empty()).find_map(|l| l.strip_prefix(prefix.as_bytes())) else {
+        return 0;
+    };
+    let text = String::from_utf8_lossy(value);
+    let mut words = text.split_whitespace().rev();
+    let (_zone, seconds) = (words.next(), words.next());
+    seconds.and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository, RevparseMode, Sort};
 
-pub use commit::{Ident, ParsedCommit};
+pub use commit::{header_time, Ident, ParsedCommit};
 
 /// Errors from git access; each names the spec, commit or path involved.
 #[derive(Debug, thiserror::Error)]

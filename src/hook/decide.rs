@@ -275,7 +275,7 @@ pub fn decide(
                     Some((p, s)) => (p, Some(s)),
                     None => (&raw[..], None),
                 };
-                let v = signatures.check_object("tag", sig, payload, header_time(payload, "tagger"));
+                let v = signatures.check_object("tag", sig, payload, crate::git::header_time(payload, "tagger"));
                 if v.status != SignatureStatus::Good {
                     push(rules.finding(
                         Rule::BranchesSignedTags,
@@ -466,20 +466,6 @@ pub fn decide(
     let bypassed = bypass.as_ref().is_some_and(|b| b.allowed) && !reserved && !governance;
     let accepted = reasons.is_empty() && (errors == 0 || bypassed);
     Ok(PushDecision { accepted, refs: decisions, pusher, bypass, policy_digest: policy.digest.clone(), reasons })
-}
-
-/// The date an object header line (`tagger`, `pusher`) carries, in Unix seconds; 0 without one.
-/// The line ends in `<seconds> <zone>` (a push certificate signed with SSH names
-/// a key, not `Name <email>`, before them).
-pub fn header_time(payload: &[u8], key: &str) -> i64 {
-    let prefix = format!("{key} ");
-    let Some(value) = payload.split(|&b| b == b'\n').take_while(|l| !l.is_empty()).find_map(|l| l.strip_prefix(prefix.as_bytes())) else {
-        return 0;
-    };
-    let text = String::from_utf8_lossy(value);
-    let mut words = text.split_whitespace().rev();
-    let (_zone, seconds) = (words.next(), words.next());
-    seconds.and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// The policy's footprint in a commit: the policy file and every file it loads.

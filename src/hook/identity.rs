@@ -66,7 +66,7 @@ fn verify_certificate(
         return Err(CertError(format!("{blob} is a {kind}, not a certificate")));
     }
     let (payload, sig) = split_signed(&raw).ok_or_else(|| CertError("the certificate is not signed".into()))?;
-    let verdict = signatures.check_object("push certificate", Some(sig), payload, super::decide::header_time(payload, "pusher"));
+    let verdict = signatures.check_object("push certificate", Some(sig), payload, crate::git::header_time(payload, "pusher"));
     if verdict.status != SignatureStatus::Good {
         return Err(CertError(format!("signature {}: {}", verdict.status.as_str(), verdict.detail.unwrap_or_default())));
     }
