@@ -611,6 +611,15 @@ fn an_answer_from_an_edited_ledger_says_so_and_strict_fails() -> Result<()> {
     Ok(())
 }
 
+/// `evidence verify` in an empty directory with no environment: no ledger,
+/// no repository, no key. Returns its exit code and everything it printed.
+fn verify_offline(package: &std::path::Path) -> Result<(i32, String)> {
+    let elsewhere = tempfile::tempdir()?;
+    let out =
+        std::process::Command::new(BIN).current_dir(elsewhere.path()).env_clear().args(["evidence", "verify"]).arg(package).output()?;
+    Ok((out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
+}
+
 /// Rewrites one file of an evidence package (and, like a careful forger, its
 /// manifest digest), returning the new package's path.
 fn tampered(pkg: &std::path::Path, name: &str, edit: impl Fn(Vec<u8>) -> Vec<u8>, fix_manifest: bool) -> Result<std::path::PathBuf> {
@@ -669,11 +678,7 @@ fn an_evidence_package_verifies_offline_and_names_what_was_altered() -> Result<(
         assert!(files.contains_key(f), "{f} missing: {:?}", files.keys().collect::<Vec<_>>());
     }
     // Verified where there is no ledger and no repository.
-    let elsewhere = tempfile::tempdir()?;
-    let verify = |p: &std::path::Path| -> Result<(i32, String)> {
-        let out = std::process::Command::new(BIN).current_dir(elsewhere.path()).env_clear().args(["evidence", "verify"]).arg(p).output()?;
-        Ok((out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
-    };
+    let verify = verify_offline;
     let (code, out) = verify(&pkg)?;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("evidence OK") && out.contains("reports cite only proven entries"), "{out}");
@@ -779,11 +784,7 @@ fn an_evidence_package_over_a_synced_ledger_recomputes_every_number_and_catches_
         pkg.to_str().context("path")?,
     ])?;
     assert_eq!(code, 0, "{err}");
-    let elsewhere = tempfile::tempdir()?;
-    let verify = |p: &std::path::Path| -> Result<(i32, String)> {
-        let out = std::process::Command::new(BIN).current_dir(elsewhere.path()).env_clear().args(["evidence", "verify"]).arg(p).output()?;
-        Ok((out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
-    };
+    let verify = verify_offline;
     let (code, out) = verify(&pkg)?;
     assert_eq!(code, 0, "{out}");
     // Each report's numbers recomputed from its rows, each row from its entries; what needs git is said.

@@ -370,11 +370,10 @@ async fn report_page(State(opts): State<Shared>, Path(name): Path<String>, Query
     }
 }
 
-async fn report_json(State(opts): State<Shared>, Path(name): Path<String>, Query(q): Query<WindowQuery>) -> Response {
+/// A document's JSON with the provenance of its ground checked, or the error as JSON.
+async fn json_answer(answer: impl FnOnce() -> Result<(Ctx, Document), WebError> + Send + 'static) -> Response {
     let r = blocking(move || {
-        let w = q.resolve()?;
-        let ctx = open(&opts)?;
-        let doc = report_doc(&ctx, &name, &w)?;
+        let (ctx, doc) = answer()?;
         let ctx = ctx.cite(&doc.json);
         Ok((doc.json, ctx.provenance))
     })
@@ -383,6 +382,16 @@ async fn report_json(State(opts): State<Shared>, Path(name): Path<String>, Query
         Ok((v, p)) => json_response(v, &p),
         Err(e) => json_failure(&e),
     }
+}
+
+async fn report_json(State(opts): State<Shared>, Path(name): Path<String>, Query(q): Query<WindowQuery>) -> Response {
+    json_answer(move || {
+        let w = q.resolve()?;
+        let ctx = open(&opts)?;
+        let doc = report_doc(&ctx, &name, &w)?;
+        Ok((ctx, doc))
+    })
+    .await
 }
 
 async fn trace(State(opts): State<Shared>, Path(commit): Path<String>, Query(q): Query<WindowQuery>) -> Response {
@@ -410,18 +419,13 @@ async fn trace(State(opts): State<Shared>, Path(commit): Path<String>, Query(q):
 }
 
 async fn trace_json(State(opts): State<Shared>, Path(commit): Path<String>) -> Response {
-    let r = blocking(move || {
+    json_answer(move || {
         let ctx = open(&opts)?;
         let id = resolve(&ctx, &commit)?;
         let doc = report::trace::trace(&ctx.ledger, ctx.repo.as_ref(), &id)?;
-        let ctx = ctx.cite(&doc.json);
-        Ok((doc.json, ctx.provenance))
+        Ok((ctx, doc))
     })
-    .await;
-    match r {
-        Ok((v, p)) => json_response(v, &p),
-        Err(e) => json_failure(&e),
-    }
+    .await
 }
 
 /// The commit a path names: a unique prefix of any commit the repository or
