@@ -143,8 +143,11 @@ fn deployments_report(report: &Value, files: &BTreeMap<String, Vec<u8>>, entries
             let p = &e["payload"];
             let named = p["approved_by"].as_array().into_iter().flatten().any(|u| text(u) == user)
                 || p["approvals"].as_array().into_iter().flatten().any(|x| text(&x["user"]["login"]) == user);
-            if !named {
-                r.problems.push(format!("{label}: approver \"{user}\" is not in the entry it cites (seq {})", text(&a["seq"])));
+            // …and is about this deployment, not another one the same person approved.
+            let same = p["deployment_id"].as_i64() == s.id && text(&p["repository"]) == s.repository;
+            if !named || !same {
+                let why = if named { "is about another deployment" } else { "does not name them" };
+                r.problems.push(format!("{label}: approver \"{user}\": the entry it cites (seq {}) {why}", text(&a["seq"])));
             }
         }
     }
@@ -289,4 +292,53 @@ fn dora_report(dora: &Value, deployments: &Value, r: &mut Recomputed) {
         "{name}: lead time and time to restore are not recomputed: they need the commits' times (in git, not the ledger); \
          which deployments were rolled back is taken from the deployments report (ancestry is in git)"
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A package holding one synced deployment (seq 1), its status (seq 2),
+    /// and two approval entries: one for it (seq 3), one for another (seq 4).
+    fn package(approval_seq: u64) -> (BTreeMap<String, Vec<u8>>, BTreeMap<u64, Value>) {
+        let entries = BTreeMap::from([
+            (
+                1,
+                json!({"kind": "deployment.synced", "time": "t", "payload": {"id": 7, "repository": "acme/api", "environment": "production", "sha": "abc", "creator": {"login": "erin"}, "created_at": "2026-07-01T02:00:00Z"}}),
+            ),
+            (2, json!({"kind": "deployment_status.synced", "payload": {"deployment_id": 7, "state": "success", "repository": "acme/api"}})),
+            (
+                3,
+                json!({"kind": "deployment_approval.synced", "payload": {"deployment_id": 7, "repository": "acme/api", "approvals": [{"user": {"login": "carol"}}]}}),
+            ),
+            (
+                4,
+                json!({"kind": "deployment_approval.synced", "payload": {"deployment_id": 8, "repository": "acme/api", "approvals": [{"user": {"login": "carol"}}]}}),
+            ),
+        ]);
+        let report = json!({"environment": "production", "deployments": [{"id": "7", "seq": 1, "evidence": [1, 2], "repository": "acme/api", "environment": "production",
+            "sha": "abc", "deployer": "erin", "time": "2026-07-01T02:00:00Z", "status": "success", "approvals": [{"user": "carol", "seq": approval_seq}]}]});
+        let csv = "section,id,sha,status\nDeployments,7,abc,success\n";
+        let files = BTreeMap::from([
+            ("reports/deployments.json".to_string(), serde_json::to_vec(&report).unwrap_or_default()),
+            ("reports/deployments.csv".to_string(), csv.as_bytes().to_vec()),
+        ]);
+        (files, entries)
+    }
+
+    #[test]
+    fn an_approval_must_cite_an_entry_about_its_own_deployment() {
+        let (files, entries) = package(3);
+        let ok = all(&files, &entries);
+        assert!(ok.problems.is_empty(), "{:?}", ok.problems);
+        // The same approver, borrowed from another deployment's approvals.
+        let (files, entries) = package(4);
+        let forged = all(&files, &entries);
+        assert!(
+            forged.problems.iter().any(|p| p.contains("approver \"carol\": the entry it cites (seq 4) is about another deployment")),
+            "{:?}",
+            forged.problems
+        );
+    }
 }
