@@ -720,17 +720,13 @@ fn an_evidence_package_verifies_offline_and_names_what_was_altered() -> Result<(
 
     // The next audit: more entries, and a package that proves the log still extends the first.
     kn.repo.append_fact("bypass.used", "refs/heads/main", "oncall@example.com", "{\"reason\":\"INC-10\"}")?;
+    // A later package, proven against the first one's checkpoint.
+    let after_first = |out: &std::path::Path| -> Result<(i32, String, String)> {
+        let (out, pkg) = (out.to_str().context("path")?, pkg.to_str().context("path")?);
+        kn.repo.audit(&["report", "evidence", "--since", "2026-07-01", "--output", out, "--since-package", pkg])
+    };
     let next = kn.repo.tmp.path().join("q4.tar.gz");
-    let (code, _, err) = kn.repo.audit(&[
-        "report",
-        "evidence",
-        "--since",
-        "2026-07-01",
-        "--output",
-        next.to_str().context("path")?,
-        "--since-package",
-        pkg.to_str().context("path")?,
-    ])?;
+    let (code, _, err) = after_first(&next)?;
     assert_eq!(code, 0, "{err}");
     let (code, out) = verify(&next)?;
     assert_eq!(code, 0, "{out}");
@@ -752,16 +748,7 @@ fn an_evidence_package_verifies_offline_and_names_what_was_altered() -> Result<(
     c.execute("UPDATE head SET size = 3, root = ?1, note = ?2", rusqlite::params![root.to_vec(), note])?;
     drop(c);
     let third = kn.repo.tmp.path().join("rewritten.tar.gz");
-    let (code, _, err) = kn.repo.audit(&[
-        "report",
-        "evidence",
-        "--since",
-        "2026-07-01",
-        "--output",
-        third.to_str().context("path")?,
-        "--since-package",
-        pkg.to_str().context("path")?,
-    ])?;
+    let (code, _, err) = after_first(&third)?;
     assert_eq!(code, 2, "a cut-back ledger cannot extend the earlier package: {err}");
     assert!(err.contains("fewer than the") && err.contains("entries were removed"), "{err}");
     Ok(())
