@@ -5,7 +5,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::ledger::event::{DeployStatus, DeploymentRecorded};
+use crate::event::{DeployStatus, DeploymentRecorded};
 use crate::policy::{EnvironmentRule, Principal};
 use crate::rule::{Finding, Rule, Severity};
 
@@ -438,18 +438,22 @@ pub fn failure(
         if repository.is_empty() { String::new() } else { format!(" ({repository})") },
         actor.map(|a| format!(", deployed by {a}")).unwrap_or_default()
     );
+    use crate::notify::body;
     crate::notify::Notice::new(
         "deployment.failed",
-        serde_json::json!({
-            "repository": repository,
-            "environment": environment,
-            "sha": sha,
-            "status": status,
-            "actor": actor,
-            "url": url,
-            "source": source,
-            "summary": summary,
-        }),
+        body::Data {
+            repository: repository.to_string(),
+            summary,
+            ledger: None,
+            detail: body::Detail::DeploymentFailed(body::DeploymentFailed {
+                environment: environment.to_string(),
+                sha: sha.to_string(),
+                status: status.to_string(),
+                actor: actor.map(str::to_string),
+                url: url.map(str::to_string),
+                source: source.to_string(),
+            }),
+        },
     )
 }
 

@@ -8,8 +8,8 @@
 
 use serde_json::Value;
 
+use crate::forge::github::GithubPayload;
 use crate::forge::github::{client, sync};
-use crate::ledger::event::GithubPayload;
 use crate::ledger::note::{Checkpoint, NoteVerifier};
 use crate::ledger::{merkle, projection, proof, Proof};
 use crate::signature::{allowed_signers, KeyFile, SignatureChecker, Trust};

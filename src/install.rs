@@ -149,15 +149,15 @@ pub fn seed(repo_path: &Path, clone: &Path) -> Result<Seeded, InstallError> {
         let mut ledger = crate::ledger::Ledger::open(&files).map_err(|e| undo(e.into()))?;
         let mut entries = crate::check::verification_entries(&report, policy, "git-audit install --from");
         let zero = "0".repeat(commit.len());
-        let updated = crate::ledger::event::RefUpdated {
+        let updated = crate::event::RefUpdated {
             ref_updates: vec![crate::git::RefUpdate { old: zero, new: commit.clone(), refname: branch.clone() }],
-            pusher: crate::ledger::event::Pusher {
+            pusher: crate::event::Pusher {
                 identity: Some(signer.clone()),
                 source: Some("install --server --from (seeded by an admin)".into()),
                 certificate_key: None,
             },
         };
-        entries.push(crate::ledger::event::Payload::entry(&updated, branch.clone(), signer.clone()));
+        entries.push(crate::event::Payload::entry(&updated, branch.clone(), signer.clone()));
         ledger.append(&entries).map_err(|e| undo(e.into()))?;
     }
     Ok(Seeded { branch, commit, signer })
@@ -234,7 +234,7 @@ pub fn server(
             kinds: role.kinds(),
             reason: None,
         };
-        l.append(&[crate::ledger::event::Payload::entry(&change, crate::ledger::writers::SUBJECT, crate::ledger::writers::OWNER)])?;
+        l.append(&[crate::event::Payload::entry(&change, crate::ledger::writers::SUBJECT, crate::ledger::writers::OWNER)])?;
         repo.set_config("audit.ledgerKey", &std::path::absolute(&hooks_key).map_err(io(&hooks_key))?.display().to_string())?;
         setup.hooks_writer = Some((files.key.clone(), hooks_key));
     }

@@ -8,6 +8,7 @@ pub mod attest;
 pub mod check;
 pub mod cli;
 pub mod deploy;
+pub mod event;
 pub mod evidence;
 pub mod facts;
 pub mod forge;

@@ -178,7 +178,7 @@ fn a_ledger_written_by_release_0_1_still_verifies_extends_and_reports_the_same()
 
 #[test]
 fn every_entry_release_0_1_wrote_decodes_into_the_vocabulary_and_re_encodes_identically() -> Result<()> {
-    use git_audit::ledger::event::{BypassUsed, CommitVerified, Kind, Payload, PolicyLoaded, PushDecided, RefUpdated};
+    use git_audit::event::{BypassUsed, CommitVerified, Kind, Payload, PolicyLoaded, PushDecided, RefUpdated};
     fn same<P: Payload>(kind: &str, payload: &serde_json::Value) -> Result<bool> {
         let text = payload.to_string();
         let decoded = P::decode(kind, &text).with_context(|| format!("{kind} does not decode: {text}"))?;

@@ -129,6 +129,13 @@ fn dead_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// The body is of the documented schema (`git_audit::notify::body`): it
+/// decodes as a `Body`, and its `data` is of the family its `type` names.
+fn assert_schema(got: &Got) {
+    let body: Option<git_audit::notify::body::Body> = serde_json::from_slice(&got.body).ok();
+    assert!(body.is_some_and(|b| b.family_matches()), "not of the webhook schema: {}", String::from_utf8_lossy(&got.body));
+}
+
 /// Standard Webhooks verification, written here independently of git-audit:
 /// HMAC-SHA256 keyed with base64(secret without `whsec_`) over `id.timestamp.body`.
 fn verify_standard_webhook(secret: &str, got: &Got) -> bool {
@@ -206,6 +213,7 @@ fn a_refused_push_reaches_a_webhook_slack_and_teams_signed_with_its_ledger_seq()
 
     let w = &siem[0];
     assert!(verify_standard_webhook(SECRET, w), "the Standard Webhooks signature verifies: {:?}", w.headers);
+    assert_schema(w);
     assert!(w.header("webhook-id").starts_with("msg_"));
     let ts: i64 = w.header("webhook-timestamp").parse()?;
     assert!((chrono::Utc::now().timestamp() - ts).abs() < 120);
@@ -327,6 +335,7 @@ fn with_the_receiver_down_drain_delivers_later_and_once() -> Result<()> {
     let got = rx.got("/hook");
     assert_eq!(got.len(), 1, "delivered once");
     assert!(verify_standard_webhook(SECRET, &got[0]));
+    assert_schema(&got[0]);
     assert_eq!(got[0].json()["type"], "push.refused");
     Ok(())
 }
@@ -463,6 +472,7 @@ fn notify_test_reports_each_sink_and_never_prints_urls_or_secrets() -> Result<()
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].json()["type"], "notify.test");
     assert!(verify_standard_webhook(SECRET, &got[0]));
+    assert_schema(&got[0]);
 
     // With a ledger, `notify status` counts the test sends, per sink.
     assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
@@ -577,6 +587,7 @@ fn policy_changes_ledger_gaps_and_failed_verification_are_told() -> Result<()> {
     assert!(v["data"]["ledger_path"].as_str().is_some_and(|p| p.ends_with("ledger.db")), "{v}");
     assert!(v["data"]["ledger"].is_null(), "no entry reports a failed verification, so no `ledger` seq: {v}");
     assert!(verify_standard_webhook(SECRET, &got[2]));
+    assert_schema(&got[2]);
     Ok(())
 }
 

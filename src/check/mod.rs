@@ -7,8 +7,8 @@ use serde::Serialize;
 
 pub use crate::rule::{CommitVerdict, Finding, Rule, Severity};
 
+use crate::event::{CommitVerified, Payload, PolicyLoaded};
 use crate::git::{ParsedCommit, Repo};
-use crate::ledger::event::{CommitVerified, Payload, PolicyLoaded};
 use crate::ledger::NewEntry;
 use crate::policy::{BranchRule, Policy};
 use crate::signature::allowed_signers::identity_matches;

@@ -163,16 +163,25 @@ fn notify_verify_failed(
         return;
     }
     let name = repo.map(crate::hook::notice::repository_name).unwrap_or_default();
+    use crate::notify::body;
+    let summary = format!(
+        "the audit ledger of {name} failed verification: {} problem(s); first: {}",
+        problems.len(),
+        problems.first().map(|p| p.message.as_str()).unwrap_or_default()
+    );
     let notice = crate::notify::Notice::new(
         "ledger.verify-failed",
-        json!({
-            "repository": name,
-            // Not `ledger` ({seq, tree_size, checkpoint} in other events): no entry reports this.
-            "ledger_path": l.path,
-            "ledger_origin": l.origin,
-            "problems": problems.iter().map(|p| json!({"seq": p.seq, "message": p.message})).collect::<Vec<_>>(),
-            "summary": format!("the audit ledger of {name} failed verification: {} problem(s); first: {}", problems.len(), problems.first().map(|p| p.message.as_str()).unwrap_or_default()),
-        }),
+        body::Data {
+            repository: name,
+            summary,
+            // No `ledger` ({seq, tree_size, checkpoint} in other events): no entry reports this.
+            ledger: None,
+            detail: body::Detail::VerifyFailed(body::VerifyFailed {
+                ledger_path: l.path.to_string_lossy().into_owned(),
+                ledger_origin: l.origin.clone(),
+                problems: problems.iter().map(|p| body::VerifyProblem { seq: p.seq, message: p.message.clone() }).collect(),
+            }),
+        },
     );
     match crate::notify::enqueue(files, &sinks, &[notice]) {
         Ok(n) if n > 0 => super::notify::deliver_soon(files, &sinks),
@@ -416,7 +425,7 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
         }
         LedgerCommand::Writers { command } => return writers(global, &loc()?, command),
         LedgerCommand::Append { kind, subject, actor, payload, repeat } => {
-            if let Some(k) = ledger::event::Kind::parse(&kind) {
+            if let Some(k) = crate::event::Kind::parse(&kind) {
                 return Err(anyhow::anyhow!(
                     "`{k}` is one of git-audit's own kinds: only its hooks, `sync` and `record` write those, so that no \
                      script can state a verdict, a review or a deployment\nHint: `ledger append` writes kinds outside that \
@@ -525,7 +534,7 @@ fn writers(global: &Global, files: &LedgerFiles, command: WritersCommand) -> any
                 kinds: role.kinds(),
                 reason: None,
             };
-            let r = l.append(&[ledger::event::Payload::entry(&change, ledger::writers::SUBJECT, OWNER)])?;
+            let r = l.append(&[crate::event::Payload::entry(&change, ledger::writers::SUBJECT, OWNER)])?;
             let kinds = role.kinds().join(", ");
             let key_note = key_out.map(|p| format!("; its key is in {} (give it to that writer only)", p.display())).unwrap_or_default();
             emit(&format!("added writer {name} ({}) at seq {}: it may write {kinds}{key_note}\n", role.as_str(), r.first_seq))?;
@@ -544,7 +553,7 @@ fn writers(global: &Global, files: &LedgerFiles, command: WritersCommand) -> any
                 kinds: w.kinds.clone(),
                 reason,
             };
-            let r = l.append(&[ledger::event::Payload::entry(&change, ledger::writers::SUBJECT, OWNER)])?;
+            let r = l.append(&[crate::event::Payload::entry(&change, ledger::writers::SUBJECT, OWNER)])?;
             emit(&format!("revoked writer {name} at seq {}: its key appends nothing from now on\n", r.first_seq))?;
         }
         WritersCommand::List { format } => {

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::{emit, Global, Outcome};
 use crate::deploy::{self, Recording};
-use crate::ledger::event::{DeployStatus, Payload};
+use crate::event::{DeployStatus, Payload};
 use crate::ledger::Ledger;
 
 #[derive(Debug, Args)]

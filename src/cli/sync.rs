@@ -116,11 +116,11 @@ impl SyncNotify {
         let facts = crate::facts::DeploymentHistory::read(&ledger)?;
         let (_, findings) = crate::report::compliance::compliance(&ledger, &facts, self.repo.as_ref(), &epoch, Some(&self.policy))?;
         let mut items: Vec<(String, notify::Notice)> = findings.iter().map(|f| notify::finding_notice(&name, f)).collect();
-        for d in facts.all.into_iter().filter(|d| d.id > 0 && matches!(d.status.as_str(), "failure" | "error")) {
+        for d in facts.all.into_iter().filter(|d| d.id > 0 && d.status.failed()) {
             let key = format!("deployment:{}:{}:{}", d.repository, d.id, d.status);
             let deployer = Some(d.deployer.as_str()).filter(|a| !a.is_empty());
-            let mut n = crate::deploy::failure(&d.repository, &d.environment, &d.sha, &d.status, deployer, None, "github");
-            n.data["ledger"] = serde_json::json!({"seq": d.seq});
+            let mut n = crate::deploy::failure(&d.repository, &d.environment, &d.sha, d.status.recorded(), deployer, None, "github");
+            n.data.ledger = Some(notify::body::LedgerRef { seq: Some(d.seq), tree_size: None, checkpoint: None });
             items.push((key, n));
         }
         drop(ledger);

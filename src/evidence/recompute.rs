@@ -21,6 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use crate::event::{login, DeploymentApprovalSynced, DeploymentRecorded, DeploymentStatusSynced, DeploymentSynced, Payload};
+
 #[derive(Debug, Default)]
 pub struct Recomputed {
     pub checked: Vec<String>,
@@ -66,27 +68,31 @@ struct Said {
     id: Option<i64>,
 }
 
+/// An entry of the package as the payload of its kind, when it is one.
+fn typed<P: Payload>(entry: &Value) -> Option<P> {
+    (entry["kind"].as_str()? == P::KIND.as_str()).then(|| serde_json::from_value(entry["payload"].clone()).ok())?
+}
+
 fn said(entry: &Value) -> Option<Said> {
-    let p = &entry["payload"];
-    match entry["kind"].as_str()? {
-        "deployment.synced" => Some(Said {
-            repository: text(&p["repository"]),
-            environment: text(&p["environment"]),
-            sha: text(&p["sha"]),
-            deployer: text(&p["creator"]["login"]),
-            time: text(&p["created_at"]),
-            id: p["id"].as_i64(),
-        }),
-        "deployment.recorded" => Some(Said {
-            repository: text(&p["repository"]),
-            environment: text(&p["environment"]),
-            sha: text(&p["sha"]),
-            deployer: text(&p["actor"]),
-            time: text(&entry["time"]),
-            id: p["deployment_id"].as_i64(),
-        }),
-        _ => None,
+    if let Some(p) = typed::<DeploymentSynced>(entry) {
+        return Some(Said {
+            repository: p.repository.unwrap_or_default(),
+            environment: p.environment.unwrap_or_default(),
+            sha: p.sha.unwrap_or_default(),
+            deployer: login(&p.creator).unwrap_or_default().to_string(),
+            time: p.created_at.unwrap_or_default(),
+            id: p.id,
+        });
     }
+    let p = typed::<DeploymentRecorded>(entry)?;
+    Some(Said {
+        repository: p.repository,
+        environment: p.environment,
+        sha: p.sha,
+        deployer: p.actor.unwrap_or_default(),
+        time: text(&entry["time"]),
+        id: Some(p.deployment_id),
+    })
 }
 
 fn deployments_report(report: &Value, files: &BTreeMap<String, Vec<u8>>, entries: &BTreeMap<u64, Value>, r: &mut Recomputed) {
@@ -120,10 +126,9 @@ fn deployments_report(report: &Value, files: &BTreeMap<String, Vec<u8>>, entries
         let cited: Vec<u64> = d["evidence"].as_array().into_iter().flatten().filter_map(Value::as_u64).collect();
         let set_by = cited.iter().filter(|e| **e != seq || entry["kind"] == "deployment.recorded").find_map(|e| {
             let x = entries.get(e)?;
-            let p = &x["payload"];
-            let (state, of) = match x["kind"].as_str()? {
-                "deployment_status.synced" => (text(&p["state"]), p["deployment_id"].as_i64()),
-                "deployment.recorded" => (text(&p["status"]), p["deployment_id"].as_i64()),
+            let (state, of) = match (typed::<DeploymentStatusSynced>(x), typed::<DeploymentRecorded>(x)) {
+                (Some(p), _) => (p.state.map(|s| s.to_string()).unwrap_or_default(), p.deployment_id),
+                (_, Some(p)) => (p.status.as_str().to_string(), Some(p.deployment_id)),
                 _ => return None,
             };
             (of == s.id).then_some((*e, state))
@@ -140,11 +145,15 @@ fn deployments_report(report: &Value, files: &BTreeMap<String, Vec<u8>>, entries
         for a in d["approvals"].as_array().into_iter().flatten() {
             let user = text(&a["user"]);
             let Some(e) = a["seq"].as_u64().and_then(|e| entries.get(&e)) else { continue };
-            let p = &e["payload"];
-            let named = p["approved_by"].as_array().into_iter().flatten().any(|u| text(u) == user)
-                || p["approvals"].as_array().into_iter().flatten().any(|x| text(&x["user"]["login"]) == user);
-            // …and is about this deployment, not another one the same person approved.
-            let same = p["deployment_id"].as_i64() == s.id && text(&p["repository"]) == s.repository;
+            let (named, same) = match (typed::<DeploymentRecorded>(e), typed::<DeploymentApprovalSynced>(e)) {
+                (Some(p), _) => (p.approved_by.contains(&user), Some(p.deployment_id) == s.id && p.repository == s.repository),
+                (_, Some(p)) => (
+                    p.approvals.iter().any(|x| login(&x.user) == Some(user.as_str())),
+                    // …and is about this deployment, not another one the same person approved.
+                    Some(p.deployment_id) == s.id && p.repository == s.repository,
+                ),
+                _ => (false, false),
+            };
             if !named || !same {
                 let why = if named { "is about another deployment" } else { "does not name them" };
                 r.problems.push(format!("{label}: approver \"{user}\": the entry it cites (seq {}) {why}", text(&a["seq"])));
@@ -238,11 +247,12 @@ fn dora_report(dora: &Value, deployments: &Value, r: &mut Recomputed) {
     }
     let before = r.problems.len();
     let list = deployments["deployments"].as_array().cloned().unwrap_or_default();
-    let failed = |d: &Value| matches!(d["status"].as_str(), Some("failure" | "error")) || !d["rolled_back_by"].is_null();
+    let status = |d: &Value| crate::event::DeploymentState::parse(d["status"].as_str().unwrap_or_default());
+    let failed = |d: &Value| status(d).failed() || !d["rolled_back_by"].is_null();
     let count = |f: &dyn Fn(&Value) -> bool| list.iter().filter(|d| f(d)).count() as u64;
     let total = list.len() as u64;
     let n_failed = count(&failed);
-    let n_success = count(&|d| !failed(d) && d["status"] == "success");
+    let n_success = count(&|d| !failed(d) && status(d).succeeded());
     let o = &dora["overall"];
     for (field, want) in [("deployments", total), ("failed", n_failed), ("successful", n_success)] {
         if o[field].as_u64() != Some(want) {

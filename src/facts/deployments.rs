@@ -88,7 +88,7 @@ pub fn shipped(repo: Option<&Repo>, all: &[Deployment], i: usize) -> Option<(Opt
         .get(..i)?
         .iter()
         .rev()
-        .find(|p| p.environment == d.environment && p.repository == d.repository && p.status == "success")
+        .find(|p| p.environment == d.environment && p.repository == d.repository && p.status.succeeded())
         .map(|p| p.sha.clone());
     let hide: Vec<String> = previous.iter().filter(|p| repo.resolve_commit(p).is_ok()).cloned().collect();
     let ids = repo.select(std::slice::from_ref(&d.sha), &hide).ok()?;

@@ -46,7 +46,7 @@ impl RefDecision {
     }
 }
 
-pub use crate::ledger::event::Bypass;
+pub use crate::event::Bypass;
 
 /// The decision on a whole push.
 #[derive(Debug, Clone, Serialize)]

@@ -12,8 +12,8 @@ use super::{
     RefUpdate,
 };
 use crate::check::{CommitChecker, CommitVerdict, RangeError, Severity};
+use crate::event::Unrecorded;
 use crate::git::{GitError, Ident, ParsedCommit, Repo};
-use crate::ledger::event::Unrecorded;
 use crate::ledger::{self, Ledger, LedgerError, NewEntry};
 use crate::notify::{self, Notice};
 use crate::policy::notify::Sink;

@@ -7,7 +7,7 @@ use crate::signature::{SignatureChecker, SignatureStatus};
 /// The default order of identity sources (`git config audit.pusherSources` changes it).
 pub const DEFAULT_SOURCES: &[&str] = &["GIT_AUDIT_USER", "GL_USERNAME", "GITEA_PUSHER_NAME", "REMOTE_USER", "push-cert"];
 
-pub use crate::ledger::event::Pusher;
+pub use crate::event::Pusher;
 
 /// A push certificate problem: the push is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

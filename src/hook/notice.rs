@@ -1,13 +1,11 @@
 //! What a push decision tells people: `push.refused`, `bypass.used` and
 //! `policy.changed` notices, each reporting the ledger entry that records it.
 
-use serde_json::{json, Value};
-
 use super::decide::PushDecision;
+use crate::event::Kind;
 use crate::git::short_id;
-use crate::ledger::event::Kind;
 use crate::ledger::NewEntry;
-use crate::notify::Notice;
+use crate::notify::{body, Notice};
 use crate::rule::Severity;
 
 /// A repository's name for messages: `audit.name`, else its folder (`api.git` → `api`).
@@ -26,31 +24,28 @@ pub fn repository_name(repo: &crate::git::Repo) -> String {
 pub fn push_notices(repository: &str, d: &PushDecision, entries: &[NewEntry]) -> Vec<Notice> {
     let index_of = |kind: Kind| entries.iter().position(|e| e.kind == kind.as_str());
     let pusher = d.pusher.identity.clone().unwrap_or_default();
-    let refs: Vec<Value> = d
+    let refs: Vec<body::RefNotice> = d
         .refs
         .iter()
         .map(|r| {
-            let mut findings: Vec<Value> = r
-                .findings
-                .iter()
-                .filter(|f| f.severity == Severity::Error)
-                .map(|f| json!({"rule": f.rule.id(), "severity": f.severity, "message": f.message}))
-                .collect();
+            let error = |f: &&crate::rule::Finding| f.severity == Severity::Error;
+            let finding = |f: &crate::rule::Finding, commit: Option<&str>| body::RefFinding {
+                rule: f.rule.id().to_string(),
+                severity: f.severity,
+                message: f.message.clone(),
+                commit: commit.map(str::to_string),
+            };
+            let mut findings: Vec<body::RefFinding> = r.findings.iter().filter(error).map(|f| finding(f, None)).collect();
             for c in &r.commits {
-                findings.extend(
-                    c.findings
-                        .iter()
-                        .filter(|f| f.severity == Severity::Error)
-                        .map(|f| json!({"rule": f.rule.id(), "severity": f.severity, "message": f.message, "commit": c.id})),
-                );
+                findings.extend(c.findings.iter().filter(error).map(|f| finding(f, Some(&c.id))));
             }
-            json!({
-                "ref": r.update.refname,
-                "old": r.update.old,
-                "new": r.update.new,
-                "commits": r.commits.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
-                "findings": findings,
-            })
+            body::RefNotice {
+                refname: r.update.refname.clone(),
+                old: r.update.old.clone(),
+                new: r.update.new.clone(),
+                commits: r.commits.iter().map(|c| c.id.clone()).collect(),
+                findings,
+            }
         })
         .collect();
     let mut rules: Vec<String> = d
@@ -63,61 +58,66 @@ pub fn push_notices(repository: &str, d: &PushDecision, entries: &[NewEntry]) ->
     rules.sort();
     rules.dedup();
     let ref_names = d.refs.iter().map(|r| r.update.refname.as_str()).collect::<Vec<_>>().join(", ");
-    let base = |summary: String| {
-        json!({
-            "repository": repository,
-            "pusher": pusher,
-            "pusher_source": d.pusher.source,
-            "refs": refs,
-            "rules": rules,
-            "reasons": d.reasons,
-            "violations": d.error_count(),
-            "policy_digest": d.policy_digest,
-            "summary": summary,
-        })
+    let push = body::Push {
+        pusher: pusher.clone(),
+        pusher_source: d.pusher.source.clone(),
+        refs,
+        rules: rules.clone(),
+        reasons: d.reasons.clone(),
+        violations: d.error_count(),
+        policy_digest: d.policy_digest.clone(),
+        reason: None,
+        changes: None,
     };
+    let data = |summary: String, push: body::Push| body::Data {
+        repository: repository.to_string(),
+        summary,
+        ledger: None,
+        detail: body::Detail::Push(push),
+    };
+    let who = if pusher.is_empty() { "an unknown pusher" } else { pusher.as_str() };
     let mut out = Vec::new();
     if !d.accepted {
         let n = d.error_count();
         let summary = format!(
-            "{} refused {}'s push to {ref_names}: {n} violation{}{}",
+            "{} refused {who}'s push to {ref_names}: {n} violation{}{}",
             repository,
-            if pusher.is_empty() { "an unknown pusher" } else { &pusher },
             if n == 1 { "" } else { "s" },
             if rules.is_empty() { String::new() } else { format!(" ({})", rules.join(", ")) }
         );
-        out.extend(index_of(Kind::PushDecided).map(|i| Notice::new("push.refused", base(summary)).reporting(i)));
+        out.extend(index_of(Kind::PushDecided).map(|i| Notice::new("push.refused", data(summary, push.clone())).reporting(i)));
     }
     if let Some(b) = d.bypass.as_ref().filter(|b| b.allowed && d.accepted) {
         let summary = format!(
-            "{} used break glass on {ref_names}, letting {} violation{} through; reason: {}",
-            if pusher.is_empty() { "an unknown pusher" } else { &pusher },
+            "{who} used break glass on {ref_names}, letting {} violation{} through; reason: {}",
             d.error_count(),
             if d.error_count() == 1 { "" } else { "s" },
             if b.reason.is_empty() { "(none given)" } else { &b.reason }
         );
-        let mut data = base(summary);
-        data["reason"] = json!(b.reason);
-        out.extend(index_of(Kind::BypassUsed).map(|i| Notice::new("bypass.used", data).reporting(i)));
+        let push = body::Push { reason: Some(b.reason.clone()), ..push.clone() };
+        out.extend(index_of(Kind::BypassUsed).map(|i| Notice::new("bypass.used", data(summary, push)).reporting(i)));
     }
-    let changes: Vec<Value> = d
+    let changes: Vec<body::PolicyChange> = d
         .refs
         .iter()
-        .flat_map(|r| r.policy_changes.iter().map(move |(c, path)| json!({"ref": r.update.refname, "commit": c, "path": path})))
+        .flat_map(|r| {
+            r.policy_changes.iter().map(move |(c, path)| body::PolicyChange {
+                refname: r.update.refname.clone(),
+                commit: c.clone(),
+                path: path.clone(),
+            })
+        })
         .collect();
-    if d.accepted && !changes.is_empty() {
-        let first = &changes[0];
+    if let Some(first) = changes.first().filter(|_| d.accepted) {
         let summary = format!(
-            "{} changed the policy on {}: {} ({}){}",
-            if pusher.is_empty() { "an unknown pusher" } else { &pusher },
-            first["ref"].as_str().unwrap_or_default(),
-            first["path"].as_str().unwrap_or_default(),
-            short_id(first["commit"].as_str().unwrap_or_default()),
+            "{who} changed the policy on {}: {} ({}){}",
+            first.refname,
+            first.path,
+            short_id(&first.commit),
             if changes.len() > 1 { format!(" and {} more commit(s)", changes.len() - 1) } else { String::new() }
         );
-        let mut data = base(summary);
-        data["changes"] = Value::Array(changes);
-        out.extend(index_of(Kind::PushDecided).map(|i| Notice::new("policy.changed", data).reporting(i)));
+        let push = body::Push { changes: Some(changes.clone()), ..push };
+        out.extend(index_of(Kind::PushDecided).map(|i| Notice::new("policy.changed", data(summary, push)).reporting(i)));
     }
     out
 }
@@ -126,11 +126,12 @@ pub fn push_notices(repository: &str, d: &PushDecision, entries: &[NewEntry]) ->
 pub fn gap_notice(repository: &str, unrecorded: u64, index: usize) -> Notice {
     Notice::new(
         "ledger.gap",
-        json!({
-            "repository": repository,
-            "unrecorded": unrecorded,
-            "summary": format!("{unrecorded} event(s) in {repository} could not be recorded in the audit ledger when they happened; the ledger now says so"),
-        }),
+        body::Data {
+            repository: repository.to_string(),
+            summary: format!("{unrecorded} event(s) in {repository} could not be recorded in the audit ledger when they happened; the ledger now says so"),
+            ledger: None,
+            detail: body::Detail::Gap(body::Gap { unrecorded }),
+        },
     )
     .reporting(index)
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use super::decide::PushDecision;
 use super::identity::Pusher;
 use super::RefUpdate;
-use crate::ledger::event::{BypassUsed, Payload, PushDecided, RefDecided, RefUpdated};
+use crate::event::{BypassUsed, Payload, PushDecided, RefDecided, RefUpdated};
 use crate::ledger::NewEntry;
 
 /// `commit.verified` for each commit a push brought (once each), `push.decided`,

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::event::{LedgerAnchored, Payload};
 use super::Select;
+use crate::event::{LedgerAnchored, Payload};
 use base64::Engine;
 
 use super::note::Checkpoint;

@@ -35,20 +35,7 @@ pub struct Entry {
     pub sig: Option<String>,
 }
 
-/// An entry to append (seq and time are assigned by the ledger).
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEntry {
-    pub kind: String,
-    pub subject: String,
-    pub actor: String,
-    pub payload: Value,
-}
-
-impl NewEntry {
-    pub fn new(kind: &str, subject: impl Into<String>, actor: impl Into<String>, payload: Value) -> NewEntry {
-        NewEntry { kind: kind.to_string(), subject: subject.into(), actor: actor.into(), payload }
-    }
-}
+pub use crate::event::NewEntry;
 
 /// Compact JSON with sorted keys (serde_json's map is ordered).
 pub fn canonical_json(v: &Value) -> String {

@@ -7,9 +7,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::event::{LedgerGap, Payload, Spooled, Unrecorded};
 use super::state::Statement;
 use super::{Ledger, LedgerError, LedgerFiles, NewEntry, Receipt, Select};
+use crate::event::{LedgerGap, Payload, Spooled, Unrecorded};
 
 /// The subject of every gap marker (so they are found through the subject index).
 pub const SUBJECT: &str = "unrecorded";

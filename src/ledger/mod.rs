@@ -12,7 +12,6 @@
 
 pub mod anchor;
 pub mod entry;
-pub mod event;
 pub mod gap;
 pub mod ground;
 pub mod merkle;
@@ -553,7 +552,7 @@ impl Ledger {
                 msg: "this format 1 ledger could not be upgraded to format 2 (is it read-only?); nothing was appended".into(),
             });
         }
-        let writes_writers = entries.iter().any(|e| e.kind == event::Kind::LedgerWriter.as_str());
+        let writes_writers = entries.iter().any(|e| e.kind == crate::event::Kind::LedgerWriter.as_str());
         if writes_writers && entries.len() > 1 {
             // Its own append, so a proof can carry it with its signature alone.
             return Err(LedgerError::BadEntry("a writer change is an append of its own".into()));
@@ -690,7 +689,7 @@ impl Ledger {
     /// Entries of `P`'s kind, decoded into `P`, oldest first (or the newest
     /// few). An entry whose payload does not decode is skipped: the log holds
     /// it, `ledger verify` checks it, queries read only what they understand.
-    pub fn events<P: event::Payload>(&self, select: &Select<'_>) -> Result<Vec<Recorded<P>>, LedgerError> {
+    pub fn events<P: crate::event::Payload>(&self, select: &Select<'_>) -> Result<Vec<Recorded<P>>, LedgerError> {
         let writers = self.writers()?;
         // By subject, its index finds the few entries; by kind alone, the kind's index.
         let kind = if select.subject.is_some() { self.store.unindexed("kind") } else { "kind".to_string() };
@@ -763,7 +762,7 @@ impl Ledger {
             .first(
                 "SELECT new FROM ref_updates WHERE ref = ?1 AND (kind = ?2 OR accepted = 1)
                  AND new IS NOT NULL AND trim(new, '0') <> '' ORDER BY seq DESC LIMIT 1",
-                &[refname.into(), event::Kind::RefUpdated.as_str().into()],
+                &[refname.into(), crate::event::Kind::RefUpdated.as_str().into()],
             )?
             .and_then(|r| r.into_iter().next())
             .and_then(|v| v.as_text().map(str::to_string)))
@@ -1023,7 +1022,7 @@ fn load_writers(store: &dyn Store, path: &Path, owner: &NoteVerifier, columns: b
     let rows = store::rows(
         store,
         "SELECT seq, time, kind, subject, actor, payload, writer, sig FROM entries WHERE subject = ?1 AND kind = ?2 ORDER BY seq",
-        &[writers::SUBJECT.into(), event::Kind::LedgerWriter.as_str().into()],
+        &[writers::SUBJECT.into(), crate::event::Kind::LedgerWriter.as_str().into()],
     )
     .map_err(sql(path))?;
     let first_v2 = store::first(store, "SELECT min(seq) FROM entries WHERE writer IS NOT NULL", &[])

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use super::store::Value as Sql;
 
 use super::entry::Entry;
-use super::event::{view, DeploymentRecorded, GithubPayload, Kind, Payload};
+use crate::event::{
+    login, view, ChangeSynced, CommitPullsSynced, DeploymentRecorded, DeploymentStatusSynced, DeploymentSynced, Kind, Payload, ReviewSynced,
+};
 
 /// A projection table: its columns, and the columns that key a row.
 #[derive(Debug, PartialEq, Eq)]
@@ -243,14 +245,16 @@ pub fn rows(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payloa
     }
 }
 
-fn s(v: &serde_json::Value) -> Sql {
-    match v {
-        serde_json::Value::Null => Sql::Null,
-        serde_json::Value::String(x) => Sql::Text(x.clone()),
-        serde_json::Value::Bool(b) => Sql::Int(*b as i64),
-        serde_json::Value::Number(n) => n.as_i64().map_or_else(|| Sql::Text(n.to_string()), Sql::Int),
-        other => Sql::Text(other.to_string()),
-    }
+fn text(v: Option<&str>) -> Sql {
+    v.map_or(Sql::Null, |t| Sql::Text(t.to_string()))
+}
+
+fn int(v: Option<i64>) -> Sql {
+    v.map_or(Sql::Null, Sql::Int)
+}
+
+fn flag(v: Option<bool>) -> Sql {
+    v.map_or(Sql::Null, |b| Sql::Int(b as i64))
 }
 
 /// Status ids of recorded deployments start here (far below zero).
@@ -298,76 +302,110 @@ fn recorded_rows(seq: u64, time: &str, payload: &str) -> Vec<Row> {
     ]
 }
 
-/// Rows of the sync kinds (GitHub's bodies, read through [`GithubPayload`]).
+/// Rows of the forge kinds (the typed vocabulary of [`crate::event::synced`]).
 fn sync_rows(seq: u64, kind: Kind, payload: &str) -> Vec<Row> {
-    let Some(p) = GithubPayload::parse(payload) else {
-        return Vec::new();
-    };
-    let repo = s(p.repository());
     let seq = Sql::Int(seq as i64);
     match kind {
         Kind::PrSynced => {
-            let commits = p.pr_commits();
+            let Some(p) = ChangeSynced::decode(kind.as_str(), payload) else {
+                return Vec::new();
+            };
+            let repo = text(p.repository.as_deref());
+            let (base, head) = (p.base.unwrap_or_default(), p.head.unwrap_or_default());
             let mut rows = vec![Row {
                 table: &PULL_REQUESTS,
                 values: vec![
                     repo.clone(),
-                    s(p.number()),
-                    s(p.title()),
-                    s(p.user_login()),
-                    s(p.state()),
-                    s(p.draft()),
-                    s(p.base_ref()),
-                    s(p.base_sha()),
-                    s(p.head_ref()),
-                    s(p.head_sha()),
-                    s(p.merge_commit_sha()),
-                    s(p.merged()),
-                    s(p.merged_by_login()),
-                    s(p.merged_at()),
-                    s(p.created_at()),
-                    s(p.updated_at()),
-                    s(p.closed_at()),
-                    Sql::Int(commits.len() as i64),
+                    int(p.number),
+                    text(p.title.as_deref()),
+                    text(login(&p.user)),
+                    text(p.state.as_deref()),
+                    flag(p.draft),
+                    text(base.name.as_deref()),
+                    text(base.sha.as_deref()),
+                    text(head.name.as_deref()),
+                    text(head.sha.as_deref()),
+                    text(p.merge_commit_sha.as_deref()),
+                    flag(p.merged),
+                    text(login(&p.merged_by)),
+                    text(p.merged_at.as_deref()),
+                    text(p.created_at.as_deref()),
+                    text(p.updated_at.as_deref()),
+                    text(p.closed_at.as_deref()),
+                    Sql::Int(p.commits.len() as i64),
                     seq.clone(),
                 ],
             }];
-            rows.extend(commits.iter().map(|c| Row { table: &PR_COMMITS, values: vec![repo.clone(), s(p.number()), s(c), seq.clone()] }));
+            rows.extend(
+                p.commits
+                    .into_iter()
+                    .map(|c| Row { table: &PR_COMMITS, values: vec![repo.clone(), int(p.number), Sql::Text(c), seq.clone()] }),
+            );
             rows
         }
-        Kind::ReviewSynced => vec![Row {
-            table: &REVIEWS,
-            values: vec![repo, s(p.id()), s(p.pull_number()), s(p.user_login()), s(p.state()), s(p.commit_id()), s(p.submitted_at()), seq],
-        }],
-        Kind::DeploymentSynced => vec![Row {
-            table: &DEPLOYMENTS,
-            values: vec![
-                repo,
-                s(p.id()),
-                s(p.sha()),
-                s(p.git_ref()),
-                s(p.environment()),
-                s(p.creator_login()),
-                s(p.task()),
-                s(p.created_at()),
-                seq,
-            ],
-        }],
-        Kind::DeploymentStatusSynced => vec![Row {
-            table: &DEPLOYMENT_STATUSES,
-            values: vec![
-                repo,
-                s(p.id()),
-                s(p.deployment_id()),
-                s(p.state()),
-                s(p.creator_login()),
-                s(p.environment()),
-                s(p.log_url()),
-                s(p.created_at()),
-                seq,
-            ],
-        }],
-        Kind::CommitPullsSynced => vec![Row { table: &COMMIT_PULLS, values: vec![repo, s(p.sha()), s(p.pulls()), seq] }],
+        Kind::ReviewSynced => {
+            let Some(p) = ReviewSynced::decode(kind.as_str(), payload) else {
+                return Vec::new();
+            };
+            vec![Row {
+                table: &REVIEWS,
+                values: vec![
+                    text(p.repository.as_deref()),
+                    int(p.id),
+                    int(p.pull_number),
+                    text(login(&p.user)),
+                    text(p.state.as_ref().map(|s| s.recorded())),
+                    text(p.commit_id.as_deref()),
+                    text(p.submitted_at.as_deref()),
+                    seq,
+                ],
+            }]
+        }
+        Kind::DeploymentSynced => {
+            let Some(p) = DeploymentSynced::decode(kind.as_str(), payload) else {
+                return Vec::new();
+            };
+            vec![Row {
+                table: &DEPLOYMENTS,
+                values: vec![
+                    text(p.repository.as_deref()),
+                    int(p.id),
+                    text(p.sha.as_deref()),
+                    text(p.git_ref.as_deref()),
+                    text(p.environment.as_deref()),
+                    text(login(&p.creator)),
+                    text(p.task.as_deref()),
+                    text(p.created_at.as_deref()),
+                    seq,
+                ],
+            }]
+        }
+        Kind::DeploymentStatusSynced => {
+            let Some(p) = DeploymentStatusSynced::decode(kind.as_str(), payload) else {
+                return Vec::new();
+            };
+            vec![Row {
+                table: &DEPLOYMENT_STATUSES,
+                values: vec![
+                    text(p.repository.as_deref()),
+                    int(p.id),
+                    int(p.deployment_id),
+                    text(p.state.as_ref().map(|s| s.recorded())),
+                    text(login(&p.creator)),
+                    text(p.environment.as_deref()),
+                    text(p.log_url.as_deref()),
+                    text(p.created_at.as_deref()),
+                    seq,
+                ],
+            }]
+        }
+        Kind::CommitPullsSynced => {
+            let Some(p) = CommitPullsSynced::decode(kind.as_str(), payload) else {
+                return Vec::new();
+            };
+            let pulls = serde_json::to_string(&p.pulls).unwrap_or_else(|_| "[]".into());
+            vec![Row { table: &COMMIT_PULLS, values: vec![text(p.repository.as_deref()), text(p.sha.as_deref()), Sql::Text(pulls), seq] }]
+        }
         _ => Vec::new(),
     }
 }
@@ -437,7 +475,7 @@ impl Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::event::{CommitVerified, DeployStatus, DeploymentRecorded, PushDecided, RefDecided};
+    use crate::event::{CommitVerified, DeployStatus, DeploymentRecorded, PushDecided, RefDecided};
 
     fn fixture(name: &str) -> serde_json::Value {
         let path = format!("{}/fixtures/github/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -495,15 +533,23 @@ mod tests {
             (Kind::CommitVerified, serde_json::to_value(&verified).unwrap_or_default(), &["commits"]),
             (Kind::PushDecided, serde_json::to_value(&pushed).unwrap_or_default(), &["ref_updates"]),
             (Kind::RefUpdated, serde_json::to_value(&pushed).unwrap_or_default(), &["ref_updates"]),
-            (Kind::PrSynced, GithubPayload::pull_request(repo, &merged, true, &[sha.to_string()], false), &["pull_requests", "pr_commits"]),
-            (Kind::ReviewSynced, GithubPayload::review(repo, 12, &fixture("review.json")), &["reviews"]),
-            (Kind::DeploymentSynced, GithubPayload::deployment(repo, &fixture("deployment.json")), &["deployments"]),
+            (
+                Kind::PrSynced,
+                crate::forge::github::GithubPayload::pull_request(repo, &merged, true, &[sha.to_string()], false),
+                &["pull_requests", "pr_commits"],
+            ),
+            (Kind::ReviewSynced, crate::forge::github::GithubPayload::review(repo, 12, &fixture("review.json")), &["reviews"]),
+            (Kind::DeploymentSynced, crate::forge::github::GithubPayload::deployment(repo, &fixture("deployment.json")), &["deployments"]),
             (
                 Kind::DeploymentStatusSynced,
-                GithubPayload::deployment_status(repo, 1, &fixture("deployment_status.json")),
+                crate::forge::github::GithubPayload::deployment_status(repo, 1, &fixture("deployment_status.json")),
                 &["deployment_statuses"],
             ),
-            (Kind::CommitPullsSynced, GithubPayload::commit_pulls(repo, sha, &serde_json::json!([12])), &["commit_pulls"]),
+            (
+                Kind::CommitPullsSynced,
+                crate::forge::github::GithubPayload::commit_pulls(repo, sha, &serde_json::json!([12])),
+                &["commit_pulls"],
+            ),
             (Kind::DeploymentRecorded, serde_json::to_value(&recorded).unwrap_or_default(), &["deployments", "deployment_statuses"]),
         ];
         for (kind, payload, tables) in &cases {

@@ -72,7 +72,7 @@ fn checkpoint_writer(proof: &Proof, key: &NoteVerifier) -> Result<Option<NoteVer
     let Some(w) = &proof.checkpoint_writer else { return Ok(None) };
     let text = |f: &str| w[f].as_str().ok_or_else(|| Invalid(format!("checkpoint_writer lacks `{f}`")));
     let seq = w["seq"].as_u64().ok_or_else(|| Invalid("checkpoint_writer lacks `seq`".into()))?;
-    if text("kind")? != crate::ledger::event::Kind::LedgerWriter.as_str() || text("writer")? != crate::ledger::writers::OWNER {
+    if text("kind")? != crate::event::Kind::LedgerWriter.as_str() || text("writer")? != crate::ledger::writers::OWNER {
         return Err(Invalid("checkpoint_writer is not a writer entry of the ledger's owner".into()));
     }
     let bytes = entry::canonical_bytes_by(

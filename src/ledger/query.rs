@@ -4,9 +4,13 @@
 
 use std::collections::HashMap;
 
-use super::event::{DeploymentApprovalSynced, DeploymentRecorded, Kind, TeamSynced, WorkflowRunSynced};
 use super::store::Value;
 use super::{sql, Ledger, LedgerError, Select};
+use crate::event::Payload;
+use crate::event::{
+    ChangeSynced, DeploymentApprovalSynced, DeploymentRecorded, DeploymentState, Kind, ReviewState, TeamSynced, WorkflowRunSynced,
+    APPROVAL_APPROVED,
+};
 use crate::time::Timestamp;
 
 /// A merged pull request and its reviews.
@@ -61,7 +65,7 @@ pub struct Deployment {
     pub time: String,
     pub sha: String,
     pub deployer: String,
-    pub status: String,
+    pub status: DeploymentState,
     /// When that status was set.
     pub status_time: String,
     pub seq: u64,
@@ -113,7 +117,7 @@ pub struct PullRequest {
 pub struct Review {
     pub number: i64,
     pub reviewer: String,
-    pub state: String,
+    pub state: ReviewState,
     pub commit_id: String,
     pub submitted_at: String,
 }
@@ -154,7 +158,7 @@ fn deployment(r: &[Value], status_time: bool) -> Deployment {
         sha: text(r, 4),
         deployer: text(r, 5),
         seq: int(r, 6).max(0) as u64,
-        status: text(r, 7),
+        status: DeploymentState::parse(&text(r, 7)),
         status_time: if status_time { text(r, 8) } else { String::new() },
         git_ref: text(r, if status_time { 9 } else { 8 }),
         status_seq: r.get(if status_time { 10 } else { 9 }).and_then(Value::as_int).and_then(|n| u64::try_from(n).ok()),
@@ -193,12 +197,12 @@ impl Ledger {
     /// Pull requests merged at or after `since`, oldest first.
     pub fn merged_pull_requests(&self, since: &Timestamp) -> Result<Vec<MergedPull>, LedgerError> {
         self.rows(
-            "SELECT p.repo, p.number, p.author, p.merged_by, p.head_sha, p.seq, p.title,
-                    (SELECT group_concat(r.reviewer, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED'),
-                    (SELECT count(*) FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = 'APPROVED' AND r.commit_id = p.head_sha),
+            &format!("SELECT p.repo, p.number, p.author, p.merged_by, p.head_sha, p.seq, p.title,
+                    (SELECT group_concat(r.reviewer, ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = '{approved}'),
+                    (SELECT count(*) FROM reviews r WHERE r.repo = p.repo AND r.number = p.number AND r.state = '{approved}' AND r.commit_id = p.head_sha),
                     (SELECT group_concat(CAST(r.seq AS TEXT), ',') FROM reviews r WHERE r.repo = p.repo AND r.number = p.number),
                     p.merged_at, p.merge_commit_sha, p.base_sha
-             FROM pull_requests p WHERE p.merged = 1 AND p.merged_at >= ?1 ORDER BY p.merged_at",
+             FROM pull_requests p WHERE p.merged = 1 AND p.merged_at >= ?1 ORDER BY p.merged_at", approved = ReviewState::Approved.recorded()),
             &[since.canonical().into()],
             |r| MergedPull {
                 repository: text(r, 0),
@@ -238,14 +242,14 @@ impl Ledger {
     /// Every synced deployment with its final state, oldest first.
     pub fn deployments(&self) -> Result<Vec<Deployment>, LedgerError> {
         let mut list = self.rows(
-            "SELECT d.repo, d.id, d.environment, d.created_at, d.sha, d.creator, d.seq,
-                    coalesce((SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1),
+            &format!("SELECT d.repo, d.id, d.environment, d.created_at, d.sha, d.creator, d.seq,
+                    coalesce((SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != '{inactive}' ORDER BY s.id DESC LIMIT 1),
                              (SELECT state FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1), 'unknown'),
-                    coalesce((SELECT created_at FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1), d.created_at),
+                    coalesce((SELECT created_at FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != '{inactive}' ORDER BY s.id DESC LIMIT 1), d.created_at),
                     d.ref,
-                    coalesce((SELECT seq FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != 'inactive' ORDER BY s.id DESC LIMIT 1),
+                    coalesce((SELECT seq FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id AND s.state != '{inactive}' ORDER BY s.id DESC LIMIT 1),
                              (SELECT seq FROM deployment_statuses s WHERE s.repo = d.repo AND s.deployment_id = d.id ORDER BY s.id DESC LIMIT 1))
-             FROM deployments d ORDER BY d.created_at, d.id",
+             FROM deployments d ORDER BY d.created_at, d.id", inactive = DeploymentState::Inactive.recorded()),
             &[],
             |r| deployment(r, true),
         )?;
@@ -295,7 +299,7 @@ impl Ledger {
                 if !list.iter().any(|a| &a.user == user) {
                     list.push(DeploymentApproval {
                         user: user.clone(),
-                        state: "approved".into(),
+                        state: APPROVAL_APPROVED.into(),
                         time: None,
                         synced_at: e.time.clone(),
                         seq: e.seq,
@@ -335,7 +339,7 @@ impl Ledger {
             .events::<WorkflowRunSynced>(&Select::default())?
             .into_iter()
             .map(|e| {
-                let login = |l: &Option<super::event::Login>| l.as_ref().and_then(|u| u.login.clone());
+                let login = |l: &Option<crate::event::Login>| l.as_ref().and_then(|u| u.login.clone());
                 let who = login(&e.payload.triggering_actor).or_else(|| login(&e.payload.actor));
                 (e.payload.deployment_id, (who, e.seq))
             })
@@ -358,10 +362,10 @@ impl Ledger {
         Ok(chosen.map(|(e, after)| TeamMembership { members: e.payload.members.clone(), as_of: e.time.clone(), after, seq: e.seq }))
     }
 
-    /// Each repository's web root on its forge (`https://github.com`, a GitHub
-    /// Enterprise host), read from the `html_url` of the newest pull request or
-    /// Actions run synced from it. Repositories with neither are left out.
-    pub fn forge_web_roots(&self) -> Result<std::collections::BTreeMap<String, String>, LedgerError> {
+    /// One page on its forge of each repository: the newest change's or CI
+    /// run's, as synced (which forge, and its web root, follow from it: see
+    /// [`crate::forge::Web::recognise`]). Repositories with neither are left out.
+    pub fn forge_pages(&self) -> Result<std::collections::BTreeMap<String, String>, LedgerError> {
         let repos =
             self.rows("SELECT DISTINCT repo FROM pull_requests UNION SELECT DISTINCT repo FROM deployments", &[], |r| text(r, 0))?;
         let mut out = std::collections::BTreeMap::new();
@@ -378,8 +382,8 @@ impl Ledger {
                 )?
                 .into_iter()
                 .next()
-                .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
-                .and_then(|p| p["html_url"].as_str().map(str::to_string));
+                .and_then(|p| ChangeSynced::decode(Kind::PrSynced.as_str(), &p))
+                .and_then(|p| p.html_url);
             let url = match url {
                 Some(u) => Some(u),
                 None => self
@@ -389,9 +393,8 @@ impl Ledger {
                     .find(|e| e.payload.repository == repo)
                     .and_then(|e| e.payload.html_url),
             };
-            // The root is what comes before `/owner/name/` in the page's address.
-            if let Some(root) = url.as_deref().and_then(|u| u.find(&format!("/{repo}/")).map(|i| u[..i].to_string())) {
-                out.insert(repo, root);
+            if let Some(page) = url {
+                out.insert(repo, page);
             }
         }
         Ok(out)
@@ -481,7 +484,7 @@ impl Ledger {
         Ok(rows
             .into_iter()
             .filter(|(_, _, payload)| {
-                serde_json::from_str::<super::event::PushDecided>(payload)
+                serde_json::from_str::<crate::event::PushDecided>(payload)
                     .is_ok_and(|p| p.accepted && p.policy_digest == digest && !p.bypass.is_some_and(|b| b.allowed))
             })
             .map(|(r, new, _)| (r, new))
@@ -522,7 +525,10 @@ impl Ledger {
     /// Who approved pull request `number` of `repo`, space-separated as reports show them.
     pub fn approvers(&self, repo: &str, number: i64) -> Result<String, LedgerError> {
         let rows = self.rows(
-            "SELECT group_concat(reviewer, ' ') FROM reviews WHERE repo = ?1 AND number = ?2 AND state = 'APPROVED'",
+            &format!(
+                "SELECT group_concat(reviewer, ' ') FROM reviews WHERE repo = ?1 AND number = ?2 AND state = '{approved}'",
+                approved = ReviewState::Approved.recorded()
+            ),
             &[repo.into(), number.into()],
             |r| text(r, 0),
         )?;
@@ -561,7 +567,13 @@ impl Ledger {
         self.rows(
             "SELECT number, reviewer, state, commit_id, submitted_at FROM reviews WHERE repo = ?1 AND number = ?2 ORDER BY submitted_at",
             &[repo.into(), number.into()],
-            |r| Review { number: int(r, 0), reviewer: text(r, 1), state: text(r, 2), commit_id: text(r, 3), submitted_at: text(r, 4) },
+            |r| Review {
+                number: int(r, 0),
+                reviewer: text(r, 1),
+                state: ReviewState::parse(&text(r, 2)),
+                commit_id: text(r, 3),
+                submitted_at: text(r, 4),
+            },
         )
     }
 }

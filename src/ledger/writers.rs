@@ -14,9 +14,9 @@
 //! The owner may write every kind (it can add writers anyway); keep its key
 //! offline once the writers are set up.
 
-use super::event::Kind;
-pub use super::event::{Role, WriterChanged, OTHER_KINDS};
 use super::note::NoteVerifier;
+use crate::event::Kind;
+pub use crate::event::{Role, WriterChanged, OTHER_KINDS};
 
 /// The subject every `ledger.writer` entry has (so loading them is one index lookup).
 pub const SUBJECT: &str = "ledger/writers";

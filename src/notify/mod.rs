@@ -13,6 +13,7 @@
 //! Sinks are resolved from the policy at delivery time: the outbox holds the
 //! sink's *name* and the event, never a URL or a secret.
 
+pub mod body;
 pub mod format;
 pub mod http;
 
@@ -21,7 +22,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::ledger::state::{StateHandle, Statement};
@@ -62,14 +63,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notice {
     pub kind: String,
-    pub data: Value,
+    pub data: body::Data,
     /// The index, among the entries appended with it, of the ledger entry it
     /// reports (its seq and checkpoint are added to the data).
     pub entry: Option<usize>,
 }
 
 impl Notice {
-    pub fn new(kind: impl Into<String>, data: Value) -> Notice {
+    pub fn new(kind: impl Into<String>, data: body::Data) -> Notice {
         Notice { kind: kind.into(), data, entry: None }
     }
 
@@ -102,15 +103,18 @@ pub fn outbox_writes(sinks: &[Sink], notices: &[Notice], written: Option<Written
         let id = match (n.entry, written) {
             (Some(index), Some(w)) => {
                 let seq = w.first + index as u64;
-                if let Value::Object(m) = &mut data {
-                    m.insert("ledger".into(), json!({"seq": seq, "tree_size": w.receipt.tree_size, "checkpoint": w.receipt.checkpoint}));
-                }
+                data.ledger = Some(body::LedgerRef {
+                    seq: Some(seq),
+                    tree_size: Some(w.receipt.tree_size),
+                    checkpoint: Some(w.receipt.checkpoint.clone()),
+                });
                 let origin = w.receipt.checkpoint.lines().next().unwrap_or_default();
                 stable_id(&[origin, &seq.to_string(), &n.kind, &i.to_string()])
             }
             _ => random_id(),
         };
-        let body = json!({"type": n.kind, "timestamp": now, "data": data}).to_string();
+        let body = body::Body { kind: n.kind.clone(), timestamp: now.clone(), data };
+        let body = serde_json::to_string(&body).unwrap_or_default();
         for s in targets {
             out.push(Statement::new(
                 "INSERT INTO notify_outbox (msg_id, sink, type, body, created, next_attempt) VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
@@ -160,17 +164,19 @@ pub fn finding_notice(repository: &str, f: &Finding) -> (String, Notice) {
     let key = stable_id(&["finding", f.rule.id(), f.subject.as_deref().unwrap_or_default(), &f.message]);
     let notice = Notice::new(
         format!("finding.{}", f.rule.id()),
-        json!({
-            "repository": repository,
-            "rules": [f.rule.id()],
-            "severity": f.severity,
-            "answer": if f.rule.is_unverified() { "could not verify" } else { "violation" },
-            "subject": f.subject,
-            "summary": format!("{}{}: {}", f.rule.id(), f.subject.as_ref().map(|s| format!(" ({s})")).unwrap_or_default(), f.message),
-            "message": f.message,
-            "evidence": f.evidence,
-            "ledger": {"seq": f.evidence.last()},
-        }),
+        body::Data {
+            repository: repository.to_string(),
+            summary: format!("{}{}: {}", f.rule.id(), f.subject.as_ref().map(|s| format!(" ({s})")).unwrap_or_default(), f.message),
+            ledger: Some(body::LedgerRef { seq: f.evidence.last().copied(), tree_size: None, checkpoint: None }),
+            detail: body::Detail::Finding(body::FindingData {
+                rules: vec![f.rule.id().to_string()],
+                severity: f.severity,
+                answer: if f.rule.is_unverified() { "could not verify" } else { "violation" }.to_string(),
+                subject: f.subject.clone(),
+                message: f.message.clone(),
+                evidence: f.evidence.clone(),
+            }),
+        },
     );
     (key, notice)
 }
@@ -600,11 +606,17 @@ pub fn test(sinks: &[Sink], repository: &str, timeout: Duration) -> Vec<(String,
                     let poster = http::Poster::default();
                     let mut out = Vec::new();
                     for s in &sinks {
-                        let event = json!({
-                            "type": "notify.test",
-                            "timestamp": Timestamp::now().canonical(),
-                            "data": {"repository": repository, "sink": s.name, "summary": format!("git-audit can reach the `{}` sink", s.name)},
-                        });
+                        let event = body::Body {
+                            kind: "notify.test".into(),
+                            timestamp: Timestamp::now().canonical(),
+                            data: body::Data {
+                                repository: repository.clone(),
+                                summary: format!("git-audit can reach the `{}` sink", s.name),
+                                ledger: None,
+                                detail: body::Detail::SinkTest(body::SinkTest { sink: s.name.clone() }),
+                            },
+                        };
+                        let event = serde_json::to_value(&event).unwrap_or_default();
                         let id = random_id();
                         let result = match resolve(s) {
                             Err(e) => Err(e),

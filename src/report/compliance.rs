@@ -7,10 +7,11 @@ use serde_json::json;
 
 use super::{Document, ReportError, Section};
 use crate::deploy::{self, Facts};
+use crate::event::EnvironmentSynced;
+use crate::event::ReviewState;
+use crate::event::{BypassUsed, LedgerGap, PushDecided};
 use crate::facts::DeploymentHistory;
 use crate::git::{short_id, Repo};
-use crate::ledger::event::EnvironmentSynced;
-use crate::ledger::event::{BypassUsed, LedgerGap, PushDecided};
 use crate::ledger::{Ledger, Select};
 use crate::policy::Policy;
 use crate::rule::{Finding, Rule, Severity};
@@ -268,7 +269,7 @@ pub fn document(since: &Timestamp, out: &[Finding], filter: Option<&str>) -> Doc
 /// parent of GitHub's merge (or squash, or last rebased) commit, else in the
 /// base commit GitHub recorded; a later edit of CODEOWNERS changes no past answer.
 fn owner_approvals(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, policy: &Policy) -> Result<Vec<Finding>, ReportError> {
-    use crate::ledger::event::PrFilesSynced;
+    use crate::event::PrFilesSynced;
     use crate::policy::Principal;
     let mut out = Vec::new();
     for m in ledger.merged_pull_requests(since)? {
@@ -301,7 +302,7 @@ fn owner_approvals(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, poli
         let approved_on_head: Vec<String> = ledger
             .reviews(&m.repository, m.number)?
             .into_iter()
-            .filter(|r| r.state == "APPROVED" && r.commit_id == m.head_sha && r.reviewer != m.author)
+            .filter(|r| r.state == ReviewState::Approved && r.commit_id == m.head_sha && r.reviewer != m.author)
             .map(|r| r.reviewer)
             .collect();
         // Owner groups (who, and what they own), in the order first met.
@@ -445,7 +446,7 @@ pub fn deployment_findings(
         // A recorded deployment is judged on what was first recorded.
         let approvers: Vec<String> = match history {
             Some(h) => h.approvers.clone(),
-            None => list.iter().filter(|a| a.state == "approved").map(|a| a.user.clone()).collect(),
+            None => list.iter().filter(|a| a.state == crate::event::APPROVAL_APPROVED).map(|a| a.user.clone()).collect(),
         };
         let mut evidence: Vec<u64> = list.iter().map(|a| a.seq).collect();
         evidence.insert(0, d.seq);

@@ -6,9 +6,9 @@
 use serde_json::json;
 
 use super::{Document, ReportError, Section};
+use crate::event::CommitVerified;
 use crate::facts::deployments::{rollback_of, rolled_back_by, shipped, DeploymentHistory};
 use crate::git::{short_id, Repo};
-use crate::ledger::event::CommitVerified;
 use crate::ledger::{Ledger, Select};
 use crate::time::Timestamp;
 
@@ -104,7 +104,8 @@ pub fn deployments(
         }
         let note = notes.join("; ");
         let approved = approvals.get(&d.id).cloned().unwrap_or_default();
-        let approvers = approved.iter().filter(|a| a.state == "approved").map(|a| a.user.as_str()).collect::<Vec<_>>().join(" ");
+        let approvers =
+            approved.iter().filter(|a| a.state == crate::event::APPROVAL_APPROVED).map(|a| a.user.as_str()).collect::<Vec<_>>().join(" ");
         let findings = judged.get(&(d.repository.clone(), d.id)).cloned().unwrap_or_default();
         let finding_ids = findings.iter().map(|f| f.rule.id()).collect::<Vec<_>>().join(" ");
         let row = vec![
@@ -116,7 +117,7 @@ pub fn deployments(
             shown_source,
             approvers,
             finding_ids,
-            d.status.clone(),
+            d.status.to_string(),
             ids.len().to_string(),
             previous.clone().unwrap_or_default(),
             note.clone(),

@@ -89,7 +89,7 @@ pub fn dora(
         total.deployments += 1;
         // Rolled back: the next deployment to the same environment went to an earlier commit.
         let rolled_back = rolled_back_by(repo, &all, i).is_some();
-        let failed = matches!(d.status.as_str(), "failure" | "error") || rolled_back;
+        let failed = d.status.failed() || rolled_back;
         // Counted as not failed, but only because git could not tell: said beside the rate.
         if !failed && rollback_unknown(repo, &all, i) {
             unchecked += 1;
@@ -99,7 +99,7 @@ pub fn dora(
             p.failed += 1;
             total.failed += 1;
             if let Some(next) =
-                all[i + 1..].iter().find(|n| n.environment == d.environment && n.repository == d.repository && n.status == "success")
+                all[i + 1..].iter().find(|n| n.environment == d.environment && n.repository == d.repository && n.status.succeeded())
             {
                 if let (Some(a), Some(b)) = (at(&d.status_time), at(&next.status_time)) {
                     let h = (b - a).num_seconds() as f64 / 3600.0;
@@ -107,7 +107,7 @@ pub fn dora(
                     total.restore.push(h);
                 }
             }
-        } else if d.status == "success" {
+        } else if d.status.succeeded() {
             w.successful += 1;
             p.successful += 1;
             total.successful += 1;

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::{Document, ReportError, Section};
-use crate::ledger::event::{BypassUsed, CommitVerified, PushDecided};
+use crate::event::{BypassUsed, CommitVerified, PushDecided};
 use crate::ledger::{Ledger, Select};
 use crate::time::Timestamp;
 

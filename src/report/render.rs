@@ -3,6 +3,9 @@
 
 use std::fmt::Write;
 
+use crate::event::{DeploymentState, ReviewState, APPROVAL_APPROVED};
+use crate::forge::Web;
+
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -411,8 +414,8 @@ pub struct Page<'a> {
 /// ledger recorded them.
 #[derive(Debug, Clone, Default)]
 pub struct Links {
-    /// `owner/name` → its forge's web root (`https://github.com`, an Enterprise host).
-    forge: std::collections::BTreeMap<String, String>,
+    /// `owner/name` → its forge, and its web root there.
+    forge: std::collections::BTreeMap<String, Web>,
     /// Deployment id (as people see it) → its page (the run, the CI job, the status log).
     deployments: std::collections::HashMap<String, String>,
     /// The page's window and environment (`since`, `until`, `env`): links keep
@@ -431,10 +434,15 @@ fn web_address(url: &str) -> bool {
 }
 
 impl Links {
+    /// From one recorded page of each repository on its forge
+    /// ([`crate::ledger::Ledger::forge_pages`]) and each deployment's page.
     /// Keeps only addresses a page may carry (see [`web_address`]).
-    pub fn new(forge: std::collections::BTreeMap<String, String>, deployments: std::collections::HashMap<String, String>) -> Links {
+    pub fn new(pages: std::collections::BTreeMap<String, String>, deployments: std::collections::HashMap<String, String>) -> Links {
         Links {
-            forge: forge.into_iter().filter(|(_, root)| web_address(root)).collect(),
+            forge: pages
+                .into_iter()
+                .filter_map(|(repo, page)| Web::recognise(&page, &repo).filter(|w| web_address(&w.root)).map(|w| (repo, w)))
+                .collect(),
             deployments: deployments.into_iter().filter(|(_, u)| web_address(u)).collect(),
             window: None,
         }
@@ -488,30 +496,29 @@ impl Links {
 
     /// The one repository these pages are about, when there is one (short
     /// ids and `#N` in tables are then unambiguous).
-    fn only_repo(&self) -> Option<(&str, &str)> {
+    fn only_repo(&self) -> Option<(&str, &Web)> {
         let mut it = self.forge.iter();
         match (it.next(), it.next()) {
-            (Some((repo, root)), None) => Some((repo, root)),
+            (Some((repo, web)), None) => Some((repo, web)),
             _ => None,
+        }
+    }
+
+    fn web<'s>(&'s self, repo: Option<&'s str>) -> Option<(&'s str, &'s Web)> {
+        match repo {
+            Some(r) => Some((r, self.forge.get(r)?)),
+            None => self.only_repo(),
         }
     }
 
     /// A commit's page on the forge.
     pub fn commit(&self, repo: Option<&str>, id: &str) -> Option<String> {
-        let (repo, root) = match repo {
-            Some(r) => (r, self.forge.get(r)?.as_str()),
-            None => self.only_repo()?,
-        };
-        Some(format!("{root}/{repo}/commit/{id}"))
+        self.web(repo).map(|(repo, web)| web.commit(repo, id))
     }
 
-    /// A pull request's page on the forge.
+    /// A change's (pull or merge request's) page on the forge.
     pub fn pull(&self, repo: Option<&str>, number: &str) -> Option<String> {
-        let (repo, root) = match repo {
-            Some(r) => (r, self.forge.get(r)?.as_str()),
-            None => self.only_repo()?,
-        };
-        Some(format!("{root}/{repo}/pull/{number}"))
+        self.web(repo).map(|(repo, web)| web.change(repo, number))
     }
 }
 
@@ -519,8 +526,10 @@ impl Links {
 fn cell_class(column: &str, value: &str) -> &'static str {
     match (column, value) {
         ("status" | "outcome" | "decision" | "state" | "verdict" | "signature", v) => match v {
-            "success" | "accepted" | "approved" | "APPROVED" | "good" | "pass" => "good",
-            "failure" | "error" | "refused" | "rejected" | "CHANGES_REQUESTED" | "bad" | "fail" | "unsigned" => "bad",
+            "accepted" | "good" | "pass" | APPROVAL_APPROVED => "good",
+            "refused" | "rejected" | "bad" | "fail" | "unsigned" => "bad",
+            v if ReviewState::parse(v) == ReviewState::Approved || DeploymentState::parse(v).succeeded() => "good",
+            v if ReviewState::parse(v) == ReviewState::ChangesRequested || DeploymentState::parse(v).failed() => "bad",
             _ => "",
         },
         ("severity", "error") => "bad",

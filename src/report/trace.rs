@@ -5,8 +5,8 @@
 use serde_json::json;
 
 use super::{Document, ReportError, Section};
+use crate::event::{CommitVerified, PushDecided, RefUpdated};
 use crate::git::{short_id, Repo};
-use crate::ledger::event::{CommitVerified, PushDecided, RefUpdated};
 use crate::ledger::{Ledger, Select};
 
 /// The full id of the commit a person means: a full id as it is; a unique
@@ -107,7 +107,7 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
             reviews.push(vec![
                 r.number.to_string(),
                 r.reviewer,
-                r.state,
+                r.state.to_string(),
                 format!("{} (on final head: {on_head})", short_id(&r.commit_id)),
                 r.submitted_at,
             ]);
@@ -135,10 +135,10 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
             d.name.clone(),
             short_id(&d.sha).to_string(),
             d.deployer,
-            d.status,
+            d.status.to_string(),
             how.to_string(),
             d.repository,
-            approved.iter().filter(|a| a.state == "approved").map(|a| a.user.as_str()).collect::<Vec<_>>().join(" "),
+            approved.iter().filter(|a| a.state == crate::event::APPROVAL_APPROVED).map(|a| a.user.as_str()).collect::<Vec<_>>().join(" "),
         ]);
         deployment_approvals.push(approved);
     }

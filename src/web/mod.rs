@@ -172,7 +172,7 @@ pub(crate) fn open(opts: &Options) -> Result<Ctx, WebError> {
     // The ground is checked once per request, with the entries the answer cites (`cite`).
     let provenance = Provenance::unchecked(&ledger, policy.as_ref().map(|p| p.digest.as_str()))?;
     let facts = DeploymentHistory::read(&ledger)?;
-    let links = Links::new(ledger.forge_web_roots()?, facts.pages());
+    let links = Links::new(ledger.forge_pages()?, facts.pages());
     Ok(Ctx { ledger, facts, policy, repo, provenance, grounded: false, links })
 }
 
@@ -322,8 +322,10 @@ pub(crate) fn pushes(ledger: &Ledger, w: &Window) -> Result<Document, WebError> 
 /// failed deployments and those rolled back (their commits with them).
 fn failed_only(mut doc: Document) -> Document {
     let deployments = doc.json["deployments"].as_array().cloned().unwrap_or_default();
-    let keep: Vec<bool> =
-        deployments.iter().map(|d| matches!(d["status"].as_str(), Some("failure" | "error")) || !d["rolled_back_by"].is_null()).collect();
+    let keep: Vec<bool> = deployments
+        .iter()
+        .map(|d| crate::event::DeploymentState::parse(d["status"].as_str().unwrap_or_default()).failed() || !d["rolled_back_by"].is_null())
+        .collect();
     let names: std::collections::BTreeSet<String> =
         deployments.iter().zip(&keep).filter(|(_, k)| **k).filter_map(|(d, _)| d["id"].as_str().map(str::to_string)).collect();
     if let Some(s) = doc.sections.get_mut(0) {

@@ -3,9 +3,13 @@
 //! deployment approvals — appended to the ledger, linked by commit id.
 
 pub mod client;
+pub mod payload;
 pub mod state;
 pub mod sync;
+pub mod web;
 pub mod worker;
 
 pub use client::{Auth, Client, ClientError};
+pub use payload::GithubPayload;
 pub use sync::{sync_repo, sync_teams, PullsApi, RepoSummary, SyncError};
+pub use web::GitHub;

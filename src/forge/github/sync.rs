@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::client::{Client, ClientError};
 use super::state;
-use crate::ledger::event::{GithubPayload, Kind, PrFilesSynced, TeamSynced, PR_FILES_CAP};
+use super::GithubPayload;
+use crate::event::{Kind, PrFilesSynced, TeamSynced, PR_FILES_CAP};
 use crate::ledger::{entry::canonical_json, Ledger, LedgerError, NewEntry};
 
 /// Pull requests updated this long before the cursor are listed again: items

@@ -14,10 +14,24 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::NewEntry;
 pub use crate::git::RefUpdate;
 use crate::rule::{CommitVerdict, Finding};
 use crate::signature::Verdict;
+
+/// An entry to append (seq and time are assigned by the ledger).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEntry {
+    pub kind: String,
+    pub subject: String,
+    pub actor: String,
+    pub payload: Value,
+}
+
+impl NewEntry {
+    pub fn new(kind: &str, subject: impl Into<String>, actor: impl Into<String>, payload: Value) -> NewEntry {
+        NewEntry { kind: kind.to_string(), subject: subject.into(), actor: actor.into(), payload }
+    }
+}
 
 macro_rules! kinds {
     ($($variant:ident = $text:literal,)*) => {
@@ -98,6 +112,9 @@ macro_rules! payload {
         $(impl Payload for $ty { const KIND: Kind = Kind::$kind; })*
     };
 }
+
+mod synced;
+pub use synced::*;
 
 /// `policy.loaded`: the policy a verification ran under.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -557,212 +574,6 @@ pub mod view {
     }
 }
 
-/// A synced GitHub body (`pr.synced`, `review.synced`, `deployment.synced`,
-/// `deployment_status.synced`, `commit_pulls.synced`): GitHub's own shape plus
-/// the `repository` it came from. GitHub owns these shapes, so they are read
-/// through named accessors rather than re-declared field by field; a missing
-/// field reads as JSON null, as it always did.
-pub struct GithubPayload(Value);
-
-macro_rules! github_fields {
-    ($($name:ident => [$($key:literal),+];)*) => {
-        impl GithubPayload {
-            $(pub fn $name(&self) -> &Value { &self.0$([$key])+ })*
-        }
-    };
-}
-
-github_fields! {
-    repository => ["repository"];
-    id => ["id"];
-    number => ["number"];
-    pull_number => ["pull_number"];
-    title => ["title"];
-    state => ["state"];
-    draft => ["draft"];
-    user_login => ["user", "login"];
-    creator_login => ["creator", "login"];
-    merged_by_login => ["merged_by", "login"];
-    base_ref => ["base", "ref"];
-    base_sha => ["base", "sha"];
-    head_ref => ["head", "ref"];
-    head_sha => ["head", "sha"];
-    merge_commit_sha => ["merge_commit_sha"];
-    merged => ["merged"];
-    merged_at => ["merged_at"];
-    created_at => ["created_at"];
-    updated_at => ["updated_at"];
-    closed_at => ["closed_at"];
-    submitted_at => ["submitted_at"];
-    commit_id => ["commit_id"];
-    sha => ["sha"];
-    git_ref => ["ref"];
-    environment => ["environment"];
-    task => ["task"];
-    deployment_id => ["deployment_id"];
-    log_url => ["log_url"];
-    pulls => ["pulls"];
-}
-
-/// The recorded payloads of the sync kinds, built from GitHub's REST bodies:
-/// the fields git-audit keeps, users reduced to their login, plus where the
-/// object came from. Both transports (REST and GraphQL mapped to REST shapes)
-/// end here, so the same object makes the same payload — and the same digest,
-/// which is how a second pass knows it has nothing new to record.
-impl GithubPayload {
-    fn pick(v: &Value, fields: &[&str]) -> serde_json::Map<String, Value> {
-        fields.iter().map(|f| ((*f).to_string(), v.get(*f).cloned().unwrap_or(Value::Null))).collect()
-    }
-
-    /// A user as recorded: the login (the same whichever API it came from).
-    pub fn user(v: &Value) -> Value {
-        if v.is_null() || v["login"].is_null() {
-            Value::Null
-        } else {
-            serde_json::json!({"login": v["login"]})
-        }
-    }
-
-    /// `pr.synced`: `detail` as `GET /repos/R/pulls/N` returns it.
-    pub fn pull_request(repo: &str, detail: &Value, merged: bool, commits: &[String], capped: bool) -> Value {
-        let mut p =
-            Self::pick(detail, &["number", "title", "state", "draft", "merged_at", "created_at", "updated_at", "closed_at", "html_url"]);
-        p.insert("repository".into(), repo.into());
-        p.insert("merged".into(), merged.into());
-        // For an unmerged PR GitHub's REST merge_commit_sha is a throwaway test merge.
-        p.insert("merge_commit_sha".into(), if merged { detail["merge_commit_sha"].clone() } else { Value::Null });
-        p.insert("user".into(), Self::user(&detail["user"]));
-        p.insert("merged_by".into(), Self::user(&detail["merged_by"]));
-        p.insert("base".into(), serde_json::json!({"ref": detail["base"]["ref"], "sha": detail["base"]["sha"]}));
-        p.insert("head".into(), serde_json::json!({"ref": detail["head"]["ref"], "sha": detail["head"]["sha"]}));
-        p.insert("commits".into(), commits.into());
-        p.insert("commits_capped".into(), capped.into());
-        Value::Object(p)
-    }
-
-    /// `review.synced`: one element of `GET /repos/R/pulls/N/reviews`.
-    pub fn review(repo: &str, number: u64, review: &Value) -> Value {
-        let mut p = Self::pick(review, &["id", "state", "commit_id", "submitted_at", "html_url", "author_association"]);
-        p.insert("repository".into(), repo.into());
-        p.insert("pull_number".into(), number.into());
-        p.insert("user".into(), Self::user(&review["user"]));
-        Value::Object(p)
-    }
-
-    /// `deployment.synced`: one element of `GET /repos/R/deployments`.
-    pub fn deployment(repo: &str, d: &Value) -> Value {
-        let mut p = Self::pick(
-            d,
-            &[
-                "id",
-                "sha",
-                "ref",
-                "task",
-                "environment",
-                "original_environment",
-                "description",
-                "created_at",
-                "updated_at",
-                "production_environment",
-                "transient_environment",
-            ],
-        );
-        p.insert("repository".into(), repo.into());
-        p.insert("creator".into(), Self::user(&d["creator"]));
-        Value::Object(p)
-    }
-
-    /// `deployment_status.synced`: one element of `GET …/deployments/ID/statuses`.
-    pub fn deployment_status(repo: &str, deployment_id: i64, s: &Value) -> Value {
-        let mut p = Self::pick(
-            s,
-            &["id", "state", "description", "environment", "log_url", "target_url", "environment_url", "created_at", "updated_at"],
-        );
-        p.insert("repository".into(), repo.into());
-        p.insert("deployment_id".into(), deployment_id.into());
-        p.insert("creator".into(), Self::user(&s["creator"]));
-        Value::Object(p)
-    }
-
-    /// `deployment_approval.synced`: `GET …/actions/runs/RUN/approvals` for the run that deployed.
-    pub fn deployment_approval(repo: &str, run: u64, deployment_id: i64, approvals: &Value) -> Value {
-        let list: Vec<Value> = approvals
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|a| serde_json::json!({"state": a["state"], "comment": a["comment"], "user": Self::user(&a["user"]), "environments": a["environments"].as_array().map(|e| e.iter().map(|x| x["name"].clone()).collect::<Vec<_>>())}))
-            .collect();
-        serde_json::json!({"repository": repo, "run_id": run, "deployment_id": deployment_id, "approvals": list})
-    }
-
-    /// `workflow_run.synced`: `GET /repos/R/actions/runs/ID`, for the deployment it made.
-    pub fn workflow_run(repo: &str, deployment_id: i64, run: &Value) -> Value {
-        let mut p = Self::pick(
-            run,
-            &["id", "name", "event", "head_branch", "head_sha", "status", "conclusion", "html_url", "run_attempt", "created_at"],
-        );
-        p.insert("repository".into(), repo.into());
-        p.insert("deployment_id".into(), deployment_id.into());
-        p.insert("actor".into(), Self::user(&run["actor"]));
-        p.insert("triggering_actor".into(), Self::user(&run["triggering_actor"]));
-        Value::Object(p)
-    }
-
-    /// `environment.synced`: one element of `GET /repos/R/environments`, its
-    /// protection only (ids, URLs and times left out, so only a change records anew).
-    pub fn environment_snapshot(repo: &str, e: &Value, branch_policies: &Value) -> Value {
-        let mut names: Vec<&str> =
-            branch_policies["branch_policies"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
-        names.sort_unstable();
-        let rules: Vec<Value> = e["protection_rules"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| {
-                let mut r = r.as_object().cloned().unwrap_or_default();
-                r.remove("id");
-                r.remove("node_id");
-                if let Some(Value::Array(list)) = r.get_mut("reviewers") {
-                    for x in list.iter_mut() {
-                        let who = &x["reviewer"];
-                        *x = serde_json::json!({"type": x["type"], "reviewer": {"login": who["login"], "slug": who["slug"]}});
-                    }
-                }
-                Value::Object(r)
-            })
-            .collect();
-        serde_json::json!({
-            "repository": repo,
-            "name": e["name"],
-            "can_admins_bypass": e["can_admins_bypass"],
-            "protection_rules": rules,
-            "deployment_branch_policy": e["deployment_branch_policy"],
-            "branch_policies": names,
-        })
-    }
-
-    /// `deployment_approval.synced` when GitHub no longer has the run's approvals.
-    pub fn deployment_approval_gone(repo: &str, run: u64, deployment_id: i64) -> Value {
-        serde_json::json!({"repository": repo, "run_id": run, "deployment_id": deployment_id, "approvals": [], "gone": true})
-    }
-
-    /// `commit_pulls.synced`: the pull requests `GET /repos/R/commits/SHA/pulls` names.
-    pub fn commit_pulls(repo: &str, sha: &str, pulls: &Value) -> Value {
-        let numbers: Vec<Value> = pulls.as_array().into_iter().flatten().filter_map(|p| p["number"].as_u64().map(Value::from)).collect();
-        let direct = numbers.is_empty();
-        serde_json::json!({"repository": repo, "sha": sha, "pulls": numbers, "direct_push": direct})
-    }
-
-    pub fn parse(payload: &str) -> Option<GithubPayload> {
-        serde_json::from_str(payload).ok().map(GithubPayload)
-    }
-
-    /// A pull request's commit ids (`commits`), none when absent.
-    pub fn pr_commits(&self) -> Vec<Value> {
-        self.0["commits"].as_array().cloned().unwrap_or_default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -771,7 +582,7 @@ mod tests {
     fn kinds_round_trip_and_are_valid() {
         for k in Kind::ALL {
             assert_eq!(Kind::parse(k.as_str()), Some(*k));
-            assert!(super::super::entry::valid_kind(k.as_str()), "{k}");
+            assert!(crate::ledger::entry::valid_kind(k.as_str()), "{k}");
         }
     }
 
