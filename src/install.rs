@@ -124,7 +124,7 @@ pub fn seed(repo_path: &Path, clone: &Path) -> Result<Seeded, InstallError> {
         e
     };
     let repo = Repo::discover(repo_path)?;
-    let loaded = crate::hook::server_policy::load(&repo, None).map_err(|e| undo(fail(format!("its policy does not load: {e}"))))?;
+    let loaded = crate::policy::applies::load(&repo, None).map_err(|e| undo(fail(format!("its policy does not load: {e}"))))?;
     let policy = &loaded.policy;
     let mut checker = crate::check::CommitChecker::new(policy, policy.signature_checker(Some(&repo)));
     let report = crate::check::check_ids(&repo, &mut checker, std::slice::from_ref(&commit), policy.branch_rule(&branch))

@@ -48,13 +48,11 @@ pub enum NotifyWhat {
 /// The policy whose `[[notify]]` sinks apply here: --policy, `audit.policy`,
 /// the work tree's file, else (a server) the file on the default branch.
 fn load_policy(global: &Global, repo: Option<&Repo>) -> anyhow::Result<Policy> {
-    if let Some(path) = crate::policy::locate(global.policy.as_deref(), repo).filter(|p| p.exists() || global.policy.is_some()) {
-        return Ok(Policy::load(&path)?);
+    match super::policy::applies(global, repo, crate::policy::applies::Look::WorkTreeThenServer)? {
+        Some(p) => Ok(p),
+        None if repo.is_some() => Err(crate::policy::applies::ServerPolicyError::Missing.into()),
+        None => bail!("no policy: name one with --policy FILE"),
     }
-    let Some(repo) = repo else {
-        bail!("no policy: name one with --policy FILE");
-    };
-    Ok(crate::hook::server_policy::load(repo, None)?.policy)
 }
 
 /// The sinks of the policy that applies here, for commands that notify on the

@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::{emit, Global, Outcome};
+use crate::policy::applies::Look;
 use crate::policy::{self, Policy};
 
 #[derive(Debug, Args)]
@@ -28,15 +29,20 @@ pub enum PolicyCommand {
     },
 }
 
-/// Finds and loads the policy the way every command does.
+/// The policy that applies here ([`policy::applies`]), when there is one.
+pub fn applies(global: &Global, repo: Option<&crate::git::Repo>, look: Look) -> anyhow::Result<Option<Policy>> {
+    Ok(policy::applies::applies(global.policy.as_deref(), repo, look)?.map(|a| a.policy))
+}
+
+/// The policy that applies in a work tree; none is an error.
 pub fn load(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::Result<Policy> {
+    if let Some(p) = applies(global, repo, Look::WorkTree)? {
+        return Ok(p);
+    }
     let path = policy::locate(global.policy.as_deref(), repo).context(
         "no policy found: not in a git work tree and no --policy given\nHint: pass --policy FILE or set `git config audit.policy`",
     )?;
-    if !path.exists() {
-        anyhow::bail!("no policy at {}\nHint: create one with `git-audit init`, or pass --policy FILE", path.display());
-    }
-    Ok(Policy::load(&path)?)
+    anyhow::bail!("no policy at {}\nHint: create one with `git-audit init`, or pass --policy FILE", path.display())
 }
 
 pub fn run(global: &Global, args: PolicyArgs) -> anyhow::Result<Outcome> {
@@ -119,7 +125,7 @@ fn explain(policy: &Policy, repo: Option<&crate::git::Repo>, path: &str) -> Expl
     let policy_text = std::fs::read(&policy.path).unwrap_or_default();
     let footprint = path == policy::DEFAULT_FILE
         || policy.path.file_name().is_some_and(|n| n == path.as_str())
-        || crate::hook::server_policy::referenced_paths(&policy_text).iter().any(|p| {
+        || crate::policy::applies::referenced_paths(&policy_text).iter().any(|p| {
             let p = p.trim_start_matches("./");
             path == p || path.starts_with(&format!("{}/", p.trim_end_matches('/')))
         });

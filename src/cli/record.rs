@@ -88,10 +88,8 @@ pub fn run(global: &Global, args: RecordArgs) -> anyhow::Result<Outcome> {
     let env = |k: &str| std::env::var(k).ok();
     let repo = crate::git::Repo::open_from_env().ok();
     // Attested when the job has an ID token from an issuer the policy names.
-    let issuers = match crate::policy::locate(global.policy.as_deref(), repo.as_ref()).filter(|p| p.exists()) {
-        Some(path) => crate::policy::Policy::load(&path)?.ci_issuers,
-        None => Vec::new(),
-    };
+    let issuers =
+        super::policy::applies(global, repo.as_ref(), crate::policy::applies::Look::WorkTree)?.map(|p| p.ci_issuers).unwrap_or_default();
     let audience = issuers.first().map_or("git-audit", |i| i.audience.as_str()).to_string();
     let timeout = std::time::Duration::from_secs(10);
     let fetch_token = |url: &str, bearer: &str| -> Result<String, String> {

@@ -120,10 +120,7 @@ pub enum ReportName {
 /// The policy, when there is one: its `[[environments]]` judge deployments;
 /// without a policy there is nothing to judge them by. One that does not load is an error.
 fn optional_policy(global: &Global, repo: Option<&crate::git::Repo>) -> anyhow::Result<Option<crate::policy::Policy>> {
-    match crate::policy::locate(global.policy.as_deref(), repo).filter(|p| p.exists()) {
-        Some(path) => Ok(Some(crate::policy::Policy::load(&path)?)),
-        None => Ok(None),
-    }
+    super::policy::applies(global, repo, crate::policy::applies::Look::WorkTree)
 }
 
 /// `report evidence`: the window's reports, rendered every way, into one package.

@@ -57,7 +57,8 @@ fn auth(args: &SyncArgs) -> anyhow::Result<Auth> {
 
 pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
     let repo = crate::git::Repo::open_from_env().ok();
-    let policy = super::policy::load(global, repo.as_ref()).ok();
+    // A policy that is there but does not load is an error, not "no policy".
+    let policy = super::policy::applies(global, repo.as_ref(), crate::policy::applies::Look::WorkTreeThenServer)?;
     let mut repos = args.repos.clone();
     if repos.is_empty() {
         repos = policy.as_ref().map(|p| p.github_repositories.clone()).unwrap_or_default();

@@ -578,6 +578,18 @@ pub mod view {
 mod tests {
     use super::*;
 
+    /// A new kind must say who writes it: every kind but the owner's
+    /// `ledger.writer` (and gap and anchor markers, which every writer may
+    /// write) belongs to exactly one role.
+    #[test]
+    fn every_kind_has_exactly_one_writer_role() {
+        for k in Kind::ALL.iter().filter(|k| !matches!(k, Kind::LedgerWriter | Kind::LedgerGap | Kind::LedgerAnchored)) {
+            let roles: Vec<Role> =
+                [Role::Hooks, Role::Sync, Role::Ci, Role::Operator].into_iter().filter(|r| r.kinds().iter().any(|x| x == k.as_str())).collect();
+            assert_eq!(roles.len(), 1, "{k} is written by {roles:?}");
+        }
+    }
+
     #[test]
     fn kinds_round_trip_and_are_valid() {
         for k in Kind::ALL {

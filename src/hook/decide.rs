@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::identity::{split_signed, Pusher};
-use super::server_policy;
 use super::RefUpdate;
 use crate::check::{self, CommitReport, Finding, RangeError, Severity};
 use crate::git::{short_id, ParsedCommit, Repo};
+use crate::policy::applies as server_policy;
 use crate::policy::{BranchRule, Mode, Policy, DEFAULT_FILE};
 use crate::rule::Rule;
 use crate::signature::allowed_signers::identity_matches;

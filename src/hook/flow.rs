@@ -7,15 +7,13 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use super::{
-    bypass_reason, decide, identity, message, notice, parse_pre_push, parse_receive, push_options, record, server_policy, InputError,
-    RefUpdate,
-};
+use super::{bypass_reason, decide, identity, message, notice, parse_pre_push, parse_receive, push_options, record, InputError, RefUpdate};
 use crate::check::{CommitChecker, CommitVerdict, RangeError, Severity};
 use crate::event::Unrecorded;
 use crate::git::{GitError, Ident, ParsedCommit, Repo};
 use crate::ledger::{self, Ledger, LedgerError, NewEntry};
 use crate::notify::{self, Notice};
+use crate::policy::applies as server_policy;
 use crate::policy::notify::Sink;
 use crate::policy::{Policy, PolicyError, DEFAULT_FILE};
 
@@ -174,13 +172,7 @@ impl Setting<'_> {
 
     /// The client's policy: --policy, `audit.policy`, or the work tree's file; none → skip.
     fn client_policy(&self) -> Result<Option<Policy>, HookError> {
-        let Some(path) = crate::policy::locate(self.policy, Some(self.repo)) else {
-            return Ok(None);
-        };
-        if !path.exists() {
-            return Ok(None);
-        }
-        Ok(Some(Policy::load(&path)?))
+        Ok(server_policy::applies(self.policy, Some(self.repo), server_policy::Look::WorkTree)?.map(|a| a.policy))
     }
 }
 

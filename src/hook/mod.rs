@@ -8,7 +8,6 @@ pub mod identity;
 pub mod message;
 pub mod notice;
 pub mod record;
-pub mod server_policy;
 
 pub use crate::git::{is_zero, RefUpdate};
 

@@ -4,6 +4,7 @@
 //! Every problem in a policy is reported at once, each with file:line:col,
 //! what was expected and how to fix it (as cargo-deny does for its config).
 
+pub mod applies;
 pub mod notify;
 pub mod paths;
 pub mod schema;

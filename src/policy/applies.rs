@@ -1,6 +1,9 @@
-//! The policy a server judges pushes by: `git config audit.policy`, or the
-//! policy file as committed on the default branch — never the pushed commits,
-//! so a push cannot loosen the rules it is judged by.
+//! Which policy applies here — the one answer every command and hook asks.
+//!
+//! In order: `--policy FILE`, `git config audit.policy`, then, by where the
+//! question is asked ([`Look`]): the work tree's file (a developer's clone, a
+//! CI job), or the file as committed on the default branch (a server: never
+//! the pushed commits, so a push cannot loosen the rules it is judged by).
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +30,46 @@ pub enum ServerPolicyError {
     Missing,
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Load(#[from] crate::policy::PolicyError),
+}
+
+/// Where to look after `--policy` and `audit.policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// The work tree's file.
+    WorkTree,
+    /// The file on the default branch (a bare repository on a server).
+    Server,
+    /// The work tree's file where there is one, else the default branch's
+    /// (commands that run on either: notify, sync).
+    WorkTreeThenServer,
+}
+
+/// The policy that applies, looked for as `look` says; `None` when there is
+/// none to find (the caller says whether that is an error). A policy that is
+/// there but does not load is always an error.
+pub fn applies(explicit: Option<&Path>, repo: Option<&Repo>, look: Look) -> Result<Option<ServerPolicy>, ServerPolicyError> {
+    let work_tree = || -> Result<Option<ServerPolicy>, ServerPolicyError> {
+        let Some(path) = crate::policy::locate(explicit, repo) else { return Ok(None) };
+        if !path.exists() && explicit.is_none() {
+            return Ok(None);
+        }
+        let policy = Policy::load(&path)?;
+        Ok(Some(ServerPolicy { policy, source: path.display().to_string(), default_branch: None, _dir: None }))
+    };
+    match (look, repo) {
+        (Look::WorkTree, _) | (_, None) => work_tree(),
+        (Look::Server, Some(repo)) => load(repo, explicit).map(Some),
+        (Look::WorkTreeThenServer, Some(repo)) => match work_tree()? {
+            Some(p) => Ok(Some(p)),
+            None => match load(repo, None) {
+                Ok(p) => Ok(Some(p)),
+                Err(ServerPolicyError::Missing) => Ok(None),
+                Err(e) => Err(e),
+            },
+        },
+    }
 }
 
 /// Loads the server's policy (explicit path first).
