@@ -72,6 +72,9 @@ pub enum Kind {
     Enforced,
     /// Found by `report compliance` in the ledger.
     Compliance,
+    /// Found by `report compliance` as unusual against the ledger's own
+    /// history (`[review]`): a warning to look at, never a violation.
+    Anomaly,
 }
 
 rules! {
@@ -115,6 +118,11 @@ rules! {
     DeployRecordChanged = "deploy.record-changed", Compliance, "a recorded deployment was recorded again with other facts (deployer, approvers added after the fact, sha, source): shown as a correction with its writer and time; the deployment stays judged on what was first recorded";
     DeployUnattested = "deploy.unattested", Compliance, "a deployment to an environment with `require_attested = true` was recorded on the recording job's word (flags, CI variables), not attested by a CI OIDC token from a `[[ci_issuers]]` issuer";
     DeployUnsignedCommits = "deploy.unsigned-commits", Compliance, "the deployment shipped commits without a good signature (`require_signed_commits`), or what it shipped is unknown";
+    AnomalyFirstDeployer = "anomaly.first-deployer", Anomaly, "someone deploys to an environment for the first time, once it has `min_history` earlier deployments over at least `learning_days` (a warning, as are all `anomaly.*`)";
+    AnomalyOffHours = "anomaly.off-hours", Anomaly, "a production deployment (`[review] production`) or a push to a protected branch falls on a weekday or an hour of the day (UTC) that held at most `rare_share` of the `min_history` or more before it; the finding says what was usual";
+    AnomalyNewSigner = "anomaly.new-signer", Anomaly, "a key (OpenPGP fingerprint or SSH key) signs a commit that lands on a protected branch for the first time, once `min_history` signed commits over `learning_days` have landed";
+    AnomalyRefusalBurst = "anomaly.refusal-burst", Anomaly, "one pusher has `refusal_burst` or more pushes refused within `refusal_window` (probing); one finding per burst, citing every refusal";
+    AnomalyGovernance = "anomaly.governance", Anomaly, "the rules changed: the policy file changed on a protected branch (naming who it adds to `policy-admin` or `breakglass`), the policy the hooks judge by changed, an environment's protection was weakened, or a ledger writer was added or revoked (quiet for the first `learning_days` of the ledger: set-up)";
 }
 
 impl Rule {
@@ -129,6 +137,20 @@ impl Rule {
 
     /// "Could not verify": what the ledger lacks, not what broke a rule. Counted
     /// apart from violations everywhere (reports, dashboard, notifications).
+    pub fn is_anomaly(self) -> bool {
+        self.kind() == Kind::Anomaly
+    }
+
+    /// The event a sink selects to be told of it: `anomaly.<kind>` for an
+    /// anomaly (told as it is found), `finding.<rule id>` for the rest.
+    pub fn event(self) -> String {
+        if self.is_anomaly() {
+            self.id().to_string()
+        } else {
+            format!("finding.{}", self.id())
+        }
+    }
+
     pub fn is_unverified(self) -> bool {
         matches!(
             self,

@@ -22,6 +22,7 @@ mod readme;
 mod real_world;
 mod record;
 mod reports;
+mod review;
 mod rules;
 mod serve;
 mod signatures;

@@ -109,7 +109,8 @@ pub enum ReportName {
         #[arg(long, value_enum)]
         decision: Option<report::pushes::Decision>,
     },
-    /// Every finding in a window, grouped by rule; exit 1 when there are any.
+    /// Every finding in a window, grouped by rule, anomalies beside them; exit 1
+    /// when there are findings other than anomalies.
     Compliance {
         /// Start of the window: 90d, 12h, 2026-07-01 or an RFC 3339 time.
         #[arg(long, default_value = "90d")]
@@ -219,7 +220,8 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
             let policy = optional_policy(global, repo.as_ref())?;
             let facts = DeploymentHistory::read(&ledger)?;
             let (doc, findings) = report::compliance::compliance(&ledger, &facts, repo.as_ref(), &since, policy.as_ref())?;
-            (doc, if findings.is_empty() { Outcome::Pass } else { Outcome::Violations })
+            // Anomalies are to look at, not failures: they alone leave the exit 0.
+            (doc, if findings.iter().all(|f| f.rule.is_anomaly()) { Outcome::Pass } else { Outcome::Violations })
         }
     };
     let format = args.format.unwrap_or_else(|| args.output.as_deref().map_or(ReportFormat::Table, format_for));

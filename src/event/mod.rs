@@ -309,7 +309,88 @@ pub struct EnvironmentSynced {
     pub branch_policies: Vec<String>,
 }
 
+/// An environment's protection, read from its snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protection {
+    /// Reviewers are required (any one of `reviewers` may approve).
+    pub reviewers_required: bool,
+    pub reviewers: Vec<String>,
+    pub prevent_self_review: bool,
+    pub wait_minutes: u64,
+    /// `None`: any branch may deploy; else the branches that may (`protected
+    /// branches` for "protected branches only").
+    pub branches: Option<Vec<String>>,
+    pub admins_bypass: bool,
+}
+
+impl Protection {
+    /// How `self` is weaker than `before`, in words (empty: not weaker).
+    pub fn weakened_from(&self, before: &Protection) -> Vec<String> {
+        let mut out = Vec::new();
+        if before.reviewers_required && !self.reviewers_required {
+            out.push("required reviewers removed".to_string());
+        } else if self.reviewers_required {
+            let added: Vec<&str> = self.reviewers.iter().filter(|r| !before.reviewers.contains(r)).map(String::as_str).collect();
+            if !added.is_empty() && before.reviewers_required {
+                out.push(format!("may now approve: {}", added.join(", ")));
+            }
+        }
+        if before.prevent_self_review && !self.prevent_self_review && self.reviewers_required {
+            out.push("self-review now allowed".to_string());
+        }
+        if self.wait_minutes < before.wait_minutes {
+            out.push(format!("wait timer lowered from {} to {} min", before.wait_minutes, self.wait_minutes));
+        }
+        match (&before.branches, &self.branches) {
+            (Some(_), None) => out.push("any branch may now deploy".to_string()),
+            (Some(b), Some(n)) => {
+                let added: Vec<&str> = n.iter().filter(|x| !b.contains(x)).map(String::as_str).collect();
+                if !added.is_empty() {
+                    out.push(format!("branches added: {}", added.join(", ")));
+                }
+            }
+            _ => {}
+        }
+        if self.admins_bypass && !before.admins_bypass {
+            out.push("admins may now bypass".to_string());
+        }
+        out
+    }
+}
+
 impl EnvironmentSynced {
+    /// The protection as recorded, typed.
+    pub fn protection(&self) -> Protection {
+        let mut p = Protection { admins_bypass: self.can_admins_bypass == Some(true), ..Protection::default() };
+        for r in &self.protection_rules {
+            match r["type"].as_str() {
+                Some("required_reviewers") => {
+                    p.reviewers_required = true;
+                    p.prevent_self_review = r["prevent_self_review"] == true;
+                    p.reviewers = r["reviewers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|x| match (x["reviewer"]["login"].as_str(), x["reviewer"]["slug"].as_str()) {
+                            (Some(l), _) => l.to_string(),
+                            (None, Some(s)) => format!("team:{s}"),
+                            _ => "?".into(),
+                        })
+                        .collect();
+                }
+                Some("wait_timer") => p.wait_minutes = r["wait_timer"].as_u64().unwrap_or(0),
+                _ => {}
+            }
+        }
+        let b = &self.deployment_branch_policy;
+        p.branches = match (b["protected_branches"].as_bool(), b["custom_branch_policies"].as_bool()) {
+            (Some(true), _) => Some(vec!["protected branches".into()]),
+            (_, Some(true)) => Some(self.branch_policies.clone()),
+            _ => None,
+        };
+        p
+    }
+
     /// The protection in words: reviewers, wait, branches, bypass.
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
@@ -584,8 +665,10 @@ mod tests {
     #[test]
     fn every_kind_has_exactly_one_writer_role() {
         for k in Kind::ALL.iter().filter(|k| !matches!(k, Kind::LedgerWriter | Kind::LedgerGap | Kind::LedgerAnchored)) {
-            let roles: Vec<Role> =
-                [Role::Hooks, Role::Sync, Role::Ci, Role::Operator].into_iter().filter(|r| r.kinds().iter().any(|x| x == k.as_str())).collect();
+            let roles: Vec<Role> = [Role::Hooks, Role::Sync, Role::Ci, Role::Operator]
+                .into_iter()
+                .filter(|r| r.kinds().iter().any(|x| x == k.as_str()))
+                .collect();
             assert_eq!(roles.len(), 1, "{k} is written by {roles:?}");
         }
     }

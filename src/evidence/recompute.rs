@@ -206,7 +206,7 @@ fn compliance_report(report: &Value, r: &mut Recomputed) {
     let findings = report["findings"].as_array().cloned().unwrap_or_default();
     let before = r.problems.len();
     let mut per_rule: BTreeMap<String, u64> = BTreeMap::new();
-    let mut unverified = 0u64;
+    let (mut unverified, mut anomalies) = (0u64, 0u64);
     for (i, f) in findings.iter().enumerate() {
         let rule = text(&f["rule"]);
         if f["evidence"].as_array().is_none_or(Vec::is_empty) {
@@ -214,6 +214,7 @@ fn compliance_report(report: &Value, r: &mut Recomputed) {
         }
         match crate::rule::Rule::from_id(&rule) {
             Some(x) if x.is_unverified() => unverified += 1,
+            Some(x) if x.is_anomaly() => anomalies += 1,
             Some(_) => {}
             None => r.problems.push(format!("{name}: finding {} names no known rule (\"{rule}\")", i + 1)),
         }
@@ -228,10 +229,14 @@ fn compliance_report(report: &Value, r: &mut Recomputed) {
     }
     let total = findings.len() as u64;
     let counts = &report["counts"];
-    if counts["violations"].as_u64() != Some(total - unverified) || counts["could_not_verify"].as_u64() != Some(unverified) {
+    // Packages from before anomalies existed have no `anomalies` count (and none).
+    let violations = total - unverified - anomalies;
+    if counts["violations"].as_u64() != Some(violations)
+        || counts["could_not_verify"].as_u64() != Some(unverified)
+        || counts["anomalies"].as_u64().unwrap_or(0) != anomalies
+    {
         r.problems.push(format!(
-            "{name}: its counts {counts} are not its findings' ({} violations, {unverified} could not verify)",
-            total - unverified
+            "{name}: its counts {counts} are not its findings' ({violations} violations, {unverified} could not verify, {anomalies} anomalies)"
         ));
     }
     if r.problems.len() == before {

@@ -232,6 +232,17 @@ impl Ledger {
         )
     }
 
+    /// Commits whose latest verification was `good`: id → (signer, key, the
+    /// `commit.verified` seq).
+    pub fn good_signatures(&self) -> Result<HashMap<String, (String, String, u64)>, LedgerError> {
+        Ok(self
+            .rows("SELECT id, signer, key, verified_seq FROM commits WHERE signature_status = 'good'", &[], |r| {
+                (text(r, 0), (text(r, 1), text(r, 2), int(r, 3).max(0) as u64))
+            })?
+            .into_iter()
+            .collect())
+    }
+
     /// Commits whose latest verification was not `good`.
     pub fn commits_not_good(&self) -> Result<Vec<NotGood>, LedgerError> {
         self.rows("SELECT id, signature_status, verified_seq FROM commits WHERE signature_status IS DISTINCT FROM 'good'", &[], |r| {

@@ -6,11 +6,12 @@
 //! | `type` | family | fields |
 //! |---|---|---|
 //! | `push.refused`, `bypass.used`, `policy.changed` | [`Push`] | `pusher`, `pusher_source`, `refs[]`, `rules`, `reasons`, `violations`, `policy_digest`; `reason` (break glass), `changes[]` (policy) |
-//! | `finding.<rule id>` | [`FindingData`] | `rules`, `severity`, `answer` (`violation` or `could not verify`), `subject`, `message`, `evidence` |
+//! | `finding.<rule id>`, `anomaly.<kind>` | [`FindingData`] | `rules`, `severity`, `answer` (`violation`, `could not verify` or `anomaly`), `subject`, `message`, `evidence` |
 //! | `deployment.failed` | [`DeploymentFailed`] | `environment`, `sha`, `status`, `actor`, `url`, `source` |
 //! | `ledger.gap` | [`Gap`] | `unrecorded` |
 //! | `ledger.verify-failed` | [`VerifyFailed`] | `ledger_path`, `ledger_origin`, `problems[]` |
 //! | `notify.test` | [`SinkTest`] | `sink` |
+//! | `digest` | [`Digest`] | `since`, `until`, `counts`, `lines`, `checkpoint` |
 //!
 //! Producers build these types, never loose JSON, so a field the Slack or
 //! Teams form reads cannot silently go missing; `tests` decode every family
@@ -65,6 +66,28 @@ pub enum Detail {
     Gap(Gap),
     VerifyFailed(VerifyFailed),
     SinkTest(SinkTest),
+    Digest(Digest),
+}
+
+/// A review digest over a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Digest {
+    pub since: String,
+    pub until: Option<String>,
+    /// `deployments`, `failed`, `refused_pushes`, `break_glass`, `violations`,
+    /// `could_not_verify`, `anomalies`.
+    pub counts: std::collections::BTreeMap<String, u64>,
+    /// The first failures, refusals, break glass and anomalies, one line each.
+    pub lines: Vec<String>,
+    /// The checkpoint it was computed from: `origin`, `tree_size`, `root` (hex).
+    pub checkpoint: DigestCheckpoint,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DigestCheckpoint {
+    pub origin: String,
+    pub tree_size: u64,
+    pub root: String,
 }
 
 /// A push the server hook decided on.
@@ -120,7 +143,7 @@ pub struct PolicyChange {
 pub struct FindingData {
     pub rules: Vec<String>,
     pub severity: Severity,
-    /// `violation`, or `could not verify`.
+    /// `violation`, `could not verify`, or `anomaly`.
     pub answer: String,
     pub subject: Option<String>,
     pub message: String,
@@ -170,11 +193,12 @@ impl Body {
     pub fn family_matches(&self) -> bool {
         match (&self.data.detail, self.kind.as_str()) {
             (Detail::Push(_), "push.refused" | "bypass.used" | "policy.changed") => true,
-            (Detail::Finding(_), k) => k.starts_with("finding."),
+            (Detail::Finding(_), k) => k.starts_with("finding.") || k.starts_with("anomaly."),
             (Detail::DeploymentFailed(_), "deployment.failed") => true,
             (Detail::Gap(_), "ledger.gap") => true,
             (Detail::VerifyFailed(_), "ledger.verify-failed") => true,
             (Detail::SinkTest(_), "notify.test") => true,
+            (Detail::Digest(_), "digest") => true,
             _ => false,
         }
     }
@@ -246,6 +270,14 @@ mod tests {
             Detail::VerifyFailed(VerifyFailed { ledger_path: "p".into(), ledger_origin: "o".into(), problems }),
         );
         round_trip("notify.test", Detail::SinkTest(SinkTest { sink: "ops".into() }));
+        let digest = Digest {
+            since: "2026-11-23T00:00:00Z".into(),
+            until: Some("2026-11-30T00:00:00Z".into()),
+            counts: [("deployments".to_string(), 3u64)].into_iter().collect(),
+            lines: vec!["refused: mallory (signing.required)".into()],
+            checkpoint: DigestCheckpoint { origin: "git-audit/x".into(), tree_size: 9, root: "ab".into() },
+        };
+        round_trip("digest", Detail::Digest(digest));
         // A body of one family under another family's type is caught.
         let wrong = Body {
             kind: "deployment.failed".into(),

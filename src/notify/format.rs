@@ -99,6 +99,8 @@ fn card(event: &Value) -> Card {
         "notify.test" => "git-audit test message".to_string(),
         k if k.starts_with("finding.") && data["answer"] == "could not verify" => format!("Could not verify: {}", &k["finding.".len()..]),
         k if k.starts_with("finding.") => format!("New finding: {}", &k["finding.".len()..]),
+        k if k.starts_with("anomaly.") => format!("Anomaly: {}", &k["anomaly.".len()..]),
+        "digest" => "Audit digest".to_string(),
         k => k.to_string(),
     };
     let mut facts = Vec::new();
@@ -133,6 +135,7 @@ fn card(event: &Value) -> Card {
         })
         .collect();
     details.extend(data["reasons"].as_array().into_iter().flatten().filter_map(|r| r.as_str().map(str::to_string)));
+    details.extend(data["lines"].as_array().into_iter().flatten().filter_map(|r| r.as_str().map(str::to_string)));
     let shown = details.len().min(8);
     if details.len() > shown {
         let more = details.len() - shown;

@@ -67,11 +67,15 @@ pub struct Notice {
     /// The index, among the entries appended with it, of the ledger entry it
     /// reports (its seq and checkpoint are added to the data).
     pub entry: Option<usize>,
+    /// What makes it the same message however many times it is queued (a
+    /// digest's period): its message id derives from it, so a second queueing
+    /// is a no-op, even from another process on the same ledger.
+    pub key: Option<String>,
 }
 
 impl Notice {
     pub fn new(kind: impl Into<String>, data: body::Data) -> Notice {
-        Notice { kind: kind.into(), data, entry: None }
+        Notice { kind: kind.into(), data, entry: None, key: None }
     }
 
     pub fn reporting(mut self, entry: usize) -> Notice {
@@ -111,7 +115,10 @@ pub fn outbox_writes(sinks: &[Sink], notices: &[Notice], written: Option<Written
                 let origin = w.receipt.checkpoint.lines().next().unwrap_or_default();
                 stable_id(&[origin, &seq.to_string(), &n.kind, &i.to_string()])
             }
-            _ => random_id(),
+            _ => match &n.key {
+                Some(k) => stable_id(&["keyed", &n.kind, k]),
+                None => random_id(),
+            },
         };
         let body = body::Body { kind: n.kind.clone(), timestamp: now.clone(), data };
         let body = serde_json::to_string(&body).unwrap_or_default();
@@ -163,7 +170,7 @@ pub fn finding_notice(repository: &str, f: &Finding) -> (String, Notice) {
     let repository = f.subject.as_deref().and_then(|s| s.split_once('#')).map_or(repository, |(r, _)| r);
     let key = stable_id(&["finding", f.rule.id(), f.subject.as_deref().unwrap_or_default(), &f.message]);
     let notice = Notice::new(
-        format!("finding.{}", f.rule.id()),
+        f.rule.event(),
         body::Data {
             repository: repository.to_string(),
             summary: format!("{}{}: {}", f.rule.id(), f.subject.as_ref().map(|s| format!(" ({s})")).unwrap_or_default(), f.message),
@@ -171,7 +178,14 @@ pub fn finding_notice(repository: &str, f: &Finding) -> (String, Notice) {
             detail: body::Detail::Finding(body::FindingData {
                 rules: vec![f.rule.id().to_string()],
                 severity: f.severity,
-                answer: if f.rule.is_unverified() { "could not verify" } else { "violation" }.to_string(),
+                answer: if f.rule.is_unverified() {
+                    "could not verify"
+                } else if f.rule.is_anomaly() {
+                    "anomaly"
+                } else {
+                    "violation"
+                }
+                .to_string(),
                 subject: f.subject.clone(),
                 message: f.message.clone(),
                 evidence: f.evidence.clone(),

@@ -253,8 +253,57 @@ pub struct Policy {
     pub codeowners: bool,
     /// `[[ci_issuers]]`: CIs whose OIDC tokens attest recorded deployments.
     pub ci_issuers: Vec<CiIssuer>,
+    /// `[review]`: the digest's schedule and the anomalies' thresholds.
+    pub review: Review,
     /// Things that are allowed but probably not meant (shown by `policy check`).
     pub warnings: Vec<Diagnostic>,
+}
+
+/// How often the scheduled digest goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestEvery {
+    Day,
+    Week,
+}
+
+/// `[review]`, checked (see the README's "Regular review").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub digest: Option<DigestEvery>,
+    pub digest_sinks: Vec<String>,
+    /// Environment patterns counted as production (`anomaly.off-hours`).
+    pub production: Vec<String>,
+    /// Earlier events a series needs before anything in it is unusual.
+    pub min_history: usize,
+    /// Days a series (or the ledger) must span before anything in it is unusual.
+    pub learning_days: i64,
+    /// A weekday or hour that held at most this share of earlier events is rare.
+    pub rare_share: f64,
+    pub refusal_burst: usize,
+    pub refusal_window: std::time::Duration,
+    pub off: Vec<Rule>,
+}
+
+impl Default for Review {
+    fn default() -> Review {
+        Review {
+            digest: None,
+            digest_sinks: Vec::new(),
+            production: vec!["production".into(), "prod".into(), "prod-*".into(), "prod_*".into()],
+            min_history: 20,
+            learning_days: 14,
+            rare_share: 0.02,
+            refusal_burst: 5,
+            refusal_window: std::time::Duration::from_secs(600),
+            off: Vec::new(),
+        }
+    }
+}
+
+impl Review {
+    pub fn is_production(&self, environment: &str) -> bool {
+        self.production.iter().any(|p| environment_glob(p).is_ok_and(|m| m.is_match(environment)))
+    }
 }
 
 impl Policy {
@@ -815,6 +864,7 @@ impl Validator<'_> {
 
         let notify = self.notify(raw.notify);
         let path_rules = self.paths(raw.paths);
+        let review = self.review(raw.review, &notify);
 
         if raw.signing.required && trust == Trust::Policy && keys.is_empty() && allowed.is_none() && self.diags.is_empty() {
             self.warnings.push(Diagnostic {
@@ -871,8 +921,83 @@ impl Validator<'_> {
             paths: path_rules,
             codeowners: raw.codeowners.is_some_and(|c| c.enabled),
             ci_issuers,
+            review,
             warnings: self.warnings,
         })
+    }
+
+    /// `[review]`, checked; defaults where a key is missing.
+    fn review(&mut self, raw: schema::RawReview, sinks: &[notify::Sink]) -> Review {
+        let mut r = Review::default();
+        if let Some(d) = &raw.digest {
+            match d.get_ref().as_str() {
+                "daily" => r.digest = Some(DigestEvery::Day),
+                "weekly" => r.digest = Some(DigestEvery::Week),
+                "off" => r.digest = None,
+                other => self.err(d.span(), format!("[review] digest must be \"daily\", \"weekly\" or \"off\", not `{other}`"), None),
+            }
+        }
+        for s in &raw.digest_sinks {
+            if !sinks.iter().any(|k| &k.name == s.get_ref()) {
+                let names: Vec<&str> = sinks.iter().map(|k| k.name.as_str()).collect();
+                self.err(
+                    s.span(),
+                    format!("[review] digest_sinks names `{}`, which no [[notify]] entry is", s.get_ref()),
+                    Some(&format!("sinks: {}", names.join(", "))),
+                );
+            }
+        }
+        r.digest_sinks = raw.digest_sinks.iter().map(|s| s.get_ref().clone()).collect();
+        if let Some(list) = raw.production {
+            r.production = Vec::new();
+            for p in list {
+                match environment_glob(p.get_ref()) {
+                    Ok(_) => r.production.push(p.into_inner()),
+                    Err(e) => self.err(p.span(), format!("[review] production: bad pattern `{}`: {e}", p.get_ref()), None),
+                }
+            }
+        }
+        let mut count = |v: &Option<toml::Spanned<i64>>, key: &str, min: i64, into: &mut usize| {
+            if let Some(n) = v {
+                if *n.get_ref() < min {
+                    self.err(n.span(), format!("[review] {key} must be at least {min}"), None);
+                } else {
+                    *into = *n.get_ref() as usize;
+                }
+            }
+        };
+        count(&raw.min_history, "min_history", 1, &mut r.min_history);
+        count(&raw.refusal_burst, "refusal_burst", 2, &mut r.refusal_burst);
+        let mut days = r.learning_days as usize;
+        count(&raw.learning_days, "learning_days", 0, &mut days);
+        r.learning_days = days as i64;
+        if let Some(s) = &raw.rare_share {
+            if !(0.0..0.5).contains(s.get_ref()) {
+                self.err(s.span(), "[review] rare_share must be at least 0 and below 0.5 (e.g. 0.02)".into(), None);
+            } else {
+                r.rare_share = *s.get_ref();
+            }
+        }
+        if let Some(w) = &raw.refusal_window {
+            match crate::time::parse_duration(w.get_ref()) {
+                Ok(d) if d.as_secs() > 0 => r.refusal_window = d,
+                _ => self.err(w.span(), format!("[review] refusal_window must be a duration like 10m, not `{}`", w.get_ref()), None),
+            }
+        }
+        for o in &raw.off {
+            match Rule::from_id(o.get_ref()).filter(|r| r.is_anomaly()) {
+                Some(rule) => r.off.push(rule),
+                None => {
+                    let known: Vec<&str> = Rule::ALL.iter().filter(|r| r.is_anomaly()).map(|r| r.id()).collect();
+                    self.err(
+                        o.span(),
+                        format!("[review] off names `{}`, which is no anomaly", o.get_ref()),
+                        Some(&format!("anomalies: {}", known.join(", "))),
+                    );
+                }
+            }
+        }
+        r
     }
 
     /// Logins and teams, each that is neither an error at its place.

@@ -16,11 +16,12 @@ use crate::rule::Rule;
 
 /// The events a sink can select (`finding.<rule>` for every compliance rule id).
 pub const EVENTS: &[&str] =
-    &["push.refused", "bypass.used", "policy.changed", "deployment.failed", "ledger.gap", "ledger.verify-failed", "notify.test"];
+    &["push.refused", "bypass.used", "policy.changed", "deployment.failed", "ledger.gap", "ledger.verify-failed", "notify.test", "digest"];
 
-/// Every event type a sink may name: [`EVENTS`] and `finding.<rule id>`.
+/// Every event type a sink may name: [`EVENTS`], `finding.<rule id>`, and
+/// `anomaly.<kind>` (an anomaly's rule id).
 pub fn event_types() -> Vec<String> {
-    EVENTS.iter().map(|e| e.to_string()).chain(Rule::ALL.iter().map(|r| format!("finding.{}", r.id()))).collect()
+    EVENTS.iter().map(|e| e.to_string()).chain(Rule::ALL.iter().map(|r| r.event())).collect()
 }
 
 /// The kinds of sink.

@@ -44,6 +44,30 @@ pub struct RawPolicy {
     pub codeowners: Option<RawCodeowners>,
     #[serde(default)]
     pub ci_issuers: Vec<RawCiIssuer>,
+    #[serde(default)]
+    pub review: RawReview,
+}
+
+/// `[review]`: the digest's schedule, and the anomalies' thresholds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReview {
+    /// `daily`, `weekly` or `off` (the default).
+    pub digest: Option<Spanned<String>>,
+    /// `[[notify]]` sink names the scheduled digest goes to (default: every
+    /// sink whose `events` select `digest`).
+    #[serde(default)]
+    pub digest_sinks: Vec<Spanned<String>>,
+    /// Environment patterns counted as production.
+    pub production: Option<Vec<Spanned<String>>>,
+    pub min_history: Option<Spanned<i64>>,
+    pub learning_days: Option<Spanned<i64>>,
+    pub rare_share: Option<Spanned<f64>>,
+    pub refusal_burst: Option<Spanned<i64>>,
+    pub refusal_window: Option<Spanned<String>>,
+    /// `anomaly.*` ids not to report.
+    #[serde(default)]
+    pub off: Vec<Spanned<String>>,
 }
 
 /// One `[[ci_issuers]]` entry: a CI whose OIDC ID tokens `record deployment`

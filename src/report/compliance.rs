@@ -211,6 +211,9 @@ pub fn compliance(
         out.extend(deployments(ledger, facts, repo, since, p)?);
     }
 
+    // What is unusual against the ledger's own history, beside the violations.
+    out.extend(super::anomaly::anomalies(ledger, facts, repo, since, policy)?);
+
     let doc = document(since, &out, None);
     Ok((doc, out))
 }
@@ -237,16 +240,22 @@ pub fn document(since: &Timestamp, out: &[Finding], filter: Option<&str>) -> Doc
             ]
         })
         .collect();
-    // A violation is what broke a rule; "could not verify" is what the ledger lacks to judge.
+    // A violation is what broke a rule; "could not verify" is what the ledger
+    // lacks to judge; an anomaly is what is unusual against its own history.
     let unverified = out.iter().filter(|f| f.rule.is_unverified()).count();
-    let counts = json!({"violations": out.len() - unverified, "could_not_verify": unverified});
+    let anomalies = out.iter().filter(|f| f.rule.is_anomaly()).count();
+    let violations = out.len() - unverified - anomalies;
+    let counts = json!({"violations": violations, "could_not_verify": unverified, "anomalies": anomalies});
     let shown = filter.map(|f| format!(" ({f})")).unwrap_or_default();
     let mut json = json!({"since": since.to_string(), "findings": out, "summary": per_rule, "counts": counts});
     if let (Some(f), Some(o)) = (filter, json.as_object_mut()) {
         o.insert("filter".into(), f.into());
     }
     Document {
-        title: format!("Compliance findings since {since}{shown}: {} violation(s), {unverified} could not verify", out.len() - unverified),
+        title: format!(
+            "Compliance findings since {since}{shown}: {violations} violation(s), {unverified} could not verify{}",
+            if anomalies > 0 { format!(", {anomalies} anomal{}", if anomalies == 1 { "y" } else { "ies" }) } else { String::new() }
+        ),
         sections: vec![
             Section::new(
                 "Findings by rule",

@@ -2,9 +2,11 @@
 //! ledger's projections (and from git for commit ancestry). Reports never
 //! change anything.
 
+pub mod anomaly;
 pub mod chart;
 pub mod compliance;
 pub mod deployments;
+pub mod digest;
 pub mod dora;
 pub mod pushes;
 pub mod render;

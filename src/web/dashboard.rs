@@ -190,7 +190,8 @@ pub async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>)
     );
     // Violations and "could not verify" are different answers: counted and listed apart.
     let unverified = findings.iter().filter(|f| f.rule.is_unverified()).count();
-    let violations = findings.len() - unverified;
+    let anomalies = findings.iter().filter(|f| f.rule.is_anomaly()).count();
+    let violations = findings.len() - unverified - anomalies;
     tiles += &tile(
         "violations",
         &violations.to_string(),
@@ -206,6 +207,14 @@ pub async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>)
         if unverified == 0 { "good" } else { "warn" },
         "tile-unverified",
         &to("/compliance", &[("kind", "unverified")]),
+    );
+    tiles += &tile(
+        "anomalies",
+        &anomalies.to_string(),
+        "unusual against this ledger's own history: to look at",
+        if anomalies == 0 { "good" } else { "warn" },
+        "tile-anomalies",
+        &to("/compliance", &[("kind", "anomaly")]),
     );
     tiles.push_str("</div>");
     let mut by_rule: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
@@ -252,7 +261,11 @@ pub async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>)
                 by_rule
                     .iter()
                     .map(|(r, n)| {
-                        let kind = if Rule::from_id(r).is_some_and(Rule::is_unverified) { "could not verify" } else { "violation" };
+                        let kind = match Rule::from_id(r) {
+                            Some(x) if x.is_unverified() => "could not verify",
+                            Some(x) if x.is_anomaly() => "anomaly",
+                            _ => "violation",
+                        };
                         vec![r.clone(), kind.to_string(), n.to_string()]
                     })
                     .collect(),

@@ -283,7 +283,10 @@ fn report_doc(ctx: &Ctx, name: &str, w: &Window) -> Result<Document, WebError> {
             let (_, all) = report::compliance::compliance(&ctx.ledger, &ctx.facts, ctx.repo.as_ref(), &w.since, ctx.policy.as_ref())?;
             let (kept, filter): (Vec<_>, Option<String>) = match (w.kind.as_deref(), w.rule.as_deref()) {
                 (None, None) => (all, None),
-                (Some("violation"), None) => (all.into_iter().filter(|f| !f.rule.is_unverified()).collect(), Some("violations".into())),
+                (Some("violation"), None) => {
+                    (all.into_iter().filter(|f| !f.rule.is_unverified() && !f.rule.is_anomaly()).collect(), Some("violations".into()))
+                }
+                (Some("anomaly"), None) => (all.into_iter().filter(|f| f.rule.is_anomaly()).collect(), Some("anomalies".into())),
                 (Some("unverified"), None) => {
                     (all.into_iter().filter(|f| f.rule.is_unverified()).collect(), Some("could not verify".into()))
                 }
@@ -292,7 +295,7 @@ fn report_doc(ctx: &Ctx, name: &str, w: &Window) -> Result<Document, WebError> {
                 }
                 (None, Some(r)) => return Err(WebError::BadRequest(format!("no rule `{r}`: `git-audit rules` lists them"))),
                 (Some(k), None) => {
-                    return Err(WebError::BadRequest(format!("no finding kind `{k}`: the kinds are violation and unverified")))
+                    return Err(WebError::BadRequest(format!("no finding kind `{k}`: the kinds are violation, unverified and anomaly")))
                 }
                 (Some(_), Some(_)) => return Err(WebError::BadRequest("filter by kind or by rule, not both".into())),
             };
