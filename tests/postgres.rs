@@ -498,3 +498,54 @@ fn one_sync_at_a_time_across_machines_sharing_the_ledger() -> Result<()> {
     assert_eq!(code, 0, "{out}");
     Ok(())
 }
+
+/// `[review] digest = "weekly"`: two sync jobs started at once on one
+/// PostgreSQL ledger, and a third after them, send last week's digest once.
+#[test]
+fn a_weekly_digest_goes_out_once_through_concurrent_sync_jobs() -> Result<()> {
+    let Some(org) = Org::new()? else { return Ok(()) };
+    let fake = Fake::start(crate::sync::world());
+    let rx = crate::notify::Receiver::start();
+    let secret = org.repo.tmp.path().join("digest.secret");
+    std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n")?;
+    let policy = org.repo.tmp.path().join("review-policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\n[review]\ndigest = \"weekly\"\n\n[[notify]]\nkind = \"webhook\"\nname = \"review\"\nurl = \"{}/review\"\nsecret_file = \"{}\"\nevents = [\"digest\"]\n",
+            rx.url,
+            secret.display()
+        ),
+    )?;
+    let other = Repo::new()?;
+    let job = |repo: &Repo| {
+        let mut c = org.sync(repo, &fake.url, &[]);
+        c.env("GIT_AUDIT_POLICY", &policy).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        c
+    };
+    let (a, b) = (job(&org.repo).spawn()?, job(&other).spawn()?);
+    let (a, b) = (a.wait_with_output()?, b.wait_with_output()?);
+    // One of them may find the other holding the sync lock (exit 2); at least one synced.
+    let codes = [a.status.code(), b.status.code()];
+    assert!(codes.contains(&Some(0)), "{codes:?}: {} / {}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    assert!(codes.iter().all(|c| matches!(c, Some(0 | 2))), "{codes:?}");
+    let third = job(&other).output()?;
+    assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
+    let got = rx.wait_for("/review", 1);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let got_all = rx.got("/review");
+    assert_eq!(
+        got_all.len(),
+        1,
+        "exactly once: {:?}",
+        got_all.iter().map(|g| String::from_utf8_lossy(&g.body).into_owned()).collect::<Vec<_>>()
+    );
+    let body: git_audit::notify::body::Body = serde_json::from_slice(&got[0].body)?;
+    assert!(body.kind == "digest" && body.family_matches(), "{body:?}");
+    // Last whole ISO week, Monday to Monday.
+    let git_audit::notify::body::Detail::Digest(dg) = &body.data.detail else { anyhow::bail!("not a digest: {body:?}") };
+    let since = chrono::DateTime::parse_from_rfc3339(&dg.since)?;
+    assert_eq!(chrono::Datelike::weekday(&since), chrono::Weekday::Mon, "{dg:?}");
+    assert_eq!(count(&org, "SELECT count(*) FROM notify_outbox WHERE type = 'digest'")?, 1);
+    Ok(())
+}

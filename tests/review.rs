@@ -169,3 +169,70 @@ fn pushes_through_the_hooks_show_a_new_signer_and_a_refusal_burst() -> Result<()
     assert_eq!(found.iter().filter(|f| f["rule"] == "anomaly.new-signer").count(), 0, "{found:#?}");
     Ok(())
 }
+
+fn json_of(repo: &Repo, args: &[&str]) -> Result<Value> {
+    let (code, out, err) = repo.audit(args)?;
+    anyhow::ensure!(code == 0 || code == 1, "{args:?}: {err}");
+    serde_json::from_str(&out).with_context(|| format!("{args:?}: {out}"))
+}
+
+/// `git-audit digest`: its numbers are the reports' for the same window, in
+/// every format, and `--send` delivers it as a `digest` event of the webhook schema.
+#[test]
+fn the_digest_says_what_the_reports_say_and_is_sent_where_asked() -> Result<()> {
+    let h = crate::reports::history()?;
+    let w = ["--since", "2026-07-01", "--until", "2026-07-31"];
+    let d = json_of(&h.repo, &[&["digest", "--format", "json"][..], &w].concat())?;
+    let deps = json_of(&h.repo, &[&["report", "deployments", "--env", "*", "--format", "json"][..], &w].concat())?;
+    let dora = json_of(&h.repo, &[&["report", "dora", "--env", "*", "--format", "json"][..], &w].concat())?;
+    let pushes = json_of(&h.repo, &[&["report", "pushes", "--format", "json"][..], &w].concat())?;
+    let comp = json_of(&h.repo, &["report", "compliance", "--since", "2026-07-01", "--format", "json"])?;
+    let listed = deps["deployments"].as_array().map(Vec::len).unwrap_or(0) as u64;
+    assert!(listed >= 5, "{deps}");
+    assert_eq!(d["counts"]["deployments"].as_u64(), Some(listed));
+    assert_eq!(d["counts"]["failed"], dora["overall"]["failed"], "{} vs {}", d["counts"], dora["overall"]);
+    assert_eq!(d["median_time_to_restore_hours"], dora["overall"]["median_time_to_restore_hours"]);
+    assert_eq!(d["counts"]["refused_pushes"], pushes["refused"]);
+    for k in ["violations", "could_not_verify", "anomalies"] {
+        assert_eq!(d["counts"][k], comp["counts"][k], "{k}");
+    }
+    assert!(
+        d["checkpoint"]["tree_size"].as_u64().is_some_and(|n| n > 0) && d["checkpoint"]["root"].as_str().is_some_and(|r| r.len() == 64)
+    );
+    // Who approved what shipped: as the deployments report lists it.
+    let approvers = |v: &Value| -> Vec<String> {
+        v.as_array().into_iter().flatten().map(|x| x.as_str().or_else(|| x["user"].as_str()).unwrap_or_default().to_string()).collect()
+    };
+    for (a, b) in d["deployments"].as_array().into_iter().flatten().zip(deps["deployments"].as_array().into_iter().flatten()) {
+        assert_eq!((&a["id"], &a["sha"]), (&b["id"], &b["sha"]));
+        assert_eq!(approvers(&a["approvers"]), approvers(&b["approvals"]));
+    }
+    let (code, md, _) = h.repo.audit(&[&["digest"][..], &w].concat())?;
+    assert_eq!(code, 0);
+    assert!(md.contains("Audit digest from 2026-07-01") && md.contains("Shipped") && md.contains("Computed from"), "{md}");
+    let (_, html, _) = h.repo.audit(&[&["digest", "--format", "html"][..], &w].concat())?;
+    assert!(html.contains("<html") && html.contains("Refused pushes"), "{html}");
+
+    // --send SINK: one `digest` event, signed, in the webhook schema.
+    let rx = crate::notify::Receiver::start();
+    let secret = h.repo.tmp.path().join("digest.secret");
+    std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n")?;
+    let policy = h.repo.policy(&format!(
+        "version = 1\n[[notify]]\nkind = \"webhook\"\nname = \"review\"\nurl = \"{}/review\"\nsecret_file = \"{}\"\nevents = [\"push.refused\"]\n",
+        rx.url,
+        secret.display()
+    ))?;
+    let p = policy.to_str().context("path")?;
+    let (code, _, err) = h.repo.audit(&[&["--policy", p, "digest", "--send", "review"][..], &w].concat())?;
+    assert_eq!(code, 0, "{err}");
+    let got = rx.wait_for("/review", 1);
+    assert_eq!(got.len(), 1);
+    let body: git_audit::notify::body::Body = serde_json::from_slice(&got[0].body)?;
+    assert!(body.kind == "digest" && body.family_matches(), "{body:?}");
+    let summary = d["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("deployments (") && body.data.summary.ends_with(summary.split_once(": ").map_or("", |x| x.1)), "{body:?}");
+    let (code, _, err) = h.repo.audit(&[&["--policy", p, "digest", "--send", "nosuch"][..], &w].concat())?;
+    assert_eq!(code, 2);
+    assert!(err.contains("no [[notify]] sink named `nosuch`") && err.contains("review"), "{err}");
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand, each a thin layer that
 //! parses arguments, calls the library and renders the result.
 
+pub mod digest;
 pub mod hook;
 pub mod init;
 pub mod install;
@@ -93,6 +94,9 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Reports over the ledger: trace, deployments, dora, evidence (a package), pushes, compliance.
     Report(report::ReportArgs),
+    /// A review of a window: what shipped and who approved it, failures, refused
+    /// pushes and break glass, findings and anomalies; --send SINK delivers it.
+    Digest(digest::DigestArgs),
     /// Record what happened elsewhere: `record deployment` from any CI/CD system.
     Record(record::RecordArgs),
     /// Notifications: drain (deliver the outbox), test, status, enable.
@@ -168,6 +172,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Install(args) => install::run(&global, args),
         Command::Sync(args) => sync::run(&global, args),
         Command::Report(args) => report::run(&global, args),
+        Command::Digest(args) => digest::run(&global, args),
         Command::Record(args) => record::run(&global, args),
         Command::Notify(args) => notify::run(&global, args),
         Command::Keys(args) => keys::run(&global, args),

@@ -109,12 +109,46 @@ struct SyncNotify {
 }
 
 impl SyncNotify {
+    /// `[review] digest`: queues the last whole period's digest once. Its
+    /// message id comes from the period, so every later pass — of this job or
+    /// of another on the same ledger — finds it queued and sends nothing.
+    fn digest_due(&self, ledger: &crate::ledger::Ledger, facts: &crate::facts::DeploymentHistory, name: &str) -> anyhow::Result<()> {
+        use crate::notify;
+        let Some(every) = self.policy.review.digest else { return Ok(()) };
+        let sinks: Vec<crate::policy::notify::Sink> = if self.policy.review.digest_sinks.is_empty() {
+            self.policy.notify.iter().filter(|s| s.wants("digest")).cloned().collect()
+        } else {
+            let named = &self.policy.review.digest_sinks;
+            self.policy
+                .notify
+                .iter()
+                .filter(|s| named.contains(&s.name))
+                .cloned()
+                .map(crate::policy::notify::Sink::wanting_everything)
+                .collect()
+        };
+        if sinks.is_empty() {
+            return Ok(());
+        }
+        let (label, since, until) = crate::report::digest::last_period(every, chrono::Utc::now());
+        let key = format!("digest:{label}");
+        if notify::is_queued(&self.files, &notify::keyed_id("digest", &key))? {
+            return Ok(());
+        }
+        let doc = crate::report::digest::digest(ledger, facts, self.repo.as_ref(), name, &since, &until, Some(&self.policy))?;
+        let mut n = crate::report::digest::notice(&doc);
+        n.key = Some(key);
+        notify::enqueue(&self.files, &sinks, &[n])?;
+        Ok(())
+    }
+
     fn after_pass(&self) -> anyhow::Result<()> {
         use crate::notify;
         let ledger = crate::ledger::Ledger::open(&self.files)?;
         let name = self.repo.as_ref().map(crate::hook::notice::repository_name).unwrap_or_default();
         let epoch = crate::time::Timestamp::parse("1970-01-01T00:00:00.000Z")?;
         let facts = crate::facts::DeploymentHistory::read(&ledger)?;
+        self.digest_due(&ledger, &facts, &name)?;
         let (_, findings) = crate::report::compliance::compliance(&ledger, &facts, self.repo.as_ref(), &epoch, Some(&self.policy))?;
         let mut items: Vec<(String, notify::Notice)> = findings.iter().map(|f| notify::finding_notice(&name, f)).collect();
         for d in facts.all.into_iter().filter(|d| d.id > 0 && d.status.failed()) {

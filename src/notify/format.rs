@@ -288,4 +288,32 @@ mod tests {
         assert!(found.len() >= 3, "summary, pusher, finding: {found:?}");
         assert!(found.iter().all(|x| x["type"] == "TextRun"), "only TextRuns (no markdown) carry it: {found:?}");
     }
+
+    /// The digest's lines carry pushers' and break-glass reasons' text: the
+    /// same injection test as the notifications.
+    #[test]
+    fn digest_lines_cannot_become_a_link_or_markup() {
+        let evil = "[re-login](https://evil.example/x) <https://evil.example|click> <!channel> *urgent*";
+        let e = json!({"type": "digest", "data": {
+            "repository": "acme/api",
+            "summary": format!("acme/api, since 2026-11-23: 1 refused push ({evil})"),
+            "lines": [format!("refused: {evil} (signing.required)"), format!("break glass: alice: {evil}")],
+            "counts": {"refused_pushes": 1}, "since": "2026-11-23T00:00:00Z", "until": null,
+            "checkpoint": {"origin": "o", "tree_size": 1, "root": "ab"},
+        }});
+        let s = slack(&e);
+        assert_eq!(card(&e).title, "Audit digest");
+        let mut found = Vec::new();
+        holders(&s["blocks"], "evil.example", &mut found);
+        assert!(found.len() >= 2, "the summary and the lines: {found:?}");
+        assert!(found.iter().all(|t| t["type"] == "plain_text"), "plain text: Slack parses no links or mentions there: {found:?}");
+        assert!(found.iter().any(|t| t["text"].as_str().is_some_and(|x| x.contains("break glass: alice"))), "{found:?}");
+        let fallback = s["text"].as_str().unwrap_or_default();
+        assert!(!fallback.contains("<!channel>") && !fallback.contains("<https"), "the notification text is escaped: {fallback}");
+        let mut found = Vec::new();
+        let t = teams(&e);
+        holders(&t, "evil.example", &mut found);
+        assert!(found.len() >= 2, "{found:?}");
+        assert!(found.iter().all(|x| x["type"] == "TextRun"), "{found:?}");
+    }
 }

@@ -116,7 +116,7 @@ pub fn outbox_writes(sinks: &[Sink], notices: &[Notice], written: Option<Written
                 stable_id(&[origin, &seq.to_string(), &n.kind, &i.to_string()])
             }
             _ => match &n.key {
-                Some(k) => stable_id(&["keyed", &n.kind, k]),
+                Some(k) => keyed_id(&n.kind, k),
                 None => random_id(),
             },
         };
@@ -131,6 +131,17 @@ pub fn outbox_writes(sinks: &[Sink], notices: &[Notice], written: Option<Written
         }
     }
     out
+}
+
+/// The message id of a keyed notice (see [`Notice::key`]).
+pub fn keyed_id(kind: &str, key: &str) -> String {
+    stable_id(&["keyed", kind, key])
+}
+
+/// True when a message with this id is in the outbox (for any sink, in any state).
+pub fn is_queued(files: &LedgerFiles, id: &str) -> Result<bool, LedgerError> {
+    let h = StateHandle::open(files, SCHEMA)?;
+    Ok(!h.rows(&Statement::new("SELECT 1 FROM notify_outbox WHERE msg_id = ?1", vec![id.to_string().into()]))?.is_empty())
 }
 
 fn stable_id(parts: &[&str]) -> String {

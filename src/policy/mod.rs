@@ -301,8 +301,10 @@ impl Default for Review {
 }
 
 impl Review {
-    pub fn is_production(&self, environment: &str) -> bool {
-        self.production.iter().any(|p| environment_glob(p).is_ok_and(|m| m.is_match(environment)))
+    /// Whether an environment counts as production (the patterns compiled once).
+    pub fn production_matcher(&self) -> impl Fn(&str) -> bool {
+        let globs: Vec<globset::GlobMatcher> = self.production.iter().filter_map(|p| environment_glob(p).ok()).collect();
+        move |environment: &str| globs.iter().any(|m| m.is_match(environment))
     }
 }
 

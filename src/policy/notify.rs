@@ -99,6 +99,13 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// This sink, selecting every event (for a send the user asked for by name).
+    pub fn wanting_everything(mut self) -> Sink {
+        self.events = vec!["*".into()];
+        self.matchers = globset::Glob::new("*").map(|g| vec![g.compile_matcher()]).unwrap_or_default();
+        self
+    }
+
     /// Does this sink want events of type `event`?
     pub fn wants(&self, event: &str) -> bool {
         self.matchers.iter().any(|m| m.is_match(event))

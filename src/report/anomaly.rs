@@ -57,7 +57,8 @@ pub fn anomalies(
     if on(Rule::AnomalyOffHours) {
         out.extend(off_hours(facts, &pushes, policy, review));
     }
-    if on(Rule::AnomalyNewSigner) {
+    // The signatures are read only when something landed through the hooks.
+    if on(Rule::AnomalyNewSigner) && pushes.iter().any(|p| p.payload.accepted) {
         out.extend(new_signers(&pushes, &ledger.good_signatures()?, policy, review));
     }
     if on(Rule::AnomalyRefusalBurst) {
@@ -227,7 +228,9 @@ fn off_hours(
 ) -> Vec<Dated> {
     let mut out = Vec::new();
     let mut rhythms: HashMap<String, Rhythm> = HashMap::new();
-    for d in facts.all.iter().filter(|d| review.is_production(&d.environment)) {
+    let production = review.production_matcher();
+    let mut is_production: HashMap<&str, bool> = HashMap::new();
+    for d in facts.all.iter().filter(|d| *is_production.entry(d.environment.as_str()).or_insert_with(|| production(&d.environment))) {
         let Some(t) = at(&d.time) else { continue };
         let r = rhythms.entry(format!("{} {}", d.repository, d.environment)).or_default();
         if let Some(why) = r.unusual(t, review) {
