@@ -130,7 +130,8 @@ fn pushes_through_the_hooks_show_a_new_signer_and_a_refusal_burst() -> Result<()
     let repo = Repo::new()?;
     let review =
         "[review]\nmin_history = 3\nlearning_days = 0\nrefusal_burst = 4\nrefusal_window = \"10m\"\noff = [\"anomaly.off-hours\"]\n";
-    let server = Server::new(&repo, &signing_policy(&format!("{MAIN_RULES}{review}")), "sha1")?;
+    let roles = "[roles]\npolicy-admin = [\"alice@example.com\"]\n";
+    let server = Server::new(&repo, &signing_policy(&format!("{MAIN_RULES}{roles}{review}")), "sha1")?;
     for i in 0..3 {
         repo.commit(&format!("feat: alice {i}"), Sign::Pgp(&k.alice))?;
         assert_eq!(push(&repo, &["-q", "origin", "main"], &[])?.0, 0);
@@ -138,6 +139,10 @@ fn pushes_through_the_hooks_show_a_new_signer_and_a_refusal_burst() -> Result<()
     let bobs = repo.commit("feat: bob's first", Sign::Pgp(&k.bob))?;
     assert_eq!(push(&repo, &["-q", "origin", "main"], &[])?.0, 0);
     repo.commit("feat: alice again", Sign::Pgp(&k.alice))?;
+    assert_eq!(push(&repo, &["-q", "origin", "main"], &[])?.0, 0);
+    // The policy admin commits a policy that makes mallory a break-glass holder.
+    std::fs::write(repo.path.join(".git-audit.toml"), "version = 1\n[roles]\nbreakglass = [\"mallory@example.com\"]\n")?;
+    let change = repo.commit("chore: on-call break glass", Sign::Pgp(&k.alice))?;
     assert_eq!(push(&repo, &["-q", "origin", "main"], &[])?.0, 0);
     // Unsigned work, refused: four times by mallory, three times by eve.
     repo.commit("feat: unsigned", Sign::None)?;
@@ -149,7 +154,13 @@ fn pushes_through_the_hooks_show_a_new_signer_and_a_refusal_burst() -> Result<()
     let args = ["--ledger", ledger.to_str().context("path")?, "--policy", &policy];
     let found = anomalies(&repo, &args)?;
     let rules: Vec<&str> = found.iter().filter_map(|f| f["rule"].as_str()).collect();
-    assert_eq!(rules, vec!["anomaly.new-signer", "anomaly.refusal-burst"], "{found:#?}");
+    assert_eq!(rules, vec!["anomaly.new-signer", "anomaly.refusal-burst", "anomaly.governance"], "{found:#?}");
+    let gov = &found[2];
+    assert_eq!(gov["subject"].as_str(), Some(format!("refs/heads/main {}", &change[..10]).as_str()), "{gov}");
+    assert!(
+        gov["message"].as_str().is_some_and(|m| m.ends_with("changed the policy (.git-audit.toml) on refs/heads/main: adds mallory@example.com to breakglass")),
+        "{gov}"
+    );
     let signer = &found[0];
     assert!(signer["subject"].as_str().is_some_and(|s| s == format!("refs/heads/main {}", &bobs[..10])), "{signer}");
     assert!(signer["message"].as_str().is_some_and(|m| m.contains("for the first time; 3 signed commits by 1 other key(s)")), "{signer}");
@@ -163,7 +174,7 @@ fn pushes_through_the_hooks_show_a_new_signer_and_a_refusal_burst() -> Result<()
         "{burst}"
     );
     // At the edge: with min_history = 4, three signed commits before bob's are not enough.
-    let stricter = repo.policy(&signing_policy(&format!("{MAIN_RULES}{}", review.replace("min_history = 3", "min_history = 4"))))?;
+    let stricter = repo.policy(&signing_policy(&format!("{MAIN_RULES}{roles}{}", review.replace("min_history = 3", "min_history = 4"))))?;
     let args = ["--ledger", ledger.to_str().context("path")?, "--policy", stricter.to_str().context("path")?];
     let found = anomalies(&repo, &args)?;
     assert_eq!(found.iter().filter(|f| f["rule"] == "anomaly.new-signer").count(), 0, "{found:#?}");

@@ -537,6 +537,17 @@ mod tests {
     }
 
     #[test]
+    fn learning_ends_at_min_history_events_and_learning_days() {
+        let review = Review { min_history: 20, learning_days: 14, ..Review::default() };
+        let first = t("2026-03-01T00:00:00Z");
+        assert!(learned(20, first, t("2026-03-15T00:00:00Z"), &review), "20 events over exactly 14 days");
+        assert!(!learned(19, first, t("2026-03-15T00:00:00Z"), &review), "one event short");
+        assert!(!learned(20, first, t("2026-03-14T23:59:59Z"), &review), "a second short of 14 days");
+        let eager = Review { min_history: 1, learning_days: 0, ..Review::default() };
+        assert!(learned(1, first, first, &eager));
+    }
+
+    #[test]
     fn a_burst_is_refusal_burst_refusals_within_the_window_and_is_reported_once() {
         let review = Review { refusal_burst: 3, refusal_window: std::time::Duration::from_secs(600), ..Review::default() };
         let push = |seq: u64, time: &str, who: &str| crate::ledger::Recorded {
