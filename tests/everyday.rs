@@ -137,6 +137,48 @@ fn completions_and_a_man_page() -> Result<()> {
     Ok(())
 }
 
+/// `verify` writes as it checks, batch by batch, so its memory stays flat
+/// however long the history: in every format the streamed output is byte for
+/// byte the output of one batch, with --record writing the same entries.
+#[test]
+fn verify_streams_in_batches_and_writes_what_one_batch_writes() -> Result<()> {
+    let repo = Repo::new()?;
+    let k = keys();
+    for i in 0..7 {
+        let sign = match i % 3 {
+            0 => Sign::Pgp(&k.alice),
+            1 => Sign::None,
+            _ => Sign::Pgp(&k.bob),
+        };
+        repo.commit(&format!("{} {i}", if i == 4 { "wip:" } else { "feat:" }), sign)?;
+    }
+    let policy = repo.policy(&pinned_policy("[commits]\nsubject_pattern = '^(feat|fix): '\n"))?;
+    let p = policy.to_str().unwrap_or_default();
+    for format in ["json", "text", "github"] {
+        let whole = repo.audit(&["--policy", p, "verify", "--format", format, "HEAD"])?;
+        for batch in ["1", "3"] {
+            let streamed = repo.audit_env(&["--policy", p, "verify", "--format", format, "HEAD"], &[("GIT_AUDIT_VERIFY_BATCH", batch)])?;
+            assert_eq!(streamed, whole, "{format} in batches of {batch}");
+        }
+    }
+    let (_, json, _) = repo.audit(&["--policy", p, "verify", "--format", "json", "HEAD"])?;
+    let v: serde_json::Value = serde_json::from_str(&json)?;
+    assert_eq!(v["commits"].as_array().map(Vec::len), Some(7), "{v}");
+    assert_eq!(v["summary"]["checked"], 7);
+    // An empty range is a whole document too.
+    let (_, empty, _) = repo.audit_env(&["--policy", p, "verify", "--format", "json", "HEAD..HEAD"], &[("GIT_AUDIT_VERIFY_BATCH", "2")])?;
+    let v: serde_json::Value = serde_json::from_str(&empty)?;
+    assert_eq!((v["commits"].as_array().map(Vec::len), &v["summary"]["checked"]), (Some(0), &serde_json::json!(0)), "{v}");
+    // --record in batches: one policy.loaded, then each commit once.
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    let (code, _, err) = repo.audit_env(&["--policy", p, "verify", "--record", "HEAD"], &[("GIT_AUDIT_VERIFY_BATCH", "3")])?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("recorded 8 entries") && err.contains("(seq "), "{err}");
+    let (code, out, err) = repo.audit(&["ledger", "verify"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    Ok(())
+}
+
 #[test]
 fn verify_speaks_github_workflow_commands() -> Result<()> {
     let repo = Repo::new()?;

@@ -9,8 +9,12 @@ use crate::fake_github::{sha, Fake, World, TOKEN};
 use crate::hooks::{push, signing_policy, Server, MAIN_RULES};
 use crate::support::{keys, Repo, Sign, BIN};
 
-fn sync(repo: &Repo, fake: &Fake) -> Result<()> {
-    let out = repo.cmd(BIN).env("GITHUB_TOKEN", TOKEN).args(["sync", "--github", "acme/api", "--api-url", &fake.url]).output()?;
+fn sync(repo: &Repo, fake: &Fake, policy: Option<&std::path::Path>) -> Result<()> {
+    let mut c = repo.cmd(BIN);
+    if let Some(p) = policy {
+        c.env("GIT_AUDIT_POLICY", p);
+    }
+    let out = c.env("GITHUB_TOKEN", TOKEN).args(["sync", "--github", "acme/api", "--api-url", &fake.url]).output()?;
     anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     Ok(())
 }
@@ -72,7 +76,21 @@ fn a_year_of_planted_deployments_fires_each_anomaly_on_its_plant_and_nowhere_els
     w.status(late, "success", "2026-11-14T03:05:00Z", None);
     w.environment("production", &["carol"], 30);
     let fake = Fake::start(w);
-    sync(&repo, &fake)?;
+    // The sync job tells anomalies as they are found (`anomaly.*` events); its
+    // first pass takes what is already there as the baseline.
+    let rx = crate::notify::Receiver::start();
+    let told = repo.tmp.path().join("told.toml");
+    let secret = repo.tmp.path().join("told.secret");
+    std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n")?;
+    std::fs::write(
+        &told,
+        format!(
+            "version = 1\n[[notify]]\nkind = \"webhook\"\nname = \"sec\"\nurl = \"{}/sec\"\nsecret_file = \"{}\"\nevents = [\"anomaly.*\"]\n",
+            rx.url,
+            secret.display()
+        ),
+    )?;
+    sync(&repo, &fake, Some(&told))?;
     // Quiet before the weakening.
     let before = anomalies(&repo, &[])?;
     let rules: Vec<&str> = before.iter().filter_map(|f| f["rule"].as_str()).collect();
@@ -89,7 +107,12 @@ fn a_year_of_planted_deployments_fires_each_anomaly_on_its_plant_and_nowhere_els
 
     // Planted: the environment loses its wait timer and gains an approver.
     fake.with_world(|w| w.environment("production", &["carol", "mallory"], 0));
-    sync(&repo, &fake)?;
+    sync(&repo, &fake, Some(&told))?;
+    let got = rx.wait_for("/sec", 1);
+    assert_eq!(got.len(), 1, "only the new one is told");
+    let event = got[0].json();
+    assert_eq!(event["type"], "anomaly.governance", "{event}");
+    assert_eq!(event["data"]["answer"], "anomaly", "{event}");
     let after = anomalies(&repo, &[])?;
     assert_eq!(after.len(), 3, "{after:#?}");
     let gov = after.iter().find(|f| f["rule"] == "anomaly.governance").context("governance")?;

@@ -315,6 +315,13 @@ pub enum RangeError {
 /// Selects the commits named by `specs` (git range syntax), leaving out the
 /// policy's baseline history, and checks each one.
 pub fn check_range(repo: &Repo, policy: &Policy, specs: &[String]) -> Result<RangeReport, RangeError> {
+    let ids = select_range(repo, policy, specs)?;
+    check_parallel(repo, policy, &ids, None, None)
+}
+
+/// The commits `specs` name, less the policy's baseline history, newest
+/// first; with the pinned keys read (an unreadable one is an error now).
+pub fn select_range(repo: &Repo, policy: &Policy, specs: &[String]) -> Result<Vec<String>, RangeError> {
     let mut hide = Vec::new();
     if let Some(b) = &policy.baseline {
         let id = repo.resolve_commit(b).map_err(|_| RangeError::Baseline {
@@ -326,7 +333,17 @@ pub fn check_range(repo: &Repo, policy: &Policy, specs: &[String]) -> Result<Ran
     let ids = repo.select(specs, &hide)?;
     // An unreadable pinned key is a configuration error here (exit 2), so build the keyring now.
     policy.signature_checker(Some(repo)).prepare()?;
-    check_parallel(repo, policy, &ids, None, None)
+    Ok(ids)
+}
+
+impl Summary {
+    /// Adds another part's counts.
+    pub fn add(&mut self, other: &Summary) {
+        self.checked += other.checked;
+        self.failed += other.failed;
+        self.warned += other.warned;
+        self.exempt += other.exempt;
+    }
 }
 
 /// Below this many commits one thread is faster than starting more.
@@ -370,10 +387,7 @@ pub fn check_parallel(
     let mut all = RangeReport { commits: Vec::with_capacity(ids.len()), summary: Summary::default() };
     for part in parts {
         let part = part?;
-        all.summary.checked += part.summary.checked;
-        all.summary.failed += part.summary.failed;
-        all.summary.warned += part.summary.warned;
-        all.summary.exempt += part.summary.exempt;
+        all.summary.add(&part.summary);
         all.commits.extend(part.commits);
     }
     Ok(all)

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::style::{dim, green, red, yellow};
 use super::{emit, Global, Outcome};
-use crate::check::{self, CommitVerdict, RangeReport, Severity};
+use crate::check::{self, CommitVerdict, RangeReport, Severity, Summary};
 use crate::policy::Policy;
 
 #[derive(Debug, Args)]
@@ -48,6 +48,10 @@ pub enum VerifyFormat {
 /// titled with the rule id, so findings show as annotations on the run and
 /// the pull request; then a summary line.
 pub fn render_github(report: &RangeReport, policy: &Policy) -> String {
+    github_lines(report) + &github_tail(&report.summary, policy)
+}
+
+fn github_lines(report: &RangeReport) -> String {
     // Workflow command data escapes %, CR and LF; properties also `:` and `,`.
     let data = |s: &str| s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
     let prop = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
@@ -66,14 +70,81 @@ pub fn render_github(report: &RangeReport, policy: &Policy) -> String {
             ));
         }
     }
-    out.push_str(&format!(
-        "git-audit: {} commit(s) checked against {}: {} failed, {} with warnings\n",
-        report.summary.checked,
-        policy.path.display(),
-        report.summary.failed,
-        report.summary.warned
-    ));
     out
+}
+
+fn github_tail(summary: &Summary, policy: &Policy) -> String {
+    format!(
+        "git-audit: {} commit(s) checked against {}: {} failed, {} with warnings\n",
+        summary.checked,
+        policy.path.display(),
+        summary.failed,
+        summary.warned
+    )
+}
+
+/// Commits checked per batch: the output is written, and the batch's results
+/// dropped, before the next batch is read, so memory stays flat however long
+/// the history (only the commit ids of the range are held whole).
+const BATCH: usize = 4096;
+
+/// A verification written as it goes, batch by batch, in one of the formats;
+/// byte for byte what rendering the whole report at once writes.
+struct Stream<'a> {
+    format: VerifyFormat,
+    policy: &'a Policy,
+    specs: &'a [String],
+    color: bool,
+    base: Option<String>,
+    summary: Summary,
+    fixes: Vec<(String, String)>,
+    seen: BTreeSet<(crate::rule::Rule, String)>,
+    wrote_commit: bool,
+}
+
+impl Stream<'_> {
+    fn write(&self, text: &str) -> anyhow::Result<()> {
+        match &self.base {
+            Some(b) => emit(&text.replace("<base>", b)),
+            None => emit(text),
+        }
+    }
+
+    fn batch(&mut self, part: &RangeReport) -> anyhow::Result<()> {
+        self.summary.add(&part.summary);
+        let text = match self.format {
+            VerifyFormat::Json => {
+                let mut t = String::new();
+                if !self.wrote_commit && !part.commits.is_empty() {
+                    t.push_str("{\"commits\":[");
+                }
+                for c in &part.commits {
+                    if self.wrote_commit {
+                        t.push(',');
+                    }
+                    self.wrote_commit = true;
+                    t.push_str(&serde_json::to_value(c).map(|v| v.to_string()).unwrap_or_default());
+                }
+                t
+            }
+            VerifyFormat::Text => text_lines(part, self.color, &mut self.fixes, &mut self.seen),
+            VerifyFormat::Github => github_lines(part),
+        };
+        self.write(&text)
+    }
+
+    fn finish(self) -> anyhow::Result<Summary> {
+        let text = match self.format {
+            VerifyFormat::Json => {
+                let head = if self.wrote_commit { "]," } else { "{\"commits\":[]," };
+                format!("{head}{}\n", json_tail(&self.summary, self.policy, self.specs))
+            }
+            VerifyFormat::Text => text_tail(&self.fixes, &self.summary, self.policy, self.color),
+            VerifyFormat::Github => github_tail(&self.summary, self.policy),
+        };
+        self.write(&text)?;
+        Ok(self.summary)
+    }
 }
 
 /// The flags `verify` knows (for suggestions).
@@ -104,32 +175,61 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
         specs = repo.default_specs();
     }
     tracing::debug!(?specs, policy = %policy.path.display(), "verifying");
-    let report = check::check_range(&repo, &policy, &specs)?;
-    if args.record {
-        let loc = super::location(global, Some(&repo))?;
-        let mut ledger = crate::ledger::Ledger::open(&loc)?;
-        let receipt = ledger.append(&check::verification_entries(&report, &policy, &actor(&repo)))?;
-        eprintln!(
-            "recorded {} entries in {} (seq {}..{}, signed checkpoint of size {})",
-            receipt.count,
-            loc.db.display(),
-            receipt.first_seq,
-            receipt.first_seq + receipt.count.saturating_sub(1),
-            receipt.tree_size
-        );
-    }
-    match args.format {
-        VerifyFormat::Json => emit(&(render_json(&report, &policy, &specs) + "\n"))?,
-        VerifyFormat::Text => {
-            // Fixes that rewrite history start from the range's base, when the range has one.
-            let base = match specs.as_slice() {
-                [one] => one.split_once("..").filter(|(a, b)| !a.is_empty() && !b.starts_with('.')).map(|(a, _)| a.to_string()),
-                _ => None,
-            };
-            let text = render_text(&report, &policy, global.color);
-            emit(&base.map_or_else(|| text.clone(), |b| text.replace("<base>", &b)))?
+    // Each commit is read once: libgit2's object cache (up to 256 MiB by
+    // default) would only grow with the history.
+    git2::opts::enable_caching(false);
+    let ids = check::select_range(&repo, &policy, &specs)?;
+    // Fixes that rewrite history start from the range's base, when the range has one.
+    let base = match (args.format, specs.as_slice()) {
+        (VerifyFormat::Text, [one]) => {
+            one.split_once("..").filter(|(a, b)| !a.is_empty() && !b.starts_with('.')).map(|(a, _)| a.to_string())
         }
-        VerifyFormat::Github => emit(&render_github(&report, &policy))?,
+        _ => None,
+    };
+    let mut ledger = match args.record {
+        true => {
+            let loc = super::location(global, Some(&repo))?;
+            Some((crate::ledger::Ledger::open(&loc)?, loc))
+        }
+        false => None,
+    };
+    let mut stream = Stream {
+        format: args.format,
+        policy: &policy,
+        specs: &specs,
+        color: global.color,
+        base,
+        summary: Summary::default(),
+        fixes: Vec::new(),
+        seen: BTreeSet::new(),
+        wrote_commit: false,
+    };
+    // (entries, first seq, last receipt's tree size)
+    let mut recorded: Option<(u64, u64, u64)> = None;
+    let actor = actor(&repo);
+    // GIT_AUDIT_VERIFY_BATCH: a smaller batch, for tests that compare the streamed output with the whole.
+    let batch = std::env::var("GIT_AUDIT_VERIFY_BATCH").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(BATCH);
+    let batches: Vec<&[String]> = if ids.is_empty() { vec![&[]] } else { ids.chunks(batch).collect() };
+    for (i, chunk) in batches.into_iter().enumerate() {
+        let part = check::check_parallel(&repo, &policy, chunk, None, None)?;
+        if let Some((l, _)) = ledger.as_mut() {
+            let mut entries = check::verification_entries(&part, &policy, &actor);
+            if i > 0 {
+                entries.remove(0); // policy.loaded, once per run
+            }
+            let r = l.append(&entries)?;
+            let (n, first, _) = recorded.unwrap_or((0, r.first_seq, 0));
+            recorded = Some((n + r.count, first, r.tree_size));
+        }
+        stream.batch(&part)?;
+    }
+    let summary = stream.finish()?;
+    if let (Some((n, first, size)), Some((_, loc))) = (recorded, &ledger) {
+        eprintln!(
+            "recorded {n} entries in {} (seq {first}..{}, signed checkpoint of size {size})",
+            loc.db.display(),
+            first + n.saturating_sub(1),
+        );
     }
     // A shallow clone hides history: say what was not checked.
     let boundary: Vec<String> = std::fs::read_to_string(repo.git_dir().join("shallow"))
@@ -146,7 +246,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
             boundary.join(", ")
         );
     }
-    Ok(if report.summary.failed > 0 || incomplete { Outcome::Violations } else { Outcome::Pass })
+    Ok(if summary.failed > 0 || incomplete { Outcome::Violations } else { Outcome::Pass })
 }
 
 /// Who is running the check: git's user.email, else $USER.
@@ -162,23 +262,45 @@ fn actor(repo: &crate::git::Repo) -> String {
 pub fn render_json(report: &RangeReport, policy: &Policy, specs: &[String]) -> String {
     let doc = json!({
         "commits": report.commits,
-        "summary": {
-            "checked": report.summary.checked,
-            "failed": report.summary.failed,
-            "warned": report.summary.warned,
-            "exempt": report.summary.exempt,
-        },
+        "summary": summary_json(&report.summary),
         "policy": {"path": policy.path.display().to_string(), "digest": policy.digest},
         "range": specs,
     });
     doc.to_string()
 }
 
+fn summary_json(s: &Summary) -> serde_json::Value {
+    json!({"checked": s.checked, "failed": s.failed, "warned": s.warned, "exempt": s.exempt})
+}
+
+/// What follows `"commits":[…],` in the JSON document (its keys sort after `commits`).
+fn json_tail(summary: &Summary, policy: &Policy, specs: &[String]) -> String {
+    let rest = json!({
+        "summary": summary_json(summary),
+        "policy": {"path": policy.path.display().to_string(), "digest": policy.digest},
+        "range": specs,
+    })
+    .to_string();
+    // `{"policy":…,"range":…,"summary":…}` without its opening brace.
+    rest[1..].to_string()
+}
+
 /// One line per commit that fails or warns, the fixes once each, a summary.
 pub fn render_text(report: &RangeReport, policy: &Policy, color: bool) -> String {
+    let (mut fixes, mut seen) = (Vec::new(), BTreeSet::new());
+    let lines = text_lines(report, color, &mut fixes, &mut seen);
+    lines + &text_tail(&fixes, &report.summary, policy, color)
+}
+
+/// The lines of the commits that fail, warn or are exempt; their fixes are
+/// collected (once each) into `fixes`.
+fn text_lines(
+    report: &RangeReport,
+    color: bool,
+    fixes: &mut Vec<(String, String)>,
+    seen: &mut BTreeSet<(crate::rule::Rule, String)>,
+) -> String {
     let mut out = String::new();
-    let mut fixes: Vec<(String, String)> = Vec::new();
-    let mut seen = BTreeSet::new();
     for c in &report.commits {
         let short = crate::git::short_id(&c.id);
         if let Some(e) = &c.exempt {
@@ -208,14 +330,19 @@ pub fn render_text(report: &RangeReport, policy: &Policy, color: bool) -> String
             }
         }
     }
+    out
+}
+
+/// The fixes once each, and the summary line.
+fn text_tail(fixes: &[(String, String)], s: &Summary, policy: &Policy, color: bool) -> String {
+    let mut out = String::new();
     if !fixes.is_empty() {
         out.push_str("\nHow to fix:\n");
-        for (rule, fix) in &fixes {
+        for (rule, fix) in fixes {
             out.push_str(&format!("  {rule}: {fix}\n"));
         }
         out.push('\n');
     }
-    let s = &report.summary;
     let verdict = if s.failed > 0 { red(color, "failed") } else { green(color, "passed") };
     out.push_str(&format!(
         "{} commit{} checked: {} failed, {} with warnings, {} exempt; {verdict} (policy {}, digest {})\n",
