@@ -165,6 +165,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
             nearest.map(|(_, f)| format!(" (did you mean `{f}`?)")).unwrap_or_default()
         );
     }
+    bound_git_memory();
     let repo = crate::git::Repo::open_from_env()?;
     let policy = super::policy::load(global, Some(&repo))?;
     let mut specs = args.range.clone();
@@ -175,9 +176,6 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
         specs = repo.default_specs();
     }
     tracing::debug!(?specs, policy = %policy.path.display(), "verifying");
-    // Each commit is read once: libgit2's object cache (up to 256 MiB by
-    // default) would only grow with the history.
-    git2::opts::enable_caching(false);
     let ids = check::select_range(&repo, &policy, &specs)?;
     // Fixes that rewrite history start from the range's base, when the range has one.
     let base = match (args.format, specs.as_slice()) {
@@ -247,6 +245,20 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
         );
     }
     Ok(if summary.failed > 0 || incomplete { Outcome::Violations } else { Outcome::Pass })
+}
+
+/// Keeps libgit2's memory flat over a whole history: each commit is read once,
+/// so no object cache (up to 256 MiB by default), and pack files are mapped in
+/// 16 MiB windows, at most 64 MiB at a time (by default 1 GiB windows up to
+/// 8 GiB: a large pack would be resident as it is walked).
+fn bound_git_memory() {
+    git2::opts::enable_caching(false);
+    // SAFETY: libgit2's global options, set before this process opens any
+    // repository or starts a thread that uses libgit2.
+    let set = unsafe { git2::opts::set_mwindow_size(16 << 20).and_then(|_| git2::opts::set_mwindow_mapped_limit(64 << 20)) };
+    if let Err(e) = set {
+        tracing::debug!("libgit2's pack window limits stay at their defaults: {e}");
+    }
 }
 
 /// Who is running the check: git's user.email, else $USER.
