@@ -225,3 +225,16 @@ fn every_command_the_readme_shows_parses() -> Result<()> {
     assert!(bad.is_empty(), "README commands git-audit does not accept:\n{}", bad.join("\n"));
     Ok(())
 }
+
+/// The README's `[review]` example is a policy `policy check` accepts, as written.
+#[test]
+fn the_review_example_is_a_valid_policy() -> Result<()> {
+    let section = README.split("## Regular review").nth(1).context("README.md has no Regular review section")?;
+    let block = section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).context("no toml block there")?;
+    assert!(block.contains("[review]") && block.contains("refusal_window"), "{block}");
+    let repo = Repo::new()?;
+    let policy = repo.policy(block)?;
+    let (code, out, err) = repo.audit(&["--policy", policy.to_str().context("path")?, "policy", "check"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    Ok(())
+}

@@ -164,8 +164,17 @@ fn pushes_through_the_hooks_show_a_new_signer_and_a_refusal_burst() -> Result<()
     repo.commit("feat: alice again", Sign::Pgp(&k.alice))?;
     assert_eq!(push(&repo, &["-q", "origin", "main"], &[])?.0, 0);
     // The policy admin commits a policy that makes mallory a break-glass holder.
-    std::fs::write(repo.path.join(".git-audit.toml"), "version = 1\n[roles]\nbreakglass = [\"mallory@example.com\"]\n")?;
+    std::fs::create_dir_all(repo.path.join("keys"))?;
+    std::fs::write(repo.path.join("keys/allowed_signers"), "alice@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA\n")?;
+    std::fs::write(
+        repo.path.join(".git-audit.toml"),
+        "version = 1\n[signing]\nssh_allowed_signers = \"keys/allowed_signers\"\n[roles]\nbreakglass = [\"mallory@example.com\"]\n",
+    )?;
     let change = repo.commit("chore: on-call break glass", Sign::Pgp(&k.alice))?;
+    assert_eq!(push(&repo, &["-q", "origin", "main"], &[])?.0, 0);
+    // Then only the key file the committed policy loads changes.
+    std::fs::write(repo.path.join("keys/allowed_signers"), "mallory@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB\n")?;
+    repo.commit("chore: rotate a key", Sign::Pgp(&k.alice))?;
     assert_eq!(push(&repo, &["-q", "origin", "main"], &[])?.0, 0);
     // Unsigned work, refused: four times by mallory, three times by eve.
     repo.commit("feat: unsigned", Sign::None)?;
@@ -177,12 +186,19 @@ fn pushes_through_the_hooks_show_a_new_signer_and_a_refusal_burst() -> Result<()
     let args = ["--ledger", ledger.to_str().context("path")?, "--policy", &policy];
     let found = anomalies(&repo, &args)?;
     let rules: Vec<&str> = found.iter().filter_map(|f| f["rule"].as_str()).collect();
-    assert_eq!(rules, vec!["anomaly.new-signer", "anomaly.refusal-burst", "anomaly.governance"], "{found:#?}");
+    assert_eq!(rules, vec!["anomaly.new-signer", "anomaly.refusal-burst", "anomaly.governance", "anomaly.governance"], "{found:#?}");
     let gov = &found[2];
     assert_eq!(gov["subject"].as_str(), Some(format!("refs/heads/main {}", &change[..10]).as_str()), "{gov}");
     assert!(
-        gov["message"].as_str().is_some_and(|m| m.ends_with("changed the policy (.git-audit.toml) on refs/heads/main: adds mallory@example.com to breakglass")),
+        gov["message"].as_str().is_some_and(|m| m.ends_with("an unknown pusher changed the policy on refs/heads/main (.git-audit.toml, keys/allowed_signers): adds mallory@example.com to breakglass")),
         "{gov}"
+    );
+    // A key file the policy loads is the policy too.
+    let keyed = &found[3];
+    assert_eq!(keyed["rule"], "anomaly.governance");
+    assert!(
+        keyed["message"].as_str().is_some_and(|m| m.ends_with("changed the policy on refs/heads/main (keys/allowed_signers)")),
+        "{keyed}"
     );
     let signer = &found[0];
     assert!(signer["subject"].as_str().is_some_and(|s| s == format!("refs/heads/main {}", &bobs[..10])), "{signer}");

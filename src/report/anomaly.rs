@@ -129,6 +129,16 @@ fn learned(count: usize, first: DateTime<Utc>, now: DateTime<Utc>, review: &Revi
     count >= review.min_history && (now - first).num_days() >= review.learning_days
 }
 
+/// Who pushed: the identity the hooks established, else the entry's actor.
+fn pusher(p: &crate::ledger::Recorded<PushDecided>) -> String {
+    [p.payload.pusher.identity.as_deref(), Some(p.actor.as_str())]
+        .into_iter()
+        .flatten()
+        .find(|w| !w.is_empty())
+        .unwrap_or("an unknown pusher")
+        .to_string()
+}
+
 /// Whether a ref is protected: a `[[branches]]` entry names it; with no policy,
 /// the usual default branches.
 fn protected(policy: Option<&Policy>, refname: &str) -> bool {
@@ -255,7 +265,7 @@ fn off_hours(
         for u in p.payload.ref_updates.iter().filter(|u| protected(policy, &u.refname)) {
             let r = rhythms.entry(u.refname.clone()).or_default();
             if let Some(why) = r.unusual(t, review) {
-                let who = p.payload.pusher.identity.clone().unwrap_or_else(|| p.actor.clone());
+                let who = pusher(p);
                 out.push(finding(
                     t,
                     Rule::AnomalyOffHours,
@@ -318,7 +328,7 @@ fn refusal_bursts(pushes: &[crate::ledger::Recorded<PushDecided>], review: &Revi
     let mut by: BTreeMap<String, Vec<(DateTime<Utc>, u64)>> = BTreeMap::new();
     for p in pushes.iter().filter(|p| !p.payload.accepted) {
         let Some(t) = at(&p.time) else { continue };
-        let who = p.payload.pusher.identity.clone().unwrap_or_else(|| p.actor.clone());
+        let who = pusher(p);
         by.entry(who).or_default().push((t, p.seq));
     }
     let mut out = Vec::new();
@@ -405,18 +415,38 @@ fn governance(
         _ => false,
     };
     let mut out = Vec::new();
-    // The policy file changed on a protected branch (with the commits at hand).
+    // The policy changed on a protected branch: its file, or any file its
+    // footprint holds — the keys it loads, CODEOWNERS (with the commits at hand).
     let mut explained = HashSet::new();
     if let Some(repo) = repo {
+        let zero = |c: &str| c.bytes().all(|b| b == b'0');
+        let text = |c: &str| -> Vec<u8> {
+            if zero(c) {
+                return Vec::new();
+            }
+            repo.path_blob(c, DEFAULT_FILE).and_then(|id| repo.read_object(&id).ok()).map(|(_, d)| d).unwrap_or_default()
+        };
+        let files = |c: &str, path: &str| -> BTreeSet<(String, String)> {
+            if zero(c) {
+                return BTreeSet::new();
+            }
+            repo.tree_files(c, path).map(|v| v.into_iter().collect()).unwrap_or_default()
+        };
         for p in pushes.iter().filter(|p| p.payload.accepted && settled(&p.time)) {
-            for u in p.payload.ref_updates.iter().filter(|u| protected(policy, &u.refname) && !u.new.bytes().all(|b| b == b'0')) {
-                let blob = |c: &str| if c.bytes().all(|b| b == b'0') { None } else { repo.path_blob(c, DEFAULT_FILE) };
-                let (before, after) = (blob(&u.old), blob(&u.new));
-                if before == after || after.is_none() {
+            for u in p.payload.ref_updates.iter().filter(|u| protected(policy, &u.refname) && !zero(&u.new)) {
+                let (before, after) = (text(&u.old), text(&u.new));
+                let mut footprint: BTreeSet<String> = crate::policy::applies::footprint_paths(&before).into_iter().collect();
+                footprint.extend(crate::policy::applies::footprint_paths(&after));
+                footprint.insert(DEFAULT_FILE.to_string());
+                let mut changed = BTreeSet::new();
+                for path in &footprint {
+                    let (was, now) = (files(&u.old, path), files(&u.new, path));
+                    changed.extend(was.symmetric_difference(&now).map(|(f, _)| f.clone()));
+                }
+                if changed.is_empty() {
                     continue;
                 }
-                let text = |id: &Option<String>| id.as_ref().and_then(|i| repo.read_object(i).ok()).map(|(_, d)| d).unwrap_or_default();
-                let (was, now) = (governed_roles(&text(&before)), governed_roles(&text(&after)));
+                let (was, now) = (governed_roles(&before), governed_roles(&after));
                 let mut said = Vec::new();
                 for (role, members) in &now {
                     let added: Vec<&str> =
@@ -425,14 +455,15 @@ fn governance(
                         said.push(format!("adds {} to {role}", added.join(", ")));
                     }
                 }
-                let who = p.payload.pusher.identity.clone().unwrap_or_else(|| p.actor.clone());
+                let who = pusher(p);
                 out.push(finding(
                     at(&p.time).unwrap_or_default(),
                     Rule::AnomalyGovernance,
                     format!("{} {}", u.refname, short_id(&u.new)),
                     format!(
-                        "{who} changed the policy ({DEFAULT_FILE}) on {}{}",
+                        "{who} changed the policy on {} ({}){}",
                         u.refname,
+                        changed.into_iter().collect::<Vec<_>>().join(", "),
                         if said.is_empty() { String::new() } else { format!(": {}", said.join("; ")) }
                     ),
                     vec![p.seq],
