@@ -585,7 +585,7 @@ fn an_auditor_follows_the_dashboard_down_to_proof_in_a_browser() -> Result<()> {
     let tile_value = |dom: &str, id: &str| -> Option<usize> {
         dom.split(&format!("id=\"{id}\"")).nth(1)?.split("<div class=\"value").nth(1)?.split('>').nth(1)?.split('<').next()?.parse().ok()
     };
-    for (tile, kind) in [("tile-findings", "violation"), ("tile-unverified", "unverified")] {
+    for (tile, kind) in [("tile-findings", "violation"), ("tile-unverified", "unverified"), ("tile-anomalies", "anomaly")] {
         let href = href_before(&dom, &format!("id=\"{tile}\"")).context("tile link")?;
         assert_eq!(href, format!("/compliance?since=2026-06-01&until=2026-08-31&env=production&kind={kind}"));
         let list = browse(&h.repo, &srv.addr, &href, &format!("compliance-{kind}"))?;

@@ -801,6 +801,7 @@ fn a_first_sync_judges_earlier_deployments_by_the_first_team_snapshot_and_invent
     assert_eq!(tile("tile-unverified"), "1", "{body}");
     let violations = v["counts"]["violations"].to_string();
     assert_eq!(tile("tile-findings"), violations);
+    assert_eq!(tile("tile-anomalies"), v["counts"]["anomalies"].to_string(), "anomalies, counted apart");
     assert!(body.contains("deploy.approver-unverified") && body.contains("could not verify"), "by rule, marked");
     Ok(())
 }
