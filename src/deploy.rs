@@ -250,9 +250,9 @@ pub fn standing(who: &str, list: &[Principal], members: Members<'_>) -> Standing
             Principal::Login(_) => {}
             Principal::Team { org, slug } => match members(org, slug) {
                 Some(m) if m.members.iter().any(|x| x.eq_ignore_ascii_case(who)) => return Standing::Allowed,
-                Some(m) if m.after => basis.push(format!("membership of team:{org}/{slug} as of {}, after the deployment", m.as_of)),
+                Some(m) if m.after => basis.push(format!("membership of {} as of {}, after the deployment", p.label(), m.as_of)),
                 Some(_) => {}
-                None => missing.push(format!("team:{org}/{slug}")),
+                None => missing.push(p.label()),
             },
         }
     }

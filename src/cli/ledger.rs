@@ -398,7 +398,7 @@ pub fn run(global: &Global, args: LedgerArgs) -> anyhow::Result<Outcome> {
                 }
                 None => LedgerFiles::sqlite(PathBuf::from(&to), PathBuf::from(&to).with_extension("key")),
             };
-            let m = ledger::migrate::migrate(&source, &dest, &[crate::forge::github::state::SCHEMA, crate::notify::SCHEMA])?;
+            let m = ledger::migrate::migrate(&source, &dest, &[crate::forge::state::SCHEMA, crate::notify::SCHEMA])?;
             let ok = m.problems.is_empty();
             match format {
                 OutputFormat::Json => emit(&(serde_json::to_string(&m).unwrap_or_default() + "\n"))?,

@@ -133,10 +133,7 @@ fn explain(policy: &Policy, repo: Option<&crate::git::Repo>, path: &str) -> Expl
 }
 
 fn principal_text(p: &crate::policy::Principal) -> String {
-    match p {
-        crate::policy::Principal::Login(l) => l.clone(),
-        crate::policy::Principal::Team { org, slug } => format!("team:{org}/{slug}"),
-    }
+    p.label()
 }
 
 fn explain_text(e: &Explanation) -> String {

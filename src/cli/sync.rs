@@ -1,6 +1,6 @@
-//! `git-audit sync`: pull requests, reviews and deployments from GitHub into the
-//! ledger. Parses the arguments and shows progress; the worker
-//! ([`crate::forge::github::worker`]) does the rest.
+//! `git-audit sync`: pull (merge) requests, reviews and deployments from
+//! GitHub, GitLab or Gitea into the ledger. Parses the arguments and shows
+//! progress; the worker ([`crate::forge::worker`]) does the rest.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -10,18 +10,28 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::{emit, Global, Outcome};
-use crate::forge::github::worker::{self, Observer, Options};
-use crate::forge::github::{Auth, Client, PullsApi, RepoSummary};
+use crate::forge::batch::RepoSummary;
+use crate::forge::github::{Auth, PullsApi};
+use crate::forge::rest::Stats;
+use crate::forge::worker::{self, Observer, Options, Target};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// A repository to sync (`owner/name`); repeatable. Default: `[github] repositories` in the policy.
-    #[arg(long = "github", value_name = "OWNER/NAME")]
+    #[arg(long = "github", value_name = "OWNER/NAME", conflicts_with_all = ["gitlab", "gitea"])]
     pub repos: Vec<String>,
+    /// A GitLab project to sync (`group/project`, subgroups allowed); repeatable. Token: GITLAB_TOKEN (read_api).
+    #[arg(long, value_name = "GROUP/PROJECT", conflicts_with = "gitea")]
+    pub gitlab: Vec<String>,
+    /// A Gitea or Forgejo repository to sync (`owner/name`); repeatable; needs --api-url. Token: GITEA_TOKEN.
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub gitea: Vec<String>,
     /// Keep running, one pass every INTERVAL (e.g. 15m, 1h, 90s).
     #[arg(long, value_parser = crate::time::parse_duration)]
     pub interval: Option<Duration>,
-    /// The API root (GitHub Enterprise: https://HOST/api/v3); default GITHUB_API_URL, else https://api.github.com.
+    /// The API root. GitHub: default GITHUB_API_URL, else https://api.github.com (Enterprise: https://HOST/api/v3).
+    /// GitLab: default CI_API_V4_URL, else https://gitlab.com (self-managed: https://HOST; /api/v4 is added).
+    /// Gitea/Forgejo: required (https://HOST; /api/v1 is added).
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,
     /// GitHub App id (with --app-key and --installation-id) instead of a token.
@@ -55,36 +65,79 @@ fn auth(args: &SyncArgs) -> anyhow::Result<Auth> {
     bail!("no GitHub credentials\nHint: export GITHUB_TOKEN (or GH_TOKEN) with pull_requests: read and deployments: read, or pass --app-id, --app-key and --installation-id")
 }
 
+/// `https://host` → `https://host{suffix}`; a URL with a path is kept as given.
+fn api_root(url: &str, suffix: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    let path_start = url.find("://").map(|i| i + 3).and_then(|i| url[i..].find('/').map(|j| i + j));
+    match path_start {
+        Some(_) => url.to_string(),
+        None => format!("{url}{suffix}"),
+    }
+}
+
+fn token(vars: &[&str], what: &str) -> anyhow::Result<secrecy::SecretString> {
+    for var in vars {
+        if let Ok(t) = std::env::var(var) {
+            if !t.trim().is_empty() {
+                return Ok(t.trim().to_string().into());
+            }
+        }
+    }
+    bail!("no {what} token\nHint: export {} ({})", vars[0], match what {
+        "GitLab" => "a personal, group or project access token with the read_api scope",
+        _ => "an access token with the read:repository scope",
+    })
+}
+
 pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
     let repo = crate::git::Repo::open_from_env().ok();
     // A policy that is there but does not load is an error, not "no policy".
     let policy = super::policy::applies(global, repo.as_ref(), crate::policy::applies::Look::WorkTreeThenServer)?;
-    let mut repos = args.repos.clone();
-    if repos.is_empty() {
-        repos = policy.as_ref().map(|p| p.github_repositories.clone()).unwrap_or_default();
+    // The teams the policy names, and with [codeowners] those CODEOWNERS names;
+    // an empty org is a GitLab group (`group:PATH`).
+    let mut teams = policy.as_ref().map(|p| p.teams()).unwrap_or_default();
+    if policy.as_ref().is_some_and(|p| p.codeowners) {
+        teams.extend(crate::policy::paths::CodeOwners::read(repo.as_ref()).map(|c| c.teams()).unwrap_or_default());
     }
+    teams.sort();
+    teams.dedup();
+    let (groups, teams): (Vec<_>, Vec<_>) = teams.into_iter().partition(|(org, _)| org.is_empty());
+    let (repos, target) = if !args.gitlab.is_empty() {
+        let api_url = args
+            .api_url
+            .clone()
+            .or_else(|| std::env::var("CI_API_V4_URL").ok().filter(|u| !u.trim().is_empty()))
+            .unwrap_or_else(|| "https://gitlab.com".into());
+        let groups = groups.into_iter().map(|(_, path)| path).collect();
+        (args.gitlab.clone(), Target::GitLab { api_url: api_root(&api_url, "/api/v4"), token: token(&["GITLAB_TOKEN"], "GitLab")?, groups })
+    } else if !args.gitea.is_empty() {
+        let Some(api_url) = args.api_url.clone().or_else(|| std::env::var("GITEA_API_URL").ok().filter(|u| !u.trim().is_empty())) else {
+            bail!("which Gitea?\nHint: pass --api-url https://HOST (Gitea or Forgejo; /api/v1 is added), or export GITEA_API_URL");
+        };
+        (args.gitea.clone(), Target::Gitea { api_url: api_root(&api_url, "/api/v1"), token: token(&["GITEA_TOKEN", "FORGEJO_TOKEN"], "Gitea")? })
+    } else {
+        let mut repos = args.repos.clone();
+        if repos.is_empty() {
+            repos = policy.as_ref().map(|p| p.github_repositories.clone()).unwrap_or_default();
+        }
+        let target = Target::GitHub {
+            // GITHUB_API_URL: what GitHub Actions sets (and GitHub Enterprise users export).
+            api_url: args
+                .api_url
+                .clone()
+                .or_else(|| std::env::var("GITHUB_API_URL").ok().filter(|u| !u.trim().is_empty()))
+                .unwrap_or_else(|| "https://api.github.com".into()),
+            auth: auth(&args)?,
+            pulls_api: args.pulls_api,
+            teams,
+        };
+        (repos, target)
+    };
     let options = Options {
         repos,
         interval: args.interval,
-        // GITHUB_API_URL: what GitHub Actions sets (and GitHub Enterprise users export).
-        api_url: args
-            .api_url
-            .clone()
-            .or_else(|| std::env::var("GITHUB_API_URL").ok().filter(|u| !u.trim().is_empty()))
-            .unwrap_or_else(|| "https://api.github.com".into()),
-        auth: auth(&args)?,
-        pulls_api: args.pulls_api,
+        target,
         backoff: std::env::var("GIT_AUDIT_SYNC_BACKOFF_MS").ok().map(|v| Duration::from_millis(v.parse::<u64>().unwrap_or(500))),
-        teams: {
-            // The teams the policy names, and with [codeowners] those CODEOWNERS names.
-            let mut teams = policy.as_ref().map(|p| p.teams()).unwrap_or_default();
-            if policy.as_ref().is_some_and(|p| p.codeowners) {
-                teams.extend(crate::policy::paths::CodeOwners::read(repo.as_ref()).map(|c| c.teams()).unwrap_or_default());
-            }
-            teams.sort();
-            teams.dedup();
-            teams
-        },
     };
     let files = super::location(global, repo.as_ref())?;
     let notify = policy.filter(|p| !p.notify.is_empty()).map(|policy| SyncNotify { files: files.clone(), policy, repo });
@@ -170,7 +223,7 @@ impl SyncNotify {
 }
 
 impl Observer for Terminal {
-    fn repo_started(&mut self, repo: &str, stats: &std::sync::Arc<crate::forge::github::client::Stats>) {
+    fn repo_started(&mut self, repo: &str, stats: &std::sync::Arc<Stats>) {
         self.bar = progress(repo, stats.clone());
     }
 
@@ -185,8 +238,8 @@ impl Observer for Terminal {
         eprintln!("error: {error}");
     }
 
-    fn pass_done(&mut self, client: &Client, summaries: &[RepoSummary]) -> std::io::Result<()> {
-        report(client, summaries, self.json).map_err(std::io::Error::other)?;
+    fn pass_done(&mut self, forge: &str, stats: &Stats, summaries: &[RepoSummary]) -> std::io::Result<()> {
+        report(forge, stats, summaries, self.json).map_err(std::io::Error::other)?;
         if let Some(n) = &self.notify {
             // Notifying is a side job: a failure is reported, the sync goes on.
             if let Err(e) = n.after_pass() {
@@ -201,7 +254,7 @@ impl Observer for Terminal {
 /// (refreshed from the client's counters until the repository is done).
 fn progress(
     repo: &str,
-    stats: std::sync::Arc<crate::forge::github::client::Stats>,
+    stats: std::sync::Arc<Stats>,
 ) -> Option<(indicatif::ProgressBar, std::sync::Arc<std::sync::atomic::AtomicBool>)> {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
@@ -230,7 +283,7 @@ fn progress(
 }
 
 /// `syncing acme/api: deployments — 131 pull requests, 60 reviews, 2 deployments (412 requests)`.
-fn progress_line(repo: &str, stats: &crate::forge::github::client::Stats, start: (u64, u64, u64, u64)) -> String {
+fn progress_line(repo: &str, stats: &Stats, start: (u64, u64, u64, u64)) -> String {
     let phase = stats.phase.lock().map(|p| *p).unwrap_or("").to_string();
     let phase = if phase.is_empty() { "starting".to_string() } else { phase };
     format!(
@@ -242,13 +295,13 @@ fn progress_line(repo: &str, stats: &crate::forge::github::client::Stats, start:
     )
 }
 
-fn report(client: &Client, summaries: &[RepoSummary], json: bool) -> anyhow::Result<()> {
-    let requests = client.stats.requests.load(Ordering::Relaxed);
-    let not_modified = client.stats.not_modified.load(Ordering::Relaxed);
-    let remaining = client.stats.remaining.lock().ok().and_then(|r| *r);
+fn report(forge: &str, stats: &Stats, summaries: &[RepoSummary], json: bool) -> anyhow::Result<()> {
+    let requests = stats.requests.load(Ordering::Relaxed);
+    let not_modified = stats.not_modified.load(Ordering::Relaxed);
+    let remaining = stats.remaining.lock().ok().and_then(|r| *r);
     if json {
-        let doc = serde_json::json!({"repositories": summaries, "requests": requests, "not_modified": not_modified,
-            "retries": client.stats.retries.load(Ordering::Relaxed), "rate_limit_remaining": remaining.map(|r| r.0)});
+        let doc = serde_json::json!({"forge": forge.to_lowercase(), "repositories": summaries, "requests": requests, "not_modified": not_modified,
+            "retries": stats.retries.load(Ordering::Relaxed), "rate_limit_remaining": remaining.map(|r| r.0)});
         return emit(&(doc.to_string() + "\n"));
     }
     let mut out = String::new();
@@ -265,7 +318,7 @@ fn report(client: &Client, summaries: &[RepoSummary], json: bool) -> anyhow::Res
             s.commit_links,
             s.approvals,
             s.new_entries,
-            if s.capped_pull_requests.is_empty() { String::new() } else { format!("; PRs at GitHub's 250-commit cap: {:?}", s.capped_pull_requests) },
+            if s.capped_pull_requests.is_empty() { String::new() } else { format!("; changes at {forge}'s commit cap: {:?}", s.capped_pull_requests) },
             if s.interrupted { "; interrupted (the next run resumes)" } else { "" },
         ));
     }

@@ -316,6 +316,10 @@ pub struct Protection {
     pub reviewers_required: bool,
     pub reviewers: Vec<String>,
     pub prevent_self_review: bool,
+    /// How many approvals a deployment needs (GitHub: one, when reviewers are required).
+    pub required_approvals: u64,
+    /// Who may deploy, where the forge says (GitLab's deploy access levels); `None`: not said.
+    pub deployers: Option<Vec<String>>,
     pub wait_minutes: u64,
     /// `None`: any branch may deploy; else the branches that may (`protected
     /// branches` for "protected branches only").
@@ -333,6 +337,15 @@ impl Protection {
             let added: Vec<&str> = self.reviewers.iter().filter(|r| !before.reviewers.contains(r)).map(String::as_str).collect();
             if !added.is_empty() && before.reviewers_required {
                 out.push(format!("may now approve: {}", added.join(", ")));
+            }
+        }
+        if self.reviewers_required && before.reviewers_required && self.required_approvals < before.required_approvals {
+            out.push(format!("required approvals lowered from {} to {}", before.required_approvals, self.required_approvals));
+        }
+        if let (Some(b), Some(n)) = (&before.deployers, &self.deployers) {
+            let added: Vec<&str> = n.iter().filter(|x| !b.contains(x)).map(String::as_str).collect();
+            if !added.is_empty() {
+                out.push(format!("may now deploy: {}", added.join(", ")));
             }
         }
         if before.prevent_self_review && !self.prevent_self_review && self.reviewers_required {
@@ -358,6 +371,19 @@ impl Protection {
     }
 }
 
+/// A reviewer (or deployer) of an environment rule as recorded: a login,
+/// `team:SLUG` (GitHub), `group:PATH` (GitLab) or a GitLab role.
+fn reviewer_name(x: &Value) -> String {
+    let r = &x["reviewer"];
+    match (r["login"].as_str(), r["slug"].as_str(), r["group"].as_str(), r["role"].as_str()) {
+        (Some(l), ..) => l.to_string(),
+        (None, Some(s), ..) => format!("team:{s}"),
+        (None, None, Some(g), _) => format!("group:{g}"),
+        (None, None, None, Some(role)) => format!("role:{role}"),
+        _ => "?".into(),
+    }
+}
+
 impl EnvironmentSynced {
     /// The protection as recorded, typed.
     pub fn protection(&self) -> Protection {
@@ -367,17 +393,10 @@ impl EnvironmentSynced {
                 Some("required_reviewers") => {
                     p.reviewers_required = true;
                     p.prevent_self_review = r["prevent_self_review"] == true;
-                    p.reviewers = r["reviewers"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|x| match (x["reviewer"]["login"].as_str(), x["reviewer"]["slug"].as_str()) {
-                            (Some(l), _) => l.to_string(),
-                            (None, Some(s)) => format!("team:{s}"),
-                            _ => "?".into(),
-                        })
-                        .collect();
+                    p.required_approvals = r["required_approvals"].as_u64().unwrap_or(1);
+                    p.reviewers = r["reviewers"].as_array().into_iter().flatten().map(reviewer_name).collect();
                 }
+                Some("deployers") => p.deployers = Some(r["deployers"].as_array().into_iter().flatten().map(reviewer_name).collect()),
                 Some("wait_timer") => p.wait_minutes = r["wait_timer"].as_u64().unwrap_or(0),
                 _ => {}
             }
@@ -397,18 +416,17 @@ impl EnvironmentSynced {
         for r in &self.protection_rules {
             match r["type"].as_str() {
                 Some("required_reviewers") => {
-                    let who: Vec<String> = r["reviewers"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|x| match (x["reviewer"]["login"].as_str(), x["reviewer"]["slug"].as_str()) {
-                            (Some(l), _) => l.to_string(),
-                            (None, Some(s)) => format!("team:{s}"),
-                            _ => "?".into(),
-                        })
-                        .collect();
+                    let who: Vec<String> = r["reviewers"].as_array().into_iter().flatten().map(reviewer_name).collect();
                     let self_review = if r["prevent_self_review"] == true { ", no self-review" } else { "" };
-                    parts.push(format!("reviewers {}{self_review}", if who.is_empty() { "none".into() } else { who.join(", ") }));
+                    let count = match r["required_approvals"].as_u64() {
+                        Some(n) if n > 1 => format!(" ({n} approvals)"),
+                        _ => String::new(),
+                    };
+                    parts.push(format!("reviewers {}{count}{self_review}", if who.is_empty() { "none".into() } else { who.join(", ") }));
+                }
+                Some("deployers") => {
+                    let who: Vec<String> = r["deployers"].as_array().into_iter().flatten().map(reviewer_name).collect();
+                    parts.push(format!("deployers {}", if who.is_empty() { "maintainers".into() } else { who.join(", ") }));
                 }
                 Some("wait_timer") => parts.push(format!("wait {} min", r["wait_timer"].as_u64().unwrap_or(0))),
                 Some(other) => parts.push(other.replace('_', " ")),
@@ -439,9 +457,23 @@ pub struct TeamSynced {
 }
 
 impl TeamSynced {
-    /// The subject its entries are recorded under (`team:ORG/SLUG`).
+    /// The subject its entries are recorded under (`team:ORG/SLUG`; a GitLab
+    /// group, whose `org` is empty and `slug` its full path: `group:PATH`).
     pub fn subject(org: &str, slug: &str) -> String {
-        format!("team:{org}/{slug}")
+        if org.is_empty() {
+            format!("group:{slug}")
+        } else {
+            format!("team:{org}/{slug}")
+        }
+    }
+
+    /// A GitLab group's members (`group:PATH` in a policy).
+    pub fn group(path: &str, members: Vec<String>) -> TeamSynced {
+        TeamSynced { org: String::new(), slug: path.to_string(), members }
+    }
+
+    pub fn subject_of(&self) -> String {
+        Self::subject(&self.org, &self.slug)
     }
 }
 

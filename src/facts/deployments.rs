@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::git::Repo;
-pub use crate::ledger::query::{Deployment, DeploymentApproval, RecordHistory};
+pub use crate::ledger::query::{Deployment, DeploymentApproval, DeploymentKey, RecordHistory};
 use crate::ledger::{Ledger, LedgerError};
 use crate::time::Timestamp;
 
@@ -31,14 +31,15 @@ pub struct DeploymentHistory {
     /// Every deployment, oldest first, with its final state (an `inactive`
     /// status — superseded — does not replace how it ended).
     pub all: Vec<Deployment>,
-    /// Approvals by deployment id (synced Actions reviews, recorded approvers).
-    pub approvals: HashMap<i64, Vec<DeploymentApproval>>,
+    /// Approvals by deployment (repository, id): synced reviews, recorded approvers.
+    /// Keyed by repository too: two forges' id spaces overlap.
+    pub approvals: HashMap<DeploymentKey, Vec<DeploymentApproval>>,
     /// The Actions run behind a deployment: (triggering actor, its entry's seq).
-    pub runs: HashMap<i64, (Option<String>, u64)>,
+    pub runs: HashMap<DeploymentKey, (Option<String>, u64)>,
     /// What CI systems recorded of a deployment, first claims and corrections.
-    pub recorded: HashMap<i64, RecordHistory>,
+    pub recorded: HashMap<DeploymentKey, RecordHistory>,
     /// Deployments whose approvals GitHub no longer returns (unknown, not none).
-    pub unknown_approvals: HashSet<i64>,
+    pub unknown_approvals: HashSet<DeploymentKey>,
 }
 
 impl DeploymentHistory {

@@ -6,7 +6,13 @@
 //! forge's mapping fills from its own bodies (`github/payload.rs`). Nothing
 //! outside a forge's folder spells its states, URL shapes or field names.
 
+pub mod batch;
+pub mod gitea;
 pub mod github;
+pub mod gitlab;
+pub mod rest;
+pub mod state;
+pub mod worker;
 
 /// One forge's shapes, as the read side needs them.
 pub trait Forge: Sync + std::fmt::Debug {
@@ -23,7 +29,7 @@ pub trait Forge: Sync + std::fmt::Debug {
 }
 
 /// Every forge this release knows.
-pub const FORGES: &[&dyn Forge] = &[&github::GitHub];
+pub const FORGES: &[&dyn Forge] = &[&github::GitHub, &gitlab::GitLab, &gitea::Gitea];
 
 /// A repository's place on its forge.
 #[derive(Debug, Clone)]

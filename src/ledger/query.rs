@@ -81,6 +81,15 @@ pub struct Deployment {
     pub url: Option<String>,
 }
 
+/// A deployment's key: (repository, id). Ids are only unique within one forge.
+pub type DeploymentKey = (String, i64);
+
+impl Deployment {
+    pub fn key(&self) -> DeploymentKey {
+        (self.repository.clone(), self.id)
+    }
+}
+
 /// The id people use for a deployment (see [`Deployment::name`]).
 pub fn deployment_name(id: i64, external: Option<&str>) -> String {
     match external {
@@ -270,15 +279,15 @@ impl Ledger {
 
     /// Fills each deployment's [`Deployment::name`] and [`Deployment::url`].
     fn name_deployments(&self, list: &mut [Deployment]) -> Result<(), LedgerError> {
-        let external: HashMap<i64, String> = self
+        let external: HashMap<DeploymentKey, String> = self
             .events::<DeploymentRecorded>(&Select::default())?
             .into_iter()
-            .filter_map(|e| e.payload.external_id.map(|x| (e.payload.deployment_id, x)))
+            .filter_map(|e| e.payload.external_id.map(|x| ((e.payload.repository, e.payload.deployment_id), x)))
             .collect();
         let pages = self.deployment_pages()?;
         for d in list {
-            d.name = deployment_name(d.id, external.get(&d.id).map(String::as_str));
-            d.url = pages.get(&d.id).cloned();
+            d.name = deployment_name(d.id, external.get(&d.key()).map(String::as_str));
+            d.url = pages.get(&d.key()).cloned();
         }
         Ok(())
     }
@@ -302,10 +311,10 @@ impl Ledger {
 
     /// Every deployment's approvals, by deployment id (synced Actions reviews for
     /// GitHub's ids, recorded approvers for recorded deployments' negative ids).
-    pub fn deployment_approvals(&self) -> Result<HashMap<i64, Vec<DeploymentApproval>>, LedgerError> {
-        let mut out: HashMap<i64, Vec<DeploymentApproval>> = HashMap::new();
+    pub fn deployment_approvals(&self) -> Result<HashMap<DeploymentKey, Vec<DeploymentApproval>>, LedgerError> {
+        let mut out: HashMap<DeploymentKey, Vec<DeploymentApproval>> = HashMap::new();
         for e in self.events::<DeploymentRecorded>(&Select::default())? {
-            let list = out.entry(e.payload.deployment_id).or_default();
+            let list = out.entry((e.payload.repository.clone(), e.payload.deployment_id)).or_default();
             for user in &e.payload.approved_by {
                 if !list.iter().any(|a| &a.user == user) {
                     list.push(DeploymentApproval {
@@ -319,7 +328,7 @@ impl Ledger {
             }
         }
         for e in self.events::<DeploymentApprovalSynced>(&Select::default())? {
-            let list = out.entry(e.payload.deployment_id).or_default();
+            let list = out.entry((e.payload.repository.clone(), e.payload.deployment_id)).or_default();
             for a in &e.payload.approvals {
                 list.push(DeploymentApproval {
                     user: a.user.as_ref().and_then(|u| u.login.clone()).unwrap_or_default(),
@@ -334,25 +343,25 @@ impl Ledger {
     }
 
     /// Deployments whose approvals GitHub no longer has (so they are unknown).
-    pub fn deployments_with_unknown_approvals(&self) -> Result<std::collections::HashSet<i64>, LedgerError> {
+    pub fn deployments_with_unknown_approvals(&self) -> Result<std::collections::HashSet<DeploymentKey>, LedgerError> {
         Ok(self
             .events::<DeploymentApprovalSynced>(&Select::default())?
             .into_iter()
             .filter(|e| e.payload.gone)
-            .map(|e| e.payload.deployment_id)
+            .map(|e| (e.payload.repository, e.payload.deployment_id))
             .collect())
     }
 
     /// The Actions run that made each synced deployment, by deployment id: who
     /// triggered it (else who started it), and the entry's seq.
-    pub fn deployment_runs(&self) -> Result<HashMap<i64, (Option<String>, u64)>, LedgerError> {
+    pub fn deployment_runs(&self) -> Result<HashMap<DeploymentKey, (Option<String>, u64)>, LedgerError> {
         Ok(self
             .events::<WorkflowRunSynced>(&Select::default())?
             .into_iter()
             .map(|e| {
                 let login = |l: &Option<crate::event::Login>| l.as_ref().and_then(|u| u.login.clone());
                 let who = login(&e.payload.triggering_actor).or_else(|| login(&e.payload.actor));
-                (e.payload.deployment_id, (who, e.seq))
+                ((e.payload.repository, e.payload.deployment_id), (who, e.seq))
             })
             .collect())
     }
@@ -413,20 +422,20 @@ impl Ledger {
 
     /// Each deployment's page, by id: the Actions run that made it, the CI job
     /// a recorded deployment names, else its newest status's log.
-    pub fn deployment_pages(&self) -> Result<HashMap<i64, String>, LedgerError> {
-        let mut out: HashMap<i64, String> = self
+    pub fn deployment_pages(&self) -> Result<HashMap<DeploymentKey, String>, LedgerError> {
+        let mut out: HashMap<DeploymentKey, String> = self
             .rows(
-                "SELECT deployment_id, log_url FROM deployment_statuses WHERE log_url IS NOT NULL AND log_url != '' ORDER BY id",
+                "SELECT repo, deployment_id, log_url FROM deployment_statuses WHERE log_url IS NOT NULL AND log_url != '' ORDER BY id",
                 &[],
-                |r| (r.first().and_then(Value::as_int).unwrap_or(0), text(r, 1)),
+                |r| ((text(r, 0), r.get(1).and_then(Value::as_int).unwrap_or(0)), text(r, 2)),
             )?
             .into_iter()
             .collect();
         for e in self.events::<WorkflowRunSynced>(&Select::default())? {
-            out.extend(e.payload.html_url.map(|u| (e.payload.deployment_id, u)));
+            out.extend(e.payload.html_url.map(|u| ((e.payload.repository.clone(), e.payload.deployment_id), u)));
         }
         for e in self.events::<DeploymentRecorded>(&Select::default())? {
-            out.extend(e.payload.url.map(|u| (e.payload.deployment_id, u)));
+            out.extend(e.payload.url.map(|u| ((e.payload.repository.clone(), e.payload.deployment_id), u)));
         }
         Ok(out)
     }
@@ -435,19 +444,19 @@ impl Ledger {
     /// deployments not in it were synced from GitHub.
     /// Each recorded deployment's history: what its first record claimed, how
     /// those claims are known, and every later record that contradicts them.
-    pub fn recorded_histories(&self) -> Result<HashMap<i64, RecordHistory>, LedgerError> {
-        let mut by_id: HashMap<i64, Vec<super::Recorded<DeploymentRecorded>>> = HashMap::new();
+    pub fn recorded_histories(&self) -> Result<HashMap<DeploymentKey, RecordHistory>, LedgerError> {
+        let mut by_id: HashMap<DeploymentKey, Vec<super::Recorded<DeploymentRecorded>>> = HashMap::new();
         for e in self.events::<DeploymentRecorded>(&Select::default())? {
-            by_id.entry(e.payload.deployment_id).or_default().push(e);
+            by_id.entry((e.payload.repository.clone(), e.payload.deployment_id)).or_default().push(e);
         }
         Ok(by_id.into_iter().filter_map(|(id, records)| RecordHistory::of(&records).map(|h| (id, h))).collect())
     }
 
-    pub fn recorded_sources(&self) -> Result<HashMap<i64, String>, LedgerError> {
+    pub fn recorded_sources(&self) -> Result<HashMap<DeploymentKey, String>, LedgerError> {
         Ok(self
             .events::<DeploymentRecorded>(&Select::default())?
             .into_iter()
-            .map(|e| (e.payload.deployment_id, e.payload.source))
+            .map(|e| ((e.payload.repository, e.payload.deployment_id), e.payload.source))
             .collect())
     }
 

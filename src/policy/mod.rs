@@ -141,7 +141,9 @@ impl BranchRule {
 }
 
 /// Someone named in `deployers` or `approvers`: a forge login, or a team
-/// (`team:ORG/SLUG`) whose members are expanded through the forge.
+/// (`team:ORG/SLUG`, GitHub) or group (`group:PATH`, GitLab: a `Team` whose
+/// `org` is empty and `slug` the group's full path) whose members are
+/// expanded through the forge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     Login(String),
@@ -149,9 +151,22 @@ pub enum Principal {
 }
 
 impl Principal {
-    /// Parses `login` or `team:ORG/SLUG`; `None` when a team is not `ORG/SLUG`.
+    /// As written in a policy: `alice`, `team:acme/sre`, `group:platform/sre`.
+    pub fn label(&self) -> String {
+        match self {
+            Principal::Login(l) => l.clone(),
+            Principal::Team { org, slug } => crate::event::TeamSynced::subject(org, slug),
+        }
+    }
+
+    /// Parses `login`, `team:ORG/SLUG` or `group:PATH` (GitLab, subgroups
+    /// allowed); `None` when a team is not `ORG/SLUG` or a group path is not one.
     pub fn parse(text: &str) -> Option<Principal> {
         let text = text.trim();
+        if let Some(path) = text.strip_prefix("group:") {
+            let ok = |s: &str| !s.is_empty() && s != "." && s != ".." && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            return path.split('/').all(ok).then(|| Principal::Team { org: String::new(), slug: path.to_string() });
+        }
         match text.strip_prefix("team:") {
             Some(team) => {
                 let (org, slug) = team.split_once('/')?;
@@ -1011,7 +1026,7 @@ impl Validator<'_> {
                     self.err(
                         p.span(),
                         format!("`{}` in {key} is neither a login nor a team", p.get_ref()),
-                        Some("use a forge login (\"alice\") or a team (\"team:acme/sre\")"),
+                        Some("use a forge login (\"alice\"), a GitHub team (\"team:acme/sre\") or a GitLab group (\"group:acme/sre\")"),
                     );
                 }
                 parsed

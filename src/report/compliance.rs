@@ -349,7 +349,7 @@ fn owner_approvals(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, poli
             for o in &owners {
                 if let Principal::Team { org, slug } = o {
                     if let Some(t) = members(org, slug).filter(|t| t.after) {
-                        basis.push(format!("membership of team:{org}/{slug} as of {}, after the merge", t.as_of));
+                        basis.push(format!("membership of {} as of {}, after the merge", o.label(), t.as_of));
                     }
                 }
             }
@@ -357,13 +357,7 @@ fn owner_approvals(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, poli
             missing.dedup();
             basis.sort();
             basis.dedup();
-            let names: Vec<String> = owners
-                .iter()
-                .map(|o| match o {
-                    Principal::Login(l) => l.clone(),
-                    Principal::Team { org, slug } => format!("team:{org}/{slug}"),
-                })
-                .collect();
+            let names: Vec<String> = owners.iter().map(Principal::label).collect();
             let shown: Vec<&str> = owned.iter().take(3).map(String::as_str).collect();
             let more = if owned.len() > 3 { format!(" and {} more", owned.len() - 3) } else { String::new() };
             let mut message = format!(
@@ -430,8 +424,7 @@ fn deployments(
     Ok(deployment_findings(ledger, facts, repo, since, policy)?.into_iter().flat_map(|(_, f)| f).collect())
 }
 
-/// A deployment's key: (repository, id).
-pub type DeploymentKey = (String, i64);
+pub use crate::ledger::query::DeploymentKey;
 
 /// The `deploy.*` findings of each deployment in the window, by (repository, id), in deployment order.
 pub fn deployment_findings(
@@ -450,8 +443,8 @@ pub fn deployment_findings(
         if !super::within(&d.time, since, &Timestamp::open_end()) {
             continue;
         }
-        let list = approvals.get(&d.id).map(Vec::as_slice).unwrap_or_default();
-        let history = histories.get(&d.id);
+        let list = approvals.get(&d.key()).map(Vec::as_slice).unwrap_or_default();
+        let history = histories.get(&d.key());
         // A recorded deployment is judged on what was first recorded.
         let approvers: Vec<String> = match history {
             Some(h) => h.approvers.clone(),
@@ -462,7 +455,7 @@ pub fn deployment_findings(
         evidence.sort_unstable();
         evidence.dedup();
         // A bot-created deployment (Actions) was deployed by whoever triggered its run.
-        let run = runs.get(&d.id).filter(|_| d.deployer.ends_with("[bot]"));
+        let run = runs.get(&d.key()).filter(|_| d.deployer.ends_with("[bot]"));
         if let Some((_, seq)) = run {
             evidence.push(*seq);
         }
@@ -498,7 +491,7 @@ pub fn deployment_findings(
             deployer,
             deployer_note: bot.then(|| format!("created by {} and its workflow run is not recorded", d.deployer)),
             git_ref: (!d.git_ref.is_empty()).then(|| d.git_ref.clone()),
-            approvers: (!(approvers.is_empty() && unknown_approvals.contains(&d.id))).then_some(approvers),
+            approvers: (!(approvers.is_empty() && unknown_approvals.contains(&d.key()))).then_some(approvers),
             unsigned,
             evidence,
             asserted: history.is_some_and(|h| h.attestation.is_none()),

@@ -90,7 +90,7 @@ pub fn deployments(
         }
         // How its facts are known: from the forge (synced), attested by a CI's
         // OIDC token, or asserted by the job that recorded it.
-        let history = histories.get(&d.id);
+        let history = histories.get(&d.key());
         let (source, claims) = match history {
             Some(h) if h.attestation.is_some() => (h.source.clone(), "attested"),
             Some(h) => (h.source.clone(), "asserted"),
@@ -103,7 +103,7 @@ pub fn deployments(
             brief.push(format!("re-recorded ×{}", corrections.len()));
         }
         let note = notes.join("; ");
-        let approved = approvals.get(&d.id).cloned().unwrap_or_default();
+        let approved = approvals.get(&d.key()).cloned().unwrap_or_default();
         let approvers =
             approved.iter().filter(|a| a.state == crate::event::APPROVAL_APPROVED).map(|a| a.user.as_str()).collect::<Vec<_>>().join(" ");
         let findings = judged.get(&(d.repository.clone(), d.id)).cloned().unwrap_or_default();
@@ -131,7 +131,7 @@ pub fn deployments(
         dep_raw.push(row);
         // Its facts stand on these entries: the deployment, and the status it ended with.
         let evidence: Vec<u64> = [d.seq].into_iter().chain(d.status_seq).collect();
-        json_deps.push(json!({"repository": d.repository, "id": d.name, "url": d.url, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "claims": claims, "attestation": history.and_then(|h| h.attestation.clone()), "corrections": corrections, "triggering_actor": runs.get(&d.id).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "rolled_back_by": undone_by.map(|o| o.name.clone()), "rollback_of": undoes.map(|o| o.name.clone()), "seq": d.seq, "evidence": evidence}));
+        json_deps.push(json!({"repository": d.repository, "id": d.name, "url": d.url, "time": d.time, "environment": d.environment, "sha": d.sha, "deployer": d.deployer, "source": source, "claims": claims, "attestation": history.and_then(|h| h.attestation.clone()), "corrections": corrections, "triggering_actor": runs.get(&d.key()).and_then(|(who, _)| who.clone()), "approvals": approved, "findings": findings, "status": d.status, "previous_successful_sha": previous, "commits": commits_json, "note": if note.is_empty() { None } else { Some(note) }, "rolled_back_by": undone_by.map(|o| o.name.clone()), "rollback_of": undoes.map(|o| o.name.clone()), "seq": d.seq, "evidence": evidence}));
     }
     Ok(Document {
         title: format!("Deployments to {env} {}", super::window_text(since, until)),

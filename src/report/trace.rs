@@ -128,7 +128,7 @@ pub fn trace(ledger: &Ledger, repo: Option<&Repo>, commit: &str) -> Result<Docum
         } else {
             continue;
         };
-        let approved = approvals.get(&d.id).cloned().unwrap_or_default();
+        let approved = approvals.get(&d.key()).cloned().unwrap_or_default();
         deployments.push(vec![
             d.environment,
             d.time,

@@ -3,12 +3,16 @@
 //! out rate limits, backing off on 5xx, and errors that name the repository and
 //! the permission — never the token.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderValue, IF_NONE_MATCH};
 use http::StatusCode;
+
+pub use crate::forge::rest::{
+    next_link, rate_limit_wait, redact, strip_userinfo, CachedPage, ClientError, HttpCache, Page, Stats,
+};
 
 /// How a sync authenticates.
 #[derive(Clone)]
@@ -26,77 +30,6 @@ impl std::fmt::Debug for Auth {
             Auth::App { app_id, installation_id, .. } => write!(f, "Auth::App {{ app_id: {app_id}, installation_id: {installation_id} }}"),
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("{repo}: GitHub rejected the credentials (401){hint}")]
-    BadCredentials { repo: String, hint: String },
-    #[error("{repo}: not found, or the token cannot see it (404 on {path})\nHint: check the name, and that the token can read the repository ({permission})")]
-    NotFound { repo: String, path: String, permission: String },
-    #[error("{repo}: permission denied on {path} (403): {message}\nHint: the token needs {permission}")]
-    Forbidden { repo: String, path: String, message: String, permission: String },
-    #[error("{repo}: GitHub kept failing on {path}: {last}")]
-    Unavailable { repo: String, path: String, last: String },
-    #[error("{repo}: unexpected answer on {path}: {message}")]
-    Unexpected { repo: String, path: String, message: String },
-    #[error("{repo}: GitHub's GraphQL endpoint ({url}) answered 404: a proxy or GitHub Enterprise setup that does not serve it, or a token that may not use it\nHint: sync pull requests over REST instead: `git-audit sync --pulls-api rest …`")]
-    GraphqlMissing { repo: String, url: String },
-    #[error("cannot set up the GitHub client: {0}")]
-    Setup(String),
-    #[error("the ledger's HTTP cache: {0}")]
-    Cache(String),
-    #[error("interrupted")]
-    Interrupted,
-}
-
-/// One page as fetched (or as cached, on a 304).
-#[derive(Debug, Clone)]
-pub struct Page {
-    pub body: serde_json::Value,
-    /// The next page's path, from the `Link` header.
-    pub next: Option<String>,
-    pub not_modified: bool,
-}
-
-/// Counters for the summary line.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub requests: AtomicU64,
-    pub not_modified: AtomicU64,
-    pub retries: AtomicU64,
-    pub waited_ms: AtomicU64,
-    pub remaining: Mutex<Option<(u64, u64)>>,
-    /// Progress, for whoever shows it: the phase of the current repository's
-    /// sync and what it has fetched so far.
-    pub phase: Mutex<&'static str>,
-    pub pull_requests: AtomicU64,
-    pub reviews: AtomicU64,
-    pub deployments: AtomicU64,
-}
-
-impl Stats {
-    pub fn set_phase(&self, phase: &'static str) {
-        if let Ok(mut p) = self.phase.lock() {
-            *p = phase;
-        }
-    }
-}
-
-/// The cache of ETag'd bodies: kept in the ledger database.
-pub trait HttpCache: Send + Sync {
-    /// (etag, body, next-page link) stored for `url`.
-    fn get(&self, url: &str) -> Result<Option<CachedPage>, String>;
-    fn put(&self, url: &str, page: &CachedPage) -> Result<(), String>;
-}
-
-/// A cached response: what a 304 stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedPage {
-    pub etag: String,
-    pub body: Vec<u8>,
-    /// The `Link: rel="next"` of the original response (a 304 need not repeat it).
-    pub next: Option<String>,
 }
 
 /// Rate-limit waits one request sits through before it gives up.
@@ -447,108 +380,3 @@ impl Client {
     }
 }
 
-/// How long a 403/429 asks us to wait: `retry-after`, or until
-/// `x-ratelimit-reset` when the primary limit is exhausted. `None`: not a rate limit.
-pub fn rate_limit_wait(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
-    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
-    if let Some(secs) = get("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
-        return Some(Duration::from_secs(secs));
-    }
-    if get("x-ratelimit-remaining").as_deref() == Some("0") {
-        let reset = get("x-ratelimit-reset").and_then(|v| v.parse::<i64>().ok())?;
-        let now = chrono::Utc::now().timestamp();
-        return Some(Duration::from_secs((reset - now).max(1) as u64));
-    }
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        return Some(Duration::from_secs(60));
-    }
-    None
-}
-
-/// The `rel="next"` target of a `Link` header, as a path relative to the API root.
-pub fn next_link(headers: &HeaderMap) -> Option<String> {
-    let link = headers.get(http::header::LINK)?.to_str().ok()?;
-    for part in link.split(',') {
-        let mut pieces = part.split(';');
-        let url = pieces.next()?.trim().trim_start_matches('<').trim_end_matches('>');
-        if pieces.any(|p| p.trim() == "rel=\"next\"") {
-            return Some(match url.find("://") {
-                // octocrab resolves absolute URLs too; keep path + query for the cache key.
-                Some(i) => url[i + 3..].find('/').map_or(url.to_string(), |j| url[i + 3 + j..].to_string()),
-                None => url.to_string(),
-            });
-        }
-    }
-    None
-}
-
-/// A URL without its `user:password@` part, and whether it had one:
-/// `https://u:p@ghe.example/api` → `https://<redacted>@ghe.example/api`.
-pub fn strip_userinfo(url: &str) -> (String, bool) {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return (url.to_string(), false);
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => (format!("{scheme}://<redacted>@{}", &rest[at + 1..]), true),
-        None => (url.to_string(), false),
-    }
-}
-
-/// Removes anything that looks like a credential from a message.
-pub fn redact(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for word in s.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
-        let w = word.trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
-        let tail = &word[w.len()..];
-        if ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "Bearer", "token "].iter().any(|p| w.starts_with(p)) {
-            out.push_str("<redacted>");
-        } else if w.contains("://") {
-            out.push_str(&strip_userinfo(w).0);
-        } else {
-            out.push_str(w);
-        }
-        out.push_str(tail);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn follows_next_links() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            http::header::LINK,
-            HeaderValue::from_static("<https://api.github.com/repositories/1/pulls?page=2&per_page=100>; rel=\"next\", <https://api.github.com/repositories/1/pulls?page=5>; rel=\"last\""),
-        );
-        assert_eq!(next_link(&h).as_deref(), Some("/repositories/1/pulls?page=2&per_page=100"));
-        h.insert(http::header::LINK, HeaderValue::from_static("<http://127.0.0.1:9/api/v3/x?page=3>; rel=\"prev\""));
-        assert_eq!(next_link(&h), None);
-    }
-
-    #[test]
-    fn rate_limit_waits() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("7"));
-        assert_eq!(rate_limit_wait(StatusCode::FORBIDDEN, &h), Some(Duration::from_secs(7)));
-        let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
-        let reset = (chrono::Utc::now().timestamp() + 30).to_string();
-        h.insert("x-ratelimit-reset", HeaderValue::from_str(&reset).unwrap_or(HeaderValue::from_static("0")));
-        let w = rate_limit_wait(StatusCode::FORBIDDEN, &h).unwrap_or_default();
-        assert!(w.as_secs() >= 28 && w.as_secs() <= 31, "{w:?}");
-        assert_eq!(rate_limit_wait(StatusCode::FORBIDDEN, &HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn redacts_tokens() {
-        assert_eq!(redact("bad header ghp_abcdef123 in request"), "bad header <redacted> in request");
-        assert_eq!(redact("x \"github_pat_11AA\" y"), "x \"<redacted>\" y");
-        assert_eq!(redact("GET https://bob:s3cret@ghe.example/api/v3/x failed"), "GET https://<redacted>@ghe.example/api/v3/x failed");
-        assert_eq!(strip_userinfo("http://127.0.0.1:8080/api"), ("http://127.0.0.1:8080/api".to_string(), false));
-        assert_eq!(strip_userinfo("https://t@h/a@b").0, "https://<redacted>@h/a@b");
-    }
-}

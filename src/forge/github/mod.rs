@@ -4,10 +4,8 @@
 
 pub mod client;
 pub mod payload;
-pub mod state;
 pub mod sync;
 pub mod web;
-pub mod worker;
 
 pub use client::{Auth, Client, ClientError};
 pub use payload::GithubPayload;

@@ -4,112 +4,19 @@
 
 use std::sync::Mutex;
 
-use serde::Serialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::client::{Client, ClientError};
-use super::state;
 use super::GithubPayload;
 use crate::event::{Kind, PrFilesSynced, TeamSynced, PR_FILES_CAP};
-use crate::ledger::{entry::canonical_json, Ledger, LedgerError, NewEntry};
+use crate::forge::batch::{cursor, cursor_is_behind, Batch, OVERLAP_SECS};
+pub use crate::forge::batch::{RepoSummary, SyncError};
+use crate::forge::state;
+use crate::ledger::Ledger;
 
-/// Pull requests updated this long before the cursor are listed again: items
-/// move between pages while we page under `sort=updated`.
-pub const OVERLAP_SECS: i64 = 300;
 /// GitHub returns at most this many commits for a pull request.
 pub const PR_COMMITS_CAP: usize = 250;
 const FINAL_STATES: &[&str] = &["success", "failure", "error", "inactive"];
-
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error("{0}")]
-    Other(String),
-}
-
-/// What one pass did for one repository.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct RepoSummary {
-    pub repository: String,
-    /// Objects fetched this pass (new, changed or not).
-    pub fetched_pull_requests: u64,
-    pub fetched_deployments: u64,
-    pub pull_requests: u64,
-    pub reviews: u64,
-    pub deployments: u64,
-    pub deployment_statuses: u64,
-    pub commit_links: u64,
-    pub approvals: u64,
-    pub new_entries: u64,
-    /// Pull requests whose commit list hit GitHub's 250-commit cap.
-    pub capped_pull_requests: Vec<u64>,
-    pub interrupted: bool,
-}
-
-fn digest(v: &Value) -> String {
-    hex::encode(Sha256::digest(canonical_json(v).as_bytes()))
-}
-
-fn cursor(ledger: &Mutex<Ledger>, repo: &str, entity: &str) -> Result<Option<String>, SyncError> {
-    let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-    state::cursor(&l, repo, entity).map_err(|e| SyncError::Other(format!("reading the {entity} cursor of {repo}: {e}")))
-}
-
-fn seen(ledger: &Mutex<Ledger>, kind: &str, key: &str) -> Result<Option<String>, SyncError> {
-    let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-    state::seen(&l, kind, key).map_err(|e| SyncError::Other(format!("reading sync state: {e}")))
-}
-
-/// A batch of entries and the sync state that commits with them.
-#[derive(Default)]
-struct Batch {
-    entries: Vec<NewEntry>,
-    state: state::Writes,
-}
-
-impl Batch {
-    /// Adds the entry unless an identical object was already recorded.
-    fn add(
-        &mut self,
-        ledger: &Mutex<Ledger>,
-        kind: Kind,
-        key: String,
-        subject: String,
-        actor: String,
-        payload: Value,
-    ) -> Result<bool, SyncError> {
-        let kind = kind.as_str();
-        let d = digest(&payload);
-        if seen(ledger, kind, &key)?.as_deref() == Some(d.as_str())
-            || self.state.seen.iter().any(|(k, kk, dd)| k == kind && *kk == key && *dd == d)
-        {
-            return Ok(false);
-        }
-        self.state.seen.push((kind.to_string(), key, d));
-        self.entries.push(NewEntry::new(kind, subject, actor, payload));
-        Ok(true)
-    }
-
-    fn commit(self, ledger: &Mutex<Ledger>) -> Result<u64, SyncError> {
-        if self.entries.is_empty() && self.state.is_empty() {
-            return Ok(0);
-        }
-        let n = self.entries.len() as u64;
-        let mut l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
-        let writes = self.state.statements();
-        if n == 0 {
-            // State only (a cursor move): no new checkpoint needed.
-            l.state_write(&writes)?;
-            return Ok(0);
-        }
-        l.append_with_state(&self.entries, &writes)?;
-        Ok(n)
-    }
-}
 
 /// Which API fetches pull requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -416,9 +323,6 @@ fn note_cap(repo: &str, number: u64, listed: usize, sum: &mut RepoSummary) -> bo
     capped
 }
 
-fn cursor_is_behind(cursor: Option<&str>, value: &str) -> bool {
-    cursor.is_none_or(|c| c < value)
-}
 
 async fn deployments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
     const PERM: &str = "deployments: read";

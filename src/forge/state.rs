@@ -6,7 +6,7 @@
 
 use std::sync::Mutex;
 
-use super::client::{CachedPage, HttpCache};
+use super::rest::{CachedPage, HttpCache};
 use crate::ledger::state::{StateHandle, Statement, Value};
 use crate::ledger::{Ledger, LedgerError, LedgerFiles};
 

@@ -7,42 +7,114 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::batch::{RepoSummary, SyncError};
+use super::github::{Auth, Client, PullsApi};
+use super::rest::{redact, ClientError, RestClient, Stats};
 use super::state::HttpCacheTable;
-use super::{sync_repo, Auth, Client, ClientError, PullsApi, RepoSummary};
 use crate::ledger::{Ledger, LedgerError, LedgerFiles};
+
+/// Which forge a worker reads, and how it signs in there.
+pub enum Target {
+    GitHub {
+        api_url: String,
+        auth: Auth,
+        pulls_api: PullsApi,
+        /// Teams (`org`, `slug`) whose members to snapshot (those the policy names).
+        teams: Vec<(String, String)>,
+    },
+    /// GitLab (gitlab.com or self-managed): `api_url` ends in `/api/v4`.
+    GitLab {
+        api_url: String,
+        token: secrecy::SecretString,
+        /// Groups (full paths) whose members to snapshot (`group:PATH` in the policy).
+        groups: Vec<String>,
+    },
+    /// Gitea or Forgejo: `api_url` ends in `/api/v1`.
+    Gitea { api_url: String, token: secrecy::SecretString },
+}
+
+impl Target {
+    pub fn forge(&self) -> &'static str {
+        match self {
+            Target::GitHub { .. } => "GitHub",
+            Target::GitLab { .. } => "GitLab",
+            Target::Gitea { .. } => "Gitea",
+        }
+    }
+}
 
 /// What a worker does.
 pub struct Options {
     pub repos: Vec<String>,
     /// Keep running, one pass every interval.
     pub interval: Option<Duration>,
-    pub api_url: String,
-    pub auth: Auth,
-    pub pulls_api: PullsApi,
+    pub target: Target,
     /// The first retry's wait after a 5xx (tests shorten it).
     pub backoff: Option<Duration>,
-    /// Teams (`org`, `slug`) whose members to snapshot (those the policy names).
-    pub teams: Vec<(String, String)>,
+}
+
+/// The client of one pass, whichever forge.
+enum Session {
+    GitHub(Client),
+    Rest(RestClient),
+}
+
+impl Session {
+    fn stats(&self) -> &Arc<Stats> {
+        match self {
+            Session::GitHub(c) => &c.stats,
+            Session::Rest(c) => &c.stats,
+        }
+    }
+
+    fn interrupted(&self) -> &Arc<std::sync::atomic::AtomicBool> {
+        match self {
+            Session::GitHub(c) => &c.interrupted,
+            Session::Rest(c) => &c.interrupted,
+        }
+    }
+
+    async fn sync_repo(&self, target: &Target, ledger: &Mutex<Ledger>, repo: &str) -> Result<RepoSummary, SyncError> {
+        match (self, target) {
+            (Session::GitHub(c), Target::GitHub { pulls_api, .. }) => super::github::sync_repo(c, ledger, repo, *pulls_api).await,
+            (Session::Rest(c), Target::GitLab { .. }) => super::gitlab::sync_project(c, ledger, repo).await,
+            (Session::Rest(c), _) => super::gitea::sync_repo(c, ledger, repo).await,
+            (Session::GitHub(_), _) => Err(SyncError::Other("internal: a GitHub client for another forge".into())),
+        }
+    }
+
+    /// Snapshots the teams or groups the policy names; returns what could not be read.
+    async fn sync_members(&self, target: &Target, ledger: &Mutex<Ledger>) -> Result<Vec<String>, SyncError> {
+        match (self, target) {
+            (Session::GitHub(c), Target::GitHub { teams, .. }) if !teams.is_empty() => {
+                Ok(super::github::sync_teams(c, ledger, teams).await?.1)
+            }
+            (Session::Rest(c), Target::GitLab { groups, .. }) if !groups.is_empty() => {
+                Ok(super::gitlab::sync_groups(c, ledger, groups).await?.1)
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
 }
 
 /// What the worker tells whoever runs it (progress, per-pass reports).
 pub trait Observer {
     /// `stats` moves while the repository syncs (phase, counts): for progress displays.
-    fn repo_started(&mut self, _repo: &str, _stats: &Arc<super::client::Stats>) {}
+    fn repo_started(&mut self, _repo: &str, _stats: &Arc<Stats>) {}
     fn repo_finished(&mut self, _repo: &str) {}
     fn repo_failed(&mut self, repo: &str, error: &str);
     /// Something the operator should know that did not stop the sync.
     fn warn(&mut self, message: &str) {
         eprintln!("warning: {message}");
     }
-    fn pass_done(&mut self, client: &Client, summaries: &[RepoSummary]) -> std::io::Result<()>;
+    fn pass_done(&mut self, forge: &str, stats: &Stats, summaries: &[RepoSummary]) -> std::io::Result<()>;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error("`{0}` is not a repository name like owner/name")]
+    #[error("`{0}` is not a repository name like owner/name (GitLab: group/subgroup/project)")]
     BadRepository(String),
-    #[error("no repositories to sync\nHint: pass --github owner/name, or list them under [github] repositories in the policy")]
+    #[error("no repositories to sync\nHint: pass --github owner/name (or --gitlab group/project, --gitea owner/name), or list them under [github] repositories in the policy")]
     NoRepositories,
     #[error("cannot open {path}: {source}")]
     Lock { path: String, source: std::io::Error },
@@ -60,10 +132,16 @@ pub enum WorkerError {
     SomeFailed,
 }
 
-/// Checks `owner/name` (no path tricks: it becomes part of API paths).
+/// Checks `owner/name` (no path tricks: it becomes part of API paths); GitLab
+/// projects may sit in subgroups (`group/sub/project`).
 pub fn check_repository(r: &str) -> Result<(), WorkerError> {
+    check_path(r, 2)
+}
+
+fn check_path(r: &str, max_parts: usize) -> Result<(), WorkerError> {
     let ok_chars = r.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    if !ok_chars || r.split('/').count() != 2 || r.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+    let parts = r.split('/').count();
+    if !ok_chars || parts < 2 || parts > max_parts || r.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
         return Err(WorkerError::BadRepository(r.to_string()));
     }
     Ok(())
@@ -79,7 +157,8 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
         return Err(WorkerError::NoRepositories);
     }
     for r in &opts.repos {
-        check_repository(r)?;
+        // GitLab nests groups up to 20 deep.
+        check_path(r, if matches!(opts.target, Target::GitLab { .. }) { 21 } else { 2 })?;
     }
     // No ledger: say how to make one (not that a lock file beside it cannot be opened).
     if !files.exists() {
@@ -119,11 +198,20 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
     let cache = Arc::new(HttpCacheTable::open(files)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(WorkerError::Runtime)?;
     let outcome: Result<Result<(), WorkerError>, WorkerError> = runtime.block_on(async {
-        let mut client = Client::new(&opts.api_url, &opts.auth, cache).await?;
+        let mut session = match &opts.target {
+            Target::GitHub { api_url, auth, .. } => Session::GitHub(Client::new(api_url, auth, cache).await?),
+            Target::GitLab { api_url, token, .. } => {
+                Session::Rest(RestClient::new(super::gitlab::DIALECT, api_url, token.clone(), cache)?)
+            }
+            Target::Gitea { api_url, token } => Session::Rest(RestClient::new(super::gitea::DIALECT, api_url, token.clone(), cache)?),
+        };
         if let Some(b) = opts.backoff {
-            client.backoff = b;
+            match &mut session {
+                Session::GitHub(c) => c.backoff = b,
+                Session::Rest(c) => c.backoff = b,
+            }
         }
-        let interrupted = client.interrupted.clone();
+        let interrupted = session.interrupted().clone();
         tokio::spawn(async move {
             if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 term.recv().await;
@@ -135,34 +223,32 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
         loop {
             let mut summaries: Vec<RepoSummary> = Vec::new();
             for r in &opts.repos {
-                observer.repo_started(r, &client.stats);
-                match sync_repo(&client, &ledger, r, opts.pulls_api).await {
+                observer.repo_started(r, session.stats());
+                match session.sync_repo(&opts.target, &ledger, r).await {
                     Ok(s) => summaries.push(s),
                     Err(e) => {
                         failed = true;
-                        observer.repo_failed(r, &super::client::redact(&e.to_string()));
+                        observer.repo_failed(r, &redact(&e.to_string()));
                     }
                 }
                 observer.repo_finished(r);
             }
-            if !opts.teams.is_empty() {
-                match super::sync_teams(&client, &ledger, &opts.teams).await {
-                    Ok((_, unreadable)) => {
-                        for line in unreadable {
-                            observer.warn(&super::client::redact(&line));
-                        }
-                    }
-                    Err(e) => {
-                        failed = true;
-                        observer.repo_failed("teams", &super::client::redact(&e.to_string()));
+            match session.sync_members(&opts.target, &ledger).await {
+                Ok(unreadable) => {
+                    for line in unreadable {
+                        observer.warn(&redact(&line));
                     }
                 }
+                Err(e) => {
+                    failed = true;
+                    observer.repo_failed("teams", &redact(&e.to_string()));
+                }
             }
-            observer.pass_done(&client, &summaries).map_err(WorkerError::Output)?;
-            let Some(wait) = opts.interval.filter(|_| !client.interrupted.load(Ordering::SeqCst)) else {
+            observer.pass_done(opts.target.forge(), session.stats(), &summaries).map_err(WorkerError::Output)?;
+            let Some(wait) = opts.interval.filter(|_| !session.interrupted().load(Ordering::SeqCst)) else {
                 break;
             };
-            let stop = client.interrupted.clone();
+            let stop = session.interrupted().clone();
             let deadline = tokio::time::Instant::now() + wait;
             while tokio::time::Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(200).min(wait)).await;

@@ -1,0 +1,215 @@
+//! One Gitea (or Forgejo) sync pass over one repository.
+
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+
+use crate::event::{Kind, PrFilesSynced, ReviewState, PR_FILES_CAP};
+use crate::forge::batch::{cursor, cursor_is_behind, Batch, RepoSummary, SyncError, OVERLAP_SECS};
+use crate::forge::rest::{ClientError, RestClient};
+use crate::ledger::Ledger;
+
+/// Gitea's default page size cap (`[api] MAX_RESPONSE_ITEMS`) is 50.
+const LIMIT: &str = "limit=50";
+const READ: &str = "read:repository";
+/// Commits listed for one pull request, at most.
+pub const PR_COMMITS_CAP: usize = 1000;
+
+fn user(u: &Value) -> Value {
+    match u["login"].as_str() {
+        Some(l) => json!({"login": l}),
+        None => Value::Null,
+    }
+}
+
+/// `pr.synced` from a Gitea pull request (GitHub-like, with Gitea's names).
+pub fn pull_request(repo: &str, pr: &Value, commits: &[String], capped: bool) -> Value {
+    let merged = pr["merged"] == true;
+    json!({
+        "repository": repo,
+        "number": pr["number"],
+        "title": pr["title"],
+        "state": if pr["state"] == "open" { "open" } else { "closed" },
+        "draft": pr["draft"].as_bool(),
+        "user": user(&pr["user"]),
+        "merged": merged,
+        "merged_by": if merged { user(&pr["merged_by"]) } else { Value::Null },
+        "merged_at": pr["merged_at"],
+        "merge_commit_sha": if merged { pr["merge_commit_sha"].clone() } else { Value::Null },
+        "base": {"ref": pr["base"]["ref"], "sha": pr["base"]["sha"]},
+        "head": {"ref": pr["head"]["ref"], "sha": pr["head"]["sha"]},
+        "created_at": pr["created_at"],
+        "updated_at": pr["updated_at"],
+        "closed_at": pr["closed_at"],
+        "html_url": pr["html_url"],
+        "commits": commits,
+        "commits_capped": capped,
+    })
+}
+
+/// `review.synced` from a Gitea review. A dismissed review is `DISMISSED`; a
+/// stale one keeps its state and the head it was given on, so it counts for
+/// nothing on the final head; `official` is kept.
+pub fn review(repo: &str, number: u64, r: &Value) -> Value {
+    let state = if r["dismissed"] == true {
+        ReviewState::Dismissed
+    } else {
+        match r["state"].as_str().unwrap_or("") {
+            "APPROVED" => ReviewState::Approved,
+            "REQUEST_CHANGES" => ReviewState::ChangesRequested,
+            "COMMENT" => ReviewState::Commented,
+            "PENDING" => ReviewState::Pending,
+            other => ReviewState::Other(other.to_string()),
+        }
+    };
+    json!({
+        "repository": repo, "pull_number": number, "id": r["id"], "user": user(&r["user"]), "state": state.recorded(),
+        "commit_id": r["commit_id"], "submitted_at": r["submitted_at"], "html_url": r["html_url"],
+        "gitea": {"state": r["state"], "official": r["official"], "stale": r["stale"], "dismissed": r["dismissed"]},
+    })
+}
+
+/// Syncs one repository (`owner/name`).
+pub async fn sync_repo(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str) -> Result<RepoSummary, SyncError> {
+    let mut sum = RepoSummary { repository: repo.to_string(), ..Default::default() };
+    match inner(client, ledger, repo, &mut sum).await {
+        Err(SyncError::Client(ClientError::Interrupted)) => {
+            sum.interrupted = true;
+            Ok(sum)
+        }
+        Err(e) => Err(e),
+        Ok(()) => Ok(sum),
+    }
+}
+
+async fn inner(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
+    let meta = client.get(repo, &format!("/repos/{repo}"), READ).await?.body;
+    let default_branch = meta["default_branch"].as_str().unwrap_or("main").to_string();
+    client.stats.set_phase("pull requests");
+    pulls(client, ledger, repo, sum).await?;
+    client.stats.set_phase("commits on the default branch");
+    landed_commits(client, ledger, repo, &default_branch, sum).await?;
+    Ok(())
+}
+
+async fn pulls(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
+    let cursor = cursor(ledger, repo, "pulls")?;
+    let since = cursor
+        .as_deref()
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        .map(|t| (t - chrono::Duration::seconds(OVERLAP_SECS)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    // Newest update first; stop at the cursor (Gitea's list has no `since`).
+    let mut todo: Vec<(String, u64, Value)> = Vec::new();
+    let mut next = Some(format!("/repos/{repo}/pulls?state=all&sort=recentupdate&{LIMIT}"));
+    'pages: while let Some(path) = next {
+        let page = client.get(repo, &path, READ).await?;
+        for pr in page.body.as_array().into_iter().flatten() {
+            let updated = pr["updated_at"].as_str().unwrap_or("").to_string();
+            if since.as_deref().is_some_and(|s| updated.as_str() < s) {
+                break 'pages;
+            }
+            if let Some(n) = pr["number"].as_u64() {
+                if !todo.iter().any(|(_, m, _)| *m == n) {
+                    todo.push((updated, n, pr.clone()));
+                }
+            }
+        }
+        next = page.next;
+    }
+    todo.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    for (updated, number, pr) in todo {
+        sum.fetched_pull_requests += 1;
+        let listed = client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/commits?{LIMIT}"), READ, PR_COMMITS_CAP / 50).await?;
+        let capped = listed.len() >= PR_COMMITS_CAP;
+        if capped {
+            sum.capped_pull_requests.push(number);
+        }
+        let commits: Vec<String> = listed.iter().filter_map(|c| c["sha"].as_str().map(str::to_string)).collect();
+        let mut batch = Batch::default();
+        let subject = format!("{repo}#{number}");
+        let author = pr["user"]["login"].as_str().unwrap_or("").to_string();
+        if batch.add(ledger, Kind::PrSynced, subject.clone(), subject.clone(), author, pull_request(repo, &pr, &commits, capped))? {
+            sum.pull_requests += 1;
+        }
+        let reviews = client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/reviews?{LIMIT}"), READ, 20).await?;
+        for r in &reviews {
+            let Some(id) = r["id"].as_u64() else { continue };
+            let who = r["user"]["login"].as_str().unwrap_or("").to_string();
+            if batch.add(ledger, Kind::ReviewSynced, format!("{repo}/review/{id}"), subject.clone(), who, review(repo, number, r))? {
+                sum.reviews += 1;
+            }
+        }
+        if pr["merged"] == true {
+            let listed = client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/files?{LIMIT}"), READ, PR_FILES_CAP.div_ceil(50)).await?;
+            let mut files: Vec<String> = listed
+                .iter()
+                .flat_map(|f| [f["filename"].as_str(), f["previous_filename"].as_str()])
+                .flatten()
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect();
+            files.sort();
+            files.dedup();
+            let head_sha = pr["head"]["sha"].as_str().unwrap_or("").to_string();
+            let p = serde_json::to_value(PrFilesSynced { repository: repo.into(), number, head_sha, files, capped: listed.len() >= PR_FILES_CAP })
+                .map_err(|e| SyncError::Other(e.to_string()))?;
+            batch.add(ledger, Kind::PrFilesSynced, subject.clone(), subject, String::new(), p)?;
+        }
+        client.stats.pull_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        client.stats.reviews.fetch_add(reviews.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if cursor_is_behind(cursor.as_deref(), &updated) {
+            batch.state.cursors.push((repo.to_string(), "pulls".into(), updated));
+        }
+        sum.new_entries += batch.commit(ledger)?;
+    }
+    Ok(())
+}
+
+/// The default branch's commits, newest first until one already linked; each
+/// not in a recorded pull request is asked about (`commits/SHA/pull`: 404 is
+/// "no pull request").
+async fn landed_commits(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, branch: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
+    let since = cursor(ledger, repo, "commits")?;
+    let mut fresh: Vec<(String, String)> = Vec::new();
+    let mut next = Some(format!("/repos/{repo}/commits?sha={branch}&stat=false&verification=false&files=false&{LIMIT}"));
+    let mut pages = 0;
+    'pages: while let Some(path) = next {
+        let page = client.get(repo, &path, READ).await?;
+        for c in page.body.as_array().into_iter().flatten() {
+            let Some(sha) = c["sha"].as_str() else { continue };
+            let date = c["commit"]["committer"]["date"].as_str().or(c["created"].as_str()).unwrap_or("").to_string();
+            if since.as_deref().is_some_and(|s| date.as_str() < s) {
+                break 'pages;
+            }
+            fresh.push((date, sha.to_string()));
+        }
+        next = page.next;
+        pages += 1;
+        if pages >= 20 {
+            break;
+        }
+    }
+    fresh.reverse();
+    let mut newest = since.clone();
+    for (date, sha) in fresh {
+        let known = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?.commit_linked_to_pulls(repo, &sha)?;
+        let mut batch = Batch::default();
+        if !known {
+            let numbers: Vec<u64> = match client.get(repo, &format!("/repos/{repo}/commits/{sha}/pull"), READ).await {
+                Ok(p) => p.body["number"].as_u64().into_iter().collect(),
+                Err(ClientError::NotFound { .. }) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            let p = json!({"repository": repo, "sha": sha, "pulls": numbers, "direct_push": numbers.is_empty()});
+            if batch.add(ledger, Kind::CommitPullsSynced, format!("{repo}/{sha}"), sha.clone(), String::new(), p)? {
+                sum.commit_links += 1;
+            }
+        }
+        if cursor_is_behind(newest.as_deref(), &date) {
+            newest = Some(date.clone());
+            batch.state.cursors.push((repo.to_string(), "commits".into(), date));
+        }
+        sum.new_entries += batch.commit(ledger)?;
+    }
+    Ok(())
+}
