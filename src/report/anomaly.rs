@@ -622,18 +622,29 @@ mod tests {
             wait_minutes: 30,
             branches: Some(vec!["main".into()]),
             admins_bypass: false,
+            required_approvals: 2,
+            deployers: Some(vec!["group:acme/sre".into()]),
         };
         let loose = Protection {
             reviewers: vec!["carol".into(), "mallory".into()],
             wait_minutes: 0,
             branches: None,
             admins_bypass: true,
+            required_approvals: 1,
+            deployers: Some(vec!["group:acme/sre".into(), "role:Developers".into()]),
             ..strict.clone()
         };
         let said = loose.weakened_from(&strict);
         assert_eq!(
             said,
-            vec!["may now approve: mallory", "wait timer lowered from 30 to 0 min", "any branch may now deploy", "admins may now bypass"]
+            vec![
+                "may now approve: mallory",
+                "required approvals lowered from 2 to 1",
+                "may now deploy: role:Developers",
+                "wait timer lowered from 30 to 0 min",
+                "any branch may now deploy",
+                "admins may now bypass"
+            ]
         );
         assert!(strict.weakened_from(&loose).is_empty(), "tightening is not a finding");
         let none = Protection::default();
