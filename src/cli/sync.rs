@@ -83,10 +83,14 @@ fn token(vars: &[&str], what: &str) -> anyhow::Result<secrecy::SecretString> {
             }
         }
     }
-    bail!("no {what} token\nHint: export {} ({})", vars[0], match what {
-        "GitLab" => "a personal, group or project access token with the read_api scope",
-        _ => "an access token with the read:repository scope",
-    })
+    bail!(
+        "no {what} token\nHint: export {} ({})",
+        vars[0],
+        match what {
+            "GitLab" => "a personal, group or project access token with the read_api scope",
+            _ => "an access token with the read:repository scope",
+        }
+    )
 }
 
 pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
@@ -114,7 +118,10 @@ pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
         let Some(api_url) = args.api_url.clone().or_else(|| std::env::var("GITEA_API_URL").ok().filter(|u| !u.trim().is_empty())) else {
             bail!("which Gitea?\nHint: pass --api-url https://HOST (Gitea or Forgejo; /api/v1 is added), or export GITEA_API_URL");
         };
-        (args.gitea.clone(), Target::Gitea { api_url: api_root(&api_url, "/api/v1"), token: token(&["GITEA_TOKEN", "FORGEJO_TOKEN"], "Gitea")? })
+        (
+            args.gitea.clone(),
+            Target::Gitea { api_url: api_root(&api_url, "/api/v1"), token: token(&["GITEA_TOKEN", "FORGEJO_TOKEN"], "Gitea")? },
+        )
     } else {
         let mut repos = args.repos.clone();
         if repos.is_empty() {
@@ -252,10 +259,7 @@ impl Observer for Terminal {
 
 /// A spinner on a terminal naming the phase and what has been fetched so far
 /// (refreshed from the client's counters until the repository is done).
-fn progress(
-    repo: &str,
-    stats: std::sync::Arc<Stats>,
-) -> Option<(indicatif::ProgressBar, std::sync::Arc<std::sync::atomic::AtomicBool>)> {
+fn progress(repo: &str, stats: std::sync::Arc<Stats>) -> Option<(indicatif::ProgressBar, std::sync::Arc<std::sync::atomic::AtomicBool>)> {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return None;

@@ -107,7 +107,6 @@ impl Batch {
     }
 }
 
-
 /// True when `value` is past the cursor (or there is none).
 pub fn cursor_is_behind(cursor: Option<&str>, value: &str) -> bool {
     cursor.is_none_or(|c| c < value)

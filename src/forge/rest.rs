@@ -142,7 +142,10 @@ pub fn redact(s: &str) -> String {
     for word in s.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
         let w = word.trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
         let tail = &word[w.len()..];
-        if ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "gloas-", "glcbt-", "Bearer", "token "].iter().any(|p| w.starts_with(p)) {
+        if ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "gloas-", "glcbt-", "Bearer", "token "]
+            .iter()
+            .any(|p| w.starts_with(p))
+        {
             out.push_str("<redacted>");
         } else if w.contains("://") {
             out.push_str(&strip_userinfo(w).0);
@@ -236,7 +239,12 @@ pub struct RestClient {
 }
 
 impl RestClient {
-    pub fn new(dialect: Dialect, api_url: &str, token: secrecy::SecretString, cache: Arc<dyn HttpCache>) -> Result<RestClient, ClientError> {
+    pub fn new(
+        dialect: Dialect,
+        api_url: &str,
+        token: secrecy::SecretString,
+        cache: Arc<dyn HttpCache>,
+    ) -> Result<RestClient, ClientError> {
         let (shown, had_userinfo) = strip_userinfo(api_url);
         if had_userinfo {
             tracing::warn!("ignoring the user:password in the API URL {shown}; the token authenticates");
@@ -381,9 +389,7 @@ impl RestClient {
                             self.pause(repo, self.retry_delay(attempt), &format!("{forge}'s answer was not JSON ({e})")).await;
                             continue;
                         }
-                        Err(e) => {
-                            return Err(ClientError::Unexpected { repo: repo.into(), path: key, message: format!("not JSON: {e}") })
-                        }
+                        Err(e) => return Err(ClientError::Unexpected { repo: repo.into(), path: key, message: format!("not JSON: {e}") }),
                     };
                     let next = next_link(&headers);
                     if let Some(etag) = headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()) {
@@ -424,7 +430,13 @@ impl RestClient {
     }
 
     /// Every page of a list, following `Link: rel="next"`, at most `limit_pages`.
-    pub async fn get_all(&self, repo: &str, path: &str, permission: &str, limit_pages: usize) -> Result<Vec<serde_json::Value>, ClientError> {
+    pub async fn get_all(
+        &self,
+        repo: &str,
+        path: &str,
+        permission: &str,
+        limit_pages: usize,
+    ) -> Result<Vec<serde_json::Value>, ClientError> {
         let mut out = Vec::new();
         let mut next = Some(path.to_string());
         let mut pages = 0;
@@ -461,7 +473,12 @@ impl RestClient {
             });
         }
         if *waits > crate::forge::github::client::MAX_RATE_LIMIT_WAITS {
-            return Err(ClientError::Failing { forge, repo: repo.into(), path: path.into(), last: "still rate limited after 20 waits".into() });
+            return Err(ClientError::Failing {
+                forge,
+                repo: repo.into(),
+                path: path.into(),
+                last: "still rate limited after 20 waits".into(),
+            });
         }
         self.pause(repo, wait, &format!("rate limited by {forge}")).await;
         Ok(())

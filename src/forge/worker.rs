@@ -200,9 +200,7 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
     let outcome: Result<Result<(), WorkerError>, WorkerError> = runtime.block_on(async {
         let mut session = match &opts.target {
             Target::GitHub { api_url, auth, .. } => Session::GitHub(Client::new(api_url, auth, cache).await?),
-            Target::GitLab { api_url, token, .. } => {
-                Session::Rest(RestClient::new(super::gitlab::DIALECT, api_url, token.clone(), cache)?)
-            }
+            Target::GitLab { api_url, token, .. } => Session::Rest(RestClient::new(super::gitlab::DIALECT, api_url, token.clone(), cache)?),
             Target::Gitea { api_url, token } => Session::Rest(RestClient::new(super::gitea::DIALECT, api_url, token.clone(), cache)?),
         };
         if let Some(b) = opts.backoff {

@@ -755,6 +755,12 @@ impl Ledger {
         Ok(found.is_some())
     }
 
+    /// The `updated_at` a change (pull or merge request) was last recorded with.
+    pub fn change_updated_at(&self, repo: &str, number: i64) -> Result<Option<String>, LedgerError> {
+        let found = self.first("SELECT updated_at FROM pull_requests WHERE repo = ?1 AND number = ?2", &[repo.into(), number.into()])?;
+        Ok(found.and_then(|r| r.into_iter().next()).and_then(|v| v.as_text().map(str::to_string)))
+    }
+
     /// The last non-zero tip recorded for `refname`: by post-receive
     /// (`ref.updated`) or by an accepted push decision.
     pub fn recorded_tip(&self, refname: &str) -> Result<Option<String>, LedgerError> {

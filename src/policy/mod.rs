@@ -164,7 +164,9 @@ impl Principal {
     pub fn parse(text: &str) -> Option<Principal> {
         let text = text.trim();
         if let Some(path) = text.strip_prefix("group:") {
-            let ok = |s: &str| !s.is_empty() && s != "." && s != ".." && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            let ok = |s: &str| {
+                !s.is_empty() && s != "." && s != ".." && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            };
             return path.split('/').all(ok).then(|| Principal::Team { org: String::new(), slug: path.to_string() });
         }
         match text.strip_prefix("team:") {

@@ -603,10 +603,11 @@ fn cell_html(column: &str, value: &str, links: Option<&Links>) -> String {
     }
 }
 
-/// `owner/name#N` as (repository, number).
+/// `owner/name#N` (GitLab: `group/sub/project#N`) as (repository, number).
 fn pull_ref(word: &str) -> Option<(&str, &str)> {
     word.split_once('#').filter(|(r, n)| {
-        r.split('/').count() == 2
+        r.split('/').count() >= 2
+            && r.split('/').all(|part| !part.is_empty())
             && !n.is_empty()
             && n.bytes().all(|b| b.is_ascii_digit())
             && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))

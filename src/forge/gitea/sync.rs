@@ -140,7 +140,8 @@ async fn pulls(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, sum: &mu
             }
         }
         if pr["merged"] == true {
-            let listed = client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/files?{LIMIT}"), READ, PR_FILES_CAP.div_ceil(50)).await?;
+            let listed =
+                client.get_all(repo, &format!("/repos/{repo}/pulls/{number}/files?{LIMIT}"), READ, PR_FILES_CAP.div_ceil(50)).await?;
             let mut files: Vec<String> = listed
                 .iter()
                 .flat_map(|f| [f["filename"].as_str(), f["previous_filename"].as_str()])
@@ -151,8 +152,14 @@ async fn pulls(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, sum: &mu
             files.sort();
             files.dedup();
             let head_sha = pr["head"]["sha"].as_str().unwrap_or("").to_string();
-            let p = serde_json::to_value(PrFilesSynced { repository: repo.into(), number, head_sha, files, capped: listed.len() >= PR_FILES_CAP })
-                .map_err(|e| SyncError::Other(e.to_string()))?;
+            let p = serde_json::to_value(PrFilesSynced {
+                repository: repo.into(),
+                number,
+                head_sha,
+                files,
+                capped: listed.len() >= PR_FILES_CAP,
+            })
+            .map_err(|e| SyncError::Other(e.to_string()))?;
             batch.add(ledger, Kind::PrFilesSynced, subject.clone(), subject, String::new(), p)?;
         }
         client.stats.pull_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -168,7 +175,13 @@ async fn pulls(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, sum: &mu
 /// The default branch's commits, newest first until one already linked; each
 /// not in a recorded pull request is asked about (`commits/SHA/pull`: 404 is
 /// "no pull request").
-async fn landed_commits(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, branch: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
+async fn landed_commits(
+    client: &RestClient,
+    ledger: &Mutex<Ledger>,
+    repo: &str,
+    branch: &str,
+    sum: &mut RepoSummary,
+) -> Result<(), SyncError> {
     let since = cursor(ledger, repo, "commits")?;
     let mut fresh: Vec<(String, String)> = Vec::new();
     let mut next = Some(format!("/repos/{repo}/commits?sha={branch}&stat=false&verification=false&files=false&{LIMIT}"));

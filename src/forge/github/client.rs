@@ -10,9 +10,7 @@ use std::time::Duration;
 use http::header::{HeaderMap, HeaderValue, IF_NONE_MATCH};
 use http::StatusCode;
 
-pub use crate::forge::rest::{
-    next_link, rate_limit_wait, redact, strip_userinfo, CachedPage, ClientError, HttpCache, Page, Stats,
-};
+pub use crate::forge::rest::{next_link, rate_limit_wait, redact, strip_userinfo, CachedPage, ClientError, HttpCache, Page, Stats};
 
 /// How a sync authenticates.
 #[derive(Clone)]
@@ -379,4 +377,3 @@ impl Client {
         }
     }
 }
-

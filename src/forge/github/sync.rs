@@ -323,7 +323,6 @@ fn note_cap(repo: &str, number: u64, listed: usize, sum: &mut RepoSummary) -> bo
     capped
 }
 
-
 async fn deployments(client: &Client, ledger: &Mutex<Ledger>, repo: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
     const PERM: &str = "deployments: read";
     let known: i64 = cursor(ledger, repo, "deployments")?.and_then(|c| c.parse().ok()).unwrap_or(0);

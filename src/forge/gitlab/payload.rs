@@ -68,7 +68,16 @@ pub enum ApprovalFate {
 /// `review.synced`: one approval of a merge request, given on `head` (the
 /// merge request's head when it was given, from its diff versions).
 #[allow(clippy::too_many_arguments)]
-pub fn approval(repo: &str, iid: i64, id: i64, who: &str, at: &Value, head: Option<&str>, page: Option<String>, fate: ApprovalFate) -> Value {
+pub fn approval(
+    repo: &str,
+    iid: i64,
+    id: i64,
+    who: &str,
+    at: &Value,
+    head: Option<&str>,
+    page: Option<String>,
+    fate: ApprovalFate,
+) -> Value {
     let state = match fate {
         ApprovalFate::Standing => ReviewState::Approved,
         _ => ReviewState::Dismissed,

@@ -72,7 +72,13 @@ async fn inner(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, sum: &mu
     Ok(())
 }
 
-async fn merge_requests(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, settings: &Value, sum: &mut RepoSummary) -> Result<(), SyncError> {
+async fn merge_requests(
+    client: &RestClient,
+    ledger: &Mutex<Ledger>,
+    repo: &str,
+    settings: &Value,
+    sum: &mut RepoSummary,
+) -> Result<(), SyncError> {
     let id = project_id(repo);
     let cursor = cursor(ledger, repo, "merge_requests")?;
     let mut path = format!("/projects/{id}/merge_requests?state=all&order_by=updated_at&sort=asc&{PER_PAGE}");
@@ -86,6 +92,11 @@ async fn merge_requests(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str,
         todo.insert((updated.to_string(), iid), mr);
     }
     for ((updated, iid), mr) in todo {
+        // In the overlap and unchanged since recorded: a merged merge request
+        // can no longer be approved, an open one is re-read when it changes.
+        if lock(ledger)?.change_updated_at(repo, iid)?.as_deref() == Some(updated.as_str()) {
+            continue;
+        }
         let mut batch = Batch::default();
         record_merge_request(client, ledger, repo, iid, &mr, settings, &mut batch, sum).await?;
         client.stats.pull_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -114,7 +125,11 @@ async fn record_merge_request(
     let listed = client.get_all(repo, &format!("{base}/commits?{PER_PAGE}"), READ, MR_COMMITS_CAP / 100).await?;
     let capped = listed.len() >= MR_COMMITS_CAP;
     if capped {
-        tracing::warn!(repository = repo, merge_request = iid, "merge request lists {MR_COMMITS_CAP} commits or more: later commits are not linked");
+        tracing::warn!(
+            repository = repo,
+            merge_request = iid,
+            "merge request lists {MR_COMMITS_CAP} commits or more: later commits are not linked"
+        );
         sum.capped_pull_requests.push(iid.max(0) as u64);
     }
     // GitLab lists a merge request's commits newest first.
@@ -137,7 +152,13 @@ async fn record_merge_request(
     // Diff versions, oldest first: which head was current when.
     let mut heads: Vec<(String, String, String)> = versions
         .iter()
-        .filter_map(|v| Some((v["created_at"].as_str()?.to_string(), v["head_commit_sha"].as_str()?.to_string(), v["base_commit_sha"].as_str().unwrap_or("").to_string())))
+        .filter_map(|v| {
+            Some((
+                v["created_at"].as_str()?.to_string(),
+                v["head_commit_sha"].as_str()?.to_string(),
+                v["base_commit_sha"].as_str().unwrap_or("").to_string(),
+            ))
+        })
         .collect();
     heads.sort();
     let base_sha = heads.last().map(|(_, _, b)| b.as_str()).filter(|b| !b.is_empty());
@@ -155,7 +176,9 @@ async fn record_merge_request(
     let notes = client.get_all(repo, &format!("{base}/notes?sort=asc&order_by=created_at&{PER_PAGE}"), READ, 50).await?;
     let standing: Vec<String> = approvals
         .as_ref()
-        .map(|a| a["approved_by"].as_array().into_iter().flatten().filter_map(|x| x["user"]["username"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a["approved_by"].as_array().into_iter().flatten().filter_map(|x| x["user"]["username"].as_str().map(str::to_string)).collect()
+        })
         .unwrap_or_default();
     let head_at = |t: &str| heads.iter().rev().find(|(at, _, _)| at.as_str() <= t).map(|(_, h, _)| h.clone());
     let mut last_approval: HashMap<String, usize> = HashMap::new();
@@ -267,45 +290,56 @@ async fn deployments(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, su
 }
 
 /// Protected environments: a snapshot each time one's rules change.
-async fn environments(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, project: &Value, sum: &mut RepoSummary) -> Result<(), SyncError> {
+async fn environments(
+    client: &RestClient,
+    ledger: &Mutex<Ledger>,
+    repo: &str,
+    project: &Value,
+    sum: &mut RepoSummary,
+) -> Result<(), SyncError> {
     let id = project_id(repo);
-    let list = match client.get_all(repo, &format!("/projects/{id}/protected_environments?{PER_PAGE}"), "read_api (Maintainer on the project)", 20).await {
+    let list = match client
+        .get_all(repo, &format!("/projects/{id}/protected_environments?{PER_PAGE}"), "read_api (Maintainer on the project)", 20)
+        .await
+    {
         Ok(l) => l,
         // Free tier, or a token that may not read them: nothing to record (said in the README).
         Err(ClientError::NotFound { .. } | ClientError::Forbidden { .. }) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     // User and group ids → usernames and group paths.
-    let mut names: HashMap<String, Value> = HashMap::new();
+    let mut wanted: Vec<(String, String, &'static str)> = Vec::new();
     for e in &list {
         for a in e["approval_rules"].as_array().into_iter().chain(e["deploy_access_levels"].as_array()).flatten() {
             if let Some(u) = a["user_id"].as_i64() {
-                let k = format!("user:{u}");
-                if !names.contains_key(&k) {
-                    let v = match client.get(repo, &format!("/users/{u}"), READ).await {
-                        Ok(p) => p.body["username"].as_str().map_or(Value::Null, |n| json!({"type": "User", "reviewer": {"login": n}})),
-                        Err(ClientError::NotFound { .. }) => Value::Null,
-                        Err(e) => return Err(e.into()),
-                    };
-                    names.insert(k, v);
-                }
+                wanted.push((format!("user:{u}"), format!("/users/{u}"), "username"));
             }
             if let Some(g) = a["group_id"].as_i64() {
-                let k = format!("group:{g}");
-                if !names.contains_key(&k) {
-                    let v = match client.get(repo, &format!("/groups/{g}"), READ).await {
-                        Ok(p) => p.body["full_path"].as_str().map_or(Value::Null, |n| json!({"type": "Group", "reviewer": {"group": n}})),
-                        Err(ClientError::NotFound { .. } | ClientError::Forbidden { .. }) => Value::Null,
-                        Err(e) => return Err(e.into()),
-                    };
-                    names.insert(k, v);
-                }
+                wanted.push((format!("group:{g}"), format!("/groups/{g}"), "full_path"));
             }
         }
     }
+    wanted.sort();
+    wanted.dedup();
+    let mut names: HashMap<String, Value> = HashMap::new();
+    for (key, path, field) in wanted {
+        let v = match client.get(repo, &path, READ).await {
+            Ok(p) => match (p.body[field].as_str(), field) {
+                (Some(n), "username") => json!({"type": "User", "reviewer": {"login": n}}),
+                (Some(n), _) => json!({"type": "Group", "reviewer": {"group": n}}),
+                (None, _) => Value::Null,
+            },
+            // Gone, or hidden from this token: named by its id below.
+            Err(ClientError::NotFound { .. } | ClientError::Forbidden { .. }) => Value::Null,
+            Err(e) => return Err(e.into()),
+        };
+        names.insert(key, v);
+    }
     let name = |a: &Value| -> Value {
         let known = a["user_id"].as_i64().map(|u| format!("user:{u}")).or_else(|| a["group_id"].as_i64().map(|g| format!("group:{g}")));
-        match known.and_then(|k| names.get(&k).filter(|v| !v.is_null()).cloned().or(Some(json!({"type": "Unknown", "reviewer": {"login": k}})))) {
+        match known
+            .and_then(|k| names.get(&k).filter(|v| !v.is_null()).cloned().or(Some(json!({"type": "Unknown", "reviewer": {"login": k}}))))
+        {
             Some(v) => v,
             None => json!({"type": "Role", "reviewer": {"role": a["access_level_description"].as_str().unwrap_or("?")}}),
         }
@@ -323,7 +357,13 @@ async fn environments(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, p
 
 /// Commits on the default branch since the last pass, each linked to the
 /// merge requests it came in (none: pushed directly).
-async fn landed_commits(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, branch: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
+async fn landed_commits(
+    client: &RestClient,
+    ledger: &Mutex<Ledger>,
+    repo: &str,
+    branch: &str,
+    sum: &mut RepoSummary,
+) -> Result<(), SyncError> {
     let id = project_id(repo);
     let since = cursor(ledger, repo, "commits")?;
     let mut path = format!("/projects/{id}/repository/commits?ref_name={branch}&{PER_PAGE}");

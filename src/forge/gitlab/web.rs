@@ -13,7 +13,9 @@ impl super::super::Forge for GitLab {
     /// any page under the project's `/-/` (jobs, commits). GitLab also serves
     /// merge requests without the `/-/` (older `web_url`s).
     fn web_root(&self, page: &str, repo: &str) -> Option<String> {
-        [format!("/{repo}/-/"), format!("/{repo}/merge_requests/")].iter().find_map(|m| page.find(m.as_str()).map(|i| page[..i].to_string()))
+        [format!("/{repo}/-/"), format!("/{repo}/merge_requests/")]
+            .iter()
+            .find_map(|m| page.find(m.as_str()).map(|i| page[..i].to_string()))
     }
 
     fn change_url(&self, root: &str, repo: &str, number: &str) -> String {
@@ -38,7 +40,10 @@ mod tests {
             Some("https://git.example.com/platform/infra/api/-/merge_requests/9")
         );
         let old = Web::recognise("http://gitlab.example.com/my-group/my-project/merge_requests/1", "my-group/my-project");
-        assert_eq!(old.map(|w| w.commit("my-group/my-project", "abc")).as_deref(), Some("http://gitlab.example.com/my-group/my-project/-/commit/abc"));
+        assert_eq!(
+            old.map(|w| w.commit("my-group/my-project", "abc")).as_deref(),
+            Some("http://gitlab.example.com/my-group/my-project/-/commit/abc")
+        );
         assert!(Web::recognise("https://gitlab.com/other/project/-/merge_requests/1", "my-group/my-project").is_none());
     }
 }

@@ -1,0 +1,404 @@
+//! `git-audit sync --gitlab` and `--gitea` against local stand-ins: planted
+//! cases yield exactly their findings, faults and kills lose nothing, a second
+//! pass adds nothing, and one ledger reports GitHub, GitLab and Gitea together.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+
+use crate::fake_forges::{sha, FakeForges, GitLabWorld, GiteaWorld, GITEA_TOKEN, GITLAB_TOKEN};
+use crate::support::{compliance_under, Repo, BIN};
+
+const PROJECT: &str = "acme/platform/api";
+
+/// The GitLab cases: !1 merged without an approval; !2 approved by its author
+/// only; !3 approved, then a push reset the approval, then merged; !4 approved
+/// by someone else on its final head (clean); !5 approved, withdrawn, approved
+/// again on its final head (clean). Deployments to production: 901 approved
+/// by the person who triggered it; 902 by someone outside the deployers'
+/// group; 903 clean; 904 to staging, failed.
+pub fn gitlab_world() -> GitLabWorld {
+    let mut w = GitLabWorld::new(PROJECT);
+    for iid in 1..=5 {
+        w.merge_request(iid, "alice", &format!("2026-07-01T0{iid}:00:00Z"), &[sha(&format!("gl{iid}a"))]);
+    }
+    w.merge(1, "alice", "2026-07-02T01:00:00Z", &sha("glm1"));
+    w.approve(2, "alice", "2026-07-02T01:30:00Z");
+    w.merge(2, "alice", "2026-07-02T02:00:00Z", &sha("glm2"));
+    w.approve(3, "carol", "2026-07-02T02:10:00Z");
+    w.push(3, &sha("gl3b"), "2026-07-02T02:20:00Z");
+    w.merge(3, "alice", "2026-07-02T03:00:00Z", &sha("glm3"));
+    w.approve(4, "carol", "2026-07-02T03:30:00Z");
+    w.merge(4, "alice", "2026-07-02T04:00:00Z", &sha("glm4"));
+    w.approve(5, "carol", "2026-07-02T04:10:00Z");
+    w.unapprove(5, "carol", "2026-07-02T04:20:00Z");
+    w.approve(5, "bob", "2026-07-02T04:30:00Z");
+    w.merge(5, "alice", "2026-07-02T05:00:00Z", &sha("glm5"));
+    w.users.insert(11, "bob".into());
+    w.users.insert(12, "carol".into());
+    w.groups.insert(77, "acme/sre".into());
+    w.members.insert("acme/sre".into(), vec!["alice".into(), "bob".into()]);
+    w.protect("production", &[11, 12], 2, Some(77));
+    w.deployment(901, &sha("glm4"), "production", "alice", "2026-07-03T01:00:00Z", "blocked");
+    w.approve_deployment(901, "alice", "2026-07-03T01:05:00Z");
+    // bob's approval makes the count: the one defect left is alice's own.
+    w.approve_deployment(901, "bob", "2026-07-03T01:06:00Z");
+    w.deployment_status(901, "success", "2026-07-03T01:10:00Z");
+    w.deployment(902, &sha("glm4"), "production", "mallory", "2026-07-03T02:00:00Z", "success");
+    w.approve_deployment(902, "bob", "2026-07-03T02:05:00Z");
+    w.deployment(903, &sha("glm5"), "production", "bob", "2026-07-03T03:00:00Z", "running");
+    w.approve_deployment(903, "carol", "2026-07-03T03:01:00Z");
+    w.deployment_status(903, "success", "2026-07-03T03:05:00Z");
+    w.deployment(904, &sha("glm5"), "staging", "bob", "2026-07-03T04:00:00Z", "failed");
+    w
+}
+
+/// The Gitea cases: #1 merged without a review; #2 approved by its author
+/// only; #3 approved, then pushed to (Gitea marks the approval stale); #4
+/// approved, the approval dismissed; #5 clean (an official approval on its
+/// final head); and a commit pushed straight to main.
+pub fn gitea_world() -> GiteaWorld {
+    let mut w = GiteaWorld::new("acme/web");
+    for n in 1..=5u64 {
+        w.pull(n, "dave", &format!("2026-07-01T0{n}:00:00Z"), &[sha(&format!("gt{n}a"))]);
+    }
+    w.merge(1, "dave", "2026-07-02T01:00:00Z", &sha("gtm1"));
+    w.review(2, "dave", "APPROVED", &sha("gt2a"), "2026-07-02T01:30:00Z");
+    w.merge(2, "dave", "2026-07-02T02:00:00Z", &sha("gtm2"));
+    w.review(3, "erin", "APPROVED", &sha("gt3a"), "2026-07-02T02:10:00Z");
+    w.push(3, &sha("gt3b"), "2026-07-02T02:20:00Z");
+    w.merge(3, "dave", "2026-07-02T03:00:00Z", &sha("gtm3"));
+    let r = w.review(4, "erin", "APPROVED", &sha("gt4a"), "2026-07-02T03:10:00Z");
+    w.dismiss(4, r, "2026-07-02T03:20:00Z");
+    w.merge(4, "dave", "2026-07-02T04:00:00Z", &sha("gtm4"));
+    w.review(5, "erin", "COMMENT", &sha("gt5a"), "2026-07-02T04:05:00Z");
+    w.review(5, "erin", "APPROVED", &sha("gt5a"), "2026-07-02T04:10:00Z");
+    w.merge(5, "dave", "2026-07-02T05:00:00Z", &sha("gtm5"));
+    w.landed.push((sha("gtdirect"), "2026-07-02T06:00:00Z".into()));
+    w
+}
+
+const POLICY: &str = "version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"group:acme/sre\"]\napprovers = [\"alice\", \"bob\", \"carol\"]\nrequired_approvals = 1\nprevent_self_approval = true\n";
+
+struct Setup {
+    repo: Repo,
+    fake: FakeForges,
+    db: std::path::PathBuf,
+    policy: std::path::PathBuf,
+}
+
+fn setup(gitlab: GitLabWorld, gitea: GiteaWorld) -> Result<Setup> {
+    let repo = Repo::new()?;
+    let (code, _, err) = repo.audit(&["ledger", "init"])?;
+    assert_eq!(code, 0, "{err}");
+    let db = repo.path.join(".git/audit/ledger.db");
+    let policy = repo.tmp.path().join("forges.toml");
+    std::fs::write(&policy, POLICY)?;
+    Ok(Setup { repo, fake: FakeForges::start(gitlab, gitea), db, policy })
+}
+
+impl Setup {
+    fn cmd(&self, forge: &str, name: &str) -> Result<Command> {
+        let mut c = self.repo.cmd(BIN);
+        c.env("GITLAB_TOKEN", GITLAB_TOKEN).env("GITEA_TOKEN", GITEA_TOKEN).env("GIT_AUDIT_SYNC_BACKOFF_MS", "20").args([
+            "--policy",
+            self.policy.to_str().context("path")?,
+            "sync",
+            "--json",
+            "--api-url",
+            &self.fake.url,
+            forge,
+            name,
+        ]);
+        Ok(c)
+    }
+
+    fn sync(&self, forge: &str, name: &str) -> Result<(i32, serde_json::Value, String)> {
+        let out = self.cmd(forge, name)?.output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        for secret in [GITLAB_TOKEN, GITEA_TOKEN] {
+            assert!(!stdout.contains(secret) && !stderr.contains(secret), "the token leaked:\n{stdout}\n{stderr}");
+        }
+        Ok((out.status.code().unwrap_or(-1), serde_json::from_str(&stdout).unwrap_or_default(), stderr))
+    }
+
+    fn kinds(&self) -> Result<BTreeMap<String, usize>> {
+        let c = Connection::open(&self.db)?;
+        let mut out = BTreeMap::new();
+        for row in c
+            .prepare("SELECT kind, count(*) FROM entries GROUP BY kind")?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        {
+            let (k, n) = row?;
+            out.insert(k, n as usize);
+        }
+        Ok(out)
+    }
+
+    fn findings(&self) -> Result<Vec<(String, String)>> {
+        let (_, report, err) = compliance_under(&self.repo, POLICY)?;
+        let mut out: Vec<(String, String)> = report["findings"]
+            .as_array()
+            .with_context(|| format!("no findings array: {report} {err}"))?
+            .iter()
+            .map(|f| (f["rule"].as_str().unwrap_or("").to_string(), f["subject"].as_str().unwrap_or("").to_string()))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn gitlab_planted_cases_yield_exactly_their_findings_through_faults_and_a_resync_adds_nothing() -> Result<()> {
+    let s = setup(gitlab_world(), GiteaWorld::new("acme/web"))?;
+    // A 502, a 429 with Retry-After, an exhausted RateLimit and a 503 every 17th request.
+    s.fake.faults(|f| {
+        f.bad_gateway = 2;
+        f.too_many = 1;
+        f.exhausted = 1;
+        f.every_nth_503 = 17;
+    });
+    let (code, v, err) = s.sync("--gitlab", PROJECT)?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["forge"], "gitlab", "{v}");
+    assert!(v["retries"].as_u64().unwrap_or(0) >= 4, "faults were retried: {v}");
+    let k = s.kinds()?;
+    assert_eq!(k.get("pr.synced"), Some(&5), "{k:?}");
+    // Approvals: !2 alice, !3 carol (reset), !4 carol, !5 carol (withdrawn) and bob.
+    assert_eq!(k.get("review.synced"), Some(&5), "{k:?}");
+    assert_eq!(k.get("deployment.synced"), Some(&4), "{k:?}");
+    assert_eq!(k.get("deployment_approval.synced"), Some(&3), "{k:?}");
+    assert_eq!(k.get("environment.synced"), Some(&1), "{k:?}");
+    assert_eq!(k.get("team.synced"), Some(&1), "the group in the policy was snapshotted: {k:?}");
+    assert_eq!(k.get("pr_files.synced"), Some(&5), "{k:?}");
+    let c = Connection::open(&s.db)?;
+    let states: Vec<(i64, String, String)> = c
+        .prepare("SELECT number, reviewer, state FROM reviews WHERE repo = ?1 ORDER BY number, submitted_at")?
+        .query_map([PROJECT], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    assert_eq!(
+        states,
+        vec![
+            (2, "alice".into(), "APPROVED".into()),
+            (3, "carol".into(), "DISMISSED".into()),
+            (4, "carol".into(), "APPROVED".into()),
+            (5, "carol".into(), "DISMISSED".into()),
+            (5, "bob".into(), "APPROVED".into())
+        ]
+    );
+    // The reset approval was on the head before the push.
+    let on: String = c.query_row("SELECT commit_id FROM reviews WHERE repo = ?1 AND number = 3", [PROJECT], |r| r.get(0))?;
+    assert_eq!(on, sha("gl3a"));
+
+    // The protection is weakened (two approvals → one, Developers may deploy), then synced again.
+    s.fake.gitlab(|w| {
+        w.protect("production", &[11, 12], 1, None);
+    });
+    let (code, _, err) = s.sync("--gitlab", PROJECT)?;
+    assert_eq!(code, 0, "{err}");
+    let found = s.findings()?;
+    assert_eq!(
+        found,
+        pairs(&[
+            ("pr.no-approval", "acme/platform/api#1"),
+            ("pr.self-approval", "acme/platform/api#2"),
+            ("pr.no-approval", "acme/platform/api#3"),
+            ("deploy.self-approval", "acme/platform/api production deployment 901"),
+            ("deploy.deployer-not-allowed", "acme/platform/api production deployment 902"),
+            ("env.protection-changed", "acme/platform/api production"),
+            // The same weakening, as the governance anomaly (by design, #33: a
+            // weakened environment is pointed out beside the compliance warning).
+            ("anomaly.governance", "acme/platform/api production"),
+        ]),
+        "exactly the planted cases"
+    );
+    let (_, report, _) = compliance_under(&s.repo, POLICY)?;
+    let changed =
+        report["findings"].as_array().into_iter().flatten().find(|f| f["rule"] == "env.protection-changed").cloned().unwrap_or_default();
+    assert!(changed["message"].as_str().unwrap_or("").contains("2 approvals"), "{changed}");
+
+    // A third pass: nothing new, and the lists answer 304.
+    let before = s.kinds()?;
+    s.fake.take_log();
+    let (code, v, err) = s.sync("--gitlab", PROJECT)?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.kinds()?, before, "a re-sync adds nothing");
+    let log = s.fake.take_log();
+    assert!(log.len() <= 12, "a pass with nothing new makes few requests: {log:?}");
+    assert!(v["not_modified"].as_u64().unwrap_or(0) >= 3, "{v}");
+    let (code, out, err) = s.repo.audit(&["ledger", "verify"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    Ok(())
+}
+
+#[test]
+fn gitea_pull_request_cases_yield_exactly_their_findings() -> Result<()> {
+    let s = setup(GitLabWorld::new(PROJECT), gitea_world())?;
+    s.fake.faults(|f| {
+        f.bad_gateway = 1;
+        f.too_many = 1;
+    });
+    let (code, v, err) = s.sync("--gitea", "acme/web")?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["forge"], "gitea", "{v}");
+    let found = s.findings()?;
+    assert_eq!(
+        found,
+        pairs(&[
+            ("pr.no-approval", "acme/web#1"),
+            ("pr.self-approval", "acme/web#2"),
+            ("pr.stale-approval", "acme/web#3"),
+            ("pr.no-approval", "acme/web#4"),
+            ("push.direct", &format!("acme/web {}", &sha("gtdirect")[..10])),
+        ]),
+        "exactly the planted cases (the merged pull requests' own commits are not direct pushes)"
+    );
+    // Gitea's marks are kept as evidence.
+    let c = Connection::open(&s.db)?;
+    let payload: String =
+        c.query_row("SELECT payload FROM entries WHERE kind = 'review.synced' AND payload LIKE '%\"stale\":true%' LIMIT 1", [], |r| {
+            r.get(0)
+        })?;
+    assert!(payload.contains("\"official\":true"), "{payload}");
+    let before = s.kinds()?;
+    let (code, _, err) = s.sync("--gitea", "acme/web")?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.kinds()?, before, "a re-sync adds nothing");
+    Ok(())
+}
+
+#[test]
+fn a_killed_gitlab_sync_resumes_and_ends_where_an_unbroken_one_does() -> Result<()> {
+    let whole = setup(gitlab_world(), GiteaWorld::new("acme/web"))?;
+    let (code, _, err) = whole.sync("--gitlab", PROJECT)?;
+    assert_eq!(code, 0, "{err}");
+    let want = whole.kinds()?;
+
+    let s = setup(gitlab_world(), GiteaWorld::new("acme/web"))?;
+    s.fake.faults(|f| f.delay_ms = 40);
+    for kill_after_ms in [300u64, 700] {
+        let mut child = s.cmd("--gitlab", PROJECT)?.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn()?;
+        std::thread::sleep(std::time::Duration::from_millis(kill_after_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    s.fake.faults(|f| f.delay_ms = 0);
+    let (code, _, err) = s.sync("--gitlab", PROJECT)?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.kinds()?, want, "killed twice, then finished: the same entries, none twice");
+    let (code, out, err) = s.repo.audit(&["ledger", "verify"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    Ok(())
+}
+
+#[test]
+fn bad_gitlab_and_gitea_input_gets_clear_errors_without_the_token() -> Result<()> {
+    let s = setup(gitlab_world(), gitea_world())?;
+    // A wrong token: 401, named as GitLab's, with what the token needs.
+    let mut c = s.cmd("--gitlab", PROJECT)?;
+    c.env("GITLAB_TOKEN", "glpat-wrongWRONGwrong");
+    let out = c.output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("GitLab rejected the credentials") && err.contains("read_api"), "{err}");
+    assert!(!err.contains("glpat-wrong"), "{err}");
+    // An unknown project: 404 naming it.
+    let (code, _, err) = s.sync("--gitlab", "acme/nope")?;
+    assert_ne!(code, 0);
+    assert!(err.contains("acme/nope") && err.contains("not found"), "{err}");
+    // Path tricks are refused before any request.
+    let (code, _, err) = s.sync("--gitlab", "acme/../x")?;
+    assert_ne!(code, 0);
+    assert!(err.contains("not a repository name"), "{err}");
+    // Gitea needs to know where it is.
+    let out = s.repo.cmd(BIN).env("GITEA_TOKEN", GITEA_TOKEN).env_remove("GITEA_API_URL").args(["sync", "--gitea", "acme/web"]).output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("--api-url"), "{err}");
+    // No token at all.
+    let out = s.repo.cmd(BIN).env_remove("GITLAB_TOKEN").args(["sync", "--gitlab", PROJECT, "--api-url", &s.fake.url]).output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("GITLAB_TOKEN") && err.contains("read_api"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn one_ledger_reports_github_gitlab_and_gitea_together_with_their_pages() -> Result<()> {
+    let s = setup(gitlab_world(), gitea_world())?;
+    let github = crate::fake_github::Fake::start(crate::sync::world());
+    let out = s
+        .repo
+        .cmd(BIN)
+        .env("GITHUB_TOKEN", crate::fake_github::TOKEN)
+        .env("GIT_AUDIT_SYNC_BACKOFF_MS", "20")
+        .args(["sync", "--json", "--api-url", &github.url, "--github", "acme/api"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    for (forge, name) in [("--gitlab", PROJECT), ("--gitea", "acme/web")] {
+        let (code, _, err) = s.sync(forge, name)?;
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, out, err) = s.repo.audit(&["report", "deployments", "--env", "production", "--since", "2000-01-01", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let deps = v["deployments"].as_array().context("deployments")?;
+    let by_repo = |r: &str| deps.iter().filter(|d| d["repository"] == r).count();
+    assert_eq!(by_repo("acme/api"), 1, "{v}");
+    assert_eq!(by_repo(PROJECT), 3, "{v}");
+    let gl = deps.iter().find(|d| d["repository"] == PROJECT).context("a GitLab deployment")?;
+    assert!(gl["url"].as_str().unwrap_or("").starts_with("https://gitlab.example.com/acme/platform/api/-/jobs/"), "{gl}");
+    // The self-approved one is approved by alice, and judged so.
+    let d901 = deps.iter().find(|d| d["repository"] == PROJECT && d["id"] == "901").context("901")?;
+    assert_eq!(d901["approvals"][0]["user"], "alice", "{d901}");
+    assert_eq!(d901["approvals"][1]["user"], "bob", "{d901}");
+    // DORA counts both forges' production deployments.
+    let (code, out, err) = s.repo.audit(&["report", "dora", "--env", "production", "--since", "2026-06-01", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let dora: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(dora["overall"]["deployments"], 4, "{dora}");
+    // The dashboard links each forge's pages: a GitLab merge request and job,
+    // a Gitea pull request, a GitHub run.
+    let server = crate::serve::serve(&s.repo, &["--listen", "127.0.0.1:0"], &[])?;
+    let (code, _, body) = crate::serve::http(&server.addr, "GET", "/compliance?since=2000-01-01", &[])?;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("<a href=\"https://gitlab.example.com/acme/platform/api/-/merge_requests/1\">acme/platform/api#1</a>"), "{body}");
+    assert!(body.contains("<a href=\"https://gitea.example.com/acme/web/pulls/1\">acme/web#1</a>"), "{body}");
+    let (code, _, body) = crate::serve::http(&server.addr, "GET", "/deployments?since=2000-01-01&env=production", &[])?;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("<a href=\"https://gitlab.example.com/acme/platform/api/-/jobs/9010\">901</a>"), "{body}");
+    assert!(body.contains("https://github.com/acme/api/actions/runs/777"), "{body}");
+    Ok(())
+}
+
+#[test]
+fn request_counts_of_a_first_and_second_gitlab_sync_of_a_thousand_merge_requests() -> Result<()> {
+    let mut w = GitLabWorld::new(PROJECT);
+    for iid in 1..=1000i64 {
+        let t = format!("2026-07-{:02}T{:02}:{:02}:00Z", 1 + iid / 1440, (iid / 60) % 24, iid % 60);
+        w.merge_request(iid, "alice", &t, &[sha(&format!("k{iid}"))]);
+        w.approve(iid, "bob", &t);
+        w.merge(iid, "alice", &t, &sha(&format!("km{iid}")));
+    }
+    let s = setup(w, GiteaWorld::new("acme/web"))?;
+    let (code, first, err) = s.sync("--gitlab", PROJECT)?;
+    assert_eq!(code, 0, "{err}");
+    let (code, second, err) = s.sync("--gitlab", PROJECT)?;
+    assert_eq!(code, 0, "{err}");
+    let (a, b) = (first["requests"].as_u64().unwrap_or(0), second["requests"].as_u64().unwrap_or(0));
+    eprintln!("GitLab, 1,000 merged merge requests: first sync {a} requests, second {b}");
+    // Per merged merge request: commits, versions, approvals, notes, diffs; the
+    // default branch's 1,000 merge commits are known from the merge requests.
+    assert!(a <= 5 * 1000 + 40, "{a}");
+    assert!(b <= 10, "{b}");
+    assert_eq!(s.kinds()?.get("pr.synced"), Some(&1000));
+    Ok(())
+}
