@@ -102,7 +102,7 @@ rules! {
     PrStaleApproval = "pr.stale-approval", Compliance, "no approval was for the pull request's final head commit";
     PrOwnerApprovalMissing = "pr.owner-approval-missing", Compliance, "a merged pull request changed files a `[[paths]]` entry gives `approvers` (or, with `[codeowners] enabled`, that CODEOWNERS assigns) without an approval on its final head from one of them";
     PrOwnerApprovalUnverified = "pr.owner-approval-unverified", Compliance, "could not verify owner approval of a merged pull request: its owners include a team whose membership was never recorded, and no approval is by a listed owner (a warning)";
-    PrCodeownersMissing = "pr.codeowners-missing", Compliance, "`[codeowners] enabled`, but the base a pull request merged into had no CODEOWNERS (`.github/`, the root, `docs/`), or that base is not in the repository the report ran in: its owners could not be judged (a warning, never a pass)";
+    PrCodeownersMissing = "pr.codeowners-missing", Compliance, "`[codeowners] enabled`, but the base a pull request merged into had no CODEOWNERS (`.github/`, the root, `docs/`, `.gitlab/`), or that base is not in the repository the report ran in: its owners could not be judged (a warning, never a pass)";
     PushDirect = "push.direct", Compliance, "a commit reached the default branch without a pull request";
     CommitsUnsignedDeployed = "commits.unsigned-deployed", Compliance, "a commit without a good signature was deployed";
     BreakglassUsed = "breakglass.used", Compliance, "a push went through by break glass";

@@ -238,3 +238,59 @@ fn the_review_example_is_a_valid_policy() -> Result<()> {
     assert_eq!(code, 0, "{out}{err}");
     Ok(())
 }
+
+/// The README's GitLab server-hook files, as Gitaly would run them: the two
+/// `exec … hook` lines in a bare repository's hooks, a push with `GL_USERNAME`
+/// set. A signed commit lands and is recorded as that user's; an unsigned one
+/// is refused.
+#[test]
+fn the_gitlab_server_hook_files_decide_and_record_pushes_as_gl_username() -> Result<()> {
+    let k = keys();
+    let repo = Repo::new()?;
+    let tmp = repo.tmp.path();
+    let policy = tmp.join("policy.toml");
+    std::fs::write(&policy, pinned_policy(""))?;
+    let ledger = tmp.join("gitlab-ledger.db");
+    let server = tmp.join("server.git");
+    repo.git(&["init", "-q", "--bare", "-b", "main", server.to_str().context("path")?])?;
+    let bin = Path::new(BIN);
+    let swap = |line: &str| {
+        line.replace("/usr/local/bin/git-audit", &bin.display().to_string())
+            .replace("/etc/git-audit/policy.toml", &policy.display().to_string())
+            .replace("/var/opt/gitlab/git-audit/ledger.db", &ledger.display().to_string())
+    };
+    let init = recipe_line("git-audit --ledger /var/opt/gitlab/git-audit/ledger.db ledger init")?;
+    let init = swap(init.trim_start_matches("sudo -u git "));
+    let (code, out) = run_line(&repo, tmp, &init.replacen(&bin.display().to_string(), "git-audit", 1))?;
+    assert_eq!(code, 0, "{init}: {out}");
+    for hook in ["pre-receive", "post-receive"] {
+        let line = recipe_line(&format!("ledger.db hook {hook}"))?;
+        let path = server.join("hooks").join(hook);
+        std::fs::write(&path, format!("#!/bin/sh\n{}\n", swap(&line)))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let push = |label: &str| -> Result<(bool, String)> {
+        let out = repo
+            .cmd("git")
+            .current_dir(&repo.path)
+            .env("GL_USERNAME", "gitlab-alice")
+            .args(["push", server.to_str().context("path")?, "HEAD:refs/heads/main"])
+            .output()?;
+        Ok((out.status.success(), format!("{label}: {}", String::from_utf8_lossy(&out.stderr))))
+    };
+    repo.commit("feat: signed", Sign::Pgp(&k.alice))?;
+    let (ok, said) = push("signed")?;
+    assert!(ok, "{said}");
+    repo.commit("feat: unsigned", Sign::None)?;
+    let (ok, said) = push("unsigned")?;
+    assert!(!ok && said.contains("signing.required"), "{said}");
+    let c = rusqlite::Connection::open(&ledger)?;
+    let pushers: Vec<(String, i64)> = c
+        .prepare("SELECT pusher, accepted FROM ref_updates ORDER BY seq")?
+        .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?.unwrap_or_default(), r.get::<_, Option<i64>>(1)?.unwrap_or(-1))))?
+        .collect::<Result<_, _>>()?;
+    assert!(pushers.contains(&("gitlab-alice".to_string(), 1)), "{pushers:?}");
+    assert!(pushers.contains(&("gitlab-alice".to_string(), 0)), "{pushers:?}");
+    Ok(())
+}

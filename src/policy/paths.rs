@@ -125,6 +125,9 @@ pub struct CodeOwners {
     pub rules: Vec<CodeOwnersRule>,
     /// Lines GitHub would skip (an invalid pattern), with why.
     pub errors: Vec<(usize, String)>,
+    /// GitLab's dialect (`.gitlab/CODEOWNERS`, or a file with `[Section]`
+    /// headers): `@a/b` is the group `a/b`, not a GitHub team.
+    pub gitlab: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -134,16 +137,26 @@ pub struct CodeOwnersRule {
     /// `@login`, `@org/team` (as principals) and email addresses (as logins
     /// they are not: kept as written).
     pub owners: Vec<String>,
+    /// GitLab: the section the line is in (`None`: before any section header).
+    pub section: Option<String>,
+    /// GitLab: the section is optional (`^[Section]`): its owners' approval is not required.
+    pub optional: bool,
 }
 
 /// Where GitHub looks for CODEOWNERS, in its order.
-pub const CODEOWNERS_LOCATIONS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"];
+/// (GitLab reads `CODEOWNERS`, `docs/` and `.gitlab/`: a repository keeps one.)
+pub const CODEOWNERS_LOCATIONS: [&str; 4] = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS", ".gitlab/CODEOWNERS"];
 
 impl CodeOwners {
     /// Parses CODEOWNERS text: `pattern owner…` per line, `#` comments,
     /// `\#` for a pattern that starts with `#`.
+    ///
+    /// GitLab's sections too: `[Section]`, `^[Optional section]` and
+    /// `[Section][2]` headers, each with optional default owners that its
+    /// lines without owners take.
     pub fn parse(path: &str, text: &str) -> CodeOwners {
-        let mut out = CodeOwners { path: path.to_string(), ..CodeOwners::default() };
+        let mut out = CodeOwners { path: path.to_string(), gitlab: path.starts_with(".gitlab/"), ..CodeOwners::default() };
+        let mut section: Option<(String, bool, Vec<String>)> = None;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -154,14 +167,41 @@ impl CodeOwners {
                 Some(at) => line[..at].trim_end(),
                 None => line,
             };
+            if let Some(header) = section_header(line) {
+                out.gitlab = true;
+                section = Some(header);
+                continue;
+            }
             let mut words = line.split_whitespace();
             let Some(pattern) = words.next() else { continue };
             let pattern = pattern.replace("\\#", "#");
+            let mut owners: Vec<String> = words.map(str::to_string).collect();
+            if owners.is_empty() {
+                owners = section.as_ref().map(|(_, _, d)| d.clone()).unwrap_or_default();
+            }
+            let (name, optional) = match &section {
+                Some((n, o, _)) => (Some(n.clone()), *o),
+                None => (None, false),
+            };
             match PathPattern::new(&pattern) {
-                Ok(p) => out.rules.push(CodeOwnersRule { line: i + 1, pattern: p, owners: words.map(str::to_string).collect() }),
+                Ok(p) => out.rules.push(CodeOwnersRule { line: i + 1, pattern: p, owners, section: name, optional }),
                 Err(e) => out.errors.push((i + 1, e)),
             }
         }
+        out
+    }
+
+    /// The owners whose approval `path` needs: the last matching line of each
+    /// required section (GitHub's files have one section: the whole file).
+    pub fn owners_each(&self, path: &str) -> Vec<&CodeOwnersRule> {
+        let mut out: Vec<&CodeOwnersRule> = Vec::new();
+        for r in self.rules.iter().rev().filter(|r| r.pattern.matches(path)) {
+            if !out.iter().any(|o| o.section == r.section) {
+                out.push(r);
+            }
+        }
+        out.retain(|r| !r.optional);
+        out.reverse();
         out
     }
 
@@ -194,12 +234,22 @@ impl CodeOwners {
         })
     }
 
-    /// Teams (`org`, `slug`) its lines name as owners.
+    /// An owner as a principal, in this file's dialect.
+    pub fn principal(&self, owner: &str) -> Principal {
+        match owner.strip_prefix('@') {
+            Some(group) if self.gitlab && group.contains('/') => {
+                Principal::parse(&format!("group:{group}")).unwrap_or_else(|| Principal::Login(owner.to_string()))
+            }
+            _ => owner_principal(owner),
+        }
+    }
+
+    /// Teams (`org`, `slug`) its lines name as owners (GitLab groups: empty `org`).
     pub fn teams(&self) -> Vec<(String, String)> {
         self.rules
             .iter()
             .flat_map(|r| &r.owners)
-            .filter_map(|o| match owner_principal(o) {
+            .filter_map(|o| match self.principal(o) {
                 Principal::Team { org, slug } => Some((org, slug)),
                 Principal::Login(_) => None,
             })
@@ -210,6 +260,30 @@ impl CodeOwners {
     pub fn owners(&self, path: &str) -> Option<&CodeOwnersRule> {
         self.rules.iter().rev().find(|r| r.pattern.matches(path))
     }
+}
+
+/// A GitLab section header: `[Name]`, `^[Name]` (optional), `[Name][N]`,
+/// each optionally followed by default owners.
+fn section_header(line: &str) -> Option<(String, bool, Vec<String>)> {
+    let (optional, rest) = match line.strip_prefix('^') {
+        Some(r) => (true, r),
+        None => (false, line),
+    };
+    let rest = rest.strip_prefix('[')?;
+    let (name, after) = rest.split_once(']')?;
+    if name.trim().is_empty() {
+        return None;
+    }
+    // `[Name][2]`: the approval count (git-audit asks for one owner's approval).
+    let after = match after.strip_prefix('[') {
+        Some(a) => a.split_once(']').filter(|(n, _)| n.bytes().all(|b| b.is_ascii_digit()))?.1,
+        None => after,
+    };
+    // A path pattern that merely starts with `[` (a glob class) has no space after `]`.
+    if !after.is_empty() && !after.starts_with(char::is_whitespace) {
+        return None;
+    }
+    Some((name.trim().to_string(), optional, after.split_whitespace().map(str::to_string).collect()))
 }
 
 /// An owner as written in CODEOWNERS, as a principal: `@org/team` is a team,
@@ -228,6 +302,24 @@ pub fn owner_principal(owner: &str) -> Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gitlab_sections_each_need_their_owners_and_optional_ones_do_not() {
+        let c = CodeOwners::parse(
+            "CODEOWNERS",
+            "* @acme/everyone\n[Backend][2] @acme/platform/backend\nsrc/\n*.rs @rustacean\n^[Docs] @writer\nsrc/\n[Security]\nsrc/auth/ @acme/security @sam\n",
+        );
+        assert!(c.gitlab);
+        let each = |p: &str| c.owners_each(p).iter().map(|r| r.owners.join(" ")).collect::<Vec<_>>();
+        assert_eq!(each("src/auth/login.rs"), vec!["@acme/everyone", "@rustacean", "@acme/security @sam"]);
+        // A line without owners takes its section's defaults; optional sections are not required.
+        assert_eq!(each("src/x.py"), vec!["@acme/everyone", "@acme/platform/backend"]);
+        assert_eq!(c.principal("@acme/platform/backend"), Principal::Team { org: String::new(), slug: "acme/platform/backend".into() });
+        assert!(c.teams().contains(&(String::new(), "acme/security".into())));
+        // GitHub's files keep GitHub's meaning.
+        let g = CodeOwners::parse(".github/CODEOWNERS", "* @acme/sre\n");
+        assert_eq!(g.principal("@acme/sre"), Principal::Team { org: "acme".into(), slug: "sre".into() });
+    }
 
     fn m(p: &str, path: &str) -> bool {
         PathPattern::new(p).map(|p| p.matches(path)).unwrap_or(false)

@@ -324,9 +324,12 @@ fn owner_approvals(ledger: &Ledger, repo: Option<&Repo>, since: &Timestamp, poli
             if let Some(r) = policy.paths.iter().find(|r| r.pattern.matches(file)).filter(|r| !r.approvers.is_empty()) {
                 add(r.approvers.clone(), format!("[[paths]] `{}` at {}", r.pattern.text, r.origin), file);
             }
-            if let Some(line) = codeowners.and_then(|c| c.owners(file).map(|l| (c, l))).filter(|(_, l)| !l.owners.is_empty()) {
-                let owners = line.1.owners.iter().map(|o| crate::policy::paths::owner_principal(o)).collect();
-                add(owners, format!("{}:{} `{}`", line.0.path, line.1.line, line.1.pattern.text), file);
+            // GitLab's sections each need their owners; GitHub's file is one section.
+            for c in codeowners.iter() {
+                for line in c.owners_each(file).into_iter().filter(|l| !l.owners.is_empty()) {
+                    let owners = line.owners.iter().map(|o| c.principal(o)).collect();
+                    add(owners, format!("{}:{} `{}`", c.path, line.line, line.pattern.text), file);
+                }
             }
         }
         for (owners, source, owned) in groups {
