@@ -402,3 +402,62 @@ fn request_counts_of_a_first_and_second_gitlab_sync_of_a_thousand_merge_requests
     assert_eq!(s.kinds()?.get("pr.synced"), Some(&1000));
     Ok(())
 }
+
+/// Path rules over GitLab: `.gitlab/CODEOWNERS` with sections, read at each
+/// merge request's base; every required section needs its own owners'
+/// approval on the final head, an optional one does not; groups are GitLab
+/// groups whose members the sync recorded.
+#[test]
+fn gitlab_codeowners_sections_each_need_their_owners() -> Result<()> {
+    use crate::support::Sign;
+    let repo = Repo::new()?;
+    assert_eq!(repo.audit(&["ledger", "init"])?.0, 0);
+    std::fs::create_dir_all(repo.path.join(".gitlab"))?;
+    std::fs::write(
+        repo.path.join(".gitlab/CODEOWNERS"),
+        "[Backend] @acme/backend\n/src/\n[Security][2]\n/src/auth/ @sam\n^[Docs] @writer\n/src/\n",
+    )?;
+    repo.commit("chore: CODEOWNERS", Sign::None)?;
+    let merges: Vec<String> =
+        (1..=3).map(|n| repo.commit(&format!("Merge branch 'topic-{n}' into 'main'"), Sign::None)).collect::<Result<_>>()?;
+    let mut w = GitLabWorld::new(PROJECT);
+    let mr = |w: &mut GitLabWorld, iid: i64, file: &str, approvers: &[&str]| {
+        let head = sha(&format!("p{iid}"));
+        let t = format!("2026-07-0{iid}T00:00:00Z");
+        w.merge_request(iid, "alice", &t, std::slice::from_ref(&head));
+        w.diffs.insert(iid, vec![(file.to_string(), file.to_string())]);
+        for (i, a) in approvers.iter().enumerate() {
+            w.approve(iid, a, &format!("2026-07-0{iid}T01:0{i}:00Z"));
+        }
+        w.merge(iid, "alice", &format!("2026-07-0{iid}T02:00:00Z"), &merges[iid as usize - 1]);
+    };
+    mr(&mut w, 1, "src/auth/login.rs", &["bob"]); // Backend (bob is in the group), Security not: missing
+    mr(&mut w, 2, "src/auth/login.rs", &["bob", "sam"]); // both sections: clean (Docs is optional)
+    mr(&mut w, 3, "src/api.rs", &["carol"]); // Backend only, carol is not in it: missing
+    w.members.insert("acme/backend".into(), vec!["bob".into()]);
+    let policy = repo.tmp.path().join("paths.toml");
+    std::fs::write(&policy, "version = 1\n[codeowners]\nenabled = true\n")?;
+    let fake = FakeForges::start(w, GiteaWorld::new("acme/web"));
+    let p = policy.to_str().context("path")?;
+    let out = repo
+        .cmd(BIN)
+        .env("GITLAB_TOKEN", GITLAB_TOKEN)
+        .args(["--policy", p, "sync", "--api-url", &fake.url, "--gitlab", PROJECT])
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, out, err) = repo.audit(&["--policy", p, "report", "compliance", "--since", "2000-01-01", "--format", "json"])?;
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let missing: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["rule"] == "pr.owner-approval-missing")
+        .map(|f| (f["subject"].as_str().unwrap_or("").to_string(), f["message"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let subjects: Vec<&str> = missing.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(subjects, ["acme/platform/api#1", "acme/platform/api#3"], "{missing:?}");
+    assert!(missing[0].1.contains(".gitlab/CODEOWNERS:4") && missing[0].1.contains("sam"), "{missing:?}");
+    assert!(missing[1].1.contains("group:acme/backend"), "{missing:?}");
+    Ok(())
+}

@@ -237,7 +237,8 @@ fn merged_pull_requests_need_their_owners_approval() -> Result<()> {
     let missing = of(&v, "pr.codeowners-missing");
     assert_eq!(missing.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), ["acme/api#9", "acme/api#10"], "{missing:?}");
     assert!(
-        missing[0].1.contains("its base at the merge (") && missing[0].1.contains("has no CODEOWNERS in .github/, the root or docs/"),
+        missing[0].1.contains("its base at the merge (")
+            && missing[0].1.contains("has no CODEOWNERS in .github/, the root, docs/ or .gitlab/"),
         "{missing:?}"
     );
     assert!(missing[1].1.contains("is not in this repository (git fetch)"), "{missing:?}");

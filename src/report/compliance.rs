@@ -411,7 +411,10 @@ fn codeowners_at_merge(repo: Option<&Repo>, m: &crate::ledger::query::MergedPull
             )
         })?;
     crate::policy::paths::CodeOwners::read_at(repo, &base).ok_or_else(|| {
-        format!("[codeowners] is enabled, but its base at the merge ({}) has no CODEOWNERS in .github/, the root or docs/", short_id(&base))
+        format!(
+            "[codeowners] is enabled, but its base at the merge ({}) has no CODEOWNERS in .github/, the root, docs/ or .gitlab/",
+            short_id(&base)
+        )
     })
 }
 

@@ -26,7 +26,11 @@ pub fn landed_sha(mr: &Value) -> Value {
 
 /// `pr.synced`: a merge request (`GET /projects/:id/merge_requests` element),
 /// its commits, and the base its newest diff version was taken against.
-pub fn merge_request(repo: &str, mr: &Value, commits: &[String], capped: bool, base_sha: Option<&str>) -> Value {
+///
+/// A merged one keeps the project's approval settings as they stood when it
+/// was synced (GitLab keeps no history of them): whether a push resets
+/// approvals, whether its author or committers may approve, how many approvals it needs.
+pub fn merge_request(repo: &str, mr: &Value, commits: &[String], capped: bool, base_sha: Option<&str>, settings: &Value) -> Value {
     let merged = mr["state"] == "merged";
     let state = if mr["state"] == "opened" { "open" } else { "closed" };
     // GitLab 14.7 renamed merged_by to merge_user (the older field stays, deprecated).
@@ -50,7 +54,22 @@ pub fn merge_request(repo: &str, mr: &Value, commits: &[String], capped: bool, b
         "html_url": mr["web_url"],
         "commits": commits,
         "commits_capped": capped,
-        "gitlab": {"state": mr["state"], "squash_commit_sha": mr["squash_commit_sha"], "source_project_id": mr["source_project_id"], "target_project_id": mr["target_project_id"]},
+        "gitlab": {
+            "state": mr["state"],
+            "squash_commit_sha": mr["squash_commit_sha"],
+            "source_project_id": mr["source_project_id"],
+            "target_project_id": mr["target_project_id"],
+            "approval_settings": if merged && settings.is_object() {
+                json!({
+                    "reset_approvals_on_push": settings["reset_approvals_on_push"],
+                    "author_may_approve": settings["merge_requests_author_approval"],
+                    "committers_may_not_approve": settings["merge_requests_disable_committers_approval"],
+                    "approvals_before_merge": settings["approvals_before_merge"],
+                })
+            } else {
+                Value::Null
+            },
+        },
     })
 }
 

@@ -164,7 +164,7 @@ async fn record_merge_request(
     let base_sha = heads.last().map(|(_, _, b)| b.as_str()).filter(|b| !b.is_empty());
     let subject = format!("{repo}#{iid}");
     let author = mr["author"]["username"].as_str().unwrap_or("").to_string();
-    let p = payload::merge_request(repo, mr, &commits, capped, base_sha);
+    let p = payload::merge_request(repo, mr, &commits, capped, base_sha, settings);
     if batch.add(ledger, Kind::PrSynced, subject.clone(), subject.clone(), author, p)? {
         sum.pull_requests += 1;
     }
