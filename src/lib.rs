@@ -19,6 +19,7 @@ pub mod hook;
 pub mod install;
 pub mod keys;
 pub mod ledger;
+pub mod net;
 pub mod notify;
 pub mod policy;
 pub mod report;

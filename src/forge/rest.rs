@@ -198,6 +198,50 @@ mod tests {
     }
 }
 
+/// Rate-limit waits one request sits through before it gives up.
+pub const MAX_RATE_LIMIT_WAITS: u32 = 20;
+
+/// The wait before retry `attempt`: `backoff` doubled per attempt (up to 64×),
+/// with full jitter (anywhere in [base/2, base]).
+pub fn retry_delay(backoff: Duration, attempt: u32) -> Duration {
+    let base = backoff.saturating_mul(1u32 << attempt.min(6));
+    let mut r = [0u8; 2];
+    let _ = getrandom::getrandom(&mut r);
+    base.mul_f64(0.5 + u16::from_le_bytes(r) as f64 / u16::MAX as f64 / 2.0)
+}
+
+/// Sleeps `wait`, counted and said.
+pub async fn pause(stats: &Stats, repo: &str, wait: Duration, why: &str) {
+    stats.retries.fetch_add(1, Ordering::Relaxed);
+    stats.waited_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+    tracing::warn!(repository = repo, wait_ms = wait.as_millis() as u64, "{why}; waiting {:.1}s", wait.as_secs_f64());
+    tokio::time::sleep(wait).await;
+}
+
+/// Waits out a rate limit — unless it lasts longer than `max_wait`, or this
+/// request has already been limited [`MAX_RATE_LIMIT_WAITS`] times (a limit
+/// that never lifts gives up with a clear error instead of a hang).
+pub async fn wait_out(
+    stats: &Stats,
+    forge: &'static str,
+    max_wait: Duration,
+    repo: &str,
+    path: &str,
+    wait: Duration,
+    waits: &mut u32,
+) -> Result<(), ClientError> {
+    *waits += 1;
+    let fail = |last: String| ClientError::Failing { forge, repo: repo.into(), path: path.into(), last };
+    if wait > max_wait {
+        return Err(fail(format!("rate limited for {}s more", wait.as_secs())));
+    }
+    if *waits > MAX_RATE_LIMIT_WAITS {
+        return Err(fail(format!("still rate limited after {MAX_RATE_LIMIT_WAITS} waits")));
+    }
+    pause(stats, repo, wait, &format!("rate limited by {forge}")).await;
+    Ok(())
+}
+
 /// How one forge wants to be spoken to.
 #[derive(Debug, Clone, Copy)]
 pub struct Dialect {
@@ -259,16 +303,7 @@ impl RestClient {
         }
         let origin = format!("{scheme}://{authority}");
         let base_path = uri.path().trim_end_matches('/').to_string();
-        let connector = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(b) => b.https_or_http().enable_http1().build(),
-            Err(_) => hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(
-                    rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth(),
-                )
-                .https_or_http()
-                .enable_http1()
-                .build(),
-        };
+        let connector = crate::net::https_connector();
         Ok(RestClient {
             http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
             dialect,
@@ -455,40 +490,15 @@ impl RestClient {
     }
 
     fn retry_delay(&self, attempt: u32) -> Duration {
-        let base = self.backoff.saturating_mul(1u32 << attempt.min(6));
-        let mut r = [0u8; 2];
-        let _ = getrandom::getrandom(&mut r);
-        base.mul_f64(0.5 + u16::from_le_bytes(r) as f64 / u16::MAX as f64 / 2.0)
+        retry_delay(self.backoff, attempt)
     }
 
     async fn rate_limited(&self, repo: &str, path: &str, wait: Duration, waits: &mut u32) -> Result<(), ClientError> {
-        *waits += 1;
-        let forge = self.dialect.forge;
-        if wait > self.max_wait {
-            return Err(ClientError::Failing {
-                forge,
-                repo: repo.into(),
-                path: path.into(),
-                last: format!("rate limited for {}s more", wait.as_secs()),
-            });
-        }
-        if *waits > crate::forge::github::client::MAX_RATE_LIMIT_WAITS {
-            return Err(ClientError::Failing {
-                forge,
-                repo: repo.into(),
-                path: path.into(),
-                last: "still rate limited after 20 waits".into(),
-            });
-        }
-        self.pause(repo, wait, &format!("rate limited by {forge}")).await;
-        Ok(())
+        wait_out(&self.stats, self.dialect.forge, self.max_wait, repo, path, wait, waits).await
     }
 
     async fn pause(&self, repo: &str, wait: Duration, why: &str) {
-        self.stats.retries.fetch_add(1, Ordering::Relaxed);
-        self.stats.waited_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
-        tracing::warn!(repository = repo, wait_ms = wait.as_millis() as u64, "{why}; waiting {:.1}s", wait.as_secs_f64());
-        tokio::time::sleep(wait).await;
+        pause(&self.stats, repo, wait, why).await
     }
 
     /// GitLab's `RateLimit-Remaining`/`RateLimit-Reset`, Gitea's `X-RateLimit-*`.

@@ -23,18 +23,8 @@ pub struct Poster {
 
 impl Default for Poster {
     fn default() -> Poster {
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
         // Without system roots, https sinks fail with a certificate error (plain http still works).
-        let connector = match builder.with_native_roots() {
-            Ok(b) => b.https_or_http().enable_http1().build(),
-            Err(_) => hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(
-                    rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth(),
-                )
-                .https_or_http()
-                .enable_http1()
-                .build(),
-        };
+        let connector = crate::net::https_connector();
         Poster { client: Client::builder(TokioExecutor::new()).build(connector) }
     }
 }

@@ -155,7 +155,9 @@ impl Principal {
     pub fn label(&self) -> String {
         match self {
             Principal::Login(l) => l.clone(),
-            Principal::Team { org, slug } => crate::event::TeamSynced::subject(org, slug),
+            // The subject its members are recorded under (`event::TeamSynced::subject`).
+            Principal::Team { org, slug } if org.is_empty() => format!("group:{slug}"),
+            Principal::Team { org, slug } => format!("team:{org}/{slug}"),
         }
     }
 
@@ -1217,6 +1219,19 @@ mod tests {
         }
         assert_eq!(digests[0], digests[1]);
         Ok(())
+    }
+
+    #[test]
+    fn gitlab_groups_are_principals_with_their_full_path() {
+        let g = Principal::parse("group:acme/platform/sre");
+        assert_eq!(g, Some(Principal::Team { org: String::new(), slug: "acme/platform/sre".into() }));
+        assert_eq!(g.map(|p| p.label()).as_deref(), Some("group:acme/platform/sre"));
+        assert_eq!(Principal::parse("team:acme/sre").map(|p| p.label()).as_deref(), Some("team:acme/sre"));
+        for bad in ["group:", "group:a//b", "group:../x", "group:a b"] {
+            assert_eq!(Principal::parse(bad), None, "{bad}");
+        }
+        let p = load("version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"group:acme/sre\"]\n").unwrap();
+        assert_eq!(p.teams(), vec![(String::new(), "acme/sre".to_string())]);
     }
 
     #[test]

@@ -30,8 +30,7 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// Rate-limit waits one request sits through before it gives up.
-pub const MAX_RATE_LIMIT_WAITS: u32 = 20;
+pub use crate::forge::rest::MAX_RATE_LIMIT_WAITS;
 
 pub struct Client {
     octo: octocrab::Octocrab,
@@ -330,42 +329,16 @@ impl Client {
     }
 
     fn retry_delay(&self, attempt: u32) -> Duration {
-        let base = self.backoff.saturating_mul(1u32 << attempt.min(6));
-        // Full jitter: anywhere in [base/2, base].
-        let mut r = [0u8; 2];
-        let _ = getrandom::getrandom(&mut r);
-        let frac = u16::from_le_bytes(r) as f64 / u16::MAX as f64;
-        base.mul_f64(0.5 + frac / 2.0)
+        crate::forge::rest::retry_delay(self.backoff, attempt)
     }
 
-    /// Waits out a rate limit — unless it lasts longer than `max_wait`, or this
-    /// request has already been limited [`MAX_RATE_LIMIT_WAITS`] times (a
-    /// limit that never lifts gives up with a clear error instead of a hang).
+    /// Waits out a rate limit within bounds (see [`crate::forge::rest::wait_out`]).
     async fn rate_limited(&self, repo: &str, path: &str, wait: Duration, waits: &mut u32) -> Result<(), ClientError> {
-        *waits += 1;
-        if wait > self.max_wait {
-            return Err(ClientError::Unavailable {
-                repo: repo.into(),
-                path: path.into(),
-                last: format!("rate limited for {}s more", wait.as_secs()),
-            });
-        }
-        if *waits > MAX_RATE_LIMIT_WAITS {
-            return Err(ClientError::Unavailable {
-                repo: repo.into(),
-                path: path.into(),
-                last: format!("still rate limited after {MAX_RATE_LIMIT_WAITS} waits"),
-            });
-        }
-        self.pause(repo, wait, "rate limited by GitHub").await;
-        Ok(())
+        crate::forge::rest::wait_out(&self.stats, "GitHub", self.max_wait, repo, path, wait, waits).await
     }
 
     async fn pause(&self, repo: &str, wait: Duration, why: &str) {
-        self.stats.retries.fetch_add(1, Ordering::Relaxed);
-        self.stats.waited_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
-        tracing::warn!(repository = repo, wait_ms = wait.as_millis() as u64, "{why}; waiting {:.1}s", wait.as_secs_f64());
-        tokio::time::sleep(wait).await;
+        crate::forge::rest::pause(&self.stats, repo, wait, why).await
     }
 
     fn note_rate_limit(&self, headers: &HeaderMap) {
