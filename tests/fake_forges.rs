@@ -57,6 +57,7 @@ pub struct GitLabWorld {
     pub members: BTreeMap<String, Vec<String>>,
     /// The default branch, oldest first: (sha, date, merge requests it came in).
     pub landed: Vec<(String, String, Vec<i64>)>,
+    pub audit_events: Vec<Value>,
     next_id: i64,
 }
 
@@ -198,6 +199,23 @@ impl GitLabWorld {
             }
             d["updated_at"] = json!(at);
         }
+    }
+
+    /// An audit event: `author_id` changed `change` from `from` to `to` on `target`.
+    pub fn audit(&mut self, author_id: i64, change: &str, from: &str, to: &str, target: &str, at: &str) {
+        let mut e = fixture("gitlab", "audit_event.json");
+        e["id"] = json!(self.id());
+        e["author_id"] = json!(author_id);
+        e["event_name"] = json!("protected_environment_updated");
+        e["details"]["change"] = json!(change);
+        e["details"]["from"] = json!(from);
+        e["details"]["to"] = json!(to);
+        e["details"]["author_name"] = json!(self.users.get(&author_id).cloned().unwrap_or_default());
+        e["details"]["target_type"] = json!("ProtectedEnvironment");
+        e["details"]["target_details"] = json!(target);
+        e["details"]["entity_path"] = json!(self.path);
+        e["created_at"] = json!(at);
+        self.audit_events.push(e);
     }
 
     /// A protected environment: `approvers` (user ids) and how many must approve.
@@ -615,6 +633,14 @@ fn gitlab(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
                     None => reply(StatusCode::NOT_FOUND, &json!({"message": "404 Deployment Not Found"}), &[]),
                 },
                 ["protected_environments"] => list(w.protected.clone()),
+                ["audit_events"] => {
+                    let after = q.get("created_after").cloned().unwrap_or_default();
+                    // Newest first, as GitLab lists them.
+                    let mut e: Vec<Value> =
+                        w.audit_events.iter().filter(|e| e["created_at"].as_str().unwrap_or("") > after.as_str()).cloned().collect();
+                    e.reverse();
+                    list(e)
+                }
                 ["repository", "commits"] => {
                     let since = q.get("since").cloned().unwrap_or_default();
                     let c: Vec<Value> = w

@@ -200,9 +200,15 @@ fn gitlab_planted_cases_yield_exactly_their_findings_through_faults_and_a_resync
     assert_eq!(on, sha("gl3a"));
 
     // The protection is weakened (two approvals → one, Developers may deploy), then synced again.
+    // GitLab's audit log says who did it (an event dated now: after the first
+    // snapshot was recorded, before the next).
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     s.fake.gitlab(|w| {
         w.protect("production", &[11, 12], 1, None);
+        w.users.insert(13, "mallory".into());
+        w.audit(13, "required approval count", "2", "1", "production", &now);
     });
+    std::thread::sleep(std::time::Duration::from_millis(20));
     let (code, _, err) = s.sync("--gitlab", PROJECT)?;
     assert_eq!(code, 0, "{err}");
     let found = s.findings()?;
@@ -225,6 +231,14 @@ fn gitlab_planted_cases_yield_exactly_their_findings_through_faults_and_a_resync
     let changed =
         report["findings"].as_array().into_iter().flatten().find(|f| f["rule"] == "env.protection-changed").cloned().unwrap_or_default();
     assert!(changed["message"].as_str().unwrap_or("").contains("2 approvals"), "{changed}");
+    assert!(
+        changed["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the forge's audit log: mallory: required approval count from 2 to 1 (production)"),
+        "{changed}"
+    );
+    assert_eq!(changed["evidence"].as_array().map(Vec::len), Some(3), "both snapshots and the audit event: {changed}");
 
     // A third pass: nothing new, and the lists answer 304.
     let before = s.kinds()?;

@@ -325,6 +325,9 @@ fn report(forge: &str, stats: &Stats, summaries: &[RepoSummary], json: bool) -> 
             if s.capped_pull_requests.is_empty() { String::new() } else { format!("; changes at {forge}'s commit cap: {:?}", s.capped_pull_requests) },
             if s.interrupted { "; interrupted (the next run resumes)" } else { "" },
         ));
+        for note in &s.notes {
+            out.push_str(&format!("note: {note}\n"));
+        }
     }
     out.push_str(&format!(
         "{requests} requests ({not_modified} not modified){}\n",

@@ -70,6 +70,7 @@ kinds! {
     TeamSynced = "team.synced",
     PrFilesSynced = "pr_files.synced",
     LedgerWriter = "ledger.writer",
+    ForgeAuditSynced = "forge_audit.synced",
 }
 
 impl Kind {
@@ -447,6 +448,54 @@ impl EnvironmentSynced {
     }
 }
 
+/// `forge_audit.synced`: one entry of a forge's own audit log of settings
+/// changes (GitLab's project audit events): who changed what, when, from what
+/// to what, as the forge recorded it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ForgeAuditSynced {
+    pub repository: String,
+    /// `gitlab`.
+    pub forge: String,
+    pub id: i64,
+    /// The username of who made the change (else the name the forge gave).
+    pub author: Option<String>,
+    pub created_at: Option<String>,
+    /// What changed, in the forge's words (`change`, else its `custom_message`).
+    pub action: Option<String>,
+    pub target_type: Option<String>,
+    pub target_details: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The forge's `details` as it gave them.
+    pub details: Value,
+}
+
+impl ForgeAuditSynced {
+    /// The change in words: `alice: changed required approvals from 2 to 1 (production)`.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{}: {}", self.author.as_deref().unwrap_or("someone"), self.action.as_deref().unwrap_or("a change"));
+        match (self.from.as_deref().filter(|f| !f.is_empty()), self.to.as_deref().filter(|t| !t.is_empty())) {
+            (Some(f), Some(t)) => s.push_str(&format!(" from {f} to {t}")),
+            (None, Some(t)) => s.push_str(&format!(" to {t}")),
+            _ => {}
+        }
+        if let Some(t) = self.target_details.as_deref().filter(|t| !t.is_empty()) {
+            s.push_str(&format!(" ({t})"));
+        }
+        s
+    }
+
+    /// Whether it concerns environment `name` (names it, or targets an environment).
+    pub fn concerns_environment(&self, name: &str) -> bool {
+        let said = |v: &Option<String>| v.as_deref().is_some_and(|t| t.contains(name));
+        said(&self.target_details)
+            || said(&self.action)
+            || self.target_type.as_deref().is_some_and(|t| t.contains("Environment"))
+            || self.details.to_string().contains(&format!("\"{name}\""))
+    }
+}
+
 /// `team.synced`: a team's members (logins, sorted), recorded whenever they change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -564,6 +613,7 @@ payload! {
     TeamSynced => TeamSynced,
     PrFilesSynced => PrFilesSynced,
     WriterChanged => LedgerWriter,
+    ForgeAuditSynced => ForgeAuditSynced,
 }
 
 /// In a writer's kinds: any kind outside git-audit's own vocabulary.
@@ -610,6 +660,7 @@ impl Role {
                 Kind::EnvironmentSynced,
                 Kind::TeamSynced,
                 Kind::PrFilesSynced,
+                Kind::ForgeAuditSynced,
             ],
             Role::Ci => &[Kind::DeploymentRecorded],
             Role::Operator => &[],

@@ -43,6 +43,10 @@ pub struct RepoSummary {
     pub new_entries: u64,
     /// Changes whose commit list hit the forge's cap.
     pub capped_pull_requests: Vec<u64>,
+    /// A forge's own audit log entries recorded (GitLab's audit events).
+    pub audit_events: u64,
+    /// What the operator should know of this pass that did not stop it.
+    pub notes: Vec<String>,
     pub interrupted: bool,
 }
 

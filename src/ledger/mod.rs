@@ -653,6 +653,16 @@ impl Ledger {
         }
     }
 
+    /// Whether the loaded key may append entries of `kind` (a writer added
+    /// before a kind existed may not: its kinds were recorded when it was added).
+    pub fn may_append(&self, kind: crate::event::Kind) -> bool {
+        match self.identity() {
+            Ok((_, None)) => true,
+            Ok((_, Some(kinds))) => writers::may_write(&kinds, kind.as_str()),
+            Err(_) => false,
+        }
+    }
+
     /// The name the loaded key appends as, if it may append at all.
     pub fn writer_name(&self) -> Result<String, LedgerError> {
         self.identity().map(|(name, _)| name)

@@ -241,6 +241,7 @@ pub fn rows(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payloa
         | Kind::EnvironmentSynced
         | Kind::TeamSynced
         | Kind::PrFilesSynced
+        | Kind::ForgeAuditSynced
         | Kind::LedgerWriter => Vec::new(),
     }
 }

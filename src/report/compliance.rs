@@ -187,20 +187,38 @@ pub fn compliance(
         });
     }
 
-    // Environment protection that changed: consecutive snapshots of one environment.
+    // Environment protection that changed: consecutive snapshots of one
+    // environment, with who changed it where the forge's audit log says.
+    let audits = ledger.events::<crate::event::ForgeAuditSynced>(&Select::default())?;
     let mut last: std::collections::HashMap<(String, String), crate::ledger::Recorded<EnvironmentSynced>> =
         std::collections::HashMap::new();
     for e in ledger.events::<EnvironmentSynced>(&Select::default())? {
         let key = (e.payload.repository.clone(), e.payload.name.clone());
         if let Some(prev) = last.get(&key) {
             if prev.payload != e.payload && super::within(&e.time, since, &Timestamp::open_end()) {
+                let (from, to) = (Timestamp::parse(&prev.time).ok(), Timestamp::parse(&e.time).ok());
+                let by: Vec<&crate::ledger::Recorded<crate::event::ForgeAuditSynced>> = audits
+                    .iter()
+                    .filter(|a| a.payload.repository == key.0 && a.payload.concerns_environment(&key.1))
+                    .filter(|a| {
+                        let at = a.payload.created_at.as_deref().and_then(|t| Timestamp::parse(t).ok());
+                        matches!((&from, &at, &to), (Some(f), Some(at), Some(t)) if f < at && at <= t)
+                    })
+                    .collect();
+                let mut message = format!("protection changed from \"{}\" to \"{}\"", prev.payload.summary(), e.payload.summary());
+                if !by.is_empty() {
+                    let said: Vec<String> = by.iter().map(|a| a.payload.summary()).collect();
+                    message.push_str(&format!("; the forge's audit log: {}", said.join("; ")));
+                }
+                let mut evidence = vec![prev.seq, e.seq];
+                evidence.extend(by.iter().map(|a| a.seq));
                 out.push(Finding {
                     rule: Rule::EnvProtectionChanged,
                     severity: Severity::Warning,
                     fix: None,
                     subject: Some(format!("{} {}", key.0, key.1)),
-                    message: format!("protection changed from \"{}\" to \"{}\"", prev.payload.summary(), e.payload.summary()),
-                    evidence: vec![prev.seq, e.seq],
+                    message,
+                    evidence,
                 });
             }
         }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 use super::payload::{self, ApprovalFate};
-use crate::event::{Kind, PrFilesSynced, TeamSynced, PR_FILES_CAP};
+use crate::event::{ForgeAuditSynced, Kind, PrFilesSynced, TeamSynced, PR_FILES_CAP};
 use crate::forge::batch::{cursor, cursor_is_behind, seen, Batch, RepoSummary, SyncError, OVERLAP_SECS};
 use crate::forge::rest::{ClientError, RestClient};
 use crate::ledger::Ledger;
@@ -67,8 +67,82 @@ async fn inner(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, sum: &mu
     deployments(client, ledger, repo, sum).await?;
     client.stats.set_phase("protected environments");
     environments(client, ledger, repo, &project, sum).await?;
+    client.stats.set_phase("audit events");
+    audit_events(client, ledger, repo, sum).await?;
     client.stats.set_phase("commits on the default branch");
     landed_commits(client, ledger, repo, &default_branch, sum).await?;
+    Ok(())
+}
+
+/// The project's audit events (Premium; Maintainer): GitLab's own record of
+/// who changed a setting, a protected environment or branch, an approval
+/// rule. Each is recorded once. Unreadable (Free, or a Developer's token):
+/// skipped, and the summary says so.
+async fn audit_events(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
+    if !lock(ledger)?.may_append(Kind::ForgeAuditSynced) {
+        sum.notes.push(format!(
+            "{repo}: GitLab's audit events were not recorded: this sync writer was added before forge_audit.synced existed (add a new sync writer: git-audit ledger writers add NAME --role sync)"
+        ));
+        return Ok(());
+    }
+    let id = project_id(repo);
+    let cursor = cursor(ledger, repo, "audit_events")?;
+    let mut path = format!("/projects/{id}/audit_events?{PER_PAGE}");
+    if let Some(s) = since_with_overlap(cursor.as_deref()) {
+        path.push_str(&format!("&created_after={s}"));
+    }
+    let listed = match client.get_all(repo, &path, "read_api (Maintainer on the project; GitLab Premium)", usize::MAX).await {
+        Ok(l) => l,
+        Err(ClientError::NotFound { .. } | ClientError::Forbidden { .. }) => {
+            sum.notes.push(format!("{repo}: GitLab's audit events are not readable with this token (Maintainer and GitLab Premium needed): settings changes are known only from snapshots"));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut events: Vec<&Value> = listed.iter().filter(|e| e["id"].is_i64()).collect();
+    events.sort_by(|a, b| (a["created_at"].as_str(), a["id"].as_i64()).cmp(&(b["created_at"].as_str(), b["id"].as_i64())));
+    let mut authors: HashMap<i64, Option<String>> = HashMap::new();
+    for e in events {
+        let event_id = e["id"].as_i64().unwrap_or(0);
+        let key = format!("{repo}/audit/{event_id}");
+        let created = e["created_at"].as_str().unwrap_or("").to_string();
+        let mut batch = Batch::default();
+        if seen(ledger, Kind::ForgeAuditSynced.as_str(), &key)?.is_none() {
+            let d = &e["details"];
+            let author_id = e["author_id"].as_i64().unwrap_or(-1);
+            if author_id > 0 && !authors.contains_key(&author_id) {
+                let name = match client.get(repo, &format!("/users/{author_id}"), READ).await {
+                    Ok(p) => p.body["username"].as_str().map(str::to_string),
+                    Err(ClientError::NotFound { .. } | ClientError::Forbidden { .. }) => None,
+                    Err(err) => return Err(err.into()),
+                };
+                authors.insert(author_id, name);
+            }
+            let text = |v: &Value| v.as_str().map(str::to_string).or_else(|| (!v.is_null()).then(|| v.to_string()));
+            let author = authors.get(&author_id).cloned().flatten().or_else(|| text(&d["author_name"]));
+            let audit = ForgeAuditSynced {
+                repository: repo.to_string(),
+                forge: "gitlab".into(),
+                id: event_id,
+                author: author.clone(),
+                created_at: Some(created.clone()),
+                action: text(&d["change"]).or_else(|| text(&d["custom_message"])).or_else(|| text(&e["event_name"])),
+                target_type: text(&d["target_type"]),
+                target_details: text(&d["target_details"]),
+                from: text(&d["from"]),
+                to: text(&d["to"]),
+                details: d.clone(),
+            };
+            let p = serde_json::to_value(&audit).map_err(|err| SyncError::Other(err.to_string()))?;
+            if batch.add(ledger, Kind::ForgeAuditSynced, key, repo.to_string(), author.unwrap_or_default(), p)? {
+                sum.audit_events += 1;
+            }
+        }
+        if cursor_is_behind(cursor.as_deref(), &created) {
+            batch.state.cursors.push((repo.to_string(), "audit_events".into(), created));
+        }
+        sum.new_entries += batch.commit(ledger)?;
+    }
     Ok(())
 }
 
