@@ -25,6 +25,7 @@ pub mod policy;
 pub mod report;
 pub mod rule;
 pub mod signature;
+pub mod slsa;
 pub mod text;
 pub mod time;
 pub mod web;

@@ -28,6 +28,7 @@ mod review;
 mod rules;
 mod serve;
 mod signatures;
+mod slsa;
 mod snapshots;
 mod sync;
 mod writers;

@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand, each a thin layer that
 //! parses arguments, calls the library and renders the result.
 
+pub mod attest;
 pub mod digest;
 pub mod hook;
 pub mod init;
@@ -90,7 +91,7 @@ pub enum Command {
     Install(install::InstallArgs),
     /// Run as a git hook (the shims installed by `git-audit install` call this).
     Hook(hook::HookArgs),
-    /// Sync pull requests, reviews and deployments from GitHub into the ledger.
+    /// Sync pull (merge) requests, reviews and deployments from GitHub, GitLab or Gitea into the ledger.
     Sync(sync::SyncArgs),
     /// Reports over the ledger: trace, deployments, dora, evidence (a package), pushes, compliance.
     Report(report::ReportArgs),
@@ -99,6 +100,8 @@ pub enum Command {
     Digest(digest::DigestArgs),
     /// Record what happened elsewhere: `record deployment` from any CI/CD system.
     Record(record::RecordArgs),
+    /// SLSA source attestations: issue one for a revision on a protected ref, or `attest verify` it.
+    Attest(attest::AttestArgs),
     /// Notifications: drain (deliver the outbox), test, status, enable.
     Notify(notify::NotifyArgs),
     /// The policy's keys: list, check (expiry), add (pin a new one).
@@ -174,6 +177,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Report(args) => report::run(&global, args),
         Command::Digest(args) => digest::run(&global, args),
         Command::Record(args) => record::run(&global, args),
+        Command::Attest(args) => attest::run(&global, args),
         Command::Notify(args) => notify::run(&global, args),
         Command::Keys(args) => keys::run(&global, args),
         Command::Serve(args) => serve::run(&global, args),

@@ -71,6 +71,7 @@ kinds! {
     PrFilesSynced = "pr_files.synced",
     LedgerWriter = "ledger.writer",
     ForgeAuditSynced = "forge_audit.synced",
+    AttestationIssued = "attestation.issued",
 }
 
 impl Kind {
@@ -169,6 +170,11 @@ pub struct RefDecided {
     pub findings: Vec<Finding>,
     /// The commits this update brought, each with its own `commit.verified`.
     pub commits: Vec<String>,
+    /// The source controls the policy enforced on the ref when it was decided
+    /// (`CONTINUITY_ENFORCED`, `TAG_HYGIENE`, `SIGNED_COMMITS`,
+    /// `POLICY_GOVERNED`); absent in entries written before they were recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
 }
 
 /// `push.decided`: the decision on a whole push.
@@ -496,6 +502,24 @@ impl ForgeAuditSynced {
     }
 }
 
+/// `attestation.issued`: a SLSA source attestation the server issued for a
+/// revision on a ref — the level, the controls and since when they held, and
+/// the signed envelopes themselves (source provenance, then the VSA), so an
+/// attestation cannot be withdrawn quietly: a later one adds, never replaces.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttestationIssued {
+    pub commit: String,
+    #[serde(rename = "ref")]
+    pub refname: String,
+    pub level: u8,
+    pub verified_levels: Vec<String>,
+    /// `[{name, since}]`.
+    pub controls: Vec<Value>,
+    /// DSSE envelopes: the source provenance statement, then the VSA.
+    pub envelopes: Vec<Value>,
+}
+
 /// `team.synced`: a team's members (logins, sorted), recorded whenever they change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -614,6 +638,7 @@ payload! {
     PrFilesSynced => PrFilesSynced,
     WriterChanged => LedgerWriter,
     ForgeAuditSynced => ForgeAuditSynced,
+    AttestationIssued => AttestationIssued,
 }
 
 /// In a writer's kinds: any kind outside git-audit's own vocabulary.
@@ -648,7 +673,9 @@ impl Role {
     /// or an anchor (facts about the ledger itself).
     pub fn kinds(self) -> Vec<String> {
         let own: &[Kind] = match self {
-            Role::Hooks => &[Kind::PolicyLoaded, Kind::CommitVerified, Kind::PushDecided, Kind::BypassUsed, Kind::RefUpdated],
+            Role::Hooks => {
+                &[Kind::PolicyLoaded, Kind::CommitVerified, Kind::PushDecided, Kind::BypassUsed, Kind::RefUpdated, Kind::AttestationIssued]
+            }
             Role::Sync => &[
                 Kind::PrSynced,
                 Kind::ReviewSynced,

@@ -37,6 +37,9 @@ pub struct RefDecision {
     /// id, the first path changed), on a protected ref: what `policy.changed` tells.
     #[serde(skip)]
     pub policy_changes: Vec<(String, String)>,
+    /// The source controls the policy enforced on this ref (see [`source_controls`]).
+    #[serde(skip)]
+    pub controls: Vec<String>,
 }
 
 impl RefDecision {
@@ -110,6 +113,32 @@ struct RefRules<'p> {
     guarded: bool,
 }
 
+/// See [`RefRules::controls`].
+pub fn source_controls(policy: &Policy, branch: Option<&BranchRule>, guarded: bool) -> Vec<String> {
+    let rules = RefRules { policy, branch, guarded };
+    let enforced = |r: Rule| rules.mode(r) == Mode::Enforce;
+    let mut out = Vec::new();
+    let (no_force, no_delete) =
+        (guarded || branch.is_some_and(|b| b.forbid_force_push), guarded || branch.is_some_and(|b| b.forbid_deletion));
+    if no_force && no_delete && enforced(Rule::BranchesForcePush) && enforced(Rule::BranchesDeletion) {
+        out.push("CONTINUITY_ENFORCED".to_string());
+    }
+    // Every tag: a rule that a tag name matches, immutable and undeletable.
+    if let Some(tags) = policy.branch_rule("refs/tags/any-tag").filter(|t| t.immutable && t.forbid_deletion) {
+        let tag_rules = RefRules { policy, branch: Some(tags), guarded: false };
+        if tag_rules.mode(Rule::BranchesImmutable) == Mode::Enforce && tag_rules.mode(Rule::BranchesDeletion) == Mode::Enforce {
+            out.push("TAG_HYGIENE".to_string());
+        }
+    }
+    if policy.signing.required && policy.signing.trust == crate::signature::Trust::Policy && enforced(Rule::SigningRequired) {
+        out.push("SIGNED_COMMITS".to_string());
+    }
+    if policy.roles.get("policy-admin").is_some_and(|a| !a.is_empty()) && enforced(Rule::PolicyAdmin) {
+        out.push("POLICY_GOVERNED".to_string());
+    }
+    out
+}
+
 /// Rules the guarded default branch enforces unless `[rules]` names them.
 const GUARD_RULES: &[Rule] = &[Rule::BranchesForcePush, Rule::BranchesDeletion, Rule::PolicyAdmin];
 
@@ -124,6 +153,16 @@ fn rank(m: Mode) -> u8 {
 impl<'p> RefRules<'p> {
     fn new(policy: &'p Policy, guard: &Guard, refname: &str) -> RefRules<'p> {
         RefRules { policy, branch: policy.branch_rule(refname), guarded: guard.default_branch.as_deref() == Some(refname) }
+    }
+
+    /// The SLSA source controls the policy enforces on this ref, named as
+    /// the Source Track's tools name them: `CONTINUITY_ENFORCED` (no force push,
+    /// no deletion), `TAG_HYGIENE` (tags immutable and undeletable),
+    /// `SIGNED_COMMITS` (good signatures by pinned keys), `POLICY_GOVERNED`
+    /// (the policy itself changes only with a policy admin's signature). Only
+    /// what is enforced counts: warn mode is not a control.
+    fn controls(&self) -> Vec<String> {
+        source_controls(self.policy, self.branch, self.guarded)
     }
 
     fn mode(&self, rule: Rule) -> Mode {
@@ -220,7 +259,13 @@ pub fn decide(
                 )
             };
             findings.push(Finding::new(Rule::RefsReserved, Severity::Error, why).with_fix(fix));
-            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new(), policy_changes: Vec::new() });
+            decisions.push(RefDecision {
+                update: u.clone(),
+                findings,
+                commits: Vec::new(),
+                policy_changes: Vec::new(),
+                controls: rules.controls(),
+            });
             continue;
         }
         let mut push = |f: Option<Finding>| findings.extend(f);
@@ -232,7 +277,13 @@ pub fn decide(
                     "ask an admin to change the [[branches]] rule, or push to another ref",
                 ));
             }
-            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new(), policy_changes: Vec::new() });
+            decisions.push(RefDecision {
+                update: u.clone(),
+                findings,
+                commits: Vec::new(),
+                policy_changes: Vec::new(),
+                controls: rules.controls(),
+            });
             continue;
         }
         if let (Some(b), Some(who)) = (branch, &pusher.identity) {
@@ -319,7 +370,13 @@ pub fn decide(
                     "push a commit, or a tag of a commit",
                 ));
             }
-            decisions.push(RefDecision { update: u.clone(), findings, commits: Vec::new(), policy_changes: Vec::new() });
+            decisions.push(RefDecision {
+                update: u.clone(),
+                findings,
+                commits: Vec::new(),
+                policy_changes: Vec::new(),
+                controls: rules.controls(),
+            });
             continue;
         };
         // Force push, on peeled values: the commit the old value names must be an
@@ -419,7 +476,7 @@ pub fn decide(
                 }
             }
         }
-        decisions.push(RefDecision { update: u.clone(), findings, commits, policy_changes });
+        decisions.push(RefDecision { update: u.clone(), findings, commits, policy_changes, controls: rules.controls() });
     }
     let errors: usize = decisions.iter().map(RefDecision::errors).sum();
     let mut reasons = Vec::new();

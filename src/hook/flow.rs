@@ -246,12 +246,13 @@ pub fn pre_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
 /// post-receive: record what the accepted push changed. Never stops git.
 pub fn post_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
     let updates = through_symrefs(s.repo, parse_receive(input)?);
-    let (pusher, sinks) = match server_policy::load(s.repo, s.policy) {
-        Ok(sp) => {
+    let loaded = server_policy::load(s.repo, s.policy).ok();
+    let (pusher, sinks) = match &loaded {
+        Some(sp) => {
             let mut signatures = sp.policy.signature_checker(Some(s.repo));
             (identity::resolve(s.env, &s.pusher_sources(), s.repo, &mut signatures, &updates).unwrap_or_default(), sp.policy.notify.clone())
         }
-        Err(_) => (identity::Pusher::default(), Vec::new()),
+        None => (identity::Pusher::default(), Vec::new()),
     };
     let mut said = String::new();
     let unrecorded = Unrecorded {
@@ -264,7 +265,55 @@ pub fn post_receive(s: &Setting<'_>, input: &str) -> Result<Said, HookError> {
     if let Err(e) = s.record_or_note_gap(&[record::ref_updated(&updates, &pusher)], &[], &sinks, unrecorded, &mut said) {
         let _ = writeln!(said, "git-audit: note: the ref update was not recorded in the audit ledger: {e}");
     }
+    if let Some(sp) = loaded.filter(|sp| sp.policy.attestations.enabled) {
+        s.attest(&sp, &updates, &mut said);
+    }
     Ok(Said::new(true, said))
+}
+
+impl Setting<'_> {
+    /// `[attestations] enabled`: a signed SLSA source attestation for each
+    /// revision a push landed on a protected branch. After the push: a
+    /// failure is said, never undoes it.
+    fn attest(&self, sp: &server_policy::ServerPolicy, updates: &[RefUpdate], said: &mut String) {
+        let protected =
+            |r: &str| r.starts_with("refs/heads/") && (sp.policy.branch_rule(r).is_some() || sp.default_branch.as_deref() == Some(r));
+        let landed: Vec<&RefUpdate> = updates.iter().filter(|u| !u.is_delete() && protected(&u.refname)).collect();
+        if landed.is_empty() {
+            return;
+        }
+        let Some(files) = self.ledger_files().filter(|f| f.exists()) else {
+            let _ = writeln!(said, "git-audit: note: no ledger: no SLSA attestation issued");
+            return;
+        };
+        let mut ledger = match crate::ledger::Ledger::open(&files) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = writeln!(said, "git-audit: note: no SLSA attestation issued: {e}");
+                return;
+            }
+        };
+        for u in landed {
+            match crate::slsa::issue::issue(self.repo, &mut ledger, &sp.policy.attestations, &u.new, &u.refname) {
+                Ok(i) => {
+                    let _ = writeln!(
+                        said,
+                        "git-audit: {} on {}: {} (attestation in {})",
+                        crate::git::short_id(&u.new),
+                        u.refname,
+                        i.assessment.level_name(),
+                        crate::slsa::NOTES_REF
+                    );
+                    if !i.recorded {
+                        let _ = writeln!(said, "git-audit: note: the hooks' key may not write attestation.issued (added before it existed): the attestation is in the git note only");
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(said, "git-audit: note: no SLSA attestation for {}: {e}", crate::git::short_id(&u.new));
+                }
+            }
+        }
+    }
 }
 
 /// pre-push: check what `git push` is about to send to `remote`.

@@ -31,6 +31,7 @@ pub fn push_decision(d: &PushDecision) -> Vec<NewEntry> {
                 errors: r.errors(),
                 findings: r.findings.clone(),
                 commits: r.commits.iter().map(|c| c.id.clone()).collect(),
+                controls: r.controls.clone(),
             })
             .collect(),
         accepted: d.accepted,

@@ -653,6 +653,12 @@ impl Ledger {
         }
     }
 
+    /// The loaded key, to sign what the ledger's writer vouches for outside
+    /// it (DSSE envelopes of source attestations); `None` without a key.
+    pub fn signer(&self) -> Option<&NoteSigner> {
+        self.signer.as_ref()
+    }
+
     /// Whether the loaded key may append entries of `kind` (a writer added
     /// before a kind existed may not: its kinds were recorded when it was added).
     pub fn may_append(&self, kind: crate::event::Kind) -> bool {

@@ -162,6 +162,11 @@ impl NoteVerifier {
         &self.name
     }
 
+    /// The raw Ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// True when `sig` (base64) is this key's signature over `bytes`.
     pub fn verify_bytes(&self, bytes: &[u8], sig: &str) -> bool {
         B64.decode(sig.trim())

@@ -242,6 +242,7 @@ pub fn rows(seq: u64, time: &str, kind: &str, subject: &str, actor: &str, payloa
         | Kind::TeamSynced
         | Kind::PrFilesSynced
         | Kind::ForgeAuditSynced
+        | Kind::AttestationIssued
         | Kind::LedgerWriter => Vec::new(),
     }
 }

@@ -81,6 +81,18 @@ pub struct Deployment {
     pub url: Option<String>,
 }
 
+/// The merged change that landed a commit, and who (other than its author)
+/// approved its final revision.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChangeLanding {
+    pub repository: String,
+    pub number: i64,
+    pub author: String,
+    /// Approvers other than the author, on the final revision.
+    pub approvers: Vec<String>,
+    pub seq: u64,
+}
+
 /// A deployment's key: (repository, id). Ids are only unique within one forge.
 pub type DeploymentKey = (String, i64);
 
@@ -229,6 +241,30 @@ impl Ledger {
                 base_sha: text(r, 12),
             },
         )
+    }
+
+    /// The merged change (pull or merge request) that landed `commit` — as its
+    /// merge, squash or (fast-forward) head commit — with who approved its
+    /// final head other than its author: (repository, number, author,
+    /// approvers, the change's seq).
+    pub fn change_landing(&self, commit: &str) -> Result<Option<ChangeLanding>, LedgerError> {
+        let found = self.rows(
+            "SELECT repo, number, author, head_sha, seq FROM pull_requests WHERE merged = 1 AND (merge_commit_sha = ?1 OR head_sha = ?1) ORDER BY seq DESC LIMIT 1",
+            &[commit.into()],
+            |r| (text(r, 0), int(r, 1), text(r, 2), text(r, 3), int(r, 4).max(0) as u64),
+        )?;
+        let Some((repo, number, author, head, seq)) = found.into_iter().next() else { return Ok(None) };
+        let mut approvers = self.rows(
+            &format!(
+                "SELECT DISTINCT reviewer FROM reviews WHERE repo = ?1 AND number = ?2 AND state = '{}' AND commit_id = ?3",
+                ReviewState::Approved.recorded()
+            ),
+            &[repo.clone().into(), number.into(), head.into()],
+            |r| text(r, 0),
+        )?;
+        approvers.retain(|a| !a.is_empty() && !a.eq_ignore_ascii_case(&author));
+        approvers.sort();
+        Ok(Some(ChangeLanding { repository: repo, number, author, approvers, seq }))
     }
 
     /// Commits that landed on the default branch in no pull request, linked at or after `since`.

@@ -274,8 +274,18 @@ pub struct Policy {
     pub ci_issuers: Vec<CiIssuer>,
     /// `[review]`: the digest's schedule and the anomalies' thresholds.
     pub review: Review,
+    /// `[attestations]`: SLSA source attestations.
+    pub attestations: Attestations,
     /// Things that are allowed but probably not meant (shown by `policy check`).
     pub warnings: Vec<Diagnostic>,
+}
+
+/// `[attestations]`, checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attestations {
+    pub enabled: bool,
+    pub repository: Option<String>,
+    pub policy_uri: Option<String>,
 }
 
 /// How often the scheduled digest goes out.
@@ -886,6 +896,7 @@ impl Validator<'_> {
         let notify = self.notify(raw.notify);
         let path_rules = self.paths(raw.paths);
         let review = self.review(raw.review, &notify);
+        let attestations = self.attestations(raw.attestations);
 
         if raw.signing.required && trust == Trust::Policy && keys.is_empty() && allowed.is_none() && self.diags.is_empty() {
             self.warnings.push(Diagnostic {
@@ -943,11 +954,33 @@ impl Validator<'_> {
             codeowners: raw.codeowners.is_some_and(|c| c.enabled),
             ci_issuers,
             review,
+            attestations,
             warnings: self.warnings,
         })
     }
 
     /// `[review]`, checked; defaults where a key is missing.
+    fn attestations(&mut self, raw: schema::RawAttestations) -> Attestations {
+        let mut a = Attestations { enabled: raw.enabled.unwrap_or(false), ..Attestations::default() };
+        if let Some(r) = raw.repository {
+            let url = r.get_ref().trim_end_matches('/');
+            let host_ok = url
+                .strip_prefix("https://")
+                .is_some_and(|rest| rest.split('/').next().is_some_and(|h| !h.is_empty()) && !rest.contains('@'));
+            if host_ok {
+                a.repository = Some(url.to_string());
+            } else {
+                self.err(
+                    r.span(),
+                    format!("[attestations] repository must be the repository's https URL (no credentials), not `{}`", r.get_ref()),
+                    Some("repository = \"https://git.example.com/acme/api\""),
+                );
+            }
+        }
+        a.policy_uri = raw.policy_uri.map(|p| p.into_inner());
+        a
+    }
+
     fn review(&mut self, raw: schema::RawReview, sinks: &[notify::Sink]) -> Review {
         let mut r = Review::default();
         if let Some(d) = &raw.digest {

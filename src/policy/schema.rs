@@ -46,6 +46,20 @@ pub struct RawPolicy {
     pub ci_issuers: Vec<RawCiIssuer>,
     #[serde(default)]
     pub review: RawReview,
+    #[serde(default)]
+    pub attestations: RawAttestations,
+}
+
+/// `[attestations]`: SLSA source attestations for protected refs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAttestations {
+    /// The server hooks issue one for every revision landing on a protected ref.
+    pub enabled: Option<bool>,
+    /// The repository's canonical https URL (the VSA's `resourceUri` is `git+` it).
+    pub repository: Option<Spanned<String>>,
+    /// The policy's URI in VSAs (default: `urn:git-audit:policy:sha256:DIGEST`).
+    pub policy_uri: Option<Spanned<String>>,
 }
 
 /// `[review]`: the digest's schedule, and the anomalies' thresholds.
