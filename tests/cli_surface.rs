@@ -91,7 +91,7 @@ fn every_manual_page_named_exists_and_help_names_every_command() -> Result<()> {
                 "append",
             ],
         ),
-        ("report", vec!["trace", "deployments", "dora", "evidence", "pushes", "compliance"]),
+        ("report", vec!["trace", "deployments", "dora", "evidence", "pushes", "sources", "compliance"]),
         ("evidence", vec!["verify"]),
         ("policy", vec!["check", "explain"]),
         ("notify", vec!["drain", "test", "status", "enable"]),

@@ -159,16 +159,36 @@ fn a_two_party_review_synced_later_lifts_the_revision_to_level_4_with_a_new_atte
         .args(["--ledger", ledger.to_str().context("path")?, "sync", "--github", "acme/api", "--api-url", &fake.url, "--pulls-api", "rest"])
         .output()?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let a = assess(&repo, &server, &c1)?;
-    assert_eq!(a["level"], 4, "{a}");
-    assert_eq!(a["review"]["approvers"], serde_json::json!(["bob"]), "{a}");
+    // `attest --pending` (after each sync) re-attests what the new facts lift.
+    let (code, out, err) = attest(&repo, &server, &["attest", "--pending"])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("{} on refs/heads/main: SLSA_SOURCE_LEVEL_4 (was SLSA_SOURCE_LEVEL_3)", &c1[..10])), "{out}");
+    let (_, again, _) = attest(&repo, &server, &["attest", "--pending"])?;
+    assert!(again.contains("nothing to attest again"), "{again}");
     // Re-attested: a new VSA beside the old ones, all kept.
     let lines = note(&repo, &server, &c1)?;
-    assert_eq!(lines.len(), 6, "post-receive's two, the first assessment's two, this one's two");
+    assert_eq!(lines.len(), 6, "post-receive's two, the first assessment's two, --pending's two");
     let (code, out, err) = attest(&repo, &server, &["attest", "verify", &c1, "--min-level", "4"])?;
     assert_eq!(code, 0, "{out}{err}");
     let issued = server.kinds()?.iter().filter(|(k, _)| k == "attestation.issued").count();
     assert_eq!(issued, 3);
+    let a = assess(&repo, &server, &c1)?;
+    assert_eq!(a["level"], 4, "{a}");
+    assert_eq!(a["review"]["approvers"], serde_json::json!(["bob"]), "{a}");
+    // The report and the served pages show the branch's level and since when.
+    let (code, out, err) = attest(&repo, &server, &["report", "sources", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(v["refs"][0]["ref"], "refs/heads/main", "{v}");
+    assert_eq!(v["refs"][0]["level"], 4, "{v}");
+    assert!(v["refs"][0]["since"].as_str().is_some_and(|s| s.starts_with("20")), "{v}");
+    let served = crate::serve::serve(&repo, &["--ledger", ledger.to_str().context("path")?, "--listen", "127.0.0.1:0"], &[])?;
+    let (code, _, body) = crate::serve::http(&served.addr, "GET", "/", &[])?;
+    assert_eq!(code, 200);
+    assert!(body.contains("source level: main") && body.contains("tile-source-0"), "{body}");
+    let (code, _, body) = crate::serve::http(&served.addr, "GET", &format!("/api/attestations/{c1}"), &[])?;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body.lines().count(), 8, "every attestation the ledger holds for it: {body}");
     // A self-approval is not two-party.
     let c2 = repo.commit("feat: self-approved", Sign::Pgp(&k.alice))?;
     let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &as_alice())?;

@@ -23,6 +23,11 @@ pub struct AttestArgs {
     /// Print the assessment as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Attest again every revision whose recorded facts now support a higher
+    /// level than its latest attestation says (a review synced since): run
+    /// after `sync`, e.g. from the same timer.
+    #[arg(long, conflicts_with_all = ["commit", "refname"])]
+    pub pending: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +55,7 @@ pub fn run(global: &Global, args: AttestArgs) -> anyhow::Result<Outcome> {
         Some(AttestCommand::Verify { commit, refname, min_level, key }) => {
             verify(global, &repo, &commit, refname.as_deref(), min_level, &key)
         }
+        None if args.pending => pending(global, &repo),
         None => {
             let Some(spec) = args.commit else {
                 bail!("which revision?\nHint: git-audit attest COMMIT --ref refs/heads/main, or git-audit attest verify COMMIT")
@@ -97,6 +103,32 @@ pub fn run(global: &Global, args: AttestArgs) -> anyhow::Result<Outcome> {
             Ok(Outcome::Pass)
         }
     }
+}
+
+fn pending(global: &Global, repo: &crate::git::Repo) -> anyhow::Result<Outcome> {
+    let policy = super::policy::applies(global, Some(repo), crate::policy::applies::Look::WorkTreeThenServer)?;
+    let settings = policy.map(|p| p.attestations).unwrap_or_default();
+    let files = super::location(global, Some(repo))?;
+    let mut ledger = Ledger::open(&files)?;
+    let mut out = String::new();
+    for (commit, refname, level) in crate::slsa::attested(&ledger)?.into_iter().filter(|(_, _, l)| *l < 4) {
+        let now = crate::slsa::assess(&ledger, &commit, &refname)?;
+        if now.level <= level {
+            continue;
+        }
+        let issued = issue::issue(repo, &mut ledger, &settings, &commit, &refname)?;
+        out.push_str(&format!(
+            "{} on {}: {} (was SLSA_SOURCE_LEVEL_{level}); a new attestation beside the old\n",
+            crate::git::short_id(&commit),
+            refname,
+            issued.assessment.level_name()
+        ));
+    }
+    if out.is_empty() {
+        out.push_str("nothing to attest again: no revision's facts support more than its latest attestation says\n");
+    }
+    emit(&out)?;
+    Ok(Outcome::Pass)
 }
 
 fn trusted_keys(global: &Global, repo: &crate::git::Repo, given: &[String]) -> anyhow::Result<Vec<NoteVerifier>> {

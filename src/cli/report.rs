@@ -109,6 +109,8 @@ pub enum ReportName {
         #[arg(long, value_enum)]
         decision: Option<report::pushes::Decision>,
     },
+    /// Each protected ref's SLSA source level (its latest attestation) and since when it has held.
+    Sources,
     /// Every finding in a window, grouped by rule, anomalies beside them; exit 1
     /// when there are findings other than anomalies.
     Compliance {
@@ -215,6 +217,7 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Outcome> {
             let (since, until) = w.bounds()?;
             (report::pushes::pushes(&ledger, &since, &until, *decision)?, Outcome::Pass)
         }
+        ReportName::Sources => (report::sources::sources(&ledger)?, Outcome::Pass),
         ReportName::Compliance { since } => {
             let since = Timestamp::since(since)?;
             let policy = optional_policy(global, repo.as_ref())?;

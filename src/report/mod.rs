@@ -10,6 +10,7 @@ pub mod digest;
 pub mod dora;
 pub mod pushes;
 pub mod render;
+pub mod sources;
 pub mod trace;
 
 use crate::time::{TimeError, Timestamp};

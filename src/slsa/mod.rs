@@ -235,3 +235,65 @@ pub fn statements(a: &Assessment, repository: &str, policy_uri: &str, now: &str)
     });
     (provenance, vsa)
 }
+
+/// A protected ref's latest attestation: its tip then, the level, and since
+/// when that level's controls have all held.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefLevel {
+    #[serde(rename = "ref")]
+    pub refname: String,
+    pub commit: String,
+    pub level: u8,
+    pub level_name: String,
+    /// The latest of the level's controls' since (L1: none).
+    pub since: Option<String>,
+    pub attested: String,
+    pub seq: u64,
+}
+
+/// The controls a level needs (L4 adds a review per revision, not a control).
+pub fn level_controls(level: u8) -> &'static [&'static str] {
+    match level {
+        0 | 1 => &[],
+        2 => &["CONTINUITY_ENFORCED", "TAG_HYGIENE"],
+        _ => &["CONTINUITY_ENFORCED", "TAG_HYGIENE", "POLICY_GOVERNED", "SIGNED_COMMITS"],
+    }
+}
+
+/// Each ref's latest `attestation.issued`, by ref.
+pub fn ref_levels(ledger: &Ledger) -> Result<Vec<RefLevel>, LedgerError> {
+    let mut latest: std::collections::BTreeMap<String, RefLevel> = std::collections::BTreeMap::new();
+    for e in ledger.events::<crate::event::AttestationIssued>(&Select::default())? {
+        let p = &e.payload;
+        let needed = level_controls(p.level);
+        let since = p
+            .controls
+            .iter()
+            .filter(|c| c["name"].as_str().is_some_and(|n| needed.contains(&n)))
+            .filter_map(|c| c["since"].as_str().map(str::to_string))
+            .max();
+        let level_name = LEVELS[(p.level.clamp(1, 4) - 1) as usize].to_string();
+        latest.insert(
+            p.refname.clone(),
+            RefLevel {
+                refname: p.refname.clone(),
+                commit: p.commit.clone(),
+                level: p.level,
+                level_name,
+                since,
+                attested: e.time.clone(),
+                seq: e.seq,
+            },
+        );
+    }
+    Ok(latest.into_values().collect())
+}
+
+/// The latest attestation of each revision on each ref: (commit, ref, level).
+pub fn attested(ledger: &Ledger) -> Result<Vec<(String, String, u8)>, LedgerError> {
+    let mut latest: std::collections::BTreeMap<(String, String), u8> = std::collections::BTreeMap::new();
+    for e in ledger.events::<crate::event::AttestationIssued>(&Select::default())? {
+        latest.insert((e.payload.commit, e.payload.refname), e.payload.level);
+    }
+    Ok(latest.into_iter().map(|((c, r), l)| (c, r, l)).collect())
+}

@@ -109,11 +109,12 @@ pub async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>)
             per_env.push((env, overall));
         }
         let total = in_window.len();
+        let levels = crate::slsa::ref_levels(&ctx.ledger)?;
         let served = ctx.served_over(&w);
-        Ok((w, chose, dora, findings, pushes, shipped, per_env, total, served))
+        Ok((w, chose, dora, findings, pushes, shipped, per_env, total, served, levels))
     })
     .await;
-    let (w, chose, dora, findings, pushes, shipped, per_env, total, p) = match r {
+    let (w, chose, dora, findings, pushes, shipped, per_env, total, p, levels) = match r {
         Ok(x) => x,
         Err(e) => return failure(e.status(), e.message()),
     };
@@ -216,6 +217,18 @@ pub async fn dashboard(State(opts): State<Shared>, Query(q): Query<WindowQuery>)
         "tile-anomalies",
         &to("/compliance", &[("kind", "anomaly")]),
     );
+    // Each protected ref's SLSA source level, from its latest attestation.
+    for (i, l) in levels.iter().take(4).enumerate() {
+        let short = l.refname.strip_prefix("refs/heads/").unwrap_or(&l.refname);
+        tiles += &tile(
+            &format!("source level: {short}"),
+            &format!("L{}", l.level),
+            &l.since.as_deref().map_or("no controls held".to_string(), |s| format!("since {s}")),
+            if l.level >= 3 { "good" } else { "warn" },
+            &format!("tile-source-{i}"),
+            "/sources",
+        );
+    }
     tiles.push_str("</div>");
     let mut by_rule: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     for f in &findings {

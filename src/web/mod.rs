@@ -84,6 +84,7 @@ pub fn run(opts: Options, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeErr
             .route("/trace/{commit}", axum::routing::get(trace))
             .route("/api/entry/{seq}", axum::routing::get(entry_json))
             .route("/api/trace/{commit}", axum::routing::get(trace_json))
+            .route("/api/attestations/{commit}", axum::routing::get(attestations))
             .route("/api/{report}", axum::routing::get(report_json))
             .route("/{report}", axum::routing::get(report_page))
             .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
@@ -302,7 +303,8 @@ fn report_doc(ctx: &Ctx, name: &str, w: &Window) -> Result<Document, WebError> {
             Ok(report::compliance::document(&w.since, &kept, filter.as_deref()))
         }
         "pushes" => pushes(&ctx.ledger, w),
-        other => Err(WebError::NotFound(format!("no report `{other}`: the reports are deployments, dora, compliance and pushes"))),
+        "sources" => Ok(report::sources::sources(&ctx.ledger)?),
+        other => Err(WebError::NotFound(format!("no report `{other}`: the reports are deployments, dora, compliance, pushes and sources"))),
     }
 }
 
@@ -358,7 +360,7 @@ fn failed_only(mut doc: Document) -> Document {
 }
 
 async fn report_page(State(opts): State<Shared>, Path(name): Path<String>, Query(q): Query<WindowQuery>) -> Response {
-    if !["deployments", "dora", "compliance", "pushes"].contains(&name.as_str()) {
+    if !["deployments", "dora", "compliance", "pushes", "sources"].contains(&name.as_str()) {
         return failure(StatusCode::NOT_FOUND, &format!("no page /{name}"));
     }
     let r = blocking(move || {
@@ -431,6 +433,26 @@ async fn trace_json(State(opts): State<Shared>, Path(commit): Path<String>) -> R
         Ok((ctx, doc))
     })
     .await
+}
+
+/// A revision's attestations as the ledger holds them: one DSSE envelope a
+/// line (an in-toto bundle, as in its git note), oldest first.
+async fn attestations(State(opts): State<Shared>, Path(commit): Path<String>) -> Response {
+    let asked = commit.clone();
+    let r = blocking(move || {
+        let ctx = open(&opts)?;
+        let id = resolve(&ctx, &commit)?;
+        let issued =
+            ctx.ledger.events::<crate::event::AttestationIssued>(&crate::ledger::Select { subject: Some(&id), ..Default::default() })?;
+        let lines: Vec<String> = issued.iter().flat_map(|e| e.payload.envelopes.iter().map(|v| v.to_string())).collect();
+        Ok::<_, WebError>(lines)
+    })
+    .await;
+    match r {
+        Ok(lines) if lines.is_empty() => failure(StatusCode::NOT_FOUND, &format!("no attestation for {asked}")),
+        Ok(lines) => ([(axum::http::header::CONTENT_TYPE, "application/jsonl; charset=utf-8")], lines.join("\n") + "\n").into_response(),
+        Err(e) => failure(e.status(), e.message()),
+    }
 }
 
 /// The commit a path names: a unique prefix of any commit the repository or
