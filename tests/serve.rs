@@ -209,7 +209,7 @@ fn serve_shows_the_ledger_read_only_with_its_provenance() -> Result<()> {
     let (code, _, _) = http(&addr, "GET", "/entry/999", &[])?;
     assert_eq!(code, 404);
     let (code, _, body) = http(&addr, "GET", "/api/nonsense", &[])?;
-    assert!(code == 404 && body.contains("the reports are deployments, dora, compliance and pushes"), "{code} {body}");
+    assert!(code == 404 && body.contains("the reports are deployments, dora, compliance, pushes and sources"), "{code} {body}");
 
     // Loopback only means loopback names: a rebound DNS name is refused.
     let mut s = std::net::TcpStream::connect(&addr)?;

@@ -93,7 +93,7 @@ pub enum Command {
     Hook(hook::HookArgs),
     /// Sync pull (merge) requests, reviews and deployments from GitHub, GitLab or Gitea into the ledger.
     Sync(sync::SyncArgs),
-    /// Reports over the ledger: trace, deployments, dora, evidence (a package), pushes, compliance.
+    /// Reports over the ledger: trace, deployments, dora, evidence (a package), pushes, sources, compliance.
     Report(report::ReportArgs),
     /// A review of a window: what shipped and who approved it, failures, refused
     /// pushes and break glass, findings and anomalies; --send SINK delivers it.
