@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use crate::hooks::{push, Server};
 use crate::support::{keys, pinned_policy, Repo, Sign, BIN};
 
-const PROTECTED: &str = "[[branches]]\npattern = \"refs/heads/main\"\nforbid_force_push = true\nforbid_deletion = true\n[[branches]]\npattern = \"refs/tags/*\"\nforbid_force_push = true\nforbid_deletion = true\n[roles]\npolicy-admin = [\"alice@example.com\"]\nbreakglass = [\"oncall@example.com\"]\n[attestations]\nenabled = true\nrepository = \"https://git.example.com/acme/api\"\n";
+const PROTECTED: &str = "[[branches]]\npattern = \"refs/heads/main\"\nforbid_force_push = true\nforbid_deletion = true\n[[branches]]\npattern = \"refs/tags/*\"\nforbid_force_push = true\nforbid_deletion = true\n[roles]\npolicy-admin = [\"alice@example.com\"]\nbreakglass = [\"oncall@example.com\"]\n[attestations]\nenabled = true\nrepository = \"https://git.example.com/acme/api\"\n[attestations.properties]\nORG_SOURCE_SIGNED_BY_PINNED_KEYS = [\"signing.required\", \"signing.identity\"]\nORG_SOURCE_LINEAR = [\"branches.linear-history\"]\n";
 
 fn attest(repo: &Repo, server: &Server, args: &[&str]) -> Result<(i32, String, String)> {
     let out = repo.cmd(BIN).env("GIT_DIR", &server.path).args(args).output()?;
@@ -68,6 +68,8 @@ fn levels_and_their_since_follow_what_the_ledger_recorded() -> Result<()> {
     let (code, out, err) = attest(&repo, &server, &["attest", "verify", &c1, "--ref", "refs/heads/main", "--min-level", "3"])?;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("SLSA_SOURCE_LEVEL_3") && out.contains("refs/heads/main"), "{out}");
+    // The organisation's properties: one whose rules were enforced, not one the policy never set up.
+    assert!(out.contains("ORG_SOURCE_SIGNED_BY_PINNED_KEYS") && !out.contains("ORG_SOURCE_LINEAR"), "{out}");
     let (code, _, err) = attest(&repo, &server, &["attest", "verify", &c1, "--min-level", "4"])?;
     assert_eq!(code, 1, "{err}");
     // Another ref, or another key, is not this attestation.
@@ -124,6 +126,8 @@ fn levels_and_their_since_follow_what_the_ledger_recorded() -> Result<()> {
     assert_eq!(a5["level"], 2, "{a5}");
     assert_eq!(since(&a5, "SIGNED_COMMITS"), None);
     assert_eq!(since(&a5, "CONTINUITY_ENFORCED"), Some(after.clone()), "continuity itself held");
+    let (_, out, _) = attest(&repo, &server, &["attest", "verify", &c5])?;
+    assert!(out.contains("SLSA_SOURCE_LEVEL_2") && !out.contains("ORG_SOURCE_SIGNED_BY_PINNED_KEYS"), "{out}");
     // Signed commits back: their since starts again at that push.
     std::fs::write(&server.policy, pinned_policy(PROTECTED))?;
     let c6 = repo.commit("feat: six", Sign::Pgp(&k.alice))?;

@@ -66,10 +66,9 @@ pub fn run(global: &Global, args: AttestArgs) -> anyhow::Result<Outcome> {
                 None => repo.head_ref().context("no --ref, and HEAD names no branch\nHint: pass --ref refs/heads/main")?,
             };
             let policy = super::policy::applies(global, Some(&repo), crate::policy::applies::Look::WorkTreeThenServer)?;
-            let settings = policy.map(|p| p.attestations).unwrap_or_default();
             let files = super::location(global, Some(&repo))?;
             let mut ledger = Ledger::open(&files)?;
-            let issued = issue::issue(&repo, &mut ledger, &settings, &commit, &refname)?;
+            let issued = issue::issue(&repo, &mut ledger, policy.as_ref(), &commit, &refname)?;
             let a = &issued.assessment;
             if args.json {
                 emit(&(serde_json::to_string_pretty(a)? + "\n"))?;
@@ -107,7 +106,6 @@ pub fn run(global: &Global, args: AttestArgs) -> anyhow::Result<Outcome> {
 
 fn pending(global: &Global, repo: &crate::git::Repo) -> anyhow::Result<Outcome> {
     let policy = super::policy::applies(global, Some(repo), crate::policy::applies::Look::WorkTreeThenServer)?;
-    let settings = policy.map(|p| p.attestations).unwrap_or_default();
     let files = super::location(global, Some(repo))?;
     let mut ledger = Ledger::open(&files)?;
     let mut out = String::new();
@@ -116,7 +114,7 @@ fn pending(global: &Global, repo: &crate::git::Repo) -> anyhow::Result<Outcome> 
         if now.level <= level {
             continue;
         }
-        let issued = issue::issue(repo, &mut ledger, &settings, &commit, &refname)?;
+        let issued = issue::issue(repo, &mut ledger, policy.as_ref(), &commit, &refname)?;
         out.push_str(&format!(
             "{} on {}: {} (was SLSA_SOURCE_LEVEL_{level}); a new attestation beside the old\n",
             crate::git::short_id(&commit),

@@ -294,7 +294,7 @@ impl Setting<'_> {
             }
         };
         for u in landed {
-            match crate::slsa::issue::issue(self.repo, &mut ledger, &sp.policy.attestations, &u.new, &u.refname) {
+            match crate::slsa::issue::issue(self.repo, &mut ledger, Some(&sp.policy), &u.new, &u.refname) {
                 Ok(i) => {
                     let _ = writeln!(
                         said,

@@ -286,6 +286,8 @@ pub struct Attestations {
     pub enabled: bool,
     pub repository: Option<String>,
     pub policy_uri: Option<String>,
+    /// `ORG_SOURCE_*` → the rules whose enforcement it stands for.
+    pub properties: BTreeMap<String, Vec<Rule>>,
 }
 
 /// How often the scheduled digest goes out.
@@ -396,6 +398,32 @@ impl Policy {
                 diagnostics.sort_by_key(|d| (d.file != path, d.file.clone(), d.line, d.column));
                 Err(PolicyError { diagnostics })
             }
+        }
+    }
+
+    /// Whether the policy sets `rule` up at all for a ref matching `branch`
+    /// (its mode aside): `commits.signoff` only with `signoff_matches_author`,
+    /// `branches.linear-history` only where the branch entry asks for it …
+    pub fn configures(&self, rule: Rule, branch: Option<&BranchRule>) -> bool {
+        let b = |f: fn(&BranchRule) -> bool| branch.is_some_and(f);
+        match rule {
+            Rule::SigningRequired => self.signing.required,
+            Rule::SigningIdentity => self.signing.required && self.signing.match_committer,
+            Rule::CommitsTrailer => !self.commits.required_trailers.is_empty(),
+            Rule::CommitsSignoff => self.commits.signoff_matches_author,
+            Rule::CommitsSubject => self.commits.subject_pattern.is_some(),
+            Rule::CommitsSubjectLength => self.commits.max_subject_length.is_some(),
+            Rule::CommitsEmailDomain => !self.commits.allowed_email_domains.is_empty(),
+            Rule::BranchesForcePush => b(|r| r.forbid_force_push),
+            Rule::BranchesDeletion => b(|r| r.forbid_deletion),
+            Rule::BranchesImmutable => b(|r| r.immutable),
+            Rule::BranchesSignedTags => b(|r| r.require_signed_tags),
+            Rule::BranchesLinearHistory => b(|r| r.require_linear_history),
+            Rule::BranchesPusher => b(|r| r.allowed_pushers.is_some()),
+            Rule::PolicyAdmin => self.roles.get("policy-admin").is_some_and(|a| !a.is_empty()),
+            Rule::PathsSigner => self.paths.iter().any(|p| !p.signers.is_empty()),
+            Rule::CommitsMalformed | Rule::RefsNonCommit | Rule::RefsReserved => true,
+            _ => false,
         }
     }
 
@@ -978,6 +1006,43 @@ impl Validator<'_> {
             }
         }
         a.policy_uri = raw.policy_uri.map(|p| p.into_inner());
+        for (name, rules) in raw.properties {
+            let ok_name = name
+                .strip_prefix("ORG_SOURCE_")
+                .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+            if !ok_name {
+                self.err(
+                    rules.span(),
+                    format!("[attestations.properties] `{name}` is not an organisation property: ORG_SOURCE_ and upper-case words"),
+                    Some("ORG_SOURCE_SIGNED_OFF = [\"commits.signoff\"]"),
+                );
+                continue;
+            }
+            let mut list = Vec::new();
+            for r in rules.get_ref() {
+                match Rule::from_id(r.get_ref()) {
+                    Some(rule) if matches!(rule.kind(), Kind::Commit | Kind::Ref | Kind::Enforced) => list.push(rule),
+                    Some(_) => self.err(
+                        r.span(),
+                        format!(
+                            "[attestations.properties] {name}: `{}` is found after the fact by reports, not enforced as a revision lands",
+                            r.get_ref()
+                        ),
+                        Some("name rules the hooks enforce: signing.*, commits.*, branches.*, paths.signer, policy.admin, refs.*"),
+                    ),
+                    None => self.err(
+                        r.span(),
+                        format!("[attestations.properties] {name}: `{}` is not a rule id", r.get_ref()),
+                        Some("see `Rule ids` in the README"),
+                    ),
+                }
+            }
+            if list.is_empty() {
+                self.err(rules.span(), format!("[attestations.properties] {name} names no rule: it would hold for nothing"), None);
+                continue;
+            }
+            a.properties.insert(name, list);
+        }
         a
     }
 
@@ -1252,6 +1317,22 @@ mod tests {
         }
         assert_eq!(digests[0], digests[1]);
         Ok(())
+    }
+
+    #[test]
+    fn organisation_properties_name_enforced_rules_only() {
+        let p = load("version = 1\n[attestations.properties]\nORG_SOURCE_SIGNED = [\"signing.required\"]\n").unwrap();
+        assert_eq!(p.attestations.properties.get("ORG_SOURCE_SIGNED"), Some(&vec![Rule::SigningRequired]));
+        assert!(!p.configures(Rule::SigningRequired, None), "the policy does not require signatures");
+        for (bad, said) in [
+            ("ORG_SOURCE_REVIEWED = [\"pr.no-approval\"]", "found after the fact"),
+            ("ORG_SOURCE_X = [\"no.such-rule\"]", "is not a rule id"),
+            ("SIGNED = [\"signing.required\"]", "is not an organisation property"),
+            ("ORG_SOURCE_EMPTY = []", "names no rule"),
+        ] {
+            let err = load(&format!("version = 1\n[attestations.properties]\n{bad}\n")).unwrap_err().to_string();
+            assert!(err.contains(said), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub struct RawAttestations {
     pub repository: Option<Spanned<String>>,
     /// The policy's URI in VSAs (default: `urn:git-audit:policy:sha256:DIGEST`).
     pub policy_uri: Option<Spanned<String>>,
+    /// The organisation's own properties (`ORG_SOURCE_*`), each held when the
+    /// rules it names were enforced on the ref as the revision landed.
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[review]`: the digest's schedule, and the anomalies' thresholds.

@@ -12,7 +12,7 @@ use crate::event::{AttestationIssued, Kind, Payload};
 use crate::git::Repo;
 use crate::ledger::note::NoteVerifier;
 use crate::ledger::{entry::canonical_json, Ledger};
-use crate::policy::Attestations;
+use crate::policy::{Attestations, Mode, Policy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttestError {
@@ -46,8 +46,11 @@ pub fn repository_uri(settings: &Attestations, repo: &Repo) -> String {
 /// Assesses `commit` on `refname`, signs both statements with the ledger's
 /// key, appends them to the commit's note (one envelope a line, as an in-toto
 /// bundle) and to the ledger.
-pub fn issue(repo: &Repo, ledger: &mut Ledger, settings: &Attestations, commit: &str, refname: &str) -> Result<Issued, AttestError> {
-    let a = assess(ledger, commit, refname)?;
+pub fn issue(repo: &Repo, ledger: &mut Ledger, policy: Option<&Policy>, commit: &str, refname: &str) -> Result<Issued, AttestError> {
+    let mut a = assess(ledger, commit, refname)?;
+    let default = Attestations::default();
+    let settings = policy.map_or(&default, |p| &p.attestations);
+    let properties = org_properties(policy, &mut a);
     let repository = repository_uri(settings, repo);
     let policy_uri = settings
         .policy_uri
@@ -55,7 +58,7 @@ pub fn issue(repo: &Repo, ledger: &mut Ledger, settings: &Attestations, commit: 
         .or_else(|| a.landed.as_ref().map(|l| format!("urn:git-audit:policy:sha256:{}", l.policy_digest)))
         .unwrap_or_else(|| "urn:git-audit:policy:none".into());
     let now = crate::time::Timestamp::now().canonical();
-    let (prov, vsa) = statements(&a, &repository, &policy_uri, &now);
+    let (prov, vsa) = statements(&a, &repository, &policy_uri, &now, &properties);
     let signer = ledger.signer().ok_or(AttestError::NoKey)?;
     let prov = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, canonical_json(&prov).as_bytes(), signer);
     let vsa_env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, canonical_json(&vsa).as_bytes(), signer);
@@ -80,6 +83,31 @@ pub fn issue(repo: &Repo, ledger: &mut Ledger, settings: &Attestations, commit: 
         ledger.append(&[issued.entry(commit.to_string(), actor)])?;
     }
     Ok(Issued { assessment: a, vsa: vsa_env, provenance: prov, recorded })
+}
+
+/// `[attestations.properties]` that held: every rule a property names was
+/// enforced on the ref under the policy the revision landed under. Only the
+/// policy in force can say so: when it is not that one (a later `attest`),
+/// the properties are not claimed, and the assessment says why.
+fn org_properties(policy: Option<&Policy>, a: &mut Assessment) -> Vec<String> {
+    let Some(p) = policy.filter(|p| !p.attestations.properties.is_empty()) else { return Vec::new() };
+    let Some(landed) = a.landed.as_ref().filter(|_| a.level >= 2) else { return Vec::new() };
+    if landed.policy_digest != p.digest {
+        a.limits.push(format!(
+            "organisation properties not claimed: the policy in force ({}) is not the one {} landed under ({})",
+            &p.digest[..12.min(p.digest.len())],
+            crate::git::short_id(&a.commit),
+            &landed.policy_digest[..12.min(landed.policy_digest.len())]
+        ));
+        return Vec::new();
+    }
+    let branch = p.branch_rule(&a.refname);
+    p.attestations
+        .properties
+        .iter()
+        .filter(|(_, rules)| rules.iter().all(|r| p.configures(*r, branch) && p.mode_for(*r, branch) == Mode::Enforce))
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 fn git(repo: &Repo) -> std::process::Command {

@@ -199,10 +199,11 @@ pub fn assess(ledger: &Ledger, commit: &str, refname: &str) -> Result<Assessment
 
 /// The two statements: source provenance (our predicate, documented in the
 /// README) and the VSA.
-pub fn statements(a: &Assessment, repository: &str, policy_uri: &str, now: &str) -> (Value, Value) {
+pub fn statements(a: &Assessment, repository: &str, policy_uri: &str, now: &str, properties: &[String]) -> (Value, Value) {
     let refs = vec![a.refname.clone()];
     let mut levels = vec![a.level_name().to_string()];
     levels.extend(a.controls.iter().map(|c| c.name.clone()).filter(|n| n == "TAG_HYGIENE"));
+    levels.extend(properties.iter().cloned());
     let subject = |refs: &[String]| json!([{"uri": format!("{repository}/commit/{}", a.commit), "digest": {"gitCommit": a.commit}, "annotations": {"source_refs": refs, "sourceRefs": refs}}]);
     let provenance = json!({
         "_type": STATEMENT_TYPE,
