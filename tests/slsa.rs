@@ -283,3 +283,74 @@ fn base64_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// One key for every writer is the attack: a sync or CI writer's key sits on
+/// machines that decide nothing. It may not issue an attestation, and a VSA it
+/// signed anyway (planted in the note) is not trusted by default.
+#[test]
+fn only_the_hooks_or_the_owner_issue_attestations_that_count() -> Result<()> {
+    let k = keys();
+    let repo = Repo::new()?;
+    let server = Server::new(&repo, &pinned_policy(PROTECTED), "sha1")?;
+    let c1 = repo.commit("feat: one", Sign::Pgp(&k.alice))?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &as_alice())?;
+    assert_eq!(code, 0, "{err}");
+    // A sync writer, added by the owner.
+    let ledger = server.ledger();
+    let owner_key = ledger.with_extension("key");
+    let sync_key = repo.tmp.path().join("sync.key");
+    let out = repo
+        .cmd(BIN)
+        .args(["--ledger", ledger.to_str().context("path")?, "--ledger-key", owner_key.to_str().context("path")?])
+        .args(["ledger", "writers", "add", "sync", "--role", "sync", "--key-out", sync_key.to_str().context("path")?])
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // It may not issue.
+    let out = repo
+        .cmd(BIN)
+        .env("GIT_DIR", &server.path)
+        .args(["--ledger-key", sync_key.to_str().context("path")?, "attest", &c1, "--ref", "refs/heads/main"])
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("signed by the hooks' key or the ledger owner's") && err.contains("`sync` (sync)"),
+        "{err}"
+    );
+    // A VSA it signed by hand, claiming level 4, planted in the note.
+    let signer = git_audit::ledger::note::NoteSigner::parse(&std::fs::read_to_string(&sync_key)?).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let forged = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"digest": {"gitCommit": c1}, "annotations": {"source_refs": ["refs/heads/main"]}}],
+        "predicateType": "https://slsa.dev/verification_summary/v1",
+        "predicate": {"verifier": {"id": "https://git-audit.dev/verifier"}, "timeVerified": "2099-01-01T00:00:00.000Z", "resourceUri": "git+https://git.example.com/acme/api",
+                      "policy": {"uri": "x"}, "verificationResult": "PASSED", "verifiedLevels": ["SLSA_SOURCE_LEVEL_4"]}
+    });
+    let env = git_audit::slsa::dsse::Envelope::sign(git_audit::slsa::dsse::IN_TOTO_PAYLOAD_TYPE, forged.to_string().as_bytes(), &signer);
+    let mut lines = note(&repo, &server, &c1)?;
+    lines.push(serde_json::to_string(&env)?);
+    let file = repo.tmp.path().join("note.txt");
+    std::fs::write(&file, lines.join("\n") + "\n")?;
+    let out = repo
+        .cmd("git")
+        .env("GIT_DIR", &server.path)
+        .args([
+            "-c",
+            "user.name=mallory",
+            "-c",
+            "user.email=mallory@example.com",
+            "notes",
+            "add",
+            "-f",
+            "-F",
+            file.to_str().context("path")?,
+            &c1,
+        ])
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, out, err) = attest(&repo, &server, &["attest", "verify", &c1, "--min-level", "4"])?;
+    assert_eq!(code, 1, "the sync writer's VSA must not count: {out}{err}");
+    assert!(err.contains("a VSA no trusted key signed"), "{err}");
+    let (code, out, err) = attest(&repo, &server, &["attest", "verify", &c1, "--min-level", "3"])?;
+    assert_eq!(code, 0, "the hooks' own VSA still counts: {out}{err}");
+    Ok(())
+}

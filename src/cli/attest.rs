@@ -43,7 +43,7 @@ pub enum AttestCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
         min_level: u8,
         /// A trusted key (`name+hexid+base64`, or a file holding one per line);
-        /// repeatable. Default: the ledger's owner and writers.
+        /// repeatable. Default: the ledger's owner and its hooks writers.
         #[arg(long, value_name = "KEY")]
         key: Vec<String>,
     },
@@ -143,9 +143,9 @@ fn trusted_keys(global: &Global, repo: &crate::git::Repo, given: &[String]) -> a
     }
     if out.is_empty() {
         let files = super::location(global, Some(repo))?;
-        let ledger = Ledger::open(&files).context("no --key given, so the ledger's keys are trusted: the ledger must be readable here")?;
-        out.push(ledger.verifier.clone());
-        out.extend(ledger.writers()?.list.iter().filter(|w| w.revoked.is_none()).map(|w| w.key.clone()));
+        let ledger =
+            Ledger::open(&files).context("no --key given, so the ledger's issuers are trusted: the ledger must be readable here")?;
+        out = issue::issuers(&ledger)?;
     }
     Ok(out)
 }

@@ -24,6 +24,18 @@ pub enum AttestError {
     Note { commit: String, message: String },
     #[error("{0}")]
     Bad(String),
+    #[error("attestations are signed by the hooks' key or the ledger owner's; the loaded key is writer `{writer}` ({role})\nHint: run where the hooks run (audit.ledgerKey), or pass --ledger-key with the hooks' key")]
+    NotAnIssuer { writer: String, role: String },
+}
+
+/// The keys whose VSAs count: the ledger's owner and its hooks writers —
+/// never a sync or CI writer's, whose keys sit on machines that do not decide pushes.
+pub fn issuers(ledger: &Ledger) -> Result<Vec<NoteVerifier>, crate::ledger::LedgerError> {
+    let mut out = vec![ledger.verifier.clone()];
+    out.extend(
+        ledger.writers()?.list.iter().filter(|w| w.revoked.is_none() && w.role == Some(crate::event::Role::Hooks)).map(|w| w.key.clone()),
+    );
+    Ok(out)
 }
 
 /// What was issued.
@@ -60,6 +72,20 @@ pub fn issue(repo: &Repo, ledger: &mut Ledger, policy: Option<&Policy>, commit: 
     let now = crate::time::Timestamp::now().canonical();
     let (prov, vsa) = statements(&a, &repository, &policy_uri, &now, &properties);
     let signer = ledger.signer().ok_or(AttestError::NoKey)?;
+    // Only an issuer signs: the owner, or a hooks writer.
+    let key = signer.verifier();
+    if key != ledger.verifier {
+        match ledger.writers()?.by_key(&key) {
+            Some(w) if w.role == Some(crate::event::Role::Hooks) => {}
+            Some(w) => {
+                return Err(AttestError::NotAnIssuer {
+                    writer: w.name.clone(),
+                    role: w.role.map_or("no role".to_string(), |r| r.as_str().to_string()),
+                })
+            }
+            None => return Err(AttestError::NotAnIssuer { writer: "(none: not a writer of this ledger)".into(), role: "unknown".into() }),
+        }
+    }
     let prov = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, canonical_json(&prov).as_bytes(), signer);
     let vsa_env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, canonical_json(&vsa).as_bytes(), signer);
     let lines: Vec<String> = [&prov, &vsa_env].iter().filter_map(|e| serde_json::to_string(e).ok()).collect();
