@@ -142,7 +142,7 @@ fn levels_and_their_since_follow_what_the_ledger_recorded() -> Result<()> {
 
 #[test]
 fn a_two_party_review_synced_later_lifts_the_revision_to_level_4_with_a_new_attestation() -> Result<()> {
-    use crate::fake_github::{Fake, World, TOKEN};
+    use crate::fake_github::{Fake, World};
     let k = keys();
     let repo = Repo::new()?;
     let server = Server::new(&repo, &pinned_policy(PROTECTED), "sha1")?;
@@ -157,12 +157,7 @@ fn a_two_party_review_synced_later_lifts_the_revision_to_level_4_with_a_new_atte
     w.merge(7, "alice", "2026-07-01T02:00:00Z", &c1);
     let fake = Fake::start(w);
     let ledger = server.ledger();
-    let out = repo
-        .cmd(BIN)
-        .env("GITHUB_TOKEN", TOKEN)
-        .args(["--ledger", ledger.to_str().context("path")?, "sync", "--github", "acme/api", "--api-url", &fake.url, "--pulls-api", "rest"])
-        .output()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    sync(&repo, &ledger, &fake.url)?;
     // `attest --pending` (after each sync) re-attests what the new facts lift.
     let (code, out, err) = attest(&repo, &server, &["attest", "--pending"])?;
     assert_eq!(code, 0, "{err}");
@@ -202,15 +197,21 @@ fn a_two_party_review_synced_later_lifts_the_revision_to_level_4_with_a_new_atte
         w.review(8, "alice", "APPROVED", &c2, "2026-07-02T01:00:00Z");
         w.merge(8, "alice", "2026-07-02T02:00:00Z", &c2);
     });
-    let out = repo
-        .cmd(BIN)
-        .env("GITHUB_TOKEN", TOKEN)
-        .args(["--ledger", ledger.to_str().context("path")?, "sync", "--github", "acme/api", "--api-url", &fake.url, "--pulls-api", "rest"])
-        .output()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    sync(&repo, &ledger, &fake.url)?;
     let a = assess(&repo, &server, &c2)?;
     assert_eq!(a["level"], 3, "{a}");
     assert!(a["limits"].to_string().contains("by someone other than its author"), "{a}");
+    Ok(())
+}
+
+/// `git-audit sync` from the fake GitHub into the server's ledger.
+fn sync(repo: &Repo, ledger: &std::path::Path, url: &str) -> Result<()> {
+    let out = repo
+        .cmd(BIN)
+        .env("GITHUB_TOKEN", crate::fake_github::TOKEN)
+        .args(["--ledger", ledger.to_str().context("path")?, "sync", "--github", "acme/api", "--api-url", url, "--pulls-api", "rest"])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     Ok(())
 }
 

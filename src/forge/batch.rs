@@ -111,6 +111,24 @@ impl Batch {
     }
 }
 
+/// A pass's outcome: an interruption (SIGTERM) ends it early but cleanly —
+/// the summary says so and the next run resumes from the cursors.
+pub fn finished(mut sum: RepoSummary, result: Result<(), SyncError>) -> Result<RepoSummary, SyncError> {
+    match result {
+        Err(SyncError::Client(ClientError::Interrupted)) => {
+            sum.interrupted = true;
+            Ok(sum)
+        }
+        Err(e) => Err(e),
+        Ok(()) => Ok(sum),
+    }
+}
+
+/// `commit_pulls.synced`: the changes a landed commit came in (none: pushed directly).
+pub fn commit_pulls(repo: &str, sha: &str, numbers: &[u64]) -> Value {
+    serde_json::json!({"repository": repo, "sha": sha, "pulls": numbers, "direct_push": numbers.is_empty()})
+}
+
 /// True when `value` is past the cursor (or there is none).
 pub fn cursor_is_behind(cursor: Option<&str>, value: &str) -> bool {
     cursor.is_none_or(|c| c < value)

@@ -198,6 +198,30 @@ mod tests {
     }
 }
 
+/// The items of every page of a list from `first`, following each page's
+/// `next`, at most `limit_pages` pages: what every client's `get_all` does.
+pub async fn all_pages<F, Fut>(first: &str, limit_pages: usize, mut get: F) -> Result<Vec<serde_json::Value>, ClientError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Page, ClientError>>,
+{
+    let mut out = Vec::new();
+    let mut next = Some(first.to_string());
+    let mut pages = 0;
+    while let Some(p) = next {
+        let page = get(p).await?;
+        if let Some(items) = page.body.as_array() {
+            out.extend(items.iter().cloned());
+        }
+        next = page.next;
+        pages += 1;
+        if pages >= limit_pages {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Rate-limit waits one request sits through before it gives up.
 pub const MAX_RATE_LIMIT_WAITS: u32 = 20;
 
@@ -472,21 +496,7 @@ impl RestClient {
         permission: &str,
         limit_pages: usize,
     ) -> Result<Vec<serde_json::Value>, ClientError> {
-        let mut out = Vec::new();
-        let mut next = Some(path.to_string());
-        let mut pages = 0;
-        while let Some(p) = next {
-            let page = self.get(repo, &p, permission).await?;
-            if let Some(items) = page.body.as_array() {
-                out.extend(items.iter().cloned());
-            }
-            next = page.next;
-            pages += 1;
-            if pages >= limit_pages {
-                break;
-            }
-        }
-        Ok(out)
+        all_pages(path, limit_pages, |p| async move { self.get(repo, &p, permission).await }).await
     }
 
     fn retry_delay(&self, attempt: u32) -> Duration {

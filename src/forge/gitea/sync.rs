@@ -72,14 +72,8 @@ pub fn review(repo: &str, number: u64, r: &Value) -> Value {
 /// Syncs one repository (`owner/name`).
 pub async fn sync_repo(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str) -> Result<RepoSummary, SyncError> {
     let mut sum = RepoSummary { repository: repo.to_string(), ..Default::default() };
-    match inner(client, ledger, repo, &mut sum).await {
-        Err(SyncError::Client(ClientError::Interrupted)) => {
-            sum.interrupted = true;
-            Ok(sum)
-        }
-        Err(e) => Err(e),
-        Ok(()) => Ok(sum),
-    }
+    let r = inner(client, ledger, repo, &mut sum).await;
+    crate::forge::batch::finished(sum, r)
 }
 
 async fn inner(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
@@ -213,7 +207,7 @@ async fn landed_commits(
                 Err(ClientError::NotFound { .. }) => Vec::new(),
                 Err(e) => return Err(e.into()),
             };
-            let p = json!({"repository": repo, "sha": sha, "pulls": numbers, "direct_push": numbers.is_empty()});
+            let p = crate::forge::batch::commit_pulls(repo, &sha, &numbers);
             if batch.add(ledger, Kind::CommitPullsSynced, format!("{repo}/{sha}"), sha.clone(), String::new(), p)? {
                 sum.commit_links += 1;
             }

@@ -311,21 +311,7 @@ impl Client {
         permission: &str,
         limit_pages: usize,
     ) -> Result<Vec<serde_json::Value>, ClientError> {
-        let mut out = Vec::new();
-        let mut next = Some(path.to_string());
-        let mut pages = 0;
-        while let Some(p) = next {
-            let page = self.get(repo, &p, permission).await?;
-            if let Some(items) = page.body.as_array() {
-                out.extend(items.iter().cloned());
-            }
-            next = page.next;
-            pages += 1;
-            if pages >= limit_pages {
-                break;
-            }
-        }
-        Ok(out)
+        crate::forge::rest::all_pages(path, limit_pages, |p| async move { self.get(repo, &p, permission).await }).await
     }
 
     fn retry_delay(&self, attempt: u32) -> Duration {

@@ -151,9 +151,8 @@ impl GithubPayload {
 
     /// `commit_pulls.synced`: the pull requests `GET /repos/R/commits/SHA/pulls` names.
     pub fn commit_pulls(repo: &str, sha: &str, pulls: &Value) -> Value {
-        let numbers: Vec<Value> = pulls.as_array().into_iter().flatten().filter_map(|p| p["number"].as_u64().map(Value::from)).collect();
-        let direct = numbers.is_empty();
-        serde_json::json!({"repository": repo, "sha": sha, "pulls": numbers, "direct_push": direct})
+        let numbers: Vec<u64> = pulls.as_array().into_iter().flatten().filter_map(|p| p["number"].as_u64()).collect();
+        crate::forge::batch::commit_pulls(repo, sha, &numbers)
     }
 }
 

@@ -65,14 +65,8 @@ pub async fn sync_teams(client: &Client, ledger: &Mutex<Ledger>, teams: &[(Strin
 /// Syncs one repository (`owner/name`).
 pub async fn sync_repo(client: &Client, ledger: &Mutex<Ledger>, repo: &str, api: PullsApi) -> Result<RepoSummary, SyncError> {
     let mut sum = RepoSummary { repository: repo.to_string(), ..Default::default() };
-    let r = match sync_inner(client, ledger, repo, api, &mut sum).await {
-        Err(SyncError::Client(ClientError::Interrupted)) => {
-            sum.interrupted = true;
-            Ok(())
-        }
-        other => other,
-    };
-    r.map(|_| sum)
+    let r = sync_inner(client, ledger, repo, api, &mut sum).await;
+    crate::forge::batch::finished(sum, r)
 }
 
 async fn sync_inner(client: &Client, ledger: &Mutex<Ledger>, repo: &str, api: PullsApi, sum: &mut RepoSummary) -> Result<(), SyncError> {

@@ -39,14 +39,8 @@ fn since_with_overlap(cursor: Option<&str>) -> Option<String> {
 /// Syncs one project (`group/project`, subgroups allowed).
 pub async fn sync_project(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str) -> Result<RepoSummary, SyncError> {
     let mut sum = RepoSummary { repository: repo.to_string(), ..Default::default() };
-    match inner(client, ledger, repo, &mut sum).await {
-        Err(SyncError::Client(ClientError::Interrupted)) => {
-            sum.interrupted = true;
-            Ok(sum)
-        }
-        Err(e) => Err(e),
-        Ok(()) => Ok(sum),
-    }
+    let r = inner(client, ledger, repo, &mut sum).await;
+    crate::forge::batch::finished(sum, r)
 }
 
 async fn inner(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
@@ -454,7 +448,7 @@ async fn landed_commits(
         if !known {
             let mrs = client.get_all(repo, &format!("/projects/{id}/repository/commits/{sha}/merge_requests"), READ, 5).await?;
             let numbers: Vec<u64> = mrs.iter().filter_map(|m| m["iid"].as_u64()).collect();
-            let p = json!({"repository": repo, "sha": sha, "pulls": numbers, "direct_push": numbers.is_empty()});
+            let p = crate::forge::batch::commit_pulls(repo, sha, &numbers);
             if batch.add(ledger, Kind::CommitPullsSynced, format!("{repo}/{sha}"), sha.to_string(), String::new(), p)? {
                 sum.commit_links += 1;
             }
