@@ -250,6 +250,8 @@ pub struct GiteaWorld {
     pub files: BTreeMap<u64, Vec<String>>,
     /// The default branch, oldest first: (sha, date).
     pub landed: Vec<(String, String)>,
+    /// Organisation teams: (org, name) → (id, member logins).
+    pub teams: BTreeMap<(String, String), (i64, Vec<String>)>,
     next_id: i64,
 }
 
@@ -690,6 +692,24 @@ fn gitea(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
         )
     };
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["orgs", org, "teams"] => {
+            let teams: Vec<Value> = w
+                .teams
+                .iter()
+                .filter(|((o, _), _)| o == org)
+                .map(|((_, name), (id, _))| json!({"id": id, "name": name, "description": "", "permission": "write", "includes_all_repositories": false}))
+                .collect();
+            return if teams.is_empty() { not_found() } else { list(teams) };
+        }
+        ["teams", id, "members"] => {
+            return match w.teams.values().find(|(i, _)| i.to_string() == *id) {
+                Some((_, members)) => list(members.iter().map(|m| gt_user(m)).collect()),
+                None => not_found(),
+            };
+        }
+        _ => {}
+    }
     let commit = |id: &str, date: &str| {
         let mut c = fixture("gitea", "commit.json");
         c["sha"] = json!(id);

@@ -475,3 +475,34 @@ fn gitlab_codeowners_sections_each_need_their_owners() -> Result<()> {
     assert!(missing[1].1.contains("group:acme/backend"), "{missing:?}");
     Ok(())
 }
+
+/// Path owners over Gitea: a `[[paths]]` entry whose approvers are a Gitea
+/// organisation team, its members snapshotted by the sync.
+#[test]
+fn gitea_team_owners_are_judged_by_their_recorded_membership() -> Result<()> {
+    let mut w = GiteaWorld::new("acme/web");
+    for (n, approver) in [(1u64, "erin"), (2, "frank")] {
+        w.pull(n, "dave", &format!("2026-07-0{n}T00:00:00Z"), &[sha(&format!("team{n}"))]);
+        w.review(n, approver, "APPROVED", &sha(&format!("team{n}")), &format!("2026-07-0{n}T01:00:00Z"));
+        w.merge(n, "dave", &format!("2026-07-0{n}T02:00:00Z"), &sha(&format!("teamm{n}")));
+    }
+    w.teams.insert(("acme".into(), "leads".into()), (41, vec!["erin".into()]));
+    let s = setup(GitLabWorld::new(PROJECT), w)?;
+    let policy = "version = 1\n[[paths]]\npattern = \"/src/\"\napprovers = [\"team:acme/leads\"]\n";
+    std::fs::write(&s.policy, policy)?;
+    let (code, _, err) = s.sync("--gitea", "acme/web")?;
+    assert_eq!(code, 0, "{err}");
+    let c = Connection::open(&s.db)?;
+    let members: String = c.query_row("SELECT payload FROM entries WHERE kind = 'team.synced'", [], |r| r.get(0))?;
+    assert!(members.contains("\"members\":[\"erin\"]"), "{members}");
+    let (_, report, err) = compliance_under(&s.repo, policy)?;
+    let missing: Vec<&str> = report["findings"]
+        .as_array()
+        .with_context(|| format!("{report} {err}"))?
+        .iter()
+        .filter(|f| f["rule"] == "pr.owner-approval-missing" || f["rule"] == "pr.owner-approval-unverified")
+        .filter_map(|f| f["subject"].as_str())
+        .collect();
+    assert_eq!(missing, ["acme/web#2"], "frank is not in acme/leads; erin is: {report}");
+    Ok(())
+}

@@ -118,10 +118,8 @@ pub fn run(global: &Global, args: SyncArgs) -> anyhow::Result<Outcome> {
         let Some(api_url) = args.api_url.clone().or_else(|| std::env::var("GITEA_API_URL").ok().filter(|u| !u.trim().is_empty())) else {
             bail!("which Gitea?\nHint: pass --api-url https://HOST (Gitea or Forgejo; /api/v1 is added), or export GITEA_API_URL");
         };
-        (
-            args.gitea.clone(),
-            Target::Gitea { api_url: api_root(&api_url, "/api/v1"), token: token(&["GITEA_TOKEN", "FORGEJO_TOKEN"], "Gitea")? },
-        )
+        let token = token(&["GITEA_TOKEN", "FORGEJO_TOKEN"], "Gitea")?;
+        (args.gitea.clone(), Target::Gitea { api_url: api_root(&api_url, "/api/v1"), token, teams })
     } else {
         let mut repos = args.repos.clone();
         if repos.is_empty() {

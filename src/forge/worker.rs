@@ -30,7 +30,12 @@ pub enum Target {
         groups: Vec<String>,
     },
     /// Gitea or Forgejo: `api_url` ends in `/api/v1`.
-    Gitea { api_url: String, token: secrecy::SecretString },
+    Gitea {
+        api_url: String,
+        token: secrecy::SecretString,
+        /// Organisation teams (`org`, `name`) whose members to snapshot.
+        teams: Vec<(String, String)>,
+    },
 }
 
 impl Target {
@@ -92,6 +97,7 @@ impl Session {
             (Session::Rest(c), Target::GitLab { groups, .. }) if !groups.is_empty() => {
                 Ok(super::gitlab::sync_groups(c, ledger, groups).await?.1)
             }
+            (Session::Rest(c), Target::Gitea { teams, .. }) if !teams.is_empty() => Ok(super::gitea::sync_teams(c, ledger, teams).await?.1),
             _ => Ok(Vec::new()),
         }
     }
@@ -201,7 +207,7 @@ pub fn run(files: &LedgerFiles, opts: Options, observer: &mut dyn Observer) -> R
         let mut session = match &opts.target {
             Target::GitHub { api_url, auth, .. } => Session::GitHub(Client::new(api_url, auth, cache).await?),
             Target::GitLab { api_url, token, .. } => Session::Rest(RestClient::new(super::gitlab::DIALECT, api_url, token.clone(), cache)?),
-            Target::Gitea { api_url, token } => Session::Rest(RestClient::new(super::gitea::DIALECT, api_url, token.clone(), cache)?),
+            Target::Gitea { api_url, token, .. } => Session::Rest(RestClient::new(super::gitea::DIALECT, api_url, token.clone(), cache)?),
         };
         if let Some(b) = opts.backoff {
             match &mut session {

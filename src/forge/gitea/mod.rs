@@ -7,7 +7,7 @@
 pub mod sync;
 pub mod web;
 
-pub use sync::sync_repo;
+pub use sync::{sync_repo, sync_teams};
 pub use web::Gitea;
 
 /// How Gitea wants to be spoken to: `Authorization: token …` (an access

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
-use crate::event::{Kind, PrFilesSynced, ReviewState, PR_FILES_CAP};
+use crate::event::{Kind, PrFilesSynced, ReviewState, TeamSynced, PR_FILES_CAP};
 use crate::forge::batch::{cursor, cursor_is_behind, Batch, RepoSummary, SyncError, OVERLAP_SECS};
 use crate::forge::rest::{ClientError, RestClient};
 use crate::ledger::Ledger;
@@ -67,6 +67,40 @@ pub fn review(repo: &str, number: u64, r: &Value) -> Value {
         "commit_id": r["commit_id"], "submitted_at": r["submitted_at"], "html_url": r["html_url"],
         "gitea": {"state": r["state"], "official": r["official"], "stale": r["stale"], "dismissed": r["dismissed"]},
     })
+}
+
+/// Snapshots the members of each organisation team the policy names
+/// (`team:ORG/NAME`: Gitea's team names are what GitHub calls slugs). A team
+/// that is gone or hidden from the token is skipped and said; approvals that
+/// lean on it are then "could not verify".
+pub async fn sync_teams(client: &RestClient, ledger: &Mutex<Ledger>, teams: &[(String, String)]) -> Result<(u64, Vec<String>), SyncError> {
+    let mut batch = Batch::default();
+    let mut unreadable = Vec::new();
+    for (org, name) in teams {
+        let label = TeamSynced::subject(org, name);
+        let listed = match client.get_all(&label, &format!("/orgs/{org}/teams?{LIMIT}"), "read:organization", 20).await {
+            Ok(l) => l,
+            Err(ClientError::NotFound { .. } | ClientError::Forbidden { .. }) => {
+                unreadable.push(format!("{label}: Gitea would not list the organisation's teams (no such organisation, or the token lacks read:organization); its membership is not recorded, so approvals that lean on it are reported as \"could not verify\""));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(id) =
+            listed.iter().find(|t| t["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name))).and_then(|t| t["id"].as_i64())
+        else {
+            unreadable.push(format!("{label}: the organisation has no team `{name}` this token can see; its membership is not recorded"));
+            continue;
+        };
+        let members = client.get_all(&label, &format!("/teams/{id}/members?{LIMIT}"), "read:organization", 50).await?;
+        let mut logins: Vec<String> = members.iter().filter_map(|m| m["login"].as_str().map(str::to_string)).collect();
+        logins.sort();
+        logins.dedup();
+        let team = TeamSynced { org: org.clone(), slug: name.clone(), members: logins };
+        let p = serde_json::to_value(&team).map_err(|e| SyncError::Other(e.to_string()))?;
+        batch.add(ledger, Kind::TeamSynced, label.clone(), label, String::new(), p)?;
+    }
+    Ok((batch.commit(ledger)?, unreadable))
 }
 
 /// Syncs one repository (`owner/name`).
