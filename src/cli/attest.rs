@@ -35,6 +35,7 @@ pub enum AttestCommand {
     /// Check a revision's VSA: signed by a trusted key, about this commit (and
     /// ref), at least --min-level. Exit 1 below it.
     Verify {
+        /// The revision a pipeline is about to build (fetch `refs/notes/commits` first).
         commit: String,
         /// Only VSAs naming this ref count.
         #[arg(long = "ref", value_name = "REF")]
