@@ -355,3 +355,62 @@ fn only_the_hooks_or_the_owner_issue_attestations_that_count() -> Result<()> {
     assert_eq!(code, 0, "the hooks' own VSA still counts: {out}{err}");
     Ok(())
 }
+
+/// The README's pipeline lines, as written, in a fresh clone of the server:
+/// fetch the notes, then `attest verify` with the hooks' public key in a file.
+#[test]
+fn the_readme_pipeline_recipe_verifies_a_pushed_revision() -> Result<()> {
+    const README: &str = include_str!("../README.md");
+    let line = |needle: &str| -> Result<String> {
+        README
+            .lines()
+            .find(|l| l.contains(needle))
+            .map(|l| l.split("  #").next().unwrap_or(l).trim().to_string())
+            .context(needle.to_string())
+    };
+    let fetch = line("git fetch origin refs/notes/commits:refs/notes/commits")?;
+    let verify = line("git-audit attest verify \"$COMMIT\"")?;
+    let k = keys();
+    let repo = Repo::new()?;
+    let server = Server::new(&repo, &pinned_policy(PROTECTED), "sha1")?;
+    let c1 = repo.commit("feat: one", Sign::Pgp(&k.alice))?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &as_alice())?;
+    assert_eq!(code, 0, "{err}");
+    // The hooks writer's key, as the README says to take it.
+    let (code, out, err) = attest(&repo, &server, &["ledger", "writers", "list", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let hooks_key = v["writers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|w| w["name"] == "hooks")
+        .and_then(|w| w["key"].as_str())
+        .context("hooks key")?;
+    let key_file = repo.tmp.path().join("git-audit-server.pub");
+    std::fs::write(&key_file, format!("{hooks_key}\n"))?;
+    // The pipeline: a fresh clone, no ledger, the README's two lines.
+    let ci = repo.tmp.path().join("ci");
+    repo.git(&["clone", "-q", &format!("file://{}", server.path.display()), ci.to_str().context("path")?])?;
+    let bin_dir = std::path::Path::new(BIN).parent().context("bin dir")?;
+    let script = format!("set -e\n{fetch}\n{}\n", verify.replace("/etc/ci/git-audit-server.pub", &key_file.display().to_string()));
+    let run = |commit: &str| -> Result<(bool, String)> {
+        let out = repo
+            .cmd("bash")
+            .current_dir(&ci)
+            .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("COMMIT", commit)
+            .args(["-c", &script])
+            .output()?;
+        Ok((out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
+    };
+    let (ok, said) = run(&c1)?;
+    assert!(ok, "{script}\n{said}");
+    assert!(said.contains("SLSA_SOURCE_LEVEL_3"), "{said}");
+    // A revision that never landed through the hooks has no VSA: the pipeline stops.
+    let stray = repo.commit("feat: never pushed", Sign::Pgp(&k.alice))?;
+    repo.git(&["push", "-q", ci.to_str().context("path")?, &format!("{stray}:refs/heads/stray")])?;
+    let (ok, said) = run(&stray)?;
+    assert!(!ok && said.contains("no VSA signed by a trusted key"), "{said}");
+    Ok(())
+}
