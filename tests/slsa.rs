@@ -72,6 +72,11 @@ fn levels_and_their_since_follow_what_the_ledger_recorded() -> Result<()> {
     assert!(out.contains("ORG_SOURCE_SIGNED_BY_PINNED_KEYS") && !out.contains("ORG_SOURCE_LINEAR"), "{out}");
     let (code, _, err) = attest(&repo, &server, &["attest", "verify", &c1, "--min-level", "4"])?;
     assert_eq!(code, 1, "{err}");
+    // A branch's short name is that branch.
+    let (code, out, err) = attest(&repo, &server, &["attest", "verify", &c1, "--ref", "main", "--min-level", "3"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = attest(&repo, &server, &["attest", &c1, "--ref", "main"])?;
+    assert!(code == 0 && out.contains("on refs/heads/main: SLSA_SOURCE_LEVEL_3"), "{out}{err}");
     // Another ref, or another key, is not this attestation.
     let (code, _, _) = attest(&repo, &server, &["attest", "verify", &c1, "--ref", "refs/heads/other"])?;
     assert_eq!(code, 1);

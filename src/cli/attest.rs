@@ -17,7 +17,7 @@ pub struct AttestArgs {
     pub command: Option<AttestCommand>,
     /// The revision to attest (a commit id, or anything git resolves to one).
     pub commit: Option<String>,
-    /// The protected ref it is on (default: the default branch, HEAD's target).
+    /// The protected ref it is on (`main` is `refs/heads/main`; default: HEAD's target).
     #[arg(long = "ref", value_name = "REF")]
     pub refname: Option<String>,
     /// Print the assessment as JSON.
@@ -37,7 +37,7 @@ pub enum AttestCommand {
     Verify {
         /// The revision a pipeline is about to build (fetch `refs/notes/commits` first).
         commit: String,
-        /// Only VSAs naming this ref count.
+        /// Only VSAs naming this ref count (`main` is `refs/heads/main`).
         #[arg(long = "ref", value_name = "REF")]
         refname: Option<String>,
         /// The lowest SLSA source level accepted (1-4).
@@ -54,7 +54,7 @@ pub fn run(global: &Global, args: AttestArgs) -> anyhow::Result<Outcome> {
     let repo = crate::git::Repo::open_from_env().context("attest runs in a git repository (the server's bare repository, or a clone)")?;
     match args.command {
         Some(AttestCommand::Verify { commit, refname, min_level, key }) => {
-            verify(global, &repo, &commit, refname.as_deref(), min_level, &key)
+            verify(global, &repo, &commit, refname.map(full_ref).as_deref(), min_level, &key)
         }
         None if args.pending => pending(global, &repo),
         None => {
@@ -63,7 +63,7 @@ pub fn run(global: &Global, args: AttestArgs) -> anyhow::Result<Outcome> {
             };
             let commit = repo.resolve_commit(&spec).with_context(|| format!("`{spec}` is not a commit in this repository"))?;
             let refname = match args.refname {
-                Some(r) => r,
+                Some(r) => full_ref(r),
                 None => repo.head_ref().context("no --ref, and HEAD names no branch\nHint: pass --ref refs/heads/main")?,
             };
             let policy = super::policy::applies(global, Some(&repo), crate::policy::applies::Look::WorkTreeThenServer)?;
@@ -128,6 +128,15 @@ fn pending(global: &Global, repo: &crate::git::Repo) -> anyhow::Result<Outcome> 
     }
     emit(&out)?;
     Ok(Outcome::Pass)
+}
+
+/// `main` → `refs/heads/main`: attestations name full refs, as pushes record them.
+fn full_ref(r: String) -> String {
+    if r.starts_with("refs/") {
+        r
+    } else {
+        format!("refs/heads/{r}")
+    }
 }
 
 fn trusted_keys(global: &Global, repo: &crate::git::Repo, given: &[String]) -> anyhow::Result<Vec<NoteVerifier>> {

@@ -189,6 +189,13 @@ mod tests {
     }
 
     #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(query_pair("sha", "main"), "sha=main");
+        assert_eq!(query_pair("ref_name", "release/1.0"), "ref_name=release%2F1.0");
+        assert_eq!(query_pair("sha", "a&b#c"), "sha=a%26b%23c");
+    }
+
+    #[test]
     fn redacts_tokens() {
         assert_eq!(redact("bad header ghp_abcdef123 in request"), "bad header <redacted> in request");
         assert_eq!(redact("x \"github_pat_11AA\" y"), "x \"<redacted>\" y");
@@ -220,6 +227,12 @@ where
         }
     }
     Ok(out)
+}
+
+/// `key=value` for a query string, the value percent-encoded (a branch named
+/// `a&b` or `x#y` must not become another parameter or a fragment).
+pub fn query_pair(key: &str, value: &str) -> String {
+    serde_urlencoded::to_string([(key, value)]).unwrap_or_else(|_| format!("{key}="))
 }
 
 /// Rate-limit waits one request sits through before it gives up.

@@ -212,7 +212,10 @@ async fn landed_commits(
 ) -> Result<(), SyncError> {
     let since = cursor(ledger, repo, "commits")?;
     let mut fresh: Vec<(String, String)> = Vec::new();
-    let mut next = Some(format!("/repos/{repo}/commits?sha={branch}&stat=false&verification=false&files=false&{LIMIT}"));
+    let mut next = Some(format!(
+        "/repos/{repo}/commits?{}&stat=false&verification=false&files=false&{LIMIT}",
+        crate::forge::rest::query_pair("sha", branch)
+    ));
     let mut pages = 0;
     'pages: while let Some(path) = next {
         let page = client.get(repo, &path, READ).await?;

@@ -476,7 +476,7 @@ pub fn run_id(url: &str) -> Option<u64> {
 /// merges, direct pushes): ask GitHub which pull requests contain them.
 async fn landed_commits(client: &Client, ledger: &Mutex<Ledger>, repo: &str, branch: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
     let since = cursor(ledger, repo, "commits")?;
-    let mut path = format!("/repos/{repo}/commits?sha={branch}&per_page=100");
+    let mut path = format!("/repos/{repo}/commits?{}&per_page=100", crate::forge::rest::query_pair("sha", branch));
     if let Some(s) = &since {
         path.push_str(&format!("&since={s}"));
     }

@@ -434,7 +434,7 @@ async fn landed_commits(
 ) -> Result<(), SyncError> {
     let id = project_id(repo);
     let since = cursor(ledger, repo, "commits")?;
-    let mut path = format!("/projects/{id}/repository/commits?ref_name={branch}&{PER_PAGE}");
+    let mut path = format!("/projects/{id}/repository/commits?{}&{PER_PAGE}", crate::forge::rest::query_pair("ref_name", branch));
     if let Some(s) = &since {
         path.push_str(&format!("&since={s}"));
     }
