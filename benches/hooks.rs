@@ -121,6 +121,7 @@ fn main() -> Result<()> {
         );
     }
     refused_push_with_notifications(tmp.path(), &home, &fpr, &asc)?;
+    push_overhead(tmp.path(), &home, &fpr, &policy)?;
     let _ = Command::new("gpgconf").env("GNUPGHOME", &home).args(["--kill", "all"]).output();
     Ok(())
 }
@@ -170,5 +171,75 @@ fn refused_push_with_notifications(tmp: &Path, home: &Path, fpr: &str, asc: &Pat
         times.push(t);
     }
     println!("{:>30}: {:.2}x the time without sinks", "notifications cost", times[1].as_secs_f64() / times[0].as_secs_f64());
+    Ok(())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// What the server hooks add to a real push (#32's aim: at most 10 ms): a
+/// one-commit signed push into a bare repository with `install --server`
+/// (pre-receive, post-receive, a ledger on disk) against the same push into
+/// one without hooks, alternating, median of `BENCH_PUSHES` (default 41).
+fn push_overhead(tmp: &Path, home: &Path, fpr: &str, policy: &Path) -> Result<()> {
+    let n: usize = std::env::var("BENCH_PUSHES").ok().and_then(|v| v.parse().ok()).unwrap_or(41);
+    let source = tmp.join("push-source.git");
+    build(&source, n + 1, home, fpr)?;
+    let chain = String::from_utf8(run(Command::new("git").env("GIT_DIR", &source).args(["rev-list", "--reverse", "--all"]))?)?;
+    let chain: Vec<&str> = chain.lines().collect();
+    let (with, without) = (tmp.join("push-hooks.git"), tmp.join("push-plain.git"));
+    for dest in [&with, &without] {
+        run(Command::new("git").args(["init", "--quiet", "--bare", "-b", "main"]).arg(dest))?;
+    }
+    run(Command::new(env!("CARGO_BIN_EXE_git-audit")).args([
+        "--policy",
+        policy.to_str().unwrap_or_default(),
+        "install",
+        "--server",
+        with.to_str().unwrap_or_default(),
+    ]))?;
+    let push = |dest: &Path, sha: &str| -> Result<Duration> {
+        let t = Instant::now();
+        let out = Command::new("git")
+            .env("GIT_DIR", &source)
+            .env("GNUPGHOME", home)
+            .args(["push", "--quiet"])
+            .arg(dest)
+            .arg(format!("{sha}:refs/heads/main"))
+            .output()?;
+        let took = t.elapsed();
+        if !out.status.success() {
+            bail!("push to {} refused: {}", dest.display(), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(took)
+    };
+    // The first commit creates the branch in both (not timed).
+    push(&with, chain[0])?;
+    push(&without, chain[0])?;
+    let (mut hooked, mut plain, mut diff) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, sha) in chain.iter().enumerate().skip(1) {
+        let (h, p) = if i % 2 == 0 {
+            let h = push(&with, sha)?;
+            (h, push(&without, sha)?)
+        } else {
+            let p = push(&without, sha)?;
+            (push(&with, sha)?, p)
+        };
+        hooked.push(h);
+        plain.push(p);
+        diff.push(h.saturating_sub(p));
+    }
+    let entries = String::from_utf8(run(Command::new(env!("CARGO_BIN_EXE_git-audit")).env("GIT_DIR", &with).args(["ledger", "verify"]))?)?;
+    let (h, p, d) = (median(hooked), median(plain), median(diff));
+    println!(
+        "{:>30}: 1-commit signed push with the server hooks {:>6.1} ms, without {:>6.1} ms: the hooks add {:>5.1} ms (median of {n}; aim <= 10 ms)",
+        "push overhead",
+        h.as_secs_f64() * 1e3,
+        p.as_secs_f64() * 1e3,
+        d.as_secs_f64() * 1e3
+    );
+    println!("{:>30}: {}", "ledger after the pushes", entries.lines().next().unwrap_or(""));
     Ok(())
 }

@@ -69,8 +69,16 @@ fn detect(env: &dyn Fn(&str) -> Option<String>) -> Ci {
             (Some(s), Some(r), Some(id)) => Some(format!("{s}/{r}/actions/runs/{id}")),
             _ => None,
         };
+        // Gitea's and Forgejo's runners set GitHub's variables too, and their own flag.
+        let name = if is("GITEA_ACTIONS") {
+            "gitea-actions"
+        } else if is("FORGEJO_ACTIONS") {
+            "forgejo-actions"
+        } else {
+            "github-actions"
+        };
         return Ci {
-            name: "github-actions",
+            name,
             repository: get("GITHUB_REPOSITORY"),
             sha: get("GITHUB_SHA"),
             git_ref: get("GITHUB_REF"),
@@ -470,7 +478,11 @@ mod tests {
     #[test]
     fn each_ci_fills_what_it_knows() {
         let sha = "a".repeat(40);
-        let cases: [(Vars, &str, &str); 4] = [
+        let cases: [(Vars, &str, &str); 7] = [
+            (&[("GITHUB_ACTIONS", "true"), ("GITHUB_REPOSITORY", "acme/api")], "github-actions", "acme/api"),
+            // Gitea's and Forgejo's runners set GitHub's variables too.
+            (&[("GITHUB_ACTIONS", "true"), ("GITEA_ACTIONS", "true"), ("GITHUB_REPOSITORY", "acme/api")], "gitea-actions", "acme/api"),
+            (&[("GITHUB_ACTIONS", "true"), ("FORGEJO_ACTIONS", "true"), ("GITHUB_REPOSITORY", "acme/api")], "forgejo-actions", "acme/api"),
             (
                 &[
                     ("GITLAB_CI", "true"),

@@ -252,6 +252,10 @@ pub struct GiteaWorld {
     pub landed: Vec<(String, String)>,
     /// Organisation teams: (org, name) → (id, member logins).
     pub teams: BTreeMap<(String, String), (i64, Vec<String>)>,
+    /// Actions runs (Gitea 1.24+), by id.
+    pub runs: BTreeMap<u64, Value>,
+    /// The server predates the runs API (every `actions/runs` path is 404).
+    pub no_runs_api: bool,
     next_id: i64,
 }
 
@@ -329,6 +333,24 @@ impl GiteaWorld {
             }
         }
         self.touch(number, at);
+    }
+
+    /// An Actions run that `web` (the server's origin) shows at
+    /// `/OWNER/NAME/actions/runs/ID`, started by `actor` and triggered by `trigger`.
+    pub fn run(&mut self, web: &str, id: u64, sha: &str, actor: &str, trigger: &str, status: &str) {
+        let mut r = fixture("gitea", "workflow_run.json");
+        r["id"] = json!(id);
+        r["html_url"] = json!(format!("{web}/{}/actions/runs/{id}", self.repo));
+        r["url"] = json!(format!("{web}/api/v1/repos/{}/actions/runs/{id}", self.repo));
+        r["head_sha"] = json!(sha);
+        r["actor"] = gt_user(actor);
+        r["trigger_actor"] = gt_user(trigger);
+        r["status"] = json!(status);
+        if status != "completed" {
+            r["conclusion"] = json!("");
+            r["completed_at"] = json!("0001-01-01T00:00:00Z");
+        }
+        self.runs.insert(id, r);
     }
 
     /// Merged with a merge commit; the pull request's own commits and the
@@ -758,6 +780,22 @@ fn gitea(s: &Shared, path: &str, q: &str, headers: &HeaderMap) -> Response {
                     }
                 }
                 ["commits"] => list(w.landed.iter().rev().map(|(id, date)| commit(id, date)).collect()),
+                ["actions", "runs", ..] if w.no_runs_api => not_found(),
+                ["actions", "runs", id] => match id.parse::<u64>().ok().and_then(|i| w.runs.get(&i)) {
+                    Some(r) => reply(StatusCode::OK, r, &[]),
+                    None => not_found(),
+                },
+                ["actions", "runs", id, "jobs"] => match id.parse::<u64>().ok().and_then(|i| w.runs.get(&i)) {
+                    Some(r) => {
+                        let mut j = fixture("gitea", "workflow_job.json");
+                        j["run_id"] = r["id"].clone();
+                        j["head_sha"] = r["head_sha"].clone();
+                        j["status"] = r["status"].clone();
+                        j["conclusion"] = r["conclusion"].clone();
+                        reply(StatusCode::OK, &json!({"jobs": [j], "total_count": 1}), &[])
+                    }
+                    None => not_found(),
+                },
                 ["commits", sha_, "pull"] => match w.pulls.iter().find(|p| p["merge_commit_sha"].as_str() == Some(*sha_)) {
                     Some(p) => reply(StatusCode::OK, p, &[]),
                     None => not_found(),

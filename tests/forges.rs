@@ -506,3 +506,104 @@ fn gitea_team_owners_are_judged_by_their_recorded_membership() -> Result<()> {
     assert_eq!(missing, ["acme/web#2"], "frank is not in acme/leads; erin is: {report}");
     Ok(())
 }
+
+/// Gitea has no deployments API: a deploying Actions job records its own
+/// deployment, and the sync then reads the run it names from Gitea (1.24+) so
+/// the report knows from the forge who triggered it. A job that names someone
+/// else is overruled; a run on another server is never looked up here; a run
+/// still going is read again until it completes; an older Gitea is said.
+#[test]
+fn gitea_actions_runs_behind_recorded_deployments_say_who_deployed() -> Result<()> {
+    let mut w = GiteaWorld::new("acme/web");
+    let s = setup(GitLabWorld::new(PROJECT), GiteaWorld::new("acme/web"))?;
+    let web = s.fake.url.trim_end_matches('/').to_string();
+    w.run(&web, 501, &sha("gta"), "alice", "alice", "completed");
+    w.run(&web, 502, &sha("gtb"), "alice", "mallory", "completed");
+    w.run(&web, 503, &sha("gtc"), "alice", "alice", "running");
+    s.fake.gitea(|g| *g = w);
+    let policy = "version = 1\n[[environments]]\nname = \"production\"\ndeployers = [\"alice\"]\n";
+    std::fs::write(&s.policy, policy)?;
+    // The deploying jobs: Gitea's runner sets GitHub's variables and its own flag.
+    let record = |run: &str, sha_: &str, server: &str, id: &str| -> Result<()> {
+        let out = s
+            .repo
+            .cmd(BIN)
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITEA_ACTIONS", "true")
+            .env("GITHUB_SERVER_URL", server)
+            .env("GITHUB_REPOSITORY", "acme/web")
+            .env("GITHUB_RUN_ID", run)
+            .env("GITHUB_ACTOR", "alice")
+            .env("GITHUB_SHA", sha_)
+            .args(["record", "deployment", "--environment", "production", "--id", id])
+            .output()?;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    };
+    record("501", &sha("gta"), &web, "a")?;
+    record("502", &sha("gtb"), &web, "b")?;
+    record("503", &sha("gtc"), &web, "c")?;
+    // Run 501 of another server: not this Gitea's run 501.
+    record("501", &sha("gtd"), "https://ci.elsewhere.example", "d")?;
+
+    let (code, v, err) = s.sync("--gitea", "acme/web")?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["repositories"][0]["runs"], 3, "{v}");
+    assert_eq!(s.kinds()?.get("workflow_run.synced"), Some(&3));
+    let (_, report, err) = compliance_under(&s.repo, policy)?;
+    let found: Vec<String> = crate::support::deploy_findings(&report)
+        .iter()
+        .map(|f| format!("{} {}", f["rule"].as_str().unwrap_or(""), f["message"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(found.len(), 1, "only run 502 was triggered by someone outside the deployers: {found:?} {err}");
+    assert!(found[0].starts_with("deploy.deployer-not-allowed") && found[0].contains("mallory"), "{found:?}");
+
+    let (code, out, err) = s.repo.audit(&["report", "deployments", "--since", "2000-01-01", "--format", "json"])?;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let deps = v["deployments"].as_array().context("deployments")?;
+    let by_sha = |s_: &str| deps.iter().find(|d| d["sha"] == sha(s_)).cloned().unwrap_or_default();
+    assert_eq!(by_sha("gtb")["triggering_actor"], "mallory", "{out}");
+    assert_eq!(by_sha("gtb")["source"], "gitea-actions", "{out}");
+    assert_eq!(by_sha("gta")["url"], format!("{web}/acme/web/actions/runs/501"), "{out}");
+    assert_eq!(by_sha("gtd")["triggering_actor"], serde_json::Value::Null, "another server's run is not this one: {out}");
+
+    // The run still going is read again (unchanged: nothing new) …
+    let before = s.kinds()?;
+    let (code, _, err) = s.sync("--gitea", "acme/web")?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.kinds()?, before, "a re-sync adds nothing");
+    // … and once more when it completes; then never again.
+    s.fake.gitea(|g| g.run(&web, 503, &sha("gtc"), "alice", "alice", "completed"));
+    let (code, v, err) = s.sync("--gitea", "acme/web")?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["repositories"][0]["runs"], 1, "{v}");
+    s.fake.gitea(|g| g.runs.clear());
+    let (code, v, err) = s.sync("--gitea", "acme/web")?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["repositories"][0]["runs"], 0, "completed runs are not read again: {v}");
+    assert!(v.to_string().find("404").is_none(), "{v}");
+
+    // A Gitea without the runs API: said, and the deployer stays as recorded.
+    let mut stale = GiteaWorld::new("acme/web");
+    stale.no_runs_api = true;
+    let old = setup(GitLabWorld::new(PROJECT), stale)?;
+    let out = old
+        .repo
+        .cmd(BIN)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITEA_ACTIONS", "true")
+        .env("GITHUB_SERVER_URL", old.fake.url.trim_end_matches('/'))
+        .env("GITHUB_REPOSITORY", "acme/web")
+        .env("GITHUB_RUN_ID", "9")
+        .env("GITHUB_ACTOR", "alice")
+        .env("GITHUB_SHA", sha("gte"))
+        .args(["record", "deployment", "--environment", "production"])
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, v, err) = old.sync("--gitea", "acme/web")?;
+    assert_eq!(code, 0, "{err}");
+    assert!(v.to_string().contains("older than Gitea 1.24"), "{v}");
+    assert_eq!(old.kinds()?.get("workflow_run.synced"), None);
+    Ok(())
+}

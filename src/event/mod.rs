@@ -595,8 +595,8 @@ impl DeployStatus {
 /// `git-audit record deployment` — distinct from GitHub-synced deployments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentRecorded {
-    /// Where it was recorded from: `github-actions`, `gitlab-ci`, `jenkins`,
-    /// `circleci`, `buildkite`, or `manual`.
+    /// Where it was recorded from: `github-actions`, `gitea-actions`,
+    /// `forgejo-actions`, `gitlab-ci`, `jenkins`, `circleci`, `buildkite`, or `manual`.
     pub source: String,
     /// `owner/name`, when known.
     pub repository: String,

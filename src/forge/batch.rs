@@ -45,6 +45,8 @@ pub struct RepoSummary {
     pub capped_pull_requests: Vec<u64>,
     /// A forge's own audit log entries recorded (GitLab's audit events).
     pub audit_events: u64,
+    /// CI runs recorded behind deployments (Gitea and Forgejo Actions).
+    pub runs: u64,
     /// What the operator should know of this pass that did not stop it.
     pub notes: Vec<String>,
     pub interrupted: bool,

@@ -28,6 +28,14 @@ pub trait Forge: Sync + std::fmt::Debug {
     fn commit_url(&self, root: &str, repo: &str, sha: &str) -> String;
 }
 
+/// The workflow run id in an Actions URL (`…/actions/runs/<id>…`): GitHub's,
+/// and Gitea's and Forgejo's, which copy its shape.
+pub fn run_id(url: &str) -> Option<u64> {
+    let rest = &url[url.find("/actions/runs/")? + "/actions/runs/".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// Every forge this release knows.
 pub const FORGES: &[&dyn Forge] = &[&github::GitHub, &gitlab::GitLab, &gitea::Gitea];
 

@@ -320,6 +320,11 @@ pub struct RestClient {
 }
 
 impl RestClient {
+    /// `https://gitea.example.com`: the forge's own host, where its pages are.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
     pub fn new(
         dialect: Dialect,
         api_url: &str,

@@ -478,12 +478,17 @@ pub fn deployment_findings(
         evidence.insert(0, d.seq);
         evidence.sort_unstable();
         evidence.dedup();
-        // A bot-created deployment (Actions) was deployed by whoever triggered its run.
-        let run = runs.get(&d.key()).filter(|_| d.deployer.ends_with("[bot]"));
+        // A bot-created deployment (Actions) was deployed by whoever triggered
+        // its run; so was a deployment recorded on a job's own word whose run
+        // the forge describes (Gitea and Forgejo Actions): the forge outweighs the job.
+        let run = runs
+            .get(&d.key())
+            .filter(|(who, _)| d.deployer.ends_with("[bot]") || (who.is_some() && history.is_some_and(|h| h.attestation.is_none())));
         if let Some((_, seq)) = run {
             evidence.push(*seq);
         }
         let deployer = match (run, history) {
+            (Some((Some(who), _)), Some(h)) if h.attestation.is_none() => Some(who.clone()),
             (_, Some(h)) => h.actor.clone(),
             (Some((who, _)), None) => who.clone(),
             (None, None) => (!d.deployer.is_empty() && !d.deployer.ends_with("[bot]")).then(|| d.deployer.clone()),

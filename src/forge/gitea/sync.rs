@@ -117,6 +117,90 @@ async fn inner(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, sum: &mu
     pulls(client, ledger, repo, sum).await?;
     client.stats.set_phase("commits on the default branch");
     landed_commits(client, ledger, repo, &default_branch, sum).await?;
+    client.stats.set_phase("Actions runs behind recorded deployments");
+    deployment_runs(client, ledger, repo, sum).await?;
+    Ok(())
+}
+
+/// `workflow_run.synced` from a Gitea Actions run (`ActionWorkflowRun`) and its
+/// jobs (`ActionWorkflowJob`), for the recorded deployment it made. Gitea's
+/// `trigger_actor` is GitHub's `triggering_actor`; the rest is kept under `gitea`.
+pub fn workflow_run(repo: &str, deployment_id: i64, run: &Value, jobs: &[Value]) -> Value {
+    let jobs: Vec<Value> = jobs
+        .iter()
+        .map(|j| {
+            json!({"id": j["id"], "name": j["name"], "status": j["status"], "conclusion": j["conclusion"], "run_attempt": j["run_attempt"],
+                   "head_sha": j["head_sha"], "runner_name": j["runner_name"], "labels": j["labels"], "started_at": j["started_at"],
+                   "completed_at": j["completed_at"], "html_url": j["html_url"]})
+        })
+        .collect();
+    json!({
+        "repository": repo, "deployment_id": deployment_id, "id": run["id"], "name": run["display_title"], "event": run["event"],
+        "head_branch": run["head_branch"], "head_sha": run["head_sha"], "status": run["status"], "conclusion": run["conclusion"],
+        "html_url": run["html_url"], "run_attempt": run["run_attempt"], "created_at": run["started_at"],
+        "actor": user(&run["actor"]), "triggering_actor": user(&run["trigger_actor"]),
+        "gitea": {"path": run["path"], "run_number": run["run_number"], "completed_at": run["completed_at"], "jobs": jobs},
+    })
+}
+
+/// Gitea has no deployments API: deployments come from `record deployment` in
+/// the deploying Actions job. For each one recorded from this repository's
+/// Actions on this server (its URL is `ORIGIN/OWNER/NAME/actions/runs/ID`), the
+/// run and its jobs are read once it has completed, so the report knows from
+/// the forge, not from the job's own variables, who triggered the deployment.
+/// A server older than Gitea 1.24 has no runs API: that is said, never guessed.
+async fn deployment_runs(client: &RestClient, ledger: &Mutex<Ledger>, repo: &str, sum: &mut RepoSummary) -> Result<(), SyncError> {
+    use crate::event::{DeploymentRecorded, WorkflowRunSynced};
+    use crate::ledger::Select;
+    let prefix = format!("{}/{repo}/actions/runs/", client.origin());
+    let (recorded, done) = {
+        let l = ledger.lock().map_err(|_| SyncError::Other("ledger lock poisoned".into()))?;
+        let recorded = l.events::<DeploymentRecorded>(&Select::default())?;
+        let done: std::collections::HashSet<(i64, u64)> = l
+            .events::<WorkflowRunSynced>(&Select::default())?
+            .into_iter()
+            .filter(|e| e.payload.repository == repo && e.payload.status.as_deref() == Some("completed"))
+            .map(|e| (e.payload.deployment_id, e.payload.id))
+            .collect();
+        (recorded, done)
+    };
+    let mut todo: Vec<(i64, u64, String)> = Vec::new();
+    for e in recorded {
+        let d = e.payload;
+        let Some(url) = d.url.as_deref().filter(|_| d.repository == repo) else { continue };
+        let Some(run) = url.strip_prefix(&prefix).and_then(|_| crate::forge::run_id(url)) else { continue };
+        if !done.contains(&(d.deployment_id, run)) && !todo.iter().any(|(id, r, _)| *id == d.deployment_id && *r == run) {
+            todo.push((d.deployment_id, run, d.sha.clone()));
+        }
+    }
+    let mut batch = Batch::default();
+    for (deployment_id, run, sha) in todo {
+        let body = match client.get(repo, &format!("/repos/{repo}/actions/runs/{run}"), READ).await {
+            Ok(page) => page.body,
+            Err(ClientError::NotFound { .. }) => {
+                sum.notes.push(format!(
+                    "{repo}: Gitea answered 404 for Actions run {run} (a recorded deployment's run): the run is gone, or the server is older than Gitea 1.24 and has no runs API; its deployer stays as recorded"
+                ));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // The list comes wrapped (`{"jobs": […], "total_count": N}`), paged by `Link`.
+        let mut jobs: Vec<Value> = Vec::new();
+        let mut next = Some(format!("/repos/{repo}/actions/runs/{run}/jobs?{LIMIT}"));
+        for _ in 0..10 {
+            let Some(path) = next.take() else { break };
+            let page = client.get(repo, &path, READ).await?;
+            jobs.extend(page.body["jobs"].as_array().into_iter().flatten().cloned());
+            next = page.next;
+        }
+        let actor = body["trigger_actor"]["login"].as_str().or(body["actor"]["login"].as_str()).unwrap_or("").to_string();
+        let p = workflow_run(repo, deployment_id, &body, &jobs);
+        if batch.add(ledger, Kind::WorkflowRunSynced, format!("{repo}/run/{run}/deployment/{deployment_id}"), sha, actor, p)? {
+            sum.runs += 1;
+        }
+    }
+    sum.new_entries += batch.commit(ledger)?;
     Ok(())
 }
 

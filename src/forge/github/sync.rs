@@ -465,12 +465,7 @@ async fn statuses(
     Ok(())
 }
 
-/// The workflow run id in an Actions URL (`…/actions/runs/<id>…`).
-pub fn run_id(url: &str) -> Option<u64> {
-    let rest = &url[url.find("/actions/runs/")? + "/actions/runs/".len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
+pub use crate::forge::run_id;
 
 /// Commits on the default branch that no synced pull request lists (rebase
 /// merges, direct pushes): ask GitHub which pull requests contain them.
