@@ -186,8 +186,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn push_overhead(tmp: &Path, home: &Path, fpr: &str, policy: &Path) -> Result<()> {
     let n: usize = std::env::var("BENCH_PUSHES").ok().and_then(|v| v.parse().ok()).unwrap_or(41);
     let source = tmp.join("push-source.git");
-    build(&source, n + 1, home, fpr)?;
-    let chain = String::from_utf8(run(Command::new("git").env("GIT_DIR", &source).args(["rev-list", "--reverse", "--all"]))?)?;
+    let tip = build(&source, n + 1, home, fpr)?;
+    let chain = String::from_utf8(run(Command::new("git").env("GIT_DIR", &source).args(["rev-list", "--reverse", &tip]))?)?;
     let chain: Vec<&str> = chain.lines().collect();
     let (with, without) = (tmp.join("push-hooks.git"), tmp.join("push-plain.git"));
     for dest in [&with, &without] {

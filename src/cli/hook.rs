@@ -61,7 +61,13 @@ pub fn run(global: &Global, args: HookArgs) -> anyhow::Result<Outcome> {
             _ => stdin()?,
         };
         let repo = Repo::open_from_env()?;
-        let s = Setting { repo: &repo, policy: global.policy.as_deref(), ledger: global.ledger.as_deref(), env: &env };
+        let s = Setting {
+            repo: &repo,
+            policy: global.policy.as_deref(),
+            ledger: global.ledger.as_deref(),
+            env: &env,
+            opened: Default::default(),
+        };
         match args.hook {
             HookName::PreReceive => say(flow::pre_receive(&s, &input)),
             HookName::PostReceive => say(flow::post_receive(&s, &input)),

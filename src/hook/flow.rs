@@ -30,6 +30,9 @@ pub struct Setting<'a> {
     pub policy: Option<&'a Path>,
     pub ledger: Option<&'a Path>,
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The ledger as pre-receive opened it to read recorded tips, kept for
+    /// recording the decision (one open per hook run, not two).
+    pub opened: std::cell::RefCell<Option<Ledger>>,
 }
 
 /// What a hook concluded.
@@ -90,7 +93,11 @@ impl Setting<'_> {
     /// their delivery in the background (the hook does not wait for it).
     fn record(&self, entries: &[NewEntry], notices: &[Notice], sinks: &[Sink]) -> Result<String, String> {
         let files = self.ledger_files().ok_or("no ledger location")?;
-        let mut l = Ledger::open(&files).map_err(|e| e.to_string())?;
+        let kept = self.opened.borrow_mut().take();
+        let mut l = match kept {
+            Some(l) => l,
+            None => Ledger::open(&files).map_err(|e| e.to_string())?,
+        };
         if !sinks.is_empty() {
             l.state_schema(notify::SCHEMA).map_err(|e| e.to_string())?;
         }
@@ -167,7 +174,9 @@ impl Setting<'_> {
                 tips.insert(u.refname.clone(), tip);
             }
         }
-        Ok((tips, l.checked_tips(digest)?))
+        let checked = l.checked_tips(digest)?;
+        *self.opened.borrow_mut() = Some(l);
+        Ok((tips, checked))
     }
 
     /// The client's policy: --policy, `audit.policy`, or the work tree's file; none → skip.

@@ -70,6 +70,23 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Whether every table and index `ddl` creates exists already, so running
+    /// it would change nothing. Only DDL made entirely of `CREATE … IF NOT
+    /// EXISTS name` statements can be answered; anything else says no.
+    fn has_every_object(&self, ddl: &str) -> Result<bool, StoreError> {
+        let Some(names) = created_objects(ddl) else { return Ok(false) };
+        if names.is_empty() {
+            return Ok(false);
+        }
+        let list = vec!["?"; names.len()].join(", ");
+        let found: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM sqlite_master WHERE name IN ({list})"),
+            rusqlite::params_from_iter(names.iter()),
+            |r| r.get(0),
+        )?;
+        Ok(found == names.len() as i64)
+    }
+
     pub fn pragma_int(&self, name: &str) -> Result<i64, StoreError> {
         Ok(self.conn.pragma_query_value(None, name, |r| r.get(0))?)
     }
@@ -77,6 +94,26 @@ impl SqliteStore {
     pub fn set_pragma(&self, name: &str, value: i64) -> Result<(), StoreError> {
         Ok(self.conn.pragma_update(None, name, value)?)
     }
+}
+
+/// The names `ddl` creates, when it is only `CREATE TABLE|INDEX|UNIQUE INDEX
+/// IF NOT EXISTS name …` statements (`None` when any statement is something else).
+fn created_objects(ddl: &str) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for stmt in ddl.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let words: Vec<&str> = stmt.split_whitespace().take(7).collect();
+        let rest = match words.as_slice() {
+            ["CREATE", "TABLE", "IF", "NOT", "EXISTS", name, ..] | ["CREATE", "INDEX", "IF", "NOT", "EXISTS", name, ..] => *name,
+            ["CREATE", "UNIQUE", "INDEX", "IF", "NOT", "EXISTS", name] => *name,
+            _ => return None,
+        };
+        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        if name.is_empty() {
+            return None;
+        }
+        names.push(name);
+    }
+    Some(names)
 }
 
 impl Store for SqliteStore {
@@ -103,6 +140,11 @@ impl Store for SqliteStore {
     }
 
     fn schema(&self, ddl: &str) -> Result<(), StoreError> {
+        // Every open (each hook run) passes here: DDL that would change nothing
+        // is not parsed and run again (it was about a third of a hook's work).
+        if self.has_every_object(ddl)? {
+            return Ok(());
+        }
         Ok(self.conn.execute_batch(ddl)?)
     }
 
@@ -183,5 +225,31 @@ impl Store for SqliteStore {
 
     fn columns(&self, table: &str) -> Result<Vec<String>, StoreError> {
         super::texts(self, "SELECT name FROM pragma_table_info(?1) ORDER BY cid", &[table.into()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_runs_only_when_something_it_creates_is_missing() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError { message: e.to_string(), code: None })?;
+        let s = SqliteStore::open(&dir.path().join("l.db"), true)?;
+        let ddl = "CREATE TABLE IF NOT EXISTS a (x INTEGER);\nCREATE INDEX IF NOT EXISTS a_x ON a (x);";
+        assert!(!s.has_every_object(ddl)?);
+        s.schema(ddl)?;
+        assert!(s.has_every_object(ddl)?);
+        // A release that adds a table gets it on the next open.
+        let more = format!("{ddl}\nCREATE TABLE IF NOT EXISTS b (y TEXT);");
+        assert!(!s.has_every_object(&more)?);
+        s.schema(&more)?;
+        assert_eq!(s.tables()?, ["a", "b"]);
+        // DDL that is not only `CREATE … IF NOT EXISTS` is always run.
+        assert_eq!(created_objects("CREATE TABLE IF NOT EXISTS c (z); ALTER TABLE c ADD COLUMN w"), None);
+        assert_eq!(created_objects("CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; END"), None);
+        assert_eq!(created_objects("-- note\nCREATE TABLE IF NOT EXISTS d (z)"), None);
+        assert_eq!(created_objects(crate::ledger::projection::SCHEMA).map(|n| n.len()), Some(16));
+        Ok(())
     }
 }
