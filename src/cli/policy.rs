@@ -54,7 +54,7 @@ pub fn run(global: &Global, args: PolicyArgs) -> anyhow::Result<Outcome> {
             if !policy.signing.openpgp_keys.is_empty() {
                 policy.signature_checker(repo.as_ref()).prepare()?;
             }
-            for w in &policy.warnings {
+            for w in &policy.warnings() {
                 eprintln!("warning: {w}");
             }
             let ssh = policy.signing.ssh_allowed_signers.as_ref().map_or(0, |a| a.entries.len());

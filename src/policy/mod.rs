@@ -276,8 +276,13 @@ pub struct Policy {
     pub review: Review,
     /// `[attestations]`: SLSA source attestations.
     pub attestations: Attestations,
-    /// Things that are allowed but probably not meant (shown by `policy check`).
-    pub warnings: Vec<Diagnostic>,
+    /// Things that are allowed but probably not meant (shown by `policy check`;
+    /// read them with [`Policy::warnings`], which adds the pinned keys' weaknesses).
+    warnings: Vec<Diagnostic>,
+    /// Pinned keys to judge for weak cryptography, with where the policy names
+    /// them. Judged only when warnings are asked for: it parses every
+    /// certificate, and hooks (which never show warnings) load a policy twice a push.
+    weak_key_checks: Vec<(KeyFile, Diagnostic, OpenpgpPolicy)>,
 }
 
 /// `[attestations]`, checked.
@@ -390,7 +395,10 @@ impl Policy {
                 }
             }
         };
-        match (Validator { path, text, diags: Vec::new(), warnings: Vec::new() }.run(raw), diagnostics.is_empty()) {
+        match (
+            Validator { path, text, diags: Vec::new(), warnings: Vec::new(), weak_key_checks: Vec::new() }.run(raw),
+            diagnostics.is_empty(),
+        ) {
             (result, true) => result,
             (Ok(_), false) => Err(PolicyError { diagnostics }),
             (Err(mut e), false) => {
@@ -399,6 +407,16 @@ impl Policy {
                 Err(PolicyError { diagnostics })
             }
         }
+    }
+
+    /// Things that are allowed but probably not meant, the pinned keys' weak
+    /// cryptography included (judged now: it parses every certificate).
+    pub fn warnings(&self) -> Vec<Diagnostic> {
+        let mut all = self.warnings.clone();
+        for (k, at, mode) in &self.weak_key_checks {
+            all.extend(weak_key_warnings(k, at, *mode));
+        }
+        all
     }
 
     /// Whether the policy sets `rule` up at all for a ref matching `branch`
@@ -546,6 +564,7 @@ struct Validator<'a> {
     text: &'a str,
     diags: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    weak_key_checks: Vec<(KeyFile, Diagnostic, OpenpgpPolicy)>,
 }
 
 impl Validator<'_> {
@@ -563,34 +582,45 @@ impl Validator<'_> {
     /// `gnupg`: their signatures will carry `signing.weak-algorithm`).
     fn weak_keys(&mut self, keys: &[KeyFile], spans: &[Range<usize>], mode: OpenpgpPolicy) {
         for (k, span) in keys.iter().zip(spans) {
-            let Ok(certs) = crate::signature::native::certificate_weaknesses(std::slice::from_ref(k)) else { continue };
-            for (fpr, uid, weak) in certs.into_iter().filter(|(_, _, w)| !w.is_empty()) {
-                let who = uid.map(|u| format!(" ({u})")).unwrap_or_default();
-                let list: Vec<String> = weak.iter().map(ToString::to_string).collect();
-                let fix = crate::signature::native::remedies(&weak, &fpr);
-                let (message, hint) = match mode {
-                    OpenpgpPolicy::Strict => (
-                        format!(
-                            "pinned key {fpr}{who} in {} cannot be used under the strict OpenPGP policy: {}; its signatures will be `error`",
-                            k.path.display(),
-                            list.join("; ")
-                        ),
-                        Some(format!("{fix}; {}", crate::signature::native::GNUPG_ALTERNATIVE)),
-                    ),
-                    OpenpgpPolicy::Gnupg => (
-                        format!(
-                            "pinned key {fpr}{who} in {} relies on weak cryptography: {}; accepted (openpgp_policy = \"gnupg\"), each signature by it gets a `signing.weak-algorithm` warning",
-                            k.path.display(),
-                            list.join("; ")
-                        ),
-                        Some(fix),
-                    ),
-                };
-                self.warnings.push(diag_at(self.path, self.text.as_bytes(), span.clone(), message, hint));
-            }
+            let at = diag_at(self.path, self.text.as_bytes(), span.clone(), String::new(), None);
+            self.weak_key_checks.push((k.clone(), at, mode));
         }
     }
+}
 
+/// What `strict` refuses in the pinned key `k` (named in the policy at `at`),
+/// said as `mode` treats it.
+fn weak_key_warnings(k: &KeyFile, at: &Diagnostic, mode: OpenpgpPolicy) -> Vec<Diagnostic> {
+    let Ok(certs) = crate::signature::native::certificate_weaknesses(std::slice::from_ref(k)) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (fpr, uid, weak) in certs.into_iter().filter(|(_, _, w)| !w.is_empty()) {
+        let who = uid.map(|u| format!(" ({u})")).unwrap_or_default();
+        let list: Vec<String> = weak.iter().map(ToString::to_string).collect();
+        let fix = crate::signature::native::remedies(&weak, &fpr);
+        let (message, hint) = match mode {
+            OpenpgpPolicy::Strict => (
+                format!(
+                    "pinned key {fpr}{who} in {} cannot be used under the strict OpenPGP policy: {}; its signatures will be `error`",
+                    k.path.display(),
+                    list.join("; ")
+                ),
+                Some(format!("{fix}; {}", crate::signature::native::GNUPG_ALTERNATIVE)),
+            ),
+            OpenpgpPolicy::Gnupg => (
+                format!(
+                    "pinned key {fpr}{who} in {} relies on weak cryptography: {}; accepted (openpgp_policy = \"gnupg\"), each signature by it gets a `signing.weak-algorithm` warning",
+                    k.path.display(),
+                    list.join("; ")
+                ),
+                Some(fix),
+            ),
+        };
+        out.push(Diagnostic { message, hint, ..at.clone() });
+    }
+    out
+}
+
+impl Validator<'_> {
     fn resolve(&self, rel: &str) -> PathBuf {
         let p = Path::new(rel);
         if p.is_absolute() {
@@ -984,6 +1014,7 @@ impl Validator<'_> {
             review,
             attestations,
             warnings: self.warnings,
+            weak_key_checks: self.weak_key_checks,
         })
     }
 
