@@ -141,7 +141,7 @@ impl Store for SqliteStore {
 
     fn schema(&self, ddl: &str) -> Result<(), StoreError> {
         // Every open (each hook run) passes here: DDL that would change nothing
-        // is not parsed and run again (it was about a third of a hook's work).
+        // is not parsed and run again (in a hook's profile, 15-30% of its own work).
         if self.has_every_object(ddl)? {
             return Ok(());
         }
