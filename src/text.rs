@@ -45,7 +45,9 @@ pub fn visible(s: &str) -> Cow<'_, str> {
 /// terminal. (serde_json already escapes C0.) Only valid inside strings,
 /// which is the only place JSON allows such characters.
 pub fn json_safe(json: &str) -> Cow<'_, str> {
-    if !json.chars().any(is_unsafe_in_json) {
+    // Everything below DEL is safe here: a byte scan settles ASCII output
+    // (nearly all of it) without decoding characters.
+    if json.bytes().all(|b| b < 0x7f) || !json.chars().any(is_unsafe_in_json) {
         return Cow::Borrowed(json);
     }
     let mut out = String::with_capacity(json.len() + 16);
@@ -103,6 +105,9 @@ mod tests {
         assert!(!text.chars().any(|c| is_unsafe(c) && c != '\n'), "{text:?}");
         let back: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         assert_eq!(back, v);
+        // DEL itself is the first byte the fast path hands to the full check.
+        assert_eq!(json_safe("{\"t\":\"a\u{7f}\"}"), "{\"t\":\"a\\u007f\"}");
+        assert!(matches!(json_safe("{\"plain\": \"ascii ~\"}"), Cow::Borrowed(_)));
     }
 
     #[test]
