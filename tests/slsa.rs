@@ -47,11 +47,7 @@ fn as_alice() -> [(&'static str, &'static str); 1] {
 #[test]
 fn levels_and_their_since_follow_what_the_ledger_recorded() -> Result<()> {
     let k = keys();
-    let repo = Repo::new()?;
-    let server = Server::new(&repo, &pinned_policy(PROTECTED), "sha1")?;
-    let c1 = repo.commit("feat: one", Sign::Pgp(&k.alice))?;
-    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &as_alice())?;
-    assert_eq!(code, 0, "{err}");
+    let (repo, server, c1, err) = landed_on_main("feat: one")?;
     // Issued by post-receive, said to the pusher, in the note and the ledger.
     assert!(err.contains("SLSA_SOURCE_LEVEL_3") && err.contains("refs/notes/commits"), "{err}");
     assert_eq!(note(&repo, &server, &c1)?.len(), 2, "source provenance and VSA");
@@ -149,11 +145,7 @@ fn levels_and_their_since_follow_what_the_ledger_recorded() -> Result<()> {
 fn a_two_party_review_synced_later_lifts_the_revision_to_level_4_with_a_new_attestation() -> Result<()> {
     use crate::fake_github::{Fake, World};
     let k = keys();
-    let repo = Repo::new()?;
-    let server = Server::new(&repo, &pinned_policy(PROTECTED), "sha1")?;
-    let c1 = repo.commit("feat: reviewed", Sign::Pgp(&k.alice))?;
-    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &as_alice())?;
-    assert_eq!(code, 0, "{err}");
+    let (repo, server, c1, _) = landed_on_main("feat: reviewed")?;
     assert_eq!(assess(&repo, &server, &c1)?["level"], 3, "no review recorded yet: the level the facts support");
     // The pull request: alice's, approved by bob on its final revision, fast-forwarded.
     let mut w = World::new("acme/api");
@@ -237,12 +229,7 @@ fn python() -> Result<String> {
 #[test]
 fn the_envelopes_verify_with_securesystemslib_and_the_statements_validate_with_in_toto() -> Result<()> {
     let py = python()?;
-    let k = keys();
-    let repo = Repo::new()?;
-    let server = Server::new(&repo, &pinned_policy(PROTECTED), "sha1")?;
-    let c1 = repo.commit("feat: one", Sign::Pgp(&k.alice))?;
-    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &as_alice())?;
-    assert_eq!(code, 0, "{err}");
+    let (repo, server, c1, _) = landed_on_main("feat: one")?;
     // The hooks' key signed them: its public half and key id, from the ledger's writers.
     let key_text = std::fs::read_to_string(server.hooks_key())?;
     let signer = git_audit::ledger::note::NoteSigner::parse(&key_text).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -295,12 +282,7 @@ fn base64_encode(b: &[u8]) -> String {
 /// signed anyway (planted in the note) is not trusted by default.
 #[test]
 fn only_the_hooks_or_the_owner_issue_attestations_that_count() -> Result<()> {
-    let k = keys();
-    let repo = Repo::new()?;
-    let server = Server::new(&repo, &pinned_policy(PROTECTED), "sha1")?;
-    let c1 = repo.commit("feat: one", Sign::Pgp(&k.alice))?;
-    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &as_alice())?;
-    assert_eq!(code, 0, "{err}");
+    let (repo, server, c1, _) = landed_on_main("feat: one")?;
     // A sync writer, added by the owner.
     let ledger = server.ledger();
     let owner_key = ledger.with_extension("key");
@@ -376,11 +358,7 @@ fn the_readme_pipeline_recipe_verifies_a_pushed_revision() -> Result<()> {
     let fetch = line("git fetch origin refs/notes/commits:refs/notes/commits")?;
     let verify = line("git-audit attest verify \"$COMMIT\"")?;
     let k = keys();
-    let repo = Repo::new()?;
-    let server = Server::new(&repo, &pinned_policy(PROTECTED), "sha1")?;
-    let c1 = repo.commit("feat: one", Sign::Pgp(&k.alice))?;
-    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &as_alice())?;
-    assert_eq!(code, 0, "{err}");
+    let (repo, server, c1, _) = landed_on_main("feat: one")?;
     // The hooks writer's key, as the README says to take it.
     let (code, out, err) = attest(&repo, &server, &["ledger", "writers", "list", "--format", "json"])?;
     assert_eq!(code, 0, "{err}");
@@ -418,4 +396,16 @@ fn the_readme_pipeline_recipe_verifies_a_pushed_revision() -> Result<()> {
     let (ok, said) = run(&stray)?;
     assert!(!ok && said.contains("no VSA signed by a trusted key"), "{said}");
     Ok(())
+}
+
+/// A repository and its server under the protected policy, with one commit
+/// signed by alice pushed to main (accepted), and what the push said: the
+/// start most tests share.
+fn landed_on_main(message: &str) -> Result<(Repo, Server, String, String)> {
+    let repo = Repo::new()?;
+    let server = Server::new(&repo, &pinned_policy(PROTECTED), "sha1")?;
+    let c1 = repo.commit(message, Sign::Pgp(&keys().alice))?;
+    let (code, err) = push(&repo, &["origin", "HEAD:refs/heads/main"], &as_alice())?;
+    assert_eq!(code, 0, "{err}");
+    Ok((repo, server, c1, err))
 }

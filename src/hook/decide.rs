@@ -43,6 +43,12 @@ pub struct RefDecision {
 }
 
 impl RefDecision {
+    /// A ref update judged on the ref alone, with no commits walked: a reserved
+    /// namespace, a deletion, a new value that is no commit.
+    fn on_the_ref_alone(u: &RefUpdate, findings: Vec<Finding>, controls: Vec<String>) -> RefDecision {
+        RefDecision { update: u.clone(), findings, commits: Vec::new(), policy_changes: Vec::new(), controls }
+    }
+
     pub fn errors(&self) -> usize {
         self.findings.iter().filter(|f| f.severity == Severity::Error).count()
             + self.commits.iter().flat_map(|c| &c.findings).filter(|f| f.severity == Severity::Error).count()
@@ -259,13 +265,7 @@ pub fn decide(
                 )
             };
             findings.push(Finding::new(Rule::RefsReserved, Severity::Error, why).with_fix(fix));
-            decisions.push(RefDecision {
-                update: u.clone(),
-                findings,
-                commits: Vec::new(),
-                policy_changes: Vec::new(),
-                controls: rules.controls(),
-            });
+            decisions.push(RefDecision::on_the_ref_alone(u, findings, rules.controls()));
             continue;
         }
         let mut push = |f: Option<Finding>| findings.extend(f);
@@ -277,13 +277,7 @@ pub fn decide(
                     "ask an admin to change the [[branches]] rule, or push to another ref",
                 ));
             }
-            decisions.push(RefDecision {
-                update: u.clone(),
-                findings,
-                commits: Vec::new(),
-                policy_changes: Vec::new(),
-                controls: rules.controls(),
-            });
+            decisions.push(RefDecision::on_the_ref_alone(u, findings, rules.controls()));
             continue;
         }
         if let (Some(b), Some(who)) = (branch, &pusher.identity) {
@@ -370,13 +364,7 @@ pub fn decide(
                     "push a commit, or a tag of a commit",
                 ));
             }
-            decisions.push(RefDecision {
-                update: u.clone(),
-                findings,
-                commits: Vec::new(),
-                policy_changes: Vec::new(),
-                controls: rules.controls(),
-            });
+            decisions.push(RefDecision::on_the_ref_alone(u, findings, rules.controls()));
             continue;
         };
         // Force push, on peeled values: the commit the old value names must be an
